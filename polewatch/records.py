@@ -1,0 +1,133 @@
+"""The stored shape of incidents and units: the Redis hashes the dispatcher writes (from its
+Redis Functions) and the gateway, command centre and analytics read.
+
+The field names here are the contract; ``dispatcher/functions.lua`` writes exactly these.
+Timestamps are Unix seconds as decimal strings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+INCIDENT_STATES: Final = (
+    "new",
+    "dispatched",
+    "acknowledged",
+    "en_route",
+    "on_scene",
+    "resolved",
+    "closed",
+    "escalated",
+    "cancelled",
+    "merged",
+)
+"""An incident's ``state``; a ``t_<state>`` field holds the time it was first entered."""
+
+OPEN_STATES: Final = frozenset(
+    {"new", "dispatched", "acknowledged", "en_route", "on_scene", "escalated"}
+)
+
+UNIT_STATUSES: Final = ("off_duty", "available", "dispatched", "busy")
+"""``dispatched``: offered an incident, not yet acknowledged; ``busy``: working one."""
+
+
+class Incident(msgspec.Struct, kw_only=True):
+    id: str
+    state: str
+    priority: int
+    type: str
+    group: str
+    lon: float
+    lat: float
+    created: float
+    reports: int = 1
+    pole: str | None = None
+    district: str | None = None
+    grid: str | None = None
+    text: str | None = None
+    units: list[str] = []
+    """Units currently assigned (dispatched or working)."""
+    wanted: int = 1
+    """How many units the incident needs (P1 may need two)."""
+    first_alarm: str | None = None
+    alarm_ts: float | None = None
+    evaluation: int | None = None
+    merged_into: str | None = None
+    times: dict[str, float] = {}
+    """``state -> time first entered`` (from the ``t_<state>`` fields)."""
+
+
+class Unit(msgspec.Struct, kw_only=True):
+    id: str
+    duty: str = "off_duty"
+    status: str = "off_duty"
+    grid: str | None = None
+    capabilities: list[str] = []
+    incident: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    seen: float | None = None
+    """Time of the last position report."""
+
+
+def _text(raw: dict[Any, Any]) -> dict[str, str]:
+    return {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in raw.items()
+    }
+
+
+def _split(value: str | None) -> list[str]:
+    return [x for x in (value or "").split(",") if x]
+
+
+def incident_from_hash(raw: dict[Any, Any]) -> Incident | None:
+    """Parse an incident hash (as returned by HGETALL); ``None`` for an empty one."""
+    if not raw:
+        return None
+    h = _text(raw)
+    times = {k[2:]: float(v) for k, v in h.items() if k.startswith("t_") and v}
+    opt_float = lambda key: float(h[key]) if h.get(key) else None  # noqa: E731
+    opt_int = lambda key: int(h[key]) if h.get(key) else None  # noqa: E731
+    return Incident(
+        id=h["id"],
+        state=h["state"],
+        priority=int(h["priority"]),
+        type=h["type"],
+        group=h.get("group", h["type"]),
+        lon=float(h["lon"]),
+        lat=float(h["lat"]),
+        created=float(h["created"]),
+        reports=int(h.get("reports", "1")),
+        pole=h.get("pole") or None,
+        district=h.get("district") or None,
+        grid=h.get("grid") or None,
+        text=h.get("text") or None,
+        units=_split(h.get("units")),
+        wanted=int(h.get("wanted", "1")),
+        first_alarm=h.get("first_alarm") or None,
+        alarm_ts=opt_float("alarm_ts"),
+        evaluation=opt_int("evaluation"),
+        merged_into=h.get("merged_into") or None,
+        times=times,
+    )
+
+
+def unit_from_hash(raw: dict[Any, Any]) -> Unit | None:
+    """Parse a unit hash (as returned by HGETALL); ``None`` for an empty one."""
+    if not raw:
+        return None
+    h = _text(raw)
+    return Unit(
+        id=h["id"],
+        duty=h.get("duty", "off_duty"),
+        status=h.get("status", "off_duty"),
+        grid=h.get("grid") or None,
+        capabilities=_split(h.get("caps")),
+        incident=h.get("incident") or None,
+        lon=float(h["lon"]) if h.get("lon") else None,
+        lat=float(h["lat"]) if h.get("lat") else None,
+        seen=float(h["seen"]) if h.get("seen") else None,
+    )

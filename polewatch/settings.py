@@ -1,0 +1,120 @@
+"""Settings: one frozen object per service, built once at start.
+
+Sources, later ones winning: the defaults in the class, a TOML config file (top-level keys are
+shared, a ``[section]`` table is the service's own), then the environment (``POLEWATCH_<KEY>``;
+the Redis URL is also read from plain ``REDIS_URL``). A missing, unknown or invalid value
+raises :class:`SettingsError` naming the key and where it came from. Nothing else in polewatch
+reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+ENV_PREFIX = "POLEWATCH_"
+CONFIG_ENV = "POLEWATCH_CONFIG"
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the key."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Settings every service shares."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    log_level: str = "INFO"
+    city: str = "shenzhen"
+    """Name of the pole registry the service works in."""
+    metrics_port: int = 0
+    """Port of the Prometheus endpoint (0: none, or served by the service's own HTTP app)."""
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def load(
+    cls: type[S],
+    *,
+    section: str,
+    env: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> S:
+    """Build ``cls`` from defaults, the config file, the environment and ``overrides``."""
+    env = os.environ if env is None else env
+    fields = {f.name for f in msgspec.structs.fields(cls)}
+    raw: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+
+    path = config_file or env.get(CONFIG_ENV)
+    if path:
+        table = _read_toml(Path(path))
+        own = table.pop(section, {})
+        if not isinstance(own, dict):
+            raise SettingsError(f"{path}: [{section}] must be a table")
+        # Other services' sections may share the file; only this one's keys are checked.
+        shared = {k: v for k, v in table.items() if not isinstance(v, dict)}
+        for scope, values in (("", shared), (f"[{section}] ", own)):
+            for key, value in values.items():
+                if key not in fields:
+                    raise SettingsError(f"{path}: unknown setting {scope}{key!r}")
+                raw[key] = value
+                origin[key] = f"{path}: {scope}{key}"
+
+    for name in fields:
+        names = [ENV_PREFIX + name.upper()]
+        if name == "redis_url":
+            names.insert(0, "REDIS_URL")
+        for var in names:
+            if var in env:
+                raw[name] = _from_env(env[var])
+                origin[name] = f"environment variable {var}"
+
+    for key, value in (overrides or {}).items():
+        if key not in fields:
+            raise SettingsError(f"unknown setting {key!r}")
+        raw[key] = value
+        origin[key] = f"option {key}"
+
+    try:
+        return msgspec.convert(raw, cls, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_explain(str(exc), origin)) from None
+
+
+def _from_env(value: str) -> Any:
+    """Environment values are strings; a JSON-looking value (list, table) is parsed as JSON."""
+    stripped = value.strip()
+    if stripped[:1] in "[{":
+        try:
+            return msgspec.json.decode(stripped)
+        except msgspec.DecodeError:
+            return value
+    return value
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _explain(message: str, origin: Mapping[str, str]) -> str:
+    match = re.search(r"at `\$\.([A-Za-z0-9_]+)", message)
+    if match:
+        key = match.group(1)
+        where = origin.get(key, "default")
+        return f"setting {key!r} ({where}): {message}"
+    return f"settings: {message}"

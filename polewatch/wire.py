@@ -1,0 +1,261 @@
+"""The wire model: every message that crosses Redis, as typed MessagePack structs.
+
+Each message carries a kind tag ``k`` and a schema version ``v``. Decoding validates types and
+ranges while it parses (msgspec), and every failure is raised as :class:`WireError` carrying the
+reason, so consumers have exactly one exception to dead-letter.
+
+A stream entry holds one message under the field ``m`` (see :func:`entry`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal, TypeAlias
+
+import msgspec
+from msgspec import Meta
+
+VERSION: Final = 1
+FIELD: Final = b"m"
+"""The one field of a stream entry that holds the encoded message."""
+
+Lon = Annotated[float, Meta(ge=-180.0, le=180.0)]
+Lat = Annotated[float, Meta(ge=-90.0, le=90.0)]
+Timestamp = Annotated[float, Meta(ge=0.0)]
+"""Unix time in seconds (float, microsecond resolution)."""
+Ident = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@#/-]+$")]
+Text = Annotated[str, Meta(max_length=2000)]
+Phone = Annotated[str, Meta(max_length=32, pattern=r"^\+?[0-9 ()-]{3,32}$")]
+Priority = Annotated[int, Meta(ge=1, le=4)]
+Version = Literal[1]
+
+
+class WireError(ValueError):
+    """A message could not be decoded or failed validation; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="k"):
+    """Base of every wire message."""
+
+    v: Version = VERSION
+    """Schema version; decoders reject versions they do not know."""
+
+
+class Alarm(Message, tag="alarm"):
+    """Something happened at a place: a pole button, a camera rule, a door, a citizen."""
+
+    id: Ident
+    """Globally unique id chosen by the source; the dispatcher is idempotent on it."""
+    type: Ident
+    """Alarm type, e.g. ``citizen_sos``, ``intrusion``, ``door_forced``; see the priority table."""
+    source: Ident
+    """Who raised it, e.g. ``button:1234567``, ``camera:cam-3``, ``gateway``."""
+    ts: Timestamp
+    lon: Lon
+    lat: Lat
+    pole: Ident | None = None
+    district: Text | None = None
+    grid: Ident | None = None
+    text: Text | None = None
+    phone: Phone | None = None
+    camera: Ident | None = None
+    rule: Ident | None = None
+    track: int | None = None
+    snapshot: Ident | None = None
+    """Key suffix of a stored JPEG snapshot (see ``keys.snapshot``)."""
+    extra: dict[str, str | int | float | bool] = {}
+
+
+IncidentState = Literal[
+    "new",
+    "dispatched",
+    "acknowledged",
+    "en_route",
+    "on_scene",
+    "resolved",
+    "closed",
+    "escalated",
+    "cancelled",
+    "merged",
+    "report",
+    "declined",
+    "timeout",
+    "released",
+    "reassigned",
+]
+
+
+class IncidentEvent(Message, tag="incident"):
+    """One transition of an incident, as appended to the audit stream."""
+
+    incident: Ident
+    event: IncidentState
+    ts: Timestamp
+    unit: Ident | None = None
+    alarm: Ident | None = None
+    actor: Ident | None = None
+    """Who caused it: ``dispatcher``, a unit id, or an operator's login."""
+    detail: Text | None = None
+    priority: Priority | None = None
+    reports: int | None = None
+
+
+class Dispatch(Message, tag="dispatch"):
+    """An incident assigned to a unit, pushed to the unit's own stream."""
+
+    incident: Ident
+    unit: Ident
+    priority: Priority
+    type: Ident
+    lon: Lon
+    lat: Lat
+    ts: Timestamp
+    """When the dispatch was written."""
+    ack_by: Timestamp
+    """The unit must acknowledge before this time or the incident goes to the next unit."""
+    alarm_ts: Timestamp | None = None
+    pole: Ident | None = None
+    district: Text | None = None
+    grid: Ident | None = None
+    text: Text | None = None
+    distance_m: float | None = None
+    reports: int = 1
+
+
+class DispatchCancel(Message, tag="cancel"):
+    """A dispatch withdrawn from a unit (timeout, reassignment, cancellation)."""
+
+    incident: Ident
+    unit: Ident
+    reason: Text
+    ts: Timestamp
+
+
+UnitDuty = Literal["on_duty", "off_duty"]
+UnitAction = Literal["acknowledged", "declined", "en_route", "on_scene", "resolved"]
+
+
+class PatrolPosition(Message, tag="pos"):
+    unit: Ident
+    lon: Lon
+    lat: Lat
+    ts: Timestamp
+    speed_mps: Annotated[float, Meta(ge=0.0, le=100.0)] | None = None
+    heading: Annotated[float, Meta(ge=0.0, lt=360.0)] | None = None
+
+
+class PatrolDuty(Message, tag="duty"):
+    """A unit going on or off duty (with its grid and capabilities when going on)."""
+
+    unit: Ident
+    duty: UnitDuty
+    ts: Timestamp
+    grid: Ident | None = None
+    capabilities: list[Ident] = []
+    lon: Lon | None = None
+    lat: Lat | None = None
+
+
+class PatrolStatus(Message, tag="status"):
+    """A unit's answer to a dispatch or its progress on it."""
+
+    unit: Ident
+    incident: Ident
+    action: UnitAction
+    ts: Timestamp
+    detail: Text | None = None
+
+
+CommandOp = Literal["reassign", "add_unit", "cancel", "close", "merge", "split"]
+
+
+class Command(Message, tag="cmd"):
+    """A command-centre override, carried out by the dispatcher."""
+
+    op: CommandOp
+    incident: Ident
+    actor: Ident
+    ts: Timestamp
+    unit: Ident | None = None
+    other: Ident | None = None
+    """The second incident of a merge, or the alarm id split out."""
+    evaluation: Annotated[int, Meta(ge=1, le=5)] | None = None
+    detail: Text | None = None
+
+
+HeartbeatStatus = Literal["online", "offline", "stalled", "degraded", "stopping"]
+
+
+class Heartbeat(Message, tag="hb"):
+    """A service or device saying it is alive, with a few health figures."""
+
+    source: Ident
+    kind: Ident
+    status: HeartbeatStatus
+    ts: Timestamp
+    fps: Annotated[float, Meta(ge=0.0)] | None = None
+    detail: Text | None = None
+    pole: Ident | None = None
+
+
+AnyMessage: TypeAlias = (
+    Alarm
+    | IncidentEvent
+    | Dispatch
+    | DispatchCancel
+    | PatrolPosition
+    | PatrolDuty
+    | PatrolStatus
+    | Command
+    | Heartbeat
+)
+UnitInbox: TypeAlias = Dispatch | DispatchCancel
+PatrolEvent: TypeAlias = PatrolPosition | PatrolDuty | PatrolStatus
+
+_encoder = msgspec.msgpack.Encoder()
+_decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
+
+
+def encode(message: Message) -> bytes:
+    """MessagePack bytes of a message (a map with ``k`` and ``v`` first-class fields)."""
+    return _encoder.encode(message)
+
+
+def decode(data: bytes | bytearray | memoryview, kind: Any = AnyMessage) -> Any:
+    """Decode and validate ``data`` as ``kind`` (a message class or a union of them).
+
+    Raises :class:`WireError` with the reason for anything that is not a valid message.
+    """
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.msgpack.Decoder(kind)
+    try:
+        return decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise WireError(f"invalid message: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise WireError(f"undecodable MessagePack: {exc}") from None
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        raise WireError(f"undecodable message: {exc}") from None
+
+
+def entry(message: Message) -> dict[bytes, bytes]:
+    """The fields of a stream entry carrying ``message``."""
+    return {FIELD: _encoder.encode(message)}
+
+
+def decode_entry(fields: dict[bytes, bytes], kind: Any = AnyMessage) -> Any:
+    """Decode the message of a stream entry; a missing field is a :class:`WireError` too."""
+    data = fields.get(FIELD)
+    if data is None:
+        raise WireError(f"stream entry has no {FIELD.decode()!r} field")
+    return decode(data, kind)
+
+
+def to_builtins(message: Message) -> dict[str, Any]:
+    """A JSON-ready dict of a message (``k`` included)."""
+    out: dict[str, Any] = msgspec.to_builtins(message)
+    return out

@@ -1,0 +1,69 @@
+"""Shared fixtures: real redis-server processes on free loopback ports, the real data set."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from polewatch.embedded import EmbeddedRedis
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """``../shared/data``: the real public data set (poles, video, boundaries, standards)."""
+    assert DATA.is_dir(), f"the shared data set is missing at {DATA}"
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """One real redis-server for the session; tests get it flushed (see ``redis_url``)."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False)
+    with server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """URL of the session's redis-server, emptied before the test (data, scripts, functions)."""
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.function_flush()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def aredis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def make_redis(tmp_path: Path) -> Iterator[type[EmbeddedRedis]]:
+    """Factory for extra private servers (fault tests that stop and restart Redis)."""
+    started: list[EmbeddedRedis] = []
+
+    class Factory(EmbeddedRedis):
+        def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+            started.append(self)
+            return super().start(timeout)
+
+    yield Factory
+    for server in started:
+        server.stop()
