@@ -59,6 +59,12 @@ def incident_alarms(incident_id: str) -> str:
     return f"{PREFIX}:incident:{incident_id}:alarms"
 
 
+def incident_timeline(incident_id: str) -> str:
+    """List of the incident's :class:`~polewatch.wire.IncidentEvent` (MessagePack), oldest
+    first: the per-incident view of the audit stream, for the incident detail page."""
+    return f"{PREFIX}:incident:{incident_id}:timeline"
+
+
 def incident_tried(incident_id: str) -> str:
     """Set of units that declined or timed out on an incident (never asked again)."""
     return f"{PREFIX}:incident:{incident_id}:tried"
