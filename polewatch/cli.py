@@ -12,9 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "polewatch.poles.cli",
-)
+COMMAND_MODULES: tuple[str, ...] = ("polewatch.poles.cli",)
 """Modules whose ``register(subparsers)`` adds top-level subcommands."""
 
 BENCHES: dict[str, str] = {}

@@ -48,9 +48,9 @@ def connect_sync(url: str, *, name: str, retries: int = 8, **kwargs: object) -> 
     )
 
 
-async def wait_ready(client: aioredis.Redis, timeout: float = 30.0) -> None:
+async def wait_ready(client: aioredis.Redis, within_s: float = 30.0) -> None:
     """Wait until Redis answers PING (it may still be starting or loading its AOF)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within_s
     delay = 0.05
     while True:
         try:
@@ -58,6 +58,6 @@ async def wait_ready(client: aioredis.Redis, timeout: float = 30.0) -> None:
             return
         except tuple(RETRY_ERRORS) as exc:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"Redis not ready after {timeout:.0f} s: {exc}") from exc
+                raise TimeoutError(f"Redis not ready after {within_s:.0f} s: {exc}") from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)

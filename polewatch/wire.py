@@ -4,6 +4,9 @@ Each message carries a kind tag ``k`` and a schema version ``v``. Decoding valid
 ranges while it parses (msgspec), and every failure is raised as :class:`WireError` carrying the
 reason, so consumers have exactly one exception to dead-letter.
 
+Versioning: ``v`` is written on every message; a reader rejects versions it does not know, and
+a message without ``v`` is read as version 1 (the first), so a breaking change bumps ``v``.
+
 A stream entry holds one message under the field ``m`` (see :func:`entry`).
 """
 
