@@ -12,10 +12,15 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-COMMAND_MODULES: tuple[str, ...] = ("polewatch.poles.cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "polewatch.poles.cli",
+    "simulators.cli",
+)
 """Modules whose ``register(subparsers)`` adds top-level subcommands."""
 
-BENCHES: dict[str, str] = {}
+BENCHES: dict[str, str] = {
+    # "name": "module:function",
+}
 """``polewatch bench NAME`` -> ``module:function``; the function takes the parsed args and
 returns a JSON-ready dict."""
 
