@@ -18,6 +18,19 @@ import redis
 MIN_VERSION = (7, 0)
 
 
+def die_with_parent() -> None:
+    """``preexec_fn`` for child processes: on Linux, the child gets SIGTERM when its parent
+    dies, so a crashed or killed demo leaves no process behind."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: rely on the owner's cleanup alone
+        pass
+
+
 class RedisNotFound(RuntimeError):
     """No usable redis-server on this machine."""
 
@@ -54,12 +67,16 @@ class EmbeddedRedis:
         appendonly: bool = True,
         appendfsync: str = "everysec",
         extra_args: list[str] | None = None,
+        tied_to_parent: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.extra_args = extra_args or []
+        self.tied_to_parent = tied_to_parent
+        """Kill the server when the starting thread's process dies (the demo; Linux only).
+        Off by default: the kernel ties it to the *thread* that started the server."""
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -82,7 +99,12 @@ class EmbeddedRedis:
             "--maxclients", "10000",
             *self.extra_args,
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent if self.tied_to_parent else None,
+        )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
         try:

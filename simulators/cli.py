@@ -1,0 +1,55 @@
+"""``polewatch demo``: run the whole system with a simulated city (see simulators.demo)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole system on an embedded Redis with a simulated city",
+        description="Starts a private redis-server (or uses REDIS_URL), the demo city, "
+        "dispatchers, the gateway, patrol units and citizens. Ctrl-C stops everything.",
+    )
+    demo.add_argument("--units", type=int, default=300, help="patrol units (default 300)")
+    demo.add_argument("--rate", type=float, default=0.5, help="citizen alarms per second")
+    demo.add_argument("--dispatchers", type=int, default=2, help="dispatcher replicas")
+    demo.add_argument("--port", type=int, default=8080, help="gateway port (0: any free)")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--poles", type=int, default=100_000, help="poles in a new demo city")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--time-scale", type=float, default=5.0, help="simulated time speed-up")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument("--run-dir", type=Path, help="where Redis data and logs go (.run/)")
+    demo.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from polewatch import logs
+    from polewatch.settings import Settings, load
+    from simulators.demo import DemoOptions, project_run_dir, run
+
+    class DemoSettings(Settings, frozen=True, kw_only=True):
+        redis_url: str = ""
+        """Empty: start a private redis-server under the run folder."""
+
+    settings = load(DemoSettings, section="demo")
+    logs.setup("demo", settings.log_level, json_output=False)
+    return run(
+        DemoOptions(
+            redis_url=settings.redis_url or None,
+            city=settings.city,
+            run_dir=args.run_dir or project_run_dir(),
+            units=args.units,
+            rate=args.rate,
+            dispatchers=args.dispatchers,
+            port=args.port,
+            host=args.host,
+            poles=args.poles,
+            seed=args.seed,
+            time_scale=args.time_scale,
+            duration_s=args.duration,
+        )
+    )

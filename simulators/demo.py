@@ -1,0 +1,226 @@
+"""``polewatch demo``: the whole system on one machine, with a living city.
+
+It starts (or reuses, with ``REDIS_URL``) a Redis, makes sure the Shenzhen demo city is in the
+pole registry, starts dispatcher replicas and the gateway as real processes, then runs the
+simulated patrol fleet and citizens against the gateway's real API. It prints where to look
+and a one-line summary every few seconds. Ctrl-C (or SIGTERM) stops everything in order:
+simulators, gateway, dispatchers, then the private Redis; no process is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from polewatch import keys
+from polewatch.embedded import EmbeddedRedis, die_with_parent, free_port
+from polewatch.poles.model import Pole
+
+log = logging.getLogger("polewatch.demo")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    redis_url: str | None
+    run_dir: Path
+    city: str = "shenzhen"
+    poles: int = 100_000
+    units: int = 300
+    rate: float = 0.5
+    """Citizen alarms per second."""
+    dispatchers: int = 2
+    port: int = 8080
+    seed: int = 7
+    time_scale: float = 5.0
+    duration_s: float | None = None
+    host: str = "127.0.0.1"
+
+
+def project_run_dir() -> Path:
+    """``.run/`` in the project checkout (or the current directory for an installed copy)."""
+    root = Path(__file__).resolve().parent.parent
+    return (root if (root / "pyproject.toml").exists() else Path.cwd()) / ".run"
+
+
+class Processes:
+    """Child processes of the demo, stopped in reverse order of start."""
+
+    def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
+        self.run_dir = run_dir
+        self.env = env
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        logfile = (self.run_dir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "polewatch.cli", *args],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches the demo only; it stops children in order
+            preexec_fn=die_with_parent,
+        )
+        logfile.close()
+        self.children.append((name, proc))
+        return proc
+
+    def check(self) -> None:
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                tail = (self.run_dir / f"{name}.log").read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+
+    def stop(self, grace_s: float = 8.0) -> None:
+        for _name, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        for _name, proc in reversed(self.children):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.children.clear()
+
+
+def run(options: DemoOptions) -> int:
+    """Run the demo until Ctrl-C or ``duration_s``; returns the exit status."""
+    options.run_dir.mkdir(parents=True, exist_ok=True)
+    server: EmbeddedRedis | None = None
+    url = options.redis_url
+    if url is None:
+        server = EmbeddedRedis(options.run_dir / "redis", tied_to_parent=True).start()
+        url = server.url
+    try:
+        return asyncio.run(_demo(options, url, server))
+    finally:
+        if server is not None:
+            server.stop()
+
+
+async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) -> int:
+    from gateway.auth import mint  # the demo is a composition root: it may know the gateway
+    from polewatch.poles.generator import generate_city
+    from polewatch.poles.registry import PoleRegistry
+    from simulators.citizens import Citizens
+    from simulators.patrols import PatrolBehaviour, PatrolFleet, make_units
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    client = aioredis.Redis.from_url(url)
+    registry = PoleRegistry(client, options.city)
+    if await registry.count() == 0:
+        print(f"polewatch demo: generating the {options.city} city ({options.poles} poles)...")
+        started = time.monotonic()
+        await registry.store(generate_city(count=options.poles, seed=options.seed))
+        print(f"polewatch demo: city ready in {time.monotonic() - started:.1f} s")
+    index = await registry.load_index()
+    poles: list[Pole] = index.sample(5000, seed=options.seed)
+
+    secret = secrets.token_urlsafe(24)
+    port = options.port or free_port()
+    env = dict(os.environ, REDIS_URL=url, POLEWATCH_SECRET=secret, POLEWATCH_CITY=options.city)
+    procs = Processes(options.run_dir, env)
+    base = f"http://{options.host}:{port}"
+    try:
+        for n in range(options.dispatchers):
+            procs.start(f"dispatcher-{n + 1}", "dispatcher", "--consumer", f"demo-{n + 1}")
+        procs.start("gateway", "gateway", "--host", options.host, "--port", str(port))
+        await _wait_http(f"{base}/api/openapi.json", procs, stop)
+        operator = mint(secret, "supervisor", "demo", 12 * 3600)
+        print(
+            "\npolewatch demo is running\n"
+            f"  gateway / API:      {base}/api/openapi.json\n"
+            f"  a pole's help page: {base}/p/{poles[0].code}\n"
+            f"  operator token:     {operator}\n"
+            f"  redis:              {url}\n"
+            f"  logs:               {options.run_dir}/\n"
+            "Ctrl-C stops everything.\n",
+            flush=True,
+        )
+        units = make_units(options.units, [(p.lon, p.lat, p.grid) for p in poles], options.seed)
+        fleet = PatrolFleet(
+            base,
+            units,
+            lambda unit: mint(secret, "unit", unit, 12 * 3600),
+            PatrolBehaviour(time_scale=options.time_scale),
+        )
+        citizens = Citizens(base, poles, options.rate * options.time_scale, options.seed)
+        tasks = [
+            asyncio.create_task(fleet.run(stop)),
+            asyncio.create_task(citizens.run(stop)),
+            asyncio.create_task(_report(client, fleet, citizens, procs, stop)),
+        ]
+        if options.duration_s is not None:
+            loop.call_later(options.duration_s, stop.set)
+        await stop.wait()
+        print("\npolewatch demo: stopping...", flush=True)
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, asyncio.CancelledError):
+                log.error("demo task failed: %r", result)
+        return 0
+    finally:
+        procs.stop()
+        await client.aclose()
+
+
+async def _wait_http(url: str, procs: Processes, stop: asyncio.Event, within_s: float = 60) -> None:
+    deadline = time.monotonic() + within_s
+    async with aiohttp.ClientSession() as session:
+        while not stop.is_set():
+            procs.check()
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer within {within_s:.0f} s")
+            await asyncio.sleep(0.2)
+
+
+async def _report(
+    client: aioredis.Redis,
+    fleet: object,
+    citizens: object,
+    procs: Processes,
+    stop: asyncio.Event,
+) -> None:
+    """Print a one-line picture of the city every few seconds."""
+    while not stop.is_set():
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 5.0)
+        procs.check()
+        pipe = client.pipeline(transaction=False)
+        pipe.xlen(keys.ALARMS)
+        pipe.zcard(keys.INCIDENTS_OPEN)
+        pipe.zcard(keys.ESCALATED)
+        pipe.zcard(keys.UNITS_FREE_GEO)
+        pipe.zcard(keys.UNITS_GEO)
+        pipe.xlen(keys.AUDIT)
+        alarms, open_, escalated, free, on_duty, audit = await pipe.execute()
+        print(
+            f"[{time.strftime('%H:%M:%S')}] alarms {alarms}  open incidents {open_} "
+            f"(escalated {escalated})  units free {free}/{on_duty}  "
+            f"connected {getattr(fleet, 'connected', '?')}  audit events {audit}",
+            flush=True,
+        )

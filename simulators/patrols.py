@@ -1,0 +1,233 @@
+"""Patrol units that drive around the city and answer dispatches through the real patrol API.
+
+Each simulated unit holds a WebSocket to the gateway, exactly as the patrol phone app does: it
+goes on duty, reports its position every few seconds, and when a dispatch is pushed it
+acknowledges (or now and then declines) after a human delay, drives to the scene at a
+realistic speed, reports on scene, works the incident and reports it resolved. A dropped
+connection is resumed from the last stream id it saw, as the app does.
+
+Everything random comes from one seeded generator per unit, so a run is repeatable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from polewatch.geo import bearing_deg, haversine_m
+
+log = logging.getLogger(__name__)
+
+M_PER_DEG_LAT = 111_320.0
+
+
+@dataclass(frozen=True)
+class PatrolBehaviour:
+    """How simulated units behave; times are real seconds before ``time_scale`` is applied."""
+
+    speed_mps: float = 11.0
+    """Driving speed to a scene (about 40 km/h in city traffic)."""
+    cruise_mps: float = 3.0
+    """Speed while patrolling between jobs."""
+    position_every_s: float = 5.0
+    ack_delay_s: tuple[float, float] = (1.0, 6.0)
+    decline_probability: float = 0.03
+    on_scene_s: tuple[float, float] = (60.0, 300.0)
+    time_scale: float = 1.0
+    """> 1 runs the city faster than real time (the demo uses it to stay lively)."""
+
+
+@dataclass
+class SimUnit:
+    """One simulated patrol unit and its progress on the current job."""
+
+    id: str
+    lon: float
+    lat: float
+    grid: str | None
+    capabilities: list[str]
+    rng: random.Random
+    heading: float = 0.0
+    job: dict[str, Any] | None = None
+    last_id: str = "0"
+    stats: dict[str, int] = field(default_factory=lambda: {"dispatches": 0, "resolved": 0})
+
+    def step(self, dt: float, target: tuple[float, float] | None, speed: float) -> float:
+        """Move for ``dt`` seconds towards ``target`` (or wander); return metres left."""
+        if target is None:
+            self.heading = (self.heading + self.rng.uniform(-25, 25)) % 360
+            dist = speed * dt
+            self.lat += dist * math.cos(math.radians(self.heading)) / M_PER_DEG_LAT
+            self.lon += (
+                dist
+                * math.sin(math.radians(self.heading))
+                / (M_PER_DEG_LAT * math.cos(math.radians(self.lat)))
+            )
+            return 0.0
+        left = haversine_m(self.lon, self.lat, *target)
+        if left <= speed * dt:
+            self.lon, self.lat = target
+            return 0.0
+        self.heading = bearing_deg(self.lon, self.lat, *target)
+        frac = speed * dt / left
+        self.lon += (target[0] - self.lon) * frac
+        self.lat += (target[1] - self.lat) * frac
+        return left - speed * dt
+
+
+class PatrolFleet:
+    """Run many :class:`SimUnit` against a gateway until ``stop`` is set."""
+
+    def __init__(
+        self,
+        gateway_url: str,
+        units: list[SimUnit],
+        token_for: Callable[[str], str],
+        behaviour: PatrolBehaviour | None = None,
+    ) -> None:
+        self.gateway_url = gateway_url.rstrip("/")
+        self.units = units
+        self.token_for = token_for
+        self.behaviour = behaviour or PatrolBehaviour()
+        self.connected = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
+        connector = aiohttp.TCPConnector(limit=0)
+        async with (
+            aiohttp.ClientSession(timeout=timeout, connector=connector) as session,
+            asyncio.TaskGroup() as tasks,
+        ):
+            for unit in self.units:
+                tasks.create_task(self._unit(session, unit, stop))
+
+    async def _unit(
+        self, session: aiohttp.ClientSession, unit: SimUnit, stop: asyncio.Event
+    ) -> None:
+        delay = 0.5
+        while not stop.is_set():
+            url = f"{self.gateway_url.replace('http', 'ws', 1)}/api/patrol/ws"
+            params = {"token": self.token_for(unit.id), "last": unit.last_id}
+            try:
+                async with session.ws_connect(url, params=params, heartbeat=20) as ws:
+                    self.connected += 1
+                    delay = 0.5
+                    try:
+                        await self._session(ws, unit, stop)
+                    finally:
+                        self.connected -= 1
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                log.debug("unit %s: connection failed: %s", unit.id, exc)
+            if stop.is_set():
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 10.0)
+
+    async def _session(
+        self, ws: aiohttp.ClientWebSocketResponse, unit: SimUnit, stop: asyncio.Event
+    ) -> None:
+        send = ws.send_json
+        await send(
+            {
+                "type": "duty",
+                "duty": "on_duty",
+                "grid": unit.grid,
+                "capabilities": unit.capabilities,
+                "lon": unit.lon,
+                "lat": unit.lat,
+            }
+        )
+        driver = asyncio.create_task(self._drive(unit, send, stop))
+        try:
+            async for frame in ws:
+                if frame.type != aiohttp.WSMsgType.TEXT:
+                    break
+                data = json.loads(frame.data)
+                if "id" in data:
+                    unit.last_id = data["id"]
+                message = data.get("message") or {}
+                kind = message.get("k")
+                if kind == "dispatch":
+                    unit.stats["dispatches"] += 1
+                    unit.job = {"incident": message["incident"], "target": (message["lon"],
+                                message["lat"]), "phase": "offered"}  # fmt: skip
+                elif kind == "cancel" and unit.job and unit.job["incident"] == message["incident"]:
+                    unit.job = None
+                if stop.is_set():
+                    break
+        finally:
+            driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await driver
+
+    async def _drive(self, unit: SimUnit, send: Callable[[Any], Any], stop: asyncio.Event) -> None:
+        b = self.behaviour
+        tick = b.position_every_s / b.time_scale
+        waiting_until = 0.0
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            job = unit.job
+            now = loop.time()
+            if job is None:
+                unit.step(b.position_every_s, None, b.cruise_mps)
+            elif job["phase"] == "offered":
+                if "answer_at" not in job:
+                    job["answer_at"] = now + unit.rng.uniform(*b.ack_delay_s) / b.time_scale
+                if now >= job["answer_at"]:
+                    if unit.rng.random() < b.decline_probability:
+                        await send({"type": "decline", "incident": job["incident"]})
+                        unit.job = None
+                    else:
+                        await send({"type": "ack", "incident": job["incident"]})
+                        await send(
+                            {"type": "status", "incident": job["incident"], "action": "en_route"}
+                        )
+                        job["phase"] = "driving"
+            elif job["phase"] == "driving":
+                left = unit.step(b.position_every_s, job["target"], b.speed_mps)
+                if left == 0.0:
+                    await send(
+                        {"type": "status", "incident": job["incident"], "action": "on_scene"}
+                    )
+                    job["phase"] = "on_scene"
+                    waiting_until = now + unit.rng.uniform(*b.on_scene_s) / b.time_scale
+            elif job["phase"] == "on_scene" and now >= waiting_until:
+                await send({"type": "status", "incident": job["incident"], "action": "resolved"})
+                unit.stats["resolved"] += 1
+                unit.job = None
+            await send({"type": "position", "lon": round(unit.lon, 7), "lat": round(unit.lat, 7)})
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), tick)
+
+
+def make_units(
+    count: int, starts: list[tuple[float, float, str | None]], seed: int, prefix: str = "U"
+) -> list[SimUnit]:
+    """``count`` units placed at random start points (lon, lat, grid), deterministic in ``seed``."""
+    rng = random.Random(seed)
+    units = []
+    for n in range(count):
+        lon, lat, grid = rng.choice(starts)
+        caps = ["patrol"] + (["medic"] if n % 10 == 0 else []) + (["k9"] if n % 25 == 0 else [])
+        units.append(
+            SimUnit(
+                id=f"{prefix}{n + 1:04d}",
+                lon=lon,
+                lat=lat,
+                grid=grid,
+                capabilities=caps,
+                rng=random.Random(rng.getrandbits(64)),
+                heading=rng.uniform(0, 360),
+            )
+        )
+    return units
