@@ -75,6 +75,8 @@ class Processes:
         )
         logfile.close()
         self.children.append((name, proc))
+        with (self.run_dir / "demo.pids").open("a") as pids:
+            pids.write(f"{proc.pid} {name}\n")
         return proc
 
     def check(self) -> None:
@@ -100,11 +102,15 @@ class Processes:
 def run(options: DemoOptions) -> int:
     """Run the demo until Ctrl-C or ``duration_s``; returns the exit status."""
     options.run_dir.mkdir(parents=True, exist_ok=True)
+    (options.run_dir / "demo.pids").write_text("")
     server: EmbeddedRedis | None = None
     url = options.redis_url
     if url is None:
         server = EmbeddedRedis(options.run_dir / "redis", tied_to_parent=True).start()
         url = server.url
+        assert server.process is not None
+        with (options.run_dir / "demo.pids").open("a") as pids:
+            pids.write(f"{server.process.pid} redis-server\n")
     try:
         return asyncio.run(_demo(options, url, server))
     finally:
