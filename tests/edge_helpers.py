@@ -1,0 +1,52 @@
+"""Builders and waits shared by the edge tests (alarms, heartbeats, reading the streams)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis
+
+from polewatch import keys, wire
+
+
+def alarm(n: int, **kw: Any) -> wire.Alarm:
+    fields: dict[str, Any] = {
+        "id": f"t-{n}",
+        "type": "door_forced",
+        "source": "door:test",
+        "ts": 1_700_000_000.0 + n,
+        "lon": 114.05,
+        "lat": 22.54,
+    }
+    fields.update(kw)
+    return wire.Alarm(**fields)
+
+
+def heartbeat(n: int) -> wire.Heartbeat:
+    return wire.Heartbeat(source="door:test", kind="door", status="online", ts=1.0 + n)
+
+
+def alarm_ids(client: redis.Redis, stream: str = keys.ALARMS) -> list[str]:
+    """Ids of every alarm in the stream, in stream order."""
+    return [wire.decode_entry(f, wire.Alarm).id for _, f in client.xrange(stream)]
+
+
+def alarms(client: redis.Redis) -> list[wire.Alarm]:
+    return [wire.decode_entry(f, wire.Alarm) for _, f in client.xrange(keys.ALARMS)]
+
+
+async def until(check: Callable[[], Any], within_s: float = 10.0) -> Any:
+    """Poll ``check`` (sync or async) until it returns something truthy, or fail."""
+    deadline = time.monotonic() + within_s
+    while True:
+        value = check()
+        if isinstance(value, Awaitable):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within_s} s")
+        await asyncio.sleep(0.01)
