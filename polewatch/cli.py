@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 """Modules whose ``register(subparsers)`` adds top-level subcommands."""
 
 BENCHES: dict[str, str] = {
+    "lookup": "polewatch.poles.bench:run",
     # "name": "module:function",
 }
 """``polewatch bench NAME`` -> ``module:function``; the function takes the parsed args and

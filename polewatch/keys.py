@@ -118,6 +118,16 @@ def poles_version(city: str) -> str:
     return f"{PREFIX}:poles:{city}:version"
 
 
+def poles_staging(city: str) -> str:
+    """Where a full replacement of a city's registry is written before it is renamed live."""
+    return f"{PREFIX}:poles:{city}:staging"
+
+
+def poles_geo_staging(city: str) -> str:
+    """The GEO twin of :func:`poles_staging`."""
+    return f"{PREFIX}:poles:{city}:geo:staging"
+
+
 # --- edge --------------------------------------------------------------------------------
 def camera(camera_id: str) -> str:
     """Hash with a camera's last health report and latest snapshot id."""

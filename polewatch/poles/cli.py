@@ -1,10 +1,248 @@
-"""``polewatch poles ...`` subcommands (filled in by the pole-registry work)."""
+"""``polewatch poles import|generate|lookup``: the pole registry from the command line.
+
+The Redis URL comes from :mod:`polewatch.settings` (``REDIS_URL``, ``POLEWATCH_REDIS_URL`` or
+the config file); ``--redis-url`` overrides it. Exit status: 0 done, 1 not found (lookup) or
+refused rows with ``--strict`` (import), 2 bad input (unreadable file, invalid code).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from polewatch.connection import connect
+from polewatch.poles.codes import CodeError, side_of_road
+from polewatch.poles.inventory import FIELDS, InventoryError, read_inventory
+from polewatch.poles.model import Pole, Resolution
+from polewatch.poles.registry import PoleRegistry
+from polewatch.settings import Settings, SettingsError, load
+
+T = TypeVar("T")
+SHOWN_PROBLEMS = 50
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     poles = sub.add_parser("poles", help="the pole registry: import, generate, look up")
-    poles.add_subparsers(dest="poles_command", required=True, metavar="ACTION")
+    actions = poles.add_subparsers(dest="poles_command", required=True, metavar="ACTION")
+
+    imp = actions.add_parser("import", help="import a CSV or GeoJSON pole inventory")
+    imp.add_argument("file", help="the inventory (CSV with a header row, or GeoJSON)")
+    imp.add_argument("--city", required=True, help="registry to import into")
+    for field in FIELDS:
+        imp.add_argument(
+            f"--{field}",
+            dest=f"col_{field}",
+            metavar="COL",
+            help=f"column/property holding the pole's {field}",
+        )
+    imp.add_argument("--format", choices=["csv", "geojson"], help="default: from the content")
+    imp.add_argument("--dry-run", action="store_true", help="check the file, write nothing")
+    imp.add_argument("--replace", action="store_true", help="the city holds only these after")
+    imp.add_argument("--strict", action="store_true", help="exit 1 if any row was refused")
+    _common(imp)
+    imp.set_defaults(func=_import)
+
+    gen = actions.add_parser("generate", help="generate the Shenzhen demo city into Redis")
+    gen.add_argument("--city", default="shenzhen", help="registry name (default: shenzhen)")
+    gen.add_argument("--count", type=int, default=100_000, help="at least this many poles")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--boundaries", help="district GeoJSON (default: shared/data/boundaries)")
+    _common(gen)
+    gen.set_defaults(func=_generate)
+
+    look = actions.add_parser("lookup", help="where is pole CODE? (or what was meant)")
+    look.add_argument("code")
+    look.add_argument("--near", metavar="LON,LAT", type=_lonlat, help="caller's rough position")
+    look.add_argument("--city", help="registry (default: the city setting)")
+    look.add_argument("--limit", type=int, default=10, help="candidates shown")
+    _common(look)
+    look.set_defaults(func=_lookup)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", help="Redis URL (default: the redis_url setting)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _lonlat(text: str) -> tuple[float, float]:
+    try:
+        lon, lat = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LON,LAT, got {text!r}") from None
+    return lon, lat
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {"redis_url": args.redis_url} if args.redis_url else {}
+    return load(Settings, section="poles", overrides=overrides)
+
+
+def _fail(message: str, status: int = 2) -> int:
+    print(f"polewatch poles: error: {message}", file=sys.stderr)
+    return status
+
+
+def _with_redis(args: argparse.Namespace, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+    async def run() -> T:
+        client = connect(_settings(args).redis_url, name="polewatch-cli", retries=2)
+        try:
+            return await work(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def _print_json(value: Any) -> None:
+    print(msgspec.json.format(msgspec.json.encode(value), indent=2).decode())
+
+
+def _import(args: argparse.Namespace) -> int:
+    columns = {f: getattr(args, f"col_{f}") for f in FIELDS if getattr(args, f"col_{f}")}
+    try:
+        report = read_inventory(args.file, city=args.city, columns=columns, fmt=args.format)
+    except (InventoryError, OSError) as exc:
+        return _fail(f"{args.file}: {exc}")
+    version = None
+    if not args.dry_run:
+
+        async def store(client: aioredis.Redis) -> int:
+            return await PoleRegistry(client, args.city).store(report.poles, replace=args.replace)
+
+        try:
+            version = _with_redis(args, store)
+        except (RedisError, SettingsError) as exc:
+            return _fail(f"cannot write the registry: {exc}", 1)
+    summary = {
+        "source": report.source,
+        "format": report.format,
+        "city": args.city,
+        "rows": report.rows,
+        "imported": 0 if args.dry_run else len(report.poles),
+        "valid": len(report.poles),
+        "refused": len(report.problems),
+        "dry_run": args.dry_run,
+        "version": version,
+        "columns": report.columns,
+        "problems": report.problems,
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        used = ", ".join(f"{f}={c}" for f, c in report.columns.items() if c)
+        print(
+            f"{report.source} ({report.format}; {used or 'geometry'}): {report.rows} rows, "
+            f"{len(report.poles)} valid, {len(report.problems)} refused"
+        )
+        for problem in report.problems[:SHOWN_PROBLEMS]:
+            code = f" [{problem.code}]" if problem.code else ""
+            print(f"  row {problem.row}{code}: {problem.reason}")
+        if len(report.problems) > SHOWN_PROBLEMS:
+            print(f"  ... and {len(report.problems) - SHOWN_PROBLEMS} more (--json lists all)")
+        if args.dry_run:
+            print("dry run: nothing written")
+        else:
+            print(f"imported {len(report.poles)} poles into {args.city!r} (version {version})")
+    return 1 if args.strict and report.problems else 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from polewatch.poles.city import generate_city
+
+    started = time.perf_counter()
+    try:
+        poles = generate_city(
+            seed=args.seed, count=args.count, city=args.city, boundaries=args.boundaries
+        )
+    except (OSError, ValueError) as exc:
+        return _fail(str(exc))
+    generated = time.perf_counter()
+
+    async def store(client: aioredis.Redis) -> int:
+        return await PoleRegistry(client, args.city).store(poles, replace=True)
+
+    try:
+        version = _with_redis(args, store)
+    except (RedisError, SettingsError) as exc:
+        return _fail(f"cannot write the registry: {exc}", 1)
+    stored = time.perf_counter()
+    summary = {
+        "city": args.city,
+        "poles": len(poles),
+        "seed": args.seed,
+        "roads": len({p.road for p in poles}),
+        "districts": len({p.district for p in poles}),
+        "grids": len({p.grid for p in poles}),
+        "version": version,
+        "generate_s": round(generated - started, 3),
+        "store_s": round(stored - generated, 3),
+    }
+    if args.json:
+        _print_json(summary)
+    else:
+        print(
+            f"generated {len(poles)} poles of {args.city!r} on {summary['roads']} roads in "
+            f"{summary['districts']} districts, {summary['grids']} grids "
+            f"({summary['generate_s']} s), stored in {summary['store_s']} s "
+            f"(version {version})"
+        )
+    return 0
+
+
+def _lookup(args: argparse.Namespace) -> int:
+    try:
+        settings = _settings(args)
+        city = args.city or settings.city
+
+        async def resolve(client: aioredis.Redis) -> Resolution:
+            registry = PoleRegistry(client, city)
+            pole = await registry.get(args.code)
+            if pole is None:
+                return (await registry.load_index()).resolve(args.code, args.near, args.limit)
+            return _exact(args.code, pole, args.near)
+
+        resolution = _with_redis(args, resolve)
+    except CodeError as exc:
+        return _fail(f"{args.code!r}: {exc}")
+    except (RedisError, SettingsError) as exc:
+        return _fail(f"cannot read the registry: {exc}", 1)
+    if args.json:
+        _print_json(resolution)
+    elif resolution.pole is not None:
+        print(describe(resolution.pole))
+    elif resolution.candidates:
+        print(f"no pole {args.code!r} in {city!r}; did you mean:")
+        for rank, c in enumerate(resolution.candidates, start=1):
+            away = f", {c.distance_m / 1000:.1f} km away" if c.distance_m is not None else ""
+            print(f"  {rank:2d}. {c.pole.code:<10} {c.mistake:<13} score {c.score:.2f}{away}")
+            print(f"      {describe(c.pole, short=True)}")
+    else:
+        print(f"no pole {args.code!r} in {city!r}, and none one mistake away")
+    return 0 if resolution.pole is not None else 1
+
+
+def _exact(code: str, pole: Pole, near: tuple[float, float] | None) -> Resolution:
+    from polewatch.poles.index import PoleIndex
+
+    return PoleIndex([pole]).resolve(code, near)
+
+
+def describe(pole: Pole, *, short: bool = False) -> str:
+    """A pole for people: road and side, district, grid, position."""
+    where = pole.road or "road unknown"
+    orientation = pole.attrs.get("orientation")
+    if pole.side and orientation in ("E-W", "N-S"):
+        where += f", {side_of_road(orientation, pole.side)} side"  # type: ignore[arg-type]
+    place = ", ".join(x for x in (where, pole.district and f"district {pole.district}") if x)
+    position = f"lon {pole.lon:.6f}, lat {pole.lat:.6f}; grid {pole.grid or '-'}"
+    if short:
+        return f"{place}; {position}"
+    return f"pole {pole.code} ({pole.city})\n  {place}\n  {position}"
