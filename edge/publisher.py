@@ -272,10 +272,11 @@ class AlarmPublisher:
         deadline = time.monotonic() + delay
         while (left := deadline - time.monotonic()) > 0:
             self._wake.clear()
+            self._spool_queued()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(left):
                     await self._wake.wait()
-            self._spool_queued()
+        self._spool_queued()
         return min(delay * 2, self.retry_cap_s)
 
     async def _send(self, records: list[Record]) -> bool:
