@@ -1,0 +1,136 @@
+"""Raising alarms at a pole: resolve the code, build the :class:`wire.Alarm`, queue the XADD.
+
+Shared by the citizen door (``POST /api/alarms``, the QR page) and the call-taker's
+``POST /api/incidents``. Alarm ids carry a short signature so ``GET /api/alarms/{id}`` can say
+"received" for an alarm the dispatcher has not picked up yet and 404 for an id never issued.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+import uuid
+from typing import Any
+
+from gateway.errors import HttpError
+from gateway.state import Gateway
+from gateway.writer import Overloaded
+from polewatch import keys, wire
+from polewatch.poles.codes import CodeError
+from polewatch.poles.index import PoleIndex
+from polewatch.poles.model import Candidate, Pole
+
+CANDIDATES = 10
+
+
+def new_alarm_id(secret: str) -> str:
+    """A fresh alarm id: a random UUID and its 12-hex-digit signature."""
+    raw = uuid.uuid4().hex
+    return f"{raw}-{_sign(secret, raw)}"
+
+
+def issued_here(secret: str, alarm_id: str) -> bool:
+    """Whether ``alarm_id`` was made by :func:`new_alarm_id` with this secret."""
+    raw, _, sig = alarm_id.partition("-")
+    return len(raw) == 32 and hmac.compare_digest(sig, _sign(secret, raw))
+
+
+def _sign(secret: str, raw: str) -> str:
+    return hmac.new(secret.encode(), raw.encode(), hashlib.blake2s).hexdigest()[:12]
+
+
+def candidate_view(candidate: Candidate) -> dict[str, Any]:
+    """A candidate as shown to a caller: the pole's place and how the code differs."""
+    return {
+        **pole_view(candidate.pole),
+        "mistake": candidate.mistake,
+        "score": candidate.score,
+        "distance_m": None if candidate.distance_m is None else round(candidate.distance_m, 1),
+    }
+
+
+def pole_view(pole: Pole) -> dict[str, Any]:
+    return {
+        "code": pole.code,
+        "lon": pole.lon,
+        "lat": pole.lat,
+        "road": pole.road,
+        "district": pole.district,
+        "grid": pole.grid,
+        "side": pole.side,
+    }
+
+
+def find_pole(index: PoleIndex, code: str, near: tuple[float, float] | None = None) -> Pole:
+    """The pole ``code`` names; 404 with ranked candidates when none does, 422 for non-codes."""
+    pole = index.get(code)
+    if pole is not None:
+        return pole
+    try:
+        resolution = index.resolve(code, near=near, limit=CANDIDATES)
+    except CodeError as exc:
+        raise HttpError(422, f"not a pole code: {exc}") from None
+    if resolution.pole is not None:
+        return resolution.pole
+    raise HttpError(
+        404,
+        f"unknown pole code {code!r}",
+        query=code,
+        candidates=[candidate_view(c) for c in resolution.candidates],
+    )
+
+
+def status_url(gw: Gateway, alarm_id: str) -> str:
+    return f"{gw.settings.public_url.rstrip('/')}/api/alarms/{alarm_id}"
+
+
+async def raise_alarm(
+    gw: Gateway,
+    *,
+    pole: Pole,
+    type: str,
+    source: str,
+    channel: str,
+    text: str | None = None,
+    phone: str | None = None,
+    caller: tuple[float, float] | None = None,
+) -> dict[str, Any]:
+    """Write an alarm at ``pole`` to ``keys.ALARMS``; the 202 body once Redis has it."""
+    alarm_id = new_alarm_id(gw.settings.secret)
+    extra: dict[str, str | int | float | bool] = {}
+    if caller is not None:
+        extra = {"caller_lon": caller[0], "caller_lat": caller[1]}
+    alarm = wire.Alarm(
+        id=alarm_id,
+        type=type,
+        source=source,
+        ts=time.time(),
+        lon=pole.lon,
+        lat=pole.lat,
+        pole=pole.code,
+        district=pole.district,
+        grid=pole.grid,
+        text=text,
+        phone=phone,
+        extra=extra,
+    )
+    try:
+        entry_id = await gw.need_writer().add(keys.ALARMS, wire.entry(alarm))
+    except Overloaded as exc:
+        raise HttpError(503, f"alarm not accepted: {exc}; retry", retry_after=1) from None
+    except Exception as exc:
+        raise HttpError(503, f"alarm store unavailable ({type_name(exc)}); retry") from None
+    gw.metrics.alarms.labels(channel).inc()
+    return {
+        "alarm": alarm_id,
+        "status": "received",
+        "status_url": status_url(gw, alarm_id),
+        "events_url": status_url(gw, alarm_id) + "/events",
+        "entry": entry_id,
+        "pole": pole_view(pole),
+    }
+
+
+def type_name(exc: BaseException) -> str:
+    return type(exc).__name__

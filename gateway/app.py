@@ -1,0 +1,132 @@
+"""The gateway application: ``create_app(settings)`` wires the doors, the shared resources
+(Redis client, batched stream writer, pub/sub listener, pole index) and their lifetimes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import WSCloseCode, web
+
+from gateway import citizen, incidents, patrol
+from gateway.errors import error_middleware, json_response
+from gateway.metrics import Metrics
+from gateway.notify import Notifier
+from gateway.openapi import api, document
+from gateway.settings import GatewaySettings, check
+from gateway.state import GATEWAY, Gateway
+from gateway.writer import StreamWriter
+from polewatch import keys
+from polewatch.connection import connect, wait_ready
+from polewatch.poles.registry import PoleRegistry
+
+log = logging.getLogger(__name__)
+
+TITLE = "polewatch gateway"
+VERSION = "1"
+OPENAPI = web.AppKey("openapi", dict)
+
+Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    """The gateway as an aiohttp application (not yet started)."""
+    check(settings)
+    metrics = Metrics()
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[metrics.middleware(), error_middleware],
+        handler_args={"max_field_size": 8190},
+    )
+    gw = Gateway(settings=settings, metrics=metrics)
+    app[GATEWAY] = gw
+    app.add_routes(citizen.routes)
+    app.add_routes(patrol.routes)
+    app.add_routes(incidents.routes)
+    app.router.add_get("/api/openapi.json", openapi_json, allow_head=False)
+    app.router.add_get("/metrics", metrics_text, allow_head=False)
+    app.cleanup_ctx.extend([_redis, _notifier, _writer, _poles])
+    app.on_shutdown.append(_close_streams)
+    return app
+
+
+@api(tag="system")
+async def openapi_json(request: web.Request) -> web.Response:
+    """This document: the gateway's HTTP API as OpenAPI 3.1."""
+    app = request.app
+    if OPENAPI not in app:
+        app[OPENAPI] = document(app, title=TITLE, version=VERSION)
+    return json_response(app[OPENAPI])
+
+
+@api(tag="system", content="text/plain")
+async def metrics_text(request: web.Request) -> web.Response:
+    """Prometheus metrics: requests, alarms accepted, WebSocket clients, write batch sizes."""
+    return await request.app[GATEWAY].metrics.handle(request)
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    gw = app[GATEWAY]
+    gw.redis = connect(gw.settings.redis_url, name="polewatch-gateway")
+    await wait_ready(gw.redis)
+    yield
+    await gw.redis.aclose()
+
+
+async def _notifier(app: web.Application) -> AsyncIterator[None]:
+    gw = app[GATEWAY]
+    assert gw.redis is not None
+    gw.notifier = Notifier(gw.redis, (keys.UNIT_NOTIFY, keys.INCIDENT_NOTIFY))
+    async with _running(gw.notifier.run()):
+        await asyncio.wait_for(gw.notifier.ready.wait(), 30)
+        yield
+
+
+async def _writer(app: web.Application) -> AsyncIterator[None]:
+    gw = app[GATEWAY]
+    assert gw.redis is not None
+    gw.writer = StreamWriter(
+        gw.redis,
+        batch_max=gw.settings.alarm_batch_max,
+        queue_max=gw.settings.alarm_queue_max,
+        on_batch=gw.metrics.batch.observe,
+    )
+    async with _running(gw.writer.run()):
+        yield
+        # Requests still running at shutdown may have queued writes: store them first.
+        await asyncio.wait_for(gw.writer.drain(), gw.settings.shutdown_grace_s)
+
+
+async def _poles(app: web.Application) -> AsyncIterator[None]:
+    gw = app[GATEWAY]
+    assert gw.redis is not None
+    gw.poles = await PoleRegistry(gw.redis, gw.settings.city).load_index()
+    gw.metrics.pole_index_loads.inc()
+    log.info("pole index of %s: %d poles", gw.settings.city, len(gw.poles))
+    async with _running(gw.poles.follow(poll_s=gw.settings.pole_refresh_s)):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _running(work: Awaitable[None]) -> AsyncIterator[asyncio.Task[None]]:
+    """A background task that lives as long as the block, cancelled and awaited after it."""
+    task = asyncio.ensure_future(work)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _close_streams(app: web.Application) -> None:
+    """Shutdown: end event streams and close WebSockets (clients reconnect elsewhere)."""
+    gw = app[GATEWAY]
+    gw.closing.set()
+    if gw.notifier is not None:
+        gw.notifier.wake_all()
+    for stream in list(gw.streams):
+        if isinstance(stream, web.WebSocketResponse):
+            await stream.close(code=WSCloseCode.GOING_AWAY, message=b"gateway shutting down")

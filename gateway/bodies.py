@@ -1,0 +1,142 @@
+"""Request bodies: msgspec structs that validate JSON while decoding.
+
+These structs are also the OpenAPI request schemas (see :mod:`gateway.openapi`), so the
+document and the validation cannot drift apart. Every rejection is an :class:`HttpError`:
+400 for bytes that are not JSON, 422 for JSON of the wrong shape.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypeVar
+
+import msgspec
+from msgspec import Meta
+
+from gateway.errors import HttpError
+from polewatch import geo, wire
+
+PoleCode = Annotated[str, Meta(min_length=1, max_length=64, description="The code on the pole")]
+Reason = Annotated[str, Meta(min_length=1, max_length=2000)]
+
+
+class Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of request bodies: unknown fields are an error (a typo is not silently dropped)."""
+
+
+def _check_position(lon: float | None, lat: float | None, *, required: bool = False) -> None:
+    if (lon is None) != (lat is None) or (required and lon is None):
+        raise ValueError("give both lon and lat")
+    if lon is not None and lat is not None and not geo.plausible(lon, lat):
+        raise ValueError(f"impossible position lon={lon} lat={lat}")
+
+
+class PoleReport(Body):
+    """Someone reporting trouble at a pole."""
+
+    pole: PoleCode
+    text: wire.Text | None = None
+    phone: wire.Phone | None = None
+    lon: wire.Lon | None = None
+    """The caller's rough position, used to rank candidates when the code is unknown."""
+    lat: wire.Lat | None = None
+
+    def __post_init__(self) -> None:
+        _check_position(self.lon, self.lat)
+
+    @property
+    def near(self) -> tuple[float, float] | None:
+        return None if self.lon is None or self.lat is None else (self.lon, self.lat)
+
+
+class CitizenAlarm(PoleReport, kw_only=True):
+    """A citizen asking for help at a pole (the QR page or an app)."""
+
+    type: wire.Ident = "citizen_sos"
+
+
+class OperatorIncident(PoleReport, kw_only=True):
+    """A call-taker raising an incident for the caller's pole."""
+
+    type: wire.Ident
+
+
+class Position(Body):
+    lon: wire.Lon
+    lat: wire.Lat
+    speed_mps: Annotated[float, Meta(ge=0.0, le=100.0)] | None = None
+    heading: Annotated[float, Meta(ge=0.0, lt=360.0)] | None = None
+
+    def __post_init__(self) -> None:
+        _check_position(self.lon, self.lat, required=True)
+
+
+class Duty(Body):
+    duty: wire.UnitDuty
+    grid: wire.Ident | None = None
+    capabilities: Annotated[list[wire.Ident], Meta(max_length=32)] = []
+    lon: wire.Lon | None = None
+    lat: wire.Lat | None = None
+
+    def __post_init__(self) -> None:
+        _check_position(self.lon, self.lat)
+
+
+class StatusUpdate(Body):
+    """A unit's answer to a dispatch (acknowledged, declined) or its progress on it."""
+
+    action: wire.UnitAction
+    detail: wire.Text | None = None
+
+
+class Reassign(Body):
+    """Send the incident to ``unit``, or (no unit) to the next nearest free one."""
+
+    unit: wire.Ident | None = None
+
+
+class AddUnit(Body):
+    unit: wire.Ident | None = None
+
+
+class Cancel(Body):
+    reason: Reason
+
+
+class Close(Body):
+    evaluation: Annotated[int, Meta(ge=1, le=5)]
+    detail: wire.Text | None = None
+
+
+class Merge(Body):
+    """Merge incident ``other`` into this one."""
+
+    other: wire.Ident
+
+
+class Split(Body):
+    """Split ``alarm`` out of this incident into a new one."""
+
+    alarm: wire.Ident
+
+
+B = TypeVar("B")
+
+_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+
+
+def decode(data: bytes, kind: type[B]) -> B:
+    """Decode a request body as ``kind``; :class:`HttpError` 400/422 with the reason."""
+    decoder = _decoders.get(kind)
+    if decoder is None:
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+    if not data.strip():
+        raise HttpError(400, "request body is empty; expected a JSON object")
+    try:
+        result: B = decoder.decode(data)
+        return result
+    except msgspec.ValidationError as exc:
+        raise HttpError(422, f"invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise HttpError(400, f"request body is not valid JSON: {exc}") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise HttpError(400, f"request body is not valid JSON: {exc}") from None

@@ -1,0 +1,85 @@
+"""``polewatch gateway`` (serve the HTTP/WebSocket front door) and ``polewatch token`` (mint
+access tokens for units and operators)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from polewatch import logs
+from polewatch.settings import SettingsError, load
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser("gateway", help="serve the citizen, patrol and operator HTTP API")
+    serve.add_argument("--host", help="listen address (default: setting 'host')")
+    serve.add_argument("--port", type=int, help="listen port (default: setting 'port')")
+    serve.add_argument("--config", help="TOML config file (default: $POLEWATCH_CONFIG)")
+    serve.set_defaults(func=_serve)
+
+    token = sub.add_parser("token", help="mint an access token for a patrol unit or an operator")
+    token.add_argument("kind", choices=["unit", "operator"], help="who the token is for")
+    token.add_argument("subject", help="the unit id (U1) or the operator's login")
+    token.add_argument(
+        "--role",
+        choices=["operator", "supervisor"],
+        help="operator tokens only: the role (default operator)",
+    )
+    token.add_argument("--ttl", type=float, help="lifetime in seconds (default: the settings')")
+    token.add_argument("--config", help="TOML config file (default: $POLEWATCH_CONFIG)")
+    token.set_defaults(func=_token)
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Any:
+    from gateway.settings import GatewaySettings, check
+
+    try:
+        return check(
+            load(
+                GatewaySettings,
+                section="gateway",
+                config_file=args.config,
+                overrides={k: v for k, v in overrides.items() if v is not None},
+            )
+        )
+    except SettingsError as exc:
+        print(f"polewatch: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from gateway.app import create_app
+
+    settings = _settings(args, host=args.host, port=args.port)
+    logs.setup("gateway", settings.log_level)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_grace_s,
+        access_log=None,
+        print=None,
+    )
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from gateway.auth import mint
+
+    settings = _settings(args)
+    if args.kind == "unit":
+        if args.role:
+            print("polewatch: --role is for operator tokens", file=sys.stderr)
+            return 2
+        role, ttl = "unit", settings.unit_token_ttl_s
+    else:
+        role, ttl = args.role or "operator", settings.operator_token_ttl_s
+    try:
+        print(mint(settings.secret, role, args.subject, args.ttl or ttl))
+    except ValueError as exc:
+        print(f"polewatch: {exc}", file=sys.stderr)
+        return 2
+    return 0

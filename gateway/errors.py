@@ -1,0 +1,62 @@
+"""Errors as JSON: every failure the gateway answers is ``{"error": message}`` with a 4xx/5xx."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpError(Exception):
+    """An answer other than success: a status, a message and optional extra fields."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.extra = extra
+
+
+def json_response(data: Any, status: int = 200, **kwargs: Any) -> web.Response:
+    """A JSON answer encoded with msgspec (structs, dicts and lists alike)."""
+    return web.Response(
+        body=msgspec.json.encode(data), status=status, content_type="application/json", **kwargs
+    )
+
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> web.Response:
+    """``{"error": message, **extra}`` with ``status``."""
+    return json_response({"error": message, **extra}, status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into a JSON error; an unexpected one is logged and answered 500."""
+    try:
+        return await handler(request)
+    except HttpError as exc:
+        return error_response(exc.status, exc.message, **exc.extra)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return error_response(413, f"request body too large: {exc.text}")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        reason = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
+        return error_response(exc.status, reason, headers=_allow(exc))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal error")
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str]:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else {}

@@ -1,0 +1,140 @@
+"""The patrol WebSocket protocol: JSON text frames, both ways.
+
+Server to unit::
+
+    {"type": "hello", "unit": "U1", "last": "<id the push starts after>"}
+    {"type": "inbox", "id": "<stream id>", "message": {"k": "dispatch", ...wire fields...}}
+    {"type": "ok", "ref": <the frame's ref or null>, "entry": "<patrol-events id>"}
+    {"type": "error", "ref": <ref or null>, "error": "<why>"}
+
+``inbox`` frames carry the unit's inbox entries (:class:`wire.Dispatch`, ``k: "dispatch"``;
+:class:`wire.DispatchCancel`, ``k: "cancel"``) in stream order; a client remembers the last
+``id`` and reconnects with ``?last=<id>`` to get exactly what it has not seen.
+
+Unit to server (``ref`` is optional and echoed back)::
+
+    {"type": "ack", "incident": "I1"}
+    {"type": "decline", "incident": "I1", "detail": "flat tyre"}
+    {"type": "status", "incident": "I1", "action": "en_route" | "on_scene" | "resolved" | ...}
+    {"type": "position", "lon": 114.05, "lat": 22.54, "speed_mps": 8.0, "heading": 90}
+    {"type": "duty", "duty": "on_duty" | "off_duty", "grid": "G1", "capabilities": ["car"],
+     "lon": 114.05, "lat": 22.54}
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import msgspec
+
+from gateway import bodies
+from gateway.errors import HttpError
+from polewatch import wire
+
+IDENT: Final = re.compile(r"^[A-Za-z0-9_.:@#/-]{1,128}$")
+
+
+class FrameError(ValueError):
+    """A unit's frame is not valid JSON or not a known frame; the message says why."""
+
+
+class Action(msgspec.Struct, frozen=True, kw_only=True):
+    """A unit's answer on an incident, whichever door it came through."""
+
+    incident: wire.Ident
+    action: wire.UnitAction
+    detail: wire.Text | None = None
+
+
+class Frame(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
+            tag_field="type"):  # fmt: skip
+    ref: Any = None
+    """Anything the client wants echoed back in the reply (a counter, a uuid)."""
+
+    def item(self) -> bodies.Position | bodies.Duty | Action:
+        raise NotImplementedError
+
+
+class Ack(Frame, tag="ack"):
+    incident: wire.Ident
+    detail: wire.Text | None = None
+
+    def item(self) -> Action:
+        return Action(incident=self.incident, action="acknowledged", detail=self.detail)
+
+
+class Decline(Frame, tag="decline"):
+    incident: wire.Ident
+    detail: wire.Text | None = None
+
+    def item(self) -> Action:
+        return Action(incident=self.incident, action="declined", detail=self.detail)
+
+
+class Status(Frame, tag="status"):
+    incident: wire.Ident
+    action: wire.UnitAction
+    detail: wire.Text | None = None
+
+    def item(self) -> Action:
+        return Action(incident=self.incident, action=self.action, detail=self.detail)
+
+
+class PositionFrame(bodies.Position, tag_field="type", tag="position"):
+    ref: Any = None
+
+    def item(self) -> bodies.Position:
+        return bodies.Position(
+            lon=self.lon, lat=self.lat, speed_mps=self.speed_mps, heading=self.heading
+        )
+
+
+class DutyFrame(bodies.Duty, tag_field="type", tag="duty"):
+    ref: Any = None
+
+    def item(self) -> bodies.Duty:
+        return bodies.Duty(
+            duty=self.duty, grid=self.grid, capabilities=self.capabilities,
+            lon=self.lon, lat=self.lat,
+        )  # fmt: skip
+
+
+AnyFrame = Ack | Decline | Status | PositionFrame | DutyFrame
+_encoder = msgspec.json.Encoder()
+
+
+def decode(data: str | bytes) -> AnyFrame:
+    """A unit's frame; :class:`FrameError` for anything else."""
+    try:
+        frame: AnyFrame = bodies.decode(data.encode() if isinstance(data, str) else data, AnyFrame)
+        return frame
+    except HttpError as exc:
+        raise FrameError(exc.message.replace("request body", "frame")) from None
+
+
+def incident_id(value: str) -> str:
+    if not IDENT.match(value):
+        raise HttpError(422, "malformed incident id")
+    return value
+
+
+def encode_hello(unit: str, last: str) -> str:
+    return _encoder.encode({"type": "hello", "unit": unit, "last": last}).decode()
+
+
+def encode_inbox(entry_id: str, fields: dict[bytes, bytes]) -> str:
+    """An inbox entry as a frame; an entry that does not decode is sent with its error."""
+    try:
+        message: Any = wire.to_builtins(wire.decode_entry(fields, wire.UnitInbox))
+    except wire.WireError as exc:
+        message = {"k": "invalid", "error": exc.reason}
+    return _encoder.encode({"type": "inbox", "id": entry_id, "message": message}).decode()
+
+
+def encode_ok(ref: Any, entry: str) -> str:
+    return _encoder.encode({"type": "ok", "ref": ref, "entry": entry}).decode()
+
+
+def encode_error(error: str, ref: Any) -> str:
+    return _encoder.encode({"type": "error", "ref": ref, "error": error}).decode()

@@ -1,0 +1,239 @@
+"""The command centre's door: look up poles, raise incidents for callers, read incidents and
+units, and override the dispatcher (each override is a :class:`wire.Command` on
+``keys.COMMANDS``; the dispatcher carries it out)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
+
+from gateway import bodies
+from gateway.alarms import candidate_view, find_pole, pole_view, raise_alarm
+from gateway.auth import Principal, authorize
+from gateway.errors import HttpError, json_response
+from gateway.frames import incident_id
+from gateway.openapi import Query, api, read_body
+from gateway.state import GATEWAY, Gateway
+from gateway.writer import Overloaded
+from polewatch import keys, records, wire
+from polewatch.poles.codes import CodeError
+
+MAX_LIST: Final = 500
+OPERATORS: Final = ("operator", "supervisor")
+STATE_FILTERS: Final = ("open", "escalated", *sorted(records.OPEN_STATES - {"escalated"}))
+
+routes = web.RouteTableDef()
+
+
+def _operator(request: web.Request) -> tuple[Gateway, Principal]:
+    gw = request.app[GATEWAY]
+    return gw, authorize(request, gw.settings.secret, *OPERATORS)
+
+
+def parse_near(value: str | None) -> tuple[float, float] | None:
+    """``near=lon,lat`` of a query string; 422 when it is not a plausible position."""
+    if value is None or value == "":
+        return None
+    try:
+        body = msgspec.json.encode({"lon": float(value.split(",")[0]),
+                                    "lat": float(value.split(",")[1])})  # fmt: skip
+    except (ValueError, IndexError):
+        raise HttpError(422, "'near' must be lon,lat (decimal degrees)") from None
+    if value.count(",") != 1:
+        raise HttpError(422, "'near' must be lon,lat (decimal degrees)")
+    position = bodies.decode(body, bodies.Position)
+    return position.lon, position.lat
+
+
+@routes.get("/api/poles/{code}")
+@api(
+    tag="operator",
+    roles=OPERATORS,
+    query=(Query("near", "The caller's rough position, lon,lat, to rank candidates"),),
+    answers={404: "Unknown code; the body lists ranked candidates"},
+)
+async def get_pole(request: web.Request) -> web.Response:
+    """The pole a caller named, or (404) the poles they may have meant, nearest first."""
+    gw, _ = _operator(request)
+    near = parse_near(request.query.get("near"))
+    code = request.match_info["code"]
+    try:
+        resolution = gw.need_poles().resolve(code, near=near, limit=10)
+    except CodeError as exc:
+        raise HttpError(422, f"not a pole code: {exc}") from None
+    answer = {
+        "query": code,
+        "pole": None if resolution.pole is None else pole_view(resolution.pole),
+        "candidates": [candidate_view(c) for c in resolution.candidates],
+    }
+    if resolution.pole is None:
+        return json_response({"error": f"unknown pole code {code!r}", **answer}, status=404)
+    return json_response(answer)
+
+
+@routes.post("/api/incidents")
+@api(tag="operator", roles=OPERATORS, body=bodies.OperatorIncident, ok=202,
+     answers={404: "Unknown pole code; the body lists ranked candidates"})  # fmt: skip
+async def post_incident(request: web.Request) -> web.Response:
+    """Raise an alarm for a caller's pole (source ``operator:<login>``)."""
+    gw, who = _operator(request)
+    body: bodies.OperatorIncident = await read_body(request)
+    near = body.near
+    pole = find_pole(gw.need_poles(), body.pole, near)
+    answer = await raise_alarm(
+        gw, pole=pole, type=body.type, source=f"operator:{who.subject}", channel="operator",
+        text=body.text, phone=body.phone, caller=near,
+    )  # fmt: skip
+    return json_response(answer, status=202, headers={"Location": answer["status_url"]})
+
+
+@routes.get("/api/incidents")
+@api(
+    tag="operator",
+    roles=OPERATORS,
+    query=(
+        Query("state", "open (default), escalated, or one open state",
+              {"type": "string", "enum": list(STATE_FILTERS)}),
+        Query("limit", "At most this many", {"type": "integer", "minimum": 1, "maximum": MAX_LIST}),
+    ),
+)  # fmt: skip
+async def list_incidents(request: web.Request) -> web.Response:
+    """Open incidents, newest first (``state``: open, escalated or one open state)."""
+    gw, _ = _operator(request)
+    state = request.query.get("state", "open")
+    if state not in STATE_FILTERS:
+        raise HttpError(422, f"'state' must be one of {', '.join(STATE_FILTERS)}")
+    limit = _limit(request.query.get("limit"))
+    redis = gw.need_redis()
+    index = keys.ESCALATED if state == "escalated" else keys.INCIDENTS_OPEN
+    ids = [i.decode() for i in await redis.zrevrange(index, 0, MAX_LIST - 1)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for i in ids:
+            pipe.hgetall(keys.incident(i))
+        hashes: list[Any] = await pipe.execute()
+    found = [records.incident_from_hash(h) for h in hashes]
+    items = [i for i in found if i is not None and state in ("open", "escalated", i.state)]
+    return json_response({"state": state, "incidents": items[:limit]})
+
+
+def _limit(value: str | None) -> int:
+    if value is None:
+        return 100
+    if not value.isdigit() or not 1 <= int(value) <= MAX_LIST:
+        raise HttpError(422, f"'limit' must be an integer from 1 to {MAX_LIST}")
+    return int(value)
+
+
+@routes.get("/api/incidents/{incident}")
+@api(tag="operator", roles=OPERATORS, answers={404: "No such incident"})
+async def get_incident(request: web.Request) -> web.Response:
+    """One incident: its hash, its timeline and the alarms merged into it."""
+    gw, _ = _operator(request)
+    iid = incident_id(request.match_info["incident"])
+    redis = gw.need_redis()
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.incident(iid))
+        pipe.lrange(keys.incident_timeline(iid), 0, -1)
+        pipe.lrange(keys.incident_alarms(iid), 0, -1)
+        raw, timeline, alarm_ids = await pipe.execute()
+    incident = records.incident_from_hash(raw)
+    if incident is None:
+        raise HttpError(404, f"no incident {iid!r}")
+    bodies_raw = (
+        await redis.mget([keys.alarm_body(a.decode()) for a in alarm_ids]) if alarm_ids else []
+    )
+    return json_response(
+        {
+            "incident": incident,
+            "timeline": [_decoded(item, wire.IncidentEvent) for item in timeline],
+            "alarms": [
+                _decoded(body, wire.Alarm) if body else {"id": a.decode(), "expired": True}
+                for a, body in zip(alarm_ids, bodies_raw, strict=True)
+            ],
+        }
+    )
+
+
+def _decoded(data: bytes, kind: Any) -> Any:
+    try:
+        return wire.to_builtins(wire.decode(data, kind))
+    except wire.WireError as exc:
+        return {"k": "invalid", "error": exc.reason}
+
+
+@routes.get("/api/units")
+@api(tag="operator", roles=OPERATORS)
+async def list_units(request: web.Request) -> web.Response:
+    """Every unit ever seen with its duty, status, grid, position and incident."""
+    gw, _ = _operator(request)
+    redis = gw.need_redis()
+    ids = sorted(u.decode() for u in await redis.smembers(keys.UNITS))
+    async with redis.pipeline(transaction=False) as pipe:
+        for u in ids:
+            pipe.hgetall(keys.unit(u))
+        hashes: list[Any] = await pipe.execute()
+    units = [
+        records.unit_from_hash(h) or records.Unit(id=u) for u, h in zip(ids, hashes, strict=True)
+    ]
+    return json_response({"units": units})
+
+
+COMMANDS: Final[dict[str, tuple[wire.CommandOp, type[bodies.Body]]]] = {
+    "reassign": ("reassign", bodies.Reassign),
+    "add-unit": ("add_unit", bodies.AddUnit),
+    "cancel": ("cancel", bodies.Cancel),
+    "close": ("close", bodies.Close),
+    "merge": ("merge", bodies.Merge),
+    "split": ("split", bodies.Split),
+}
+"""URL verb -> (command op, request body)."""
+
+
+def command(op: wire.CommandOp, incident: str, actor: str, body: bodies.Body) -> wire.Command:
+    """The :class:`wire.Command` an override request stands for."""
+    fields = msgspec.structs.asdict(body)
+    other = fields.get("other") or fields.get("alarm")
+    detail = fields.get("reason") or fields.get("detail")
+    return wire.Command(
+        op=op, incident=incident, actor=actor, ts=time.time(), unit=fields.get("unit"),
+        other=other, evaluation=fields.get("evaluation"), detail=detail,
+    )  # fmt: skip
+
+
+def _override(verb: str, op: wire.CommandOp, kind: type[bodies.Body]) -> Any:
+    async def override(request: web.Request) -> web.Response:
+        gw, who = _operator(request)
+        iid = incident_id(request.match_info["incident"])
+        body = await read_body(request)
+        if op == "merge" and getattr(body, "other", None) == iid:
+            raise HttpError(422, "an incident cannot be merged with itself")
+        cmd = command(op, iid, who.subject, body)
+        try:
+            entry = await gw.need_writer().add(keys.COMMANDS, wire.entry(cmd))
+        except Overloaded as exc:
+            raise HttpError(503, f"not accepted: {exc}; retry") from None
+        except Exception as exc:
+            raise HttpError(
+                503, f"command store unavailable ({type(exc).__name__}); retry"
+            ) from None
+        return json_response({"command": wire.to_builtins(cmd), "entry": entry}, status=202)
+
+    override.__doc__ = f"Override: {OVERRIDES[verb]} (a ``{op}`` command for the dispatcher)."
+    override.__name__ = f"override_{op}"
+    return api(tag="operator", roles=OPERATORS, body=kind, ok=202)(override)
+
+
+OVERRIDES: Final = {
+    "reassign": "send the incident to another unit (the nearest free one if none is named)",
+    "add-unit": "send one more unit (the nearest free one if none is named)",
+    "cancel": "cancel the incident, withdrawing its units",
+    "close": "close a resolved incident with an evaluation (1-5)",
+    "merge": "merge another incident into this one",
+    "split": "split an alarm out of this incident into a new one",
+}
+
+for _verb, (_op, _kind) in COMMANDS.items():
+    routes.post(f"/api/incidents/{{incident}}/{_verb}")(_override(_verb, _op, _kind))

@@ -1,0 +1,47 @@
+"""The gateway's settings (section ``[gateway]``, environment ``POLEWATCH_<KEY>``)."""
+
+from __future__ import annotations
+
+from polewatch.settings import Settings, SettingsError
+
+
+class GatewaySettings(Settings, frozen=True, kw_only=True):
+    """Everything the HTTP/WebSocket front door needs, read once at start."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    secret: str = ""
+    """Key that signs access tokens; required (``POLEWATCH_SECRET``), at least 16 characters."""
+    unit_token_ttl_s: int = 12 * 3600
+    """Lifetime of a patrol unit's token (one shift)."""
+    operator_token_ttl_s: int = 10 * 3600
+    max_body_bytes: int = 16 * 1024
+    """Largest request body accepted; bigger ones get 413."""
+    max_ws_message_bytes: int = 4 * 1024
+    alarm_batch_max: int = 512
+    """Most alarms written in one pipelined round trip."""
+    alarm_queue_max: int = 20000
+    """Alarms waiting to be written before the gateway answers 503 (back-pressure)."""
+    ws_backlog: int = 20
+    """Inbox entries sent to a unit that connects without ``last``."""
+    ws_heartbeat_s: float = 20.0
+    pole_refresh_s: float = 5.0
+    """How often the pole index' version counter is checked besides the change notification."""
+    patrol_speed_mps: float = 8.0
+    """Speed assumed for a unit's ETA to the scene (about 30 km/h in city traffic)."""
+    public_url: str = ""
+    """Base URL printed in status links; empty: relative links."""
+    shutdown_grace_s: float = 5.0
+
+
+def check(settings: GatewaySettings) -> GatewaySettings:
+    """Reject settings the gateway cannot run with, naming the key."""
+    if len(settings.secret) < 16:
+        raise SettingsError(
+            "setting 'secret' must be at least 16 characters "
+            "(set POLEWATCH_SECRET or 'secret' in the [gateway] section)"
+        )
+    for key in ("max_body_bytes", "alarm_batch_max", "alarm_queue_max", "port"):
+        if getattr(settings, key) <= 0 and not (key == "port" and settings.port == 0):
+            raise SettingsError(f"setting {key!r} must be positive")
+    return settings
