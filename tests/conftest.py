@@ -10,6 +10,8 @@ import redis
 import redis.asyncio as aioredis
 
 from polewatch.embedded import EmbeddedRedis
+from polewatch.poles.index import PoleIndex
+from polewatch.poles.model import Pole
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -67,3 +69,17 @@ def make_redis(tmp_path: Path) -> Iterator[type[EmbeddedRedis]]:
     yield Factory
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def shenzhen_poles(data_dir: Path) -> list[Pole]:
+    """The Shenzhen demo city (seed 0, >= 100,000 poles), generated once per session."""
+    from polewatch.poles.city import generate_city
+
+    return generate_city(seed=0, boundaries=data_dir / "boundaries" / "shenzhen_districts.geojson")
+
+
+@pytest.fixture(scope="session")
+def shenzhen_index(shenzhen_poles: list[Pole]) -> PoleIndex:
+    """A :class:`PoleIndex` of :func:`shenzhen_poles` (no Redis behind it)."""
+    return PoleIndex(shenzhen_poles)

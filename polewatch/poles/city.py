@@ -23,6 +23,7 @@ import numpy as np
 import shapely
 from numpy.typing import NDArray
 
+from polewatch.geo import EARTH_RADIUS_M
 from polewatch.poles.codes import DISTRICT_DIGITS, DISTRICT_NAMES, Orientation, format_shenzhen
 from polewatch.poles.grids import grid_of
 from polewatch.poles.model import Pole
@@ -38,7 +39,7 @@ KERB_M: Final = (8.0, 15.0)
 MIN_ROAD_M: Final = 200.0
 MAX_ROAD_M: Final = 15_000.0
 """Longer clipped roads are split: a road holds at most 999 pole numbers."""
-_M_PER_DEG_LAT: Final = 110_574.0
+_M_PER_DEG_LAT: Final = EARTH_RADIUS_M * math.pi / 180  # the sphere geo.haversine_m uses
 
 
 @dataclass(frozen=True)
@@ -225,6 +226,8 @@ def _place_poles(
 ) -> None:
     """Poles on both sides of one road: odd south/east, even north/west."""
     value, start, end = piece
+    if orientation == "E-W":  # the road's own latitude sets the length of a degree along it
+        m_per_deg_lon = _M_PER_DEG_LAT * math.cos(math.radians(value))
     along_m = _M_PER_DEG_LAT if orientation == "N-S" else m_per_deg_lon
     across_m = m_per_deg_lon if orientation == "N-S" else _M_PER_DEG_LAT
     length = (end - start) * along_m

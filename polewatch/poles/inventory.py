@@ -242,6 +242,9 @@ def _validate(
     first_row: dict[str, int] = {}
     parsed: list[_Row] = []
     for number, values, point in records:
+        if not values and isinstance(point, str):
+            problems.append(RowProblem(number, None, point))  # nothing to read a code from
+            continue
         code = _code(values.get(columns["id"] or ""))
         if not code:
             problems.append(RowProblem(number, None, "empty code"))
