@@ -15,6 +15,7 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "polewatch.poles.cli",
     "simulators.cli",
+    "dispatcher.cli",
 )
 """Modules whose ``register(subparsers)`` adds top-level subcommands."""
 

@@ -77,6 +77,9 @@ ESCALATED: Final = f"{PREFIX}:incidents:escalated"
 """Sorted set of incidents waiting for a free unit, scored by escalation time."""
 ACK_DEADLINES: Final = f"{PREFIX}:ack-deadlines"
 """Sorted set of ``incident|unit`` dispatches awaiting acknowledgement, scored by deadline."""
+DISPATCH_TYPES: Final = f"{PREFIX}:dispatch:types"
+"""Hash ``alarm type -> MessagePack parameters`` (priority, merge group, radius, window, units,
+capability; ``*`` is the default), written by the dispatcher at start, read by its functions."""
 
 
 def merge_area(group: str) -> str:

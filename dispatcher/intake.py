@@ -1,0 +1,93 @@
+"""Intake: turn stream entries into the ``pw_batch`` arguments, or into dead letters.
+
+Everything that can be checked without state is checked here (the wire schema, plausible
+coordinates, what each command needs), so the Redis functions only see well-formed messages,
+re-encoded canonically. Entries of the three streams are put back into arrival order (stream
+ids are times) so a unit's duty change and an alarm right after it are seen in that order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, NamedTuple
+
+from dispatcher.library import STREAM_CODES
+from polewatch import geo, keys, wire
+
+_KINDS: Final[dict[str, Any]] = {
+    keys.ALARMS: wire.Alarm,
+    keys.PATROL_EVENTS: wire.PatrolEvent,
+    keys.COMMANDS: wire.Command,
+}
+
+
+class Entry(NamedTuple):
+    stream: str
+    id: bytes
+    fields: dict[bytes, bytes]
+
+
+class Rejected(NamedTuple):
+    entry: Entry
+    reason: str
+
+
+def flatten(reply: Any) -> list[Entry]:
+    """The entries of an XREADGROUP / XAUTOCLAIM reply, oldest first across streams."""
+    out: list[Entry] = []
+    if isinstance(reply, dict):  # RESP3 shape
+        reply = list(reply.items())
+    for stream, items in reply or ():
+        name = stream.decode() if isinstance(stream, bytes) else stream
+        for entry_id, fields in items:
+            if fields is None:  # deleted while pending
+                continue
+            out.append(Entry(name, entry_id, fields))
+    out.sort(key=_order)
+    return out
+
+
+# Within one millisecond the order across streams is unknown; units' news goes first so an
+# alarm sees the unit that came on duty "at the same time".
+_RANK: Final = {keys.PATROL_EVENTS: 0, keys.COMMANDS: 1, keys.ALARMS: 2}
+
+
+def _order(entry: Entry) -> tuple[int, int, int]:
+    ms, _, seq = entry.id.partition(b"-")
+    return int(ms), _RANK[entry.stream], int(seq or 0)
+
+
+def check(stream: str, fields: dict[bytes, bytes]) -> bytes:
+    """The canonical encoding of a valid entry's message; :class:`wire.WireError` otherwise."""
+    message = wire.decode_entry(fields, _KINDS[stream])
+    if isinstance(message, wire.Alarm | wire.PatrolPosition):
+        _place(message.lon, message.lat)
+    elif isinstance(message, wire.PatrolDuty):
+        if (message.lon is None) != (message.lat is None):
+            raise wire.WireError("a duty position needs both lon and lat")
+        if message.lon is not None and message.lat is not None:
+            _place(message.lon, message.lat)
+    elif isinstance(message, wire.Command):
+        if message.op == "close" and message.evaluation is None:
+            raise wire.WireError("close needs an evaluation (1-5)")
+        if message.op in ("merge", "split") and not message.other:
+            raise wire.WireError(f"{message.op} needs 'other'")
+    return wire.encode(message)
+
+
+def _place(lon: float, lat: float) -> None:
+    if not geo.plausible(lon, lat):
+        raise wire.WireError(f"impossible coordinates lon={lon} lat={lat}")
+
+
+def arguments(entries: list[Entry]) -> tuple[list[bytes], list[Rejected]]:
+    """The ``pw_batch`` entry triples of the good entries, and the rejected ones."""
+    args: list[bytes] = []
+    bad: list[Rejected] = []
+    for entry in entries:
+        try:
+            payload = check(entry.stream, entry.fields)
+        except wire.WireError as exc:
+            bad.append(Rejected(entry, exc.reason))
+            continue
+        args += (STREAM_CODES[entry.stream], entry.id, payload)
+    return args, bad

@@ -1,0 +1,45 @@
+"""Prometheus metrics of a dispatcher replica (its own registry, so tests can make many)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+_COUNTERS = {
+    "alarms": ("polewatch_dispatcher_alarms_total", "Alarms processed"),
+    "duplicates": ("polewatch_dispatcher_duplicate_alarms_total", "Alarms seen before"),
+    "incidents": ("polewatch_dispatcher_incidents_total", "Incidents created"),
+    "merged": ("polewatch_dispatcher_merged_alarms_total", "Alarms merged into an incident"),
+    "dispatched": ("polewatch_dispatcher_dispatches_total", "Dispatches sent to units"),
+    "escalated": ("polewatch_dispatcher_escalations_total", "Incidents escalated"),
+    "expired": ("polewatch_dispatcher_ack_timeouts_total", "Dispatches not acknowledged"),
+    "patrol": ("polewatch_dispatcher_patrol_events_total", "Patrol events processed"),
+    "commands": ("polewatch_dispatcher_commands_total", "Operator commands processed"),
+    "deadletter": ("polewatch_dispatcher_dead_letters_total", "Entries dead-lettered"),
+}
+
+
+class Metrics:
+    """Counters named after the functions' counters, plus the batch latency histogram."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.counters = {
+            key: Counter(name, doc, registry=self.registry)
+            for key, (name, doc) in _COUNTERS.items()
+        }
+        self.batch_seconds = Histogram(
+            "polewatch_dispatcher_batch_seconds",
+            "Time to process one batch (decode, FCALL, dead letters)",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+            registry=self.registry,
+        )
+
+    def record(self, counts: dict[str, int]) -> None:
+        for key, value in counts.items():
+            counter = self.counters.get(key)
+            if counter is not None and value:
+                counter.inc(value)
+
+    def serve(self, port: int) -> None:
+        """Expose ``/metrics`` on ``port`` (a daemon thread of prometheus_client)."""
+        start_http_server(port, registry=self.registry)

@@ -1,0 +1,118 @@
+"""Building dispatch situations on a Redis: units on duty, alarms, answers, commands.
+
+Used by the tests and the benchmark; everything goes through the real input streams, exactly as
+the gateway and the edge agents write them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from polewatch import geo, keys, wire
+
+_ids = itertools.count(1)
+
+
+def alarm(lon: float, lat: float, *, type: str = "intrusion", **kw: Any) -> wire.Alarm:
+    """An alarm with a fresh id at ``(lon, lat)``; ``kw`` sets any other field."""
+    kw.setdefault("id", f"a{next(_ids)}-{random.getrandbits(32):08x}")
+    kw.setdefault("source", "test")
+    kw.setdefault("ts", time.time())
+    return wire.Alarm(type=type, lon=lon, lat=lat, **kw)
+
+
+def on_duty(
+    unit: str,
+    lon: float,
+    lat: float,
+    *,
+    grid: str | None = None,
+    capabilities: Iterable[str] = (),
+    ts: float | None = None,
+) -> wire.PatrolDuty:
+    return wire.PatrolDuty(
+        unit=unit,
+        duty="on_duty",
+        ts=time.time() if ts is None else ts,
+        grid=grid,
+        capabilities=list(capabilities),
+        lon=lon,
+        lat=lat,
+    )
+
+
+def off_duty(unit: str) -> wire.PatrolDuty:
+    return wire.PatrolDuty(unit=unit, duty="off_duty", ts=time.time())
+
+
+def status(unit: str, incident: str, action: str, detail: str | None = None) -> wire.PatrolStatus:
+    act: Any = action
+    return wire.PatrolStatus(
+        unit=unit, incident=incident, action=act, ts=time.time(), detail=detail
+    )
+
+
+def command(op: str, incident: str, **kw: Any) -> wire.Command:
+    kind: Any = op
+    kw.setdefault("actor", "operator")
+    return wire.Command(op=kind, incident=incident, ts=time.time(), **kw)
+
+
+def stream_of(message: wire.Message) -> str:
+    """The input stream a message belongs on."""
+    if isinstance(message, wire.Alarm):
+        return keys.ALARMS
+    if isinstance(message, wire.Command):
+        return keys.COMMANDS
+    return keys.PATROL_EVENTS
+
+
+def write(client: Any, messages: Iterable[wire.Message]) -> None:
+    """XADD the messages (sync client) in one pipeline, in order."""
+    pipe = client.pipeline(transaction=False)
+    for message in messages:
+        pipe.xadd(stream_of(message), wire.entry(message))
+    pipe.execute()
+
+
+def random_points(
+    n: int, rng: random.Random, bbox: tuple[float, float, float, float]
+) -> Iterator[tuple[float, float]]:
+    """``n`` uniform random points in ``(lon_min, lat_min, lon_max, lat_max)``."""
+    lon0, lat0, lon1, lat1 = bbox
+    for _ in range(n):
+        yield rng.uniform(lon0, lon1), rng.uniform(lat0, lat1)
+
+
+def shifted(
+    lon: float, lat: float, east_m: float = 0.0, north_m: float = 0.0
+) -> tuple[float, float]:
+    """The point ``east_m`` metres east and ``north_m`` north of ``(lon, lat)``."""
+    r = geo.EARTH_RADIUS_M
+    dlat = math.degrees(north_m / r)
+    dlon = math.degrees(east_m / (r * math.cos(math.radians(lat))))
+    return lon + dlon, lat + dlat
+
+
+def inbox(client: Any, unit: str) -> list[wire.Dispatch | wire.DispatchCancel]:
+    """Everything in a unit's inbox, decoded (sync client)."""
+    return [
+        wire.decode_entry(fields, wire.UnitInbox)
+        for _, fields in client.xrange(keys.unit_inbox(unit))
+    ]
+
+
+async def drain(redis_url: str, **overrides: Any) -> Any:
+    """Run one burst-mode dispatcher over what is in the streams; its totals."""
+    from dispatcher.service import Dispatcher
+    from dispatcher.settings import DispatcherSettings
+
+    overrides.setdefault("consumer", "burst")
+    dispatcher = Dispatcher(DispatcherSettings(redis_url=redis_url, **overrides), burst=True)
+    await dispatcher.run()
+    return dispatcher.totals

@@ -1,0 +1,231 @@
+"""The dispatcher replica: reads the three input streams in one consumer group and forwards each
+batch to the Redis functions in one call.
+
+Any number of replicas can run. Processing and acknowledgement happen in the same atomic call,
+so a replica killed mid-batch either did the batch or did not; entries left pending by a dead
+replica are claimed (XAUTOCLAIM) by a live one after ``claim_idle_ms``. A timer loop expires
+unacknowledged dispatches and retries escalated incidents; a heartbeat says the replica lives.
+``burst`` mode drains what is there, runs the timer once and returns (tests, batch jobs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections import Counter
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from dispatcher import intake, library
+from dispatcher.metrics import Metrics
+from dispatcher.priorities import PriorityTable
+from dispatcher.settings import DispatcherSettings
+from polewatch import deadletter, keys, wire
+from polewatch.connection import connect, wait_ready
+
+log = logging.getLogger("polewatch.dispatcher")
+
+STREAMS = (keys.ALARMS, keys.PATROL_EVENTS, keys.COMMANDS)
+HEARTBEAT_MAXLEN = 10_000
+
+
+class Dispatcher:
+    """One dispatcher replica. ``await run()`` until :meth:`stop` (or the streams are drained,
+    in burst mode)."""
+
+    def __init__(
+        self,
+        settings: DispatcherSettings,
+        *,
+        burst: bool = False,
+        client: aioredis.Redis | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.burst = burst
+        self.consumer = settings.consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.table = PriorityTable(settings.types)
+        self.metrics = metrics or Metrics()
+        self.totals: Counter[str] = Counter()
+        """Everything the functions counted since start (plus ``deadletter`` from intake)."""
+        self._client = client
+        self._own_client = client is None
+        self._conf = library.settings_arg(settings, self.consumer)
+        self._stopping = asyncio.Event()
+
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            self._client = connect(self.settings.redis_url, name=f"dispatcher:{self.consumer}")
+        return self._client
+
+    def stop(self) -> None:
+        """Finish the batch in flight, then return from :meth:`run`."""
+        self._stopping.set()
+
+    async def prepare(self) -> None:
+        """Load the functions and the alarm-type table; create the consumer group."""
+        await wait_ready(self.client)
+        await library.load(self.client, self.table)
+        for stream in STREAMS:
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: another replica made it
+                await self.client.xgroup_create(stream, keys.DISPATCH_GROUP, id="0", mkstream=True)
+
+    async def run(self) -> None:
+        """Consume until stopped (or drained, in burst mode)."""
+        await self.prepare()
+        background: list[asyncio.Task[None]] = []
+        if not self.burst:
+            background = [
+                asyncio.create_task(self._every(self.settings.tick_s, self.tick)),
+                asyncio.create_task(self._every(self.settings.heartbeat_s, self.heartbeat)),
+            ]
+        try:
+            await self._consume()
+            if self.burst:
+                await self.tick()
+        finally:
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if not self.burst:
+                with contextlib.suppress(Exception):
+                    await self.heartbeat("stopping")
+            if self._own_client and self._client is not None:
+                await self._client.aclose()
+
+    async def _consume(self) -> None:
+        # Entries this consumer name was given before a restart come first.
+        await self._drain_own_pending()
+        next_claim = 0.0
+        while not self._stopping.is_set():
+            if time.monotonic() >= next_claim:
+                next_claim = time.monotonic() + self.settings.claim_every_s
+                if await self.claim():
+                    continue
+            reply = await self.client.xreadgroup(
+                keys.DISPATCH_GROUP,
+                self.consumer,
+                {s: ">" for s in STREAMS},
+                count=self.settings.batch_size,
+                block=None if self.burst else self.settings.block_ms,
+            )
+            entries = intake.flatten(reply)
+            if entries:
+                await self.process(entries)
+            elif self.burst and not await self.claim():
+                return
+
+    async def _drain_own_pending(self) -> None:
+        while True:
+            reply = await self.client.xreadgroup(
+                keys.DISPATCH_GROUP,
+                self.consumer,
+                {s: "0" for s in STREAMS},
+                count=self.settings.batch_size,
+            )
+            entries = intake.flatten(reply)
+            if not entries:
+                return
+            await self.process(entries)
+
+    async def claim(self) -> int:
+        """Take over and process entries idle too long in other (dead) consumers."""
+        done = 0
+        for stream in STREAMS:
+            start: Any = "0-0"
+            while True:
+                nxt, items, *_ = await self.client.xautoclaim(
+                    stream,
+                    keys.DISPATCH_GROUP,
+                    self.consumer,
+                    self.settings.claim_idle_ms,
+                    start_id=start,
+                    count=self.settings.batch_size,
+                )
+                entries = intake.flatten([(stream, items)])
+                if entries:
+                    log.info("claimed %d idle entries of %s", len(entries), stream)
+                    await self.process(entries)
+                    done += len(entries)
+                if nxt in (b"0-0", "0-0"):
+                    break
+                start = nxt
+        return done
+
+    async def process(self, entries: list[intake.Entry]) -> dict[str, int]:
+        """Dead-letter the bad entries and hand the good ones to ``pw_batch``, in one round
+        trip; returns the counters."""
+        started = time.perf_counter()
+        args, bad = intake.arguments(entries)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for rejected in bad:
+                e = rejected.entry
+                deadletter.add(
+                    pipe, e.stream, keys.DISPATCH_GROUP, e.id, e.fields, rejected.reason,
+                    self.consumer,
+                )  # fmt: skip
+            if args:
+                pipe.fcall(library.BATCH, 0, self._conf, *args)
+            replies = await pipe.execute()
+        counts = library.counters(replies[-1]) if args else {}
+        counts["deadletter"] = len(bad) + counts.get("rejected", 0)
+        for rejected in bad:
+            log.warning("dead-lettered %s %s: %s", rejected.entry.stream,
+                        rejected.entry.id, rejected.reason)  # fmt: skip
+        self._count(counts)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return counts
+
+    async def tick(self) -> dict[str, int]:
+        """Expire unacknowledged dispatches and retry escalated incidents."""
+        counts = library.counters(await self.client.fcall(library.TICK, 0, self._conf))
+        self._count(counts)
+        return counts
+
+    async def heartbeat(self, status: str = "online") -> None:
+        beat = wire.Heartbeat(
+            source=self.consumer,
+            kind="dispatcher",
+            status=status,  # type: ignore[arg-type]
+            ts=time.time(),
+            detail=f"alarms={self.totals['alarms']} dispatched={self.totals['dispatched']}",
+        )
+        await self.client.xadd(
+            keys.HEARTBEATS, wire.entry(beat), maxlen=HEARTBEAT_MAXLEN, approximate=True
+        )  # type: ignore[arg-type]
+
+    def _count(self, counts: dict[str, int]) -> None:
+        self.totals.update(counts)
+        self.metrics.record(counts)
+
+    async def _every(self, period: float, action: Any) -> None:
+        while True:
+            try:
+                await action()
+            except Exception:  # a failed tick or heartbeat must not stop the replica
+                log.exception("%s failed", getattr(action, "__name__", action))
+            await asyncio.sleep(period)
+
+
+async def serve(settings: DispatcherSettings, *, burst: bool = False) -> Dispatcher:
+    """Run a replica with SIGTERM/SIGINT handled (finish the batch in flight, then stop)."""
+    dispatcher = Dispatcher(settings, burst=burst)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, dispatcher.stop)
+    if settings.metrics_port:
+        dispatcher.metrics.serve(settings.metrics_port)
+    log.info("dispatcher %s starting (burst=%s)", dispatcher.consumer, burst)
+    await dispatcher.run()
+    log.info("dispatcher %s stopped: %s", dispatcher.consumer, dict(dispatcher.totals))
+    return dispatcher

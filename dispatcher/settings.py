@@ -1,0 +1,50 @@
+"""Settings of a dispatcher replica (the ``[dispatcher]`` section of the settings file)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from msgspec import Meta
+
+from dispatcher.priorities import AlarmTypePatch
+from polewatch.settings import Settings
+
+Positive = Annotated[float, Meta(gt=0)]
+Count = Annotated[int, Meta(ge=1)]
+
+
+class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything a dispatcher replica is told at start."""
+
+    consumer: str = ""
+    """Consumer name in the group; empty: ``<hostname>-<pid>``. Must be unique per replica."""
+    batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 500
+    block_ms: Annotated[int, Meta(ge=1, le=60_000)] = 1000
+    claim_idle_ms: Annotated[int, Meta(ge=1)] = 10_000
+    """Entries pending this long in another consumer (a dead replica) are claimed."""
+    claim_every_s: Positive = 2.0
+    ack_timeout_s: Positive = 30.0
+    stale_after_s: Positive = 120.0
+    """A unit whose last position is older than this is not sent anywhere."""
+    search_radii_m: tuple[Positive, ...] = (1000.0, 3000.0, 10_000.0)
+    """The expanding search; ``max_radius_m`` is always the last step."""
+    max_radius_m: Positive = 30_000.0
+    grid_preference_m: Annotated[float, Meta(ge=0)] = 300.0
+    """A unit of the incident's own grid wins if at most this much farther; 0 disables."""
+    tick_s: Positive = 0.5
+    """How often ack deadlines are checked and escalated incidents retried."""
+    expire_batch: Count = 500
+    escalated_batch: Count = 50
+    alarm_ttl_s: Count = 7 * 86_400
+    """How long the idempotency record (and body) of an alarm is kept."""
+    audit_maxlen: Count = 5_000_000
+    inbox_maxlen: Count = 1000
+    heartbeat_s: Positive = 5.0
+    types: dict[str, AlarmTypePatch] = {}
+    """Per alarm type overrides of :data:`dispatcher.priorities.DEFAULTS`."""
+
+    def radii(self) -> list[float]:
+        """The search radii, ascending, ending with the maximum radius."""
+        return sorted({r for r in self.search_radii_m if r < self.max_radius_m}) + [
+            self.max_radius_m
+        ]
