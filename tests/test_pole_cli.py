@@ -92,8 +92,11 @@ def test_lookup_bad_input(generated: str, capsys: pytest.CaptureFixture[str]) ->
     assert main(["poles", "lookup", "1", "--city", "nowhere", "--redis-url", generated]) == 1
 
 
-def test_bench_lookup_quick(redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_lookup_quick(
+    redis_url: str, sync_redis: redis.Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["bench", "lookup", "--quick", "--redis-url", redis_url]) == 0
+    assert sync_redis.keys("*") == []  # the bench cleaned up after itself
     result = json.loads(capsys.readouterr().out)
     assert result["poles"] >= 100_000
     for name in ("exact_get", "exact_resolve", "fuzzy_resolve", "fuzzy_resolve_near"):

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from polewatch import keys
 from polewatch.poles.inventory import InventoryError, read_inventory
@@ -183,3 +186,43 @@ def test_cli_unreadable_file_exits_non_zero(
     assert main(["poles", "import", str(path), "--city", "x", "--dry-run"]) == 2
     assert "binary" in capsys.readouterr().err
     assert main(["poles", "import", str(tmp_path / "missing.csv"), "--city", "x"]) == 2
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=300).map(str.encode),
+        st.lists(st.text(',;\n"xy0123456789.-STREETLIGHTIDXCOORDY', max_size=30), max_size=8).map(
+            lambda parts: (HEADER + "\n".join(parts)).encode()
+        ),
+        st.recursive(
+            st.none() | st.booleans() | st.floats() | st.text(max_size=8),
+            lambda inner: (
+                st.lists(inner, max_size=4)
+                | st.dictionaries(
+                    st.sampled_from(
+                        ["type", "features", "geometry", "coordinates", "properties", "POLEID"]
+                    ),
+                    inner,
+                    max_size=4,
+                )
+            ),
+            max_leaves=20,
+        ).map(lambda doc: json.dumps({"type": "FeatureCollection", "features": [doc]}).encode()),
+    )
+)
+def test_no_file_crashes_the_reader(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "any"
+    path.write_bytes(content)
+    try:
+        report = read_inventory(path, city="x")
+    except InventoryError as exc:
+        assert str(exc)
+        return
+    # Every row is accounted for: imported once, or refused with a reason.
+    assert len(report.poles) + len(report.problems) == report.rows
+    assert len({p.code for p in report.poles}) == len(report.poles)
+    assert all(p.reason for p in report.problems)

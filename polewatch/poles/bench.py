@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from polewatch import keys
 from polewatch.connection import connect
 from polewatch.embedded import EmbeddedRedis
 from polewatch.poles.city import generate_city
 from polewatch.poles.index import PoleIndex
+from polewatch.poles.model import Pole
 from polewatch.poles.registry import PoleRegistry
 
 BENCH_CITY = "bench-shenzhen"
@@ -55,7 +57,7 @@ def _timed(call: Callable[[str], object], queries: list[str]) -> dict[str, float
     }
 
 
-async def _build(url: str, poles: list[Any]) -> tuple[PoleIndex, float, float]:
+async def _build(url: str, poles: list[Pole]) -> tuple[PoleIndex, float, float]:
     client = connect(url, name="polewatch-bench")
     try:
         registry = PoleRegistry(client, BENCH_CITY)
@@ -63,7 +65,12 @@ async def _build(url: str, poles: list[Any]) -> tuple[PoleIndex, float, float]:
         await registry.store(poles, replace=True)
         stored = time.perf_counter()
         index = await registry.load_index()
-        return index, stored - started, time.perf_counter() - stored
+        loaded = time.perf_counter()
+        # Leave a shared Redis as it was.
+        await registry.store([], replace=True)
+        await client.delete(keys.poles_version(BENCH_CITY))
+        await client.srem(keys.CITIES, BENCH_CITY)
+        return index, stored - started, loaded - stored
     finally:
         await client.aclose()
 
@@ -72,7 +79,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Generate, store and index the city, then time exact and fuzzy lookups."""
     quick = bool(getattr(args, "quick", False))
     started = time.perf_counter()
-    poles = [p for p in generate_city(seed=7, count=100_000, city=BENCH_CITY)]
+    poles = generate_city(seed=7, count=100_000, city=BENCH_CITY)
     generate_s = time.perf_counter() - started
     if getattr(args, "redis_url", None):
         index, store_s, load_s = asyncio.run(_build(args.redis_url, poles))

@@ -147,7 +147,7 @@ def _csv_records(text: str) -> tuple[list[Record], list[str]]:
 def _geojson_records(text: str) -> tuple[list[Record], list[str]]:
     try:
         doc = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InventoryError(f"not a GeoJSON file: invalid JSON ({exc})") from None
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
         kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
@@ -228,7 +228,8 @@ def _number(value: Any, what: str) -> float | str:
 
 
 def _code(value: Any) -> str:
-    if value is None:
+    """A cell as text: codes (and road/district names) are strings or plain numbers."""
+    if value is None or isinstance(value, bool | list | dict):
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
