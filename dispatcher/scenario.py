@@ -116,3 +116,38 @@ async def drain(redis_url: str, **overrides: Any) -> Any:
     dispatcher = Dispatcher(DispatcherSettings(redis_url=redis_url, **overrides), burst=True)
     await dispatcher.run()
     return dispatcher.totals
+
+
+async def step(redis_url: str, client: Any, *messages: wire.Message, **overrides: Any) -> Any:
+    """Write ``messages`` and drain them with a burst dispatcher; its totals."""
+    write(client, messages)
+    return await drain(redis_url, **overrides)
+
+
+def incident(client: Any, incident_id: str = "1") -> Any:
+    """The incident's record (sync client); fails if it does not exist."""
+    from polewatch import records
+
+    inc = records.incident_from_hash(client.hgetall(keys.incident(incident_id)))
+    assert inc is not None, f"no incident {incident_id}"
+    return inc
+
+
+def unit(client: Any, unit_id: str) -> Any:
+    """The unit's record (sync client); fails if it does not exist."""
+    from polewatch import records
+
+    u = records.unit_from_hash(client.hgetall(keys.unit(unit_id)))
+    assert u is not None, f"no unit {unit_id}"
+    return u
+
+
+def timeline(client: Any, incident_id: str = "1") -> list[wire.IncidentEvent]:
+    """The incident's timeline, decoded."""
+    raw = client.lrange(keys.incident_timeline(incident_id), 0, -1)
+    return [wire.decode(x, wire.IncidentEvent) for x in raw]
+
+
+def units_east(client: Any, lon: float, lat: float, distances: dict[str, float]) -> None:
+    """Put units on duty ``distances[unit]`` metres east of ``(lon, lat)``."""
+    write(client, [on_duty(u, *shifted(lon, lat, east_m=d)) for u, d in distances.items()])
