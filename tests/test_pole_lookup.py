@@ -185,3 +185,10 @@ def test_resolve_never_crashes(dc_index: PoleIndex, text: str) -> None:
         return
     assert len(resolution.candidates) <= 10
     assert resolution.pole is None or resolution.pole.code.upper() == "".join(text.split()).upper()
+
+
+def test_sample_is_repeatable(shenzhen_index: PoleIndex) -> None:
+    first = shenzhen_index.sample(50, seed=4)
+    assert len({p.code for p in first}) == 50
+    assert shenzhen_index.sample(50, seed=4) == first != shenzhen_index.sample(50, seed=5)
+    assert len(PoleIndex([pole("A")]).sample(10)) == 1

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
@@ -110,6 +111,12 @@ class PoleIndex:
     def poles(self) -> list[Pole]:
         """Every pole, in registry order."""
         return list(self._tables.by_code.values())
+
+    def sample(self, n: int, *, seed: int = 0) -> list[Pole]:
+        """Up to ``n`` distinct poles drawn at random, the same for the same seed and
+        registry (for simulators and load tests)."""
+        poles = sorted(self._tables.by_code.values(), key=lambda p: p.code)
+        return random.Random(seed).sample(poles, min(max(n, 0), len(poles)))
 
     def get(self, code: str) -> Pole | None:
         """The pole whose code is ``code`` exactly, else the only pole whose code differs
