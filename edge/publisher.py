@@ -23,6 +23,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import threading
 import time
 from types import TracebackType
 from typing import Any, Final, Literal
@@ -103,6 +104,9 @@ class AlarmPublisher:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._handover = threading.Lock()
+        self._in_flight = 0
+        """Submitted from a thread, not yet in the queue (the loop has not run the put)."""
         self._task: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -171,7 +175,7 @@ class AlarmPublisher:
     @property
     def pending(self) -> int:
         """Messages handed over and not yet confirmed in Redis."""
-        return self._queue.qsize() + len(self.spool)
+        return self._in_flight + self._queue.qsize() + len(self.spool)
 
     # --- thread-safe API -------------------------------------------------------------------
     def submit(
@@ -216,13 +220,17 @@ class AlarmPublisher:
 
         def put() -> None:
             self._queue.put_nowait(_Item(record, done))
+            with self._handover:
+                self._in_flight -= 1
             self._wake.set()
 
+        with self._handover:
+            self._in_flight += 1
         loop.call_soon_threadsafe(put)
         return done
 
     def _is_idle(self) -> bool:
-        return self._queue.empty() and len(self.spool) == 0
+        return self._queue.empty() and len(self.spool) == 0 and self._in_flight == 0
 
     def _take(self) -> list[_Item]:
         items: list[_Item] = []

@@ -1,4 +1,6 @@
-"""Builders and waits shared by the edge tests (alarms, heartbeats, reading the streams)."""
+"""Builders and waits for the edge tests (alarms, heartbeats, reading the streams); test-only
+helpers kept in the package so every test module (and a crashing child process) can import
+them however pytest lays out sys.path."""
 
 from __future__ import annotations
 
@@ -31,11 +33,13 @@ def heartbeat(n: int) -> wire.Heartbeat:
 
 def alarm_ids(client: redis.Redis, stream: str = keys.ALARMS) -> list[str]:
     """Ids of every alarm in the stream, in stream order."""
-    return [wire.decode_entry(f, wire.Alarm).id for _, f in client.xrange(stream)]
+    return [a.id for a in alarms(client, stream)]
 
 
-def alarms(client: redis.Redis) -> list[wire.Alarm]:
-    return [wire.decode_entry(f, wire.Alarm) for _, f in client.xrange(keys.ALARMS)]
+def alarms(client: redis.Redis, stream: str = keys.ALARMS) -> list[wire.Alarm]:
+    """Every alarm in the stream, decoded, in stream order."""
+    entries: Any = client.xrange(stream)
+    return [wire.decode_entry(f, wire.Alarm) for _, f in entries]
 
 
 async def until(check: Callable[[], Any], within_s: float = 10.0) -> Any:

@@ -8,9 +8,9 @@ import threading
 
 import msgpack
 import redis
-from edge_helpers import alarm, alarm_ids, alarms, heartbeat, until
 
 from edge.publisher import AlarmPublisher
+from edge.testing import alarm, alarm_ids, alarms, heartbeat, until
 from polewatch import keys, wire
 
 

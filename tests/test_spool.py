@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import redis
-from edge_helpers import alarm, alarm_ids, heartbeat
 
 from edge.publisher import AlarmPublisher
 from edge.spool import FileSpool, Record
+from edge.testing import alarm, alarm_ids, heartbeat
 from polewatch.embedded import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,10 +60,9 @@ async def test_new_alarms_queue_behind_a_non_empty_spool(
 
 CRASHING_AGENT = """
 import asyncio, os, sys
-sys.path.insert(0, sys.argv[3])
 from edge.publisher import AlarmPublisher
 from edge.spool import FileSpool
-from edge_helpers import alarm
+from edge.testing import alarm
 
 async def main():
     pub = AlarmPublisher(sys.argv[1], name="crash", spool=FileSpool(sys.argv[2]))
@@ -83,7 +82,7 @@ async def test_agent_crash_with_a_full_spool_replays_after_restart(
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-c", CRASHING_AGENT, dead, str(tmp_path / "spool"), str(ROOT / "tests")],
+        [sys.executable, "-c", CRASHING_AGENT, dead, str(tmp_path / "spool")],
         check=True,
         env=env,
         timeout=60,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import zlib
 
-from edge_helpers import alarm, heartbeat
 from hypothesis import given
 from hypothesis import strategies as st
 
 from edge.spool import HEADER, Record, decode_record, frame, scan
+from edge.testing import alarm, heartbeat
 from polewatch import wire
 
 records = st.lists(
