@@ -120,7 +120,7 @@ def run(options: DemoOptions) -> int:
 
 async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) -> int:
     from gateway.auth import mint  # the demo is a composition root: it may know the gateway
-    from polewatch.poles.generator import generate_city
+    from polewatch.poles.city import generate_city
     from polewatch.poles.registry import PoleRegistry
     from simulators.citizens import Citizens
     from simulators.patrols import PatrolBehaviour, PatrolFleet, make_units
@@ -135,7 +135,9 @@ async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) ->
     if await registry.count() == 0:
         print(f"polewatch demo: generating the {options.city} city ({options.poles} poles)...")
         started = time.monotonic()
-        await registry.store(generate_city(count=options.poles, seed=options.seed))
+        await registry.store(
+            generate_city(count=options.poles, seed=options.seed, city=options.city)
+        )
         print(f"polewatch demo: city ready in {time.monotonic() - started:.1f} s")
     index = await registry.load_index()
     poles: list[Pole] = index.sample(5000, seed=options.seed)
