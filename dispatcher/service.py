@@ -51,7 +51,7 @@ class Dispatcher:
         self.settings = settings
         self.burst = burst
         self.consumer = settings.consumer or f"{socket.gethostname()}-{os.getpid()}"
-        self.table = PriorityTable(settings.types)
+        self.table = PriorityTable(settings.alarm_types())
         self.metrics = metrics or Metrics()
         self.totals: Counter[str] = Counter()
         """Everything the functions counted since start (plus ``deadletter`` from intake)."""

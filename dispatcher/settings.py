@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+import msgspec
 from msgspec import Meta
 
 from dispatcher.priorities import AlarmTypePatch
@@ -40,8 +41,22 @@ class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fie
     audit_maxlen: Count = 5_000_000
     inbox_maxlen: Count = 1000
     heartbeat_s: Positive = 5.0
-    types: dict[str, AlarmTypePatch] = {}
-    """Per alarm type overrides of :data:`dispatcher.priorities.DEFAULTS`."""
+    types: dict[str, dict[str, Any]] = {}
+    """Per alarm type overrides of :data:`dispatcher.priorities.DEFAULTS` (see
+    :class:`~dispatcher.priorities.AlarmTypePatch`); checked at start, errors name the type."""
+
+    def __post_init__(self) -> None:
+        self.alarm_types()  # fail at start, naming the bad entry
+
+    def alarm_types(self) -> dict[str, AlarmTypePatch]:
+        """The ``types`` table, validated."""
+        out = {}
+        for name, patch in self.types.items():
+            try:
+                out[name] = msgspec.convert(patch, AlarmTypePatch, strict=False)
+            except msgspec.ValidationError as exc:
+                raise ValueError(f"types.{name}: {exc}") from None
+        return out
 
     def radii(self) -> list[float]:
         """The search radii, ascending, ending with the maximum radius."""

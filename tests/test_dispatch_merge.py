@@ -9,7 +9,6 @@ import pytest
 import redis
 
 from dispatcher import scenario as sc
-from dispatcher.priorities import AlarmTypePatch
 from polewatch import keys, records
 
 LON, LAT = 114.05, 22.55
@@ -92,7 +91,7 @@ async def test_merge_keeps_the_highest_priority_and_adds_units(
     sc.write(sync_redis, [low])
     await sc.drain(redis_url)
     sc.write(sync_redis, [high])
-    await sc.drain(redis_url, types={"tripwire": AlarmTypePatch(priority=1, units=2)})
+    await sc.drain(redis_url, types={"tripwire": {"priority": 1, "units": 2}})
     inc = incident(sync_redis, incident_id(sync_redis, high.id))
     assert inc.priority == 1 and inc.wanted == 2 and inc.reports == 2
     assert inc.units == ["u1", "u2"]

@@ -10,7 +10,6 @@ import pytest
 import redis
 
 from dispatcher import scenario as sc
-from dispatcher.priorities import AlarmTypePatch
 from polewatch import keys, records, wire
 from polewatch.geo import haversine_m
 
@@ -102,7 +101,7 @@ async def test_required_capability(redis_url: str, sync_redis: redis.Redis) -> N
     a = sc.alarm(lon, lat, type="collapse")
     b = sc.alarm(lon, lat + 0.05, type="intrusion")
     sc.write(sync_redis, [a, b])
-    types = {"collapse": AlarmTypePatch(priority=1, capability="medic")}
+    types = {"collapse": {"priority": 1, "capability": "medic"}}
     await sc.drain(redis_url, types=types)
     assert incident_of(sync_redis, a.id).units == ["medic"]
     assert incident_of(sync_redis, b.id).units == ["plain"]
