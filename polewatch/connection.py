@@ -13,7 +13,12 @@ from redis.exceptions import BusyLoadingError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-RETRY_ERRORS = [RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionResetError]
+RETRY_ERRORS: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ConnectionResetError,
+)
 
 
 def connect(url: str, *, name: str, retries: int = 8, **kwargs: object) -> aioredis.Redis:
@@ -44,7 +49,7 @@ def connect_sync(url: str, *, name: str, retries: int = 8, **kwargs: object) -> 
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
         retry_on_error=list(RETRY_ERRORS),
         health_check_interval=15,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 
@@ -56,7 +61,7 @@ async def wait_ready(client: aioredis.Redis, within_s: float = 30.0) -> None:
         try:
             await client.ping()
             return
-        except tuple(RETRY_ERRORS) as exc:
+        except RETRY_ERRORS as exc:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"Redis not ready after {within_s:.0f} s: {exc}") from exc
             await asyncio.sleep(delay)

@@ -89,8 +89,13 @@ def incident_from_hash(raw: dict[Any, Any]) -> Incident | None:
         return None
     h = _text(raw)
     times = {k[2:]: float(v) for k, v in h.items() if k.startswith("t_") and v}
-    opt_float = lambda key: float(h[key]) if h.get(key) else None  # noqa: E731
-    opt_int = lambda key: int(h[key]) if h.get(key) else None  # noqa: E731
+
+    def opt_float(key: str) -> float | None:
+        return float(h[key]) if h.get(key) else None
+
+    def opt_int(key: str) -> int | None:
+        return int(h[key]) if h.get(key) else None
+
     return Incident(
         id=h["id"],
         state=h["state"],

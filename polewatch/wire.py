@@ -47,7 +47,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, tag_field="k"):
     """Schema version; decoders reject versions they do not know."""
 
 
-class Alarm(Message, tag="alarm"):
+class Alarm(Message, tag="alarm", frozen=True, kw_only=True):
     """Something happened at a place: a pole button, a camera rule, a door, a citizen."""
 
     id: Ident
@@ -91,7 +91,7 @@ IncidentState = Literal[
 ]
 
 
-class IncidentEvent(Message, tag="incident"):
+class IncidentEvent(Message, tag="incident", frozen=True, kw_only=True):
     """One transition of an incident, as appended to the audit stream."""
 
     incident: Ident
@@ -106,7 +106,7 @@ class IncidentEvent(Message, tag="incident"):
     reports: int | None = None
 
 
-class Dispatch(Message, tag="dispatch"):
+class Dispatch(Message, tag="dispatch", frozen=True, kw_only=True):
     """An incident assigned to a unit, pushed to the unit's own stream."""
 
     incident: Ident
@@ -128,7 +128,7 @@ class Dispatch(Message, tag="dispatch"):
     reports: int = 1
 
 
-class DispatchCancel(Message, tag="cancel"):
+class DispatchCancel(Message, tag="cancel", frozen=True, kw_only=True):
     """A dispatch withdrawn from a unit (timeout, reassignment, cancellation)."""
 
     incident: Ident
@@ -141,7 +141,7 @@ UnitDuty = Literal["on_duty", "off_duty"]
 UnitAction = Literal["acknowledged", "declined", "en_route", "on_scene", "resolved"]
 
 
-class PatrolPosition(Message, tag="pos"):
+class PatrolPosition(Message, tag="pos", frozen=True, kw_only=True):
     unit: Ident
     lon: Lon
     lat: Lat
@@ -150,7 +150,7 @@ class PatrolPosition(Message, tag="pos"):
     heading: Annotated[float, Meta(ge=0.0, lt=360.0)] | None = None
 
 
-class PatrolDuty(Message, tag="duty"):
+class PatrolDuty(Message, tag="duty", frozen=True, kw_only=True):
     """A unit going on or off duty (with its grid and capabilities when going on)."""
 
     unit: Ident
@@ -162,7 +162,7 @@ class PatrolDuty(Message, tag="duty"):
     lat: Lat | None = None
 
 
-class PatrolStatus(Message, tag="status"):
+class PatrolStatus(Message, tag="status", frozen=True, kw_only=True):
     """A unit's answer to a dispatch or its progress on it."""
 
     unit: Ident
@@ -175,7 +175,7 @@ class PatrolStatus(Message, tag="status"):
 CommandOp = Literal["reassign", "add_unit", "cancel", "close", "merge", "split"]
 
 
-class Command(Message, tag="cmd"):
+class Command(Message, tag="cmd", frozen=True, kw_only=True):
     """A command-centre override, carried out by the dispatcher."""
 
     op: CommandOp
@@ -192,7 +192,7 @@ class Command(Message, tag="cmd"):
 HeartbeatStatus = Literal["online", "offline", "stalled", "degraded", "stopping"]
 
 
-class Heartbeat(Message, tag="hb"):
+class Heartbeat(Message, tag="hb", frozen=True, kw_only=True):
     """A service or device saying it is alive, with a few health figures."""
 
     source: Ident
