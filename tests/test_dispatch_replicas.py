@@ -1,0 +1,132 @@
+"""Several dispatcher replicas racing on the same streams, and one killed mid-work: no unit is
+assigned twice, every alarm lands in exactly one incident, nothing is lost or sent twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import redis
+
+from dispatcher import scenario as sc
+from polewatch import keys, records, wire
+
+BBOX = (113.85, 22.50, 114.15, 22.70)
+TYPES = ["intrusion", "door_forced", "crowd", "citizen_sos", "camera_offline"]
+
+
+def populate(client: redis.Redis, seed: int, units: int, alarms: int) -> list[wire.Alarm]:
+    rng = random.Random(seed)
+    points = list(sc.random_points(units, rng, BBOX))
+    sc.write(client, [sc.on_duty(f"u{i}", lon, lat) for i, (lon, lat) in enumerate(points)])
+    # A few hot spots so that some reports merge; the rest spread over the city.
+    spots = list(sc.random_points(40, rng, BBOX))
+    out = []
+    for i in range(alarms):
+        lon, lat = rng.choice(spots) if i % 4 == 0 else next(sc.random_points(1, rng, BBOX))
+        out.append(sc.alarm(lon, lat, type=rng.choice(TYPES)))
+    for start in range(0, alarms, 1000):
+        sc.write(client, out[start : start + 1000])
+    return out
+
+
+def check_invariants(client: redis.Redis, alarms: list[wire.Alarm]) -> Counter[str]:
+    """Everything that must hold after any number of replicas processed ``alarms``."""
+    for stream in (keys.ALARMS, keys.PATROL_EVENTS, keys.COMMANDS):
+        assert client.xpending(stream, keys.DISPATCH_GROUP)["pending"] == 0
+    n = int(client.get(keys.INCIDENT_SEQ) or 0)
+    seen: Counter[bytes] = Counter()
+    holder: dict[str, str] = {}
+    states: Counter[str] = Counter()
+    for iid in map(str, range(1, n + 1)):
+        inc = records.incident_from_hash(client.hgetall(keys.incident(iid)))
+        assert inc is not None
+        alarm_ids = client.lrange(keys.incident_alarms(iid), 0, -1)
+        seen.update(alarm_ids)
+        assert inc.reports == len(alarm_ids)
+        states[inc.state] += 1
+        assert inc.state in ("dispatched", "escalated"), inc
+        assert (inc.state == "dispatched") == bool(inc.units)
+        for u in inc.units:
+            assert u not in holder, f"unit {u} holds incidents {holder[u]} and {iid}"
+            holder[u] = iid
+            assert client.hget(keys.unit(u), "incident") == iid.encode()
+    assert seen == Counter(a.id.encode() for a in alarms), "an alarm is missing or doubled"
+    for a in alarms:
+        assert client.get(keys.alarm(a.id)) is not None
+    free = {m.decode() for m in client.zrange(keys.UNITS_FREE_GEO, 0, -1)}
+    assert not free & set(holder)
+    # Nothing was sent twice: one Dispatch per assignment, in the right unit's inbox.
+    sent = Counter()
+    for u in holder:
+        for msg in sc.inbox(client, u):
+            assert isinstance(msg, wire.Dispatch) and msg.incident == holder[u]
+            sent[u] += 1
+    assert set(sent.values()) == {1}
+    states["alarms"] = len(alarms)
+    return states
+
+
+async def test_two_replicas_in_process(redis_url: str, sync_redis: redis.Redis) -> None:
+    alarms = populate(sync_redis, seed=7, units=1500, alarms=3000)
+    await asyncio.gather(
+        *(sc.drain(redis_url, consumer=name, batch_size=40) for name in ("r1", "r2"))
+    )
+    states = check_invariants(sync_redis, alarms)
+    assert states["dispatched"] > 1000 and states["escalated"] > 0
+    assert sum(states[s] for s in ("dispatched", "escalated")) < len(alarms)  # some merged
+
+
+def replica(redis_url: str, name: str, *extra: str, batch: int = 40) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "REDIS_URL": redis_url, "POLEWATCH_BATCH_SIZE": str(batch),
+           "POLEWATCH_LOG_LEVEL": "WARNING"}  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "polewatch.cli", "dispatcher", "--consumer", name, *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def test_three_replica_processes(redis_url: str, sync_redis: redis.Redis) -> None:
+    alarms = populate(sync_redis, seed=8, units=1200, alarms=3000)
+    procs = [replica(redis_url, f"p{i}", "--burst") for i in range(3)]
+    for proc in procs:
+        _, err = await asyncio.to_thread(proc.communicate, timeout=90)
+        assert proc.returncode == 0, err.decode()[-2000:]
+    states = check_invariants(sync_redis, alarms)
+    assert states["dispatched"] > 1000
+    consumers = sync_redis.xinfo_consumers(keys.ALARMS, keys.DISPATCH_GROUP)
+    assert len(consumers) == 3
+
+
+async def test_sigkilled_replica_loses_nothing(redis_url: str, sync_redis: redis.Redis) -> None:
+    alarms = populate(sync_redis, seed=9, units=1500, alarms=4000)
+    proc = replica(redis_url, "doomed", batch=25)
+    try:
+        deadline = time.monotonic() + 60
+        while int(sync_redis.get(keys.INCIDENT_SEQ) or 0) < 300:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the replica made no progress"
+            await asyncio.sleep(0.01)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+    pending = sync_redis.xpending(keys.ALARMS, keys.DISPATCH_GROUP)["pending"]
+    done = int(sync_redis.get(keys.INCIDENT_SEQ) or 0)
+    assert done < 2500, "the replica finished before it could be killed"
+    # It was killed holding a batch it had read but not processed: another replica claims it.
+    totals = await sc.drain(redis_url, consumer="rescuer", claim_idle_ms=1)
+    states = check_invariants(sync_redis, alarms)
+    assert states["dispatched"] > 1000
+    assert totals["alarms"] + totals["skipped"] <= len(alarms)
+    assert totals["duplicates"] == 0 and totals["alarms"] > 1000
+    print(f"killed after {done} incidents with {pending} alarms pending; rescuer: {totals}")
