@@ -15,6 +15,8 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "polewatch.poles.cli",
     "simulators.cli",
+    "edge.cli",
+    "polewatch.acl",
     "dispatcher.cli",
 )
 """Modules whose ``register(subparsers)`` adds top-level subcommands."""

@@ -1,0 +1,174 @@
+"""Redis ACL users per role, so a stolen edge device cannot read or rewrite dispatch state.
+
+Roles (rules built from :mod:`polewatch.keys`, applied with ``ACL SETUSER name reset on
+>password ...``; Redis 7 selectors bind each command set to its own keys):
+
+``edge``
+    Video and door agents: ``XADD`` to the alarm and heartbeat streams only (write-only key
+    permission: the streams cannot be read back), ``SET``/``EXPIRE`` of snapshot and camera
+    frame keys, ``HSET``/``EXPIRE`` of camera hashes, MULTI/EXEC, PING. Nothing else: no
+    reading incidents or streams, no unit inboxes, no ``KEYS``, no ``FLUSHALL``.
+``button``
+    A pole's alarm button: ``edge`` plus what its feedback needs: ``SUBSCRIBE`` to the incident
+    channel, ``GET`` of alarm -> incident records, ``HMGET``/``HGET`` of incident hashes and
+    ``HGET`` of the pole registry.
+``gateway``
+    The patrol and command-centre API: reads all polewatch keys, appends to the alarm,
+    patrol-event and command streams, reads unit inboxes, subscribes to the notify channels;
+    never writes dispatch state (the dispatcher's functions do).
+``dispatcher``
+    Everything under the ``pw:`` prefix except the dangerous command category (plus
+    ``FUNCTION LOAD`` to install its library).
+
+Agents authenticate with a URL carrying their user: ``redis://edge-7:SECRET@host:6379/0``.
+``polewatch acl print`` shows the rules, ``polewatch acl apply`` creates users (generating
+passwords unless given) and prints each user's URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+from typing import Any, Final
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from redis.exceptions import ResponseError
+
+from polewatch import keys
+
+ALL: Final = f"{keys.PREFIX}:*"
+
+_SETINFO: Final = "+client|setinfo"
+_CONNECTION: Final = ["+ping", "+client|setname", _SETINFO, "+multi", "+exec", "+discard"]
+"""Keyless commands every client needs (redis-py names itself on connect)."""
+
+_EDGE: Final = [
+    *_CONNECTION,
+    f"(+xadd %W~{keys.ALARMS} %W~{keys.HEARTBEATS})",
+    f"(+set +expire %W~{keys.snapshot('*')} %W~{keys.camera_frame('*')})",
+    f"(+hset +expire %W~{keys.camera('*')})",
+]
+
+ROLES: Final[dict[str, list[str]]] = {
+    "edge": _EDGE,
+    "button": [
+        *_EDGE,
+        "+subscribe",
+        "+unsubscribe",
+        f"&{keys.INCIDENT_NOTIFY}",
+        f"(+get %R~{keys.alarm('*')})",
+        f"(+hget +hmget %R~{keys.incident('*')} %R~{keys.poles('*')})",
+    ],
+    "gateway": [
+        "+@connection",
+        "+@read",
+        "+@pubsub",
+        "+multi",
+        "+exec",
+        "+discard",
+        f"%R~{ALL}",
+        f"&{keys.PREFIX}:notify:*",
+        f"(+xadd %W~{keys.ALARMS} %W~{keys.PATROL_EVENTS} %W~{keys.COMMANDS})",
+    ],
+    "dispatcher": ["+@all", "-@dangerous", "+function|load", f"~{ALL}", f"&{keys.PREFIX}:*"],
+}
+
+
+class AclError(Exception):
+    """An unknown role or a bad user specification."""
+
+
+def rules(role: str) -> list[str]:
+    """The ACL rules of ``role`` (without user, password or on/off)."""
+    try:
+        return list(ROLES[role])
+    except KeyError:
+        raise AclError(f"unknown role {role!r}; roles: {', '.join(ROLES)}") from None
+
+
+def setuser_args(username: str, role: str, password: str) -> list[str]:
+    """The arguments of ``ACL SETUSER`` that (re)define ``username`` as exactly ``role``."""
+    if not password:
+        raise AclError("an empty password would let anyone in")
+    return [username, "reset", "on", f">{password}", *rules(role)]
+
+
+def apply(client: Any, username: str, role: str, password: str) -> None:
+    """(Re)define the user on a synchronous Redis client with admin rights."""
+    args = setuser_args(username, role, password)
+    try:
+        client.execute_command("ACL", "SETUSER", *args)
+    except ResponseError as exc:
+        if _SETINFO not in str(exc):
+            raise
+        # Redis < 7.2 has no CLIENT SETINFO (and redis-py tolerates its refusal)
+        client.execute_command("ACL", "SETUSER", *(a for a in args if a != _SETINFO))
+
+
+def user_url(base_url: str, username: str, password: str) -> str:
+    """``base_url`` with ``username:password`` as its credentials."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or "127.0.0.1"
+    netloc = f"{quote(username, safe='')}:{quote(password, safe='')}@{host}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+# --- CLI ---------------------------------------------------------------------------------
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    acl = sub.add_parser("acl", help="Redis ACL users for agents and services")
+    actions = acl.add_subparsers(dest="acl_command", required=True, metavar="ACTION")
+    show = actions.add_parser("print", help="print the ACL SETUSER rules of each role")
+    show.add_argument("--role", choices=sorted(ROLES), action="append", help="only these roles")
+    show.set_defaults(func=_print)
+    do = actions.add_parser(
+        "apply", help="create or redefine users (USER=ROLE[:PASSWORD]) and print their URLs"
+    )
+    do.add_argument("users", nargs="+", metavar="USER=ROLE[:PASSWORD]")
+    do.add_argument("--redis-url", help="admin connection (default: settings redis_url)")
+    do.add_argument("--config", help="polewatch settings file")
+    do.set_defaults(func=_apply)
+
+
+def _print(args: argparse.Namespace) -> int:
+    for role in args.role or ROLES:
+        print(f"# {role}")
+        print("ACL SETUSER <user> reset on ><password> " + " ".join(rules(role)))
+    return 0
+
+
+def parse_user(spec: str) -> tuple[str, str, str]:
+    """``USER=ROLE[:PASSWORD]`` -> (user, role, password); a missing password is generated."""
+    user, sep, rest = spec.partition("=")
+    role, _, password = rest.partition(":")
+    if not sep or not user or not role:
+        raise AclError(f"{spec!r}: expected USER=ROLE[:PASSWORD]")
+    rules(role)
+    return user, role, password or secrets.token_urlsafe(24)
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from polewatch import settings
+    from polewatch.connection import connect_sync
+
+    try:
+        users = [parse_user(spec) for spec in args.users]
+        conf = settings.load(
+            settings.Settings,
+            section="acl",
+            config_file=args.config,
+            overrides={"redis_url": args.redis_url} if args.redis_url else None,
+        )
+    except (AclError, settings.SettingsError) as exc:
+        print(f"polewatch acl: {exc}", file=sys.stderr)
+        return 2
+    client = connect_sync(conf.redis_url, name="acl")
+    try:
+        for user, role, password in users:
+            apply(client, user, role, password)
+            print(f"{user}\t{role}\t{user_url(conf.redis_url, user, password)}")
+    finally:
+        client.close()
+    return 0

@@ -1,0 +1,119 @@
+"""Agents as their own Redis users: an edge agent can append alarms and nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from redis.exceptions import NoPermissionError, ResponseError
+
+from edge.publisher import AlarmPublisher
+from edge.testing import alarm, alarm_ids, heartbeat
+from polewatch import acl, keys
+from polewatch.cli import main
+from polewatch.embedded import EmbeddedRedis
+
+
+@pytest.fixture
+def admin(make_redis: type[EmbeddedRedis], tmp_path: Path) -> Iterator[tuple[str, redis.Redis]]:
+    """A private server (users must not leak into the shared one) and its admin client."""
+    server = make_redis(tmp_path / "redis", appendonly=False).start()
+    client = redis.Redis.from_url(server.url)
+    yield server.url, client
+    client.close()
+
+
+def as_user(url: str, admin: redis.Redis, role: str) -> tuple[str, redis.Redis]:
+    acl.apply(admin, f"{role}-1", role, "s3cret-" + role)
+    user_url = acl.user_url(url, f"{role}-1", "s3cret-" + role)
+    return user_url, redis.Redis.from_url(user_url)
+
+
+async def test_edge_user_publishes_alarms_snapshots_heartbeats_and_frames(admin):
+    url, root = admin
+    edge_url, edge = as_user(url, root, "edge")
+    edge.close()
+    async with AlarmPublisher(edge_url, name="edge-agent") as pub:
+        assert await pub.publish(alarm(1), snapshot=b"jpeg") == "sent"
+        assert await pub.heartbeat(heartbeat(1)) == "sent"
+        assert await pub.frame("cam-1", b"frame")
+    assert alarm_ids(root) == ["t-1"]
+    assert root.get(keys.snapshot("t-1")) == b"jpeg"
+    assert root.xlen(keys.HEARTBEATS) == 1 and root.get(keys.camera_frame("cam-1")) == b"frame"
+
+
+def test_edge_user_cannot_read_or_write_anything_else(admin):
+    url, root = admin
+    root.hset(keys.incident("I1"), mapping={"id": "I1", "state": "new"})
+    root.xadd(keys.ALARMS, {"m": b"x"})
+    _, edge = as_user(url, root, "edge")
+    try:
+        forbidden = [
+            lambda: edge.hgetall(keys.incident("I1")),
+            lambda: edge.hget(keys.incident("I1"), "state"),
+            lambda: edge.xrange(keys.ALARMS),
+            lambda: edge.xread({keys.ALARMS: "0"}),
+            lambda: edge.xlen(keys.ALARMS),
+            lambda: edge.xadd(keys.unit_inbox("u1"), {"m": b"x"}),
+            lambda: edge.xadd(keys.COMMANDS, {"m": b"x"}),
+            lambda: edge.set(keys.ALARMS, b"wiped"),  # SET may not touch the streams
+            lambda: edge.get(keys.snapshot("t-1")),  # write-only even on its own keys
+            lambda: edge.keys("*"),
+            lambda: edge.flushall(),
+            lambda: edge.fcall("anything", 0),
+        ]
+        for command in forbidden:
+            with pytest.raises(NoPermissionError):
+                command()
+    finally:
+        edge.close()
+    assert root.type(keys.ALARMS) == b"stream" and root.xlen(keys.ALARMS) == 1
+
+
+def test_button_user_reads_only_its_feedback(admin):
+    url, root = admin
+    root.set(keys.alarm("a1"), "I1")
+    root.hset(keys.incident("I1"), mapping={"state": "dispatched", "units": "u1"})
+    _, button = as_user(url, root, "button")
+    try:
+        assert button.get(keys.alarm("a1")) == b"I1"
+        assert button.hmget(keys.incident("I1"), ["state", "units"]) == [b"dispatched", b"u1"]
+        with pytest.raises(NoPermissionError):
+            button.hgetall(keys.unit("u1"))
+        with pytest.raises(NoPermissionError):
+            button.xadd(keys.unit_inbox("u1"), {"m": b"x"})
+        with pytest.raises(NoPermissionError):
+            button.hset(keys.incident("I1"), "state", "closed")
+    finally:
+        button.close()
+
+
+def test_bad_specs_and_roles():
+    with pytest.raises(acl.AclError, match="unknown role"):
+        acl.rules("root")
+    with pytest.raises(acl.AclError, match="USER=ROLE"):
+        acl.parse_user("edge-1")
+    user, role, password = acl.parse_user("cam-7=edge")
+    assert (user, role) == ("cam-7", "edge") and len(password) >= 24
+    assert acl.user_url("redis://127.0.0.1:6390/0", "a b", "p@ss") == (
+        "redis://a%20b:p%40ss@127.0.0.1:6390/0"
+    )
+
+
+def test_cli_apply_prints_working_urls(admin, capsys):
+    url, root = admin
+    assert main(["acl", "apply", "--redis-url", url, "door-1=edge", "gw=gateway:pw"]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [(u, r) for u, r, _ in lines] == [("door-1", "edge"), ("gw", "gateway")]
+    door = redis.Redis.from_url(lines[0][2])
+    try:
+        assert door.ping()
+        door.xadd(keys.ALARMS, {"m": b"x"})
+        with pytest.raises(ResponseError):
+            door.xrange(keys.ALARMS)
+    finally:
+        door.close()
+    assert main(["acl", "print", "--role", "edge"]) == 0
+    assert "+xadd" in capsys.readouterr().out
