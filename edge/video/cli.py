@@ -1,0 +1,93 @@
+"""``polewatch replay`` (a camera config over a video file) and ``polewatch edge video``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from edge.video import config as cfg
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replay = sub.add_parser(
+        "replay", help="run a camera's video pipeline over a file; JSON lines of boxes and events"
+    )
+    replay.add_argument("video", help="video file")
+    replay.add_argument("--camera", required=True, help="camera config (TOML)")
+    replay.add_argument("--out", required=True, help="JSON lines output ('-' for stdout)")
+    replay.add_argument("--eval", metavar="GT.txt", help="MOT ground truth: print quality JSON")
+    replay.add_argument("--iou", type=float, default=0.5, help="IoU for a match (--eval)")
+    replay.add_argument("--frames", type=int, help="stop after this many video frames")
+    replay.set_defaults(func=_replay)
+
+    video = edge_subparsers(sub).add_parser(
+        "video", help="run camera agents: alarms, heartbeats and frames to Redis"
+    )
+    video.add_argument("--camera", action="append", required=True, help="camera config (TOML)")
+    video.add_argument("--config", help="polewatch settings file (redis_url, city, ...)")
+    video.add_argument("--redis-url", help="Redis URL (overrides settings)")
+    video.set_defaults(func=_agent)
+
+
+def edge_subparsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """The ``polewatch edge`` command's subcommands, shared by every edge agent's module."""
+    parser = sub.choices.get("edge")
+    if parser is None:
+        parser = sub.add_parser("edge", help="edge agents (video, doors, pole buttons)")
+        parser.add_subparsers(dest="edge_command", required=True, metavar="AGENT")
+    assert parser._subparsers is not None
+    for action in parser._subparsers._group_actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError("the edge command has no subcommands")
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from edge.video import evaluate, replay
+
+    try:
+        config = cfg.load(args.camera)
+    except cfg.ConfigError as exc:
+        print(f"polewatch replay: {exc}", file=sys.stderr)
+        return 2
+    try:
+        truth = evaluate.read_mot(args.eval) if args.eval else None
+    except (OSError, evaluate.GroundTruthError) as exc:
+        print(f"polewatch replay: {exc}", file=sys.stderr)
+        return 2
+    out = sys.stdout if args.out == "-" else open(args.out, "w")  # noqa: SIM115
+    try:
+        result = replay.run(args.video, config, out, limit=args.frames)
+    except replay.VideoError as exc:
+        print(f"polewatch replay: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if truth is not None:
+        report: dict[str, Any] = evaluate.detection_quality(result.boxes, truth, args.iou)
+        first, last = min(truth), max(truth)
+        wires = {}
+        for i, rule in enumerate(config.rules):
+            if isinstance(rule, cfg.TripwireRule):
+                name = config.rule_name(i)
+                wires[name] = {
+                    "truth": dict(evaluate.tripwire_truth(rule, truth, result.fps)),
+                    "found": dict(
+                        evaluate.count_events(result.events, name, range(first, last + 1))
+                    ),
+                }
+        report["tripwire"] = wires
+        report["motion_gate"] = result.gate
+        print(json.dumps(report, indent=2), file=sys.stderr if args.out == "-" else sys.stdout)
+    return 0
+
+
+def _agent(args: argparse.Namespace) -> int:
+    from edge.video import agent
+
+    return agent.main(args)

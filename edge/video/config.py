@@ -1,0 +1,218 @@
+"""Per-camera configuration, one TOML file per camera, validated once at start.
+
+Every error names the key it is about (``rules[2].line: expected two points``) and is raised as
+:class:`ConfigError`. Coordinates of zones, lines and masks are pixels of the camera's own
+frames (what ``polewatch replay`` prints), whatever resolution the analysis runs at.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeAlias
+
+import msgspec
+from msgspec import Meta
+
+Coord = Annotated[float, Meta(ge=-100_000.0, le=100_000.0)]
+PointT: TypeAlias = tuple[Coord, Coord]
+Seconds = Annotated[float, Meta(ge=0.0, le=86_400.0)]
+Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@#/-]+$")]
+_SCHEDULE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+class ConfigError(ValueError):
+    """The camera configuration is invalid; the message names the key."""
+
+
+class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class Analysis(_Strict):
+    """How the frames are analysed."""
+
+    width: Annotated[int, Meta(ge=0, le=8192)] = 0
+    """Analysis width in pixels (height keeps the aspect); 0: the source's own."""
+    fps: Annotated[float, Meta(gt=0.0, le=120.0)] = 10.0
+    """Frames analysed per second; the capture drops the others."""
+    motion_width: Annotated[int, Meta(ge=32, le=1920)] = 320
+    motion_mask: list[list[PointT]] = []
+    """Polygons where motion is ignored (trees, a busy road)."""
+    person_min_height: Annotated[float, Meta(ge=16.0, le=4096.0)] = 48.0
+    person_max_height: Annotated[float, Meta(ge=16.0, le=8192.0)] = 400.0
+    sweep: Seconds = 10.0
+    """Every so many seconds (and at start) the detector searches the whole frame, to find
+    people standing still; 0: never."""
+
+
+class DetectorConfig(_Strict):
+    kind: Literal["hog", "onnx"] = "hog"
+    model: str | None = None
+    """Path of the ONNX model (kind ``onnx``); read from disk, never downloaded."""
+    threshold: Annotated[float, Meta(ge=-10.0, le=10.0)] = 0.0
+    input_size: Annotated[int, Meta(ge=32, le=4096)] = 640
+
+
+class _Rule(_Strict, tag_field="type", kw_only=True):
+    name: Name | None = None
+    cooldown: Seconds = 30.0
+    """Seconds during which the rule does not raise the same alarm again."""
+
+
+class ZoneRule(_Rule, tag="zone", kw_only=True):
+    """Someone enters the polygon (during the schedule, if any)."""
+
+    polygon: list[PointT]
+    schedule: list[str] = []
+    """Windows ``HH:MM-HH:MM`` in the camera's time zone; may cross midnight."""
+
+
+class TripwireRule(_Rule, tag="tripwire", kw_only=True):
+    """Someone's feet cross the line; side a is on the left walking from its first point to
+    its second as seen on screen."""
+
+    line: list[PointT]
+    direction: Literal["a_to_b", "b_to_a", "any"] = "any"
+    cooldown: Seconds = 2.0
+
+
+class LoiteringRule(_Rule, tag="loitering", kw_only=True):
+    polygon: list[PointT]
+    dwell: Seconds = 30.0
+
+
+class CrowdRule(_Rule, tag="crowd", kw_only=True):
+    min_people: Annotated[int, Meta(ge=2, le=1000)] = 5
+    duration: Seconds = 10.0
+    polygon: list[PointT] | None = None
+
+
+class TamperRule(_Rule, tag="tamper", kw_only=True):
+    """Lens covered, view blurred or camera moved, lasting ``duration`` seconds."""
+
+    duration: Seconds = 3.0
+    blur_ratio: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.35
+    shift: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.05
+    """Global shift, as a fraction of the frame width, that counts as moved."""
+
+
+class OfflineRule(_Rule, tag="offline", kw_only=True):
+    after: Seconds = 30.0
+    """Seconds offline (or stalled) before the alarm."""
+
+
+RuleConfig: TypeAlias = (
+    ZoneRule | TripwireRule | LoiteringRule | CrowdRule | TamperRule | OfflineRule
+)
+
+
+class CameraConfig(_Strict):
+    """One camera: where its frames come from, where it stands, what to look for."""
+
+    id: Name
+    source: Annotated[str, Meta(min_length=1)]
+    """RTSP / HTTP(S) MJPEG URL, a file path, or a local device (``0``, ``/dev/video0``)."""
+    pole: Name | None = None
+    """Pole code; its place, district and grid come from the pole registry."""
+    lon: Annotated[float, Meta(ge=-180.0, le=180.0)] | None = None
+    lat: Annotated[float, Meta(ge=-90.0, le=90.0)] | None = None
+    district: str | None = None
+    grid: Name | None = None
+    timezone: str = "UTC"
+    analysis: Analysis = Analysis()
+    detector: DetectorConfig = DetectorConfig()
+    rules: list[RuleConfig] = []
+
+    def rule_name(self, index: int) -> str:
+        rule = self.rules[index]
+        return rule.name or f"{type(rule).__struct_config__.tag}-{index}"
+
+
+def parse(data: dict[str, Any], *, where: str = "camera config") -> CameraConfig:
+    """Validate a decoded TOML table; :class:`ConfigError` names the offending key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table")
+    try:
+        config = msgspec.convert(data, CameraConfig, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {_explain(str(exc))}") from None
+    problems = list(_check(config))
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
+    return config
+
+
+def load(path: str | Path) -> CameraConfig:
+    """Read and validate one camera's TOML file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"camera config {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"camera config {path} is not valid TOML: {exc}") from None
+    config = parse(data, where=str(path))
+    if config.detector.kind == "onnx" and config.detector.model:
+        model = Path(config.detector.model)
+        if not model.is_absolute():
+            model = path.parent / model
+        if not model.is_file():
+            raise ConfigError(f"{path}: detector.model: {model} does not exist")
+        config = msgspec.structs.replace(
+            config, detector=msgspec.structs.replace(config.detector, model=str(model))
+        )
+    return config
+
+
+def _explain(message: str) -> str:
+    """``Expected `int`, got `str` - at `$.rules[2].line[0]``` -> ``rules[2].line[0]: ...``."""
+    match = re.search(r" - at `\$(?P<path>[^`]*)`$", message)
+    if not match:
+        return message
+    path = match.group("path").lstrip(".")
+    what = message[: match.start()]
+    return f"{path or '(top level)'}: {what}"
+
+
+def _check(config: CameraConfig) -> list[str]:
+    out = []
+    for i, poly in enumerate(config.analysis.motion_mask):
+        if len(poly) < 3:
+            out.append(f"analysis.motion_mask[{i}]: a polygon needs at least three points")
+    a = config.analysis
+    if a.person_min_height > a.person_max_height:
+        out.append("analysis.person_min_height: larger than person_max_height")
+    if config.detector.kind == "onnx" and not config.detector.model:
+        out.append("detector.model: required when detector.kind is 'onnx'")
+    if config.pole is None and (config.lon is None or config.lat is None):
+        out.append("pole: give a pole code, or lon and lat")
+    if (config.lon is None) != (config.lat is None):
+        out.append("lon/lat: give both or neither")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(config.timezone)
+    except (ValueError, KeyError, OSError):
+        out.append(f"timezone: unknown time zone {config.timezone!r}")
+    names: set[str] = set()
+    for i, rule in enumerate(config.rules):
+        key = f"rules[{i}]"
+        name = config.rule_name(i)
+        if name in names:
+            out.append(f"{key}.name: {name!r} is used twice")
+        names.add(name)
+        if isinstance(rule, TripwireRule):
+            if len(rule.line) != 2:
+                out.append(f"{key}.line: expected two points")
+            elif rule.line[0] == rule.line[1]:
+                out.append(f"{key}.line: the two points are the same")
+        polygon = getattr(rule, "polygon", None)
+        if polygon is not None and len(polygon) < 3:
+            out.append(f"{key}.polygon: a polygon needs at least three points")
+        for j, window in enumerate(getattr(rule, "schedule", [])):
+            if not _SCHEDULE.match(window):
+                out.append(f"{key}.schedule[{j}]: expected HH:MM-HH:MM, got {window!r}")
+    return out

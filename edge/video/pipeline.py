@@ -1,0 +1,173 @@
+"""The hot loop: one frame in, tracked people and rule events out.
+
+:class:`Analyzer` owns no I/O. Its stages come in as parameters (motion gate, detector,
+tracker, rules), so the same object runs live cameras, ``polewatch replay`` and the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import cv2
+
+from edge.video import config as cfg
+from edge.video import rules as rules_mod
+from edge.video.boxes import Box, containment
+from edge.video.detect import Detector, HogDetector, OnnxDetector
+from edge.video.motion import Frame, Mog2Motion, MotionDetector
+from edge.video.rules import Event, Rule, Scene
+from edge.video.track import Track, Tracker
+
+
+@dataclass
+class Result:
+    """What the pipeline made of one frame (coordinates in the source frame's pixels)."""
+
+    frame: int
+    ts: float
+    boxes: list[Box]
+    tracks: list[Track]
+    events: list[Event]
+    regions: list[Box] = field(default_factory=list)
+
+
+@dataclass
+class GateStats:
+    """How much work the motion gate spared the detector."""
+
+    frames: int = 0
+    frames_detected: int = 0
+    """Frames where at least one region reached the detector."""
+    area: float = 0.0
+    """Sum over frames of the share of the frame inside the regions."""
+
+    def as_dict(self) -> dict[str, float]:
+        n = max(1, self.frames)
+        return {
+            "frames": self.frames,
+            "frames_to_detector": round(self.frames_detected / n, 3),
+            "area_to_detector": round(self.area / n, 4),
+        }
+
+
+class Analyzer:
+    """Motion gate -> detector on motion and track regions -> tracker -> rules."""
+
+    def __init__(
+        self,
+        *,
+        motion: MotionDetector,
+        detector: Detector,
+        tracker: Tracker,
+        rules: Sequence[Rule] = (),
+        width: int = 0,
+        person_height: tuple[float, float] = (48.0, 400.0),
+        sweep: int = 0,
+        steady_hits: int = 4,
+    ) -> None:
+        self.motion = motion
+        self.detector = detector
+        self.tracker = tracker
+        self.rules = list(rules)
+        self.width = width
+        self.person_height = person_height
+        self.gate = GateStats()
+        self.sweep = sweep
+        """Every ``sweep`` frames the whole frame goes to the detector (0: never)."""
+        self._frames = 0
+        self.steady_hits = steady_hits
+        """Hits after which a track is searched for every other frame only (0: every frame)."""
+
+    def analyse(self, image: Frame, frame: int, ts: float) -> Result:
+        """Run every stage over one frame."""
+        h0, w0 = image.shape[:2]
+        scale = self.width / w0 if 0 < self.width < w0 else 1.0
+        work = (
+            image
+            if scale == 1.0
+            else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        )
+        inv = 1.0 / scale
+        blobs = self.motion.detect(image)  # it downsizes on its own; masks are in source px
+        lo, hi = self.person_height
+        moving = [Box(*b[:4], 0.0) for b in blobs if b.h >= lo * 0.3]
+        # Regions: what moved, plus where tracked people are expected (people who stop
+        # walking stop moving, and Frigate-style we keep looking at them), plus the whole
+        # frame now and then: the background model has not seen a person who never moved.
+        # A person tracked steadily (seen in the last frame, for a while) is searched for
+        # every other frame; in between the track's prediction stands in.
+        steady, rest = [], []
+        for t in self.tracker.tracks:
+            is_steady = self.steady_hits > 0 and t.confirmed and not t.misses
+            (steady if is_steady and t.hits >= self.steady_hits else rest).append(t)
+        tracked = [
+            Box(*t.predicted()[:4], t.box.h * 0.8)
+            for t in rest + [t for t in steady if (frame + t.id) % 2 == 0]
+        ]
+        if steady and moving:
+            # A blob that a tracked person explains needs no search of its own.
+            seen = [Box(*t.predicted()[:4]).grown(t.box.h * 0.15, w0, h0) for t in steady]
+            cover = containment(moving, seen)
+            moving = [b for b, c in zip(moving, cover, strict=True) if c < 0.8]
+        regions = moving + tracked
+        if self.sweep and self._frames % self.sweep == 0:
+            regions.append(Box(0.0, 0.0, float(w0), float(h0), min(hi, lo * 1.3)))
+        self._frames += 1
+        self.gate.frames += 1
+        if regions:
+            self.gate.frames_detected += 1
+            self.gate.area += _coverage(regions, w0, h0)
+            found = self.detector.detect(work, [r.scaled(scale, scale) for r in regions])
+            detections = [b.scaled(inv, inv) for b in found]
+        else:
+            detections = []
+        tracks = self.tracker.update(frame, detections)
+        boxes = [Box(*t.box[:4], round(t.score, 3)) for t in tracks]
+        scene = Scene(frame, ts, tracks, image)
+        events = [e for rule in self.rules for e in rule.update(scene)]
+        return Result(frame, ts, boxes, tracks, events, regions)
+
+    def status(self, status: str, frame: int, ts: float) -> list[Event]:
+        """Tell the rules about the capture's state when there is no frame (offline)."""
+        scene = Scene(frame, ts, [], None, status)
+        return [e for rule in self.rules for e in rule.update(scene)]
+
+
+def _coverage(regions: Sequence[Box], width: int, height: int) -> float:
+    import numpy as np
+
+    mask = np.zeros((max(1, height // 8), max(1, width // 8)), np.uint8)
+    for r in regions:
+        x0, y0 = int(r.x // 8), int(r.y // 8)
+        mask[y0 : int((r.y + r.h) // 8) + 1, x0 : int((r.x + r.w) // 8) + 1] = 1
+    return float(mask.mean())
+
+
+def build(config: cfg.CameraConfig) -> Analyzer:
+    """An analyzer with the stages the camera's configuration asks for."""
+    a = config.analysis
+    detector: Detector
+    if config.detector.kind == "onnx":
+        assert config.detector.model is not None
+        detector = OnnxDetector(
+            config.detector.model,
+            size=config.detector.input_size,
+            threshold=max(0.0, config.detector.threshold) or 0.4,
+        )
+    else:
+        detector = HogDetector(
+            min_height=a.person_min_height,
+            max_height=a.person_max_height,
+            threshold=config.detector.threshold,
+        )
+    fps = a.fps
+    return Analyzer(
+        motion=Mog2Motion(width=a.motion_width, mask=a.motion_mask),
+        detector=detector,
+        tracker=Tracker(max_misses=max(3, round(1.5 * fps)), coast=max(1, round(0.4 * fps))),
+        rules=rules_mod.build(config),
+        width=a.width,
+        person_height=(a.person_min_height, a.person_max_height),
+        sweep=round(a.sweep * fps),
+    )

@@ -1,0 +1,342 @@
+"""Rules turn tracks and frames into events: zone intrusion, tripwire, loitering, crowd, tamper,
+camera offline.
+
+Each rule sees one :class:`Scene` per analysed frame and returns the events it raises. A
+cooldown makes one happening one alarm: a rule does not raise the same event again (for the
+same track, where it is about a track) until ``cooldown`` seconds have passed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import cv2
+import numpy as np
+
+from edge.video import config as cfg
+from edge.video.boxes import Box, Point, segment_param, side_of
+from edge.video.motion import Frame
+from edge.video.track import Track
+
+
+@dataclass
+class Scene:
+    """What one analysed frame shows the rules."""
+
+    frame: int
+    ts: float
+    tracks: Sequence[Track]
+    image: Frame | None = None
+    status: str = "online"
+    """The capture's status: ``online``, ``stalled`` or ``offline``."""
+
+
+@dataclass
+class Event:
+    """A rule fired. ``rule`` is the rule's type, ``name`` its configured name."""
+
+    rule: str
+    name: str
+    frame: int
+    ts: float
+    track: int | None = None
+    box: Box | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rule": self.rule, "name": self.name}
+        out.update(self.detail)
+        if self.track is not None:
+            out["track"] = self.track
+        out["ts"] = round(self.ts, 3)
+        if self.box is not None:
+            out["box"] = self.box.as_list()
+        return out
+
+
+class Rule(Protocol):
+    name: str
+
+    def update(self, scene: Scene) -> list[Event]: ...
+
+
+class _Cooldown:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._last: dict[object, float] = {}
+
+    def ready(self, key: object, ts: float) -> bool:
+        last = self._last.get(key)
+        if last is not None and ts - last < self.seconds:
+            return False
+        self._last[key] = ts
+        return True
+
+
+def _inside(polygon: Sequence[Point], p: Point) -> bool:
+    contour = np.asarray(polygon, dtype=np.float32)
+    return cv2.pointPolygonTest(contour, (float(p[0]), float(p[1])), False) >= 0
+
+
+def _in_schedule(windows: Sequence[str], ts: float, tz: ZoneInfo) -> bool:
+    if not windows:
+        return True
+    now = datetime.fromtimestamp(ts, tz)
+    minute = now.hour * 60 + now.minute
+    for window in windows:
+        start, end = window.split("-")
+        a = int(start[:2]) * 60 + int(start[3:])
+        b = int(end[:2]) * 60 + int(end[3:])
+        if (a <= minute < b) if a <= b else (minute >= a or minute < b):
+            return True
+    return False
+
+
+class ZoneIntrusion:
+    """Someone's feet inside the polygon during the schedule (one alarm per cooldown)."""
+
+    def __init__(self, name: str, c: cfg.ZoneRule, tz: ZoneInfo) -> None:
+        self.name, self.c, self.tz = name, c, tz
+        self._cool = _Cooldown(c.cooldown)
+        self._inside: set[int] = set()
+
+    def update(self, scene: Scene) -> list[Event]:
+        events = []
+        now_inside = set()
+        for t in scene.tracks:
+            if t.misses or not _inside(self.c.polygon, t.box.foot):
+                continue
+            now_inside.add(t.id)
+            entered = t.id not in self._inside
+            active = entered and _in_schedule(self.c.schedule, scene.ts, self.tz)
+            if active and self._cool.ready(None, scene.ts):
+                events.append(Event("zone", self.name, scene.frame, scene.ts, t.id, t.box))
+        self._inside = now_inside | {
+            t.id for t in scene.tracks if t.misses and t.id in self._inside
+        }
+        return events
+
+
+class Tripwire:
+    """A track's feet cross the line, in the configured direction.
+
+    A foot must be clearly on one side (``margin`` px) before and after, and cross within the
+    segment, so a person standing on the line does not count again and again.
+    """
+
+    def __init__(self, name: str, c: cfg.TripwireRule, margin: float = 3.0) -> None:
+        self.name, self.c, self.margin = name, c, margin
+        self.line: tuple[Point, Point] = (c.line[0], c.line[1])
+        self._cool = _Cooldown(c.cooldown)
+        self._side: dict[int, tuple[str, Point]] = {}
+
+    def update(self, scene: Scene) -> list[Event]:
+        events = []
+        for t in scene.tracks:
+            if t.misses:
+                continue
+            foot = t.box.foot
+            d = side_of(self.line, foot)
+            if abs(d) < self.margin:
+                continue
+            side = "a" if d < 0 else "b"
+            before = self._side.get(t.id)
+            self._side[t.id] = (side, foot)
+            if before is None or before[0] == side:
+                continue
+            # Where the path crossed the line's infinite extension must lie on the segment.
+            d0 = side_of(self.line, before[1])
+            k = d0 / (d0 - d)
+            cross = (
+                before[1][0] + k * (foot[0] - before[1][0]),
+                before[1][1] + k * (foot[1] - before[1][1]),
+            )
+            if not 0.0 <= segment_param(self.line, cross) <= 1.0:
+                continue
+            direction = f"{before[0]}_to_{side}"
+            if self.c.direction not in ("any", direction):
+                continue
+            if self._cool.ready((t.id, direction), scene.ts):
+                events.append(
+                    Event(
+                        "tripwire",
+                        self.name,
+                        scene.frame,
+                        scene.ts,
+                        t.id,
+                        t.box,
+                        {"direction": direction},
+                    )
+                )
+        live = {t.id for t in scene.tracks}
+        for gone in [k for k in self._side if k not in live]:
+            del self._side[gone]
+        return events
+
+
+class Loitering:
+    """A track stays inside the polygon for ``dwell`` seconds (one alarm per track)."""
+
+    def __init__(self, name: str, c: cfg.LoiteringRule) -> None:
+        self.name, self.c = name, c
+        self._since: dict[int, float] = {}
+        self._cool = _Cooldown(c.cooldown)
+        self._fired: set[int] = set()
+
+    def update(self, scene: Scene) -> list[Event]:
+        events = []
+        live = set()
+        for t in scene.tracks:
+            if not _inside(self.c.polygon, t.box.foot):
+                continue
+            live.add(t.id)
+            since = self._since.setdefault(t.id, scene.ts)
+            dwell = scene.ts - since
+            if dwell >= self.c.dwell and t.id not in self._fired:
+                self._fired.add(t.id)
+                if self._cool.ready(t.id, scene.ts):
+                    events.append(
+                        Event(
+                            "loitering",
+                            self.name,
+                            scene.frame,
+                            scene.ts,
+                            t.id,
+                            t.box,
+                            {"dwell": round(dwell, 1)},
+                        )
+                    )
+        self._since = {k: v for k, v in self._since.items() if k in live}
+        return events
+
+
+class Crowd:
+    """At least ``min_people`` tracks (inside the polygon, if any) for ``duration`` seconds."""
+
+    def __init__(self, name: str, c: cfg.CrowdRule) -> None:
+        self.name, self.c = name, c
+        self._since: float | None = None
+        self._cool = _Cooldown(c.cooldown)
+
+    def update(self, scene: Scene) -> list[Event]:
+        poly = self.c.polygon
+        people = [t for t in scene.tracks if poly is None or _inside(poly, t.box.foot)]
+        if len(people) < self.c.min_people:
+            self._since = None
+            return []
+        if self._since is None:
+            self._since = scene.ts
+        if scene.ts - self._since >= self.c.duration and self._cool.ready(None, scene.ts):
+            return [
+                Event(
+                    "crowd", self.name, scene.frame, scene.ts, None, None, {"people": len(people)}
+                )
+            ]
+        return []
+
+
+class Tamper:
+    """Lens covered (dark or featureless), view blurred (sharpness fell below ``blur_ratio`` of
+    the reference) or camera moved (global shift against the reference view).
+
+    The reference is the view after a short settling time; it follows slow changes (light)
+    while nothing is wrong.
+    """
+
+    _SIZE = (160, 120)
+
+    def __init__(self, name: str, c: cfg.TamperRule) -> None:
+        self.name, self.c = name, c
+        self._ref: np.ndarray[Any, np.dtype[np.float32]] | None = None
+        self._ref_sharp = 0.0
+        self._since: dict[str, float] = {}
+        self._cool = _Cooldown(c.cooldown)
+        self._window = np.float32(cv2.createHanningWindow(self._SIZE, cv2.CV_32F))
+
+    def update(self, scene: Scene) -> list[Event]:
+        if scene.image is None:
+            return []
+        small = cv2.resize(scene.image, self._SIZE, interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+        g = np.float32(grey)
+        sharp = float(cv2.Laplacian(grey, cv2.CV_32F).var())
+        found = set()
+        if float(g.mean()) < 20.0 or float(g.std()) < 6.0:
+            found.add("covered")
+        elif self._ref is not None:
+            if sharp < self.c.blur_ratio * self._ref_sharp:
+                found.add("blurred")
+            (dx, dy), response = cv2.phaseCorrelate(self._ref, g, self._window)
+            if response > 0.05 and np.hypot(dx, dy) > self.c.shift * self._SIZE[0]:
+                found.add("moved")
+        if not found:
+            if self._ref is None:
+                self._ref, self._ref_sharp = g, sharp
+            else:
+                cv2.accumulateWeighted(g, self._ref, 0.02)
+                self._ref_sharp = 0.98 * self._ref_sharp + 0.02 * sharp
+        for kind in [k for k in self._since if k not in found]:
+            del self._since[kind]
+        events = []
+        for kind in sorted(found):
+            since = self._since.setdefault(kind, scene.ts)
+            if scene.ts - since >= self.c.duration and self._cool.ready(kind, scene.ts):
+                events.append(
+                    Event("tamper", self.name, scene.frame, scene.ts, None, None, {"tamper": kind})
+                )
+        return events
+
+
+class CameraOffline:
+    """The capture has been offline or stalled for ``after`` seconds (once per outage)."""
+
+    def __init__(self, name: str, c: cfg.OfflineRule) -> None:
+        self.name, self.c = name, c
+        self._since: float | None = None
+        self._fired = False
+
+    def update(self, scene: Scene) -> list[Event]:
+        if scene.status == "online":
+            self._since, self._fired = None, False
+            return []
+        if self._since is None:
+            self._since = scene.ts
+        if not self._fired and scene.ts - self._since >= self.c.after:
+            self._fired = True
+            return [
+                Event(
+                    "offline",
+                    self.name,
+                    scene.frame,
+                    scene.ts,
+                    None,
+                    None,
+                    {"status": scene.status},
+                )
+            ]
+        return []
+
+
+def build(config: cfg.CameraConfig) -> list[Rule]:
+    """The camera's rules, in configuration order."""
+    tz = ZoneInfo(config.timezone)
+    rules: list[Rule] = []
+    for i, c in enumerate(config.rules):
+        name = config.rule_name(i)
+        if isinstance(c, cfg.ZoneRule):
+            rules.append(ZoneIntrusion(name, c, tz))
+        elif isinstance(c, cfg.TripwireRule):
+            rules.append(Tripwire(name, c))
+        elif isinstance(c, cfg.LoiteringRule):
+            rules.append(Loitering(name, c))
+        elif isinstance(c, cfg.CrowdRule):
+            rules.append(Crowd(name, c))
+        elif isinstance(c, cfg.TamperRule):
+            rules.append(Tamper(name, c))
+        else:
+            rules.append(CameraOffline(name, c))
+    return rules
