@@ -63,7 +63,7 @@ def _door(args: argparse.Namespace) -> int:
 
 
 def _button(args: argparse.Namespace) -> int:
-    from edge import button
+    from edge.button import ButtonSettings, serve
 
     overrides = {"pole": args.pole, **_url(args)}
     if args.http_port is not None:
@@ -72,14 +72,14 @@ def _button(args: argparse.Namespace) -> int:
         overrides["stdin"] = True
     try:
         conf = settings.load(
-            button.ButtonSettings, section="button", config_file=args.config, overrides=overrides
+            ButtonSettings, section="button", config_file=args.config, overrides=overrides
         )
     except settings.SettingsError as exc:
         print(f"polewatch edge button: {exc}", file=sys.stderr)
         return 2
     logs.setup(f"button:{conf.pole}", conf.log_level)
     try:
-        asyncio.run(button.serve(conf))
+        asyncio.run(serve(conf))
     except settings.SettingsError as exc:
         print(f"polewatch edge button: {exc}", file=sys.stderr)
         return 2
