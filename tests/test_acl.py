@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 import redis
 from redis.exceptions import NoPermissionError, ResponseError
@@ -117,3 +118,29 @@ def test_cli_apply_prints_working_urls(admin, capsys):
         door.close()
     assert main(["acl", "print", "--role", "edge"]) == 0
     assert "+xadd" in capsys.readouterr().out
+
+
+async def test_button_agent_works_as_its_own_user(admin):
+    from edge.button import ButtonAgent, ButtonSettings
+    from edge.testing import until
+    from polewatch.poles.model import Pole
+
+    url, root = admin
+    pole = Pole(code="4401234", lon=114.06, lat=22.55, city="shenzhen", district="Futian")
+    root.hset(keys.poles("shenzhen"), "4401234", msgspec.msgpack.encode(pole))
+    button_url, button = as_user(url, root, "button")
+    button.close()
+    conf = ButtonSettings(redis_url=button_url, pole="4401234", poll_s=0.2)
+    async with ButtonAgent(conf) as agent:
+        fb = await agent.press()
+        assert fb.stage == "sent" and alarm_ids(root) == [fb.alarm]
+        # what the dispatcher writes (polewatch/records.py), then its notification
+        assert fb.alarm is not None
+        root.set(keys.alarm(fb.alarm), "I-77")
+        root.hset(keys.incident("I-77"), mapping={
+            "id": "I-77", "state": "dispatched", "priority": 1, "type": "citizen_sos",
+            "group": "citizen", "lon": 114.06, "lat": 22.55, "created": 1.0, "units": "u9",
+        })  # fmt: skip
+        root.publish(keys.INCIDENT_NOTIFY, "I-77")
+        await until(lambda: agent.feedback.stage == "dispatched")
+        assert agent.feedback.units == ["u9"] and agent.feedback.incident == "I-77"

@@ -193,3 +193,38 @@ def test_bad_configs_name_the_problem(tmp_path: Path, text: str, message: str):
     path.write_text(text)
     with pytest.raises(settings.SettingsError, match=message):
         door_config.load(path)
+
+
+async def test_cli_runs_the_agent_until_sigterm(redis_url: str, sync_redis: redis.Redis, tmp_path):
+    import os
+    import signal
+    import sys
+
+    from polewatch.embedded import free_port
+
+    http_port, tcp_port = free_port(), free_port()
+    path = tmp_path / "doors.toml"
+    path.write_text(
+        f'[door_agent]\nhttp_port = {http_port}\ntcp_port = {tcp_port}\nlog_level = "WARNING"\n'
+        '[[doors]]\nid = "D7"\ncontroller = "C7"\nlon = 114.0\nlat = 22.5\n'
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "polewatch.cli", "edge", "door", "--config", str(path),
+        "--redis-url", redis_url, env={**os.environ},
+    )  # fmt: skip
+
+    async def send() -> bool:
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", tcp_port)
+        except OSError:
+            return False
+        writer.write(b'{"controller": "C7", "door": "D7", "event": "tamper"}\n')
+        answer = json.loads(await reader.readline())
+        writer.close()
+        return bool(answer["ok"])
+
+    await until(send, within_s=30)
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), 30) == 0
+    (alarm,) = alarms(sync_redis)
+    assert (alarm.type, alarm.source) == ("door_tamper", "door:D7")
