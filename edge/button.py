@@ -16,7 +16,6 @@ passed to ``on_feedback`` (an LED driver on real hardware; the CLI prints it) an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -31,6 +30,7 @@ from aiohttp import web
 from msgspec import Meta
 from redis.exceptions import RedisError
 
+from edge import lifecycle
 from edge.publisher import AlarmPublisher
 from edge.spool import FileSpool, MemorySpool
 from polewatch import connection, keys, settings, wire
@@ -176,11 +176,7 @@ class ButtonAgent:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await lifecycle.cancel(self._tasks)
         if self._runner is not None:
             await self._runner.cleanup()
         await self.publisher.close()
@@ -318,11 +314,9 @@ class ButtonAgent:
         app[_AGENT] = self
         app.router.add_post("/press", _post_press)
         app.router.add_get("/status", _get_status)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.conf.http_host, self.conf.http_port)
-        await site.start()
-        self.http_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.http_port = await lifecycle.listen(
+            app, self.conf.http_host, self.conf.http_port
+        )
 
 
 _AGENT: web.AppKey[ButtonAgent] = web.AppKey("button")

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge import lifecycle
 from edge.door import config as door_config
 from edge.door.config import Door, DoorSettings
 from edge.door.events import MAX_BODY, MAX_LINE, DoorEvent, DoorEventError, decode, decode_many
@@ -87,11 +88,7 @@ class DoorAgent:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await lifecycle.cancel(self._tasks)
         if self._tcp is not None:
             self._tcp.close()
             await self._tcp.wait_closed()
@@ -171,16 +168,12 @@ class DoorAgent:
             app[AGENT_KEY] = self
             app.router.add_post("/events", _post_events)
             app.router.add_get("/status", _get_status)
-            self._runner = web.AppRunner(app, access_log=None)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, host, self.conf.http_port)
-            await site.start()
-            self.http_port = _bound_port(site._server)  # noqa: SLF001
+            self._runner, self.http_port = await lifecycle.listen(app, host, self.conf.http_port)
         if self.conf.tcp_port >= 0:
             self._tcp = await asyncio.start_server(
                 self._serve_lines, host, self.conf.tcp_port, limit=MAX_LINE
             )
-            self.tcp_port = _bound_port(self._tcp)
+            self.tcp_port = self._tcp.sockets[0].getsockname()[1]
 
     async def _serve_lines(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -233,11 +226,6 @@ async def _get_status(request: web.Request) -> web.Response:
 async def _reply(writer: asyncio.StreamWriter, body: dict[str, Any]) -> None:
     writer.write(json.dumps(body).encode() + b"\n")
     await writer.drain()
-
-
-def _bound_port(server: Any) -> int:
-    port: int = server.sockets[0].getsockname()[1]
-    return port
 
 
 def _spool(conf: DoorSettings) -> Store:
