@@ -116,7 +116,11 @@ async def _running(work: Awaitable[None]) -> AsyncIterator[asyncio.Task[None]]:
     try:
         yield task
     finally:
-        task.cancel()
+        # redis-py's pub/sub ``get_message(timeout=...)`` can swallow a cancellation that
+        # lands as its timeout fires, so cancel again until the task is really gone.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.5)
         with contextlib.suppress(asyncio.CancelledError):
             await task
 

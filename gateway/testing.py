@@ -11,6 +11,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.app import create_app
 from gateway.auth import mint
 from gateway.settings import GatewaySettings
+from polewatch.connection import connect
+from polewatch.poles.model import Pole
+from polewatch.poles.registry import PoleRegistry
 
 TEST_SECRET = "polewatch-test-secret-0123456789"
 
@@ -34,8 +37,31 @@ def bearer(token: str) -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def gateway_client(redis_url: str, **settings: Any) -> AsyncIterator[TestClient[Any, Any]]:
     """A started gateway on a free loopback port and an HTTP client for it."""
-    values: dict[str, Any] = {"redis_url": redis_url, "secret": TEST_SECRET, "city": "testcity"}
+    values: dict[str, Any] = {"redis_url": redis_url, "secret": TEST_SECRET, "city": TEST_CITY}
     values.update(settings)
     app = create_app(GatewaySettings(**values))
     async with TestClient(TestServer(app)) as client:
         yield client
+
+
+TEST_CITY = "testcity"
+TEST_POLES: tuple[Pole, ...] = (
+    Pole(code="3101201", lon=113.9300, lat=22.5200, city=TEST_CITY, road="Keyuan Rd",
+         district="Nanshan", grid="NS-0101", side="odd"),
+    Pole(code="3101203", lon=113.9302, lat=22.5215, city=TEST_CITY, road="Keyuan Rd",
+         district="Nanshan", grid="NS-0101", side="odd"),
+    Pole(code="3101221", lon=113.9400, lat=22.5300, city=TEST_CITY, road="Keyuan Rd",
+         district="Nanshan", grid="NS-0102", side="odd"),
+    Pole(code="1204402", lon=114.0600, lat=22.5400, city=TEST_CITY,
+         road='<script>alert("x")</script>', district="Futian & Co", grid="FT-0003"),
+)  # fmt: skip
+"""A few poles; one with markup in its road name, to prove pages escape it."""
+
+
+async def store_poles(redis_url: str, poles: tuple[Pole, ...] = TEST_POLES) -> None:
+    """Write ``poles`` to the registry of :data:`TEST_CITY` through the real registry."""
+    client = connect(redis_url, name="test-poles")
+    try:
+        await PoleRegistry(client, TEST_CITY).store(poles)
+    finally:
+        await client.aclose()
