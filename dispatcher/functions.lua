@@ -27,6 +27,8 @@ local NOW = 0       -- server time (seconds, float), refreshed by clock()
 local STATS         -- counters of the current call
 local TYPES         -- alarm-type parameters read during the current call
 local FREED         -- units freed during the current entry (offered to escalated incidents)
+local TIMELINE      -- incident id -> packed events of the current entry, pushed by flush()
+local TOUCHED       -- incidents to announce once at the end of the current entry
 
 local STAT_NAMES = {'alarms', 'duplicates', 'incidents', 'merged', 'dispatched', 'escalated',
                     'rejected', 'skipped', 'patrol', 'commands', 'expired'}
@@ -102,7 +104,8 @@ local function save_units(inc)
   redis.call('HSET', key('incident', inc.id), 'units', table.concat(inc.units, ','))
 end
 
--- Append an IncidentEvent to the audit stream and the incident's timeline, and announce it.
+-- Append an IncidentEvent to the audit stream now, and to the incident's timeline (and its
+-- announcement) when the entry is done: one RPUSH and one PUBLISH per incident and entry.
 local function event(inc, name, ev)
   ev = ev or {}
   ev.k, ev.v, ev.incident, ev.event, ev.ts = 'incident', 1, inc.id, name, NOW
@@ -111,15 +114,30 @@ local function event(inc, name, ev)
   redis.call('XADD', K.AUDIT, 'MAXLEN', '~', C.audit_maxlen, '*', 'm', packed)
   -- A flood of merged reports stays in the audit stream but would bloat the detail page.
   if name ~= 'report' or (ev.reports or 0) <= 100 then
-    redis.call('RPUSH', key('incident_timeline', inc.id), packed)
+    local list = TIMELINE[inc.id]
+    if not list then list = {}; TIMELINE[inc.id] = list end
+    list[#list + 1] = packed
   end
-  redis.call('PUBLISH', K.INCIDENT_NOTIFY, inc.id)
+  TOUCHED[inc.id] = true
 end
 
-local function transition(inc, state, ev)
+local function flush()
+  for id, list in pairs(TIMELINE) do
+    redis.call('RPUSH', key('incident_timeline', id), unpack(list))
+  end
+  for id in pairs(TOUCHED) do redis.call('PUBLISH', K.INCIDENT_NOTIFY, id) end
+  TIMELINE, TOUCHED = {}, {}
+end
+
+-- Set the state (and its first-entered time), with any `extra` fields in the same write.
+-- An incident created in this call (`fresh`) has no t_<state> yet: one HSET does it all.
+local function transition(inc, state, ev, extra)
   local k = key('incident', inc.id)
-  redis.call('HSET', k, 'state', state)
-  redis.call('HSETNX', k, 't_' .. state, ts(NOW))
+  local f = extra or {}
+  f[#f + 1] = 'state'; f[#f + 1] = state
+  if inc.fresh then f[#f + 1] = 't_' .. state; f[#f + 1] = ts(NOW) end
+  redis.call('HSET', k, unpack(f))
+  if not inc.fresh then redis.call('HSETNX', k, 't_' .. state, ts(NOW)) end
   inc.state = state
   event(inc, state, ev)
 end
@@ -142,7 +160,10 @@ end
 
 -- The unit's grid if it may take the incident, else nil.
 local function eligible(u, inc)
-  if redis.call('SISMEMBER', key('incident_tried', inc.id), u) == 1 then return nil end
+  -- (an incident created in this call has no tried units yet)
+  if not inc.fresh and redis.call('SISMEMBER', key('incident_tried', inc.id), u) == 1 then
+    return nil
+  end
   local h = redis.call('HMGET', key('unit', u), 'seen', 'caps', 'grid', 'status', 'duty')
   if h[5] ~= 'on_duty' or h[4] ~= 'available' then return nil end
   local seen = tonumber(h[1])
@@ -197,7 +218,6 @@ local function assign(inc, u, d, actor)
   redis.call('ZREM', K.UNITS_FREE_GEO, u)
   redis.call('HSET', key('unit', u), 'status', 'dispatched', 'incident', inc.id)
   inc.units[#inc.units + 1] = u
-  save_units(inc)
   local ack_by = NOW + C.ack_timeout_s
   notify_unit(u, {
     k = 'dispatch', v = 1, incident = inc.id, unit = u, priority = inc.priority,
@@ -209,8 +229,12 @@ local function assign(inc, u, d, actor)
   local ev = {unit = u, actor = actor, priority = inc.priority}
   if d then ev.detail = string.format('%.0f m', d) end
   -- The first unit (again, after a reassignment) puts the incident back to 'dispatched'.
-  if #inc.units == 1 and inc.state ~= 'dispatched' then transition(inc, 'dispatched', ev)
-  else event(inc, 'dispatched', ev) end
+  local units = {'units', table.concat(inc.units, ',')}
+  if #inc.units == 1 and inc.state ~= 'dispatched' then transition(inc, 'dispatched', ev, units)
+  else
+    redis.call('HSET', key('incident', inc.id), unpack(units))
+    event(inc, 'dispatched', ev)
+  end
   stat('dispatched')
 end
 
@@ -222,7 +246,7 @@ local function fill(inc, actor)
     assign(inc, u, d, actor)
   end
   if #inc.units >= inc.wanted then
-    redis.call('ZREM', K.ESCALATED, inc.id)
+    if not inc.fresh then redis.call('ZREM', K.ESCALATED, inc.id) end
   elseif #inc.units == 0 and inc.state ~= 'escalated' then
     redis.call('ZADD', K.ESCALATED, 'NX', NOW, inc.id)
     transition(inc, 'escalated', {detail = 'no free unit within ' .. C.max_radius_m .. ' m',
@@ -341,10 +365,12 @@ local function create(m, p, raw_alarm_id)
   local inc = {id = id, state = 'new', priority = p.priority, type = m.type, group = p.group,
                lon = m.lon, lat = m.lat, grid = m.grid or '', units = {}, wanted = p.units,
                capability = p.capability, reports = 1, pole = nonempty(m.pole),
-               district = nonempty(m.district), text = nonempty(m.text), alarm_ts = m.ts}
+               district = nonempty(m.district), text = nonempty(m.text), alarm_ts = m.ts,
+               fresh = true}
   event(inc, 'new', {alarm = m.id, priority = p.priority, reports = 1})
   stat('incidents')
   fill(inc)
+  inc.fresh = false  -- from here on (a split in the same entry...) treat it as any other
   return id
 end
 
@@ -565,7 +591,7 @@ local STREAMS = {a = 'ALARMS', p = 'PATROL_EVENTS', c = 'COMMANDS'}
 
 local function begin(settings)
   C = cmsgpack.unpack(settings)
-  STATS, TYPES, FREED = {}, {}, {}
+  STATS, TYPES, FREED, TIMELINE, TOUCHED = {}, {}, {}, {}, {}
   for _, n in ipairs(STAT_NAMES) do STATS[n] = 0 end
   clock()
 end
@@ -611,6 +637,7 @@ local function batch(keys, args)
     else
       FREED = {}
       local ok, err = pcall(handle, code, raw)
+      flush()  -- also after a failure: what was written stays consistent with the audit
       if not ok then
         local reason
         if type(err) == 'table' and err.reject then reason = err.reject
@@ -644,6 +671,7 @@ local function tick(keys, args)
     local inc = load_incident(id)
     if inc and OPEN[inc.state] then fill(inc) else redis.call('ZREM', K.ESCALATED, id) end
   end
+  flush()
   return result()
 end
 
