@@ -28,7 +28,7 @@ class MotionDetector(Protocol):
 class Mog2Motion:
     """MOG2 background subtraction on a downscaled grey frame -> bounding boxes of blobs.
 
-    ``width`` is the working width; ``min_area`` is a fraction of the frame (blobs smaller
+    ``width`` is about the working width (the frame is shrunk by the nearest whole factor); ``min_area`` is a fraction of the frame (blobs smaller
     than that are noise); shadows (MOG2 marks them grey) do not count as motion.
     """
 
@@ -57,8 +57,10 @@ class Mog2Motion:
 
     def _prepare(self, frame: Frame) -> Frame:
         h, w = frame.shape[:2]
-        self._scale = min(1.0, self.width / w)
-        size = (max(1, round(w * self._scale)), max(1, round(h * self._scale)))
+        # An integer factor near width: INTER_AREA is ~20x faster on whole-pixel blocks.
+        factor = max(1, round(w / self.width))
+        self._scale = 1.0 / factor
+        size = (max(1, w // factor), max(1, h // factor))
         small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         if self._mask is None or self._mask.shape != grey.shape:

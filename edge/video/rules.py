@@ -260,7 +260,7 @@ class Tamper:
     def update(self, scene: Scene) -> list[Event]:
         if scene.image is None:
             return []
-        small = cv2.resize(scene.image, self._SIZE, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(scene.image, self._SIZE, interpolation=cv2.INTER_LINEAR)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         g = np.float32(grey)
         sharp = float(cv2.Laplacian(grey, cv2.CV_32F).var())
