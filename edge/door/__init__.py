@@ -29,5 +29,6 @@ Alarms raised (:mod:`edge.door.rules`): ``door_forced``, ``door_held``,
 ``invalid_card_burst``, ``anti_passback``, ``tailgating``, ``door_tamper``,
 ``controller_offline``.
 
-OSDP: not supported yet; see ``docs/door-events.md``.
+OSDP readers (through libosdp, optional: ``pip install 'polewatch[osdp]'``) feed the same
+rules: the agent acts as their control panel (:mod:`edge.door.osdp`).
 """

@@ -24,6 +24,7 @@ from edge import lifecycle
 from edge.door import config as door_config
 from edge.door.config import Door, DoorSettings
 from edge.door.events import MAX_BODY, MAX_LINE, DoorEvent, DoorEventError, decode, decode_many
+from edge.door.osdp import OsdpBus
 from edge.door.rules import DoorRules
 from edge.publisher import AlarmPublisher
 from edge.spool import FileSpool, MemorySpool, Store
@@ -45,6 +46,7 @@ class DoorAgent:
         publisher: AlarmPublisher | None = None,
         clock: Callable[[], float] = time.time,
         background: bool = True,
+        osdp_channels: dict[str, Any] | None = None,
     ) -> None:
         door_config.check(conf)
         self.conf = conf
@@ -63,6 +65,9 @@ class DoorAgent:
         self._runner: web.AppRunner | None = None
         self._tcp: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._osdp_channels = osdp_channels
+        self.osdp: OsdpBus | None = None
+        self._handoffs: set[asyncio.Task[list[wire.Alarm]]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> DoorAgent:
@@ -70,6 +75,12 @@ class DoorAgent:
         self.rules = DoorRules(doors, door_config.controllers(self.conf), start=self.clock())
         await self.publisher.__aenter__()
         try:
+            if self.conf.osdp:
+                controllers = {d.id: d.controller for d in doors}
+                self.osdp = OsdpBus(
+                    self.conf.osdp, controllers, self._from_osdp, channels=self._osdp_channels
+                )
+                self.osdp.start()
             await self._listen()
         except BaseException:
             await self.__aexit__(None, None, None)
@@ -89,6 +100,11 @@ class DoorAgent:
         tb: TracebackType | None,
     ) -> None:
         await lifecycle.cancel(self._tasks)
+        if self.osdp is not None:
+            await asyncio.to_thread(self.osdp.stop)  # joins libosdp's polling threads
+            self.osdp = None
+        if self._handoffs:
+            await asyncio.wait(self._handoffs)
         if self._tcp is not None:
             self._tcp.close()
             await self._tcp.wait_closed()
@@ -110,7 +126,11 @@ class DoorAgent:
     async def tick(self) -> list[wire.Alarm]:
         """Evaluate the time-based rules now."""
         assert self.rules is not None, "DoorAgent is not started"
-        raised = self.rules.tick(self.clock())
+        now = self.clock()
+        if self.osdp is not None:  # an online OSDP reader is its controller's heartbeat
+            for ev in self.osdp.heartbeats(now):
+                self.rules.event(ev, now)
+        raised = self.rules.tick(now)
         await self._publish(raised)
         return raised
 
@@ -138,6 +158,11 @@ class DoorAgent:
             log.warning("door alarm %s: %s", alarm.type, alarm.text)
             await self.publisher.publish(alarm)
         self.alarms += len(alarms)
+
+    def _from_osdp(self, events: list[DoorEvent]) -> None:
+        task = asyncio.create_task(self.accept(events))
+        self._handoffs.add(task)
+        task.add_done_callback(self._handoffs.discard)
 
     def _reject(self, where: str, reason: str) -> None:
         self.rejected += 1

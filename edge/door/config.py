@@ -73,6 +73,19 @@ class Controller(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """No event or heartbeat for this long: ``controller_offline``."""
 
 
+class OsdpReader(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An OSDP reader on an RS-485 port, feeding one door (see :mod:`edge.door.osdp`)."""
+
+    door: DoorId
+    port: str
+    address: Annotated[int, Meta(ge=0, le=126)]
+    baud: int = 9600
+    scbk: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{32}$")] | None = None
+    cards: list[str] = []
+    contact_input: Annotated[int, Meta(ge=0)] | None = 0
+    """Input number wired to the door contact (1 = open); ``None``: no contact."""
+
+
 class DoorSettings(settings.Settings, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Ident = "door-agent"
     http_host: str = "127.0.0.1"
@@ -87,6 +100,7 @@ class DoorSettings(settings.Settings, frozen=True, kw_only=True, forbid_unknown_
     """How often time-based rules (held open, offline, tailgating) are evaluated."""
     doors: list[Door] = []
     controllers: list[Controller] = []
+    osdp: list[OsdpReader] = []
 
 
 def load(path: str | Path | None = None, **overrides: Any) -> DoorSettings:
@@ -106,6 +120,11 @@ def check(conf: DoorSettings) -> None:
         seen.add(door.id)
         if door.pole is None and (door.lon is None or door.lat is None):
             raise settings.SettingsError(f"doors: door {door.id!r} needs 'pole' or 'lon'+'lat'")
+    for reader in conf.osdp:
+        if reader.door not in seen:
+            raise settings.SettingsError(
+                f"osdp: reader {reader.address} names unknown door {reader.door!r}"
+            )
 
 
 def controllers(conf: DoorSettings) -> dict[str, Controller]:
