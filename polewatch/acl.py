@@ -6,12 +6,13 @@ Roles (rules built from :mod:`polewatch.keys`, applied with ``ACL SETUSER name r
 ``edge``
     Video and door agents: ``XADD`` to the alarm and heartbeat streams only (write-only key
     permission: the streams cannot be read back), ``SET``/``EXPIRE`` of snapshot and camera
-    frame keys, ``HSET``/``EXPIRE`` of camera hashes, MULTI/EXEC, PING. Nothing else: no
-    reading incidents or streams, no unit inboxes, no ``KEYS``, no ``FLUSHALL``.
+    frame keys, ``HSET``/``EXPIRE`` of camera hashes, MULTI/EXEC, PING, and ``HGET`` of the
+    pole registry (an agent places its camera or door by pole code at start; the codes are
+    painted on the street). Nothing else: no reading incidents or streams, no unit inboxes,
+    no ``KEYS``, no ``FLUSHALL``.
 ``button``
     A pole's alarm button: ``edge`` plus what its feedback needs: ``SUBSCRIBE`` to the incident
-    channel, ``GET`` of alarm -> incident records, ``HMGET``/``HGET`` of incident hashes and
-    ``HGET`` of the pole registry.
+    channel, ``GET`` of alarm -> incident records, ``HMGET``/``HGET`` of incident hashes.
 ``gateway``
     The patrol and command-centre API: reads all polewatch keys, appends to the alarm,
     patrol-event and command streams, reads unit inboxes, subscribes to the notify channels;
@@ -48,6 +49,7 @@ _EDGE: Final = [
     f"(+xadd %W~{keys.ALARMS} %W~{keys.HEARTBEATS})",
     f"(+set +expire %W~{keys.snapshot('*')} %W~{keys.camera_frame('*')})",
     f"(+hset +expire %W~{keys.camera('*')})",
+    f"(+hget %R~{keys.poles('*')})",
 ]
 
 ROLES: Final[dict[str, list[str]]] = {
@@ -58,7 +60,7 @@ ROLES: Final[dict[str, list[str]]] = {
         "+unsubscribe",
         f"&{keys.INCIDENT_NOTIFY}",
         f"(+get %R~{keys.alarm('*')})",
-        f"(+hget +hmget %R~{keys.incident('*')} %R~{keys.poles('*')})",
+        f"(+hget +hmget %R~{keys.incident('*')})",
     ],
     "gateway": [
         "+@connection",

@@ -10,11 +10,13 @@ import pytest
 import redis
 from redis.exceptions import NoPermissionError, ResponseError
 
+from edge.door.events import DoorEvent
 from edge.publisher import AlarmPublisher
 from edge.testing import alarm, alarm_ids, heartbeat
 from polewatch import acl, keys
 from polewatch.cli import main
 from polewatch.embedded import EmbeddedRedis
+from polewatch.poles.model import Pole
 
 
 @pytest.fixture
@@ -53,6 +55,7 @@ def test_edge_user_cannot_read_or_write_anything_else(admin):
     try:
         forbidden = [
             lambda: edge.hgetall(keys.incident("I1")),
+            lambda: edge.hgetall(keys.poles("shenzhen")),  # one pole at a time (HGET) only
             lambda: edge.hget(keys.incident("I1"), "state"),
             lambda: edge.xrange(keys.ALARMS),
             lambda: edge.xread({keys.ALARMS: "0"}),
@@ -71,6 +74,26 @@ def test_edge_user_cannot_read_or_write_anything_else(admin):
     finally:
         edge.close()
     assert root.type(keys.ALARMS) == b"stream" and root.xlen(keys.ALARMS) == 1
+
+
+async def test_edge_user_places_its_door_by_pole(admin):
+    from edge.door import config as door_config
+    from edge.door.agent import DoorAgent
+
+    url, root = admin
+    pole = Pole(code="4401234", lon=114.06, lat=22.55, city="shenzhen", grid="G1")
+    root.hset(keys.poles("shenzhen"), "4401234", msgspec.msgpack.encode(pole))
+    edge_url, edge = as_user(url, root, "edge")
+    edge.close()
+    conf = door_config.DoorSettings(
+        redis_url=edge_url, http_port=-1, tcp_port=-1,
+        doors=[door_config.Door(id="D1", controller="C1", pole="4401234")],
+    )  # fmt: skip
+    async with DoorAgent(conf, background=False) as agent:
+        (alarm,) = await agent.accept([DoorEvent(controller="C1", door="D1", event="tamper", ts=5)])
+        await agent.publisher.drained(5)
+    assert (alarm.lon, alarm.lat, alarm.grid) == (114.06, 22.55, "G1")
+    assert alarm_ids(root) == [alarm.id]
 
 
 def test_button_user_reads_only_its_feedback(admin):
@@ -123,7 +146,6 @@ def test_cli_apply_prints_working_urls(admin, capsys):
 async def test_button_agent_works_as_its_own_user(admin):
     from edge.button import ButtonAgent, ButtonSettings
     from edge.testing import until
-    from polewatch.poles.model import Pole
 
     url, root = admin
     pole = Pole(code="4401234", lon=114.06, lat=22.55, city="shenzhen", district="Futian")
