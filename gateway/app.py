@@ -8,10 +8,11 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import msgspec
 from aiohttp import WSCloseCode, web
 
 from gateway import citizen, incidents, patrol
-from gateway.errors import error_middleware, json_response
+from gateway.errors import error_middleware
 from gateway.metrics import Metrics
 from gateway.notify import Notifier
 from gateway.openapi import api, document
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 TITLE = "polewatch gateway"
 VERSION = "1"
-OPENAPI = web.AppKey("openapi", dict)
+OPENAPI = web.AppKey("openapi", bytes)
 
 Context = Callable[[web.Application], AsyncIterator[None]]
 
@@ -49,16 +50,14 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/metrics", metrics_text, allow_head=False)
     app.cleanup_ctx.extend([_redis, _notifier, _writer, _poles])
     app.on_shutdown.append(_close_streams)
+    app[OPENAPI] = msgspec.json.encode(document(app, title=TITLE, version=VERSION))
     return app
 
 
 @api(tag="system")
 async def openapi_json(request: web.Request) -> web.Response:
     """This document: the gateway's HTTP API as OpenAPI 3.1."""
-    app = request.app
-    if OPENAPI not in app:
-        app[OPENAPI] = document(app, title=TITLE, version=VERSION)
-    return json_response(app[OPENAPI])
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
 @api(tag="system", content="text/plain")

@@ -18,7 +18,7 @@ from gateway.frames import incident_id
 from gateway.openapi import Query, api, read_body
 from gateway.state import GATEWAY, Gateway
 from gateway.writer import Overloaded
-from polewatch import keys, records, wire
+from polewatch import geo, keys, records, wire
 from polewatch.poles.codes import CodeError
 
 MAX_LIST: Final = 500
@@ -35,17 +35,15 @@ def _operator(request: web.Request) -> tuple[Gateway, Principal]:
 
 def parse_near(value: str | None) -> tuple[float, float] | None:
     """``near=lon,lat`` of a query string; 422 when it is not a plausible position."""
-    if value is None or value == "":
+    if not value:
         return None
     try:
-        body = msgspec.json.encode({"lon": float(value.split(",")[0]),
-                                    "lat": float(value.split(",")[1])})  # fmt: skip
-    except (ValueError, IndexError):
+        lon, lat = (float(part) for part in value.split(","))
+    except ValueError:
         raise HttpError(422, "'near' must be lon,lat (decimal degrees)") from None
-    if value.count(",") != 1:
-        raise HttpError(422, "'near' must be lon,lat (decimal degrees)")
-    position = bodies.decode(body, bodies.Position)
-    return position.lon, position.lat
+    if not geo.plausible(lon, lat):
+        raise HttpError(422, f"'near' is not a possible position: {value!r}")
+    return lon, lat
 
 
 @routes.get("/api/poles/{code}")
