@@ -228,3 +228,23 @@ async def test_cli_runs_the_agent_until_sigterm(redis_url: str, sync_redis: redi
     assert await asyncio.wait_for(proc.wait(), 30) == 0
     (alarm,) = alarms(sync_redis)
     assert (alarm.type, alarm.source) == ("door_tamper", "door:D7")
+
+
+async def test_crossings_reported_by_the_door_camera(agent: DoorAgent, sync_redis: redis.Redis):
+    from edge.door.crossings import CrossingReporter
+
+    url = f"http://127.0.0.1:{agent.http_port}"
+    d2 = {"controller": "C1", "door": "D2"}
+    await post(
+        agent,
+        [{**d2, "event": "card_granted", "ts": T0}, {**d2, "event": "door_opened", "ts": T0 + 1}],
+    )
+    async with CrossingReporter(url, controller="C1", door="D2") as camera:
+        assert await camera.person_crossed(T0 + 2, "in")
+        assert await camera.person_crossed(T0 + 2.5, "in")
+    async with CrossingReporter(url, controller="C1", door="nope!") as bad:
+        assert not await bad.person_crossed(T0 + 2, "in") and bad.failed == 1
+    await post(agent, {**d2, "event": "door_closed", "ts": T0 + 4})
+    agent.clock_ref.now = T0 + 8  # type: ignore[attr-defined]
+    (alarm,) = await agent.tick()
+    assert alarm.type == "tailgating" and (alarm.extra["people"], alarm.extra["cards"]) == (2, 1)

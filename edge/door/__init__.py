@@ -22,8 +22,8 @@ when absent), ``reader``, ``card``, ``direction`` (``in``/``out``), ``seq``.
 Event names: ``door_opened``, ``door_closed``, ``card_granted``, ``card_denied``,
 ``exit_request``, ``forced_open``, ``held_open``, ``tamper``, ``anti_passback``,
 ``heartbeat``, and ``person_crossed`` (from the door camera: ``direction`` required; the video
-agent posts these for the tailgating rule, or calls :meth:`DoorRules.person_crossed` in
-process).
+agent posts these for the tailgating rule with :class:`edge.door.crossings.CrossingReporter`,
+or calls :meth:`edge.door.rules.DoorRules.person_crossed` in process).
 
 Alarms raised (:mod:`edge.door.rules`): ``door_forced``, ``door_held``,
 ``invalid_card_burst``, ``anti_passback``, ``tailgating``, ``door_tamper``,
