@@ -27,7 +27,7 @@ class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fie
     ack_timeout_s: Positive = 30.0
     stale_after_s: Positive = 120.0
     """A unit whose last position is older than this is not sent anywhere."""
-    search_radii_m: tuple[Positive, ...] = (1000.0, 3000.0, 10_000.0)
+    search_radii_m: tuple[Positive, ...] = (300.0, 1000.0, 3000.0, 10_000.0)
     """The expanding search; ``max_radius_m`` is always the last step."""
     max_radius_m: Positive = 30_000.0
     grid_preference_m: Annotated[float, Meta(ge=0)] = 300.0

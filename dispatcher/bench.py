@@ -1,0 +1,316 @@
+"""``polewatch bench dispatch``: how fast alarms become dispatches, on a private redis-server.
+
+A Shenzhen-like city of 100,000 poles (``polewatch.poles.city``; random points in Shenzhen's
+bounding box if the generator is missing) and thousands of units on duty. Three measurements in
+one run, so their ratios are fair on a noisy machine:
+
+* ``throughput``: alarms preloaded in the stream, one dispatcher process drains them (decode,
+  merge, nearest-unit claim, dispatch, audit), alarms per second;
+* ``raw_ceiling``: the same alarms handed to the same Redis function directly, pipelined, no
+  streams and no Python decoding: what Redis alone can do;
+* ``latency``: alarms offered at a fixed rate by another process, units resolving their jobs
+  after a while so they come free again; from the alarm's ``ts`` (set when it is written) to the
+  Dispatch's ``ts`` (Redis TIME when it is written to the unit's inbox).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import random
+import tempfile
+import time
+from collections import deque
+from typing import Any, NamedTuple
+
+import numpy as np
+import redis
+import redis.asyncio as aioredis
+
+from dispatcher import library
+from dispatcher.priorities import PriorityTable
+from dispatcher.service import Dispatcher
+from dispatcher.settings import DispatcherSettings
+from polewatch import keys, wire
+from polewatch.embedded import EmbeddedRedis
+
+SHENZHEN_BBOX = (113.75, 22.45, 114.62, 22.85)
+TYPE_MIX = {
+    "intrusion": 25, "tripwire": 10, "door_forced": 12, "door_held": 6, "call": 10,
+    "citizen_sos": 5, "loitering": 10, "crowd": 5, "camera_offline": 5, "tailgating": 7,
+    "invalid_card_burst": 5,
+}  # fmt: skip
+REPEAT_SHARE = 0.2
+"""Share of alarms that are another report of a recent one (same place and group: merged)."""
+BATCH = 500
+
+
+class Place(NamedTuple):
+    lon: float
+    lat: float
+    pole: str | None
+    district: str | None
+    grid: str | None
+
+
+def city(count: int, seed: int) -> tuple[list[Place], str]:
+    """The poles of the demo city, and where they came from."""
+    try:
+        from polewatch.poles.city import generate_city
+
+        poles = generate_city(seed=seed, count=count)
+        places = [Place(p.lon, p.lat, p.code, p.district, p.grid) for p in poles]
+        return places, "polewatch.poles.city.generate_city"
+    except ImportError:
+        rng = random.Random(seed)
+        lon0, lat0, lon1, lat1 = SHENZHEN_BBOX
+        places = [
+            Place(rng.uniform(lon0, lon1), rng.uniform(lat0, lat1), None, None, None)
+            for _ in range(count)
+        ]
+        return places, "uniform random points in Shenzhen's bounding box"
+
+
+def unit_events(places: list[Place], count: int, seed: int) -> list[wire.PatrolDuty]:
+    """``count`` units on duty, each near a random pole (units patrol the roads)."""
+    rng = random.Random(seed)
+    now = time.time()
+    return [
+        wire.PatrolDuty(
+            unit=f"unit{i}",
+            duty="on_duty",
+            ts=now,
+            grid=p.grid,
+            lon=p.lon + rng.uniform(-2e-4, 2e-4),
+            lat=p.lat + rng.uniform(-2e-4, 2e-4),
+        )  # fmt: skip
+        for i, p in enumerate(rng.choices(places, k=count))
+    ]
+
+
+def alarm_plan(places: list[Place], count: int, seed: int) -> list[dict[str, Any]]:
+    """Alarm templates (no id or ts yet): random poles, with repeat reports of recent ones."""
+    rng = random.Random(seed)
+    types, weights = zip(*TYPE_MIX.items(), strict=True)
+    recent: deque[dict[str, Any]] = deque(maxlen=200)
+    out = []
+    for _ in range(count):
+        if recent and rng.random() < REPEAT_SHARE:
+            alarm = dict(rng.choice(recent))
+            alarm["lon"] += rng.uniform(-1e-4, 1e-4)  # about 10 m
+        else:
+            p = rng.choice(places)
+            alarm = {"type": rng.choices(types, weights)[0], "lon": p.lon, "lat": p.lat,
+                     "pole": p.pole, "district": p.district, "grid": p.grid}  # fmt: skip
+            recent.append(alarm)
+        out.append(alarm)
+    return out
+
+
+def make_alarm(template: dict[str, Any], n: int, ts: float) -> wire.Alarm:
+    return wire.Alarm(id=f"bench-{n}", source="bench", ts=ts, **template)
+
+
+async def reset(client: aioredis.Redis, table: PriorityTable, units: list[wire.PatrolDuty]) -> None:
+    """An empty Redis with the functions loaded and the units on duty (direct calls)."""
+    await client.flushall()
+    await library.load(client, table)
+    conf = library.settings_arg(DispatcherSettings(), "bench-setup")
+    for start in range(0, len(units), BATCH):
+        args: list[bytes] = []
+        for u in units[start : start + BATCH]:
+            args += (library.PATROL, b"", wire.encode(u))
+        await client.fcall(library.BATCH, 0, conf, *args)
+
+
+def settings(url: str, **kw: Any) -> DispatcherSettings:
+    return DispatcherSettings(redis_url=url, consumer="bench", batch_size=BATCH, **kw)
+
+
+async def throughput(
+    url: str, plan: list[dict[str, Any]], units: list[wire.PatrolDuty]
+) -> dict[str, Any]:
+    client = aioredis.Redis.from_url(url)
+    await reset(client, PriorityTable(), units)
+    now = time.time()
+    for start in range(0, len(plan), 2000):
+        async with client.pipeline(transaction=False) as pipe:
+            for n in range(start, min(start + 2000, len(plan))):
+                pipe.xadd(keys.ALARMS, wire.entry(make_alarm(plan[n], n, now)))
+            await pipe.execute()
+    dispatcher = Dispatcher(settings(url), burst=True)
+    started = time.perf_counter()
+    await dispatcher.run()
+    seconds = time.perf_counter() - started
+    await client.aclose()
+    t = dispatcher.totals
+    assert t["alarms"] == len(plan), t
+    return {
+        "alarms": len(plan), "units_on_duty": len(units), "seconds": round(seconds, 3),
+        "alarms_per_s": round(len(plan) / seconds), "incidents": t["incidents"],
+        "merged": t["merged"], "dispatched": t["dispatched"], "escalated": t["escalated"],
+        "dead_letters": t["deadletter"], "batch_size": BATCH,
+    }  # fmt: skip
+
+
+async def raw_ceiling(
+    url: str, plan: list[dict[str, Any]], units: list[wire.PatrolDuty]
+) -> dict[str, Any]:
+    client = aioredis.Redis.from_url(url)
+    await reset(client, PriorityTable(), units)
+    conf = library.settings_arg(DispatcherSettings(), "bench-raw")
+    now = time.time()
+    calls = []
+    for start in range(0, len(plan), BATCH):
+        args: list[bytes] = []
+        for n in range(start, min(start + BATCH, len(plan))):
+            args += (library.ALARM, b"", wire.encode(make_alarm(plan[n], n, now)))
+        calls.append(args)
+    totals: dict[str, int] = {}
+    started = time.perf_counter()
+    for first in range(0, len(calls), 8):
+        async with client.pipeline(transaction=False) as pipe:
+            for args in calls[first : first + 8]:
+                pipe.fcall(library.BATCH, 0, conf, *args)
+            for reply in await pipe.execute():
+                for k, v in library.counters(reply).items():
+                    totals[k] = totals.get(k, 0) + v
+    seconds = time.perf_counter() - started
+    await client.aclose()
+    return {
+        "alarms": len(plan), "seconds": round(seconds, 3),
+        "alarms_per_s": round(len(plan) / seconds), "incidents": totals["incidents"],
+        "merged": totals["merged"], "dispatched": totals["dispatched"],
+        "escalated": totals["escalated"],
+    }  # fmt: skip
+
+
+def produce(url: str, plan: list[dict[str, Any]], rate: float, job_s: float) -> None:
+    """Offer ``plan`` at ``rate`` alarms/s; resolve each dispatch ``job_s`` after it was made.
+
+    Runs in its own process so the dispatcher's process only dispatches.
+    """
+    client = redis.Redis.from_url(url)
+    resolves: deque[tuple[float, str, str]] = deque()
+    last_audit, next_poll = "0-0", 0.0
+    start = time.perf_counter() + 0.1
+    for n, template in enumerate(plan):
+        due = start + n / rate
+        while (now := time.perf_counter()) < due:
+            if now >= next_poll:
+                next_poll = now + 0.005
+                for _, items in client.xread({keys.AUDIT: last_audit}, count=1000) or ():
+                    for entry_id, fields in items:
+                        last_audit = entry_id
+                        ev = wire.decode_entry(fields, wire.IncidentEvent)
+                        if ev.event == "dispatched" and ev.unit:
+                            resolves.append((now + job_s, ev.unit, ev.incident))
+            if resolves and resolves[0][0] <= now:
+                pipe = client.pipeline(transaction=False)
+                while resolves and resolves[0][0] <= now:
+                    _, unit, incident = resolves.popleft()
+                    status = wire.PatrolStatus(unit=unit, incident=incident, action="resolved",
+                                               ts=time.time())  # fmt: skip
+                    pipe.xadd(keys.PATROL_EVENTS, wire.entry(status))
+                pipe.execute()
+            time.sleep(min(max(due - time.perf_counter(), 0.0), 0.0005))
+        client.xadd(keys.ALARMS, wire.entry(make_alarm(template, n, time.time())))
+    client.close()
+
+
+async def latency(
+    url: str, plan: list[dict[str, Any]], units: list[wire.PatrolDuty], rate: float, job_s: float
+) -> dict[str, Any]:
+    client = aioredis.Redis.from_url(url)
+    await reset(client, PriorityTable(), units)
+    dispatcher = Dispatcher(settings(url, block_ms=200))
+    task = asyncio.create_task(dispatcher.run())
+    producer = multiprocessing.get_context("spawn").Process(
+        target=produce, args=(url, plan, rate, job_s), daemon=True
+    )
+    producer.start()
+    await asyncio.to_thread(producer.join)
+    deadline = time.monotonic() + 30
+    while dispatcher.totals["alarms"] < len(plan) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)  # polling another task's counter, with a deadline
+    dispatcher.stop()
+    await task
+    lat = await _latencies(client)
+    await client.aclose()
+    t = dispatcher.totals
+    ms = np.array(lat) * 1000.0
+    return {
+        "offered_per_s": rate, "alarms": len(plan), "units_on_duty": len(units),
+        "resolve_after_s": job_s, "incidents": t["incidents"], "merged": t["merged"],
+        "dispatched": t["dispatched"], "escalated": t["escalated"],
+        "resolved": t["patrol"], "measured_dispatches": len(lat),
+        **{f"p{q}_ms": round(float(np.percentile(ms, q)), 3) for q in (50, 90, 99, 99.9)},
+        "max_ms": round(float(ms.max()), 3),
+    }  # fmt: skip
+
+
+async def _latencies(client: aioredis.Redis) -> list[float]:
+    """Alarm-to-dispatch seconds of every incident dispatched straight away (not escalated
+    first, which would measure the wait for a free unit)."""
+    out = []
+    for member in await client.smembers(keys.UNITS):
+        unit = member.decode()
+        for _, fields in await client.xrange(keys.unit_inbox(unit)):
+            msg = wire.decode_entry(fields, wire.UnitInbox)
+            if not isinstance(msg, wire.Dispatch) or msg.alarm_ts is None:
+                continue
+            first, escalated = await client.hmget(
+                keys.incident(msg.incident), ["t_dispatched", "t_escalated"]
+            )
+            if escalated is None and first is not None and abs(float(first) - msg.ts) < 1e-5:
+                out.append(msg.ts - msg.alarm_ts)
+    return out
+
+
+async def _bench(url: str, quick: bool, places: list[Place]) -> dict[str, Any]:
+    n = 5_000 if quick else 30_000
+    plan = alarm_plan(places, n, seed=2)
+    # Enough units that the preloaded alarms are really dispatched (a big force on duty);
+    # the latency run uses 2,000 units that come free again after each job.
+    tp_units = unit_events(places, int(n * (1 - REPEAT_SHARE)) + 2_000, seed=3)
+    out: dict[str, Any] = {"throughput": await throughput(url, plan, tp_units)}
+    out["raw_ceiling"] = await raw_ceiling(url, plan, tp_units)
+    out["ratio_to_ceiling"] = round(
+        out["throughput"]["alarms_per_s"] / out["raw_ceiling"]["alarms_per_s"], 3
+    )
+    lat_plan = alarm_plan(places, 2_000 if quick else 10_000, seed=4)
+    out["latency"] = await latency(url, lat_plan, unit_events(places, 2_000, 5), 1000.0, 1.0)
+    return out
+
+
+def _targets(result: dict[str, Any]) -> dict[str, bool]:
+    lat = result["latency"]
+    return {
+        "alarms_per_s>=10000": result["throughput"]["alarms_per_s"] >= 10_000,
+        "p50<=2ms": lat["p50_ms"] <= 2.0,
+        "p99<=10ms": lat["p99_ms"] <= 10.0,
+        "ratio>=0.5": result["ratio_to_ceiling"] >= 0.5,
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Entry point of ``polewatch bench dispatch``: the whole run on a private redis-server
+    without persistence, then again with AOF (``appendfsync everysec``, as deployed). With
+    ``--redis-url`` (which is FLUSHED: use a spare), one run on that server."""
+    places, source = city(100_000, seed=1)
+    out: dict[str, Any] = {
+        "city": {"poles": len(places), "source": source},
+        "machine": {"cpus": os.cpu_count()},
+        "command": "polewatch bench dispatch --json" + (" --quick" if args.quick else ""),
+    }
+    if args.redis_url:
+        out["given_redis"] = asyncio.run(_bench(args.redis_url, args.quick, places))
+        out["targets"] = _targets(out["given_redis"])
+        return out
+    for name, aof in (("no_persistence", False), ("aof_everysec", True)):
+        with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(tmp, appendonly=aof) as srv:
+            out[name] = asyncio.run(_bench(srv.url, args.quick, places))
+            out[name]["targets"] = _targets(out[name])
+    return out
