@@ -1,14 +1,18 @@
-"""Property tests of the spool's frame scanner and record decoder: damage after good records
-is found and reported, never raised, and never costs a record before it."""
+"""Property tests of the spool: damage after good records is found and reported, never raised,
+and never costs a record before it; any history of use keeps it equal to a FIFO model."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import zlib
+from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from edge.spool import HEADER, Record, decode_record, frame, scan
+from edge.spool import HEADER, FileSpool, Record, decode_record, frame, scan
 from edge.testing import alarm, heartbeat
 from polewatch import wire
 
@@ -84,3 +88,64 @@ def test_scan_never_raises_on_arbitrary_bytes(data):
     for offset, payload in found.frames:
         length, crc = HEADER.unpack_from(data, offset)
         assert length == len(payload) and crc == zlib.crc32(payload)
+
+
+class SpoolModel(RuleBasedStateMachine):
+    """Any sequence of appends, replays, acknowledgements, restarts and overflows keeps the
+    file spool equal to a plain FIFO model with the documented drop policy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="spool-model-"))
+        self.spool = FileSpool(self.dir, max_records=12, fsync="never")
+        self.model: list[Record] = []
+        self.n = 0
+
+    @rule(alarms=st.lists(st.booleans(), min_size=1, max_size=6))
+    def append(self, alarms: list[bool]) -> None:
+        batch = []
+        for is_alarm in alarms:
+            self.n += 1
+            batch.append(Record(alarm(self.n) if is_alarm else heartbeat(self.n)))
+        self.spool.append(batch)
+        self.model += batch
+        if len(self.model) > 12:  # down to 90 %: heartbeats first, then the oldest alarms
+            excess = len(self.model) - int(12 * 0.9)
+            for want_alarm in (False, True):
+                for r in list(self.model):
+                    if excess and r.is_alarm == want_alarm:
+                        self.model.remove(r)
+                        excess -= 1
+
+    @rule(n=st.integers(1, 5))
+    def replay(self, n: int) -> None:
+        batch = self.spool.peek(n)
+        assert [r for _, r in batch] == self.model[:n]
+        if batch:
+            self.spool.ack(batch[-1][0])
+            del self.model[: len(batch)]
+
+    @rule()
+    def restart(self) -> None:
+        self.spool.close()
+        self.spool = FileSpool(self.dir, max_records=12, fsync="never")
+
+    @rule(garbage=st.binary(min_size=1, max_size=40))
+    def crash_mid_write(self, garbage: bytes) -> None:
+        self.spool.close()
+        (log,) = self.dir.glob("spool-*.log")
+        with log.open("ab") as fh:
+            fh.write(garbage)
+        self.spool = FileSpool(self.dir, max_records=12, fsync="never")
+
+    @invariant()
+    def same_content(self) -> None:
+        assert len(self.spool) == len(self.model)
+
+    def teardown(self) -> None:
+        self.spool.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+TestSpoolModel = SpoolModel.TestCase
+TestSpoolModel.settings = settings(max_examples=40, stateful_step_count=30, deadline=None)
