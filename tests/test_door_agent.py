@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from edge.door import config as door_config
 from edge.door.agent import DoorAgent
 from edge.testing import alarms, until
-from polewatch import settings
+from polewatch import keys, settings, wire
 from polewatch.poles.model import Pole
 from polewatch.poles.registry import PoleRegistry
 
@@ -162,6 +162,13 @@ async def test_controller_offline_after_silence(agent: DoorAgent, sync_redis: re
     (alarm,) = await agent.tick()
     assert alarm.type == "controller_offline" and alarm.source == "controller:C1"
     await until(lambda: len(alarms(sync_redis)) == 1)
+    await agent.heartbeat()
+    await agent.publisher.drained(5)
+    beats = [wire.decode_entry(f, wire.Heartbeat) for _, f in sync_redis.xrange(keys.HEARTBEATS)]
+    assert [(b.source, b.status) for b in beats] == [
+        ("door-agent", "online"),
+        ("controller:C1", "offline"),
+    ]
 
 
 async def test_unknown_pole_fails_at_start_naming_the_door(redis_url: str, tmp_path: Path):

@@ -135,10 +135,18 @@ class DoorAgent:
         return raised
 
     async def heartbeat(self) -> None:
+        """The agent's heartbeat, and one per controller (``online``/``offline``)."""
         now = time.time()
         await self.publisher.heartbeat(
             wire.Heartbeat(source=self.conf.name, kind="door_agent", status="online", ts=now)
         )
+        offline = self.rules.offline() if self.rules else set()
+        for ctl in door_config.controllers(self.conf):
+            status: wire.HeartbeatStatus = "offline" if ctl in offline else "online"
+            await self.publisher.heartbeat(
+                wire.Heartbeat(source=f"controller:{ctl}", kind="door_controller",
+                               status=status, ts=now)
+            )  # fmt: skip
 
     def status(self) -> dict[str, Any]:
         """Counters for ``GET /status`` and logs."""

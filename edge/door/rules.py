@@ -129,6 +129,10 @@ class DoorRules:
                 out += self._offline(ctl_id, now, now - ctl.last_seen)
         return out
 
+    def offline(self) -> set[str]:
+        """Controllers currently considered offline."""
+        return {c for c, state in self._ctl.items() if state.offline}
+
     # --- rules -----------------------------------------------------------------------------
     def _door_event(
         self, door: Door, state: _DoorState, ev: DoorEvent, t: float
