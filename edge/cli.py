@@ -10,8 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
+import msgspec
+
+from edge.spool import SpoolError
 from polewatch import logs, settings
+
+SPOOLS = "~/.local/state/polewatch/spool"
+"""Where agents started from the command line keep their spool unless told otherwise."""
 
 
 def edge_subparsers(
@@ -34,6 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     door = agents.add_parser("door", help="access-control agent: door events in, alarms out")
     door.add_argument("--config", required=True, help="doors and settings (TOML)")
     door.add_argument("--redis-url", help="Redis URL (overrides settings)")
+    door.add_argument("--spool-dir", help=f"store-and-forward directory (default {SPOOLS}/NAME)")
     door.set_defaults(func=_door)
 
     button = agents.add_parser("button", help="a pole's alarm button: SOS in, feedback out")
@@ -42,6 +50,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     button.add_argument("--redis-url", help="Redis URL (overrides settings)")
     button.add_argument("--http-port", type=int, help="serve POST /press and GET /status")
     button.add_argument("--stdin", action="store_true", help="Enter on stdin presses the button")
+    button.add_argument(
+        "--spool-dir", help=f"store-and-forward directory (default {SPOOLS}/button-CODE)"
+    )
     button.set_defaults(func=_button)
 
 
@@ -50,13 +61,15 @@ def _door(args: argparse.Namespace) -> int:
 
     try:
         conf = config.load(args.config, **_url(args))
+        if args.spool_dir or not conf.spool_dir:
+            conf = msgspec.structs.replace(conf, spool_dir=args.spool_dir or _spool(conf.name))
     except settings.SettingsError as exc:
         print(f"polewatch edge door: {exc}", file=sys.stderr)
         return 2
     logs.setup(conf.name, conf.log_level)
     try:
         asyncio.run(agent.serve(conf))
-    except settings.SettingsError as exc:
+    except (settings.SettingsError, SpoolError) as exc:
         print(f"polewatch edge door: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -74,16 +87,23 @@ def _button(args: argparse.Namespace) -> int:
         conf = settings.load(
             ButtonSettings, section="button", config_file=args.config, overrides=overrides
         )
+        if args.spool_dir or not conf.spool_dir:
+            spool = args.spool_dir or _spool(f"button-{conf.pole}")
+            conf = msgspec.structs.replace(conf, spool_dir=spool)
     except settings.SettingsError as exc:
         print(f"polewatch edge button: {exc}", file=sys.stderr)
         return 2
     logs.setup(f"button:{conf.pole}", conf.log_level)
     try:
         asyncio.run(serve(conf))
-    except settings.SettingsError as exc:
+    except (settings.SettingsError, SpoolError) as exc:
         print(f"polewatch edge button: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _spool(name: str) -> str:
+    return str(Path(SPOOLS).expanduser() / name)
 
 
 def _url(args: argparse.Namespace) -> dict[str, str]:

@@ -124,10 +124,12 @@ async def test_unknown_pole_without_coordinates_fails_at_start(redis_url: str):
             pass
 
 
-async def test_cli_stdin_press(redis_url: str, sync_redis: redis.Redis, registry: None):
+async def test_cli_stdin_press(
+    redis_url: str, sync_redis: redis.Redis, registry: None, tmp_path: Path
+):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "polewatch.cli", "edge", "button", "--pole", POLE.code,
-        "--redis-url", redis_url, "--stdin",
+        "--redis-url", redis_url, "--stdin", "--spool-dir", str(tmp_path / "spool"),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "POLEWATCH_LOG_LEVEL": "WARNING"},
     )  # fmt: skip

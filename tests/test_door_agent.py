@@ -217,7 +217,7 @@ async def test_cli_runs_the_agent_until_sigterm(redis_url: str, sync_redis: redi
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "polewatch.cli", "edge", "door", "--config", str(path),
-        "--redis-url", redis_url, env={**os.environ},
+        "--redis-url", redis_url, "--spool-dir", str(tmp_path / "spool"), env={**os.environ},
     )  # fmt: skip
 
     async def send() -> bool:
