@@ -71,7 +71,9 @@ ROLES: Final[dict[str, list[str]]] = {
         "+discard",
         f"%R~{ALL}",
         f"&{keys.PREFIX}:notify:*",
-        f"(+xadd %W~{keys.ALARMS} %W~{keys.PATROL_EVENTS} %W~{keys.COMMANDS})",
+        "+script|load",
+        # its writer appends a batch with one EVALSHA of a script that XADDs (keys declared)
+        f"(+xadd +evalsha ~{keys.ALARMS} ~{keys.PATROL_EVENTS} ~{keys.COMMANDS})",
     ],
     "dispatcher": ["+@all", "-@dangerous", "+function|load", f"~{ALL}", f"&{keys.PREFIX}:*"],
 }

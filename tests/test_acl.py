@@ -166,3 +166,24 @@ async def test_button_agent_works_as_its_own_user(admin):
         root.publish(keys.INCIDENT_NOTIFY, "I-77")
         await until(lambda: agent.feedback.stage == "dispatched")
         assert agent.feedback.units == ["u9"] and agent.feedback.incident == "I-77"
+
+
+async def test_gateway_user_appends_through_its_script_and_reads_state(admin):
+    from gateway.writer import APPEND
+
+    url, root = admin
+    root.hset(keys.incident("I1"), mapping={"id": "I1", "state": "new"})
+    _, gateway = as_user(url, root, "gateway")
+    try:
+        sha = gateway.script_load(APPEND)
+        gateway.evalsha(sha, 1, keys.PATROL_EVENTS, b"payload")
+        assert root.xlen(keys.PATROL_EVENTS) == 1
+        assert gateway.hgetall(keys.incident("I1"))[b"state"] == b"new"
+        with pytest.raises(NoPermissionError):
+            gateway.hset(keys.incident("I1"), "state", "closed")
+        with pytest.raises(NoPermissionError):
+            gateway.xadd(keys.unit_inbox("u1"), {"m": b"x"})
+        with pytest.raises(ResponseError):  # the script may not write elsewhere either
+            gateway.evalsha(sha, 1, keys.unit_inbox("u1"), b"payload")
+    finally:
+        gateway.close()
