@@ -187,3 +187,15 @@ async def test_gateway_user_appends_through_its_script_and_reads_state(admin):
             gateway.evalsha(sha, 1, keys.unit_inbox("u1"), b"payload")
     finally:
         gateway.close()
+
+
+async def test_dispatcher_user_runs_the_real_dispatcher(admin):
+    from dispatcher import scenario as sc
+
+    url, root = admin
+    dispatcher_url, dispatcher = as_user(url, root, "dispatcher")
+    dispatcher.close()
+    sc.write(root, [sc.on_duty("u1", 114.05, 22.54), sc.alarm(114.05, 22.54, id="a-1")])
+    await sc.drain(dispatcher_url)
+    assert root.get(keys.alarm("a-1")) is not None
+    assert root.xlen(keys.unit_inbox("u1")) == 1
