@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from edge.cli import edge_subparsers
 from edge.video import config as cfg
 
 
@@ -29,21 +30,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     video.add_argument("--config", help="polewatch settings file (redis_url, city, ...)")
     video.add_argument("--redis-url", help="Redis URL (overrides settings)")
     video.set_defaults(func=_agent)
-
-
-def edge_subparsers(
-    sub: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse._SubParsersAction[argparse.ArgumentParser]:
-    """The ``polewatch edge`` command's subcommands, shared by every edge agent's module."""
-    parser = sub.choices.get("edge")
-    if parser is None:
-        parser = sub.add_parser("edge", help="edge agents (video, doors, pole buttons)")
-        parser.add_subparsers(dest="edge_command", required=True, metavar="AGENT")
-    assert parser._subparsers is not None
-    for action in parser._subparsers._group_actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    raise RuntimeError("the edge command has no subcommands")
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -48,7 +48,9 @@ class Analysis(_Strict):
 
 
 class DetectorConfig(_Strict):
-    kind: Literal["hog", "onnx"] = "hog"
+    kind: Literal["hog", "onnx", "motion"] = "hog"
+    """``hog``: OpenCV's people detector; ``onnx``: a YOLO-style model at ``model``;
+    ``motion``: every moving blob counts as a person."""
     model: str | None = None
     """Path of the ONNX model (kind ``onnx``); read from disk, never downloaded."""
     threshold: Annotated[float, Meta(ge=-10.0, le=10.0)] = 0.0

@@ -4,7 +4,8 @@
 on 64x128 windows holding a person about 96 px tall, so it misses anyone smaller: each region is
 scaled so the person the motion blob suggests is ~100 px tall, searched over a short pyramid,
 and the window (which has a margin around the person) is shrunk back to the person.
-:class:`OnnxDetector` runs a YOLO-style ONNX model through ``cv2.dnn`` as a plug-in.
+:class:`OnnxDetector` runs a YOLO-style ONNX model through ``cv2.dnn`` as a plug-in;
+:class:`MotionBoxDetector` takes every motion blob for a person.
 """
 
 from __future__ import annotations
@@ -151,6 +152,22 @@ def _merge_by_scale(crops: list[tuple[Box, float]]) -> list[tuple[Box, float]]:
     return out
 
 
+class MotionBoxDetector:
+    """Every motion blob is a person (kind ``motion``): for scenes where anything that moves
+    counts, such as a fenced yard at night, and for synthetic test scenes."""
+
+    def __init__(self, *, min_height: float = 16.0, max_height: float = 10_000.0) -> None:
+        self.min_height = min_height
+        self.max_height = max_height
+
+    def detect(self, frame: Frame, regions: Sequence[Box]) -> list[Box]:
+        return [
+            Box(r.x, r.y, r.w, r.h, 1.0)
+            for r in regions
+            if r.score == 0.0 and self.min_height <= r.h <= self.max_height
+        ]
+
+
 class OnnxDetector:
     """A YOLO-style ONNX model (YOLOv5 ``[1, N, 5+C]`` or YOLOv8 ``[1, 4+C, N]`` output) run by
     ``cv2.dnn`` on the bounding box of the motion regions; only class ``person_class`` counts."""
@@ -172,7 +189,6 @@ class OnnxDetector:
         x1 = int(min(fw, max(r.x + r.w for r in regions) + 16))
         y1 = int(min(fh, max(r.y + r.h for r in regions) + 16))
         crop = frame[y0:y1, x0:x1]
-        scale = self.size / max(crop.shape[:2])
         blob = cv2.dnn.blobFromImage(
             crop, 1 / 255.0, (self.size, self.size), swapRB=True, crop=False
         )
@@ -187,7 +203,6 @@ class OnnxDetector:
             scores = out[:, 4] * out[:, 5 + self.person_class]
         sx = crop.shape[1] / self.size
         sy = crop.shape[0] / self.size
-        del scale
         found = []
         for row, score in zip(out, scores, strict=True):
             if score < self.threshold:

@@ -28,8 +28,9 @@ class MotionDetector(Protocol):
 class Mog2Motion:
     """MOG2 background subtraction on a downscaled grey frame -> bounding boxes of blobs.
 
-    ``width`` is about the working width (the frame is shrunk by the nearest whole factor); ``min_area`` is a fraction of the frame (blobs smaller
-    than that are noise); shadows (MOG2 marks them grey) do not count as motion.
+    ``width`` is about the working width (the frame is shrunk by the nearest whole factor);
+    ``min_area`` is a fraction of the frame (blobs smaller than that are noise); shadows (MOG2
+    marks them grey) do not count as motion.
     """
 
     def __init__(
@@ -48,6 +49,7 @@ class Mog2Motion:
             history=history, varThreshold=var_threshold, detectShadows=True
         )
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        self._close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 9))
         self._mask: Frame | None = None
         self._scale = 1.0
         self.foreground: Frame | None = None
@@ -78,7 +80,9 @@ class Mog2Motion:
         assert self._mask is not None
         fg = cv2.bitwise_and(fg, self._mask)
         fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self._kernel)
-        fg = cv2.dilate(fg, self._kernel, iterations=2)
+        # Close the gaps between the parts of one body (uniform clothes leave holes).
+        fg = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, self._close)
+        fg = cv2.dilate(fg, self._kernel, iterations=1)
         self.foreground = fg
         self.fraction = float(np.count_nonzero(fg)) / fg.size
         n, _, stats, _ = cv2.connectedComponentsWithStats(fg, connectivity=8)

@@ -14,7 +14,7 @@ import cv2
 from edge.video import config as cfg
 from edge.video import rules as rules_mod
 from edge.video.boxes import Box, containment
-from edge.video.detect import Detector, HogDetector, OnnxDetector
+from edge.video.detect import Detector, HogDetector, MotionBoxDetector, OnnxDetector
 from edge.video.motion import Frame, Mog2Motion, MotionDetector
 from edge.video.rules import Event, Rule, Scene
 from edge.video.track import Track, Tracker
@@ -155,6 +155,8 @@ def build(config: cfg.CameraConfig) -> Analyzer:
             size=config.detector.input_size,
             threshold=max(0.0, config.detector.threshold) or 0.4,
         )
+    elif config.detector.kind == "motion":
+        detector = MotionBoxDetector(min_height=a.person_min_height, max_height=a.person_max_height)
     else:
         detector = HogDetector(
             min_height=a.person_min_height,
@@ -170,4 +172,6 @@ def build(config: cfg.CameraConfig) -> Analyzer:
         width=a.width,
         person_height=(a.person_min_height, a.person_max_height),
         sweep=round(a.sweep * fps),
+        # Skipping steady tracks saves detector time; motion boxes cost nothing to recompute.
+        steady_hits=0 if config.detector.kind == "motion" else 4,
     )

@@ -1,0 +1,293 @@
+"""``polewatch edge video``: camera workers in threads, alarms and health to Redis.
+
+Each camera runs a :class:`CameraWorker` thread (plus its capture thread): it analyses the
+latest frame, turns rule events into :class:`~polewatch.wire.Alarm` with a JPEG snapshot
+(boxes drawn), and hands alarms, heartbeats and the latest frame to a :class:`Sink`. The
+asyncio side only owns the :class:`~edge.publisher.AlarmPublisher` and the stop signal; no
+OpenCV call runs on the event loop. One ``threading.Event`` stops every stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import redis.asyncio as aioredis
+
+from edge.publisher import AlarmPublisher
+from edge.spool import FileSpool, MemorySpool
+from edge.video import config as cfg
+from edge.video import pipeline
+from edge.video.capture import Capture
+from edge.video.motion import Frame
+from edge.video.rules import Event
+from edge.video.snapshot import annotate, jpeg
+from polewatch import settings, wire
+from polewatch.poles.registry import PoleRegistry
+
+log = logging.getLogger(__name__)
+
+ALARM_TYPES = {
+    "zone": "intrusion",
+    "tripwire": "tripwire",
+    "loitering": "loitering",
+    "crowd": "crowd",
+    "tamper": "tamper",
+    "offline": "camera_offline",
+}
+"""Rule type -> alarm type of the dispatcher's priority table."""
+
+
+class VideoSettings(settings.Settings, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[video]`` section of the polewatch settings file."""
+
+    spool_dir: str = ""
+    """Directory of the on-disk spool (alarms kept while Redis is away); empty: in memory."""
+    heartbeat_s: float = 10.0
+    frame_s: float = 1.0
+    """Seconds between two frames sent to the camera wall."""
+    frame_width: int = 480
+    read_timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where the camera stands, copied onto every alarm."""
+
+    lon: float
+    lat: float
+    pole: str | None = None
+    district: str | None = None
+    grid: str | None = None
+
+
+class Sink(Protocol):
+    """Where a camera worker's output goes; every method is called from worker threads."""
+
+    def alarm(self, alarm: wire.Alarm, snapshot: bytes | None) -> None: ...
+    def heartbeat(self, hb: wire.Heartbeat) -> None: ...
+    def frame(self, camera_id: str, jpeg: bytes) -> None: ...
+
+
+class PublisherSink:
+    """A :class:`Sink` over the edge's store-and-forward :class:`AlarmPublisher`."""
+
+    def __init__(self, publisher: AlarmPublisher) -> None:
+        self.publisher = publisher
+
+    def alarm(self, alarm: wire.Alarm, snapshot: bytes | None) -> None:
+        self.publisher.submit(alarm, snapshot=snapshot)
+
+    def heartbeat(self, hb: wire.Heartbeat) -> None:
+        self.publisher.submit_heartbeat(hb)
+
+    def frame(self, camera_id: str, jpeg: bytes) -> None:
+        self.publisher.submit_frame(camera_id, jpeg)
+
+
+def to_alarm(config: cfg.CameraConfig, place: Place, event: Event) -> wire.Alarm:
+    """The wire alarm of one rule event."""
+    track = f"-t{event.track}" if event.track is not None else ""
+    extra: dict[str, str | int | float | bool] = {
+        k: v for k, v in event.detail.items() if isinstance(v, str | int | float | bool)
+    }
+    extra["frame"] = event.frame
+    return wire.Alarm(
+        id=f"cam-{config.id}-{event.name}-{int(event.ts * 1000)}{track}",
+        type=ALARM_TYPES[event.rule],
+        source=f"camera:{config.id}",
+        ts=event.ts,
+        lon=place.lon,
+        lat=place.lat,
+        pole=place.pole,
+        district=place.district,
+        grid=place.grid,
+        camera=config.id,
+        rule=event.name,
+        track=event.track,
+        text=f"{event.rule} {event.name}" + (f" track {event.track}" if track else ""),
+        extra=extra,
+    )
+
+
+class CameraWorker:
+    """One camera: capture thread + analysis thread, until ``stop`` is set."""
+
+    def __init__(
+        self,
+        config: cfg.CameraConfig,
+        place: Place,
+        sink: Sink,
+        stop: threading.Event,
+        conf: VideoSettings,
+    ) -> None:
+        self.config, self.place, self.sink, self.stop, self.conf = config, place, sink, stop, conf
+        self.analyzer = pipeline.build(config)
+        self.capture = Capture(
+            config.source,
+            stop=stop,
+            on_status=self._on_status,
+            read_timeout_s=conf.read_timeout_s,
+            name=f"capture:{config.id}",
+        )
+        self.alarms = 0
+        self._thread = threading.Thread(target=self._run, name=f"camera:{config.id}", daemon=True)
+
+    def start(self) -> CameraWorker:
+        self.capture.start()
+        self._thread.start()
+        return self
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+        self.capture.join(timeout)
+
+    def _heartbeat(self, status: str, fps: float, detail: str = "") -> None:
+        hb = wire.Heartbeat(
+            source=f"camera:{self.config.id}",
+            kind="camera",
+            status=status,  # type: ignore[arg-type]
+            ts=time.time(),
+            fps=round(fps, 2),
+            detail=detail or None,
+            pole=self.place.pole,
+        )
+        self.sink.heartbeat(hb)
+
+    def _on_status(self, status: str, fps: float, detail: str) -> None:
+        self._heartbeat(status, fps, detail)
+
+    def _run(self) -> None:
+        interval = 1.0 / self.config.analysis.fps
+        next_hb = next_frame = 0.0
+        last_analysed = 0.0
+        index = 0
+        while not self.stop.is_set():
+            grabbed = self.capture.latest(timeout=0.5)
+            now = time.monotonic()
+            if now >= next_hb:
+                next_hb = now + self.conf.heartbeat_s
+                self._heartbeat(self.capture.status, self.capture.fps)
+            if grabbed is None:
+                self._emit(self.analyzer.status(self.capture.status, index, time.time()), None)
+                continue
+            if now - last_analysed < interval * 0.9:
+                continue  # the camera sends more frames than the analysis wants
+            last_analysed = now
+            result = self.analyzer.analyse(grabbed.image, grabbed.index, grabbed.ts)
+            index = grabbed.index
+            self._emit(result.events, grabbed.image, result.boxes)
+            if now >= next_frame:
+                next_frame = now + self.conf.frame_s
+                small = annotate(grabbed.image, result.boxes, width=self.conf.frame_width)
+                self.sink.frame(self.config.id, jpeg(small, quality=70))
+
+    def _emit(self, events: Sequence[Event], image: Frame | None, boxes: Sequence = ()) -> None:
+        for event in events:
+            snapshot = None
+            if image is not None:
+                marked = [event.box] if event.box is not None else []
+                snapshot = jpeg(annotate(image, list(boxes), highlight=marked, width=640))
+            alarm = to_alarm(self.config, self.place, event)
+            self.sink.alarm(alarm, snapshot)
+            self.alarms += 1
+            log.info("camera %s: %s alarm %s", self.config.id, alarm.type, alarm.id)
+
+
+async def locate(config: cfg.CameraConfig, client: aioredis.Redis, city: str) -> Place:
+    """The camera's place: its pole from the registry, else the lon/lat of its config."""
+    if config.pole is not None:
+        pole = await PoleRegistry(client, city).get(config.pole)
+        if pole is not None:
+            return Place(
+                pole.lon,
+                pole.lat,
+                pole.code,
+                config.district or pole.district,
+                config.grid or pole.grid,
+            )
+    if config.lon is None or config.lat is None:
+        raise cfg.ConfigError(
+            f"camera {config.id}: pole: {config.pole!r} is not in the {city} registry and the "
+            "config has no lon/lat"
+        )
+    return Place(config.lon, config.lat, config.pole, config.district, config.grid)
+
+
+async def serve(
+    configs: Sequence[cfg.CameraConfig], conf: VideoSettings, stop: asyncio.Event | None = None
+) -> None:
+    """Run the cameras until ``stop`` (or SIGINT/SIGTERM); drain the publisher on the way out."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (ValueError, RuntimeError):  # not the main thread (tests)
+            break
+    spool = FileSpool(Path(conf.spool_dir)) if conf.spool_dir else MemorySpool()
+    halt = threading.Event()
+    async with AlarmPublisher(conf.redis_url, name="video-agent", spool=spool) as publisher:
+        client = aioredis.Redis.from_url(conf.redis_url)
+        try:
+            places = [await locate(c, client, conf.city) for c in configs]
+        finally:
+            await client.aclose()
+        sink = PublisherSink(publisher)
+        workers = [
+            CameraWorker(c, p, sink, halt, conf).start()
+            for c, p in zip(configs, places, strict=True)
+        ]
+        try:
+            await stop.wait()
+        finally:
+            halt.set()
+            await asyncio.to_thread(lambda: [w.join(10.0) for w in workers])
+            for w in workers:
+                await publisher.heartbeat(
+                    wire.Heartbeat(
+                        source=f"camera:{w.config.id}",
+                        kind="camera",
+                        status="stopping",
+                        ts=time.time(),
+                        pole=w.place.pole,
+                    )
+                )
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of ``polewatch edge video``."""
+    import sys
+
+    from polewatch import logs
+
+    cameras: list[str] = args.camera
+    overrides = {"redis_url": args.redis_url} if getattr(args, "redis_url", None) else {}
+    try:
+        conf = settings.load(
+            VideoSettings,
+            section="video",
+            config_file=getattr(args, "config", None),
+            overrides=overrides,
+        )
+        configs = [cfg.load(path) for path in cameras]
+    except (settings.SettingsError, cfg.ConfigError) as exc:
+        print(f"polewatch edge video: {exc}", file=sys.stderr)
+        return 2
+    logs.setup("video-agent", conf.log_level)
+    cv2.setNumThreads(1)
+    try:
+        asyncio.run(serve(configs, conf))
+    except cfg.ConfigError as exc:
+        print(f"polewatch edge video: {exc}", file=sys.stderr)
+        return 2
+    return 0
