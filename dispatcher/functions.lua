@@ -46,10 +46,18 @@ local INCIDENT_FIELDS = {'id', 'state', 'priority', 'type', 'group', 'lon', 'lat
 -- ---------------------------------------------------------------------------------------
 -- small helpers
 
+local NOW_S         -- NOW as a decimal string (microseconds), made when first needed
+
 local function clock()
   local t = redis.call('TIME')
   NOW = tonumber(t[1]) + tonumber(t[2]) / 1e6
+  NOW_S = nil
   return NOW
+end
+
+local function now_s()
+  if not NOW_S then NOW_S = string.format('%.6f', NOW) end
+  return NOW_S
 end
 
 local function key(name, id)
@@ -57,7 +65,6 @@ local function key(name, id)
 end
 
 local function ts(x) return string.format('%.6f', x) end
-local function deg(x) return string.format('%.7f', x) end
 -- The value, or nil for the empty strings and missing fields Redis hands back.
 local function nonempty(s) if s == nil or s == false or s == '' then return nil end return s end
 
@@ -135,9 +142,9 @@ local function transition(inc, state, ev, extra)
   local k = key('incident', inc.id)
   local f = extra or {}
   f[#f + 1] = 'state'; f[#f + 1] = state
-  if inc.fresh then f[#f + 1] = 't_' .. state; f[#f + 1] = ts(NOW) end
+  if inc.fresh then f[#f + 1] = 't_' .. state; f[#f + 1] = now_s() end
   redis.call('HSET', k, unpack(f))
-  if not inc.fresh then redis.call('HSETNX', k, 't_' .. state, ts(NOW)) end
+  if not inc.fresh then redis.call('HSETNX', k, 't_' .. state, now_s()) end
   inc.state = state
   event(inc, state, ev)
 end
@@ -350,10 +357,12 @@ end
 
 local function create(m, p, raw_alarm_id)
   local id = tostring(redis.call('INCR', K.INCIDENT_SEQ))
+  local alarm_ts = ts(m.ts)
+  -- (Lua numbers go to Redis with 14 significant digits: plenty for degrees, not for times)
   local f = {'id', id, 'state', 'new', 'priority', p.priority, 'type', m.type,
-             'group', p.group, 'lon', deg(m.lon), 'lat', deg(m.lat), 'created', ts(NOW),
+             'group', p.group, 'lon', m.lon, 'lat', m.lat, 'created', now_s(),
              'reports', 1, 'units', '', 'wanted', p.units, 'first_alarm', m.id,
-             'alarm_ts', ts(m.ts), 'last_ts', ts(m.ts), 't_new', ts(NOW),
+             'alarm_ts', alarm_ts, 'last_ts', alarm_ts, 't_new', now_s(),
              'capability', p.capability}
   for _, name in ipairs({'pole', 'district', 'grid', 'text'}) do
     if nonempty(m[name]) then f[#f + 1] = name; f[#f + 1] = m[name] end
@@ -394,7 +403,7 @@ local function on_position(m)
   local h = redis.call('HMGET', k, 'duty', 'status', 'seen')
   local seen = math.min(m.ts, NOW)
   redis.call('SADD', K.UNITS, m.unit)
-  redis.call('HSET', k, 'id', m.unit, 'lon', deg(m.lon), 'lat', deg(m.lat), 'seen', ts(seen))
+  redis.call('HSET', k, 'id', m.unit, 'lon', m.lon, 'lat', m.lat, 'seen', ts(seen))
   if h[1] == 'on_duty' then
     redis.call('GEOADD', K.UNITS_GEO, m.lon, m.lat, m.unit)
     if h[2] == 'available' then
@@ -419,7 +428,7 @@ local function on_duty(m)
                'caps', table.concat(m.capabilities or {}, ','))
     local lon, lat = h[3], h[4]
     if m.lon and m.lat then
-      lon, lat = deg(m.lon), deg(m.lat)
+      lon, lat = m.lon, m.lat
       redis.call('HSET', k, 'lon', lon, 'lat', lat, 'seen', ts(math.min(m.ts, NOW)))
     end
     if lon then
@@ -606,7 +615,7 @@ end
 local function dead_letter(stream, eid, raw, reason)
   redis.call('XADD', K.DEADLETTER, 'MAXLEN', '~', C.deadletter_maxlen, '*',
              'stream', stream, 'id', eid, 'reason', string.sub(reason, 1, 1000),
-             'consumer', C.consumer, 'ts', ts(NOW), 'raw:m', raw)
+             'consumer', C.consumer, 'ts', now_s(), 'raw:m', raw)
   stat('rejected')
 end
 
@@ -627,12 +636,36 @@ local function handle(code, raw)
   serve_escalated(C.escalated_batch)
 end
 
+-- Acknowledge the batch's entries, two calls per stream; the set of those that were still
+-- pending. XCLAIM ... JUSTID (to ourselves, idle 0) answers exactly the ids still pending:
+-- one acknowledged meanwhile by a replica that claimed it is left out, and skipped.
+local function acknowledge(args)
+  local ids = {}
+  for i = 2, #args, 3 do
+    local code, eid = args[i], args[i + 1]
+    if eid ~= '' then
+      ids[code] = ids[code] or {}
+      table.insert(ids[code], eid)
+    end
+  end
+  local pending = {}
+  for code, list in pairs(ids) do
+    local stream = K[STREAMS[code]]
+    local claim = {'XCLAIM', stream, C.group, C.consumer, 0, unpack(list)}
+    claim[#claim + 1] = 'JUSTID'
+    for _, id in ipairs(redis.call(unpack(claim))) do pending[code .. id] = true end
+    redis.call('XACK', stream, C.group, unpack(list))
+  end
+  return pending
+end
+
 local function batch(keys, args)
   begin(args[1])
+  local pending = acknowledge(args)
   for i = 2, #args, 3 do
     local code, eid, raw = args[i], args[i + 1], args[i + 2]
     local stream = K[STREAMS[code]]
-    if eid ~= '' and redis.call('XACK', stream, C.group, eid) == 0 then
+    if eid ~= '' and not pending[code .. eid] then
       stat('skipped')  -- already done by the replica that claimed it
     else
       FREED = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
 _COUNTERS = {
@@ -40,6 +42,14 @@ class Metrics:
             if counter is not None and value:
                 counter.inc(value)
 
-    def serve(self, port: int) -> None:
-        """Expose ``/metrics`` on ``port`` (a daemon thread of prometheus_client)."""
-        start_http_server(port, registry=self.registry)
+    def serve(self, port: int, addr: str = "0.0.0.0") -> Callable[[], None]:
+        """Expose ``/metrics`` on ``port`` (a daemon thread); returns the function that stops
+        it."""
+        server, thread = start_http_server(port, addr=addr, registry=self.registry)
+
+        def close() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(5)
+
+        return close

@@ -200,9 +200,8 @@ class Dispatcher:
             ts=time.time(),
             detail=f"alarms={self.totals['alarms']} dispatched={self.totals['dispatched']}",
         )
-        await self.client.xadd(
-            keys.HEARTBEATS, wire.entry(beat), maxlen=HEARTBEAT_MAXLEN, approximate=True
-        )  # type: ignore[arg-type]
+        fields: Any = wire.entry(beat)
+        await self.client.xadd(keys.HEARTBEATS, fields, maxlen=HEARTBEAT_MAXLEN, approximate=True)
 
     def _count(self, counts: dict[str, int]) -> None:
         self.totals.update(counts)
@@ -223,9 +222,14 @@ async def serve(settings: DispatcherSettings, *, burst: bool = False) -> Dispatc
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, dispatcher.stop)
-    if settings.metrics_port:
-        dispatcher.metrics.serve(settings.metrics_port)
+    close_metrics = (
+        dispatcher.metrics.serve(settings.metrics_port) if settings.metrics_port else None
+    )
     log.info("dispatcher %s starting (burst=%s)", dispatcher.consumer, burst)
-    await dispatcher.run()
+    try:
+        await dispatcher.run()
+    finally:
+        if close_metrics:
+            close_metrics()
     log.info("dispatcher %s stopped: %s", dispatcher.consumer, dict(dispatcher.totals))
     return dispatcher

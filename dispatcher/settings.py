@@ -19,7 +19,8 @@ class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fie
 
     consumer: str = ""
     """Consumer name in the group; empty: ``<hostname>-<pid>``. Must be unique per replica."""
-    batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 500
+    batch_size: Annotated[int, Meta(ge=1, le=2_000)] = 500
+    """Entries read per stream and call (bounded: the functions unpack id lists)."""
     block_ms: Annotated[int, Meta(ge=1, le=60_000)] = 1000
     claim_idle_ms: Annotated[int, Meta(ge=1)] = 10_000
     """Entries pending this long in another consumer (a dead replica) are claimed."""

@@ -130,3 +130,53 @@ async def test_sigkilled_replica_loses_nothing(redis_url: str, sync_redis: redis
     assert totals["alarms"] + totals["skipped"] <= len(alarms)
     assert totals["duplicates"] == 0 and totals["alarms"] > 1000
     print(f"killed after {done} incidents with {pending} alarms pending; rescuer: {totals}")
+
+
+async def test_an_entry_claimed_by_another_replica_is_done_once(
+    redis_url: str, sync_redis: redis.Redis
+) -> None:
+    from dispatcher import intake
+    from dispatcher.service import Dispatcher
+    from dispatcher.settings import DispatcherSettings
+
+    sc.write(sync_redis, [sc.on_duty("u1", 114.0, 22.55), sc.on_duty("u2", 114.0, 22.56)])
+    await sc.drain(redis_url)
+    alarm = sc.alarm(114.0, 22.5)
+    sc.write(sync_redis, [alarm])
+    slow = Dispatcher(DispatcherSettings(redis_url=redis_url, consumer="slow"))
+    reply = await slow.client.xreadgroup(keys.DISPATCH_GROUP, "slow", {keys.ALARMS: ">"})
+    entries = intake.flatten(reply)
+    assert len(entries) == 1
+    # The slow replica looks dead: another one claims the entry and does the work ...
+    rescue = await sc.drain(redis_url, consumer="fast", claim_idle_ms=1)
+    assert rescue["incidents"] == 1
+    # ... and when the slow one finally gets to it, it is skipped.
+    late = await slow.process(entries)
+    await slow.client.aclose()
+    assert late["skipped"] == 1 and late["incidents"] == 0 and late["duplicates"] == 0
+    assert sync_redis.get(keys.INCIDENT_SEQ) == b"1"
+    assert sum(len(sc.inbox(sync_redis, u)) for u in ("u1", "u2")) == 1
+
+
+async def test_sigterm_stops_a_replica_cleanly(redis_url: str, sync_redis: redis.Redis) -> None:
+    proc = replica(redis_url, "calm")
+    try:
+        deadline = time.monotonic() + 30
+        while not sync_redis.xlen(keys.HEARTBEATS):
+            assert proc.poll() is None and time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        alarm = sc.alarm(114.0, 22.5)
+        sc.write(sync_redis, [alarm])
+        while not sync_redis.exists(keys.alarm(alarm.id)):
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.to_thread(proc.communicate, timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    beats = [wire.decode_entry(f, wire.Heartbeat) for _, f in sync_redis.xrange(keys.HEARTBEATS)]
+    assert beats[0].status == "online" and beats[-1].status == "stopping"
+    assert beats[-1].source == "calm" and beats[-1].kind == "dispatcher"
