@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import (
@@ -67,7 +68,7 @@ class Metrics:
         )
 
     def middleware(self) -> web.middleware:  # type: ignore[valid-type]
-        requests, latency = self.requests, self.latency
+        children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
         @web.middleware
         async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -82,8 +83,15 @@ class Metrics:
                 status = exc.status
                 raise
             finally:
-                requests.labels(route, request.method, str(status)).inc()
-                latency.labels(route).observe(time.perf_counter() - started)
+                key = (route, request.method, status)
+                child = children.get(key)
+                if child is None:  # labels() costs microseconds: look each series up once
+                    child = children[key] = (
+                        self.requests.labels(route, request.method, str(status)),
+                        self.latency.labels(route),
+                    )
+                child[0].inc()
+                child[1].observe(time.perf_counter() - started)
 
         return count
 
