@@ -16,10 +16,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "polewatch.poles.cli",
     "simulators.cli",
     "dispatcher.cli",
+    "gateway.cli",
 )
 """Modules whose ``register(subparsers)`` adds top-level subcommands."""
 
 BENCHES: dict[str, str] = {
+    "gateway": "gateway.bench:run",
     "lookup": "polewatch.poles.bench:run",
     # "name": "module:function",
 }
