@@ -16,12 +16,11 @@ COMMAND_MODULES: tuple[str, ...] = (
     "polewatch.poles.cli",
     "simulators.cli",
     "dispatcher.cli",
-    "gateway.cli",
+    "analytics.cli",
 )
 """Modules whose ``register(subparsers)`` adds top-level subcommands."""
 
 BENCHES: dict[str, str] = {
-    "gateway": "gateway.bench:run",
     "lookup": "polewatch.poles.bench:run",
     # "name": "module:function",
 }

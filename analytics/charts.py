@@ -1,0 +1,177 @@
+"""Charts of the assessment report with matplotlib's object API (no pyplot, no global backend:
+safe in threads and servers): inline SVG for the HTML page, one A4 page as PDF or PNG."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import TYPE_CHECKING, Final
+
+import matplotlib
+from matplotlib import font_manager
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from analytics.assessment import Assessment
+
+CURRENT: Final = "#1f5fa8"
+PREVIOUS: Final = "#b9c7d8"
+ALERT: Final = "#c0392b"
+METRIC_LABELS: Final = {
+    "alarm_to_dispatch": "alarm to dispatch",
+    "dispatch_to_ack": "dispatch to acknowledge",
+    "ack_to_scene": "acknowledge to on scene",
+    "alarm_to_scene": "alarm to on scene",
+    "resolution": "creation to resolution",
+}
+_RC: Final = {
+    "text.parse_math": False,  # a '$' in a grid name is text, not TeX
+    "svg.fonttype": "path",  # text as outlines: nothing in the SVG to escape or to inject
+    "svg.hashsalt": "polewatch",  # stable ids, so the same report gives the same bytes
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+_CJK_FONTS: Final = ("Noto Sans CJK SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei")
+
+
+@cache
+def _families() -> list[str]:
+    """DejaVu Sans, then an installed CJK font for Chinese place names (asking matplotlib
+    for a font it does not have logs an error per text drawn)."""
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *(name for name in _CJK_FONTS if name in installed)]
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    with matplotlib.rc_context({**_RC, "font.family": _families()}), warnings.catch_warnings():
+        # Glyphs the fonts lack (control characters, scripts without a font) draw as boxes.
+        warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
+        warnings.filterwarnings("ignore", message="findfont", category=UserWarning)
+        yield
+
+
+def _label(text: str, limit: int = 28) -> str:
+    text = "".join(ch if ch.isprintable() else "\ufffd" for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _minutes(seconds: float | None) -> float:
+    return 0.0 if seconds is None else seconds / 60.0
+
+
+def _short(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+
+
+def draw_types(ax: Axes, a: Assessment) -> None:
+    rows = a.by_type[:10][::-1]
+    ys = range(len(rows))
+    ax.barh([y + 0.2 for y in ys], [r.count for r in rows], 0.4, color=CURRENT, label="this period")
+    ax.barh(
+        [y - 0.2 for y in ys],
+        [r.previous for r in rows],
+        0.4,
+        color=PREVIOUS,
+        label="previous period",
+    )
+    ax.set_yticks(list(ys), [_label(r.type) for r in rows])
+    ax.set_title("Incidents by type")
+    ax.legend(loc="lower right", frameon=False)
+
+
+def draw_daily(ax: Axes, a: Assessment) -> None:
+    days = [d.day[5:] for d in a.daily]
+    ax.plot(days, [d.count for d in a.daily], color=CURRENT, marker="o", linewidth=1.5)
+    ax.set_ylim(bottom=0)
+    ax.set_title("Incidents per day")
+    step = max(1, len(days) // 10)
+    ax.set_xticks(range(0, len(days), step), days[::step], rotation=45, ha="right")
+
+
+def draw_response(ax: Axes, a: Assessment) -> None:
+    metrics = list(METRIC_LABELS)[::-1]
+    figures = a.response.overall.metrics
+    ys = range(len(metrics))
+    bars = (("p95", ALERT, 0.27), ("p90", CURRENT, 0.0), ("p50", PREVIOUS, -0.27))
+    for name, color, offset in bars:
+        values = [_minutes(getattr(figures[m], name)) for m in metrics]
+        drawn = ax.barh([y + offset for y in ys], values, 0.27, color=color, label=name)
+        if name == "p90":
+            texts = [_short(getattr(figures[m], name)) for m in metrics]
+            ax.bar_label(drawn, texts, padding=3, fontsize=8)
+    ax.set_yticks(list(ys), [METRIC_LABELS[m] for m in metrics])
+    ax.set_xlabel("minutes")
+    ax.set_title("Response times (percentiles)")
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[::-1], labels[::-1], loc="upper right", frameon=False)
+    ax.margins(x=0.12)
+
+
+def draw_worst(ax: Axes, a: Assessment) -> None:
+    rows = a.worst_grids[::-1]
+    ys = range(len(rows))
+    values = [_minutes(r.alarm_to_scene_p90) for r in rows]
+    bars = ax.barh(list(ys), values, 0.6, color=ALERT)
+    ax.bar_label(bars, [f"{v:.1f}" for v in values], padding=3)
+    ax.margins(x=0.12)
+    ax.set_yticks(list(ys), [_label(f"{r.grid} ({r.district or '-'})") for r in rows])
+    ax.set_xlabel("minutes, p90 alarm to on scene")
+    ax.set_title("Grids with the slowest response")
+    if not rows:
+        ax.text(0.5, 0.5, "no grid had a unit on scene", ha="center", transform=ax.transAxes)
+
+
+CHARTS: Final = {
+    "types": draw_types,
+    "daily": draw_daily,
+    "response": draw_response,
+    "worst": draw_worst,
+}
+
+
+def svg(a: Assessment, chart: str, size: tuple[float, float] = (6.4, 3.2)) -> str:
+    """One chart as an ``<svg>`` element to put inline in HTML (no XML prolog)."""
+    with _style():
+        fig = Figure(figsize=size, layout="constrained")
+        CHARTS[chart](fig.add_subplot(), a)
+        out = io.StringIO()
+        fig.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
+    text = out.getvalue()
+    return text[text.index("<svg") :]
+
+
+def page(a: Assessment, fmt: str, dpi: int = 110) -> bytes:
+    """The whole report on one A4 page: ``fmt`` is ``pdf`` or ``png``."""
+    from analytics.assessment import summary_lines
+
+    with _style():
+        fig = Figure(figsize=(8.27, 11.69), layout="constrained")
+        top, bottom = fig.subfigures(2, 1, height_ratios=[0.75, 4.5])
+        top.text(0.0, 0.92, a.title, fontsize=15, fontweight="bold", va="top")
+        top.text(
+            0.0,
+            0.62,
+            "\n".join(_label(line, 110) for line in summary_lines(a)),
+            fontsize=9,
+            va="top",
+            linespacing=1.5,
+        )
+        axes = bottom.subplots(2, 2)
+        draw_types(axes[0][0], a)
+        draw_daily(axes[0][1], a)
+        draw_response(axes[1][0], a)
+        draw_worst(axes[1][1], a)
+        out = io.BytesIO()
+        metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+        fig.savefig(out, format=fmt, dpi=dpi, metadata=metadata)
+    return out.getvalue()

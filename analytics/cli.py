@@ -1,0 +1,202 @@
+"""``polewatch report assessment|csv|times`` and ``polewatch export cap|eido``.
+
+Settings come from :mod:`polewatch.settings` (section ``[analytics]``: ``redis_url``, and the
+exporting agency's ``sender``, ``agency``, ``utc_offset_min``); ``--redis-url`` overrides.
+Dates are ``YYYY-MM-DD`` (local midnight at ``utc_offset_min``; a ``--to`` date includes that
+whole day) or ISO 8601 date-times. Exit status: 0 done, 1 no such incident, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Final, TypeVar
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from analytics.assessment import assess, render_html, render_pdf, render_png
+from analytics.csv_export import incidents_csv
+from analytics.exports import ExportOptions, cap_xml, eido_json
+from analytics.incidents import load_incident
+from analytics.response_times import response_times
+from polewatch.connection import connect
+from polewatch.settings import Settings, SettingsError, load
+
+T = TypeVar("T")
+REPORT_FORMATS: Final = (".html", ".pdf", ".png")
+
+
+class AnalyticsSettings(Settings, frozen=True, kw_only=True):
+    """Settings of the report and export commands."""
+
+    sender: str = "polewatch@localhost"
+    """The exporting system's globally unique name (CAP ``sender``, EIDO agency id)."""
+    agency: str = "polewatch command centre"
+    utc_offset_min: int = 0
+    """Local time of reports and exports, minutes east of UTC (Shenzhen: 480)."""
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = sub.add_parser("report", help="assessment report, CSV and response times")
+    kinds = report.add_subparsers(dest="report_command", required=True, metavar="REPORT")
+    a = kinds.add_parser("assessment", help="public-security assessment (HTML, PDF or PNG)")
+    _period(a)
+    a.add_argument("--district", help="one district (default: the whole city)")
+    a.add_argument("--out", required=True, type=Path, help="FILE.html, FILE.pdf or FILE.png")
+    a.set_defaults(func=_assessment)
+    c = kinds.add_parser("csv", help="one row per incident with every transition time")
+    _period(c)
+    c.add_argument("--district", help="one district (default: the whole city)")
+    c.add_argument("--out", required=True, type=Path, help="FILE.csv ('-': standard output)")
+    c.set_defaults(func=_csv)
+    t = kinds.add_parser("times", help="response-time percentiles as JSON")
+    _period(t)
+    t.add_argument("--district", help="one district (default: the whole city)")
+    t.set_defaults(func=_times)
+
+    export = sub.add_parser("export", help="an incident as CAP 1.2 XML or NENA EIDO JSON")
+    export.add_argument("format", choices=["cap", "eido"])
+    export.add_argument("incident", help="incident id")
+    _common(export)
+    export.set_defaults(func=_export)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", help="Redis URL (default: the redis_url setting)")
+    parser.add_argument(
+        "--utc-offset",
+        type=int,
+        metavar="MIN",
+        dest="utc_offset_min",
+        help="local time, minutes east of UTC (default: the setting)",
+    )
+
+
+def _period(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="start", required=True, metavar="DATE")
+    parser.add_argument("--to", dest="end", required=True, metavar="DATE")
+    _common(parser)
+
+
+def _settings(args: argparse.Namespace) -> AnalyticsSettings:
+    overrides: dict[str, object] = {}
+    if args.redis_url:
+        overrides["redis_url"] = args.redis_url
+    if args.utc_offset_min is not None:
+        overrides["utc_offset_min"] = args.utc_offset_min
+    return load(AnalyticsSettings, section="analytics", overrides=overrides)
+
+
+def parse_time(text: str, utc_offset_min: int, *, end: bool = False) -> float:
+    """Unix time of a ``YYYY-MM-DD`` date (local midnight; the next one for an ``end``) or of
+    an ISO 8601 date-time (local time unless it names its offset)."""
+    tz = timezone(timedelta(minutes=utc_offset_min))
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or ISO date-time") from None
+        return (when if when.tzinfo else when.replace(tzinfo=tz)).timestamp()
+    midnight = datetime(day.year, day.month, day.day, tzinfo=tz)
+    return (midnight + timedelta(days=1 if end else 0)).timestamp()
+
+
+def _fail(message: str, status: int = 2) -> int:
+    print(f"polewatch: error: {message}", file=sys.stderr)
+    return status
+
+
+def _run(settings: AnalyticsSettings, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+    async def run() -> T:
+        client = connect(settings.redis_url, name="polewatch-analytics", retries=2)
+        try:
+            return await work(client)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
+
+
+def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (SettingsError, ValueError, OSError) as exc:
+            return _fail(str(exc))
+        except RedisError as exc:
+            return _fail(f"Redis: {exc}", 3)
+
+    return run
+
+
+def _range(args: argparse.Namespace, settings: AnalyticsSettings) -> tuple[float, float]:
+    start = parse_time(args.start, settings.utc_offset_min)
+    end = parse_time(args.end, settings.utc_offset_min, end=True)
+    if end <= start:
+        raise ValueError("--to must be after --from")
+    return start, end
+
+
+@_guarded
+def _assessment(args: argparse.Namespace) -> int:
+    suffix = args.out.suffix.lower()
+    if suffix not in REPORT_FORMATS:
+        return _fail(f"--out must end in one of {', '.join(REPORT_FORMATS)}")
+    s = _settings(args)
+    start, end = _range(args, s)
+    report = _run(
+        s, lambda r: assess(r, start, end, district=args.district, utc_offset_min=s.utc_offset_min)
+    )
+    if suffix == ".html":
+        args.out.write_text(render_html(report), encoding="utf-8")
+    else:
+        args.out.write_bytes(render_pdf(report) if suffix == ".pdf" else render_png(report))
+    print(f"{args.out}: {report.incidents} incidents", file=sys.stderr)
+    return 0
+
+
+@_guarded
+def _csv(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    start, end = _range(args, s)
+    text = _run(
+        s,
+        lambda r: incidents_csv(
+            r, start, end, district=args.district, utc_offset_min=s.utc_offset_min
+        ),
+    )
+    if str(args.out) == "-":
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8", newline="")
+    return 0
+
+
+@_guarded
+def _times(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    start, end = _range(args, s)
+    figures = _run(s, lambda r: response_times(r, start, end, district=args.district))
+    print(msgspec.json.format(msgspec.json.encode(figures), indent=2).decode())
+    return 0
+
+
+@_guarded
+def _export(args: argparse.Namespace) -> int:
+    s = _settings(args)
+    record = _run(s, lambda r: load_incident(r, args.incident))
+    if record is None:
+        return _fail(f"no incident {args.incident!r}", 1)
+    options = ExportOptions(sender=s.sender, agency=s.agency, utc_offset_min=s.utc_offset_min)
+    body = cap_xml(record, options) if args.format == "cap" else eido_json(record, options)
+    sys.stdout.buffer.write(body)
+    sys.stdout.flush()
+    return 0

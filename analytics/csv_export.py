@@ -1,0 +1,80 @@
+"""CSV export of incidents: a header row, then one row per incident with every transition time
+(ISO 8601) and every response-time figure (seconds)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from typing import IO, Final
+
+import redis.asyncio as aioredis
+
+from analytics.incidents import iso
+from analytics.response_times import METRICS, IncidentTimes, incident_times
+from polewatch import records
+
+EVENTS: Final = records.INCIDENT_STATES
+COLUMNS: Final = (
+    "incident",
+    "type",
+    "priority",
+    "state",
+    "district",
+    "grid",
+    "pole",
+    "reports",
+    "alarm_at",
+    *(f"{e}_at" for e in EVENTS),
+    *(f"{m}_s" for m in METRICS),
+)
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def write_incidents_csv(
+    out: IO[str], incidents: Iterable[IncidentTimes], *, utc_offset_min: int = 0
+) -> int:
+    """Write the CSV to a text stream; returns the number of incident rows."""
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    rows = 0
+    for inc in incidents:
+        when = {e: iso(t, utc_offset_min, utc="+00:00") for e, t in inc.times.items()}
+        durations = inc.durations()
+        writer.writerow(
+            [
+                _cell(inc.id),
+                _cell(inc.type),
+                inc.priority,
+                _cell(inc.state),
+                _cell(inc.district or ""),
+                _cell(inc.grid or ""),
+                _cell(inc.pole or ""),
+                inc.reports,
+                iso(inc.alarm_ts, utc_offset_min, utc="+00:00") if inc.alarm_ts is not None else "",
+                *(when.get(e, "") for e in EVENTS),
+                *("" if durations[m] is None else f"{durations[m]:.3f}" for m in METRICS),
+            ]
+        )
+        rows += 1
+    return rows
+
+
+def _cell(text: str) -> str:
+    # A cell starting like a formula would run in a spreadsheet (CSV injection).
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+async def incidents_csv(
+    redis: aioredis.Redis,
+    start: float,
+    end: float,
+    *,
+    district: str | None = None,
+    utc_offset_min: int = 0,
+) -> str:
+    """The CSV of every incident created in ``[start, end)``."""
+    buffer = io.StringIO()
+    incidents = await incident_times(redis, start, end, district=district)
+    write_incidents_csv(buffer, incidents, utc_offset_min=utc_offset_min)
+    return buffer.getvalue()

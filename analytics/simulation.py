@@ -1,0 +1,196 @@
+"""A simulated history of incidents, written to Redis exactly as the dispatcher's contract
+says (incident hashes per :mod:`polewatch.records`, :class:`~polewatch.wire.IncidentEvent`
+entries on the audit stream and the timelines, alarm lists and bodies).
+
+For tests with hand-computed figures, for previewing reports without a running city, and for
+demos. It writes to whatever Redis it is given: never point it at a live deployment.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+import msgspec
+import redis.asyncio as aioredis
+
+from polewatch import keys, records, wire
+
+DISTRICTS: Final = ("Futian", "Luohu", "Nanshan", "Bao'an", "Longgang", "Yantian")
+_CENTRES: Final = {
+    "Futian": (114.055, 22.541),
+    "Luohu": (114.131, 22.548),
+    "Nanshan": (113.930, 22.533),
+    "Bao'an": (113.884, 22.555),
+    "Longgang": (114.247, 22.720),
+    "Yantian": (114.237, 22.557),
+}
+_TYPES: Final = (
+    ("citizen_sos", 1, 3),
+    ("call", 2, 3),
+    ("intrusion", 2, 4),
+    ("crowd", 2, 1),
+    ("loitering", 3, 3),
+    ("door_forced", 2, 2),
+    ("tailgating", 3, 2),
+    ("tamper", 3, 1),
+    ("camera_offline", 4, 1),
+)
+
+
+class Step(msgspec.Struct, frozen=True, array_like=True):
+    """One event ``after`` seconds past the incident's creation."""
+
+    event: str
+    after: float
+    unit: str | None = None
+
+
+class SimulatedIncident(msgspec.Struct, kw_only=True):
+    id: str
+    type: str
+    priority: int
+    created: float
+    lon: float
+    lat: float
+    district: str | None = None
+    grid: str | None = None
+    pole: str | None = None
+    text: str | None = None
+    alarm_delay: float = 0.0
+    """How long before creation the alarm was raised at its source."""
+    steps: Sequence[Step] = ()
+    reports: int = 1
+
+    @property
+    def state(self) -> str:
+        states = [s.event for s in self.steps if s.event in _STATES]
+        return states[-1] if states else "new"
+
+
+_STATES: Final = frozenset(records.INCIDENT_STATES) - {"new"}
+
+
+async def write_incidents(redis: aioredis.Redis, incidents: Iterable[SimulatedIncident]) -> int:
+    """Write the incidents and their histories; returns the number of audit entries."""
+    incidents = list(incidents)
+    events: list[tuple[float, str, bytes]] = []
+    async with redis.pipeline(transaction=False) as pipe:
+        for inc in incidents:
+            alarm_id = f"sim-{inc.id}"
+            alarm = wire.Alarm(
+                id=alarm_id,
+                type=inc.type,
+                source="simulation",
+                ts=inc.created - inc.alarm_delay,
+                lon=inc.lon,
+                lat=inc.lat,
+                pole=inc.pole,
+                district=inc.district,
+                grid=inc.grid,
+                text=inc.text,
+            )
+            history = [Step("new", 0.0), *inc.steps]
+            fields: dict[str, str | int | float] = {
+                "id": inc.id,
+                "state": inc.state,
+                "priority": inc.priority,
+                "type": inc.type,
+                "group": inc.type,
+                "lon": repr(inc.lon),
+                "lat": repr(inc.lat),
+                "created": repr(inc.created),
+                "reports": inc.reports,
+                "wanted": 1,
+                "first_alarm": alarm_id,
+                "alarm_ts": repr(alarm.ts),
+                "last_ts": repr(alarm.ts),
+                "units": ",".join(
+                    sorted({s.unit for s in inc.steps if s.unit})
+                    if inc.state in ("dispatched", "acknowledged", "en_route", "on_scene")
+                    else ()
+                ),
+            }
+            for name in ("pole", "district", "grid", "text"):
+                value = getattr(inc, name)
+                if value:
+                    fields[name] = value
+            for step in history:
+                if step.event in _STATES or step.event == "new":
+                    fields.setdefault(f"t_{step.event}", repr(inc.created + step.after))
+            pipe.hset(keys.incident(inc.id), mapping=fields)
+            pipe.rpush(keys.incident_alarms(inc.id), alarm_id)
+            pipe.set(keys.alarm_body(alarm_id), wire.encode(alarm))
+            for step in history:
+                ts = inc.created + step.after
+                event = wire.IncidentEvent(
+                    incident=inc.id,
+                    event=step.event,
+                    ts=ts,
+                    unit=step.unit,  # type: ignore[arg-type]
+                    alarm=alarm_id if step.event == "new" else None,
+                    actor=step.unit or "dispatcher",
+                    priority=inc.priority,
+                    reports=1 if step.event == "new" else None,
+                )
+                packed = wire.encode(event)
+                pipe.rpush(keys.incident_timeline(inc.id), packed)
+                events.append((ts, inc.id, packed))
+        await pipe.execute()
+    events.sort(key=lambda e: (e[0], e[1]))
+    # Stream ids only grow: an event older than the stream's last entry is stamped with that
+    # entry's millisecond (as if the dispatcher had written it late).
+    last = await redis.xrevrange(keys.AUDIT, count=1)
+    floor = int(last[0][0].split(b"-")[0]) if last else 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for ts, _, packed in events:
+            pipe.xadd(keys.AUDIT, {wire.FIELD: packed}, id=f"{max(floor, int(ts * 1000))}-*")
+        await pipe.execute()
+    return len(events)
+
+
+def simulate_week(start: float, *, seed: int = 0, per_day: int = 40) -> list[SimulatedIncident]:
+    """A plausible week of incidents from ``start`` (deterministic for a seed)."""
+    rng = random.Random(seed)
+    out = []
+    weights = [w for _, _, w in _TYPES]
+    for n in range(per_day * 7):
+        day = n // per_day
+        created = start + day * 86_400 + rng.uniform(0, 86_400)
+        district = rng.choice(DISTRICTS)
+        kind, priority, _ = rng.choices(_TYPES, weights)[0]
+        lon, lat = _CENTRES[district]
+        grid = f"{district[:2].upper()}-{rng.randint(1, 6):02d}"
+        slow = 2.5 if grid.endswith("-06") else 1.0  # one grid per district lags behind
+        unit = f"unit-{rng.randint(1, 60)}"
+        dispatch = rng.uniform(0.2, 3.0)
+        ack = dispatch + rng.uniform(3, 30) * slow
+        scene = ack + rng.uniform(120, 600) * slow / (2 if priority == 1 else 1)
+        resolved = scene + rng.uniform(300, 1800)
+        steps = [
+            Step("dispatched", dispatch, unit),
+            Step("acknowledged", ack, unit),
+            Step("en_route", ack + 5, unit),
+            Step("on_scene", scene, unit),
+            Step("resolved", resolved, unit),
+            Step("closed", resolved + 600),
+        ]
+        if rng.random() < 0.05:
+            steps = [*steps[:2], Step("cancelled", ack + 60)]
+        out.append(
+            SimulatedIncident(
+                id=str(n + 1),
+                type=kind,
+                priority=priority,
+                created=round(created, 3),
+                lon=lon + rng.uniform(-0.02, 0.02),
+                lat=lat + rng.uniform(-0.02, 0.02),
+                district=district,
+                grid=grid,
+                pole=f"{rng.randint(1, 9)}{rng.randint(0, 999999):06d}",
+                alarm_delay=round(rng.uniform(0, 2), 3),
+                steps=steps,
+            )
+        )
+    return out
