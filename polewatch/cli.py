@@ -15,13 +15,18 @@ from collections.abc import Sequence
 COMMAND_MODULES: tuple[str, ...] = (
     "polewatch.poles.cli",
     "simulators.cli",
+    "edge.video.cli",
+    "edge.cli",
+    "polewatch.acl",
+    "gateway.cli",
     "dispatcher.cli",
-    "analytics.cli",
 )
 """Modules whose ``register(subparsers)`` adds top-level subcommands."""
 
 BENCHES: dict[str, str] = {
+    "dispatch": "dispatcher.bench:run",
     "lookup": "polewatch.poles.bench:run",
+    "edge": "edge.bench:run",
     # "name": "module:function",
 }
 """``polewatch bench NAME`` -> ``module:function``; the function takes the parsed args and
