@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "polewatch.acl",
     "gateway.cli",
     "dispatcher.cli",
+    "analytics.cli",
 )
 """Modules whose ``register(subparsers)`` adds top-level subcommands."""
 
@@ -27,6 +28,7 @@ BENCHES: dict[str, str] = {
     "dispatch": "dispatcher.bench:run",
     "lookup": "polewatch.poles.bench:run",
     "edge": "edge.bench:run",
+    "gateway": "gateway.bench:run",
     # "name": "module:function",
 }
 """``polewatch bench NAME`` -> ``module:function``; the function takes the parsed args and
