@@ -7,7 +7,7 @@ document and the validation cannot drift apart. Every rejection is an :class:`Ht
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
@@ -30,7 +30,7 @@ def _check_position(lon: float | None, lat: float | None, *, required: bool = Fa
         raise ValueError(f"impossible position lon={lon} lat={lat}")
 
 
-class PoleReport(Body):
+class PoleReport(Body, frozen=True):
     """Someone reporting trouble at a pole."""
 
     pole: PoleCode
@@ -48,19 +48,19 @@ class PoleReport(Body):
         return None if self.lon is None or self.lat is None else (self.lon, self.lat)
 
 
-class CitizenAlarm(PoleReport, kw_only=True):
+class CitizenAlarm(PoleReport, kw_only=True, frozen=True):
     """A citizen asking for help at a pole (the QR page or an app)."""
 
     type: wire.Ident = "citizen_sos"
 
 
-class OperatorIncident(PoleReport, kw_only=True):
+class OperatorIncident(PoleReport, kw_only=True, frozen=True):
     """A call-taker raising an incident for the caller's pole."""
 
     type: wire.Ident
 
 
-class Position(Body):
+class Position(Body, frozen=True):
     lon: wire.Lon
     lat: wire.Lat
     speed_mps: Annotated[float, Meta(ge=0.0, le=100.0)] | None = None
@@ -70,7 +70,7 @@ class Position(Body):
         _check_position(self.lon, self.lat, required=True)
 
 
-class Duty(Body):
+class Duty(Body, frozen=True):
     duty: wire.UnitDuty
     grid: wire.Ident | None = None
     capabilities: Annotated[list[wire.Ident], Meta(max_length=32)] = []
@@ -81,50 +81,48 @@ class Duty(Body):
         _check_position(self.lon, self.lat)
 
 
-class StatusUpdate(Body):
+class StatusUpdate(Body, frozen=True):
     """A unit's answer to a dispatch (acknowledged, declined) or its progress on it."""
 
     action: wire.UnitAction
     detail: wire.Text | None = None
 
 
-class Reassign(Body):
+class Reassign(Body, frozen=True):
     """Send the incident to ``unit``, or (no unit) to the next nearest free one."""
 
     unit: wire.Ident | None = None
 
 
-class AddUnit(Body):
+class AddUnit(Body, frozen=True):
     unit: wire.Ident | None = None
 
 
-class Cancel(Body):
+class Cancel(Body, frozen=True):
     reason: Reason
 
 
-class Close(Body):
+class Close(Body, frozen=True):
     evaluation: Annotated[int, Meta(ge=1, le=5)]
     detail: wire.Text | None = None
 
 
-class Merge(Body):
+class Merge(Body, frozen=True):
     """Merge incident ``other`` into this one."""
 
     other: wire.Ident
 
 
-class Split(Body):
+class Split(Body, frozen=True):
     """Split ``alarm`` out of this incident into a new one."""
 
     alarm: wire.Ident
 
 
-B = TypeVar("B")
-
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
 
-def decode(data: bytes, kind: type[B]) -> B:
+def decode(data: bytes, kind: Any) -> Any:
     """Decode a request body as ``kind``; :class:`HttpError` 400/422 with the reason."""
     decoder = _decoders.get(kind)
     if decoder is None:
@@ -132,8 +130,7 @@ def decode(data: bytes, kind: type[B]) -> B:
     if not data.strip():
         raise HttpError(400, "request body is empty; expected a JSON object")
     try:
-        result: B = decoder.decode(data)
-        return result
+        return decoder.decode(data)
     except msgspec.ValidationError as exc:
         raise HttpError(422, f"invalid request body: {exc}") from None
     except msgspec.DecodeError as exc:

@@ -56,7 +56,7 @@ class Frame(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
         raise NotImplementedError
 
 
-class Ack(Frame, tag="ack"):
+class Ack(Frame, tag="ack", frozen=True):
     incident: wire.Ident
     detail: wire.Text | None = None
 
@@ -64,7 +64,7 @@ class Ack(Frame, tag="ack"):
         return Action(incident=self.incident, action="acknowledged", detail=self.detail)
 
 
-class Decline(Frame, tag="decline"):
+class Decline(Frame, tag="decline", frozen=True):
     incident: wire.Ident
     detail: wire.Text | None = None
 
@@ -72,7 +72,7 @@ class Decline(Frame, tag="decline"):
         return Action(incident=self.incident, action="declined", detail=self.detail)
 
 
-class Status(Frame, tag="status"):
+class Status(Frame, tag="status", frozen=True):
     incident: wire.Ident
     action: wire.UnitAction
     detail: wire.Text | None = None
@@ -81,7 +81,7 @@ class Status(Frame, tag="status"):
         return Action(incident=self.incident, action=self.action, detail=self.detail)
 
 
-class PositionFrame(bodies.Position, tag_field="type", tag="position"):
+class PositionFrame(bodies.Position, tag_field="type", tag="position", frozen=True):
     ref: Any = None
 
     def item(self) -> bodies.Position:
@@ -90,7 +90,7 @@ class PositionFrame(bodies.Position, tag_field="type", tag="position"):
         )
 
 
-class DutyFrame(bodies.Duty, tag_field="type", tag="duty"):
+class DutyFrame(bodies.Duty, tag_field="type", tag="duty", frozen=True):
     ref: Any = None
 
     def item(self) -> bodies.Duty:

@@ -107,7 +107,8 @@ async def list_incidents(request: web.Request) -> web.Response:
     limit = _limit(request.query.get("limit"))
     redis = gw.need_redis()
     index = keys.ESCALATED if state == "escalated" else keys.INCIDENTS_OPEN
-    ids = [i.decode() for i in await redis.zrevrange(index, 0, MAX_LIST - 1)]
+    found_ids: Any = await redis.zrevrange(index, 0, MAX_LIST - 1)
+    ids = [i.decode() for i in found_ids]
     async with redis.pipeline(transaction=False) as pipe:
         for i in ids:
             pipe.hgetall(keys.incident(i))
@@ -140,7 +141,7 @@ async def get_incident(request: web.Request) -> web.Response:
     incident = records.incident_from_hash(raw)
     if incident is None:
         raise HttpError(404, f"no incident {iid!r}")
-    bodies_raw = (
+    bodies_raw: list[Any] = (
         await redis.mget([keys.alarm_body(a.decode()) for a in alarm_ids]) if alarm_ids else []
     )
     return json_response(
@@ -155,7 +156,7 @@ async def get_incident(request: web.Request) -> web.Response:
     )
 
 
-def _decoded(data: bytes, kind: Any) -> Any:
+def _decoded(data: Any, kind: Any) -> Any:
     try:
         return wire.to_builtins(wire.decode(data, kind))
     except wire.WireError as exc:
@@ -168,7 +169,8 @@ async def list_units(request: web.Request) -> web.Response:
     """Every unit ever seen with its duty, status, grid, position and incident."""
     gw, _ = _operator(request)
     redis = gw.need_redis()
-    ids = sorted(u.decode() for u in await redis.smembers(keys.UNITS))
+    members: Any = await redis.smembers(keys.UNITS)
+    ids = sorted(u.decode() for u in members)
     async with redis.pipeline(transaction=False) as pipe:
         for u in ids:
             pipe.hgetall(keys.unit(u))

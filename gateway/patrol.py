@@ -147,14 +147,10 @@ async def patrol_socket(request: web.Request) -> web.StreamResponse:
 
 async def _backlog_start(redis: aioredis.Redis, inbox: str, backlog: int) -> str:
     """The id just before the last ``backlog`` entries (``0`` when there are fewer)."""
-    if backlog <= 0:
-        newest = await redis.xrevrange(inbox, count=1)
-        return newest[0][0].decode() if newest else "0"
-    entries = await redis.xrevrange(inbox, count=backlog + 1)
+    entries: Any = await redis.xrevrange(inbox, count=backlog + 1)
     if len(entries) <= backlog:
         return "0"
-    oldest_kept = entries[-1][0]
-    return str(oldest_kept.decode() if isinstance(oldest_kept, bytes) else oldest_kept)
+    return str(entries[-1][0].decode())
 
 
 async def _push(
@@ -170,7 +166,7 @@ async def _push(
         landed.clear()  # before the read: a publish during it wakes us again
         while True:
             reply: Any = await redis.xread({inbox: last}, count=READ_CHUNK)
-            entries = reply[0][1] if reply else []
+            entries: list[Any] = reply[0][1] if reply else []
             for entry_id, fields in entries:
                 last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
                 await ws.send_str(frames.encode_inbox(last, fields))

@@ -100,10 +100,10 @@ class StreamWriter:
         payloads = [payload for payload, _ in items]
         try:
             try:
-                ids = await self.redis.evalsha(self._sha, 1, stream, *payloads)  # type: ignore[misc]
+                ids = await self.redis.evalsha(self._sha, 1, stream, *payloads)
             except NoScriptError:  # Redis restarted or its script cache was flushed
                 self._sha = await self.redis.script_load(APPEND)
-                ids = await self.redis.evalsha(self._sha, 1, stream, *payloads)  # type: ignore[misc]
+                ids = await self.redis.evalsha(self._sha, 1, stream, *payloads)
         except Exception as exc:
             log.warning("writing %d entries to %s failed: %s", len(items), stream, exc)
             for _, future in items:
