@@ -57,6 +57,9 @@ class VideoSettings(settings.Settings, frozen=True, kw_only=True, forbid_unknown
     """Seconds between two frames sent to the camera wall."""
     frame_width: int = 480
     read_timeout_s: float = 5.0
+    """A stream with no frame for this long is stalled (and reconnected)."""
+    reconnect_max_s: float = 30.0
+    """Cap of the exponential backoff between reconnection attempts."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,8 @@ class CameraWorker:
             stop=stop,
             on_status=self._on_status,
             read_timeout_s=conf.read_timeout_s,
+            open_timeout_s=max(conf.read_timeout_s, 5.0),
+            backoff_s=(0.5, conf.reconnect_max_s),
             name=f"capture:{config.id}",
         )
         self.alarms = 0
