@@ -80,8 +80,8 @@ def _lua_string(value: str) -> str:
 def _key_table() -> str:
     items = [f"{name} = {_lua_string(getattr(keys, name))}" for name in _CONSTANTS]
     for name in _TEMPLATES:
-        template = getattr(keys, name)("\0").replace("%", "%%").replace("\0", "%s")
-        items.append(f"{name} = {_lua_string(template)}")
+        head, tail = getattr(keys, name)("\0").split("\0")
+        items.append(f"{name} = {{{_lua_string(head)}, {_lua_string(tail)}}}")
     return "{\n  " + ",\n  ".join(items) + ",\n}"
 
 
