@@ -68,7 +68,9 @@ async def metrics_text(request: web.Request) -> web.Response:
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     gw = app[GATEWAY]
-    gw.redis = connect(gw.settings.redis_url, name="polewatch-gateway")
+    gw.redis = connect(
+        gw.settings.redis_url, name="polewatch-gateway", retries=gw.settings.redis_retries
+    )
     await wait_ready(gw.redis)
     yield
     await gw.redis.aclose()

@@ -9,7 +9,12 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from polewatch.connection import RETRY_ERRORS
+
 log = logging.getLogger(__name__)
+
+REDIS_DOWN = tuple(RETRY_ERRORS)
+"""Errors that mean Redis is down or restarting (after the client's own retries): 503."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -47,6 +52,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, exc.message, **exc.extra)
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(413, f"request body too large: {exc.text}")
+    except REDIS_DOWN as exc:
+        log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
+        return error_response(503, "the store is unavailable; retry", headers={"Retry-After": "1"})
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

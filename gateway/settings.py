@@ -32,6 +32,8 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     public_url: str = ""
     """Base URL printed in status links; empty: relative links."""
     shutdown_grace_s: float = 5.0
+    redis_retries: int = 8
+    """Retries (with backoff, about 10 s in all) before a request fails with 503."""
 
 
 def check(settings: GatewaySettings) -> GatewaySettings:
