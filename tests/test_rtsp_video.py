@@ -81,7 +81,7 @@ def vlc(data_dir: Path) -> Iterator[VlcServer]:
 
 def statuses(client: redis.Redis) -> list[str]:
     entries = client.xrange(keys.HEARTBEATS)
-    beats = [wire.decode_entry(f, wire.Heartbeat) for _, f in entries]  # type: ignore[union-attr]
+    beats = [wire.decode_entry(f, wire.Heartbeat) for _, f in entries]  # type: ignore[union-attr,arg-type]
     return [h.status for h in beats if h.source == "camera:street-1"]
 
 

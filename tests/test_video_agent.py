@@ -19,7 +19,7 @@ from polewatch.poles.registry import PoleRegistry
 
 def heartbeats(client: redis.Redis, source: str) -> list[wire.Heartbeat]:
     entries = client.xrange(keys.HEARTBEATS)
-    decoded = [wire.decode_entry(f, wire.Heartbeat) for _, f in entries]  # type: ignore[union-attr]
+    decoded = [wire.decode_entry(f, wire.Heartbeat) for _, f in entries]  # type: ignore[union-attr,arg-type]
     return [h for h in decoded if h.source == source]
 
 
@@ -83,7 +83,7 @@ async def test_agent_publishes_alarm_with_place_snapshot_heartbeats_and_frames(
         assert alarm.snapshot == alarm.id
         snapshot = sync_redis.get(keys.snapshot(alarm.id))
         assert isinstance(snapshot, bytes) and snapshot[:2] == b"\xff\xd8"
-        assert sync_redis.ttl(keys.snapshot(alarm.id)) > 0  # type: ignore[operator]
+        assert int(sync_redis.ttl(keys.snapshot(alarm.id))) > 0
         frame = await testing.until(lambda: sync_redis.get(keys.camera_frame("yard-1")))
         assert frame[:2] == b"\xff\xd8"
         online = await testing.until(

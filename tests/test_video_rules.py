@@ -10,6 +10,7 @@ import pytest
 
 from edge.video import config as cfg
 from edge.video import pipeline, synthetic
+from edge.video.boxes import Point
 from edge.video.motion import Frame
 from edge.video.rules import Event
 
@@ -74,9 +75,10 @@ ZONE = [[200, 60], [310, 60], [310, 230], [200, 230]]
 
 
 def test_zone_intrusion_one_alarm_per_cooldown_and_schedule() -> None:
+    late: list[Point | None] = [None] * 10
     paths = [
-        synthetic.walk((40, 150), (260, 150), 30),
-        [None] * 10 + synthetic.walk((40, 120), (250, 200), 30),
+        list[Point | None](synthetic.walk((40, 150), (260, 150), 30)),
+        late + synthetic.walk((40, 120), (250, 200), 30),
     ]
     frames = synthetic.scene(paths)
     rule = {"type": "zone", "name": "yard", "polygon": ZONE, "cooldown": 60}

@@ -27,6 +27,7 @@ from edge.publisher import AlarmPublisher
 from edge.spool import FileSpool, MemorySpool
 from edge.video import config as cfg
 from edge.video import pipeline
+from edge.video.boxes import Box
 from edge.video.capture import Capture
 from edge.video.motion import Frame
 from edge.video.rules import Event
@@ -196,7 +197,9 @@ class CameraWorker:
                 small = annotate(grabbed.image, result.boxes, width=self.conf.frame_width)
                 self.sink.frame(self.config.id, jpeg(small, quality=70))
 
-    def _emit(self, events: Sequence[Event], image: Frame | None, boxes: Sequence = ()) -> None:
+    def _emit(
+        self, events: Sequence[Event], image: Frame | None, boxes: Sequence[Box] = ()
+    ) -> None:
         for event in events:
             snapshot = None
             if image is not None:
@@ -256,7 +259,7 @@ async def serve(
             await stop.wait()
         finally:
             halt.set()
-            await asyncio.to_thread(lambda: [w.join(10.0) for w in workers])
+            await asyncio.to_thread(_join_all, workers)
             for w in workers:
                 await publisher.heartbeat(
                     wire.Heartbeat(
@@ -267,6 +270,11 @@ async def serve(
                         pole=w.place.pole,
                     )
                 )
+
+
+def _join_all(workers: Sequence[CameraWorker]) -> None:
+    for w in workers:
+        w.join(10.0)
 
 
 def main(args: argparse.Namespace) -> int:

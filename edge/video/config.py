@@ -30,7 +30,7 @@ class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     pass
 
 
-class Analysis(_Strict):
+class Analysis(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How the frames are analysed."""
 
     width: Annotated[int, Meta(ge=0, le=8192)] = 0
@@ -47,7 +47,7 @@ class Analysis(_Strict):
     people standing still; 0: never."""
 
 
-class DetectorConfig(_Strict):
+class DetectorConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     kind: Literal["hog", "onnx", "motion"] = "hog"
     """``hog``: OpenCV's people detector; ``onnx``: a YOLO-style model at ``model``;
     ``motion``: every moving blob counts as a person."""
@@ -57,13 +57,13 @@ class DetectorConfig(_Strict):
     input_size: Annotated[int, Meta(ge=32, le=4096)] = 640
 
 
-class _Rule(_Strict, tag_field="type", kw_only=True):
+class _Rule(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="type"):
     name: Name | None = None
     cooldown: Seconds = 30.0
     """Seconds during which the rule does not raise the same alarm again."""
 
 
-class ZoneRule(_Rule, tag="zone", kw_only=True):
+class ZoneRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="zone"):
     """Someone enters the polygon (during the schedule, if any)."""
 
     polygon: list[PointT]
@@ -71,7 +71,7 @@ class ZoneRule(_Rule, tag="zone", kw_only=True):
     """Windows ``HH:MM-HH:MM`` in the camera's time zone; may cross midnight."""
 
 
-class TripwireRule(_Rule, tag="tripwire", kw_only=True):
+class TripwireRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="tripwire"):
     """Someone's feet cross the line; side a is on the left walking from its first point to
     its second as seen on screen."""
 
@@ -80,18 +80,18 @@ class TripwireRule(_Rule, tag="tripwire", kw_only=True):
     cooldown: Seconds = 2.0
 
 
-class LoiteringRule(_Rule, tag="loitering", kw_only=True):
+class LoiteringRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="loitering"):
     polygon: list[PointT]
     dwell: Seconds = 30.0
 
 
-class CrowdRule(_Rule, tag="crowd", kw_only=True):
+class CrowdRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="crowd"):
     min_people: Annotated[int, Meta(ge=2, le=1000)] = 5
     duration: Seconds = 10.0
     polygon: list[PointT] | None = None
 
 
-class TamperRule(_Rule, tag="tamper", kw_only=True):
+class TamperRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="tamper"):
     """Lens covered, view blurred or camera moved, lasting ``duration`` seconds."""
 
     duration: Seconds = 3.0
@@ -100,7 +100,7 @@ class TamperRule(_Rule, tag="tamper", kw_only=True):
     """Global shift, as a fraction of the frame width, that counts as moved."""
 
 
-class OfflineRule(_Rule, tag="offline", kw_only=True):
+class OfflineRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="offline"):
     after: Seconds = 30.0
     """Seconds offline (or stalled) before the alarm."""
 
@@ -110,7 +110,7 @@ RuleConfig: TypeAlias = (
 )
 
 
-class CameraConfig(_Strict):
+class CameraConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One camera: where its frames come from, where it stands, what to look for."""
 
     id: Name

@@ -83,7 +83,7 @@ class HogDetector:
             False,
             8,
         )
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
         self.pixels = 0
         """Pixels searched so far (after scaling): the detector's workload."""
 
@@ -101,8 +101,7 @@ class HogDetector:
             need_h, need_w = 1.6 * max(r.h, guess), 0.9 * max(r.h, guess)
             cx, cy = r.centre
             w, h = max(r.w, need_w), max(r.h, need_h)
-            crop = Box(cx - w / 2, cy - h / 2, w, h).grown(8.0, fw, fh)
-            crops.append((crop, scale))
+            crops.append((Box(cx - w / 2, cy - h / 2, w, h).grown(8.0, fw, fh), scale))
         # Regions of similar scale that overlap are searched once.
         for region, scale in _merge_by_scale(crops):
             x0, y0 = int(region.x), int(region.y)
@@ -145,7 +144,7 @@ def _merge_by_scale(crops: list[tuple[Box, float]]) -> list[tuple[Box, float]]:
             groups[-1].append(crop)
         else:
             groups.append([crop])
-    out = []
+    out: list[tuple[Box, float]] = []
     for group in groups:
         scale = max(s for _, s in group)
         out.extend((box, scale) for box in merge_overlapping([b for b, _ in group]))

@@ -8,15 +8,16 @@ Masked polygons (trees in the wind, a road with cars) never count as motion.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, TypeAlias
 
 import cv2
 import numpy as np
-import numpy.typing as npt
+from cv2.typing import MatLike
 
 from edge.video.boxes import Box, Point
 
-Frame = npt.NDArray[np.uint8]
+Frame: TypeAlias = MatLike
+"""A BGR (or grey) image as OpenCV returns it."""
 
 
 class MotionDetector(Protocol):

@@ -97,7 +97,8 @@ class Analyzer:
         # frame now and then: the background model has not seen a person who never moved.
         # A person tracked steadily (seen in the last frame, for a while) is searched for
         # every other frame; in between the track's prediction stands in.
-        steady, rest = [], []
+        steady: list[Track] = []
+        rest: list[Track] = []
         for t in self.tracker.tracks:
             is_steady = self.steady_hits > 0 and t.confirmed and not t.misses
             (steady if is_steady and t.hits >= self.steady_hits else rest).append(t)
@@ -112,7 +113,7 @@ class Analyzer:
             moving = [b for b, c in zip(moving, cover, strict=True) if c < 0.8]
         regions = moving + tracked
         if self.sweep and self._frames % self.sweep == 0:
-            regions.append(Box(0.0, 0.0, float(w0), float(h0), min(hi, lo * 1.3)))
+            regions.append(Box(0.0, 0.0, float(w0), float(h0), score=min(hi, lo * 1.3)))
         self._frames += 1
         self.gate.frames += 1
         if regions:

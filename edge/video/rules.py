@@ -251,18 +251,18 @@ class Tamper:
 
     def __init__(self, name: str, c: cfg.TamperRule) -> None:
         self.name, self.c = name, c
-        self._ref: np.ndarray[Any, np.dtype[np.float32]] | None = None
+        self._ref: Frame | None = None
         self._ref_sharp = 0.0
         self._since: dict[str, float] = {}
         self._cool = _Cooldown(c.cooldown)
-        self._window = np.float32(cv2.createHanningWindow(self._SIZE, cv2.CV_32F))
+        self._window = cv2.createHanningWindow(self._SIZE, cv2.CV_32F)
 
     def update(self, scene: Scene) -> list[Event]:
         if scene.image is None:
             return []
         small = cv2.resize(scene.image, self._SIZE, interpolation=cv2.INTER_LINEAR)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-        g = np.float32(grey)
+        g = grey.astype(np.float32)
         sharp = float(cv2.Laplacian(grey, cv2.CV_32F).var())
         found = set()
         if float(g.mean()) < 20.0 or float(g.std()) < 6.0:

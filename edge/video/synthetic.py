@@ -102,7 +102,7 @@ def blurred(image: Frame) -> Frame:
 
 def shifted(image: Frame, dx: int, dy: int = 0) -> Frame:
     """The view after the camera was turned: the scene moved by ``dx, dy`` pixels."""
-    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    m = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
     out: Frame = cv2.warpAffine(
         image, m, (image.shape[1], image.shape[0]), borderMode=cv2.BORDER_REFLECT
     )
