@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "dispatchers, the gateway, patrol units and citizens. Ctrl-C stops everything.",
     )
     demo.add_argument("--units", type=int, default=300, help="patrol units (default 300)")
-    demo.add_argument("--rate", type=float, default=0.5, help="citizen alarms per second")
+    demo.add_argument("--rate", type=float, default=0.2, help="citizen alarms per simulated second")
     demo.add_argument("--dispatchers", type=int, default=2, help="dispatcher replicas")
     demo.add_argument("--port", type=int, default=8080, help="gateway port (0: any free)")
     demo.add_argument("--host", default="127.0.0.1")

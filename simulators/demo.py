@@ -38,7 +38,7 @@ class DemoOptions:
     city: str = "shenzhen"
     poles: int = 100_000
     units: int = 300
-    rate: float = 0.5
+    rate: float = 0.2
     """Citizen alarms per second."""
     dispatchers: int = 2
     port: int = 8080
