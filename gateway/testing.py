@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
 from gateway.auth import mint
 from gateway.settings import GatewaySettings
+from polewatch import keys
 from polewatch.connection import connect
 from polewatch.poles.model import Pole
 from polewatch.poles.registry import PoleRegistry
@@ -65,3 +68,28 @@ async def store_poles(redis_url: str, poles: tuple[Pole, ...] = TEST_POLES) -> N
         await PoleRegistry(client, TEST_CITY).store(poles)
     finally:
         await client.aclose()
+
+
+async def write_incident(
+    redis: aioredis.Redis,
+    alarm_id: str,
+    state: str,
+    *,
+    units: str = "",
+    iid: str = "I7",
+    pole: Pole = TEST_POLES[0],
+) -> None:
+    """Stand in for the dispatcher (see :mod:`polewatch.records`): the alarm's record, the
+    incident hash with the ``t_<state>`` of the transition, and the notification."""
+    now = time.time()
+    await redis.set(keys.alarm(alarm_id), iid)
+    await redis.hset(
+        keys.incident(iid),
+        mapping={
+            "id": iid, "state": state, "priority": 1, "type": "citizen_sos",
+            "group": "citizen_sos", "lon": pole.lon, "lat": pole.lat, "created": now,
+            "reports": 1, "pole": pole.code, "district": pole.district or "", "units": units,
+            "wanted": 1, "first_alarm": alarm_id, f"t_{state}": now,
+        },
+    )  # fmt: skip
+    await redis.publish(keys.INCIDENT_NOTIFY, iid)

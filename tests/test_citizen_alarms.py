@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
-from gateway.testing import TEST_POLES, gateway_client, store_poles
+from gateway.testing import TEST_POLES, gateway_client, store_poles, write_incident
 from polewatch import keys, wire
 
 POLE = TEST_POLES[0]
@@ -24,25 +24,6 @@ async def client(redis_url: str) -> AsyncIterator[TestClient[Any, Any]]:
     await store_poles(redis_url)
     async with gateway_client(redis_url) as client:
         yield client
-
-
-async def write_incident(
-    redis: aioredis.Redis, alarm_id: str, state: str, *, units: str = "", iid: str = "I7"
-) -> None:
-    """What the dispatcher does, per polewatch/records.py: the alarm record, the incident
-    hash with a ``t_<state>`` per transition, and the notification."""
-    now = time.time()
-    await redis.set(keys.alarm(alarm_id), iid)
-    await redis.hset(
-        keys.incident(iid),
-        mapping={
-            "id": iid, "state": state, "priority": 1, "type": "citizen_sos",
-            "group": "citizen_sos", "lon": POLE.lon, "lat": POLE.lat, "created": now,
-            "reports": 1, "pole": POLE.code, "district": POLE.district or "", "units": units,
-            "wanted": 1, "first_alarm": alarm_id, f"t_{state}": now,
-        },
-    )  # fmt: skip
-    await redis.publish(keys.INCIDENT_NOTIFY, iid)
 
 
 async def test_alarm_lands_in_the_stream_with_the_poles_place(
