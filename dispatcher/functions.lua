@@ -672,6 +672,11 @@ end
 
 local function batch(keys, args)
   begin(args[1])
+  -- Someone flushed Redis: refuse the whole batch (nothing acknowledged) so the replica
+  -- loads its setup again and retries, rather than dead-lettering good alarms.
+  if redis.call('EXISTS', K.DISPATCH_TYPES) == 0 then
+    return redis.error_reply('NOTYPES alarm-type table not loaded')
+  end
   local pending = acknowledge(args)
   for i = 2, #args, 3 do
     local code, eid, raw = args[i], args[i + 1], args[i + 2]

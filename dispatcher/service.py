@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import time
@@ -21,7 +22,9 @@ from collections import Counter
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatcher import intake, library
 from dispatcher.metrics import Metrics
@@ -34,6 +37,7 @@ log = logging.getLogger("polewatch.dispatcher")
 
 STREAMS = (keys.ALARMS, keys.PATROL_EVENTS, keys.COMMANDS)
 HEARTBEAT_MAXLEN = 10_000
+_LOST_STATE = re.compile(r"NOGROUP|Function not found|NOTYPES")
 
 
 class Dispatcher:
@@ -88,7 +92,7 @@ class Dispatcher:
                 asyncio.create_task(self._every(self.settings.heartbeat_s, self.heartbeat)),
             ]
         try:
-            await self._consume()
+            await self._consume_resiliently()
             if self.burst:
                 await self.tick()
         finally:
@@ -102,6 +106,29 @@ class Dispatcher:
                     await self.heartbeat("stopping")
             if self._own_client and self._client is not None:
                 await self._client.aclose()
+
+    async def _consume_resiliently(self) -> None:
+        """Consume; ride out Redis restarts (and a Redis that lost the functions or groups)."""
+        delay = 0.1
+        while True:
+            try:
+                await self._consume()
+                return
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if self.burst:
+                    raise
+                log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
+            except ResponseError as exc:
+                if not _LOST_STATE.search(str(exc)):
+                    raise
+                log.warning("Redis lost the dispatcher's setup (%s); loading it again", exc)
+            if self._stopping.is_set():
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+                await self.prepare()
+                delay = 0.1
 
     async def _consume(self) -> None:
         # Entries this consumer name was given before a restart come first.

@@ -1,0 +1,51 @@
+"""A replica rides out a Redis restart, even one that lost everything (functions, groups)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import redis
+
+from dispatcher import scenario as sc
+from dispatcher.service import Dispatcher
+from dispatcher.settings import DispatcherSettings
+from polewatch import keys
+from polewatch.embedded import EmbeddedRedis
+
+
+async def wait_for(condition: Callable[[], object], task: asyncio.Task[None]) -> None:
+    deadline = time.monotonic() + 20
+    while not condition():
+        assert not task.done(), task.exception() if task.done() else ""
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_replica_survives_a_redis_that_lost_everything(
+    make_redis: type[EmbeddedRedis], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_redis(tmp_path / "r", appendonly=False).start()
+    client = redis.Redis.from_url(server.url)
+    settings = DispatcherSettings(redis_url=server.url, consumer="steady", block_ms=100)
+    dispatcher = Dispatcher(settings)
+    task = asyncio.create_task(dispatcher.run())
+    try:
+        sc.write(client, [sc.on_duty("u1", 114.0, 22.55)])
+        first = sc.alarm(114.0, 22.5)
+        sc.write(client, [first])
+        await wait_for(lambda: client.exists(keys.alarm(first.id)), task)
+        server.stop()
+        server.start()  # same port, empty: no functions, no groups, no data
+        second = sc.alarm(114.1, 22.6)
+        sc.write(client, [sc.on_duty("u2", 114.1, 22.61), second])
+        await wait_for(lambda: client.exists(keys.alarm(second.id)), task)
+        assert sc.incident(client, client.get(keys.alarm(second.id)).decode()).units == ["u2"]
+        assert "lost the dispatcher's setup" in caplog.text
+    finally:
+        dispatcher.stop()
+        await asyncio.wait_for(task, 10)
+        client.close()
