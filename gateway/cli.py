@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     token = sub.add_parser("token", help="mint an access token for a patrol unit or an operator")
     token.add_argument("kind", choices=["unit", "operator"], help="who the token is for")
-    token.add_argument("subject", help="the unit id (U1) or the operator's login")
+    token.add_argument(
+        "subject", nargs="+", help="the unit id (U1) or the operator's login; several: one a line"
+    )
     token.add_argument(
         "--role",
         choices=["operator", "supervisor"],
@@ -78,7 +80,7 @@ def _token(args: argparse.Namespace) -> int:
     else:
         role, ttl = args.role or "operator", settings.operator_token_ttl_s
     try:
-        print(mint(settings.secret, role, args.subject, args.ttl or ttl))
+        print("\n".join(mint(settings.secret, role, s, args.ttl or ttl) for s in args.subject))
     except ValueError as exc:
         print(f"polewatch: {exc}", file=sys.stderr)
         return 2
