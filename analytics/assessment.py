@@ -207,7 +207,7 @@ def summary_lines(a: Assessment) -> list[str]:
         f"Period {period(a)} (UTC{_offset(a.utc_offset_min)}); previous period of the same length "
         f"for comparison.",
         f"Incidents: {a.incidents} (previous period {a.previous_incidents}, "
-        f"{_pct(a.change_pct)}); {a.response.merged} duplicate reports merged.",
+        f"{_pct(a.change_pct)}); duplicate reports merged into them: {a.response.merged}.",
         f"Alarm to on scene: p50 {duration(o['alarm_to_scene'].p50)}, "
         f"p90 {duration(o['alarm_to_scene'].p90)} (previous p90 "
         f"{duration(a.previous_overall.metrics['alarm_to_scene'].p90)}).",
@@ -236,6 +236,7 @@ th,td{padding:6px 10px;border-bottom:1px solid #e3e7ed;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#eef2f7}
 .up{color:#c0392b}.down{color:#1e8449}figure{margin:12px 0;background:#fff;
 border-radius:8px;padding:8px;box-shadow:0 1px 2px #0002}figure svg{width:100%;height:auto}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:12px}
 """
 
 
@@ -327,13 +328,12 @@ previous period of the same length.</p>
     }</div>
 <h2>Incidents by type</h2>
 <table>{_row(["Type", "This period", "Previous", "Change"], head=True)}{types}</table>
-<figure>{charts.svg(a, "types")}</figure>
-<figure>{charts.svg(a, "daily")}</figure>
+<div class="charts"><figure>{charts.svg(a, "types")}</figure>
+<figure>{charts.svg(a, "daily")}</figure></div>
 <h2>Response times</h2>
 <table>{_row(["Step", "Measured", "p50", "p90", "p95", "Previous p90"], head=True)}{
         response
     }</table>
-<figure>{charts.svg(a, "response")}</figure>
 <h2>By priority{"" if a.district else " and district"}</h2>
 <table>{
         _row(
@@ -355,7 +355,8 @@ previous period of the same length.</p>
             head=True,
         )
     }{worst}</table>
-<figure>{charts.svg(a, "worst")}</figure>
+<div class="charts"><figure>{charts.svg(a, "response")}</figure>
+<figure>{charts.svg(a, "worst")}</figure></div>
 </main></body></html>
 """
 

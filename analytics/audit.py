@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator
-from typing import Final
+from typing import Any, Final
 
 import redis.asyncio as aioredis
 
@@ -31,7 +31,7 @@ async def audit_events(
     low = f"{max(0, math.floor(start * 1000))}-0"
     high = "+" if end is None else f"({max(0, math.ceil(end * 1000))}-0"
     while True:
-        entries = await redis.xrange(keys.AUDIT, min=low, max=high, count=chunk)
+        entries: list[Any] = await redis.xrange(keys.AUDIT, min=low, max=high, count=chunk) or []
         for _id, fields in entries:
             try:
                 event = wire.decode_entry(fields, wire.IncidentEvent)

@@ -8,12 +8,13 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import matplotlib
 from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
     from analytics.assessment import Assessment
@@ -28,7 +29,7 @@ METRIC_LABELS: Final = {
     "alarm_to_scene": "alarm to on scene",
     "resolution": "creation to resolution",
 }
-_RC: Final = {
+_RC: Final[dict[str, Any]] = {
     "text.parse_math": False,  # a '$' in a grid name is text, not TeX
     "svg.fonttype": "path",  # text as outlines: nothing in the SVG to escape or to inject
     "svg.hashsalt": "polewatch",  # stable ids, so the same report gives the same bytes
@@ -51,7 +52,8 @@ def _families() -> list[str]:
 
 @contextmanager
 def _style() -> Iterator[None]:
-    with matplotlib.rc_context({**_RC, "font.family": _families()}), warnings.catch_warnings():
+    rc: Any = {**_RC, "font.family": _families()}
+    with matplotlib.rc_context(rc), warnings.catch_warnings():
         # Glyphs the fonts lack (control characters, scripts without a font) draw as boxes.
         warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
         warnings.filterwarnings("ignore", message="findfont", category=UserWarning)
@@ -86,6 +88,7 @@ def draw_types(ax: Axes, a: Assessment) -> None:
     )
     ax.set_yticks(list(ys), [_label(r.type) for r in rows])
     ax.set_title("Incidents by type")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower right", frameon=False)
 
 
@@ -93,6 +96,7 @@ def draw_daily(ax: Axes, a: Assessment) -> None:
     days = [d.day[5:] for d in a.daily]
     ax.plot(days, [d.count for d in a.daily], color=CURRENT, marker="o", linewidth=1.5)
     ax.set_ylim(bottom=0)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Incidents per day")
     step = max(1, len(days) // 10)
     ax.set_xticks(range(0, len(days), step), days[::step], rotation=45, ha="right")
@@ -123,7 +127,7 @@ def draw_worst(ax: Axes, a: Assessment) -> None:
     values = [_minutes(r.alarm_to_scene_p90) for r in rows]
     bars = ax.barh(list(ys), values, 0.6, color=ALERT)
     ax.bar_label(bars, [f"{v:.1f}" for v in values], padding=3)
-    ax.margins(x=0.12)
+    ax.margins(x=0.2)
     ax.set_yticks(list(ys), [_label(f"{r.grid} ({r.district or '-'})") for r in rows])
     ax.set_xlabel("minutes, p90 alarm to on scene")
     ax.set_title("Grids with the slowest response")
@@ -139,7 +143,7 @@ CHARTS: Final = {
 }
 
 
-def svg(a: Assessment, chart: str, size: tuple[float, float] = (6.4, 3.2)) -> str:
+def svg(a: Assessment, chart: str, size: tuple[float, float] = (5.6, 3.6)) -> str:
     """One chart as an ``<svg>`` element to put inline in HTML (no XML prolog)."""
     with _style():
         fig = Figure(figsize=size, layout="constrained")
@@ -156,7 +160,8 @@ def page(a: Assessment, fmt: str, dpi: int = 110) -> bytes:
 
     with _style():
         fig = Figure(figsize=(8.27, 11.69), layout="constrained")
-        top, bottom = fig.subfigures(2, 1, height_ratios=[0.75, 4.5])
+        parts: Any = fig.subfigures(2, 1, height_ratios=[0.75, 4.5])
+        top, bottom = parts[0], parts[1]
         top.text(0.0, 0.92, a.title, fontsize=15, fontweight="bold", va="top")
         top.text(
             0.0,

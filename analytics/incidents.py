@@ -50,7 +50,7 @@ async def load_incident(redis: aioredis.Redis, incident_id: str) -> IncidentReco
     )
 
 
-def _decode(data: bytes, kind: type[wire.Alarm] | type[wire.IncidentEvent]) -> Any:
+def _decode(data: Any, kind: type[wire.Alarm] | type[wire.IncidentEvent]) -> Any:
     try:
         return wire.decode(data, kind)
     except wire.WireError:

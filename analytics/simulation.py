@@ -8,9 +8,10 @@ demos. It writes to whatever Redis it is given: never point it at a live deploym
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import redis.asyncio as aioredis
@@ -42,7 +43,7 @@ _TYPES: Final = (
 class Step(msgspec.Struct, frozen=True, array_like=True):
     """One event ``after`` seconds past the incident's creation."""
 
-    event: str
+    event: wire.IncidentState
     after: float
     unit: str | None = None
 
@@ -92,7 +93,7 @@ async def write_incidents(redis: aioredis.Redis, incidents: Iterable[SimulatedIn
                 text=inc.text,
             )
             history = [Step("new", 0.0), *inc.steps]
-            fields: dict[str, str | int | float] = {
+            fields: dict[Any, Any] = {
                 "id": inc.id,
                 "state": inc.state,
                 "priority": inc.priority,
@@ -128,7 +129,7 @@ async def write_incidents(redis: aioredis.Redis, incidents: Iterable[SimulatedIn
                     incident=inc.id,
                     event=step.event,
                     ts=ts,
-                    unit=step.unit,  # type: ignore[arg-type]
+                    unit=step.unit,
                     alarm=alarm_id if step.event == "new" else None,
                     actor=step.unit or "dispatcher",
                     priority=inc.priority,
@@ -142,12 +143,26 @@ async def write_incidents(redis: aioredis.Redis, incidents: Iterable[SimulatedIn
     # Stream ids only grow: an event older than the stream's last entry is stamped with that
     # entry's millisecond (as if the dispatcher had written it late).
     last = await redis.xrevrange(keys.AUDIT, count=1)
-    floor = int(last[0][0].split(b"-")[0]) if last else 0
+    top = last[0][0] if last else b"0-0"
+    floor = int((top.decode() if isinstance(top, bytes) else str(top)).split("-")[0])
     async with redis.pipeline(transaction=False) as pipe:
         for ts, _, packed in events:
             pipe.xadd(keys.AUDIT, {wire.FIELD: packed}, id=f"{max(floor, int(ts * 1000))}-*")
         await pipe.execute()
     return len(events)
+
+
+def write_incidents_to(url: str, incidents: Iterable[SimulatedIncident]) -> int:
+    """:func:`write_incidents` from synchronous code, to the Redis at ``url``."""
+
+    async def run() -> int:
+        client = aioredis.Redis.from_url(url)
+        try:
+            return await write_incidents(client, incidents)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(run())
 
 
 def simulate_week(start: float, *, seed: int = 0, per_day: int = 40) -> list[SimulatedIncident]:
@@ -194,3 +209,96 @@ def simulate_week(start: float, *, seed: int = 0, per_day: int = 40) -> list[Sim
             )
         )
     return out
+
+
+def known_week(start: float) -> list[SimulatedIncident]:
+    """A small week with round numbers, for checking figures by hand.
+
+    Eight incidents in ``[start, start + 7 days)`` plus one merged duplicate, three in the
+    week before and one at the first second after the week::
+
+        id type          P district grid  alarm->disp disp->ack ack->scene alarm->scene resol.
+        1  citizen_sos   1 Futian   FT-01     3         10        170        183        781
+        2  intrusion     2 Futian   FT-01     2         30        300        332       1232
+        3  intrusion     2 Futian   FT-02     5         20        600        625       1824
+        4  call          2 Luohu    LH-01     1         60        420        481       1081
+        5  door_forced   2 Luohu    LH-01     3         40        900        943       1543
+        6  loitering     3 Luohu    LH-01     2         15   (cancelled)
+        7  camera_offline 4 Futian  FT-02   (escalated, never dispatched)
+        8  citizen_sos   1 Futian   FT-01   (merged into 1)
+        9  intrusion     2 Futian   FT-02     2         38        300        340        940
+           (first unit timed out after 30 s, the second acknowledged)
+    """
+    day, hour = 86_400.0, 3_600.0
+    u = "unit-a"
+
+    def done(disp: float, ack: float, scene: float, resolved: float, unit: str = u) -> list[Step]:
+        return [
+            Step("dispatched", disp, unit),
+            Step("acknowledged", ack, unit),
+            Step("en_route", ack + 5, unit),
+            Step("on_scene", scene, unit),
+            Step("resolved", resolved, unit),
+            Step("closed", resolved + 300),
+        ]
+
+    def inc(
+        iid: str,
+        kind: str,
+        p: int,
+        at: float,
+        district: str,
+        grid: str,
+        steps: list[Step],
+        delay: float = 0.0,
+    ) -> SimulatedIncident:
+        lon, lat = _CENTRES[district]
+        return SimulatedIncident(
+            id=iid,
+            type=kind,
+            priority=p,
+            created=start + at,
+            lon=lon,
+            lat=lat,
+            district=district,
+            grid=grid,
+            pole="1000001",
+            alarm_delay=delay,
+            steps=steps,
+        )
+
+    return [
+        inc("11", "intrusion", 2, -day, "Futian", "FT-01", done(1, 11, 111, 611)),
+        inc("12", "call", 2, -2 * day, "Luohu", "LH-01", done(1, 11, 111, 611)),
+        inc("13", "call", 2, -1.0, "Luohu", "LH-01", done(1, 11, 111, 611)),
+        inc("1", "citizen_sos", 1, 0.0, "Futian", "FT-01", done(1, 11, 181, 781), delay=2.0),
+        inc("2", "intrusion", 2, day + 2 * hour, "Futian", "FT-01", done(2, 32, 332, 1232)),
+        inc("3", "intrusion", 2, 2 * day, "Futian", "FT-02", done(4, 24, 624, 1824), delay=1.0),
+        inc("4", "call", 2, 2 * day + 5 * hour, "Luohu", "LH-01", done(1, 61, 481, 1081)),
+        inc("5", "door_forced", 2, 3 * day, "Luohu", "LH-01", done(3, 43, 943, 1543)),
+        inc(
+            "6",
+            "loitering",
+            3,
+            4 * day,
+            "Luohu",
+            "LH-01",
+            [Step("dispatched", 2, u), Step("acknowledged", 17, u), Step("cancelled", 100)],
+        ),
+        inc("7", "camera_offline", 4, 5 * day, "Futian", "FT-02", [Step("escalated", 1)]),
+        inc("8", "citizen_sos", 1, 30.0, "Futian", "FT-01", [Step("merged", 5)]),
+        inc(
+            "9",
+            "intrusion",
+            2,
+            6 * day + 23 * hour,
+            "Futian",
+            "FT-02",
+            [
+                Step("dispatched", 2, "unit-b"),
+                Step("timeout", 32, "unit-b"),
+                *done(33, 40, 340, 940),
+            ],
+        ),
+        inc("10", "intrusion", 2, 7 * day, "Futian", "FT-01", done(1, 2, 3, 4)),
+    ]

@@ -3,7 +3,6 @@ with real validators against the official schemas in ../shared/data/standards.""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 import string
@@ -20,7 +19,7 @@ from analytics.exports import ExportOptions, cap_xml, eido_json, eido_object
 from analytics.exports import vocabulary as vocab
 from analytics.exports.validation import ExportInvalid, validate_cap, validate_eido
 from analytics.incidents import IncidentRecord, load_incident
-from analytics.simulation import SimulatedIncident, Step, write_incidents
+from analytics.simulation import SimulatedIncident, Step, write_incidents, write_incidents_to
 from polewatch import records, wire
 from polewatch.cli import main
 
@@ -264,12 +263,7 @@ def test_any_incident_exports_to_schema_valid_documents(
 def test_export_command_prints_cap_and_eido(
     redis_url: str, standards: Path, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> None:
-    async def seed() -> None:
-        client = aioredis.Redis.from_url(redis_url)
-        await write_incidents(client, [sos(text=HOSTILE)])
-        await client.aclose()
-
-    asyncio.run(seed())
+    write_incidents_to(redis_url, [sos(text=HOSTILE)])
     assert main(["export", "cap", "7", "--redis-url", redis_url, "--utc-offset", "480"]) == 0
     cap = capsysbinary.readouterr().out
     validate_cap(cap, standards)

@@ -73,7 +73,7 @@ def _eido_validator(standards: str) -> Any:
 
     def retrieve(uri: str) -> Resource[Any]:
         relative = re.sub(r"/+", "/", uri.removeprefix(_BASE))
-        return Resource(contents=load(relative), specification=DRAFT4)
+        return DRAFT4.create_resource(load(relative))
 
     registry: Registry[Any] = Registry(retrieve=retrieve)  # type: ignore[call-arg]
     root = {"$ref": f"{_BASE}openapi.yaml#/components/schemas/{EIDO_ROOT}"}
