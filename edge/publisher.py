@@ -32,7 +32,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from edge.spool import MemorySpool, Record, Store
+from edge.spool import MemorySpool, Record, SpoolError, Store
 from polewatch import connection, keys, wire
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ class PublisherStats(msgspec.Struct):
     frames_dropped: int = 0
     failures: int = 0
     """Failed round trips to Redis (each sends the batch to the spool or retries it)."""
+    lost: int = 0
+    """Messages neither sent nor spooled (the spool could not be written), each logged."""
 
 
 class _Item(msgspec.Struct):
@@ -243,36 +245,55 @@ class AlarmPublisher:
 
     def _spool_queued(self) -> None:
         while items := self._take():
+            self._to_spool(items)
+
+    def _to_spool(self, items: list[_Item]) -> None:
+        try:
             self.spool.append([i.record for i in items])
-            self.stats.spooled += len(items)
-            _resolve(items, "spooled")
+        except (OSError, SpoolError) as exc:  # disk full or gone: say exactly what was lost
+            self.stats.lost += len(items)
+            ids = [i.record.message.id for i in items if isinstance(i.record.message, wire.Alarm)]
+            log.error("cannot spool (%s): %d messages lost, alarms %s", exc, len(items), ids)
+            for item in items:
+                if item.done is not None and not item.done.done():
+                    item.done.set_exception(SpoolError(f"not sent and not spooled: {exc}"))
+            return
+        self.stats.spooled += len(items)
+        _resolve(items, "spooled")
 
     async def _run(self) -> None:
         delay = 0.05
         while True:
-            if self._is_idle():
-                self._idle.set()
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            if len(self.spool):
-                self._spool_queued()  # queued messages are newer than the spool: behind it
-                batch = self.spool.peek(BATCH)
-                if await self._send([r for _, r in batch]):
-                    self.spool.ack(batch[-1][0])
-                    self.stats.replayed += len(batch)
-                    delay = 0.05
-                else:
-                    delay = await self._backoff(delay)
-                continue
-            items = self._take()
-            if await self._send([i.record for i in items]):
-                self.stats.sent += len(items)
-                _resolve(items, "sent")
-            else:
-                self.spool.append([i.record for i in items])
-                self.stats.spooled += len(items)
-                _resolve(items, "spooled")
+            try:
+                delay = await self._step(delay)
+            except Exception:  # a broken spool must not stop the loop that owns every future
+                log.exception("publisher %s: unexpected error; retrying", self.name)
+                delay = await self._backoff(delay)
+
+    async def _step(self, delay: float) -> float:
+        """One turn of the writer: wait for work, replay the spool, or send what is queued."""
+        if self._is_idle():
+            self._idle.set()
+            self._wake.clear()
+            await self._wake.wait()
+            return delay
+        if len(self.spool):
+            self._spool_queued()  # queued messages are newer than the spool: behind it
+            batch = self.spool.peek(BATCH)
+            if not batch:
+                return delay
+            if await self._send([r for _, r in batch]):
+                self.spool.ack(batch[-1][0])
+                self.stats.replayed += len(batch)
+                return 0.05
+            return await self._backoff(delay)
+        items = self._take()
+        if await self._send([i.record for i in items]):
+            self.stats.sent += len(items)
+            _resolve(items, "sent")
+        else:
+            self._to_spool(items)
+        return delay
 
     async def _backoff(self, delay: float) -> float:
         """Wait ``delay`` before the next replay attempt; messages arriving meanwhile go behind

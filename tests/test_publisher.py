@@ -7,9 +7,11 @@ import asyncio
 import threading
 
 import msgpack
+import pytest
 import redis
 
 from edge.publisher import AlarmPublisher
+from edge.spool import MemorySpool, SpoolError
 from edge.testing import alarm, alarm_ids, alarms, heartbeat, until
 from polewatch import keys, wire
 
@@ -87,3 +89,17 @@ def test_submit_before_start_is_an_error(redis_url: str):
         assert "not started" in str(exc)
     else:
         raise AssertionError("submit() before start must fail")
+
+
+class FullDisk(MemorySpool):
+    def append(self, records):
+        raise OSError(28, "No space left on device")
+
+
+async def test_an_unwritable_spool_is_reported_never_silent(caplog):
+    async with AlarmPublisher("redis://127.0.0.1:1/0", name="t", spool=FullDisk()) as pub:
+        with pytest.raises(SpoolError, match="not sent and not spooled"):
+            await pub.publish(alarm(7))
+        assert pub.stats.lost == 1
+        assert await pub.frame("c", b"x") is False  # the writer loop is still alive
+    assert "alarms ['t-7']" in caplog.text
