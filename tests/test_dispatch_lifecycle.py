@@ -153,3 +153,22 @@ async def test_off_duty_unit_releases_its_incident(redis_url: str, sync_redis: r
     assert (u.duty, u.status, u.incident) == ("off_duty", "off_duty", None)
     assert sync_redis.zscore(keys.UNITS_GEO, "near") is None
     assert "released" in [e.event for e in timeline(sync_redis)]
+
+
+async def test_units_and_watchers_are_told(redis_url: str, sync_redis: redis.Redis) -> None:
+    pubsub = sync_redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(keys.UNIT_NOTIFY, keys.INCIDENT_NOTIFY)
+    try:
+        three_units(sync_redis)
+        await step(redis_url, sync_redis, sc.alarm(LON, LAT))
+        got: set[tuple[bytes, bytes]] = set()
+        deadline = time.monotonic() + 5
+        while len(got) < 2 and time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=0.1)
+            if message:
+                got.add((message["channel"], message["data"]))
+    finally:
+        pubsub.close()
+    assert got == {(keys.UNIT_NOTIFY.encode(), b"near"), (keys.INCIDENT_NOTIFY.encode(), b"1")}
+    version = sync_redis.fcall("pw_version", 0)
+    assert isinstance(version, bytes) and len(version) == 12
