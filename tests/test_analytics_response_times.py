@@ -3,6 +3,8 @@ known week in :func:`analytics.simulation.known_week` (its docstring has the tab
 
 from __future__ import annotations
 
+import json
+
 import msgspec
 import pytest
 import redis.asyncio as aioredis
@@ -15,8 +17,9 @@ from analytics.response_times import (
     response_times,
     summarize,
 )
-from analytics.simulation import known_week, write_incidents
+from analytics.simulation import known_week, write_incidents, write_incidents_to
 from polewatch import keys
+from polewatch.cli import main
 
 START = 1_763_942_400.0  # Monday 2025-11-24 00:00 UTC
 END = START + 7 * 86_400
@@ -144,3 +147,14 @@ def test_summary_is_deterministic_whatever_the_order() -> None:
     b = summarize(list(reversed(incidents)), 0, 4000)
     assert msgspec.json.encode(a) == msgspec.json.encode(b)
     assert [g.key for g in a.by_grid] == ["g0", "g1", "g2", "g3", "g4"]
+
+
+def test_times_command_prints_the_figures_as_json(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_incidents_to(redis_url, known_week(START))
+    args = ["report", "times", "--from", "2025-11-24", "--to", "2025-11-30", "--redis-url"]
+    assert main([*args, redis_url, "--district", "Futian"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert (figures["incidents"], figures["district"]) == (5, "Futian")
+    assert figures["overall"]["metrics"]["alarm_to_scene"]["p90"] == 625.0
