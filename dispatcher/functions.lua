@@ -9,14 +9,19 @@ Loaded by dispatcher/library.py, which fills in {{VERSION}} and {{KEYS}} (key te
 polewatch/keys.py, the one place key names are made).
 
 Functions
-  pw_batch   ARGV[1] = settings (MessagePack map), then triples
+  pw_batch   ARGV[1] = settings (MessagePack map, library.settings_arg), then triples
              <stream code a|p|c> <entry id or ''> <canonical wire message (MessagePack)>.
-             An entry id is acknowledged first; an entry someone else already acknowledged is
-             skipped (a replica that claimed it did the work). '' means "not from a stream".
-             Returns the counters listed in STAT_NAMES.
+             The batch's entries are acknowledged first (XCLAIM JUSTID + XACK per stream);
+             one no longer pending (a replica that claimed it did the work) is skipped; ''
+             means "not from a stream" (benchmarks, tools). A rejected entry is dead-lettered
+             here with the reason. Fails with NOTYPES, acknowledging nothing, when the
+             alarm-type table is missing (Redis was flushed). Returns the STAT_NAMES counters.
   pw_tick    ARGV[1] = settings. Expires unacknowledged dispatches (re-dispatch to the next
              nearest) and retries escalated incidents. Returns the counters.
   pw_version returns the library version.
+
+Keys are built here rather than passed as KEYS: fine on one Redis (or a primary with
+replicas); Redis Cluster would need every key of a city under one hash tag.
 ]]
 
 local VERSION = '{{VERSION}}'
