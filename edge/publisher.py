@@ -32,6 +32,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from edge import lifecycle
 from edge.spool import MemorySpool, Record, SpoolError, Store
 from polewatch import connection, keys, wire
 
@@ -107,6 +108,8 @@ class AlarmPublisher:
         self._idle = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handover = threading.Lock()
+        self._frames: dict[str, asyncio.Task[bool]] = {}
+        """Frame writes in flight, by camera."""
         self._in_flight = 0
         """Submitted from a thread, not yet in the queue (the loop has not run the put)."""
         self._task: asyncio.Task[None] | None = None
@@ -137,6 +140,7 @@ class AlarmPublisher:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        await lifecycle.cancel(list(self._frames.values()))
         self._spool_queued()
         if len(self.spool) and isinstance(self.spool, MemorySpool):
             log.error("stopping with %d unsent messages in a memory spool", len(self.spool))
@@ -192,11 +196,20 @@ class AlarmPublisher:
         return self._put_threadsafe(Record(hb))
 
     def submit_frame(self, camera_id: str, jpeg: bytes, ttl_s: int = FRAME_TTL_S) -> None:
-        """Thread-safe :meth:`frame`, fire and forget."""
+        """Thread-safe :meth:`frame`, fire and forget. Latest-only: a frame arriving while the
+        camera's previous one is still being written is dropped (counted)."""
         loop = self._running_loop()
-        loop.call_soon_threadsafe(
-            lambda: loop.create_task(self.frame(camera_id, jpeg, ttl_s)).add_done_callback(_quiet)
-        )
+
+        def start() -> None:
+            if camera_id in self._frames or self._task is None:
+                self.stats.frames_dropped += 1
+                return
+            task = loop.create_task(self.frame(camera_id, jpeg, ttl_s))
+            self._frames[camera_id] = task
+            task.add_done_callback(lambda t: self._frames.pop(camera_id, None))
+            task.add_done_callback(_quiet)
+
+        loop.call_soon_threadsafe(start)
 
     # --- internals -------------------------------------------------------------------------
     def _record(self, alarm: wire.Alarm, snapshot: bytes | None) -> Record:
@@ -348,6 +361,6 @@ def _resolve(items: list[_Item], outcome: Delivery) -> None:
             item.done.set_result(outcome)
 
 
-def _quiet(task: asyncio.Task[object]) -> None:
+def _quiet(task: asyncio.Task[bool]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.debug("frame write failed: %s", task.exception())

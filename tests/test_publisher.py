@@ -103,3 +103,11 @@ async def test_an_unwritable_spool_is_reported_never_silent(caplog):
         assert pub.stats.lost == 1
         assert await pub.frame("c", b"x") is False  # the writer loop is still alive
     assert "alarms ['t-7']" in caplog.text
+
+
+async def test_frames_from_a_fast_camera_never_pile_up(redis_url: str, sync_redis: redis.Redis):
+    async with AlarmPublisher(redis_url, name="t") as pub:
+        await asyncio.to_thread(lambda: [pub.submit_frame("cam-9", b"f%d" % i) for i in range(200)])
+        await until(lambda: pub.stats.frames + pub.stats.frames_dropped == 200)
+        assert pub.stats.frames >= 1
+    assert sync_redis.get(keys.camera_frame("cam-9")).startswith(b"f")
