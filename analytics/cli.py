@@ -21,10 +21,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from analytics.assessment import assess, render_html, render_pdf, render_png
-from analytics.csv_export import incidents_csv
+from analytics.csv_export import write_incidents_csv
 from analytics.exports import ExportOptions, cap_xml, eido_json
 from analytics.incidents import load_incident
-from analytics.response_times import response_times
+from analytics.response_times import incident_times, response_times
 from polewatch.connection import connect
 from polewatch.settings import Settings, SettingsError, load
 
@@ -167,16 +167,12 @@ def _assessment(args: argparse.Namespace) -> int:
 def _csv(args: argparse.Namespace) -> int:
     s = _settings(args)
     start, end = _range(args, s)
-    text = _run(
-        s,
-        lambda r: incidents_csv(
-            r, start, end, district=args.district, utc_offset_min=s.utc_offset_min
-        ),
-    )
+    incidents = _run(s, lambda r: incident_times(r, start, end, district=args.district))
     if str(args.out) == "-":
-        sys.stdout.write(text)
+        write_incidents_csv(sys.stdout, incidents, utc_offset_min=s.utc_offset_min)
     else:
-        args.out.write_text(text, encoding="utf-8", newline="")
+        with args.out.open("w", encoding="utf-8", newline="") as out:
+            write_incidents_csv(out, incidents, utc_offset_min=s.utc_offset_min)
     return 0
 
 
