@@ -55,10 +55,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ]
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pw-bench-")))
-        url = (
-            args.redis_url
-            or stack.enter_context(EmbeddedRedis(tmp / "redis", appendonly=False)).url
-        )
+        embedded = None
+        if not args.redis_url:
+            embedded = stack.enter_context(EmbeddedRedis(tmp / "redis", appendonly=False))
+        url = args.redis_url or embedded.url  # type: ignore[union-attr]
+        redis_pid = embedded.process.pid if embedded and embedded.process else None
         client = redis.Redis.from_url(url)
         stack.callback(client.close)
         city = f"bench-{os.getpid()}"
@@ -71,16 +72,29 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(1 if args.quick else ROUNDS):
             for name in ("bare", "gateway"):
                 port = free_port()
-                with _server(name, port, url, city):
+                with _server(name, port, url, city) as pid:
                     _warm_up(wrk, port, script)
                     before = client.xlen(keys.ALARMS)
+                    cpu = _cpu_s(pid), _cpu_s(redis_pid)
                     result = _wrk(wrk, port, script, duration)
+                    server_cpu = _cpu_s(pid) - cpu[0]
                     result["stored_in_redis"] = client.xlen(keys.ALARMS) - before
+                    result["server_cpu_us_per_request"] = round(
+                        1e6 * server_cpu / result["requests"], 1
+                    )
+                    result["requests_per_cpu_s"] = round(result["requests"] / server_cpu)
+                    if redis_pid and name == "gateway":
+                        redis_cpu = _cpu_s(redis_pid) - cpu[1]
+                        result["redis_cpu_us_per_alarm"] = round(
+                            1e6 * redis_cpu / result["requests"], 1
+                        )
                 runs[name].append(result)
         client.delete(keys.ALARMS)
         _drop_poles(client, city)
     gateway = max(runs["gateway"], key=lambda r: r["requests_per_s"])
     bare = max(runs["bare"], key=lambda r: r["requests_per_s"])
+    gateway_cpu = min(r["server_cpu_us_per_request"] for r in runs["gateway"])
+    bare_cpu = min(r["server_cpu_us_per_request"] for r in runs["bare"])
     return {
         "what": "POST /api/alarms answered 202: gateway (validate, resolve pole, batched XADD) "
         "vs a bare aiohttp handler answering 202",
@@ -90,6 +104,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "bare_requests_per_s": bare["requests_per_s"],
         "ratio_to_bare": round(gateway["requests_per_s"] / bare["requests_per_s"], 3),
         "target_alarms_per_s": 8000,
+        "gateway_cpu_us_per_alarm": gateway_cpu,
+        "bare_cpu_us_per_request": bare_cpu,
+        "gateway_alarms_per_cpu_s": round(1e6 / gateway_cpu),
+        "cpu_ratio_to_bare": round(bare_cpu / gateway_cpu, 3),
+        "note": "throughput moves with other load on a shared machine; CPU time per request "
+        "(the server process' own, from /proc) does much less: alarms per CPU-second is the "
+        "rate one gateway process sustains with a core to itself",
         "round_ratios": [
             round(g["requests_per_s"] / b["requests_per_s"], 3)
             for g, b in zip(runs["gateway"], runs["bare"], strict=True)
@@ -134,7 +155,7 @@ def _drop_poles(client: Any, city: str) -> None:
 
 
 @contextlib.contextmanager
-def _server(kind: str, port: int, url: str, city: str) -> Iterator[None]:
+def _server(kind: str, port: int, url: str, city: str) -> Iterator[int]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "gateway.bench", kind, str(port), url, city]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
@@ -148,7 +169,7 @@ def _server(kind: str, port: int, url: str, city: str) -> Iterator[None]:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the {kind} server did not start")
             time.sleep(0.05)
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         try:
@@ -156,6 +177,14 @@ def _server(kind: str, port: int, url: str, city: str) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _warm_up(wrk: str, port: int, script: Path) -> None:
