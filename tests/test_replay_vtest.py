@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.video import evaluate, replay, synthetic
 from polewatch.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CAMERA = ROOT / "edge" / "video" / "vtest.toml"
+DATA = ROOT / "tests" / "data"
 
 
 def test_replay_writes_boxes_per_frame_and_measures_quality(
@@ -54,8 +58,49 @@ def test_replay_writes_boxes_per_frame_and_measures_quality(
     assert report["precision"] >= 0.80
     assert report["recall"] >= 0.68
     assert report["motion_gate"]["area_to_detector"] < 0.15
-    wire = report["tripwire"]["walkway"]
-    assert sum(wire["truth"].values()) == 2  # two ground-truth tracks cross the line
+    # Two ground-truth tracks cross the walkway line westwards in GT frames 1-50.
+    assert report["tripwire"]["walkway"] == {"truth": {"a_to_b": 2}, "found": {"a_to_b": 2}}
+
+
+def test_tripwire_counts_match_hand_annotated_crossings(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """17 people cross the walkway line in the first 400 frames (annotated by eye, see the
+    file); the replay must count each direction within 10%."""
+    video = data_dir / "video" / "vtest.avi"
+    code = main(
+        [
+            "replay",
+            str(video),
+            "--camera",
+            str(CAMERA),
+            "--out",
+            str(tmp_path / "o"),
+            "--crossings",
+            str(DATA / "vtest_crossings_x560.csv"),
+            "--frames",
+            "400",
+        ]
+    )
+    assert code == 0
+    counts = json.loads(capsys.readouterr().out)["crossings"]["walkway"]
+    assert counts["truth"] == {"a_to_b": 9, "b_to_a": 8}
+    for direction, want in counts["truth"].items():
+        assert abs(counts["found"].get(direction, 0) - want) <= 0.1 * want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="0123456789,.- #:abfrmetoin_\n", max_size=120))
+def test_truth_readers_accept_or_reject_with_their_own_error(
+    tmp_path_factory: Any, text: str
+) -> None:
+    path = tmp_path_factory.mktemp("gt") / "gt.txt"
+    path.write_text(text)
+    for reader in (evaluate.read_mot, evaluate.read_crossings):
+        try:
+            reader(path)
+        except evaluate.GroundTruthError as exc:
+            assert str(path) in str(exc)
 
 
 def test_ground_truth_reader_rejects_garbage(tmp_path: Path) -> None:
@@ -63,6 +108,8 @@ def test_ground_truth_reader_rejects_garbage(tmp_path: Path) -> None:
     bad.write_text("1,2,3\n")
     with pytest.raises(evaluate.GroundTruthError, match=":1:"):
         evaluate.read_mot(bad)
+    with pytest.raises(evaluate.GroundTruthError, match=":1: expected frame,rule"):
+        evaluate.read_crossings(bad)
 
 
 def test_replay_of_a_synthetic_crossing_prints_the_tripwire_event(tmp_path: Path) -> None:

@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay.add_argument("--out", required=True, help="JSON lines output ('-' for stdout)")
     replay.add_argument("--eval", metavar="GT.txt", help="MOT ground truth: print quality JSON")
     replay.add_argument("--iou", type=float, default=0.5, help="IoU for a match (--eval)")
+    replay.add_argument(
+        "--crossings", metavar="FILE", help="hand-annotated tripwire crossings to compare with"
+    )
     replay.add_argument("--frames", type=int, help="stop after this many video frames")
     replay.set_defaults(func=_replay)
 
@@ -42,6 +45,7 @@ def _replay(args: argparse.Namespace) -> int:
         return 2
     try:
         truth = evaluate.read_mot(args.eval) if args.eval else None
+        crossings = evaluate.read_crossings(args.crossings) if args.crossings else None
     except (OSError, evaluate.GroundTruthError) as exc:
         print(f"polewatch replay: {exc}", file=sys.stderr)
         return 2
@@ -54,8 +58,9 @@ def _replay(args: argparse.Namespace) -> int:
     finally:
         if out is not sys.stdout:
             out.close()
+    report: dict[str, Any] = {}
     if truth is not None:
-        report: dict[str, Any] = evaluate.detection_quality(result.boxes, truth, args.iou)
+        report = evaluate.detection_quality(result.boxes, truth, args.iou)
         first, last = min(truth), max(truth)
         wires = {}
         for i, rule in enumerate(config.rules):
@@ -68,6 +73,9 @@ def _replay(args: argparse.Namespace) -> int:
                     ),
                 }
         report["tripwire"] = wires
+    if crossings is not None:
+        report["crossings"] = evaluate.crossing_counts(crossings, result.events)
+    if report:
         report["motion_gate"] = result.gate
         print(json.dumps(report, indent=2), file=sys.stderr if args.out == "-" else sys.stdout)
     return 0

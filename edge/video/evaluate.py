@@ -7,6 +7,7 @@ against a detection that covers them.
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -36,11 +37,11 @@ def read_mot(path: str | Path) -> dict[int, list[tuple[int, Box, bool]]]:
             frame, ident = int(float(parts[0])), int(float(parts[1]))
             x, y, w, h = (float(v) for v in parts[2:6])
             considered = len(parts) < 7 or float(parts[6]) != 0.0
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, OverflowError):
             raise GroundTruthError(
                 f"{path}:{n}: expected frame,id,left,top,width,height,..."
             ) from None
-        if frame < 1 or w <= 0 or h <= 0:
+        if frame < 1 or not (w > 0 and h > 0 and math.isfinite(x + y + w + h)):
             raise GroundTruthError(f"{path}:{n}: frame must be >= 1 and the box non-empty")
         out[frame - 1].append((ident, Box(x, y, w, h), considered))
     return dict(out)
@@ -120,3 +121,43 @@ def count_events(
         if event.get("name") == name and frame in frames:
             counts[str(event["direction"])] += 1
     return counts
+
+
+def read_crossings(path: str | Path) -> tuple[range, list[tuple[int, str, str]]]:
+    """Hand-annotated tripwire crossings: ``# frames: FIRST-LAST`` then ``frame,rule,direction``
+    rows (a header row and ``#`` comments are skipped). Returns the annotated frame range and
+    the crossings."""
+    frames: range | None = None
+    rows: list[tuple[int, str, str]] = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        text = line.strip()
+        if text.startswith("# frames:"):
+            try:
+                first, last = (int(v) for v in text.split(":", 1)[1].split("-"))
+            except ValueError:
+                raise GroundTruthError(f"{path}:{n}: expected '# frames: FIRST-LAST'") from None
+            frames = range(first, last + 1)
+            continue
+        if not text or text.startswith("#") or text.startswith("frame,"):
+            continue
+        parts = [p.strip() for p in text.split(",")]
+        if len(parts) != 3 or not parts[0].isdigit() or parts[2] not in ("a_to_b", "b_to_a"):
+            raise GroundTruthError(f"{path}:{n}: expected frame,rule,a_to_b|b_to_a")
+        rows.append((int(parts[0]), parts[1], parts[2]))
+    if frames is None:
+        raise GroundTruthError(f"{path}: no '# frames: FIRST-LAST' line")
+    return frames, rows
+
+
+def crossing_counts(
+    truth: tuple[range, list[tuple[int, str, str]]], events: Iterable[tuple[int, dict[str, Any]]]
+) -> dict[str, Any]:
+    """Per rule and direction: annotated crossings against tripwire events, in the range."""
+    frames, rows = truth
+    events = list(events)
+    out: dict[str, Any] = {"frames": [frames.start, frames.stop - 1]}
+    for name in sorted({r for _, r, _ in rows}):
+        want = Counter(d for f, r, d in rows if r == name and f in frames)
+        got = count_events(events, name, frames)
+        out[name] = {"truth": dict(want), "found": dict(got)}
+    return out
