@@ -10,13 +10,9 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
-import matplotlib
-from matplotlib import font_manager
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from analytics.assessment import Assessment
 
 CURRENT: Final = "#1f5fa8"
@@ -46,18 +42,28 @@ _CJK_FONTS: Final = ("Noto Sans CJK SC", "WenQuanYi Micro Hei", "WenQuanYi Zen H
 def _families() -> list[str]:
     """DejaVu Sans, then an installed CJK font for Chinese place names (asking matplotlib
     for a font it does not have logs an error per text drawn)."""
+    from matplotlib import font_manager
+
     installed = {f.name for f in font_manager.fontManager.ttflist}
     return ["DejaVu Sans", *(name for name in _CJK_FONTS if name in installed)]
 
 
 @contextmanager
 def _style() -> Iterator[None]:
+    import matplotlib  # here, not at the top: every polewatch command imports this module
+
     rc: Any = {**_RC, "font.family": _families()}
     with matplotlib.rc_context(rc), warnings.catch_warnings():
         # Glyphs the fonts lack (control characters, scripts without a font) draw as boxes.
         warnings.filterwarnings("ignore", message="Glyph .* missing", category=UserWarning)
         warnings.filterwarnings("ignore", message="findfont", category=UserWarning)
         yield
+
+
+def _integers() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def _label(text: str, limit: int = 28) -> str:
@@ -88,7 +94,7 @@ def draw_types(ax: Axes, a: Assessment) -> None:
     )
     ax.set_yticks(list(ys), [_label(r.type) for r in rows])
     ax.set_title("Incidents by type")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(_integers())
     ax.legend(loc="lower right", frameon=False)
 
 
@@ -96,7 +102,7 @@ def draw_daily(ax: Axes, a: Assessment) -> None:
     days = [d.day[5:] for d in a.daily]
     ax.plot(days, [d.count for d in a.daily], color=CURRENT, marker="o", linewidth=1.5)
     ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(_integers())
     ax.set_title("Incidents per day")
     step = max(1, len(days) // 10)
     ax.set_xticks(range(0, len(days), step), days[::step], rotation=45, ha="right")
@@ -145,6 +151,8 @@ CHARTS: Final = {
 
 def svg(a: Assessment, chart: str, size: tuple[float, float] = (5.6, 3.6)) -> str:
     """One chart as an ``<svg>`` element to put inline in HTML (no XML prolog)."""
+    from matplotlib.figure import Figure
+
     with _style():
         fig = Figure(figsize=size, layout="constrained")
         CHARTS[chart](fig.add_subplot(), a)
@@ -156,6 +164,8 @@ def svg(a: Assessment, chart: str, size: tuple[float, float] = (5.6, 3.6)) -> st
 
 def page(a: Assessment, fmt: str, dpi: int = 110) -> bytes:
     """The whole report on one A4 page: ``fmt`` is ``pdf`` or ``png``."""
+    from matplotlib.figure import Figure
+
     from analytics.assessment import summary_lines
 
     with _style():
