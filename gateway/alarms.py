@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from gateway.errors import HttpError
 from gateway.state import Gateway
@@ -98,7 +98,7 @@ async def raise_alarm(
     pole: Pole,
     type: str,
     source: str,
-    channel: str,
+    channel: Literal["citizen", "operator"],
     text: str | None = None,
     phone: str | None = None,
     caller: tuple[float, float] | None = None,
@@ -128,7 +128,7 @@ async def raise_alarm(
         raise HttpError(503, f"alarm not accepted: {exc}; retry", retry_after=1) from None
     except Exception as exc:
         raise HttpError(503, f"alarm store unavailable ({type_name(exc)}); retry") from None
-    gw.metrics.alarms.labels(channel).inc()
+    gw.metrics.alarms_by[channel].inc()
     return {
         "alarm": alarm_id,
         "status": "received",

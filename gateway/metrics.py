@@ -43,6 +43,8 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.alarms_by = {c: self.alarms.labels(c) for c in ("citizen", "operator")}
+        """The per-channel series, looked up once (``labels()`` costs microseconds)."""
         self.unknown_poles = Counter(
             "polewatch_gateway_unknown_pole_codes",
             "Alarm requests with an unknown pole code",
