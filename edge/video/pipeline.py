@@ -168,7 +168,7 @@ def build(config: cfg.CameraConfig) -> Analyzer:
     return Analyzer(
         motion=Mog2Motion(width=a.motion_width, mask=a.motion_mask),
         detector=detector,
-        tracker=Tracker(max_misses=max(3, round(1.5 * fps)), coast=max(1, round(0.4 * fps))),
+        tracker=Tracker(max_misses=max(3, round(1.5 * fps)), coast=max(1, round(0.2 * fps))),
         rules=rules_mod.build(config),
         width=a.width,
         person_height=(a.person_min_height, a.person_max_height),
