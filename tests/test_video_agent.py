@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 import redis
 
 from edge import testing
 from edge.video import agent, synthetic
 from edge.video import config as cfg
 from polewatch import keys, wire
+from polewatch.cli import main
 from polewatch.poles.model import Pole
 from polewatch.poles.registry import PoleRegistry
 
@@ -134,3 +136,15 @@ async def test_unreachable_source_reports_offline_and_the_offline_rule_fires(
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)
+
+
+def test_cli_rejects_a_bad_camera_config_naming_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "cam.toml"
+    bad.write_text(
+        'id = "c"\nsource = "0"\nlon = 1\nlat = 2\n[[rules]]\ntype = "zone"\n'
+        "polygon = [[0, 0], [1, 1]]\n"
+    )
+    assert main(["edge", "video", "--camera", str(bad)]) == 2
+    assert "rules[0].polygon: a polygon needs at least three points" in capsys.readouterr().err

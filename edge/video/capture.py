@@ -91,6 +91,9 @@ class Capture:
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
 
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
     @property
     def fps(self) -> float:
         """Frames per second measured over the last frames (0 when none lately)."""
