@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.cli",
     "dispatcher.cli",
     "analytics.cli",
+    "loadtest.cli",
 )
 """Modules whose ``register(subparsers)`` adds top-level subcommands."""
 

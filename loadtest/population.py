@@ -1,0 +1,147 @@
+"""What the simulated clients act on: poles sampled from the registry, unit tokens, the mix.
+
+Everything here is read once per locust process (the sync redis client is fine under gevent)
+and shared by its users. Only the key names of the core are used: the load test is a client
+of the system, it does not reuse the services' code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import redis
+
+from polewatch import keys
+
+CLASS_OF: Final = {
+    "citizen": "CitizenUser",
+    "patrol": "PatrolUser",
+    "edge": "EdgeUser",
+    "viewer": "ViewerUser",
+}
+"""Mix name -> locust user class name."""
+DEFAULT_MIX: Final = "citizen=4,patrol=6,edge=2,viewer=1"
+SAMPLE: Final = 5000
+
+
+class PopulationError(ValueError):
+    """The load test cannot run with what it was given; the message says why."""
+
+
+@dataclass(frozen=True)
+class Place:
+    """A pole the simulated clients use: its code and position."""
+
+    code: str
+    lon: float
+    lat: float
+
+
+def parse_mix(text: str) -> dict[str, int]:
+    """``citizen=6,patrol=3`` -> weights per mix name (every name known, weights >= 0)."""
+    mix: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or name not in CLASS_OF:
+            raise PopulationError(
+                f"bad mix entry {part!r}: use NAME=WEIGHT with NAME one of {', '.join(CLASS_OF)}"
+            )
+        try:
+            weight = int(value)
+        except ValueError:
+            raise PopulationError(f"bad mix weight {value!r} for {name}") from None
+        if weight < 0:
+            raise PopulationError(f"mix weight of {name} must be >= 0")
+        mix[name] = weight
+    if not any(mix.values()):
+        raise PopulationError("the mix has no user with a positive weight")
+    return mix
+
+
+def patrol_share(mix: dict[str, int], users: int) -> int:
+    """An upper bound of the patrol users locust will start for ``users`` users."""
+    total = sum(mix.values())
+    return min(users, -(-users * mix.get("patrol", 0) // total) + len(mix))
+
+
+def sample_poles(url: str, city: str, count: int = SAMPLE, seed: int = 7) -> list[Place]:
+    """Up to ``count`` random poles of ``city`` (code and position) from the registry."""
+    client = redis.Redis.from_url(url)
+    try:
+        codes: list[bytes] = client.hrandfield(keys.poles(city), count) or []  # type: ignore[assignment]
+        if not codes:
+            raise PopulationError(f"the pole registry of {city!r} is empty")
+        positions = client.geopos(keys.poles_geo(city), *codes)
+    finally:
+        client.close()
+    places = [
+        Place(code.decode(), float(pos[0]), float(pos[1]))
+        for code, pos in zip(codes, positions, strict=True)
+        if pos is not None
+    ]
+    random.Random(seed).shuffle(places)
+    return places
+
+
+def read_tokens(path: str | Path) -> list[tuple[str, str]]:
+    """``(unit, token)`` pairs of a tokens file (``UNIT TOKEN`` a line)."""
+    pairs = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        unit, _, token = line.strip().partition(" ")
+        if not token:
+            raise PopulationError(f"{path}:{number}: expected 'UNIT TOKEN'")
+        pairs.append((unit, token.strip()))
+    return pairs
+
+
+class Shared:
+    """Per-process shared state: the pole sample, the unit pool, recently raised alarms."""
+
+    def __init__(self) -> None:
+        self.places: list[Place] = []
+        self.units: list[tuple[str, str]] = []
+        self.recent_alarms: list[str] = []
+        self._lock = threading.Lock()
+        self._next_unit = itertools.count()
+        self._rng = random.Random()
+
+    def load(self, url: str, city: str, tokens: str | None, worker: int, workers: int) -> None:
+        """Read the poles and this process' share of the unit tokens (once)."""
+        with self._lock:
+            if self.places:
+                return
+            self.places = sample_poles(url, city)
+            if tokens:
+                pairs = read_tokens(tokens)
+                self.units = pairs[worker :: max(workers, 1)]
+
+    def place(self) -> Place:
+        return self._rng.choice(self.places)
+
+    def take_unit(self) -> tuple[str, str]:
+        """A unit (id, token) no other user of this process holds."""
+        n = next(self._next_unit)
+        if n >= len(self.units):
+            raise PopulationError(
+                f"no unit token left for patrol user {n + 1} (the tokens file has "
+                f"{len(self.units)} for this process)"
+            )
+        return self.units[n]
+
+    def remember_alarm(self, alarm_id: str) -> None:
+        self.recent_alarms.append(alarm_id)
+        if len(self.recent_alarms) > 200:
+            del self.recent_alarms[:100]
+
+    def recent_alarm(self) -> str | None:
+        return self._rng.choice(self.recent_alarms) if self.recent_alarms else None
+
+
+SHARED = Shared()
