@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import logging
 import re
 import secrets
 from importlib import resources
@@ -15,7 +16,7 @@ from aiohttp import web
 
 from gateway import bodies
 from gateway.alarms import find_pole, issued_here, pole_view, raise_alarm
-from gateway.errors import HttpError, json_response
+from gateway.errors import REDIS_DOWN, HttpError, json_response
 from gateway.notify import ANY
 from gateway.openapi import api, read_body
 from gateway.state import GATEWAY, Gateway
@@ -29,6 +30,7 @@ COALESCE_S: Final = 0.2
 looks again at most this often."""
 
 routes = web.RouteTableDef()
+log = logging.getLogger(__name__)
 
 
 @routes.post("/api/alarms")
@@ -133,6 +135,10 @@ async def alarm_events(request: web.Request) -> web.StreamResponse:
                         await asyncio.sleep(COALESCE_S)
     except ConnectionResetError:
         pass  # the phone went away
+    except REDIS_DOWN as exc:
+        # the stream has started, so no error answer is possible: end it; EventSource
+        # reconnects after the announced retry delay and gets a 503 or the status
+        log.warning("alarm %s event stream ended, Redis unavailable: %s", alarm_id, exc)
     finally:
         gw.metrics.sse_clients.dec()
     return response

@@ -20,7 +20,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from gateway import bodies, frames
 from gateway.auth import Principal, authorize
-from gateway.errors import HttpError, json_response
+from gateway.errors import REDIS_DOWN, HttpError, json_response
 from gateway.openapi import Query, api, read_body
 from gateway.state import GATEWAY, Gateway
 from gateway.writer import Overloaded
@@ -115,7 +115,7 @@ async def post_status(request: web.Request) -> web.Response:
 async def patrol_socket(request: web.Request) -> web.StreamResponse:
     """The unit's live channel: inbox entries out, answers and reports in."""
     gw, who = _unit(request)
-    last = request.query.get("last")
+    last = request.query.get("last") or None
     if last is not None and not STREAM_ID.match(last):
         raise HttpError(400, "'last' must be a stream id such as 1700000000000-0")
     redis, notifier = gw.need_redis(), gw.need_notifier()
@@ -162,10 +162,18 @@ async def _push(
     landed: asyncio.Event,
 ) -> None:
     """Send every inbox entry after ``last``, then each new one as it lands."""
+    delay = 0.1
     while not ws.closed:
         landed.clear()  # before the read: a publish during it wakes us again
         while True:
-            reply: Any = await redis.xread({inbox: last}, count=READ_CHUNK)
+            try:
+                reply: Any = await redis.xread({inbox: last}, count=READ_CHUNK)
+            except REDIS_DOWN as exc:  # keep the socket; read on from ``last`` once it is back
+                log.warning("inbox %s unreadable (%s); retrying in %.1f s", inbox, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            delay = 0.1
             entries: list[Any] = reply[0][1] if reply else []
             for entry_id, fields in entries:
                 last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id

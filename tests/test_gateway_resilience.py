@@ -7,9 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from aiohttp import WSCloseCode, WSMsgType
 
 from gateway.testing import bearer, gateway_client, operator_token, store_poles, unit_token
+from polewatch import keys, wire
 from polewatch.embedded import EmbeddedRedis
 
 
@@ -20,6 +22,8 @@ async def test_redis_down_is_a_503_and_service_resumes_when_it_is_back(
     await store_poles(server.url)
     async with gateway_client(server.url, redis_retries=1) as client:
         assert (await client.post("/api/alarms", json={"pole": "3101201"})).status == 202
+        ws = await client.ws_connect(f"/api/patrol/ws?token={unit_token('U1')}")
+        assert (await ws.receive_json())["type"] == "hello"
         server.stop()
         resp = await client.post("/api/alarms", json={"pole": "3101201"})
         assert resp.status == 503 and "retry" in (await resp.json())["error"]
@@ -36,6 +40,16 @@ async def test_redis_down_is_a_503_and_service_resumes_when_it_is_back(
             assert resp.status == 503
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.1)
+
+        # the unit's socket survived the outage and still gets what lands in its inbox
+        redis = aioredis.Redis.from_url(server.url)
+        cancel = wire.DispatchCancel(incident="I1", unit="U1", reason="test", ts=1.0)
+        entry = (await redis.xadd(keys.unit_inbox("U1"), wire.entry(cancel))).decode()  # type: ignore[arg-type]
+        await redis.publish(keys.UNIT_NOTIFY, "U1")
+        await redis.aclose()
+        pushed = await asyncio.wait_for(ws.receive_json(), 20)
+        assert pushed["id"] == entry and pushed["message"]["k"] == "cancel"
+        await ws.close()
 
 
 async def test_shutdown_closes_sockets_with_going_away_and_ends_event_streams(
