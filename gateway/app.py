@@ -12,6 +12,7 @@ import msgspec
 from aiohttp import WSCloseCode, web
 
 from gateway import citizen, incidents, patrol
+from gateway.console.site import install as install_console
 from gateway.errors import error_middleware
 from gateway.metrics import Metrics
 from gateway.notify import Notifier
@@ -50,6 +51,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_get("/metrics", metrics_text, allow_head=False)
     app.cleanup_ctx.extend([_redis, _notifier, _writer, _poles])
     app.on_shutdown.append(_close_streams)
+    install_console(app)
     app[OPENAPI] = msgspec.json.encode(document(app, title=TITLE, version=VERSION))
     return app
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.console.settings import ConsoleSettings
 from polewatch.settings import Settings, SettingsError
 
 
@@ -34,6 +35,8 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     shutdown_grace_s: float = 5.0
     redis_retries: int = 8
     """Retries (with backoff, about 10 s in all) before a request fails with 503."""
+    console: ConsoleSettings = ConsoleSettings()
+    """The command centre: logins and map (see :mod:`gateway.console.settings`)."""
 
 
 def check(settings: GatewaySettings) -> GatewaySettings:

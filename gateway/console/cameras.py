@@ -1,0 +1,144 @@
+"""The camera wall: which cameras exist and how they are (from their heartbeats), their latest
+frames as JPEG or live MJPEG, and the snapshots attached to alarms."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from gateway.auth import authorize
+from gateway.errors import HttpError, json_response
+from gateway.openapi import Query, api
+from gateway.state import GATEWAY, Gateway
+from polewatch import keys, wire
+from polewatch.poles.index import PoleIndex
+
+IDENT: Final = re.compile(r"^[A-Za-z0-9_.:@#/-]{1,128}$")
+SCAN_HEARTBEATS: Final = 2000
+SCAN_ALARMS: Final = 2000
+MJPEG_INTERVAL_S: Final = 0.2
+"""How often a live view looks for a newer frame (the agents store about 2-5 a second)."""
+BOUNDARY: Final = "polewatch-frame"
+OPERATORS: Final = ("operator", "supervisor")
+
+routes = web.RouteTableDef()
+
+
+def camera_view(hb: wire.Heartbeat, poles: PoleIndex | None = None) -> dict[str, Any]:
+    """A camera as the wall and the map show it: id, health, place."""
+    camera = hb.source.removeprefix("camera:")
+    view: dict[str, Any] = {
+        "id": camera, "status": hb.status, "ts": hb.ts, "fps": hb.fps,
+        "detail": hb.detail, "pole": hb.pole, "lon": None, "lat": None,
+    }  # fmt: skip
+    pole = poles.get(hb.pole) if poles is not None and hb.pole else None
+    if pole is not None:
+        view["lon"], view["lat"] = pole.lon, pole.lat
+    return view
+
+
+async def latest_cameras(redis: aioredis.Redis, poles: PoleIndex | None = None) -> list[Any]:
+    """Every camera heard from recently, with its latest heartbeat and latest alarm."""
+    found: dict[str, dict[str, Any]] = {}
+    beats: Any = await redis.xrevrange(keys.HEARTBEATS, count=SCAN_HEARTBEATS)
+    for _, fields in beats:
+        with contextlib.suppress(wire.WireError):
+            hb = wire.decode_entry(fields, wire.Heartbeat)
+            if hb.kind == "camera":
+                view = camera_view(hb, poles)
+                found.setdefault(view["id"], view)
+    alarms: Any = await redis.xrevrange(keys.ALARMS, count=SCAN_ALARMS)
+    for _, fields in alarms:
+        with contextlib.suppress(wire.WireError):
+            alarm = wire.decode_entry(fields, wire.Alarm)
+            if alarm.camera and alarm.camera in found and "alarm" not in found[alarm.camera]:
+                found[alarm.camera]["alarm"] = {
+                    "id": alarm.id, "type": alarm.type, "rule": alarm.rule,
+                    "ts": alarm.ts, "snapshot": alarm.snapshot,
+                }  # fmt: skip
+    return sorted(found.values(), key=lambda c: str(c["id"]))
+
+
+def _operator(request: web.Request) -> Gateway:
+    gw = request.app[GATEWAY]
+    authorize(request, gw.settings.secret, *OPERATORS)
+    return gw
+
+
+def _ident(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    if not IDENT.match(value):
+        raise HttpError(422, f"malformed {name} id")
+    return value
+
+
+async def _stored_jpeg(request: web.Request, key: str, what: str) -> web.Response:
+    gw = _operator(request)
+    data: Any = await gw.need_redis().get(key)
+    if data is None:
+        raise HttpError(404, f"no {what}")
+    return web.Response(
+        body=data, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=5"}
+    )
+
+
+@routes.get("/api/console/cameras")
+@api(tag="console", roles=OPERATORS)
+async def list_cameras(request: web.Request) -> web.Response:
+    """Cameras with their health (last heartbeat), place and latest alarm."""
+    gw = _operator(request)
+    return json_response({"cameras": await latest_cameras(gw.need_redis(), gw.poles)})
+
+
+@routes.get("/api/console/cameras/{camera}/frame")
+@api(tag="console", roles=OPERATORS, content="image/jpeg", answers={404: "No recent frame"})
+async def camera_frame(request: web.Request) -> web.Response:
+    """The camera's latest frame (JPEG)."""
+    camera = _ident(request, "camera")
+    return await _stored_jpeg(request, keys.camera_frame(camera), f"recent frame of {camera!r}")
+
+
+@routes.get("/api/console/cameras/{camera}/mjpeg")
+@api(tag="console", roles=OPERATORS, content=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+     query=(Query("token", "The operator's token (an <img> cannot send headers)"),))  # fmt: skip
+async def camera_mjpeg(request: web.Request) -> web.StreamResponse:
+    """Live view: each new frame of the camera as one part of a multipart stream."""
+    gw = _operator(request)
+    camera = _ident(request, "camera")
+    redis = gw.need_redis()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+            "Cache-Control": "no-cache",
+        }
+    )
+    await response.prepare(request)
+    gw.streams.add(response)
+    sent: bytes | None = None
+    try:
+        while not gw.closing.is_set():
+            frame: Any = await redis.get(keys.camera_frame(camera))
+            if frame is not None and frame != sent:
+                head = (
+                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                    f"Content-Length: {len(frame)}\r\n\r\n"
+                ).encode()
+                await response.write(head + frame + b"\r\n")
+                sent = frame
+            await asyncio.sleep(MJPEG_INTERVAL_S)
+    except ConnectionResetError:
+        pass
+    return response
+
+
+@routes.get("/api/console/snapshots/{snapshot}")
+@api(tag="console", roles=OPERATORS, content="image/jpeg", answers={404: "No such snapshot"})
+async def snapshot(request: web.Request) -> web.Response:
+    """A JPEG snapshot attached to an alarm."""
+    snap = _ident(request, "snapshot")
+    return await _stored_jpeg(request, keys.snapshot(snap), f"snapshot {snap!r} (expired?)")

@@ -1,0 +1,111 @@
+"""The pages: the command centre (``/console/``), the patrol app (``/patrol/``, an installable
+PWA) and their static files, all with a Content-Security-Policy that allows no inline script
+and nothing from another origin (except the map tiles a deployment configures)."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from importlib import resources
+from typing import Final
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from gateway.errors import HttpError
+from gateway.openapi import api
+from gateway.state import GATEWAY
+
+STATIC: Final = resources.files("gateway.console").joinpath("static")
+NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\.(js|css|svg|png|html|webmanifest)$")
+TYPES: Final = {
+    ".js": "text/javascript",
+    ".css": "text/css",
+    ".svg": "image/svg+xml",
+    ".webmanifest": "application/manifest+json",
+}
+
+routes = web.RouteTableDef()
+
+
+def csp(tile_url: str = "") -> str:
+    """The pages' policy: scripts and styles from this origin only, never inline."""
+    tiles = ""
+    if tile_url:
+        parts = urlsplit(tile_url.replace("{", "").replace("}", ""))
+        tiles = f" {parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; "
+        f"img-src 'self' data: blob:{tiles}; connect-src 'self'; worker-src 'self'; "
+        "manifest-src 'self'; font-src 'self'; media-src 'self'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'; frame-src 'self'"
+    )
+
+
+def _file(name: str) -> bytes:
+    if not NAME.match(name):
+        raise HttpError(404, "no such file")
+    item = STATIC.joinpath(name)
+    if not item.is_file():
+        raise HttpError(404, f"no static file {name!r}")
+    return item.read_bytes()
+
+
+def _serve(request: web.Request, name: str, *, cache: str = "no-cache") -> web.Response:
+    body = _file(name)
+    suffix = "." + name.rsplit(".", 1)[-1]
+    kind = TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    headers = {
+        "Cache-Control": cache,
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    if suffix == ".html":
+        gw = request.app[GATEWAY]
+        headers["Content-Security-Policy"] = csp(gw.settings.console.tile_url)
+        headers["X-Frame-Options"] = "DENY"
+    return web.Response(body=body, content_type=kind, headers=headers)
+
+
+@routes.get("/console/")
+@api(tag="console", content="text/html")
+async def console_page(request: web.Request) -> web.Response:
+    """The command centre (login, operations map, queue, units, cameras, calls, analytics)."""
+    return _serve(request, "console.html")
+
+
+@routes.get("/console")
+@api(tag="console", content="text/html", ok=308)
+async def console_redirect(request: web.Request) -> web.Response:
+    """Redirect to ``/console/``."""
+    raise web.HTTPPermanentRedirect("/console/")
+
+
+@routes.get("/console/static/{name}")
+@api(tag="console", content="application/octet-stream", answers={404: "No such file"})
+async def static_file(request: web.Request) -> web.Response:
+    """The pages' scripts, styles and icons."""
+    return _serve(request, request.match_info["name"])
+
+
+@routes.get("/patrol/")
+@api(tag="patrol", content="text/html")
+async def patrol_page(request: web.Request) -> web.Response:
+    """The patrol app for a unit's phone (installable)."""
+    return _serve(request, "patrol.html")
+
+
+@routes.get("/patrol/manifest.webmanifest")
+@api(tag="patrol", content="application/manifest+json")
+async def patrol_manifest(request: web.Request) -> web.Response:
+    """The patrol app's web app manifest."""
+    return _serve(request, "manifest.webmanifest")
+
+
+@routes.get("/patrol/sw.js")
+@api(tag="patrol", content="text/javascript")
+async def patrol_worker(request: web.Request) -> web.Response:
+    """The patrol app's service worker (caches the app shell; scope ``/patrol/``)."""
+    response = _serve(request, "sw.js")
+    response.headers["Service-Worker-Allowed"] = "/patrol/"
+    return response

@@ -1,0 +1,138 @@
+"""Analytics served to the command centre: response-time figures for the charts, the
+quarterly assessment (HTML, PDF, PNG), the incidents CSV, and any incident as CAP 1.2 XML or
+NENA EIDO JSON. The work is :mod:`analytics`'; this module only answers HTTP with it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Final
+
+from aiohttp import web
+
+from analytics import (
+    assess,
+    cap_xml,
+    eido_json,
+    incidents_csv,
+    load_incident,
+    render_html,
+    render_pdf,
+    render_png,
+    response_times,
+)
+from analytics.cli import parse_time
+from analytics.exports import ExportOptions
+from gateway.auth import authorize
+from gateway.errors import HttpError, json_response
+from gateway.frames import incident_id
+from gateway.openapi import Query, api
+from gateway.state import GATEWAY, Gateway
+
+OPERATORS: Final = ("operator", "supervisor")
+QUARTER_S: Final = 91 * 86_400.0
+PERIOD: Final = (
+    Query("from", "Start: YYYY-MM-DD (local midnight) or ISO date-time; default 91 days ago"),
+    Query("to", "End: YYYY-MM-DD (that whole day) or ISO date-time; default now"),
+    Query("district", "One district (default: the whole city)"),
+    Query("token", "The operator's token, for links opened by the browser"),
+)
+REPORT_CSP: Final = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'self'"
+)
+"""The assessment page is self-contained and has no script at all."""
+
+routes = web.RouteTableDef()
+
+
+def _operator(request: web.Request) -> Gateway:
+    gw = request.app[GATEWAY]
+    authorize(request, gw.settings.secret, *OPERATORS)
+    return gw
+
+
+def period(request: web.Request, utc_offset_min: int) -> tuple[float, float, str | None]:
+    """The ``from``/``to``/``district`` of a report request; 422 when they make no sense."""
+    now = time.time()
+    try:
+        start = parse_time(request.query["from"], utc_offset_min) if "from" in request.query \
+            else now - QUARTER_S  # fmt: skip
+        end = parse_time(request.query["to"], utc_offset_min, end=True) if "to" in request.query \
+            else now  # fmt: skip
+    except ValueError as exc:
+        raise HttpError(422, str(exc)) from None
+    if end <= start:
+        raise HttpError(422, "'to' must be after 'from'")
+    return start, end, request.query.get("district") or None
+
+
+def _attachment(body: bytes, content_type: str, name: str) -> web.Response:
+    return web.Response(
+        body=body, content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"',
+                 "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )  # fmt: skip
+
+
+@routes.get("/api/console/reports/times")
+@api(tag="console", roles=OPERATORS, query=PERIOD)
+async def times(request: web.Request) -> web.Response:
+    """Response-time percentiles per district, grid and priority (the charts' data)."""
+    gw = _operator(request)
+    start, end, district = period(request, gw.settings.console.utc_offset_min)
+    figures = await response_times(gw.need_redis(), start, end, district=district)
+    return json_response(figures)
+
+
+@routes.get("/api/console/reports/assessment.{fmt:html|pdf|png}")
+@api(tag="console", roles=OPERATORS, query=PERIOD, content="text/html")
+async def assessment(request: web.Request) -> web.Response:
+    """The public-security assessment of a period (HTML page, PDF or PNG with charts)."""
+    gw = _operator(request)
+    offset = gw.settings.console.utc_offset_min
+    start, end, district = period(request, offset)
+    report = await assess(gw.need_redis(), start, end, district=district, utc_offset_min=offset)
+    fmt = request.match_info["fmt"]
+    if fmt == "html":
+        page = await asyncio.to_thread(render_html, report)
+        return web.Response(
+            text=page, content_type="text/html",
+            headers={"Content-Security-Policy": REPORT_CSP, "Cache-Control": "no-store",
+                     "X-Content-Type-Options": "nosniff"},
+        )  # fmt: skip
+    render = render_pdf if fmt == "pdf" else render_png
+    body = await asyncio.to_thread(render, report)
+    kind = "application/pdf" if fmt == "pdf" else "image/png"
+    return _attachment(body, kind, f"assessment.{fmt}")
+
+
+@routes.get("/api/console/reports/incidents.csv")
+@api(tag="console", roles=OPERATORS, query=PERIOD, content="text/csv")
+async def csv(request: web.Request) -> web.Response:
+    """Every incident of the period, one row each with every transition time."""
+    gw = _operator(request)
+    offset = gw.settings.console.utc_offset_min
+    start, end, district = period(request, offset)
+    text = await incidents_csv(
+        gw.need_redis(), start, end, district=district, utc_offset_min=offset
+    )
+    return _attachment(text.encode(), "text/csv", "incidents.csv")
+
+
+@routes.get("/api/console/incidents/{incident}/export.{fmt:cap|eido}")
+@api(tag="console", roles=OPERATORS, content="application/xml",
+     query=(Query("token", "The operator's token, for links opened by the browser"),),
+     answers={404: "No such incident"})  # fmt: skip
+async def export(request: web.Request) -> web.Response:
+    """One incident for another agency: CAP 1.2 XML (``cap``) or NENA EIDO JSON (``eido``)."""
+    gw = _operator(request)
+    iid = incident_id(request.match_info["incident"])
+    record = await load_incident(gw.need_redis(), iid)
+    if record is None:
+        raise HttpError(404, f"no incident {iid!r}")
+    c = gw.settings.console
+    options = ExportOptions(sender=c.sender, agency=c.agency, utc_offset_min=c.utc_offset_min)
+    if request.match_info["fmt"] == "cap":
+        return _attachment(cap_xml(record, options), "application/xml", f"{iid}.cap.xml")
+    return _attachment(eido_json(record, options), "application/json", f"{iid}.eido.json")

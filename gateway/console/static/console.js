@@ -1,0 +1,658 @@
+// The command centre: login, the live operations picture (map, queue, units), incident
+// detail and actions, the call-taker panel, the camera wall and analytics. Data arrives once
+// as a "picture" and then as changes over one EventSource; nothing polls the whole state.
+
+import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep } from "./common.js";
+import { CanvasMap, districtLayer } from "./map.js";
+
+const KEY = "pw.console.session";
+const $ = (id) => document.getElementById(id);
+const STATE_ORDER = ["escalated", "new", "dispatched", "acknowledged", "en_route", "on_scene"];
+const OPEN = new Set(STATE_ORDER);
+const UNIT_ORDER = { dispatched: 0, busy: 1, available: 2, off_duty: 3 };
+const PRIO = { 1: "#ff5f56", 2: "#ff9b42", 3: "#e9c95d", 4: "#6aa7e8" };
+const UNIT_COLOR = { available: "#3fbf6f", dispatched: "#e3a13b", busy: "#58a6ff", off_duty: "#4a5565" };
+const CAMERA_COLOR = { online: "#5fd4e6", degraded: "#e3a13b" };
+const TYPES = ["call", "citizen_sos", "intrusion", "crowd", "loitering", "door_forced", "tamper"];
+
+let session = JSON.parse(sessionStorage.getItem(KEY) || "null");
+const api = new Api(() => session && session.token, () => signOut("Your session has ended; sign in again."));
+const S = {
+  config: null, incidents: new Map(), units: new Map(), cameras: new Map(), audit: [],
+  seen: new Map(), selected: null, detail: null, districts: null, grids: [], poles: [],
+  found: null, view: "ops", source: null, audio: null,
+};
+let map = null;
+
+// ---------------------------------------------------------------- login
+function showLogin(message = "") {
+  $("app").hidden = true;
+  $("login").hidden = false;
+  $("login-error").textContent = message;
+  $("login-name").focus();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  $("login-error").textContent = "";
+  const token = $("login-token").value.trim();
+  try {
+    if (token) {
+      const me = await new Api(() => token).get("/api/console/me");
+      session = { ...me, token };
+    } else {
+      session = await api.post("/api/console/login", {
+        login: $("login-name").value.trim(), password: $("login-password").value,
+      });
+    }
+  } catch (err) {
+    session = null;
+    $("login-error").textContent = err.status === 401 ? "Unknown login or wrong password." : err.message;
+    return;
+  }
+  sessionStorage.setItem(KEY, JSON.stringify(session));
+  $("login-password").value = "";
+  start();
+}
+
+function signOut(message = "") {
+  session = null;
+  sessionStorage.removeItem(KEY);
+  if (S.source) S.source.close();
+  S.source = null;
+  showLogin(message);
+}
+
+// ---------------------------------------------------------------- start
+async function start() {
+  try {
+    await api.get("/api/console/me");
+  } catch {
+    return signOut();
+  }
+  $("login").hidden = true;
+  $("app").hidden = false;
+  fill($("who"), el("b", { text: session.login }), " · ", session.role);
+  S.config = S.config || await api.get("/api/console/config");
+  if (!map) setupMap();
+  connect();
+}
+
+function setupMap() {
+  map = new CanvasMap($("map"), { center: S.config.center, zoom: S.config.zoom, tileUrl: S.config.tile_url });
+  map.layers.push(districtLayer(() => S.districts), gridLayer, poleLayer, cameraLayer, linkLayer, unitLayer,
+    incidentLayer, foundLayer);
+  map.onview = loadViewData;
+  map.onclick = clickMap;
+  api.get("/api/console/map/districts").then((g) => { S.districts = g; map.redraw(); });
+  $("zoom-in").onclick = () => map.zoomAt(map.width / 2, map.height / 2, 1);
+  $("zoom-out").onclick = () => map.zoomAt(map.width / 2, map.height / 2, -1);
+  fill($("legend"),
+    ...[1, 2, 3, 4].map((p) => el("span", {}, dot(PRIO[p]), `P${p}`)),
+    ...Object.entries(UNIT_COLOR).map(([s, c]) => el("span", {}, square(c), label(s))),
+    el("span", {}, square("#5fd4e6"), "camera"));
+}
+
+const dot = (color) => { const i = el("i"); i.style.background = color; return i; };
+const square = (color) => { const i = dot(color); i.style.borderRadius = "2px"; return i; };
+
+// ---------------------------------------------------------------- live feed
+function connect() {
+  if (S.source) S.source.close();
+  const source = new EventSource(api.url("/api/console/live"));
+  S.source = source;
+  const conn = $("conn");
+  source.onopen = () => { conn.className = "conn live"; conn.textContent = "live"; };
+  source.onerror = async () => {
+    conn.className = "conn down"; conn.textContent = "reconnecting";
+    if (source.readyState === EventSource.CLOSED) {
+      try { await api.get("/api/console/me"); setTimeout(connect, 2000); } catch { /* signed out */ }
+    }
+  };
+  source.addEventListener("picture", (e) => {
+    const p = JSON.parse(e.data);
+    S.incidents = new Map(p.incidents.map((i) => [i.id, i]));
+    S.units = new Map(p.units.map((u) => [u.id, u]));
+    S.cameras = new Map(p.cameras.map((c) => [c.id, c]));
+    S.audit = p.audit;
+    for (const i of p.incidents) S.seen.set(i.id, 0);
+    renderAll();
+  });
+  source.addEventListener("incidents", (e) => {
+    let alert = false;
+    for (const inc of JSON.parse(e.data)) {
+      if (OPEN.has(inc.state)) {
+        if (!S.incidents.has(inc.id) && !S.seen.has(inc.id)) { S.seen.set(inc.id, Date.now()); alert ||= inc.priority <= 2; }
+        S.incidents.set(inc.id, inc);
+      } else {
+        S.incidents.delete(inc.id);
+      }
+      if (S.selected === inc.id) S.selectedState = inc;
+    }
+    if (alert) beep(S.audio, [[660, 0.08], [0, 0.05], [660, 0.08]]);
+    schedule();
+  });
+  source.addEventListener("units", (e) => {
+    for (const u of JSON.parse(e.data)) S.units.set(u.id, u);
+    schedule();
+  });
+  source.addEventListener("audit", (e) => {
+    const events = JSON.parse(e.data);
+    S.audit = S.audit.concat(events).slice(-80);
+    if (S.selected && events.some((ev) => ev.incident === S.selected)) openIncident(S.selected, false);
+    schedule();
+  });
+  source.addEventListener("cameras", (e) => {
+    for (const c of JSON.parse(e.data)) S.cameras.set(c.id, { ...S.cameras.get(c.id), ...c, alarm: (S.cameras.get(c.id) || {}).alarm });
+    if (S.view === "cameras") renderWall();
+    map.redraw();
+  });
+}
+
+let pending = false;
+function schedule() {
+  if (pending) return;
+  pending = true;
+  requestAnimationFrame(() => { pending = false; renderAll(); });
+}
+
+function renderAll() {
+  renderQueue();
+  renderUnits();
+  renderActivity();
+  renderStats();
+  map.redraw();
+}
+
+// ---------------------------------------------------------------- queue, units, activity
+function sortedIncidents() {
+  return [...S.incidents.values()].sort((a, b) => a.priority - b.priority || a.created - b.created);
+}
+
+function place(inc) {
+  return [inc.pole && `pole ${inc.pole}`, inc.district].filter(Boolean).join(" · ") || `${inc.lat.toFixed(4)}, ${inc.lon.toFixed(4)}`;
+}
+
+function renderQueue() {
+  const now = Date.now() / 1000;
+  const list = sortedIncidents();
+  $("queue-count").textContent = String(list.length);
+  fill($("queue"), list.length ? list.map((inc) => {
+    const fresh = Date.now() - (S.seen.get(inc.id) || 0) < 1600;
+    return el(`li.q${inc.id === S.selected ? ".selected" : ""}${fresh ? ".fresh" : ""}`,
+      { dataset: { id: inc.id, state: inc.state, priority: inc.priority }, onclick: () => openIncident(inc.id) },
+      el(`span.prio.p${inc.priority}`, { text: `P${inc.priority}` }),
+      el("span.type", { text: `${label(inc.type)}${inc.reports > 1 ? ` ×${inc.reports}` : ""}` }),
+      el("span.age", { text: durationText(now - (inc.alarm_ts || inc.created)) }),
+      el("span.where", { text: `${inc.id} · ${place(inc)}` }),
+      el("span.meta", {}, el(`span.chip.${inc.state}`, { text: label(inc.state) })));
+  }) : el("li.empty", { text: "No open incidents" }));
+}
+
+function renderUnits() {
+  const now = Date.now() / 1000;
+  const units = [...S.units.values()].sort((a, b) =>
+    (UNIT_ORDER[a.status] ?? 9) - (UNIT_ORDER[b.status] ?? 9) || a.id.localeCompare(b.id, undefined, { numeric: true }));
+  const counts = {};
+  for (const u of units) counts[u.status] = (counts[u.status] || 0) + 1;
+  $("unit-summary").textContent = Object.entries(counts).map(([k, v]) => `${v} ${label(k)}`).join(" · ");
+  fill($("units"), units.slice(0, 400).map((u) => el("li.u", { dataset: { id: u.id, status: u.status } },
+    el("span.id", { text: u.id }),
+    el("span", {}, el(`span.chip.${u.status}`, { text: label(u.status) })),
+    el("span.grid", { text: u.grid || "–", title: u.grid || "" }),
+    el("span", {}, u.incident ? el("a.link", { href: "#", text: u.incident, onclick: (e) => { e.preventDefault(); openIncident(u.incident); } }) : "–"),
+    el("span.seen", { text: u.seen ? durationText(now - u.seen) : "–" }))));
+}
+
+function renderActivity() {
+  fill($("activity"), S.audit.slice(-7).map((ev) => el("li", {},
+    el("span.t", { text: clockText(ev.ts) }),
+    el("b", { text: ev.incident }), ` ${label(ev.event)}`,
+    ev.unit ? ` · ${ev.unit}` : "", ev.actor ? ` · by ${ev.actor}` : "",
+    ev.detail ? ` · ${ev.detail}` : "")));
+}
+
+function renderStats() {
+  const list = [...S.incidents.values()];
+  const p1 = list.filter((i) => i.priority === 1).length;
+  const waiting = list.filter((i) => i.state === "escalated" || i.state === "new").length;
+  const free = [...S.units.values()].filter((u) => u.status === "available").length;
+  const duty = [...S.units.values()].filter((u) => u.status !== "off_duty").length;
+  fill($("stats"),
+    el("span", {}, el("b", { text: list.length }), "open"),
+    el("span.p1", {}, el("b", { text: p1 }), "P1"),
+    el("span", {}, el("b", { text: waiting }), "waiting"),
+    el("span", {}, el("b", { text: `${free}/${duty}` }), "units free"));
+}
+
+setInterval(() => {
+  $("clock").textContent = new Date().toLocaleTimeString([], { hour12: false });
+  if (!$("app").hidden && S.view === "ops") renderQueue();
+}, 1000);
+
+// ---------------------------------------------------------------- map layers
+const gridLayer = {
+  draw(ctx, m) {
+    if (m.zoom < 14 || !S.grids.length) return;
+    ctx.strokeStyle = "rgba(110,140,175,0.18)";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    for (const g of S.grids) m.trace(ctx, g.outline);
+    ctx.stroke();
+  },
+};
+
+const poleLayer = {
+  draw(ctx, m) {
+    if (m.zoom < 15.5) return;
+    ctx.fillStyle = "rgba(160,175,195,0.55)";
+    for (const [, lon, lat] of S.poles) {
+      const [x, y] = m.toScreen(lon, lat);
+      if (x < -5 || y < -5 || x > m.width + 5 || y > m.height + 5) continue;
+      ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
+    }
+    if (m.zoom >= 17.5) {
+      ctx.font = "10px system-ui, sans-serif";
+      ctx.fillStyle = "rgba(150,165,185,0.7)";
+      ctx.textAlign = "left";
+      for (const [code, lon, lat] of S.poles) {
+        const [x, y] = m.toScreen(lon, lat);
+        if (x > -40 && y > -10 && x < m.width && y < m.height + 10) ctx.fillText(code, x + 4, y - 3);
+      }
+    }
+  },
+};
+
+const cameraLayer = {
+  draw(ctx, m) {
+    for (const c of S.cameras.values()) {
+      if (c.lon == null) continue;
+      const [x, y] = m.toScreen(c.lon, c.lat);
+      ctx.fillStyle = CAMERA_COLOR[c.status] || "#ff5f56";
+      ctx.beginPath();
+      ctx.moveTo(x - 5, y - 4); ctx.lineTo(x + 3, y - 4); ctx.lineTo(x + 6, y - 7); ctx.lineTo(x + 6, y + 4);
+      ctx.lineTo(x + 3, y + 1); ctx.lineTo(x + 3, y + 4); ctx.lineTo(x - 5, y + 4); ctx.closePath();
+      ctx.fill();
+    }
+  },
+};
+
+const linkLayer = {
+  draw(ctx, m) {
+    const inc = S.incidents.get(S.selected);
+    if (!inc) return;
+    const [ix, iy] = m.toScreen(inc.lon, inc.lat);
+    ctx.setLineDash([4, 4]);
+    ctx.strokeStyle = "rgba(108,182,255,0.8)";
+    ctx.lineWidth = 1.5;
+    for (const id of inc.units) {
+      const u = S.units.get(id);
+      if (!u || u.lon == null) continue;
+      const [ux, uy] = m.toScreen(u.lon, u.lat);
+      ctx.beginPath(); ctx.moveTo(ux, uy); ctx.lineTo(ix, iy); ctx.stroke();
+    }
+    ctx.setLineDash([]);
+  },
+};
+
+const unitLayer = {
+  draw(ctx, m) {
+    const r = m.zoom >= 14 ? 4.5 : 3;
+    for (const u of S.units.values()) {
+      if (u.lon == null || u.status === "off_duty") continue;
+      const [x, y] = m.toScreen(u.lon, u.lat);
+      if (x < -10 || y < -10 || x > m.width + 10 || y > m.height + 10) continue;
+      ctx.fillStyle = UNIT_COLOR[u.status] || "#888";
+      ctx.strokeStyle = "#0b0f14";
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      ctx.rect(x - r, y - r, 2 * r, 2 * r);
+      ctx.fill(); ctx.stroke();
+      if (m.zoom >= 15) {
+        ctx.font = "600 10px system-ui, sans-serif";
+        ctx.fillStyle = "rgba(210,220,232,0.85)";
+        ctx.textAlign = "left";
+        ctx.fillText(u.id, x + r + 3, y + 3);
+      }
+    }
+  },
+};
+
+let lastPulse = 0;
+const incidentLayer = {
+  animated(now) {
+    if (now - lastPulse < 60) return false;
+    return [...S.incidents.values()].some((i) => i.state === "new" || i.state === "escalated" || i.id === S.selected);
+  },
+  draw(ctx, m, now) {
+    lastPulse = now || 0;
+    const phase = ((now || 0) % 1400) / 1400;
+    const list = sortedIncidents().reverse(); // P1 drawn last, on top
+    for (const inc of list) {
+      const [x, y] = m.toScreen(inc.lon, inc.lat);
+      if (x < -20 || y < -20 || x > m.width + 20 || y > m.height + 20) continue;
+      const color = PRIO[inc.priority] || "#aaa";
+      const r = inc.priority === 1 ? 7 : 6;
+      if (inc.state === "new" || inc.state === "escalated") {
+        ctx.strokeStyle = inc.state === "escalated" ? "rgba(255,120,230,0.9)" : color;
+        ctx.globalAlpha = 1 - phase;
+        ctx.lineWidth = 2;
+        ctx.beginPath(); ctx.arc(x, y, r + 4 + phase * 14, 0, Math.PI * 2); ctx.stroke();
+        ctx.globalAlpha = 1;
+      }
+      ctx.beginPath(); ctx.arc(x, y, r, 0, Math.PI * 2);
+      ctx.fillStyle = inc.state === "on_scene" ? "#0b0f14" : color;
+      ctx.fill();
+      ctx.lineWidth = inc.state === "on_scene" ? 3 : 1.5;
+      ctx.strokeStyle = inc.state === "on_scene" ? color : (inc.state === "dispatched" ? "#fff3d6" : "#0b0f14");
+      if (inc.state === "dispatched") ctx.setLineDash([2, 2]);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      if (inc.id === S.selected) {
+        ctx.strokeStyle = "#6cb6ff"; ctx.lineWidth = 2;
+        ctx.beginPath(); ctx.arc(x, y, r + 6, 0, Math.PI * 2); ctx.stroke();
+      }
+      if (m.zoom >= 13 || inc.id === S.selected) {
+        ctx.font = "600 11px system-ui, sans-serif";
+        ctx.fillStyle = "#e6edf5";
+        ctx.textAlign = "left";
+        ctx.fillText(`${inc.id} ${label(inc.type)}`, x + r + 5, y - r);
+      }
+    }
+  },
+};
+
+const foundLayer = {
+  draw(ctx, m) {
+    if (!S.found) return;
+    const [x, y] = m.toScreen(S.found.lon, S.found.lat);
+    ctx.strokeStyle = "#6cb6ff"; ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.moveTo(x - 14, y); ctx.lineTo(x - 4, y); ctx.moveTo(x + 4, y); ctx.lineTo(x + 14, y);
+    ctx.moveTo(x, y - 14); ctx.lineTo(x, y - 4); ctx.moveTo(x, y + 4); ctx.lineTo(x, y + 14);
+    ctx.stroke();
+    ctx.beginPath(); ctx.arc(x, y, 9, 0, Math.PI * 2); ctx.stroke();
+  },
+};
+
+async function loadViewData(m) {
+  const bbox = m.bounds(80).map((v) => v.toFixed(5)).join(",");
+  try {
+    S.grids = m.zoom >= 14 ? (await api.get(`/api/console/map/grids?bbox=${bbox}`)).grids : [];
+    S.poles = m.zoom >= 15.5 ? (await api.get(`/api/console/map/poles?bbox=${bbox}`)).poles : [];
+  } catch { /* zoomed out too far or offline: draw what we have */ }
+  m.redraw();
+}
+
+function clickMap(x, y) {
+  let best = null, bestD = 14;
+  for (const inc of S.incidents.values()) {
+    const [ix, iy] = map.toScreen(inc.lon, inc.lat);
+    const d = Math.hypot(ix - x, iy - y);
+    if (d < bestD) { best = inc; bestD = d; }
+  }
+  if (best) return openIncident(best.id);
+  if (map.zoom >= 15.5) {
+    for (const [code, lon, lat] of S.poles) {
+      const [px, py] = map.toScreen(lon, lat);
+      if (Math.hypot(px - x, py - y) < 6) { $("call-code").value = code; lookUp(); return; }
+    }
+  }
+}
+
+// ---------------------------------------------------------------- incident detail
+async function openIncident(id, focus = true) {
+  S.selected = id;
+  let data;
+  try {
+    data = await api.get(`/api/incidents/${encodeURIComponent(id)}`);
+  } catch (err) {
+    fill($("detail"), el("p.error", { text: err.message }));
+    $("detail").hidden = false;
+    return;
+  }
+  if (S.selected !== id) return;
+  S.detail = data;
+  const inc = data.incident;
+  if (OPEN.has(inc.state)) S.incidents.set(inc.id, inc);
+  if (focus) map.setView([inc.lon, inc.lat], Math.max(map.zoom, 15));
+  renderDetail();
+  renderQueue();
+  map.redraw();
+}
+
+function closeDetail() {
+  S.selected = null; S.detail = null;
+  $("detail").hidden = true;
+  renderQueue(); map.redraw();
+}
+
+function renderDetail() {
+  const { incident: inc, timeline, alarms } = S.detail;
+  const speed = S.config.speed_mps;
+  const notice = el("p.notice", { id: "detail-notice" });
+  const act = (verb, body, done) => async () => {
+    notice.textContent = "";
+    try {
+      await api.post(`/api/incidents/${encodeURIComponent(inc.id)}/${verb}`, body());
+      notice.textContent = done;
+    } catch (err) { notice.textContent = err.message; }
+  };
+  const free = [...S.units.values()].filter((u) => u.status === "available" && u.lon != null)
+    .map((u) => [u, haversine(u.lon, u.lat, inc.lon, inc.lat)]).sort((a, b) => a[1] - b[1]).slice(0, 30);
+  const unitChoice = el("select#reassign-unit.unit-choice", {},
+    el("option", { value: "", text: "nearest free unit" }),
+    free.map(([u, d]) => el("option", { value: u.id, text: `${u.id} · ${distanceText(d)}` })));
+  const evaluation = el("select#evaluation", {}, [5, 4, 3, 2, 1].map((n) => el("option", { value: n, text: `${n} ★` })));
+  const mergeWith = el("input#merge-other", { placeholder: "incident id", size: 8 });
+  const splitAlarm = el("select#split-alarm", {}, alarms.filter((a) => a.id).map((a) => el("option", { value: a.id, text: `${a.type || "alarm"} ${clockText(a.ts)}` })));
+  const open = OPEN.has(inc.state);
+  const units = inc.units.map((id) => {
+    const u = S.units.get(id);
+    const d = u && u.lon != null ? haversine(u.lon, u.lat, inc.lon, inc.lat) : null;
+    return el("li", {}, el("b", { text: id }), el("span", {}, el(`span.chip.${u ? u.status : "off_duty"}`, { text: u ? label(u.status) : "?" })),
+      el("span", { text: d == null ? "position unknown" : `${distanceText(d)} · ETA ${durationText(d / speed)}` }));
+  });
+  fill($("detail"),
+    el("div.head", {},
+      el(`span.prio.p${inc.priority}`, { text: `P${inc.priority}` }),
+      el("span.title", { text: `${label(inc.type)} · ${inc.id}` }),
+      el(`span.chip.${inc.state}`, { text: label(inc.state), id: "detail-state" }),
+      el("button.ghost.close-x", { title: "Close panel", text: "×", onclick: closeDetail })),
+    el("dl.kv", {},
+      el("dt", { text: "Place" }), el("dd", { text: place(inc) }),
+      el("dt", { text: "Grid" }), el("dd", { text: inc.grid || "–" }),
+      el("dt", { text: "Raised" }), el("dd", { text: `${clockText(inc.alarm_ts || inc.created)} · ${durationText(Date.now() / 1000 - (inc.alarm_ts || inc.created))} ago` }),
+      el("dt", { text: "Reports" }), el("dd", { text: String(inc.reports) }),
+      inc.text ? [el("dt", { text: "Text" }), el("dd.user-text", { text: inc.text })] : null,
+      inc.evaluation ? [el("dt", { text: "Evaluation" }), el("dd", { text: `${inc.evaluation} ★` })] : null),
+    el("h3", { text: `Units (${inc.units.length}/${inc.wanted})` }),
+    el("ol.assigned", {}, units.length ? units : el("li.muted", { text: "none assigned" })),
+    el("h3", { text: "Actions" }),
+    el("div.actions", {}, unitChoice,
+      el("button#do-reassign", { text: "Reassign", disabled: !open, onclick: act("reassign", () => (unitChoice.value ? { unit: unitChoice.value } : {}), "Reassignment sent") }),
+      el("button#do-add", { text: "Add unit", disabled: !open, onclick: act("add-unit", () => (unitChoice.value ? { unit: unitChoice.value } : {}), "Extra unit requested") })),
+    el("div.actions", {}, evaluation,
+      el("button#do-close.primary", { text: "Close with evaluation", disabled: inc.state !== "resolved",
+        title: inc.state === "resolved" ? "" : "Only a resolved incident can be closed",
+        onclick: act("close", () => ({ evaluation: Number(evaluation.value) }), "Closed") }),
+      el("button#do-cancel.danger", { text: "Cancel", disabled: !open,
+        onclick: act("cancel", () => ({ reason: `cancelled by ${session.login}` }), "Cancelled") })),
+    el("div.actions", {}, mergeWith,
+      el("button#do-merge", { text: "Merge into this", disabled: !open, onclick: act("merge", () => ({ other: mergeWith.value.trim() }), "Merge sent") }),
+      alarms.length > 1 ? [splitAlarm, el("button#do-split", { text: "Split out", disabled: !open, onclick: act("split", () => ({ alarm: splitAlarm.value }), "Split sent") })] : null),
+    el("div.actions", {},
+      el("a.button#export-cap", { href: api.url(`/api/console/incidents/${encodeURIComponent(inc.id)}/export.cap`), text: "CAP XML", download: `${inc.id}.cap.xml` }),
+      el("a.button#export-eido", { href: api.url(`/api/console/incidents/${encodeURIComponent(inc.id)}/export.eido`), text: "EIDO JSON", download: `${inc.id}.eido.json` })),
+    notice,
+    el("h3", { text: "Timeline" }),
+    el("ol.timeline#timeline", {}, timeline.map((ev) => el(`li.${ev.event}`, {},
+      el("span.t", { text: clockText(ev.ts) }),
+      el("span", {}, el("b", { text: label(ev.event) }), ev.unit ? ` ${ev.unit}` : "",
+        ev.actor ? el("span.who", { text: ` · ${ev.actor}` }) : "", ev.detail ? el("span.who", { text: ` · ${ev.detail}` }) : "")))),
+    el("h3", { text: `Reports (${alarms.length})` }),
+    el("ol.alarms#alarms", {}, alarms.map((a) => el("li", {},
+      el("div", {}, el("b", { text: label(a.type || "alarm") }), el("span.src", { text: ` · ${a.source || ""} · ${clockText(a.ts)}` })),
+      a.text ? el("div.text", { text: a.text }) : null,
+      a.phone ? el("div.src", { text: `☎ ${a.phone}` }) : null,
+      a.expired ? el("div.src", { text: "(report expired)" }) : null,
+      a.snapshot ? el("img", { src: api.url(`/api/console/snapshots/${encodeURIComponent(a.snapshot)}`), alt: "camera snapshot", loading: "lazy" }) : null))));
+  $("detail").hidden = false;
+}
+
+// ---------------------------------------------------------------- call-taker
+async function lookUp(event) {
+  if (event) event.preventDefault();
+  const code = $("call-code").value.trim();
+  if (!code) return;
+  const near = map.zoom >= 13 ? `?near=${map.center[0].toFixed(5)},${map.center[1].toFixed(5)}` : "";
+  const out = $("call-result");
+  try {
+    const found = await api.get(`/api/poles/${encodeURIComponent(code)}${near}`);
+    showPole(found.pole);
+  } catch (err) {
+    if (err.status === 404 && err.body && err.body.candidates) {
+      S.found = null;
+      fill(out, el("p.muted", { text: `No pole ${code}. Did the caller mean:` }),
+        el("ol.cands#candidates", {}, err.body.candidates.map((c) => el("li", { onclick: () => showPole(c) },
+          el("span", {}, el("b", { text: c.code }), ` ${c.road || ""}`),
+          el("span.why", { text: [label(c.mistake), c.district, c.distance_m != null ? distanceText(c.distance_m) : null].filter(Boolean).join(" · ") })))));
+    } else {
+      fill(out, el("p.error", { text: err.message }));
+    }
+  }
+}
+
+function showPole(pole) {
+  S.found = pole;
+  map.setView([pole.lon, pole.lat], Math.max(map.zoom, 16.5));
+  const type = el("select#call-type", {}, TYPES.map((t) => el("option", { value: t, text: label(t) })));
+  const text = el("input#call-text.wide", { placeholder: "What the caller says", maxLength: 2000 });
+  const phone = el("input#call-phone", { placeholder: "Caller phone", maxLength: 32 });
+  const notice = el("p.notice");
+  const form = el("form", {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        const body = { pole: pole.code, type: type.value };
+        if (text.value.trim()) body.text = text.value.trim();
+        if (phone.value.trim()) body.phone = phone.value.trim();
+        await api.post("/api/incidents", body);
+        notice.textContent = "Raised: it will appear in the queue.";
+        text.value = "";
+      } catch (err) { notice.textContent = err.message; }
+    },
+  }, type, phone, text, el("button.primary.wide#call-raise", { type: "submit", text: "Raise incident" }));
+  fill($("call-result"), el("div.pole-card", {},
+    el("div.code", { text: pole.code }),
+    el("div", { text: [pole.road, pole.district].filter(Boolean).join(", ") }),
+    el("div.muted", { text: `grid ${pole.grid || "–"} · ${pole.lat.toFixed(5)}, ${pole.lon.toFixed(5)}` }),
+    form, notice));
+}
+
+// ---------------------------------------------------------------- cameras
+function renderWall() {
+  const cams = [...S.cameras.values()];
+  const wall = $("wall");
+  if (!cams.length) return fill(wall, el("p.empty", { text: "No camera has reported yet." }));
+  const now = Date.now() / 1000;
+  const existing = new Map([...wall.querySelectorAll(".cam")].map((n) => [n.dataset.id, n]));
+  const nodes = cams.map((c) => {
+    let node = existing.get(c.id);
+    if (!node) {
+      node = el("div.cam", { dataset: { id: c.id } },
+        el("div.screen", {}, el("img", { src: api.url(`/api/console/cameras/${encodeURIComponent(c.id)}/mjpeg`), alt: `live view of ${c.id}` })),
+        el("div.bar"), el("div.last"));
+    }
+    fill(node.querySelector(".bar"), el("span.name", { text: c.id }), el(`span.chip.${c.status}`, { text: c.status }),
+      el("span.muted", { text: `${c.fps != null ? `${c.fps.toFixed(1)} fps · ` : ""}heard ${durationText(now - c.ts)} ago` }),
+      c.pole ? el("span.muted", { text: `pole ${c.pole}` }) : null);
+    const a = c.alarm;
+    fill(node.querySelector(".last"), a ? [
+      a.snapshot ? el("img", { src: api.url(`/api/console/snapshots/${encodeURIComponent(a.snapshot)}`), alt: "latest alarm snapshot" }) : null,
+      el("span", { text: `latest alarm: ${label(a.type)}${a.rule ? ` (${a.rule})` : ""} at ${clockText(a.ts)}` })] : el("span", { text: "no alarm lately" }));
+    return node;
+  });
+  fill(wall, nodes);
+}
+
+function stopWall() {
+  for (const img of $("wall").querySelectorAll(".screen img")) img.removeAttribute("src");
+  fill($("wall"));
+}
+
+// ---------------------------------------------------------------- analytics
+function isoDay(daysAgo) {
+  const d = new Date(Date.now() - daysAgo * 86400000);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+}
+
+async function renderAnalytics() {
+  const days = Number($("period").value);
+  const params = { from: isoDay(days), to: isoDay(0) };
+  $("report-html").href = api.url("/api/console/reports/assessment.html", params);
+  $("report-pdf").href = api.url("/api/console/reports/assessment.pdf", params);
+  $("report-png").href = api.url("/api/console/reports/assessment.png", params);
+  $("report-csv").href = api.url("/api/console/reports/incidents.csv", params);
+  const charts = $("charts");
+  fill(charts, el("p.muted", { text: "Computing…" }));
+  let t;
+  try { t = await api.get(`/api/console/reports/times?${new URLSearchParams(params)}`); } catch (err) {
+    return fill(charts, el("p.error", { text: err.message }));
+  }
+  const metric = $("metric").value;
+  const o = t.overall.metrics;
+  const grids = [...t.by_grid].filter((g) => g.metrics[metric].p90 != null)
+    .sort((a, b) => b.metrics[metric].p90 - a.metrics[metric].p90).slice(0, 12);
+  fill(charts,
+    el("div.cards", {},
+      card(t.incidents, "incidents"), card(t.merged, "merged reports"),
+      card(durationText(o.alarm_to_scene.p50), "alarm → scene p50"), card(durationText(o.alarm_to_scene.p90), "alarm → scene p90"),
+      card(durationText(o.alarm_to_dispatch.p50), "alarm → dispatch p50"), card(durationText(o.resolution.p50), "resolution p50")),
+    chart("By priority", t.by_priority, metric),
+    chart("By district", t.by_district, metric),
+    chart("Slowest grids (p90)", grids, metric));
+}
+
+const card = (n, l) => el("div.card", {}, el("div.n", { text: String(n) }), el("div.l", { text: l }));
+
+function chart(title, groups, metric) {
+  const rows = groups.filter((g) => g.metrics[metric].count > 0);
+  const W = 440, row = 22, left = 120, top = 8, H = top + rows.length * row + 24;
+  const max = Math.max(1, ...rows.map((g) => g.metrics[metric].p90 || 0));
+  const scale = (v) => ((W - left - 60) * (v || 0)) / max;
+  const body = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title },
+    rows.map((g, i) => {
+      const y = top + i * row, m = g.metrics[metric];
+      return [
+        svg("text", { x: left - 8, y: y + 14, "text-anchor": "end" }, g.key.length > 17 ? `${g.key.slice(0, 16)}…` : g.key),
+        svg("rect", { class: "bar90", x: left, y: y + 3, width: Math.max(1, scale(m.p90)), height: 15, rx: 2 }),
+        svg("rect", { class: "bar50", x: left, y: y + 3, width: Math.max(1, scale(m.p50)), height: 15, rx: 2 }),
+        svg("text", { class: "v", x: left + scale(m.p90) + 6, y: y + 14 }, `${durationText(m.p50)} / ${durationText(m.p90)}`),
+      ];
+    }),
+    svg("text", { x: left, y: H - 6 }, "p50 (bright) / p90 (dark) · n per group in the report"));
+  return el("div.chart", {}, el("h2", { text: title }), rows.length ? body : el("p.muted", { text: "No data in this period." }));
+}
+
+// ---------------------------------------------------------------- views
+function show(view) {
+  S.view = view;
+  for (const b of $("tabs").querySelectorAll("button")) b.classList.toggle("active", b.dataset.view === view);
+  for (const v of ["ops", "cameras", "analytics"]) $(`view-${v}`).hidden = v !== view;
+  if (view === "cameras") renderWall(); else stopWall();
+  if (view === "analytics") renderAnalytics();
+  if (view === "ops") map.resize();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", signIn);
+  $("logout").onclick = () => signOut();
+  $("call-form").addEventListener("submit", lookUp);
+  $("period").onchange = renderAnalytics;
+  $("metric").onchange = renderAnalytics;
+  for (const b of $("tabs").querySelectorAll("button")) b.onclick = () => show(b.dataset.view);
+  // Browsers only allow sound after a gesture: the first click anywhere arms it.
+  document.addEventListener("pointerdown", () => { S.audio ||= new AudioContext(); }, { once: true });
+  if (session) start(); else showLogin();
+});

@@ -1,0 +1,256 @@
+// The patrol app: one unit's phone. Dispatches arrive over the gateway's WebSocket (resumed
+// after a lost connection from the last stream id, kept in localStorage), ring, and are
+// answered with big buttons; the phone's position is shared while on duty.
+
+import { Api, el, fill, haversine, bearing, compass, distanceText, durationText, clockText, label, beep } from "./common.js";
+import { CanvasMap, districtLayer } from "./map.js";
+
+const $ = (id) => document.getElementById(id);
+const K = { token: "pw.patrol.token", last: "pw.patrol.last", job: "pw.patrol.job", duty: "pw.patrol.duty" };
+const POSITION_EVERY_MS = 5000;
+
+const P = {
+  token: localStorage.getItem(K.token), unit: null, ws: null, backoff: 500, ref: 0,
+  job: JSON.parse(localStorage.getItem(K.job) || "null"), here: null, sentAt: 0, audio: null,
+  duty: localStorage.getItem(K.duty) === "on", districts: null, speed: 8, map: null, watch: null,
+};
+const api = new Api(() => P.token);
+
+function log(text) {
+  const list = $("log");
+  list.prepend(el("li", { text: `${clockText(Date.now() / 1000)}  ${text}` }));
+  while (list.children.length > 12) list.lastChild.remove();
+}
+
+// ---------------------------------------------------------------- sign in
+function signinView(message = "") {
+  $("patrol").hidden = true;
+  $("signin").hidden = false;
+  $("signin-error").textContent = message;
+}
+
+function takeTokenFromUrl() {
+  const url = new URL(location.href);
+  const token = url.searchParams.get("token");
+  if (token) {
+    localStorage.setItem(K.token, token);
+    P.token = token;
+    url.searchParams.delete("token");
+    history.replaceState(null, "", url.pathname + url.search);
+  }
+}
+
+function start() {
+  $("signin").hidden = true;
+  $("patrol").hidden = false;
+  if (!P.map) {
+    P.map = new CanvasMap($("minimap"), { zoom: 14 });
+    P.map.layers.push(districtLayer(() => P.districts), sceneLayer);
+    api.get("/api/console/map/districts").then((g) => { P.districts = g; P.map.redraw(); }).catch(() => {});
+    api.get("/api/console/config").then((c) => { P.speed = c.speed_mps; if (!P.here) P.map.setView(c.center, 12); }).catch(() => {});
+  }
+  renderDuty();
+  renderJob();
+  connect();
+  watchPosition();
+}
+
+// ---------------------------------------------------------------- the link
+function connect() {
+  if (P.ws) return;
+  const last = localStorage.getItem(K.last);
+  const params = { };
+  if (last) params.last = last;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}${api.url("/api/patrol/ws", params)}`);
+  P.ws = ws;
+  ws.onopen = () => { P.backoff = 500; };
+  ws.onmessage = (e) => receive(JSON.parse(e.data));
+  ws.onclose = (e) => {
+    P.ws = null;
+    $("link").className = "link";
+    $("link").textContent = "offline";
+    if (e.code === 1008 || e.code === 4401) return signinView("Token refused; ask for a new one.");
+    setTimeout(connect, P.backoff);
+    P.backoff = Math.min(P.backoff * 2, 10000);
+  };
+  ws.onerror = async () => {
+    // A refused upgrade (bad or expired token) shows only as an error: ask the REST side why.
+    try { await api.get("/api/console/config"); } catch (err) { if (err.status === 401 || err.status === 403) { ws.onclose = null; P.ws = null; signinView(err.message); } }
+  };
+}
+
+function send(frame) {
+  if (!P.ws || P.ws.readyState !== WebSocket.OPEN) { log("not connected; try again"); return false; }
+  P.ws.send(JSON.stringify({ ...frame, ref: ++P.ref }));
+  return true;
+}
+
+function receive(frame) {
+  if (frame.type === "hello") {
+    P.unit = frame.unit;
+    $("unit-id").textContent = frame.unit;
+    $("link").className = "link up";
+    $("link").textContent = "online";
+    if (P.duty) sendDuty("on_duty");
+  } else if (frame.type === "inbox") {
+    localStorage.setItem(K.last, frame.id);
+    const m = frame.message;
+    if (m.k === "dispatch") {
+      P.job = { ...m, phase: "dispatched" };
+      saveJob();
+      beep(P.audio);
+      if (navigator.vibrate) navigator.vibrate([300, 120, 300]);
+      log(`dispatch ${m.incident}: ${label(m.type)}`);
+      renderJob();
+    } else if (m.k === "cancel") {
+      log(`${m.incident} withdrawn: ${m.reason}`);
+      if (P.job && P.job.incident === m.incident) { P.job = null; saveJob(); renderJob(); }
+    }
+  } else if (frame.type === "error") {
+    log(`refused: ${frame.error}`);
+  }
+}
+
+function saveJob() {
+  if (P.job) localStorage.setItem(K.job, JSON.stringify(P.job)); else localStorage.removeItem(K.job);
+}
+
+// ---------------------------------------------------------------- duty and position
+function sendDuty(duty) {
+  const frame = { type: "duty", duty };
+  if (P.here && duty === "on_duty") { frame.lon = P.here.lon; frame.lat = P.here.lat; }
+  send(frame);
+}
+
+function renderDuty() {
+  $("duty").textContent = P.duty ? "On duty" : "Go on duty";
+  $("duty").classList.toggle("on", P.duty);
+}
+
+function watchPosition() {
+  if (!navigator.geolocation || P.watch !== null) return;
+  P.watch = navigator.geolocation.watchPosition((pos) => {
+    const first = !P.here;
+    P.here = { lon: pos.coords.longitude, lat: pos.coords.latitude, speed: pos.coords.speed, heading: pos.coords.heading };
+    $("fix").textContent = `position: ${P.here.lat.toFixed(5)}, ${P.here.lon.toFixed(5)} ±${Math.round(pos.coords.accuracy)} m`;
+    if (first) P.map.setView([P.here.lon, P.here.lat], 15);
+    if (P.duty && Date.now() - P.sentAt > POSITION_EVERY_MS) {
+      const frame = { type: "position", lon: P.here.lon, lat: P.here.lat };
+      if (P.here.speed != null && P.here.speed >= 0 && P.here.speed <= 100) frame.speed_mps = P.here.speed;
+      if (P.here.heading != null && P.here.heading >= 0 && P.here.heading < 360) frame.heading = P.here.heading;
+      if (send(frame)) P.sentAt = Date.now();
+    }
+    renderNav();
+  }, (err) => { $("fix").textContent = `position unavailable: ${err.message}`; }, { enableHighAccuracy: true, maximumAge: 5000 });
+}
+
+// ---------------------------------------------------------------- the job
+function renderJob() {
+  const job = P.job;
+  $("job").hidden = !job;
+  $("idle").hidden = !!job;
+  if (!job) { P.map && P.map.redraw(); return; }
+  $("job").classList.toggle("ringing", job.phase === "dispatched");
+  const prio = $("job-prio");
+  prio.className = `prio p${job.priority}`;
+  prio.textContent = `P${job.priority}`;
+  $("job-type").textContent = `${label(job.type)} · ${job.incident}`;
+  $("job-place").textContent = [job.pole && `pole ${job.pole}`, job.district].filter(Boolean).join(" · ");
+  $("job-text").textContent = job.text || "";
+  $("answer").hidden = job.phase !== "dispatched";
+  $("progress").hidden = job.phase === "dispatched";
+  $("job-state").textContent = job.phase === "dispatched"
+    ? `answer by ${clockText(job.ack_by)}` : `status: ${label(job.phase)}`;
+  for (const b of $("progress").querySelectorAll("button")) b.classList.toggle("done", b.dataset.action === job.phase);
+  renderNav();
+  if (P.map) P.map.setView([job.lon, job.lat], Math.max(P.map.zoom, 15));
+}
+
+function renderNav() {
+  const job = P.job;
+  if (!job) return;
+  if (!P.here) {
+    $("job-distance").textContent = job.distance_m != null ? distanceText(job.distance_m) : "–";
+    $("job-bearing").textContent = "no GPS fix";
+    $("job-eta").textContent = job.distance_m != null ? durationText(job.distance_m / P.speed) : "–";
+    return;
+  }
+  const d = haversine(P.here.lon, P.here.lat, job.lon, job.lat);
+  const b = bearing(P.here.lon, P.here.lat, job.lon, job.lat);
+  $("job-distance").textContent = distanceText(d);
+  $("job-bearing").textContent = `${Math.round(b)}° ${compass(b)}`;
+  $("job-eta").textContent = durationText(d / P.speed);
+  $("arrow").style.transform = `rotate(${b}deg)`;
+  P.map && P.map.redraw();
+}
+
+function answer(type, action) {
+  const job = P.job;
+  if (!job) return;
+  const frame = type === "status" ? { type, incident: job.incident, action } : { type, incident: job.incident };
+  if (!send(frame)) return;
+  if (type === "decline") { log(`declined ${job.incident}`); P.job = null; }
+  else { job.phase = type === "ack" ? "acknowledged" : action; log(`${job.incident}: ${label(job.phase)}`); }
+  if (job.phase === "resolved") P.job = null;
+  saveJob();
+  renderJob();
+}
+
+const sceneLayer = {
+  draw(ctx, m) {
+    if (P.job) {
+      const [x, y] = m.toScreen(P.job.lon, P.job.lat);
+      ctx.fillStyle = "#ff5f56";
+      ctx.beginPath(); ctx.arc(x, y, 8, 0, Math.PI * 2); ctx.fill();
+      ctx.strokeStyle = "#fff"; ctx.lineWidth = 2; ctx.stroke();
+      if (P.here) {
+        const [hx, hy] = m.toScreen(P.here.lon, P.here.lat);
+        ctx.setLineDash([5, 5]); ctx.strokeStyle = "rgba(108,182,255,.8)";
+        ctx.beginPath(); ctx.moveTo(hx, hy); ctx.lineTo(x, y); ctx.stroke(); ctx.setLineDash([]);
+      }
+    }
+    if (P.here) {
+      const [x, y] = m.toScreen(P.here.lon, P.here.lat);
+      ctx.fillStyle = "rgba(108,182,255,.25)";
+      ctx.beginPath(); ctx.arc(x, y, 14, 0, Math.PI * 2); ctx.fill();
+      ctx.fillStyle = "#6cb6ff";
+      ctx.beginPath(); ctx.arc(x, y, 6, 0, Math.PI * 2); ctx.fill();
+      ctx.strokeStyle = "#0b0f14"; ctx.lineWidth = 2; ctx.stroke();
+    }
+  },
+};
+
+// ---------------------------------------------------------------- wiring
+document.addEventListener("DOMContentLoaded", () => {
+  takeTokenFromUrl();
+  $("signin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = $("unit-token").value.trim();
+    if (!token) return;
+    P.token = token;
+    localStorage.setItem(K.token, token);
+    localStorage.removeItem(K.last);
+    P.audio ||= new AudioContext();
+    start();
+  });
+  $("duty").onclick = () => {
+    P.audio ||= new AudioContext();
+    P.duty = !P.duty;
+    localStorage.setItem(K.duty, P.duty ? "on" : "off");
+    sendDuty(P.duty ? "on_duty" : "off_duty");
+    log(P.duty ? "on duty" : "off duty");
+    renderDuty();
+  };
+  $("accept").onclick = () => answer("ack");
+  $("decline").onclick = () => answer("decline");
+  for (const b of $("progress").querySelectorAll("button")) b.onclick = () => answer("status", b.dataset.action);
+  $("signout").onclick = () => {
+    if (P.duty) sendDuty("off_duty");
+    for (const k of Object.values(K)) localStorage.removeItem(k);
+    location.reload();
+  };
+  document.addEventListener("pointerdown", () => { P.audio ||= new AudioContext(); }, { once: true });
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/patrol/sw.js", { scope: "/patrol/" }).catch(() => {});
+  if (P.token) start(); else signinView();
+});
