@@ -62,6 +62,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         redis_pid = embedded.process.pid if embedded and embedded.process else None
         client = redis.Redis.from_url(url)
         stack.callback(client.close)
+        existed = bool(client.exists(keys.ALARMS))
+        if existed and client.xinfo_groups(keys.ALARMS):
+            raise SystemExit(
+                f"{url} has consumers on {keys.ALARMS} (a running dispatcher?): the bench would "
+                "feed them tens of thousands of alarms; use a spare Redis or none"
+            )
         city = f"bench-{os.getpid()}"
         _store_poles(url, city, codes)
         script = tmp / "alarms.lua"
@@ -89,7 +95,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             1e6 * redis_cpu / result["requests"], 1
                         )
                 runs[name].append(result)
-        client.delete(keys.ALARMS)
+        if not existed:
+            client.delete(keys.ALARMS)
         _drop_poles(client, city)
     gateway = max(runs["gateway"], key=lambda r: r["requests_per_s"])
     bare = max(runs["bare"], key=lambda r: r["requests_per_s"])
