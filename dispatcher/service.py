@@ -134,23 +134,37 @@ class Dispatcher:
         # Entries this consumer name was given before a restart come first.
         await self._drain_own_pending()
         next_claim = 0.0
-        while not self._stopping.is_set():
-            if time.monotonic() >= next_claim:
-                next_claim = time.monotonic() + self.settings.claim_every_s
-                if await self.claim():
-                    continue
-            reply = await self.client.xreadgroup(
-                keys.DISPATCH_GROUP,
-                self.consumer,
-                {s: ">" for s in STREAMS},
-                count=self.settings.batch_size,
-                block=None if self.burst else self.settings.block_ms,
-            )
-            entries = intake.flatten(reply)
-            if entries:
-                await self.process(entries)
-            elif self.burst and not await self.claim():
-                return
+        # The next batch is read (and parsed) while Redis runs the functions on this one.
+        ahead: asyncio.Task[list[intake.Entry]] | None = None
+        try:
+            while not self._stopping.is_set():
+                if time.monotonic() >= next_claim:
+                    next_claim = time.monotonic() + self.settings.claim_every_s
+                    if await self.claim():
+                        continue
+                entries = await (ahead or self._read())
+                ahead = None
+                if entries:
+                    ahead = asyncio.ensure_future(self._read())
+                    await self.process(entries)
+                elif self.burst and not await self.claim():
+                    return
+        finally:
+            # Stopping: what was read ahead is ours to do (or a dead replica's to claim).
+            if ahead is not None:
+                entries = await ahead
+                if entries:
+                    await self.process(entries)
+
+    async def _read(self) -> list[intake.Entry]:
+        reply = await self.client.xreadgroup(
+            keys.DISPATCH_GROUP,
+            self.consumer,
+            {s: ">" for s in STREAMS},
+            count=self.settings.batch_size,
+            block=None if self.burst else self.settings.block_ms,
+        )
+        return intake.flatten(reply)
 
     async def _drain_own_pending(self) -> None:
         while True:
