@@ -54,8 +54,8 @@ class VideoSettings(settings.Settings, frozen=True, kw_only=True, forbid_unknown
     spool_dir: str = ""
     """Directory of the on-disk spool (alarms kept while Redis is away); empty: in memory."""
     heartbeat_s: float = 10.0
-    frame_s: float = 1.0
-    """Seconds between two frames sent to the camera wall."""
+    frame_s: float = 0.3
+    """Seconds between two frames sent to the camera wall (which polls a few a second)."""
     frame_width: int = 480
     read_timeout_s: float = 5.0
     """A stream with no frame for this long is stalled (and reconnected)."""
