@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "edge.cli",
     "polewatch.acl",
     "gateway.cli",
+    "gateway.console.cli",
     "dispatcher.cli",
     "analytics.cli",
     "loadtest.cli",

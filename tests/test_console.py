@@ -284,3 +284,19 @@ async def test_every_operator_role_reads_the_console_api(redis_url: str, who: st
     async with gateway_client(redis_url) as client:
         token = bearer(operator_token("x", role=who))
         assert (await client.get("/api/console/cameras", headers=token)).status == 200
+
+
+def test_console_user_prints_settings_with_a_hash_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from polewatch.cli import main
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long password\n"))
+    assert main(["console-user", "eve", "--role", "supervisor"]) == 0
+    out = capsys.readouterr().out
+    assert '[gateway.console.users."eve"]' in out and 'role = "supervisor"' in out
+    assert "a long password" not in out
+    stored = out.split('password = "')[1].split('"')[0]
+    assert check_password("a long password", stored)

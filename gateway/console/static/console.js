@@ -3,7 +3,7 @@
 // as a "picture" and then as changes over one EventSource; nothing polls the whole state.
 
 import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep } from "./common.js";
-import { CanvasMap, districtLayer } from "./map.js";
+import { CanvasMap, districtLayer, gridLayer, poleLayer, loadStreets, POLE_ZOOM } from "./map.js";
 
 const KEY = "pw.console.session";
 const $ = (id) => document.getElementById(id);
@@ -80,9 +80,9 @@ async function start() {
 
 function setupMap() {
   map = new CanvasMap($("map"), { center: S.config.center, zoom: S.config.zoom, tileUrl: S.config.tile_url });
-  map.layers.push(districtLayer(() => S.districts), gridLayer, poleLayer, cameraLayer, linkLayer, unitLayer,
+  map.layers.push(districtLayer(() => S.districts), gridLayer(() => S.grids), poleLayer(() => S.poles), cameraLayer, linkLayer, unitLayer,
     incidentLayer, foundLayer);
-  map.onview = loadViewData;
+  map.onview = (m) => loadStreets(api, m, S);
   map.onclick = clickMap;
   api.get("/api/console/map/districts").then((g) => { S.districts = g; map.redraw(); });
   $("zoom-in").onclick = () => map.zoomAt(map.width / 2, map.height / 2, 1);
@@ -184,7 +184,7 @@ function renderQueue() {
       el(`span.prio.p${inc.priority}`, { text: `P${inc.priority}` }),
       el("span.type", { text: `${label(inc.type)}${inc.reports > 1 ? ` ×${inc.reports}` : ""}` }),
       el("span.age", { text: durationText(now - (inc.alarm_ts || inc.created)) }),
-      el("span.where", { text: `${inc.id} · ${place(inc)}` }),
+      el("span.where", { text: `#${inc.id} · ${place(inc)}` }),
       el("span.meta", {}, el(`span.chip.${inc.state}`, { text: label(inc.state) })));
   }) : el("li.empty", { text: "No open incidents" }));
 }
@@ -199,15 +199,15 @@ function renderUnits() {
   fill($("units"), units.slice(0, 400).map((u) => el("li.u", { dataset: { id: u.id, status: u.status } },
     el("span.id", { text: u.id }),
     el("span", {}, el(`span.chip.${u.status}`, { text: label(u.status) })),
-    el("span.grid", { text: u.grid || "–", title: u.grid || "" }),
-    el("span", {}, u.incident ? el("a.link", { href: "#", text: u.incident, onclick: (e) => { e.preventDefault(); openIncident(u.incident); } }) : "–"),
+    el("span.grid", { text: u.capabilities.join(", ") || "–" }),
+    el("span", {}, u.incident ? el("a.link", { href: "#", text: `#${u.incident}`, onclick: (e) => { e.preventDefault(); openIncident(u.incident); } }) : "–"),
     el("span.seen", { text: u.seen ? durationText(now - u.seen) : "–" }))));
 }
 
 function renderActivity() {
   fill($("activity"), S.audit.slice(-7).map((ev) => el("li", {},
     el("span.t", { text: clockText(ev.ts) }),
-    el("b", { text: ev.incident }), ` ${label(ev.event)}`,
+    el("b", { text: `#${ev.incident}` }), ` ${label(ev.event)}`,
     ev.unit ? ` · ${ev.unit}` : "", ev.actor ? ` · by ${ev.actor}` : "",
     ev.detail ? ` · ${ev.detail}` : "")));
 }
@@ -231,38 +231,6 @@ setInterval(() => {
 }, 1000);
 
 // ---------------------------------------------------------------- map layers
-const gridLayer = {
-  draw(ctx, m) {
-    if (m.zoom < 14 || !S.grids.length) return;
-    ctx.strokeStyle = "rgba(110,140,175,0.18)";
-    ctx.lineWidth = 1;
-    ctx.beginPath();
-    for (const g of S.grids) m.trace(ctx, g.outline);
-    ctx.stroke();
-  },
-};
-
-const poleLayer = {
-  draw(ctx, m) {
-    if (m.zoom < 15.5) return;
-    ctx.fillStyle = "rgba(160,175,195,0.55)";
-    for (const [, lon, lat] of S.poles) {
-      const [x, y] = m.toScreen(lon, lat);
-      if (x < -5 || y < -5 || x > m.width + 5 || y > m.height + 5) continue;
-      ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
-    }
-    if (m.zoom >= 17.5) {
-      ctx.font = "10px system-ui, sans-serif";
-      ctx.fillStyle = "rgba(150,165,185,0.7)";
-      ctx.textAlign = "left";
-      for (const [code, lon, lat] of S.poles) {
-        const [x, y] = m.toScreen(lon, lat);
-        if (x > -40 && y > -10 && x < m.width && y < m.height + 10) ctx.fillText(code, x + 4, y - 3);
-      }
-    }
-  },
-};
-
 const cameraLayer = {
   draw(ctx, m) {
     for (const c of S.cameras.values()) {
@@ -308,7 +276,7 @@ const unitLayer = {
       ctx.beginPath();
       ctx.rect(x - r, y - r, 2 * r, 2 * r);
       ctx.fill(); ctx.stroke();
-      if (m.zoom >= 15) {
+      if (m.zoom >= 15.5 || (u.incident && u.incident === S.selected)) {
         ctx.font = "600 10px system-ui, sans-serif";
         ctx.fillStyle = "rgba(210,220,232,0.85)";
         ctx.textAlign = "left";
@@ -328,9 +296,13 @@ const incidentLayer = {
     lastPulse = now || 0;
     const phase = ((now || 0) % 1400) / 1400;
     const list = sortedIncidents().reverse(); // P1 drawn last, on top
+    const drawn = [];
+    const labels = [];
+    const named = [];
     for (const inc of list) {
       const [x, y] = m.toScreen(inc.lon, inc.lat);
       if (x < -20 || y < -20 || x > m.width + 20 || y > m.height + 20) continue;
+      drawn.push(inc.id);
       const color = PRIO[inc.priority] || "#aaa";
       const r = inc.priority === 1 ? 7 : 6;
       if (inc.state === "new" || inc.state === "escalated") {
@@ -352,15 +324,32 @@ const incidentLayer = {
         ctx.strokeStyle = "#6cb6ff"; ctx.lineWidth = 2;
         ctx.beginPath(); ctx.arc(x, y, r + 6, 0, Math.PI * 2); ctx.stroke();
       }
-      if (m.zoom >= 13 || inc.id === S.selected) {
-        ctx.font = "600 11px system-ui, sans-serif";
-        ctx.fillStyle = "#e6edf5";
-        ctx.textAlign = "left";
-        ctx.fillText(`${inc.id} ${label(inc.type)}`, x + r + 5, y - r);
-      }
+      if (m.zoom >= 13 || inc.id === S.selected) named.push([inc, x, y, r]);
+    }
+    // Labels in priority order (P1 first), each only where it does not cover another.
+    ctx.font = "600 11px system-ui, sans-serif";
+    ctx.textAlign = "left";
+    named.reverse().sort((a, b) => (b[0].id === S.selected) - (a[0].id === S.selected));
+    for (const [inc, x, y, r] of named) {
+      const text = `#${inc.id} ${label(inc.type)}`;
+      const box = [x + r + 4, y - r - 11, ctx.measureText(text).width + 2, 14];
+      if (inc.id !== S.selected && labels.some((b) => overlap(b, box))) continue;
+      labels.push(box);
+      ctx.fillStyle = "rgba(11,15,20,0.7)";
+      ctx.fillRect(box[0] - 2, box[1], box[2] + 3, box[3]);
+      ctx.fillStyle = "#e6edf5";
+      ctx.fillText(text, x + r + 5, y - r);
+    }
+    // What the map shows, readable by people with screen readers and by the browser tests.
+    const shown = drawn.sort().join(" ");
+    if (m.canvas.dataset.incidents !== shown) {
+      m.canvas.dataset.incidents = shown;
+      m.canvas.setAttribute("aria-label", `map: ${drawn.length} incidents in view`);
     }
   },
 };
+
+const overlap = (a, b) => a[0] < b[0] + b[2] && b[0] < a[0] + a[2] && a[1] < b[1] + b[3] && b[1] < a[1] + a[3];
 
 const foundLayer = {
   draw(ctx, m) {
@@ -375,15 +364,6 @@ const foundLayer = {
   },
 };
 
-async function loadViewData(m) {
-  const bbox = m.bounds(80).map((v) => v.toFixed(5)).join(",");
-  try {
-    S.grids = m.zoom >= 14 ? (await api.get(`/api/console/map/grids?bbox=${bbox}`)).grids : [];
-    S.poles = m.zoom >= 15.5 ? (await api.get(`/api/console/map/poles?bbox=${bbox}`)).poles : [];
-  } catch { /* zoomed out too far or offline: draw what we have */ }
-  m.redraw();
-}
-
 function clickMap(x, y) {
   let best = null, bestD = 14;
   for (const inc of S.incidents.values()) {
@@ -392,7 +372,7 @@ function clickMap(x, y) {
     if (d < bestD) { best = inc; bestD = d; }
   }
   if (best) return openIncident(best.id);
-  if (map.zoom >= 15.5) {
+  if (map.zoom >= POLE_ZOOM) {
     for (const [code, lon, lat] of S.poles) {
       const [px, py] = map.toScreen(lon, lat);
       if (Math.hypot(px - x, py - y) < 6) { $("call-code").value = code; lookUp(); return; }
@@ -456,7 +436,7 @@ function renderDetail() {
   fill($("detail"),
     el("div.head", {},
       el(`span.prio.p${inc.priority}`, { text: `P${inc.priority}` }),
-      el("span.title", { text: `${label(inc.type)} · ${inc.id}` }),
+      el("span.title", { text: `${label(inc.type)} #${inc.id}` }),
       el(`span.chip.${inc.state}`, { text: label(inc.state), id: "detail-state" }),
       el("button.ghost.close-x", { title: "Close panel", text: "×", onclick: closeDetail })),
     el("dl.kv", {},

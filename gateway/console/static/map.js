@@ -181,6 +181,16 @@ export class CanvasMap {
     }
   }
 
+  /** Centre on the points and zoom so they all show, with ``pad`` pixels around them. */
+  fit(points, pad = 60, maxZoom = 17) {
+    const lons = points.map((p) => p[0]), lats = points.map((p) => p[1]);
+    const [x0, y0] = project(Math.min(...lons), Math.max(...lats), 0);
+    const [x1, y1] = project(Math.max(...lons), Math.min(...lats), 0);
+    const span = Math.max((x1 - x0) / Math.max(1, this.width - 2 * pad), (y1 - y0) / Math.max(1, this.height - 2 * pad));
+    const zoom = span > 0 ? Math.log2(1 / span) : maxZoom;
+    this.setView([(Math.min(...lons) + Math.max(...lons)) / 2, (Math.min(...lats) + Math.max(...lats)) / 2], Math.min(maxZoom, zoom));
+  }
+
   /** Trace a ring of [lon, lat] points as a path. */
   trace(ctx, ring) {
     let first = true;
@@ -220,4 +230,59 @@ export function districtLayer(getGeojson) {
       }
     },
   };
+}
+
+export const GRID_ZOOM = 14;
+export const POLE_ZOOM = 15;
+
+/** Responsibility-grid outlines (from /api/console/map/grids), at street zooms. */
+export function gridLayer(getGrids) {
+  return {
+    draw(ctx, map) {
+      const grids = getGrids();
+      if (map.zoom < GRID_ZOOM || !grids.length) return;
+      ctx.strokeStyle = "rgba(110,140,175,0.16)";
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      for (const g of grids) map.trace(ctx, g.outline);
+      ctx.stroke();
+    },
+  };
+}
+
+/** Poles ([code, lon, lat, ...] from /api/console/map/poles), codes when zoomed right in. */
+export function poleLayer(getPoles) {
+  return {
+    draw(ctx, map) {
+      if (map.zoom < POLE_ZOOM) return;
+      const poles = getPoles();
+      ctx.fillStyle = "rgba(160,175,195,0.5)";
+      for (const [, lon, lat] of poles) {
+        const [x, y] = map.toScreen(lon, lat);
+        if (x < -5 || y < -5 || x > map.width + 5 || y > map.height + 5) continue;
+        ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
+      }
+      if (map.zoom < 17.5) return;
+      ctx.font = "10px system-ui, sans-serif";
+      ctx.fillStyle = "rgba(150,165,185,0.7)";
+      ctx.textAlign = "left";
+      for (const [code, lon, lat] of poles) {
+        const [x, y] = map.toScreen(lon, lat);
+        if (x > -40 && y > -10 && x < map.width && y < map.height + 10) ctx.fillText(code, x + 4, y - 3);
+      }
+    },
+  };
+}
+
+/** Fetch the grids and poles of what the map shows into ``into`` ({grids, poles}). */
+export async function loadStreets(api, map, into) {
+  const bbox = map.bounds(80).map((v) => v.toFixed(5)).join(",");
+  try {
+    into.grids = map.zoom >= GRID_ZOOM ? (await api.get(`/api/console/map/grids?bbox=${bbox}`)).grids : [];
+    into.poles = map.zoom >= POLE_ZOOM ? (await api.get(`/api/console/map/poles?bbox=${bbox}`)).poles : [];
+    map.canvas.dataset.poles = String(into.poles.length);
+  } catch {
+    // zoomed out too far, or offline: the map draws what it has
+  }
+  map.redraw();
 }

@@ -3,7 +3,7 @@
 // answered with big buttons; the phone's position is shared while on duty.
 
 import { Api, el, fill, haversine, bearing, compass, distanceText, durationText, clockText, label, beep } from "./common.js";
-import { CanvasMap, districtLayer } from "./map.js";
+import { CanvasMap, districtLayer, gridLayer, poleLayer, loadStreets } from "./map.js";
 
 const $ = (id) => document.getElementById(id);
 const K = { token: "pw.patrol.token", last: "pw.patrol.last", job: "pw.patrol.job", duty: "pw.patrol.duty" };
@@ -13,6 +13,7 @@ const P = {
   token: localStorage.getItem(K.token), unit: null, ws: null, backoff: 500, ref: 0,
   job: JSON.parse(localStorage.getItem(K.job) || "null"), here: null, sentAt: 0, audio: null,
   duty: localStorage.getItem(K.duty) === "on", districts: null, speed: 8, map: null, watch: null,
+  streets: { grids: [], poles: [] }, framed: null,
 };
 const api = new Api(() => P.token);
 
@@ -45,7 +46,9 @@ function start() {
   $("patrol").hidden = false;
   if (!P.map) {
     P.map = new CanvasMap($("minimap"), { zoom: 14 });
-    P.map.layers.push(districtLayer(() => P.districts), sceneLayer);
+    P.map.layers.push(districtLayer(() => P.districts), gridLayer(() => P.streets.grids),
+      poleLayer(() => P.streets.poles), sceneLayer);
+    P.map.onview = (m) => loadStreets(api, m, P.streets);
     api.get("/api/console/map/districts").then((g) => { P.districts = g; P.map.redraw(); }).catch(() => {});
     api.get("/api/console/config").then((c) => { P.speed = c.speed_mps; if (!P.here) P.map.setView(c.center, 12); }).catch(() => {});
   }
@@ -101,10 +104,10 @@ function receive(frame) {
       saveJob();
       beep(P.audio);
       if (navigator.vibrate) navigator.vibrate([300, 120, 300]);
-      log(`dispatch ${m.incident}: ${label(m.type)}`);
+      log(`dispatch #${m.incident}: ${label(m.type)}`);
       renderJob();
     } else if (m.k === "cancel") {
-      log(`${m.incident} withdrawn: ${m.reason}`);
+      log(`#${m.incident} withdrawn: ${m.reason}`);
       if (P.job && P.job.incident === m.incident) { P.job = null; saveJob(); renderJob(); }
     }
   } else if (frame.type === "error") {
@@ -135,6 +138,7 @@ function watchPosition() {
     P.here = { lon: pos.coords.longitude, lat: pos.coords.latitude, speed: pos.coords.speed, heading: pos.coords.heading };
     $("fix").textContent = `position: ${P.here.lat.toFixed(5)}, ${P.here.lon.toFixed(5)} ±${Math.round(pos.coords.accuracy)} m`;
     if (first) P.map.setView([P.here.lon, P.here.lat], 15);
+    if (first) frame();
     if (P.duty && Date.now() - P.sentAt > POSITION_EVERY_MS) {
       const frame = { type: "position", lon: P.here.lon, lat: P.here.lat };
       if (P.here.speed != null && P.here.speed >= 0 && P.here.speed <= 100) frame.speed_mps = P.here.speed;
@@ -155,7 +159,7 @@ function renderJob() {
   const prio = $("job-prio");
   prio.className = `prio p${job.priority}`;
   prio.textContent = `P${job.priority}`;
-  $("job-type").textContent = `${label(job.type)} · ${job.incident}`;
+  $("job-type").textContent = `${label(job.type)} #${job.incident}`;
   $("job-place").textContent = [job.pole && `pole ${job.pole}`, job.district].filter(Boolean).join(" · ");
   $("job-text").textContent = job.text || "";
   $("answer").hidden = job.phase !== "dispatched";
@@ -164,7 +168,19 @@ function renderJob() {
     ? `answer by ${clockText(job.ack_by)}` : `status: ${label(job.phase)}`;
   for (const b of $("progress").querySelectorAll("button")) b.classList.toggle("done", b.dataset.action === job.phase);
   renderNav();
-  if (P.map) P.map.setView([job.lon, job.lat], Math.max(P.map.zoom, 15));
+  frame();
+}
+
+/** Show the scene and the unit together, once per job (then the user may pan and zoom). */
+function frame() {
+  const job = P.job;
+  if (!P.map || !job || P.framed === job.incident) return;
+  if (P.here) {
+    P.map.fit([[job.lon, job.lat], [P.here.lon, P.here.lat]], 60, 16.5);
+    P.framed = job.incident;
+  } else {
+    P.map.setView([job.lon, job.lat], 16);
+  }
 }
 
 function renderNav() {
