@@ -26,7 +26,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dispatcher import intake, library
+from dispatcher import intake, library, trim
 from dispatcher.metrics import Metrics
 from dispatcher.priorities import PriorityTable
 from dispatcher.settings import DispatcherSettings
@@ -90,6 +90,7 @@ class Dispatcher:
             background = [
                 asyncio.create_task(self._every(self.settings.tick_s, self.tick)),
                 asyncio.create_task(self._every(self.settings.heartbeat_s, self.heartbeat)),
+                asyncio.create_task(self._every(trim.EVERY_S, self.trim)),
             ]
         try:
             await self._consume_resiliently()
@@ -232,6 +233,10 @@ class Dispatcher:
         counts = library.counters(await self.client.fcall(library.TICK, 0, self._conf))
         self._count(counts)
         return counts
+
+    async def trim(self) -> None:
+        """Trim the input streams behind the slowest consumer group (see :mod:`dispatcher.trim`)."""
+        await trim.trim_behind_groups(self.client, STREAMS)
 
     async def heartbeat(self, status: str = "online") -> None:
         beat = wire.Heartbeat(
