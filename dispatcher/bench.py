@@ -330,7 +330,8 @@ def _targets(result: dict[str, Any]) -> dict[str, bool]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Entry point of ``polewatch bench dispatch``: the whole run on a private redis-server
     without persistence, then again with AOF (``appendfsync everysec``, as deployed). With
-    ``--redis-url`` (which is FLUSHED: use a spare), one run on that server."""
+    ``--redis-url``, one run on that server, which must be empty: the bench flushes it
+    between rounds and refuses to touch a Redis that holds anything."""
     places, source = city(100_000, seed=1)
     out: dict[str, Any] = {
         "city": {"poles": len(places), "source": source},
@@ -338,6 +339,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "command": "polewatch bench dispatch --json" + (" --quick" if args.quick else ""),
     }
     if args.redis_url:
+        probe = redis.Redis.from_url(args.redis_url)
+        keys_held = probe.dbsize()
+        probe.close()
+        if keys_held:
+            raise SystemExit(
+                f"polewatch bench dispatch: {args.redis_url} holds {keys_held} keys; "
+                "the bench flushes its Redis, so give it an empty spare one"
+            )
         out["given_redis"] = asyncio.run(_bench(args.redis_url, args.quick, places))
         out["targets"] = _targets(out["given_redis"])
         return out
