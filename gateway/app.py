@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import msgspec
 from aiohttp import WSCloseCode, web
 
-from gateway import citizen, incidents, patrol
+from gateway import citizen, incidents, patrol, ratelimit
 from gateway.console.site import install as install_console
 from gateway.errors import error_middleware
 from gateway.metrics import Metrics
@@ -42,6 +42,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         middlewares=[metrics.middleware(), error_middleware],
         handler_args={"max_field_size": 8190},
     )
+    ratelimit.install(app)  # citizen-door limits, from the [ratelimit] settings
     gw = Gateway(settings=settings, metrics=metrics)
     app[GATEWAY] = gw
     app.add_routes(citizen.routes)

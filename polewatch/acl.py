@@ -74,6 +74,8 @@ ROLES: Final[dict[str, list[str]]] = {
         "+script|load",
         # its writer appends a batch with one EVALSHA of a script that XADDs (keys declared)
         f"(+xadd +evalsha ~{keys.ALARMS} ~{keys.PATROL_EVENTS} ~{keys.COMMANDS})",
+        # its rate limiter: one EVALSHA per check on the token buckets (gateway/ratelimit.py)
+        f"(+evalsha +hmget +hset +pexpire +time ~{keys.ratelimit('*', '*')})",
     ],
     "dispatcher": ["+@all", "-@dangerous", "+function|load", f"~{ALL}", f"&{keys.PREFIX}:*"],
 }

@@ -142,6 +142,13 @@ def camera_frame(camera_id: str) -> str:
     return f"{PREFIX}:camera:{camera_id}:frame"
 
 
+# --- abuse control -----------------------------------------------------------------------
+def ratelimit(scope: str, subject: str) -> str:
+    """Token bucket (hash ``tokens``, ``ts``) of one rate-limited ``subject`` (a client address,
+    a pole code) in ``scope`` (e.g. ``client``, ``pole``); expires once full again."""
+    return f"{PREFIX}:ratelimit:{scope}:{subject}"
+
+
 # --- pub/sub -----------------------------------------------------------------------------
 UNIT_NOTIFY: Final = f"{PREFIX}:notify:unit"
 """Channel: a unit id, published when something lands in that unit's inbox."""

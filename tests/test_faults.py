@@ -60,8 +60,10 @@ def wait_until(check: Callable[[], Any], within_s: float, what: str) -> Any:
 
 def service(url: str, name: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
     """A polewatch service process (log to a pipe we never read: DEVNULL keeps it simple)."""
+    # Rate limits off: these tests press Help far faster than any citizen (test_ratelimit.py)
     environ = {**os.environ, "REDIS_URL": url, "POLEWATCH_SECRET": SECRET,
-               "POLEWATCH_CITY": CITY, "POLEWATCH_LOG_LEVEL": "WARNING", **env}  # fmt: skip
+               "POLEWATCH_CITY": CITY, "POLEWATCH_LOG_LEVEL": "WARNING",
+               "POLEWATCH_RATELIMIT_ENABLED": "false", **env}  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-m", "polewatch.cli", *args],
         env=environ,
