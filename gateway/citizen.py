@@ -29,6 +29,9 @@ COALESCE_S: Final = 0.2
 """A stream still waiting for its incident is woken by every incident change in the city; it
 looks again at most this often."""
 
+RATE_LIMITED: Final = "Too many requests from this caller or at this pole (Retry-After says when)"
+"""The answer of :mod:`gateway.ratelimit` on the citizen door."""
+
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
 
@@ -38,7 +41,7 @@ log = logging.getLogger(__name__)
     tag="citizen",
     body=bodies.CitizenAlarm,
     ok=202,
-    answers={404: "Unknown pole code; the body lists ranked candidates"},
+    answers={404: "Unknown pole code; the body lists ranked candidates", 429: RATE_LIMITED},
 )
 async def post_alarm(request: web.Request) -> web.Response:
     """Raise a citizen alarm at a pole; 202 once it is in the alarm stream."""
@@ -79,7 +82,11 @@ async def _status_or_404(gw: Gateway, alarm_id: str) -> AlarmStatus:
 
 
 @routes.get("/api/alarms/{alarm}")
-@api(tag="citizen", response=AlarmStatus, answers={404: "No such alarm", 422: "Malformed id"})
+@api(
+    tag="citizen",
+    response=AlarmStatus,
+    answers={404: "No such alarm", 422: "Malformed id", 429: RATE_LIMITED},
+)
 async def get_alarm(request: web.Request) -> web.Response:
     """Where an alarm stands: received, dispatched (unit, distance, ETA), on scene, resolved."""
     gw = request.app[GATEWAY]
@@ -88,7 +95,9 @@ async def get_alarm(request: web.Request) -> web.Response:
 
 @routes.get("/api/alarms/{alarm}/events")
 @api(
-    tag="citizen", content="text/event-stream", answers={404: "No such alarm", 422: "Malformed id"}
+    tag="citizen",
+    content="text/event-stream",
+    answers={404: "No such alarm", 422: "Malformed id", 429: RATE_LIMITED},
 )
 async def alarm_events(request: web.Request) -> web.StreamResponse:
     """The alarm's status as Server-Sent Events (``event: status``), one per change, ending
@@ -174,7 +183,7 @@ def _json_for_script(data: Any) -> str:
 @api(
     tag="citizen",
     content="text/html",
-    answers={404: "Unknown pole code (an HTML page with candidates)"},
+    answers={404: "Unknown pole code (an HTML page with candidates)", 429: RATE_LIMITED},
 )
 async def help_page(request: web.Request) -> web.Response:
     """The page a pole's QR code opens: the place, a big Help button, the live status."""
