@@ -104,6 +104,8 @@ class PatrolSocket:
 
     def send(self, name: str, frame: dict[str, Any]) -> None:
         """Send a frame; its latency is recorded when the gateway's ``ok`` comes back."""
+        if self.closing:  # the user is stopping: work in progress is abandoned, not failed
+            return
         ref = next(self._refs)
         self._sent[ref] = (name, time.perf_counter())
         try:

@@ -208,10 +208,12 @@ class EdgeUser(User):
 
 
 class ViewerUser(HttpUser):
-    """A command-centre screen: queue and unit board refreshes, one live status stream."""
+    """A command-centre screen: mostly holding the live feed (``/api/console/live``), now and
+    then the incident queue, the unit board, or one alarm's status stream."""
 
-    wait_time = between(2.0, 5.0)
+    wait_time = between(1.0, 3.0)
     weight = 1
+    hold_s = 15.0
 
     def on_start(self) -> None:
         _prepare(self.environment)
@@ -220,6 +222,37 @@ class ViewerUser(HttpUser):
         self.client.headers["Authorization"] = f"Bearer {options.pw_operator_token}"
 
     @task(4)
+    def live_feed(self) -> None:
+        """Hold the live feed for ``hold_s``: timed to its first picture; the events that
+        arrive while it is held are counted (``SSE live feed events``, in the size column)."""
+        started = time.perf_counter()
+        events_seen = 0
+        name = "/api/console/live (picture)"
+        with self.client.get(
+            "/api/console/live", stream=True, name=name, catch_response=True, timeout=30
+        ) as resp:
+            if resp.status_code != 200:
+                resp.failure(f"{resp.status_code}")
+                return
+            for line in resp.iter_lines():
+                if line.startswith(b"event: picture"):
+                    resp.success()
+                elif line.startswith(b"event: "):
+                    events_seen += 1
+                if time.perf_counter() - started > self.hold_s:
+                    break
+            resp.close()
+        report(
+            events.request,
+            request_type="SSE",
+            name="live feed events (per hold)",
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=events_seen,
+            exception=None,
+            context={},
+        )
+
+    @task(2)
     def incident_queue(self) -> None:
         self.client.get("/api/incidents?limit=50", name="/api/incidents")
 
@@ -227,7 +260,7 @@ class ViewerUser(HttpUser):
     def unit_board(self) -> None:
         self.client.get("/api/units", name="/api/units")
 
-    @task(2)
+    @task(1)
     def follow_alarm(self) -> None:
         """Hold an alarm's status stream until it ends or 10 s pass; timed to first event."""
         alarm = SHARED.recent_alarm()
@@ -241,12 +274,11 @@ class ViewerUser(HttpUser):
             if resp.status_code != 200:
                 resp.failure(f"{resp.status_code}")
                 return
-            deadline = started + 10.0
             for line in resp.iter_lines():
                 if line.startswith(b"event: status"):
                     resp.success()
                     break
-                if time.perf_counter() > deadline:
+                if time.perf_counter() - started > 10.0:
                     resp.failure("no status event within 10 s")
                     break
             resp.close()
