@@ -53,7 +53,8 @@ class DetectorConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=T
     ``motion``: every moving blob counts as a person."""
     model: str | None = None
     """Path of the ONNX model (kind ``onnx``); read from disk, never downloaded."""
-    threshold: Annotated[float, Meta(ge=-10.0, le=10.0)] = 0.0
+    threshold: Annotated[float, Meta(ge=-10.0, le=10.0)] | None = None
+    """Detection threshold: HOG's SVM margin (default 0.5), the ONNX model's score (0.4)."""
     input_size: Annotated[int, Meta(ge=32, le=4096)] = 640
 
 

@@ -149,21 +149,18 @@ def build(config: cfg.CameraConfig) -> Analyzer:
     """An analyzer with the stages the camera's configuration asks for."""
     a = config.analysis
     detector: Detector
-    if config.detector.kind == "onnx":
-        assert config.detector.model is not None
+    d = config.detector
+    if d.kind == "onnx":
+        assert d.model is not None
         detector = OnnxDetector(
-            config.detector.model,
-            size=config.detector.input_size,
-            threshold=max(0.0, config.detector.threshold) or 0.4,
+            d.model, size=d.input_size, threshold=0.4 if d.threshold is None else d.threshold
         )
-    elif config.detector.kind == "motion":
+    elif d.kind == "motion":
         detector = MotionBoxDetector(min_height=a.person_min_height, max_height=a.person_max_height)
     else:
-        detector = HogDetector(
-            min_height=a.person_min_height,
-            max_height=a.person_max_height,
-            threshold=config.detector.threshold,
-        )
+        detector = HogDetector(min_height=a.person_min_height, max_height=a.person_max_height)
+        if d.threshold is not None:
+            detector.threshold = d.threshold
     fps = a.fps
     return Analyzer(
         motion=Mog2Motion(width=a.motion_width, mask=a.motion_mask),
