@@ -224,7 +224,7 @@ class OnnxDetector:
         for row, score in zip(out, scores, strict=True):
             if score < self.threshold:
                 continue
-            cx, cy, w, h = row[:4]
+            cx, cy, w, h = (float(v) for v in row[:4])
             found.append(
                 Box(x0 + (cx - w / 2) * sx, y0 + (cy - h / 2) * sy, w * sx, h * sy, float(score))
             )
