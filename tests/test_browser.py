@@ -120,7 +120,7 @@ async def open_incidents(client: Any) -> list[dict[str, Any]]:
     return found
 
 
-async def background_city(client: Any, redis_url: str, near: list[Pole]) -> int:
+async def background_city(client: Any, redis_url: str, near: list[Pole]) -> tuple[int, str]:
     """A busy night nearby: a camera, units on duty, incidents taken and worked on."""
     rng = random.Random(5)
     roads: dict[str, list[Pole]] = {}
@@ -137,6 +137,7 @@ async def background_city(client: Any, redis_url: str, near: list[Pole]) -> int:
             await client.post("/api/patrol/duty", headers=bearer(unit_token(unit)), json={
                 "duty": "on_duty", "grid": pole.grid, "capabilities": ["car"],
                 "lon": pole.lon + 0.0004 * (k + 1), "lat": pole.lat + 0.0003})  # fmt: skip
+    await camera_on_duty(redis_url, spots[len(BACKGROUND)])
     for n, (kind, pole) in enumerate(zip(BACKGROUND, spots, strict=False)):
         body = {"pole": pole.code, "type": kind} | ({"text": XSS} if n == 0 else {})
         answer = await client.post("/api/alarms", json=body)
@@ -145,7 +146,7 @@ async def background_city(client: Any, redis_url: str, near: list[Pole]) -> int:
     async def all_dispatched() -> list[dict[str, Any]] | None:
         found = await open_incidents(client)
         reports = sum(i["reports"] for i in found)  # two reports close together may merge
-        ok = reports == len(BACKGROUND) and all(i["state"] == "dispatched" for i in found)
+        ok = reports == len(BACKGROUND) + 1 and all(i["state"] == "dispatched" for i in found)
         return found if ok else None
 
     background = await until(all_dispatched)
@@ -154,14 +155,46 @@ async def background_city(client: Any, redis_url: str, near: list[Pole]) -> int:
             steps = ["acknowledged", "en_route", "on_scene"][: 1 + n % 3]
             for action in steps:
                 await report(client, unit, incident["id"], action)
+    return len(background), spots[0].code
+
+
+def street_scene(label: str) -> bytes:
+    """A dark synthetic street at night with someone at the fence, as JPEG."""
+    import cv2
+    import numpy as np
+
+    img = np.zeros((360, 640, 3), np.uint8)
+    img[:] = (28, 24, 20)
+    cv2.rectangle(img, (0, 230), (640, 360), (45, 42, 38), -1)
+    for x in range(0, 640, 80):
+        cv2.line(img, (x + 20, 300), (x + 60, 300), (90, 110, 120), 3)
+    cv2.rectangle(img, (380, 120), (630, 230), (60, 55, 50), 2)
+    cv2.ellipse(img, (450, 190), (14, 40), 0, 0, 360, (120, 130, 150), -1)
+    cv2.circle(img, (450, 140), 11, (120, 130, 150), -1)
+    cv2.rectangle(img, (425, 95), (478, 236), (60, 95, 255), 2)
+    cv2.putText(img, label, (12, 26), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (200, 200, 200), 1)
+    ok, jpeg = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    assert ok
+    return bytes(jpeg)
+
+
+async def camera_on_duty(redis_url: str, pole: Pole) -> None:
+    """What a video agent writes: a heartbeat, its latest frame, an alarm with a snapshot."""
     redis = connect(redis_url, name="test-camera")
     try:
+        now = time.time()
         hb = wire.Heartbeat(source="camera:cam-keyuan", kind="camera", status="online",
-                            ts=time.time(), fps=5.0, pole=near[-1].code)  # fmt: skip
+                            ts=now, fps=5.0, pole=pole.code)  # fmt: skip
         await redis.xadd(keys.HEARTBEATS, wire.entry(hb))
+        await redis.set(keys.camera_frame("cam-keyuan"), street_scene("cam-keyuan  live"))
+        await redis.set(keys.snapshot("snap-1"), street_scene("cam-keyuan  intrusion"))
+        alarm = wire.Alarm(id="cam-keyuan-1", type="intrusion", source="camera:cam-keyuan",
+                           ts=now, lon=pole.lon, lat=pole.lat, pole=pole.code, camera="cam-keyuan",
+                           rule="fence", snapshot="snap-1", district=pole.district,
+                           grid=pole.grid)  # fmt: skip
+        await redis.xadd(keys.ALARMS, wire.entry(alarm))
     finally:
         await redis.aclose()
-    return len(background)
 
 
 async def test_operator_and_patrol_work_an_incident_end_to_end(system: dict[str, Any]) -> None:
@@ -170,7 +203,7 @@ async def test_operator_and_patrol_work_an_incident_end_to_end(system: dict[str,
     client, redis_url, pole = system["client"], system["redis_url"], system["main"]
     base = str(client.make_url("")).rstrip("/")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    busy = await background_city(client, redis_url, system["near"])
+    busy, xss_pole = await background_city(client, redis_url, system["near"])
     for unit, east, north in (("U2", 0.003, 0.002), ("U3", -0.004, -0.003)):
         await client.post("/api/patrol/duty", headers=bearer(unit_token(unit)), json={
             "duty": "on_duty", "lon": pole.lon + east, "lat": pole.lat + north})  # fmt: skip
@@ -281,12 +314,29 @@ async def test_operator_and_patrol_work_an_incident_end_to_end(system: dict[str,
             assert '<script>alert("x")</script>' in await card.inner_text()
 
             # --- markup in a report is shown as text and never runs
-            first = console.locator("#queue li.q").filter(has_text="#1 ")
-            await first.click()
-            await console.wait_for_selector("#detail .title:has-text('#1')")
+            marked = console.locator("#queue li.q").filter(has_text=f"pole {xss_pole}")
+            marked_id = await marked.get_attribute("data-id")
+            await marked.click()
+            await console.wait_for_selector(f"#detail .title:has-text('#{marked_id}')")
             assert await console.inner_text("#alarms .text") == XSS
             assert await console.locator("#detail img").count() == 0
             assert await console.evaluate("window.__xss") is None
+
+            # --- the camera wall: live view, health, the latest alarm's snapshot
+            await console.click("#tabs button[data-view=cameras]")
+            cam = console.locator('.cam[data-id="cam-keyuan"]')
+            await cam.locator(".chip.online").wait_for()
+            await console.wait_for_function(
+                "() => [...document.querySelectorAll('.cam img')].every(i => i.naturalWidth > 0)"
+            )
+            assert "intrusion (fence)" in await cam.locator(".last").inner_text()
+            await console.screenshot(path=ARTIFACTS / "camera-wall.png")
+
+            # --- analytics: response-time charts of what just happened, report links
+            await console.click("#tabs button[data-view=analytics]")
+            await console.wait_for_selector(".chart svg rect")
+            assert "token=" in (await console.get_attribute("#report-csv", "href") or "")
+            await console.screenshot(path=ARTIFACTS / "analytics.png")
             assert await patrol.evaluate("window.__xss") is None
             assert dialogs == []
         finally:

@@ -121,14 +121,13 @@ async def camera_mjpeg(request: web.Request) -> web.StreamResponse:
     gw.streams.add(response)
     sent: bytes | None = None
     try:
+        # Each part ends with the next boundary, so a browser shows a frame as soon as it lands.
+        await response.write(f"--{BOUNDARY}\r\n".encode())
         while not gw.closing.is_set():
             frame: Any = await redis.get(keys.camera_frame(camera))
             if frame is not None and frame != sent:
-                head = (
-                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                    f"Content-Length: {len(frame)}\r\n\r\n"
-                ).encode()
-                await response.write(head + frame + b"\r\n")
+                head = f"Content-Type: image/jpeg\r\nContent-Length: {len(frame)}\r\n\r\n"
+                await response.write(head.encode() + frame + f"\r\n--{BOUNDARY}\r\n".encode())
                 sent = frame
             await asyncio.sleep(MJPEG_INTERVAL_S)
     except ConnectionResetError:

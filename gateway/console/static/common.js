@@ -26,7 +26,7 @@ export function el(spec, attrs = {}, ...children) {
 }
 
 function append(node, children) {
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -42,7 +42,7 @@ export function fill(node, ...children) {
 export function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -150,5 +150,39 @@ export function beep(ctx, pattern = [[880, 0.12], [0, 0.06], [1175, 0.18]]) {
       osc.stop(t + len + 0.02);
     }
     t += len;
+  }
+}
+
+/** Show a multipart/x-mixed-replace JPEG stream in ``img``: each part becomes a blob URL.
+ *  (Browsers render such streams in an <img> only sometimes; reading it ourselves always
+ *  works and stops cleanly with ``signal``.) */
+export async function playMjpeg(img, url, signal) {
+  const response = await fetch(url, { signal, cache: "no-store" });
+  if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+  const reader = response.body.getReader();
+  const ascii = new TextDecoder("latin1");
+  let buffer = new Uint8Array(0);
+  let shown = null;
+  signal.addEventListener("abort", () => { if (shown) URL.revokeObjectURL(shown); });
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    const joined = new Uint8Array(buffer.length + value.length);
+    joined.set(buffer);
+    joined.set(value, buffer.length);
+    buffer = joined;
+    for (;;) {
+      const head = ascii.decode(buffer.subarray(0, Math.min(buffer.length, 1024)));
+      const end = head.indexOf("\r\n\r\n");
+      const length = /Content-Length:\s*(\d+)/i.exec(head.slice(0, end));
+      if (end < 0 || !length) break;
+      const start = end + 4, stop = start + Number(length[1]);
+      if (buffer.length < stop) break;
+      const url2 = URL.createObjectURL(new Blob([buffer.slice(start, stop)], { type: "image/jpeg" }));
+      img.src = url2;
+      if (shown) URL.revokeObjectURL(shown);
+      shown = url2;
+      buffer = buffer.slice(stop);
+    }
   }
 }

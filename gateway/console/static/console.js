@@ -2,7 +2,7 @@
 // detail and actions, the call-taker panel, the camera wall and analytics. Data arrives once
 // as a "picture" and then as changes over one EventSource; nothing polls the whole state.
 
-import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep } from "./common.js";
+import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep, playMjpeg } from "./common.js";
 import { CanvasMap, districtLayer, gridLayer, poleLayer, loadStreets, POLE_ZOOM } from "./map.js";
 
 const KEY = "pw.console.session";
@@ -540,9 +540,11 @@ function renderWall() {
   const nodes = cams.map((c) => {
     let node = existing.get(c.id);
     if (!node) {
-      node = el("div.cam", { dataset: { id: c.id } },
-        el("div.screen", {}, el("img", { src: api.url(`/api/console/cameras/${encodeURIComponent(c.id)}/mjpeg`), alt: `live view of ${c.id}` })),
-        el("div.bar"), el("div.last"));
+      const live = el("img", { alt: `live view of ${c.id}` });
+      node = el("div.cam", { dataset: { id: c.id } }, el("div.screen", {}, live), el("div.bar"), el("div.last"));
+      S.wallStop ||= new AbortController();
+      playMjpeg(live, api.url(`/api/console/cameras/${encodeURIComponent(c.id)}/mjpeg`), S.wallStop.signal)
+        .catch(() => { if (!S.wallStop || !S.wallStop.signal.aborted) fill(live.parentElement, el("span", { text: "no picture" })); });
     }
     fill(node.querySelector(".bar"), el("span.name", { text: c.id }), el(`span.chip.${c.status}`, { text: c.status }),
       el("span.muted", { text: `${c.fps != null ? `${c.fps.toFixed(1)} fps · ` : ""}heard ${durationText(now - c.ts)} ago` }),
@@ -557,14 +559,17 @@ function renderWall() {
 }
 
 function stopWall() {
-  for (const img of $("wall").querySelectorAll(".screen img")) img.removeAttribute("src");
+  if (S.wallStop) S.wallStop.abort();
+  S.wallStop = null;
   fill($("wall"));
 }
 
 // ---------------------------------------------------------------- analytics
+/** The date ``daysAgo`` days ago in the command centre's time zone (the server's reports
+ *  read dates there too). */
 function isoDay(daysAgo) {
-  const d = new Date(Date.now() - daysAgo * 86400000);
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+  const d = new Date(Date.now() + (S.config.utc_offset_min * 60 - daysAgo * 86400) * 1000);
+  return d.toISOString().slice(0, 10);
 }
 
 async function renderAnalytics() {
