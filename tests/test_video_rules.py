@@ -55,6 +55,13 @@ def test_tripwire_counts_one_crossing_with_its_direction(
     assert events[0].track is not None
 
 
+def test_tripwire_at_half_the_analysis_resolution_reports_source_pixels() -> None:
+    frames = synthetic.scene([synthetic.walk((40, 150), (280, 150), 40)])
+    events = run(camera(LINE, width=160), frames)
+    assert [e.detail["direction"] for e in events] == ["b_to_a"]
+    assert events[0].box is not None and 40 < events[0].box.h < 80  # source pixels
+
+
 def test_tripwire_direction_filter_and_walking_back() -> None:
     there = synthetic.walk((40, 150), (280, 150), 40)
     back = synthetic.walk((280, 150), (40, 150), 40)

@@ -76,6 +76,7 @@ class Analyzer:
         self.sweep = sweep
         """Every ``sweep`` frames the whole frame goes to the detector (0: never)."""
         self._frames = 0
+        self._scale = 1.0
         self.steady_hits = steady_hits
         """Hits after which a track is searched for every other frame only (0: every frame)."""
 
@@ -119,7 +120,13 @@ class Analyzer:
         if regions:
             self.gate.frames_detected += 1
             self.gate.area += _coverage(regions, w0, h0)
-            found = self.detector.detect(work, [r.scaled(scale, scale) for r in regions])
+            if scale != self._scale:
+                self._scale = scale  # the detector's size limits are in analysis pixels
+                for attr, value in (("min_height", lo), ("max_height", hi)):
+                    if hasattr(self.detector, attr):
+                        setattr(self.detector, attr, value * scale)
+            scaled = [Box(*r.scaled(scale, scale)[:4], r.score * scale) for r in regions]
+            found = self.detector.detect(work, scaled)
             detections = [b.scaled(inv, inv) for b in found]
         else:
             detections = []
