@@ -266,6 +266,7 @@ async def test_operator_and_patrol_work_an_incident_end_to_end(system: dict[str,
                 arg=incident, polling="raf", timeout=5000)  # fmt: skip
             seen_after = time.monotonic() - started
             assert seen_after < 1.0, f"the alarm took {seen_after:.2f} s to show"
+            print(f"alarm raised -> in the queue and on the map: {seen_after * 1000:.0f} ms")
 
             # --- the patrol phone rings; the unit accepts
             await patrol.wait_for_selector(f"#job-type:has-text('{incident}')", timeout=5000)
@@ -276,6 +277,13 @@ async def test_operator_and_patrol_work_an_incident_end_to_end(system: dict[str,
             await patrol.screenshot(path=ARTIFACTS / "patrol-app.png")
             await patrol.click("#accept")
             await patrol.wait_for_selector("#progress:not([hidden])")
+
+            # --- the phone loses its connection: it resumes from the last id it saw
+            await patrol.reload()
+            await patrol.wait_for_selector("#link.up")
+            assert await patrol.evaluate("localStorage.getItem('pw.patrol.last')")
+            await patrol.wait_for_selector("#progress:not([hidden])")  # the job is still there
+            assert await patrol.locator("#log li", has_text="dispatch").count() == 0  # not again
             await console.wait_for_selector(
                 f'#queue li.q[data-id="{incident}"][data-state="acknowledged"]'
             )
