@@ -79,7 +79,7 @@ def _main(args: argparse.Namespace) -> int:
     settings = _settings()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.role == "tokens":
-        _mint_files(args, settings.secret, dict(os.environ), units=args.users)
+        _mint_files(args, settings.secret, dict(os.environ), _units_needed(args))
         return 0
     if args.role in ("run", "master"):
         for old in args.out.glob("stats_*.csv"):  # never judge an earlier run's figures
@@ -165,6 +165,15 @@ def _locust_args(args: argparse.Namespace, settings: Any) -> list[str]:
     return master
 
 
+def _units_needed(args: argparse.Namespace) -> int:
+    """Unit tokens to mint: locust may give any one worker all the patrol users, so each
+    worker gets a full share of its own (see ``Shared.load``)."""
+    from loadtest.population import parse_mix, patrol_share
+
+    workers: int = max(args.workers, 1)
+    return patrol_share(parse_mix(args.mix), args.users) * workers
+
+
 def _mint(secret: str, env: dict[str, str], kind: str, subjects: list[str]) -> list[str]:
     """Tokens from the gateway's own ``polewatch token`` command (one call for all)."""
     out = subprocess.run(
@@ -189,7 +198,6 @@ def _mint_files(args: argparse.Namespace, secret: str, env: dict[str, str], unit
 
 
 def _run(args: argparse.Namespace, settings: Any) -> int:
-    from loadtest.population import parse_mix, patrol_share
     from polewatch.embedded import EmbeddedRedis, free_port
     from simulators.demo import Processes
 
@@ -222,7 +230,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
             procs.start("gateway", "gateway", "--host", "127.0.0.1", "--port", str(port))
             args.host = f"http://127.0.0.1:{port}"
             _wait_http(f"{args.host}/api/openapi.json", procs)
-        _mint_files(args, secret, env, patrol_share(parse_mix(args.mix), args.users))
+        _mint_files(args, secret, env, _units_needed(args))
         print(
             f"polewatch loadtest: system ready in {time.monotonic() - started:.1f} s; "
             f"{args.users} users for {args.duration:.0f} s against {args.host}",
