@@ -101,7 +101,7 @@ def tripwire_truth(
     wire = Tripwire("truth", msgspec_replace_cooldown(rule))
     counts: Counter[str] = Counter()
     for f in sorted(truth):
-        tracks = [Track(ident, box, f) for ident, box, _ in truth[f]]
+        tracks = [Track(ident, box, f, confirmed=True) for ident, box, _ in truth[f]]
         for e in wire.update(Scene(f, f / fps, tracks)):
             counts[str(e.detail["direction"])] += 1
     return counts

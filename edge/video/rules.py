@@ -108,7 +108,7 @@ class ZoneIntrusion:
         events = []
         now_inside = set()
         for t in scene.tracks:
-            if t.misses or not _inside(self.c.polygon, t.box.foot):
+            if t.misses or not t.confirmed or not _inside(self.c.polygon, t.box.foot):
                 continue
             now_inside.add(t.id)
             entered = t.id not in self._inside
@@ -137,7 +137,7 @@ class Tripwire:
     def update(self, scene: Scene) -> list[Event]:
         events = []
         for t in scene.tracks:
-            if t.misses:
+            if t.misses or not t.confirmed:
                 continue
             foot = t.box.foot
             d = side_of(self.line, foot)
@@ -191,7 +191,7 @@ class Loitering:
         events = []
         live = set()
         for t in scene.tracks:
-            if not _inside(self.c.polygon, t.box.foot):
+            if not t.confirmed or not _inside(self.c.polygon, t.box.foot):
                 continue
             live.add(t.id)
             since = self._since.setdefault(t.id, scene.ts)
@@ -224,7 +224,9 @@ class Crowd:
 
     def update(self, scene: Scene) -> list[Event]:
         poly = self.c.polygon
-        people = [t for t in scene.tracks if poly is None or _inside(poly, t.box.foot)]
+        people = [
+            t for t in scene.tracks if t.confirmed and (poly is None or _inside(poly, t.box.foot))
+        ]
         if len(people) < self.c.min_people:
             self._since = None
             return []

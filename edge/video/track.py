@@ -50,16 +50,25 @@ class Tracker:
 
     ``confirm_hits``: matched frames before a track counts; ``max_misses``: frames a track may go
     unseen before it is dropped; ``coast``: frames an unseen confirmed track is still reported at
-    its predicted place.
+    its predicted place; ``at_once``: detector score of a first sighting reported at once (rules
+    still wait for confirmation).
     """
 
     def __init__(
-        self, *, confirm_hits: int = 2, max_misses: int = 15, coast: int = 4, min_iou: float = 0.1
+        self,
+        *,
+        confirm_hits: int = 2,
+        max_misses: int = 15,
+        coast: int = 4,
+        min_iou: float = 0.1,
+        at_once: float = 2.0,
     ) -> None:
         self.confirm_hits = confirm_hits
         self.max_misses = max_misses
         self.coast = coast
         self.min_iou = min_iou
+        self.at_once = at_once
+        """A first sighting scoring at least this is reported before it is confirmed."""
         self.tracks: list[Track] = []
         self._next_id = 1
 
@@ -79,7 +88,12 @@ class Tracker:
         for t in self.tracks:
             if t.hits >= self.confirm_hits:
                 t.confirmed = True
-        return [t for t in self.tracks if t.confirmed and t.misses <= self.coast]
+        return [
+            t
+            for t in self.tracks
+            if (t.confirmed and t.misses <= self.coast)
+            or (t.hits == 1 and not t.misses and t.score >= self.at_once)
+        ]
 
     def _match(self, tracks: Sequence[Track], boxes: Sequence[Box], frame: int) -> list[int]:
         """Assign ``boxes`` to ``tracks``, update the matched; return unmatched box indexes."""
