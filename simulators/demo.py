@@ -120,6 +120,7 @@ def run(options: DemoOptions) -> int:
 
 async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) -> int:
     from gateway.auth import mint  # the demo is a composition root: it may know the gateway
+    from gateway.console.accounts import demo_console
     from polewatch.poles.city import generate_city
     from polewatch.poles.registry import PoleRegistry
     from simulators.citizens import Citizens
@@ -145,6 +146,8 @@ async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) ->
     secret = secrets.token_urlsafe(24)
     port = options.port or free_port()
     env = dict(os.environ, REDIS_URL=url, POLEWATCH_SECRET=secret, POLEWATCH_CITY=options.city)
+    password = secrets.token_urlsafe(6)  # the command centre's demo login (see the banner)
+    env["POLEWATCH_CONSOLE"] = demo_console("demo", password)
     procs = Processes(options.run_dir, env)
     base = f"http://{options.host}:{port}"
     try:
@@ -153,8 +156,11 @@ async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) ->
         procs.start("gateway", "gateway", "--host", options.host, "--port", str(port))
         await _wait_http(f"{base}/api/openapi.json", procs, stop)
         operator = mint(secret, "supervisor", "demo", 12 * 3600)
+        phone = mint(secret, "unit", "PHONE-1", 12 * 3600)
         print(
             "\npolewatch demo is running\n"
+            f"  command centre:     {base}/console/  (login demo, password {password})\n"
+            f"  patrol app (phone): {base}/patrol/?token={phone}\n"
             f"  gateway / API:      {base}/api/openapi.json\n"
             f"  a pole's help page: {base}/p/{poles[0].code}\n"
             f"  operator token:     {operator}\n"

@@ -107,3 +107,9 @@ async def whoami(request: web.Request) -> web.Response:
     who = authorize(request, gw.settings.secret, "operator", "supervisor")
     token = request.headers.get("Authorization", "")[7:] or request.query.get("token", "")
     return json_response(Session(token=token, login=who.subject, role=who.role, expires=who.x))
+
+
+def demo_console(login: str, password: str, role: str = "supervisor") -> str:
+    """``POLEWATCH_CONSOLE`` (JSON) holding one login, for ``polewatch demo``."""
+    account = {"role": role, "password": hash_password(password)}
+    return msgspec.json.encode({"users": {login: account}}).decode()

@@ -84,13 +84,29 @@ function setupMap() {
     incidentLayer, foundLayer);
   map.onview = (m) => loadStreets(api, m, S);
   map.onclick = clickMap;
-  api.get("/api/console/map/districts").then((g) => { S.districts = g; map.redraw(); });
+  api.get("/api/console/map/districts").then((g) => {
+    S.districts = g;
+    // Open on the whole city unless the operator has already moved the map.
+    if (map.center === S.config.center && map.zoom === S.config.zoom) map.fit(outline(g), 20, S.config.zoom + 1);
+    map.redraw();
+  });
   $("zoom-in").onclick = () => map.zoomAt(map.width / 2, map.height / 2, 1);
   $("zoom-out").onclick = () => map.zoomAt(map.width / 2, map.height / 2, -1);
   fill($("legend"),
     ...[1, 2, 3, 4].map((p) => el("span", {}, dot(PRIO[p]), `P${p}`)),
     ...Object.entries(UNIT_COLOR).map(([s, c]) => el("span", {}, square(c), label(s))),
     el("span", {}, square("#5fd4e6"), "camera"));
+}
+
+/** The corners of every district's outline: what "the whole city" is. */
+function outline(geojson) {
+  let w = 180, s = 90, e = -180, n = -90;
+  for (const f of geojson.features) {
+    for (const [lon, lat] of f.geometry.coordinates.flat(f.geometry.type === "Polygon" ? 1 : 2)) {
+      w = Math.min(w, lon); e = Math.max(e, lon); s = Math.min(s, lat); n = Math.max(n, lat);
+    }
+  }
+  return [[w, s], [e, n]];
 }
 
 const dot = (color) => { const i = el("i"); i.style.background = color; return i; };
