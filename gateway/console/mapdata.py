@@ -120,7 +120,10 @@ def _viewer(request: web.Request) -> None:
 async def districts(request: web.Request) -> web.Response:
     """District outlines (GeoJSON) for the offline map."""
     _viewer(request)
-    body = await asyncio.to_thread(districts_geojson)
+    try:
+        body = await asyncio.to_thread(districts_geojson)
+    except (OSError, ValueError) as exc:  # the shared data folder is not installed here
+        raise HttpError(503, f"district outlines unavailable: {exc}") from None
     return web.Response(
         body=body, content_type="application/geo+json",
         headers={"Cache-Control": "private, max-age=3600"},
