@@ -245,6 +245,8 @@ async def test_operator_and_patrol_work_an_incident_end_to_end(system: dict[str,
             await patrol.wait_for_selector("#link.up")
             assert "token=" not in patrol.url  # the token left the address bar
             assert await patrol.inner_text("#unit-id") == "U1"
+            installed = "navigator.serviceWorker.ready.then(r => r.active.scriptURL)"
+            assert (await patrol.evaluate(installed)).endswith("/patrol/sw.js")
             await patrol.wait_for_selector(f"#fix:has-text('position: {pole.lat:.5f}')")
             await patrol.click("#duty")
             await console.wait_for_selector('#units li.u[data-id="U1"][data-status="available"]')
