@@ -102,6 +102,23 @@ def test_any_bbox_text_is_a_box_or_a_422(text: str) -> None:
         assert west < east and south < north
 
 
+@given(st.one_of(st.none(), st.text(max_size=30)), st.one_of(st.none(), st.text(max_size=30)))
+def test_any_report_period_is_a_range_or_a_422(start: str | None, end: str | None) -> None:
+    from aiohttp.test_utils import make_mocked_request
+    from yarl import URL
+
+    from gateway.console.reports import period
+
+    query = {k: v for k, v in (("from", start), ("to", end)) if v is not None}
+    request = make_mocked_request("GET", str(URL("/r").with_query(query)))
+    try:
+        begin, finish, district = period(request, 480)
+    except HttpError as exc:
+        assert exc.status == 422
+    else:
+        assert begin < finish and district is None
+
+
 async def test_pages_forbid_inline_script_and_foreign_origins(redis_url: str) -> None:
     async with gateway_client(redis_url) as client:
         for path in ("/console/", "/patrol/"):
@@ -153,6 +170,9 @@ async def test_live_feed_sends_the_picture_then_each_change(redis_url: str) -> N
         assert incidents[0]["pole"] == POLE.code and incidents[0]["state"] == "dispatched"
         incident = incidents[0]["id"]
 
+        garbage = connect(redis_url, name="test-garbage")
+        await garbage.xadd(keys.AUDIT, {b"m": b"\xc1 not a message"})  # a viewer skips it
+        await garbage.aclose()
         moved = await client.post(f"/api/incidents/{incident}/cancel", json={"reason": "prank"},
                                   headers=bearer(operator_token("ada")))  # fmt: skip
         assert moved.status == 202
