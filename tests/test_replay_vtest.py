@@ -54,9 +54,9 @@ def test_replay_writes_boxes_per_frame_and_measures_quality(
 
     report = json.loads(capsys.readouterr().out)
     assert report["frames"] == 50 and report["truth"] == 223
-    # Measured 0.90 / 0.79 (see the report); the floor leaves room for codec differences.
+    # Measured 0.91 / 0.81 (see the report); the floor leaves room for codec differences.
     assert report["precision"] >= 0.85
-    assert report["recall"] >= 0.72
+    assert report["recall"] >= 0.75
     assert report["motion_gate"]["area_to_detector"] < 0.15
     # Two ground-truth tracks cross the walkway line westwards in GT frames 1-50.
     assert report["tripwire"]["walkway"] == {"truth": {"a_to_b": 2}, "found": {"a_to_b": 2}}

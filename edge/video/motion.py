@@ -37,7 +37,7 @@ class Mog2Motion:
     def __init__(
         self,
         *,
-        width: int = 320,
+        width: int = 256,
         mask: Sequence[Sequence[Point]] = (),
         min_area: float = 0.0004,
         history: int = 300,
