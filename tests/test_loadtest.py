@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loadtest.population import CLASS_OF, PopulationError, parse_mix, patrol_share
+from loadtest.population import CLASS_OF, PopulationError, parse_mix, patrol_share, read_tokens
+from loadtest.thresholds import Thresholds, judge
 
 
 def loadtest(
@@ -107,3 +109,46 @@ def test_the_compose_load_test_services_run_commands_that_parse(service: str) ->
     command = dict(polewatch_commands())[service]
     args = build_parser().parse_args(command)
     assert args.command == "loadtest" and callable(args.func)
+
+
+@given(st.text(max_size=300))
+def test_a_tokens_file_is_read_or_refused_with_its_own_error(
+    tmp_path_factory: Any, text: str
+) -> None:
+    path = tmp_path_factory.mktemp("tokens") / "units.tokens"
+    path.write_text(text)
+    try:
+        pairs = read_tokens(path)
+    except PopulationError:
+        return
+    assert all(unit and token and " " not in unit for unit, token in pairs)
+
+
+HEADER = (
+    "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"
+    "Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,"
+    "50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%\n"
+)
+
+
+def csv_row(kind: str, name: str, count: int, failures: int, rps: float, p99: float) -> str:
+    tail = ",".join([str(p99)] * 4)
+    return f"{kind},{name},{count},{failures},5,5,1,{p99},0,{rps},0,5,5,5,5,5,5,5,{tail}\n"
+
+
+def test_each_threshold_is_judged_on_real_requests_and_the_e2e_row(tmp_path: Path) -> None:
+    stats = tmp_path / "stats_stats.csv"
+    stats.write_text(
+        HEADER
+        + csv_row("POST", "/api/alarms", 1000, 30, 100.0, 80)
+        + csv_row("E2E", "alarm->dispatch", 500, 0, 50.0, 2500)
+        + csv_row("", "Aggregated", 1500, 30, 150.0, 2500)
+    )
+    verdict = judge(stats, Thresholds(max_fail_ratio=0.01, max_p99_ms=2000, min_rps=150))
+    assert verdict.requests == 1000 and verdict.rps == 100.0  # E2E samples are not requests
+    assert len(verdict.missed) == 3 and not verdict.passed
+    assert judge(stats, Thresholds(0.05, 3000, 50)).passed
+    stats.write_text(HEADER + csv_row("POST", "/api/alarms", 10, 0, 1.0, 5))
+    assert judge(stats, Thresholds(max_p99_ms=1000)).missed == [
+        "no dispatch reached a unit: no alarm->dispatch figure"
+    ]
