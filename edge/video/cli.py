@@ -49,6 +49,11 @@ def _replay(args: argparse.Namespace) -> int:
     except (OSError, evaluate.GroundTruthError) as exc:
         print(f"polewatch replay: {exc}", file=sys.stderr)
         return 2
+    import cv2
+
+    # One thread: OpenCV's parallel HOG can differ in the last bits from run to run, and a
+    # replay that users tune with, and measure by, must give the same answer every time.
+    cv2.setNumThreads(1)
     out = sys.stdout if args.out == "-" else open(args.out, "w")  # noqa: SIM115
     try:
         result = replay.run(args.video, config, out, limit=args.frames)
