@@ -113,9 +113,9 @@ def _locust_args(args: argparse.Namespace, settings: Any) -> list[str]:
         "--pw-mix",
         args.mix,
         "--pw-tokens",
-        str(tokens) if tokens.exists() else "",
-        "--pw-operator-token",
-        operator.read_text().strip() if operator.exists() else "",
+        str(tokens),  # read when the first user starts: the files may be minted meanwhile
+        "--pw-operator-token-file",
+        str(operator),
         "--pw-workers",
         str(max(args.workers, 1)),
     ]

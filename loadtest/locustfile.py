@@ -40,7 +40,7 @@ def _options(parser: Any) -> None:
     )
     group.add_argument("--pw-city", default="shenzhen", help="pole registry to sample")
     group.add_argument("--pw-tokens", default="", help="file of 'UNIT TOKEN' lines")
-    group.add_argument("--pw-operator-token", default="", help="token of the viewers")
+    group.add_argument("--pw-operator-token-file", default="", help="the viewers' token")
     group.add_argument("--pw-mix", default=DEFAULT_MIX, help="citizen=4,patrol=6,edge=2,viewer=1")
     group.add_argument("--pw-workers", type=int, default=1, help="worker processes in the run")
 
@@ -219,7 +219,8 @@ class ViewerUser(HttpUser):
         _prepare(self.environment)
         options = self.environment.parsed_options
         assert options is not None
-        self.client.headers["Authorization"] = f"Bearer {options.pw_operator_token}"
+        token = SHARED.operator_token(options.pw_operator_token_file)
+        self.client.headers["Authorization"] = f"Bearer {token}"
 
     @task(4)
     def live_feed(self) -> None:

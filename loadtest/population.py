@@ -111,6 +111,7 @@ class Shared:
         self._lock = threading.Lock()
         self._next_unit = itertools.count()
         self._rng = random.Random()
+        self._operator: str | None = None
 
     def load(self, url: str, city: str, tokens: str | None, worker: int, workers: int) -> None:
         """Read the poles and this process' share of the unit tokens (once)."""
@@ -118,9 +119,17 @@ class Shared:
             if self.places:
                 return
             self.places = sample_poles(url, city)
-            if tokens:
+            if tokens and Path(tokens).exists():  # without: patrol users report no token
                 pairs = read_tokens(tokens)
                 self.units = pairs[worker :: max(workers, 1)]
+
+    def operator_token(self, path: str) -> str:
+        """The viewers' token, from its file (empty without one: the gateway answers 401)."""
+        with self._lock:
+            if self._operator is None:
+                file = Path(path) if path else None
+                self._operator = file.read_text().strip() if file and file.exists() else ""
+            return self._operator
 
     def place(self) -> Place:
         return self._rng.choice(self.places)
