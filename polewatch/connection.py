@@ -21,22 +21,35 @@ RETRY_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def connect(url: str, *, name: str, retries: int = 8, **kwargs: object) -> aioredis.Redis:
+def connect(
+    url: str,
+    *,
+    name: str,
+    retries: int = 8,
+    max_connections: int = 512,
+    wait_for_connection_s: float = 10.0,
+    **kwargs: object,
+) -> aioredis.Redis:
     """An asyncio Redis client for ``url`` that retries failed commands with backoff.
 
     ``name`` becomes the CLIENT SETNAME, so ``CLIENT LIST`` shows which service is which.
+    The pool blocks for a free connection (up to ``wait_for_connection_s``) instead of failing
+    when ``max_connections`` are busy: a burst of clients queues rather than erroring.
     """
     from redis.asyncio.retry import Retry as AsyncRetry
 
-    return aioredis.Redis.from_url(
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=wait_for_connection_s,
         client_name=name,
         retry=AsyncRetry(ExponentialBackoff(cap=2.0, base=0.05), retries),
         retry_on_error=list(RETRY_ERRORS),
         health_check_interval=15,
         socket_keepalive=True,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 def connect_sync(url: str, *, name: str, retries: int = 8, **kwargs: object) -> redis.Redis:
