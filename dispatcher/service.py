@@ -104,7 +104,7 @@ class Dispatcher:
                     await task
             if not self.burst:
                 with contextlib.suppress(Exception):
-                    await self.heartbeat("stopping")
+                    await asyncio.wait_for(self.heartbeat("stopping"), 2.0)
             if self._own_client and self._client is not None:
                 await self._client.aclose()
 
@@ -266,14 +266,25 @@ async def serve(settings: DispatcherSettings, *, burst: bool = False) -> Dispatc
     """Run a replica with SIGTERM/SIGINT handled (finish the batch in flight, then stop)."""
     dispatcher = Dispatcher(settings, burst=burst)
     loop = asyncio.get_running_loop()
+    running = asyncio.ensure_future(dispatcher.run())
+
+    def on_signal() -> None:
+        dispatcher.stop()
+        # Bounded: a batch stuck on an unreachable Redis must not hold the replica forever.
+        loop.call_later(settings.shutdown_grace_s, running.cancel)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, dispatcher.stop)
+        loop.add_signal_handler(sig, on_signal)
     close_metrics = (
         dispatcher.metrics.serve(settings.metrics_port) if settings.metrics_port else None
     )
     log.info("dispatcher %s starting (burst=%s)", dispatcher.consumer, burst)
     try:
-        await dispatcher.run()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        if running.cancelled():
+            log.warning("dispatcher %s stopped after the %.0f s grace period", dispatcher.consumer,
+                        settings.shutdown_grace_s)  # fmt: skip
     finally:
         if close_metrics:
             close_metrics()

@@ -42,6 +42,9 @@ class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fie
     audit_maxlen: Count = 5_000_000
     inbox_maxlen: Count = 1000
     heartbeat_s: Positive = 5.0
+    shutdown_grace_s: Positive = 10.0
+    """After SIGTERM, how long the batch in flight may take (e.g. while Redis is down) before
+    the replica stops anyway; what it had not acknowledged stays pending for another replica."""
     types: dict[str, dict[str, Any]] = {}
     """Per alarm type overrides of :data:`dispatcher.priorities.DEFAULTS` (see
     :class:`~dispatcher.priorities.AlarmTypePatch`); checked at start, errors name the type."""
