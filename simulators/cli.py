@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "demo",
         help="run the whole system on an embedded Redis with a simulated city",
         description="Starts a private redis-server (or uses REDIS_URL), the demo city, "
-        "dispatchers, the gateway, patrol units and citizens. Ctrl-C stops everything.",
+        "dispatchers, the gateway, camera and door agents fed with simulated video and door "
+        "controllers, patrol units and citizens. Ctrl-C stops everything.",
     )
     demo.add_argument("--units", type=int, default=300, help="patrol units (default 300)")
     demo.add_argument("--rate", type=float, default=0.2, help="citizen alarms per simulated second")
@@ -21,6 +22,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.add_argument("--poles", type=int, default=100_000, help="poles in a new demo city")
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--time-scale", type=float, default=5.0, help="simulated time speed-up")
+    demo.add_argument(
+        "--cameras", type=int, default=3, help="cameras replaying video (default 3; 0: none)"
+    )
+    demo.add_argument(
+        "--doors", type=int, default=4, help="doors with simulated controllers (default 4; 0: none)"
+    )
+    demo.add_argument(
+        "--door-rate", type=float, default=6.0, help="visits per door per minute (default 6)"
+    )
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--run-dir", type=Path, help="where Redis data and logs go (.run/)")
     demo.set_defaults(func=_demo)
@@ -51,5 +61,8 @@ def _demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             time_scale=args.time_scale,
             duration_s=args.duration,
+            cameras=args.cameras,
+            doors=args.doors,
+            door_rate=args.door_rate / 60.0,
         )
     )

@@ -20,13 +20,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import redis.asyncio as aioredis
 
-from polewatch import keys
+from polewatch import keys, wire
 from polewatch.embedded import EmbeddedRedis, die_with_parent, free_port
 from polewatch.poles.model import Pole
+
+if TYPE_CHECKING:
+    from simulators.doors import DemoDoor
+    from simulators.edge import Camera
 
 log = logging.getLogger("polewatch.demo")
 
@@ -46,6 +51,12 @@ class DemoOptions:
     time_scale: float = 5.0
     duration_s: float | None = None
     host: str = "127.0.0.1"
+    cameras: int = 3
+    """Cameras replaying video through the real video agent (0: none)."""
+    doors: int = 4
+    """Doors whose simulated controllers feed the real door agent (0: none)."""
+    door_rate: float = 0.1
+    """Visits per door per second."""
 
 
 def project_run_dir() -> Path:
@@ -124,6 +135,7 @@ async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) ->
     from polewatch.poles.city import generate_city
     from polewatch.poles.registry import PoleRegistry
     from simulators.citizens import Citizens
+    from simulators.doors import DoorControllers, plan_doors, write_doors
     from simulators.patrols import PatrolBehaviour, PatrolFleet, make_units
 
     stop = asyncio.Event()
@@ -154,7 +166,17 @@ async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) ->
         for n in range(options.dispatchers):
             procs.start(f"dispatcher-{n + 1}", "dispatcher", "--consumer", f"demo-{n + 1}")
         procs.start("gateway", "gateway", "--host", options.host, "--port", str(port))
+        cameras = _start_cameras(options, poles, procs)
+        doors = plan_doors(poles, options.doors, options.seed) if options.doors > 0 else []
+        door_url = ""
+        if doors:
+            door_port = free_port()
+            conf = write_doors(options.run_dir, doors, door_port)
+            procs.start("door-agent", "edge", "door", "--config", str(conf))
+            door_url = f"http://127.0.0.1:{door_port}"
         await _wait_http(f"{base}/api/openapi.json", procs, stop)
+        if door_url:
+            await _wait_http(f"{door_url}/status", procs, stop)
         operator = mint(secret, "supervisor", "demo", 12 * 3600)
         phone = mint(secret, "unit", "PHONE-1", 12 * 3600)
         print(
@@ -164,6 +186,8 @@ async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) ->
             f"  gateway / API:      {base}/api/openapi.json\n"
             f"  a pole's help page: {base}/p/{poles[0].code}\n"
             f"  operator token:     {operator}\n"
+            f"  cameras:            {_cameras_line(cameras)}\n"
+            f"  doors:              {_doors_line(doors)}\n"
             f"  redis:              {url}\n"
             f"  logs:               {options.run_dir}/\n"
             "Ctrl-C stops everything.\n",
@@ -177,11 +201,15 @@ async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) ->
             PatrolBehaviour(time_scale=options.time_scale),
         )
         citizens = Citizens(base, poles, options.rate * options.time_scale, options.seed)
+        edge = EdgeTally(len(cameras), len(doors))
         tasks = [
             asyncio.create_task(fleet.run(stop)),
             asyncio.create_task(citizens.run(stop)),
-            asyncio.create_task(_report(client, fleet, citizens, procs, stop)),
+            asyncio.create_task(_report(client, fleet, citizens, procs, stop, edge)),
         ]
+        if door_url:
+            controllers = DoorControllers(door_url, doors, options.seed, options.door_rate)
+            tasks.append(asyncio.create_task(controllers.run(stop)))
         if options.duration_s is not None:
             loop.call_later(options.duration_s, stop.set)
         await stop.wait()
@@ -196,6 +224,63 @@ async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) ->
     finally:
         procs.stop()
         await client.aclose()
+
+
+def _start_cameras(options: DemoOptions, poles: list[Pole], procs: Processes) -> list[Camera]:
+    """Camera configs in the run folder and one video agent process for all of them."""
+    from polewatch.poles.city import find_data_dir
+    from simulators.edge import write_cameras
+
+    if options.cameras <= 0:
+        return []
+    try:
+        data: Path | None = find_data_dir()
+    except FileNotFoundError:
+        data = None
+    cameras = write_cameras(options.run_dir, poles, options.cameras, options.seed, data)
+    args = [arg for camera in cameras for arg in ("--camera", str(camera.config))]
+    procs.start("video-agent", "edge", "video", *args)
+    return cameras
+
+
+def _cameras_line(cameras: list[Camera]) -> str:
+    if not cameras:
+        return "none (--cameras 0)"
+    return ", ".join(f"{c.id} on pole {c.pole.code} ({c.pole.district})" for c in cameras)
+
+
+def _doors_line(doors: list[DemoDoor]) -> str:
+    if not doors:
+        return "none (--doors 0)"
+    return ", ".join(f"{d.id} on pole {d.pole.code} ({d.pole.district})" for d in doors)
+
+
+class EdgeTally:
+    """Alarms of the demo's cameras and doors, counted from the new entries of the alarm
+    stream at each report."""
+
+    def __init__(self, cameras: int, doors: int) -> None:
+        self.cameras, self.doors = cameras, doors
+        self.camera_alarms = self.door_alarms = 0
+        self._after = "0-0"
+
+    async def update(self, client: aioredis.Redis, batch: int = 500) -> None:
+        if not (self.cameras or self.doors):
+            return
+        while True:
+            entries: Any = await client.xrange(keys.ALARMS, f"({self._after}", count=batch)
+            for entry_id, fields in entries:
+                self._after = entry_id.decode()
+                with contextlib.suppress(wire.WireError):
+                    source = wire.decode_entry(fields, wire.Alarm).source
+                    self.camera_alarms += source.startswith("camera:")
+                    self.door_alarms += source.startswith(("door:", "controller:"))
+            if len(entries) < batch:
+                return
+
+    def __str__(self) -> str:
+        out = f"  cameras {self.cameras} ({self.camera_alarms} alarms)" if self.cameras else ""
+        return out + (f"  doors {self.doors} ({self.door_alarms} alarms)" if self.doors else "")
 
 
 async def _wait_http(url: str, procs: Processes, stop: asyncio.Event, within_s: float = 60) -> None:
@@ -218,6 +303,7 @@ async def _report(
     citizens: object,
     procs: Processes,
     stop: asyncio.Event,
+    edge: EdgeTally,
 ) -> None:
     """Print a one-line picture of the city every few seconds."""
     while not stop.is_set():
@@ -232,9 +318,10 @@ async def _report(
         pipe.zcard(keys.UNITS_GEO)
         pipe.xlen(keys.AUDIT)
         alarms, open_, escalated, free, on_duty, audit = await pipe.execute()
+        await edge.update(client)
         print(
             f"[{time.strftime('%H:%M:%S')}] alarms {alarms}  open incidents {open_} "
             f"(escalated {escalated})  units free {free}/{on_duty}  "
-            f"connected {getattr(fleet, 'connected', '?')}  audit events {audit}",
+            f"connected {getattr(fleet, 'connected', '?')}  audit events {audit}{edge}",
             flush=True,
         )

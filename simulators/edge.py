@@ -1,0 +1,254 @@
+"""The demo's cameras: camera configs on real poles, replaying vtest and a synthetic scene.
+
+:func:`write_cameras` writes one TOML file per camera into ``run_dir/cameras/`` for the real
+video agent (``polewatch edge video --camera FILE ...``). Cameras are mounted on poles of
+different districts, so their alarms carry a pole's place and they appear on the command
+centre's map and camera wall. The synthetic camera comes first (it needs no shared data):
+people crossing a tripwire, a crowd forming and a loiterer, rendered once into the run folder.
+The vtest cameras replay ``shared/data/video/vtest.avi`` (skipped with a note when the shared
+data is missing). Rules and cooldowns are chosen so alarms are a trickle (a few a minute), and
+analysis runs at about 5 fps so the demo stays within two shared cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from polewatch.poles.model import Pole
+
+SCENE_FPS = 10.0
+SCENE_SIZE = (480, 360)
+SCENE_SECONDS = 90
+SCENE_FILE = "synthetic-scene-v1.avi"
+"""Rendered once per run folder (the version changes when the scene does)."""
+FIGURE_HEIGHT = 70.0
+TRIPWIRE_X = 240.0
+ANALYSIS_FPS = 5
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A camera of the demo: its config file and the pole it hangs on."""
+
+    id: str
+    config: Path
+    pole: Pole
+    source: str
+
+
+def spread(poles: Sequence[Pole], count: int, seed: int) -> list[Pole]:
+    """``count`` poles, one per district as long as districts last (deterministic)."""
+    rng = random.Random(seed)
+    shuffled = list(poles)
+    rng.shuffle(shuffled)
+    chosen: list[Pole] = []
+    districts: set[str | None] = set()
+    for pole in shuffled:
+        if len(chosen) == count:
+            break
+        if pole.district not in districts:
+            districts.add(pole.district)
+            chosen.append(pole)
+    for pole in shuffled:  # more wanted than districts: any pole not taken yet
+        if len(chosen) == count:
+            break
+        if pole not in chosen:
+            chosen.append(pole)
+    return chosen
+
+
+def toml_value(value: object) -> str:
+    """A TOML literal of a string, number, bool or (nested) list; JSON's string escapes are
+    valid TOML basic strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML literal for {value!r}")
+
+
+def toml_table(header: str, table: dict[str, object]) -> str:
+    """``[header]`` (or the top level when empty) with ``key = value`` lines."""
+    lines = [header] if header else []
+    lines += [f"{k} = {toml_value(v)}" for k, v in table.items() if v is not None]
+    return "\n".join(lines) + "\n"
+
+
+# --- the camera configs --------------------------------------------------------------------
+
+_SYNTHETIC_RULES: list[dict[str, object]] = [
+    {
+        "type": "tripwire", "name": "gate-line", "direction": "any", "cooldown": 20,
+        "line": [[TRIPWIRE_X, 150], [TRIPWIRE_X, 350]],
+    },
+    {"type": "crowd", "name": "gathering", "min_people": 4, "duration": 4, "cooldown": 60},
+    {
+        "type": "loitering", "name": "kiosk", "dwell": 12, "cooldown": 60,
+        "polygon": [[30, 150], [200, 150], [200, 300], [30, 300]],
+    },
+]  # fmt: skip
+
+_VTEST_CAMERAS: list[tuple[str, list[dict[str, object]]]] = [
+    # zones and thresholds measured with `polewatch replay` over vtest.avi at 5 fps: the lawn
+    # zone is entered about every 10 s, the car park twice per 80 s loop, six people are in
+    # view together twice per loop; the cooldowns keep each camera near one alarm a minute
+    (
+        "lawn",
+        [
+            {
+                "type": "zone", "name": "keep-off-lawn", "cooldown": 90,
+                "polygon": [[0, 300], [768, 420], [768, 576], [0, 576]],
+            },
+            {"type": "crowd", "name": "gathering", "min_people": 6, "duration": 3,
+             "cooldown": 180},
+        ],
+    ),
+    (
+        "car-park",
+        [
+            {
+                "type": "zone", "name": "car-park", "cooldown": 60,
+                "polygon": [[380, 130], [600, 130], [600, 200], [380, 200]],
+            },
+            {"type": "tamper", "duration": 3, "cooldown": 300},
+        ],
+    ),
+]  # fmt: skip
+
+
+def write_cameras(
+    run_dir: Path,
+    poles: Sequence[Pole],
+    count: int,
+    seed: int,
+    data_dir: Path | None = None,
+    timezone: str = "Asia/Shanghai",
+) -> list[Camera]:
+    """Write ``count`` camera configs into ``run_dir/cameras``: a synthetic scene first, then
+    vtest replays (when ``data_dir`` has the video), then more synthetic ones."""
+    folder = run_dir / "cameras"
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.toml"):
+        old.unlink()
+    vtest = data_dir / "video" / "vtest.avi" if data_dir is not None else None
+    if vtest is not None and not vtest.is_file():
+        vtest = None
+    if vtest is None and count > 1:
+        print("polewatch demo: no shared/data/video/vtest.avi: only synthetic cameras")
+    plan: list[tuple[str, str, list[dict[str, object]], dict[str, object]]] = []
+    scene = render_scene(folder / SCENE_FILE) if count else None
+    vtests = list(_VTEST_CAMERAS) if vtest is not None else []
+    analysis: dict[str, object]
+    for n in range(count):
+        if n > 0 and vtests:
+            name, rules = vtests.pop(0)
+            # people in this view are 70-120 px tall (see edge/video/vtest.toml)
+            analysis = {"fps": ANALYSIS_FPS, "person_min_height": 64, "person_max_height": 240}
+            plan.append((f"vtest-{name}", str(vtest), rules, analysis))
+        else:
+            analysis = {"fps": ANALYSIS_FPS, "person_min_height": 40, "person_max_height": 160}
+            plan.append((f"street-{n + 1}", str(scene), _SYNTHETIC_RULES, analysis))
+    cameras = []
+    for (camera_id, source, rules, analysis), pole in zip(
+        plan, spread(poles, len(plan), seed), strict=True
+    ):
+        kind = "hog" if camera_id.startswith("vtest") else "motion"
+        text = toml_table(
+            "",
+            {
+                "id": camera_id, "source": source, "pole": pole.code, "lon": pole.lon,
+                "lat": pole.lat, "district": pole.district, "timezone": timezone,
+            },
+        )  # fmt: skip
+        text += "\n" + toml_table("[analysis]", analysis)
+        text += "\n" + toml_table("[detector]", {"kind": kind})
+        for rule in rules:
+            text += "\n" + toml_table("[[rules]]", rule)
+        path = folder / f"{camera_id}.toml"
+        path.write_text(f"# written by polewatch demo: camera on pole {pole.code}\n{text}")
+        cameras.append(Camera(camera_id, path, pole, source))
+    return cameras
+
+
+# --- the synthetic scene -------------------------------------------------------------------
+
+Foot = tuple[float, float] | None
+
+
+def _walk(start: float, a: tuple[float, float], b: tuple[float, float], secs: float) -> list[Foot]:
+    """Absent until ``start`` s, then walking from ``a`` to ``b`` in ``secs`` s."""
+    lead: list[Foot] = [None] * int(start * SCENE_FPS)
+    n = int(secs * SCENE_FPS)
+    steps: list[Foot] = [
+        (a[0] + (b[0] - a[0]) * i / (n - 1), a[1] + (b[1] - a[1]) * i / (n - 1)) for i in range(n)
+    ]
+    return lead + steps
+
+
+def _gather(start: float, entry: tuple[float, float], spot: tuple[float, float]) -> list[Foot]:
+    """Walks in to ``spot`` in 5 s, stays 15 s swaying (so the background model keeps seeing
+    it), and walks back out."""
+    path = _walk(start, entry, spot, 5.0)
+    for i in range(int(15 * SCENE_FPS)):
+        sway = 4.0 * math.sin(i / 3.0)
+        path.append((spot[0] + sway, spot[1]))
+    return path + _walk(0.0, spot, entry, 5.0)
+
+
+def _loiter(start: float, secs: float) -> list[Foot]:
+    """Pacing slowly to and fro inside the kiosk area."""
+    lead: list[Foot] = [None] * int(start * SCENE_FPS)
+    n = int(secs * SCENE_FPS)
+    pacing: list[Foot] = [
+        (115.0 + 60.0 * math.sin(i / 25.0), 230.0 + 20.0 * math.sin(i / 40.0)) for i in range(n)
+    ]
+    return lead + _walk(0.0, (-20.0, 240.0), (115.0, 230.0), 4.0)[:-1] + pacing
+
+
+def scene_paths() -> list[list[Foot]]:
+    """Who walks where in the scene's 90 s loop: three people crossing the tripwire, a crowd of
+    five gathering for 15 s, and a loiterer."""
+    return [
+        _walk(6.0, (-20.0, 300.0), (500.0, 300.0), 9.0),
+        _walk(58.0, (500.0, 265.0), (-20.0, 265.0), 9.0),
+        _walk(75.0, (-20.0, 330.0), (500.0, 330.0), 8.0),
+        _gather(18.0, (500.0, 200.0), (300.0, 190.0)),
+        _gather(19.0, (500.0, 240.0), (350.0, 215.0)),
+        _gather(20.0, (440.0, 370.0), (400.0, 190.0)),
+        _gather(21.0, (500.0, 170.0), (440.0, 230.0)),
+        _gather(22.0, (330.0, 370.0), (330.0, 260.0)),
+        _loiter(42.0, 28.0),
+    ]
+
+
+def _frames() -> Iterator[object]:
+    from edge.video import synthetic
+
+    base = synthetic.background(*SCENE_SIZE, seed=11)
+    paths = scene_paths()
+    for i in range(int(SCENE_SECONDS * SCENE_FPS)):
+        img = base.copy()
+        for path in paths:
+            foot = path[i] if i < len(path) else None
+            if foot is not None:
+                synthetic.figure(img, foot, FIGURE_HEIGHT)
+        yield img
+
+
+def render_scene(path: Path) -> Path:
+    """Render the synthetic scene to ``path`` (an MJPEG AVI) unless it is already there."""
+    if path.is_file() and path.stat().st_size > 0:
+        return path
+    from edge.video import synthetic
+
+    partial = path.with_suffix(".part.avi")
+    synthetic.write(partial, _frames(), fps=SCENE_FPS)  # type: ignore[arg-type]
+    partial.replace(path)
+    return path
