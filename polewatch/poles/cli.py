@@ -1,8 +1,9 @@
-"""``polewatch poles import|generate|lookup``: the pole registry from the command line.
+"""``polewatch poles import|generate|lookup|markers``: the pole registry from the command line.
 
 The Redis URL comes from :mod:`polewatch.settings` (``REDIS_URL``, ``POLEWATCH_REDIS_URL`` or
-the config file); ``--redis-url`` overrides it. Exit status: 0 done, 1 not found (lookup) or
-refused rows with ``--strict`` (import), 2 bad input (unreadable file, invalid code).
+the config file); ``--redis-url`` overrides it. Exit status: 0 done, 1 not found (lookup,
+markers) or refused rows with ``--strict`` (import), 2 bad input (unreadable file, invalid code
+or plate size).
 """
 
 from __future__ import annotations
@@ -65,6 +66,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     look.add_argument("--limit", type=int, default=10, help="candidates shown")
     _common(look)
     look.set_defaults(func=_lookup)
+
+    mark = actions.add_parser("markers", help="printable pole plates: PDF, or one SVG per pole")
+    mark.add_argument("codes", nargs="*", metavar="CODE", help="poles to print (exact codes)")
+    mark.add_argument("--road", help="every pole on this road")
+    mark.add_argument("--district", help="every pole in this district")
+    mark.add_argument("--limit", type=int, help="at most this many poles (by code)")
+    mark.add_argument("--base-url", required=True, help="the gateway, e.g. https://pw.example")
+    mark.add_argument("--out", required=True, help="FILE.pdf (one page each), FILE.svg or DIR")
+    mark.add_argument("--size", default="150x200", help="plate WIDTHxHEIGHT in mm (150x200)")
+    mark.add_argument("--city", help="registry (default: the city setting)")
+    _common(mark)
+    mark.set_defaults(func=_markers)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -227,6 +240,72 @@ def _lookup(args: argparse.Namespace) -> int:
     else:
         print(f"no pole {args.code!r} in {city!r}, and none one mistake away")
     return 0 if resolution.pole is not None else 1
+
+
+def _markers(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from polewatch.poles import markers
+
+    if not (args.codes or args.road or args.district or args.limit):
+        return _fail("name the poles: CODES, --road, --district, or --limit N for any")
+    if args.limit is not None and args.limit < 1:
+        return _fail("--limit must be at least 1")
+    try:
+        size = markers.parse_size(args.size)
+        markers.pole_url(args.base_url, "0")
+        city = args.city or _settings(args).city
+
+        async def select(client: aioredis.Redis) -> tuple[list[Pole], list[str]]:
+            registry = PoleRegistry(client, city)
+            if args.codes:
+                found = [await registry.get(code) for code in args.codes]
+                missing = [c for c, p in zip(args.codes, found, strict=True) if p is None]
+                poles = [p for p in found if p is not None]
+            else:
+                poles, missing = sorted((await registry.load())[1], key=lambda p: p.code), []
+            poles = [
+                p
+                for p in poles
+                if (args.road is None or p.road == args.road)
+                and (args.district is None or p.district == args.district)
+            ]
+            return poles[: args.limit], missing
+
+        poles, missing = _with_redis(args, select)
+    except markers.MarkerError as exc:
+        return _fail(str(exc))
+    except (RedisError, SettingsError) as exc:
+        return _fail(f"cannot read the registry: {exc}", 1)
+    if missing:
+        return _fail(f"no such pole in {city!r}: {', '.join(map(repr, missing))}", 1)
+    if not poles:
+        return _fail(f"no pole in {city!r} matches", 1)
+    plates = [markers.layout(p, args.base_url, size=size) for p in poles]
+    out = Path(args.out)
+    try:
+        if out.suffix.lower() == ".pdf":
+            markers.write_pdf(plates, out, title=f"Pole markers, {city}")
+            written = [out]
+        elif out.suffix.lower() == ".svg":
+            if len(plates) != 1:
+                return _fail(f"{len(plates)} poles need a .pdf or a directory, not one .svg")
+            out.write_text(markers.svg(plates[0]), encoding="utf-8")
+            written = [out]
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            written = [out / markers.svg_name(p.code) for p in plates]
+            for path, plate in zip(written, plates, strict=True):
+                path.write_text(markers.svg(plate), encoding="utf-8")
+    except OSError as exc:
+        return _fail(f"cannot write {args.out}: {exc}")
+    summary = {"city": city, "poles": len(plates), "size_mm": list(size), "files": written}
+    if args.json:
+        _print_json({**summary, "files": [str(p) for p in written]})
+    else:
+        where = written[0] if len(written) == 1 else f"{len(written)} SVG files in {out}"
+        print(f"{len(plates)} pole markers ({size[0]:g} x {size[1]:g} mm) -> {where}")
+    return 0
 
 
 def _exact(code: str, pole: Pole, near: tuple[float, float] | None) -> Resolution:
