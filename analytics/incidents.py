@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 import redis.asyncio as aioredis
 
-from polewatch import keys, records, wire
+from polewatch import records, wire
 
 MAX_TS: Final = 253_370_764_799.0
 """The last second of year 9998: with any UTC offset still a four-digit ISO 8601 year."""
@@ -29,32 +29,18 @@ class IncidentRecord(msgspec.Struct, kw_only=True):
 async def load_incident(redis: aioredis.Redis, incident_id: str) -> IncidentRecord | None:
     """Read an incident, its alarms and its timeline; ``None`` when there is no such incident.
 
-    Timeline entries or alarm bodies that do not decode are left out (the dead-letter stream
-    is the writer's business; a reader shows what it can).
+    Timeline entries or alarm bodies that do not decode are left out (an export shows what
+    it can).
     """
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.incident(incident_id))
-        pipe.lrange(keys.incident_timeline(incident_id), 0, -1)
-        pipe.lrange(keys.incident_alarms(incident_id), 0, -1)
-        raw, timeline_raw, alarm_ids_raw = await pipe.execute()
-    incident = records.incident_from_hash(raw)
-    if incident is None:
+    detail = await records.read_incident(redis, incident_id)
+    if detail is None:
         return None
-    alarm_ids = [a.decode() if isinstance(a, bytes) else str(a) for a in alarm_ids_raw]
-    bodies = await redis.mget([keys.alarm_body(a) for a in alarm_ids]) if alarm_ids else []
     return IncidentRecord(
-        incident=incident,
-        alarm_ids=alarm_ids,
-        alarms=[a for a in (_decode(b, wire.Alarm) for b in bodies if b) if a is not None],
-        timeline=[e for e in (_decode(t, wire.IncidentEvent) for t in timeline_raw) if e],
+        incident=detail.incident,
+        alarm_ids=detail.alarm_ids,
+        alarms=[a for a in detail.alarms if isinstance(a, wire.Alarm)],
+        timeline=[e for e in detail.timeline if isinstance(e, wire.IncidentEvent)],
     )
-
-
-def _decode(data: Any, kind: type[wire.Alarm] | type[wire.IncidentEvent]) -> Any:
-    try:
-        return wire.decode(data, kind)
-    except wire.WireError:
-        return None
 
 
 def clamp_ts(ts: float) -> float:

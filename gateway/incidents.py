@@ -132,35 +132,29 @@ async def get_incident(request: web.Request) -> web.Response:
     """One incident: its hash, its timeline and the alarms merged into it."""
     gw, _ = _operator(request)
     iid = incident_id(request.match_info["incident"])
-    redis = gw.need_redis()
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.incident(iid))
-        pipe.lrange(keys.incident_timeline(iid), 0, -1)
-        pipe.lrange(keys.incident_alarms(iid), 0, -1)
-        raw, timeline, alarm_ids = await pipe.execute()
-    incident = records.incident_from_hash(raw)
-    if incident is None:
+    detail = await records.read_incident(gw.need_redis(), iid)
+    if detail is None:
         raise HttpError(404, f"no incident {iid!r}")
-    bodies_raw: list[Any] = (
-        await redis.mget([keys.alarm_body(a.decode()) for a in alarm_ids]) if alarm_ids else []
-    )
     return json_response(
         {
-            "incident": incident,
-            "timeline": [_decoded(item, wire.IncidentEvent) for item in timeline],
+            "incident": detail.incident,
+            "timeline": [
+                {"k": "invalid", "error": e} if isinstance(e, str) else wire.to_builtins(e)
+                for e in detail.timeline
+            ],
             "alarms": [
-                _decoded(body, wire.Alarm) if body else {"id": a.decode(), "expired": True}
-                for a, body in zip(alarm_ids, bodies_raw, strict=True)
+                _alarm_view(i, a) for i, a in zip(detail.alarm_ids, detail.alarms, strict=True)
             ],
         }
     )
 
 
-def _decoded(data: Any, kind: Any) -> Any:
-    try:
-        return wire.to_builtins(wire.decode(data, kind))
-    except wire.WireError as exc:
-        return {"k": "invalid", "error": exc.reason}
+def _alarm_view(alarm_id: str, alarm: wire.Alarm | str | None) -> dict[str, Any]:
+    if alarm is None:
+        return {"id": alarm_id, "expired": True}
+    if isinstance(alarm, str):
+        return {"id": alarm_id, "k": "invalid", "error": alarm}
+    return wire.to_builtins(alarm)
 
 
 @routes.get("/api/units")

@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Any, Final
 
 import msgspec
+import redis.asyncio as aioredis
+
+from polewatch import keys, wire
 
 INCIDENT_STATES: Final = (
     "new",
@@ -136,3 +139,49 @@ def unit_from_hash(raw: dict[Any, Any]) -> Unit | None:
         lat=float(h["lat"]) if h.get("lat") else None,
         seen=float(h["seen"]) if h.get("seen") else None,
     )
+
+
+class IncidentDetail(msgspec.Struct, kw_only=True):
+    """An incident with its timeline and the alarms merged into it (:func:`read_incident`).
+
+    A stored entry that does not decode is kept in its place as the reason (a ``str``), so a
+    reader can show it or leave it out; the dead-letter stream is the writer's business.
+    """
+
+    incident: Incident
+    timeline: list[wire.IncidentEvent | str] = []
+    """Transitions, oldest first."""
+    alarm_ids: list[str] = []
+    """Every alarm merged into the incident, first one first."""
+    alarms: list[wire.Alarm | str | None] = []
+    """The body of each of ``alarm_ids``: ``None`` once it expired (bodies do; ids stay)."""
+
+
+async def read_incident(redis: aioredis.Redis, incident_id: str) -> IncidentDetail | None:
+    """Read an incident, its timeline and its alarms (two round trips); ``None`` when there
+    is no such incident."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.incident(incident_id))
+        pipe.lrange(keys.incident_timeline(incident_id), 0, -1)
+        pipe.lrange(keys.incident_alarms(incident_id), 0, -1)
+        raw, timeline, alarm_ids_raw = await pipe.execute()
+    incident = incident_from_hash(raw)
+    if incident is None:
+        return None
+    alarm_ids = [a.decode() if isinstance(a, bytes) else str(a) for a in alarm_ids_raw]
+    bodies: list[Any] = (
+        await redis.mget([keys.alarm_body(a) for a in alarm_ids]) if alarm_ids else []
+    )
+    return IncidentDetail(
+        incident=incident,
+        timeline=[_decoded(item, wire.IncidentEvent) for item in timeline],
+        alarm_ids=alarm_ids,
+        alarms=[None if body is None else _decoded(body, wire.Alarm) for body in bodies],
+    )
+
+
+def _decoded(data: bytes, kind: Any) -> Any:
+    try:
+        return wire.decode(data, kind)
+    except wire.WireError as exc:
+        return exc.reason
