@@ -9,6 +9,7 @@ from typing import Any, Final
 
 import msgspec
 from aiohttp import web
+from redis.asyncio import Redis
 
 from gateway import bodies
 from gateway.alarms import candidate_view, find_pole, pole_view, raise_alarm
@@ -22,6 +23,9 @@ from polewatch import geo, keys, records, wire
 from polewatch.poles.codes import CodeError
 
 MAX_LIST: Final = 500
+SCAN_PAGE: Final = 100
+SCAN_MAX: Final = 2000
+"""Most incidents one list request reads to find those of a single state."""
 OPERATORS: Final = ("operator", "supervisor")
 STATE_FILTERS: Final = ("open", "escalated", *sorted(records.OPEN_STATES - {"escalated"}))
 
@@ -105,17 +109,39 @@ async def list_incidents(request: web.Request) -> web.Response:
     if state not in STATE_FILTERS:
         raise HttpError(422, f"'state' must be one of {', '.join(STATE_FILTERS)}")
     limit = _limit(request.query.get("limit"))
-    redis = gw.need_redis()
     index = keys.ESCALATED if state == "escalated" else keys.INCIDENTS_OPEN
-    found_ids: Any = await redis.zrevrange(index, 0, MAX_LIST - 1)
-    ids = [i.decode() for i in found_ids]
-    async with redis.pipeline(transaction=False) as pipe:
-        for i in ids:
-            pipe.hgetall(keys.incident(i))
-        hashes: list[Any] = await pipe.execute()
-    found = [records.incident_from_hash(h) for h in hashes]
-    items = [i for i in found if i is not None and state in ("open", "escalated", i.state)]
-    return json_response({"state": state, "incidents": items[:limit]})
+    found = await _newest(gw.need_redis(), index, state, limit)
+    return json_response({"state": state, "incidents": found})
+
+
+async def _newest(redis: Redis, index: str, state: str, limit: int) -> list[records.Incident]:
+    """The newest ``limit`` incidents of ``index`` in ``state``, newest first.
+
+    For ``open`` and ``escalated`` the index is exactly the set wanted, so one page of
+    ``limit`` ids (and one pipelined round trip of HGETALLs) is the answer. A single state
+    (``dispatched``, ...) can only be told from the hash, so the open index is read in pages
+    until ``limit`` match; :data:`SCAN_MAX` bounds what one request reads. The order is the
+    index' (creation time, or escalation time); the console sorts by priority itself.
+    """
+    whole = state in ("open", "escalated")
+    page = limit if whole else max(limit, SCAN_PAGE)
+    found: list[records.Incident] = []
+    start = 0
+    while len(found) < limit and start < SCAN_MAX:
+        ids: Any = await redis.zrevrange(index, start, start + page - 1)
+        async with redis.pipeline(transaction=False) as pipe:
+            for i in ids:
+                pipe.hgetall(keys.incident(i.decode()))
+            hashes: list[Any] = await pipe.execute()
+        for raw in hashes:  # a hash may be gone (closed and expired since the index read)
+            incident = records.incident_from_hash(raw)
+            if incident is not None and (whole or incident.state == state):
+                found.append(incident)
+        if len(ids) < page:
+            break
+        start += page
+        page = limit - len(found) if whole else page
+    return found[:limit]
 
 
 def _limit(value: str | None) -> int:

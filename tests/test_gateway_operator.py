@@ -171,3 +171,29 @@ async def test_incident_board_detail_and_units(
     units = (await (await client.get("/api/units", headers=OPERATOR)).json())["units"]
     assert [(u["id"], u["status"]) for u in units] == [("U1", "busy"), ("U2", "off_duty")]
     assert units[0]["capabilities"] == ["car", "medic"]
+
+
+async def hgetall_calls(redis: aioredis.Redis) -> int:
+    stats: Any = await redis.info("commandstats")
+    return int(stats.get("cmdstat_hgetall", {}).get("calls", 0))
+
+
+async def test_the_board_reads_only_the_incidents_it_shows(
+    client: TestClient[Any, Any], aredis: aioredis.Redis
+) -> None:
+    now = time.time()
+    for n in range(300):
+        state = "on_scene" if n % 100 == 0 else "dispatched"  # three on scene: n = 0, 100, 200
+        await store_incident(aredis, f"I{n}", state, now - 1000 + n)
+    await aredis.delete(keys.incident("I298"))  # closed and gone while still in the index
+
+    before = await hgetall_calls(aredis)
+    board = await (await client.get("/api/incidents?limit=5", headers=OPERATOR)).json()
+    assert [i["id"] for i in board["incidents"]] == ["I299", "I297", "I296", "I295", "I294"]
+    assert await hgetall_calls(aredis) - before == 6  # the five, and the one found gone
+
+    before = await hgetall_calls(aredis)
+    url = "/api/incidents?state=on_scene&limit=2"
+    board = await (await client.get(url, headers=OPERATOR)).json()
+    assert [i["id"] for i in board["incidents"]] == ["I200", "I100"]
+    assert await hgetall_calls(aredis) - before == 200  # two pages of 100, not the whole index
