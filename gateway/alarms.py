@@ -23,6 +23,8 @@ from polewatch.poles.index import PoleIndex
 from polewatch.poles.model import Candidate, Pole
 
 CANDIDATES = 10
+RETRY_S = 1
+"""What a refused alarm (the write queue is full) tells the client to wait, in seconds."""
 
 
 def new_alarm_id(secret: str) -> str:
@@ -125,7 +127,12 @@ async def raise_alarm(
     try:
         entry_id = await gw.need_writer().add(keys.ALARMS, wire.entry(alarm))
     except Overloaded as exc:
-        raise HttpError(503, f"alarm not accepted: {exc}; retry", retry_after=1) from None
+        raise HttpError(
+            503,
+            f"alarm not accepted: {exc}; retry",
+            headers={"Retry-After": str(RETRY_S)},
+            retry_after=RETRY_S,
+        ) from None
     except Exception as exc:
         raise HttpError(503, f"alarm store unavailable ({type_name(exc)}); retry") from None
     gw.metrics.alarms_by[channel].inc()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from aiohttp import web
@@ -19,13 +19,21 @@ REDIS_DOWN = tuple(RETRY_ERRORS)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class HttpError(Exception):
-    """An answer other than success: a status, a message and optional extra fields."""
+RETRY_AFTER_S: Final = 1
+"""What a 503 tells the client to wait, unless its raiser knows better."""
 
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
+
+class HttpError(Exception):
+    """An answer other than success: a status, a message, optional headers and extra fields
+    of the JSON body."""
+
+    def __init__(
+        self, status: int, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -39,7 +47,10 @@ def json_response(data: Any, status: int = 200, **kwargs: Any) -> web.Response:
 def error_response(
     status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> web.Response:
-    """``{"error": message, **extra}`` with ``status``."""
+    """``{"error": message, **extra}`` with ``status``; a 503 always says when to retry
+    (``Retry-After``), as the document promises."""
+    if status == 503 and "Retry-After" not in (headers or {}):
+        headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_S)}
     return json_response({"error": message, **extra}, status=status, headers=headers)
 
 
@@ -49,12 +60,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except HttpError as exc:
-        return error_response(exc.status, exc.message, **exc.extra)
+        return error_response(exc.status, exc.message, exc.headers, **exc.extra)
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(413, f"request body too large: {exc.text}")
     except REDIS_DOWN as exc:
         log.warning("Redis unavailable on %s %s: %s", request.method, request.path, exc)
-        return error_response(503, "the store is unavailable; retry", headers={"Retry-After": "1"})
+        return error_response(503, "the store is unavailable; retry")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
 from gateway.openapi import doc_of
+from gateway.state import GATEWAY
 from gateway.testing import bearer, gateway_client, operator_token, store_poles, unit_token
 from gateway.writer import Overloaded, StreamWriter
 from polewatch import keys, wire
@@ -206,3 +207,18 @@ async def test_concurrent_alarms_are_written_in_pipelined_batches(
     assert await pending[0] and await aredis.xlen(keys.ALARMS) == 151
     with pytest.raises(Overloaded):  # ... and refuses anything new
         await writer.add(keys.ALARMS, wire.entry(alarms[0]))
+
+
+async def test_a_full_alarm_queue_is_a_503_that_says_when_to_retry(
+    client: TestClient[Any, Any], aredis: aioredis.Redis
+) -> None:
+    writer = client.app[GATEWAY].need_writer()
+    writer.queue_max = 0  # as if Redis had fallen behind by a whole queue
+    resp = await client.post("/api/alarms", json=VALID_BODIES["/api/alarms"])
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "1"  # what HTTP clients and proxies read ...
+    body = await resp.json()
+    assert body["retry_after"] == 1 and "retry" in body["error"]  # ... and what scripts read
+    assert await aredis.xlen(keys.ALARMS) == 0
+    writer.queue_max = 20000
+    assert (await client.post("/api/alarms", json=VALID_BODIES["/api/alarms"])).status == 202

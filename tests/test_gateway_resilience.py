@@ -27,8 +27,9 @@ async def test_redis_down_is_a_503_and_service_resumes_when_it_is_back(
         server.stop()
         resp = await client.post("/api/alarms", json={"pole": "3101201"})
         assert resp.status == 503 and "retry" in (await resp.json())["error"]
+        assert resp.headers["Retry-After"] == "1"
         resp = await client.get("/api/units", headers=bearer(operator_token("alice")))
-        assert resp.status == 503
+        assert resp.status == 503 and resp.headers["Retry-After"] == "1"
         assert (await client.get("/api/openapi.json")).status == 200  # still serving
 
         make_redis(tmp_path / "r2", port=server.port, appendonly=False).start()
