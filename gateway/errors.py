@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import msgspec
-from aiohttp import web
+from aiohttp import ClientConnectionResetError, web
 
 from polewatch.connection import RETRY_ERRORS
 
@@ -19,6 +19,8 @@ REDIS_DOWN = tuple(RETRY_ERRORS)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+CLIENT_GONE: Final = 499
+"""Status recorded (never sent: nobody is listening) when the client hung up mid-answer."""
 RETRY_AFTER_S: Final = 1
 """What a 503 tells the client to wait, unless its raiser knows better."""
 
@@ -61,6 +63,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except HttpError as exc:
         return error_response(exc.status, exc.message, exc.headers, **exc.extra)
+    except ClientConnectionResetError as exc:  # before REDIS_DOWN: it is a ConnectionResetError
+        # the client went away mid-answer (a stream, a socket): a normal end, not an outage
+        log.debug("client went away during %s %s: %s", request.method, request.path, exc)
+        return error_response(CLIENT_GONE, "client closed the connection")
     except web.HTTPRequestEntityTooLarge as exc:
         return error_response(413, f"request body too large: {exc.text}")
     except REDIS_DOWN as exc:

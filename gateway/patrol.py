@@ -16,7 +16,7 @@ import time
 from typing import Any, Final
 
 import redis.asyncio as aioredis
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import ClientConnectionResetError, WSCloseCode, WSMsgType, web
 
 from gateway import bodies, frames
 from gateway.auth import Principal, authorize
@@ -137,8 +137,12 @@ async def patrol_socket(request: web.Request) -> web.StreamResponse:
                 await _receive(gw, ws, unit)
             finally:
                 pusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ConnectionResetError):
+                with contextlib.suppress(asyncio.CancelledError, ClientConnectionResetError):
                     await pusher
+    except ClientConnectionResetError as exc:
+        # aiohttp's own error (Redis' are others): the unit hung up while we were writing to
+        # it, which is how a phone going out of coverage ends its socket
+        log.debug("unit %s went away: %s", unit, exc)
     finally:
         gw.metrics.ws_clients.dec()
         await ws.close()

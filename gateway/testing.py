@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.app import create_app
@@ -45,6 +46,23 @@ async def gateway_client(redis_url: str, **settings: Any) -> AsyncIterator[TestC
     app = create_app(GatewaySettings(**values))
     async with TestClient(TestServer(app)) as client:
         yield client
+
+
+@contextlib.asynccontextmanager
+async def served_gateway(redis_url: str, **settings: Any) -> AsyncIterator[tuple[str, int]]:
+    """A started gateway served as ``polewatch gateway`` serves it (a request handler is not
+    cancelled when its client goes away, unlike under :class:`TestServer`); (host, port)."""
+    values: dict[str, Any] = {"redis_url": redis_url, "secret": TEST_SECRET, "city": TEST_CITY}
+    values.update(settings)
+    runner = web.AppRunner(create_app(GatewaySettings(**values)), handler_cancellation=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield str(host), int(port)
+    finally:
+        await runner.cleanup()
 
 
 TEST_CITY = "testcity"
