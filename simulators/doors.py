@@ -5,7 +5,7 @@
 under the seed: mostly ``card_granted`` -> ``door_opened`` -> ``door_closed`` cycles (and exit
 button presses), sometimes a ``card_denied``, rarely a burst of them, a forced or held door, a
 tamper switch or a controller's passback refusal, plus a heartbeat from every controller.
-With the default rate (a visit per door every ~10 s) four doors raise a few alarms a minute.
+With the demo's rate (a visit per door every ~6 s) four doors raise a few alarms a minute.
 The event format is the one of docs/door-events.md.
 """
 
@@ -34,14 +34,14 @@ HEARTBEAT_S = 15.0
 HELD_OPEN_S = 20.0
 
 SCENARIOS: tuple[tuple[str, float], ...] = (
-    ("pass", 0.75),
+    ("pass", 0.73),
     ("exit_button", 0.08),
     ("denied", 0.07),
-    ("denied_burst", 0.03),
-    ("forced", 0.03),
-    ("held", 0.02),
+    ("denied_burst", 0.035),
+    ("forced", 0.035),
+    ("held", 0.025),
     ("tamper", 0.01),
-    ("passback", 0.01),
+    ("passback", 0.015),
 )
 """What happens when someone comes to a door, with its probability."""
 
@@ -100,7 +100,7 @@ class DoorControllers:
     """
 
     def __init__(
-        self, url: str, doors: Sequence[DemoDoor], seed: int, rate: float = 0.1, cards: int = 40
+        self, url: str, doors: Sequence[DemoDoor], seed: int, rate: float = 1 / 6, cards: int = 40
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
@@ -176,12 +176,15 @@ class DoorControllers:
     async def _held(self, door: DemoDoor, rng: random.Random, stop: asyncio.Event) -> None:
         await self._grant(door, rng)  # a delivery propping the door open
         await self._event(door, "door_opened")
-        if rng.random() < 0.5:
+        if rng.random() < 0.5:  # the controller raises its own open-too-long alarm
             if await _wait(stop, HELD_OPEN_S * 0.75):
                 return
-            await self._event(door, "held_open")  # the controller's own open-too-long alarm
-        if not await _wait(stop, HELD_OPEN_S * 0.5):  # past held_open_s in either case
-            await self._event(door, "door_closed")
+            await self._event(door, "held_open")
+            if await _wait(stop, HELD_OPEN_S * 0.5):
+                return
+        elif await _wait(stop, HELD_OPEN_S * 1.25):  # the agent notices on its own
+            return
+        await self._event(door, "door_closed")
 
     async def _tamper(self, door: DemoDoor, rng: random.Random, stop: asyncio.Event) -> None:
         await self._event(door, "tamper", reader=rng.choice(["R1", "R2"]))

@@ -147,11 +147,14 @@ def write_cameras(
     vtests = list(_VTEST_CAMERAS) if vtest is not None else []
     analysis: dict[str, object]
     for n in range(count):
-        if n > 0 and vtests:
+        if n > 0 and vtests and vtest is not None:
             name, rules = vtests.pop(0)
+            replay = vtest
+            if not vtests:  # the second replay starts halfway: not the same picture twice
+                replay = rotated_copy(vtest, folder / "vtest-from-400.avi", 400)
             # people in this view are 70-120 px tall (see edge/video/vtest.toml)
             analysis = {"fps": ANALYSIS_FPS, "person_min_height": 64, "person_max_height": 240}
-            plan.append((f"vtest-{name}", str(vtest), rules, analysis))
+            plan.append((f"vtest-{name}", str(replay), rules, analysis))
         else:
             analysis = {"fps": ANALYSIS_FPS, "person_min_height": 40, "person_max_height": 160}
             plan.append((f"street-{n + 1}", str(scene), _SYNTHETIC_RULES, analysis))
@@ -175,6 +178,34 @@ def write_cameras(
         path.write_text(f"# written by polewatch demo: camera on pole {pole.code}\n{text}")
         cameras.append(Camera(camera_id, path, pole, source))
     return cameras
+
+
+def rotated_copy(src: Path, dst: Path, start: int) -> Path:
+    """``src`` re-encoded to start at frame ``start`` (and go on with its beginning), so two
+    cameras replaying one recording do not show the same moment; made once per run folder."""
+    if dst.is_file() and dst.stat().st_size > 0:
+        return dst
+    import cv2
+
+    cap = cv2.VideoCapture(str(src))
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    fps = cap.get(cv2.CAP_PROP_FPS) or SCENE_FPS
+    size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    partial = dst.with_suffix(".part.avi")
+    out = cv2.VideoWriter(str(partial), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
+    try:
+        for first, last in ((start % max(total, 1), total), (0, start % max(total, 1))):
+            cap.set(cv2.CAP_PROP_POS_FRAMES, first)
+            for _ in range(first, last):
+                ok, image = cap.read()
+                if not ok:
+                    break
+                out.write(image)
+    finally:
+        out.release()
+        cap.release()
+    partial.replace(dst)
+    return dst
 
 
 # --- the synthetic scene -------------------------------------------------------------------

@@ -54,7 +54,7 @@ def test_the_demo_dispatches_citizen_alarms_to_simulated_patrols(
 ) -> None:
     proc = demo(
         tmp_path, "--duration", "20", "--units", "40", "--rate", "1", "--time-scale", "10",
-        env={"REDIS_URL": redis_url},
+        "--cameras", "0", "--doors", "0", env={"REDIS_URL": redis_url},
     )  # fmt: skip
     try:
         wait_for_line(proc, "polewatch demo is running", 120)
@@ -79,7 +79,7 @@ def test_ctrl_c_stops_every_process_of_the_embedded_demo(tmp_path: Path) -> None
         wait_for_line(proc, "polewatch demo is running", 120)
         pids = [int(line.split()[0]) for line in (tmp_path / "demo.pids").read_text().split("\n")
                 if line]  # fmt: skip
-        assert len(pids) >= 3  # redis-server, dispatchers, gateway
+        assert len(pids) >= 6  # redis-server, dispatchers, gateway, video and door agents
         assert all(alive(pid) for pid in pids)
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)

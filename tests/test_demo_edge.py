@@ -12,8 +12,12 @@ import redis
 import redis.asyncio as aioredis
 from test_demo import alive, demo, wait_for_line
 
+from edge.door import config as door_config
+from edge.door.agent import DoorAgent
 from polewatch import keys, wire
+from polewatch.poles.model import Pole
 from polewatch.poles.registry import PoleRegistry
+from simulators.doors import DoorControllers, plan_doors, write_doors
 
 
 def _poles_exist(url: str, codes: set[str]) -> set[str]:
@@ -44,9 +48,11 @@ def _edge_seen(client: redis.Redis) -> tuple[set[str], list[wire.Alarm], list[wi
 
 
 def test_the_demo_runs_cameras_and_doors_on_real_poles(tmp_path: Path, redis_url: str) -> None:
+    # seed 9: each door's third visit is one that raises an alarm (the sequence of visits is
+    # fixed by the seed; only how fast it plays depends on the machine)
     proc = demo(
         tmp_path, "--units", "5", "--rate", "0.2", "--cameras", "2", "--doors", "2",
-        "--door-rate", "120", "--duration", "100", env={"REDIS_URL": redis_url},
+        "--door-rate", "120", "--seed", "9", "--duration", "100", env={"REDIS_URL": redis_url},
     )  # fmt: skip
     client = redis.Redis.from_url(redis_url)
     try:
@@ -83,3 +89,36 @@ def test_the_demo_runs_cameras_and_doors_on_real_poles(tmp_path: Path, redis_url
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in pids if alive(pid)]
+
+
+async def test_simulated_controllers_speak_the_door_agents_language(
+    redis_url: str, aredis: aioredis.Redis, tmp_path: Path
+) -> None:
+    poles = [
+        Pole(code=f"44010{n:02d}", lon=114.0 + n / 100, lat=22.55, city="shenzhen",
+             district=district, grid=f"G{n}")
+        for n, district in enumerate(["Futian", "Luohu", "Nanshan", "Bao'an", "Futian"])
+    ]  # fmt: skip
+    await PoleRegistry(aredis, "shenzhen").store(poles)
+    doors = plan_doors(poles, 4, seed=3)
+    assert len({d.pole.district for d in doors}) == 4  # spread over districts
+    assert [d.controller for d in doors] == ["ctl-1", "ctl-1", "ctl-2", "ctl-2"]
+    conf = door_config.load(write_doors(tmp_path, doors, 0), redis_url=redis_url)
+    stop = asyncio.Event()
+    async with DoorAgent(conf) as agent:
+        controllers = DoorControllers(f"http://127.0.0.1:{agent.http_port}", doors, 3, rate=4.0)
+        task = asyncio.create_task(controllers.run(stop))
+        deadline = time.monotonic() + 45
+        while controllers.stats.posted < 20 or not controllers.stats.alarms:
+            assert time.monotonic() < deadline, controllers.stats
+            assert not task.done(), task
+            await asyncio.sleep(0.2)
+        stop.set()
+        await task
+    stats = controllers.stats
+    assert stats.failed == 0, stats  # every event was one the agent accepts
+    assert stats.scenarios.get("pass", 0) > 0
+    assert agent.rejected == 0
+    alarms = [wire.decode_entry(f, wire.Alarm) for _, f in await aredis.xrange(keys.ALARMS)]
+    assert len(alarms) == stats.alarms
+    assert {a.pole for a in alarms} <= {d.pole.code for d in doors}
