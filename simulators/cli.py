@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--doors", type=int, default=4, help="doors with simulated controllers (default 4; 0: none)"
     )
     demo.add_argument(
-        "--door-rate", type=float, default=10.0, help="visits per door per minute (default 10)"
+        "--door-rate", type=float, default=12.0, help="visits per door per minute (default 12)"
     )
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--run-dir", type=Path, help="where Redis data and logs go (.run/)")

@@ -55,7 +55,7 @@ class DemoOptions:
     """Cameras replaying video through the real video agent (0: none)."""
     doors: int = 4
     """Doors whose simulated controllers feed the real door agent (0: none)."""
-    door_rate: float = 1 / 6
+    door_rate: float = 0.2
     """Visits per door per second."""
 
 

@@ -5,7 +5,7 @@
 under the seed: mostly ``card_granted`` -> ``door_opened`` -> ``door_closed`` cycles (and exit
 button presses), sometimes a ``card_denied``, rarely a burst of them, a forced or held door, a
 tamper switch or a controller's passback refusal, plus a heartbeat from every controller.
-With the demo's rate (a visit per door every ~6 s) four doors raise a few alarms a minute.
+With the demo's rate (a visit per door every ~5 s) four doors raise a few alarms a minute.
 The event format is the one of docs/door-events.md.
 """
 
@@ -34,14 +34,14 @@ HEARTBEAT_S = 15.0
 HELD_OPEN_S = 20.0
 
 SCENARIOS: tuple[tuple[str, float], ...] = (
-    ("pass", 0.73),
+    ("pass", 0.70),
     ("exit_button", 0.08),
     ("denied", 0.07),
-    ("denied_burst", 0.035),
-    ("forced", 0.035),
-    ("held", 0.025),
-    ("tamper", 0.01),
-    ("passback", 0.015),
+    ("denied_burst", 0.04),
+    ("forced", 0.045),
+    ("held", 0.03),
+    ("tamper", 0.015),
+    ("passback", 0.02),
 )
 """What happens when someone comes to a door, with its probability."""
 
@@ -100,7 +100,7 @@ class DoorControllers:
     """
 
     def __init__(
-        self, url: str, doors: Sequence[DemoDoor], seed: int, rate: float = 1 / 6, cards: int = 40
+        self, url: str, doors: Sequence[DemoDoor], seed: int, rate: float = 0.2, cards: int = 40
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
