@@ -57,13 +57,13 @@ def create_app(settings: GatewaySettings) -> web.Application:
     return app
 
 
-@api(tag="system")
+@api(tag="system", store=False)
 async def openapi_json(request: web.Request) -> web.Response:
     """This document: the gateway's HTTP API as OpenAPI 3.1."""
     return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
-@api(tag="system", content="text/plain")
+@api(tag="system", content="text/plain", store=False)
 async def metrics_text(request: web.Request) -> web.Response:
     """Prometheus metrics: requests, alarms accepted, WebSocket clients, write batch sizes."""
     return await request.app[GATEWAY].metrics.handle(request)

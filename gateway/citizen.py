@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
-import re
 import secrets
 from importlib import resources
 from typing import Any, Final
@@ -18,12 +17,11 @@ from gateway import bodies
 from gateway.alarms import find_pole, issued_here, pole_view, raise_alarm
 from gateway.errors import REDIS_DOWN, HttpError, json_response
 from gateway.notify import ANY
-from gateway.openapi import api, read_body
+from gateway.openapi import Answer, api, path_value, read_body
 from gateway.state import GATEWAY, Gateway
 from gateway.status import AlarmStatus, alarm_status
-from polewatch import keys
+from polewatch import keys, wire
 
-IDENT: Final = re.compile(r"^[A-Za-z0-9_.:@#/-]{1,128}$")
 KEEPALIVE_S: Final = 15.0
 COALESCE_S: Final = 0.2
 """A stream still waiting for its incident is woken by every incident change in the city; it
@@ -68,10 +66,7 @@ async def post_alarm(request: web.Request) -> web.Response:
 
 
 def _alarm_id(request: web.Request) -> str:
-    alarm_id = request.match_info["alarm"]
-    if not IDENT.match(alarm_id):
-        raise HttpError(422, "malformed alarm id")
-    return alarm_id
+    return path_value(request, "alarm", "malformed alarm id")
 
 
 async def _status_or_404(gw: Gateway, alarm_id: str) -> AlarmStatus:
@@ -84,6 +79,7 @@ async def _status_or_404(gw: Gateway, alarm_id: str) -> AlarmStatus:
 @routes.get("/api/alarms/{alarm}")
 @api(
     tag="citizen",
+    path={"alarm": wire.Ident},
     response=AlarmStatus,
     answers={404: "No such alarm", 422: "Malformed id", 429: RATE_LIMITED},
 )
@@ -96,6 +92,7 @@ async def get_alarm(request: web.Request) -> web.Response:
 @routes.get("/api/alarms/{alarm}/events")
 @api(
     tag="citizen",
+    path={"alarm": wire.Ident},
     content="text/event-stream",
     answers={404: "No such alarm", 422: "Malformed id", 429: RATE_LIMITED},
 )
@@ -182,8 +179,12 @@ def _json_for_script(data: Any) -> str:
 @routes.get("/p/{code}")
 @api(
     tag="citizen",
+    path={"code": bodies.PoleCode},
     content="text/html",
-    answers={404: "Unknown pole code (an HTML page with candidates)", 429: RATE_LIMITED},
+    answers={
+        404: Answer("Unknown or malformed pole code: a page with candidates", "text/html"),
+        429: RATE_LIMITED,
+    },
 )
 async def help_page(request: web.Request) -> web.Response:
     """The page a pole's QR code opens: the place, a big Help button, the live status."""

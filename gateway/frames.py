@@ -23,16 +23,13 @@ Unit to server (``ref`` is optional and echoed back)::
 
 from __future__ import annotations
 
-import re
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 
 from gateway import bodies
 from gateway.errors import HttpError
 from polewatch import wire
-
-IDENT: Final = re.compile(r"^[A-Za-z0-9_.:@#/-]{1,128}$")
 
 
 class FrameError(ValueError):
@@ -111,12 +108,6 @@ def decode(data: str | bytes) -> AnyFrame:
         return frame
     except HttpError as exc:
         raise FrameError(exc.message.replace("request body", "frame")) from None
-
-
-def incident_id(value: str) -> str:
-    if not IDENT.match(value):
-        raise HttpError(422, "malformed incident id")
-    return value
 
 
 def encode_hello(unit: str, last: str) -> str:

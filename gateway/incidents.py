@@ -15,8 +15,7 @@ from gateway import bodies
 from gateway.alarms import candidate_view, find_pole, pole_view, raise_alarm
 from gateway.auth import Principal, authorize
 from gateway.errors import HttpError, json_response
-from gateway.frames import incident_id
-from gateway.openapi import Query, api, read_body
+from gateway.openapi import Query, api, path_value, read_body
 from gateway.state import GATEWAY, Gateway
 from gateway.writer import Overloaded
 from polewatch import geo, keys, records, wire
@@ -54,14 +53,16 @@ def parse_near(value: str | None) -> tuple[float, float] | None:
 @api(
     tag="operator",
     roles=OPERATORS,
+    path={"code": bodies.PoleCode},
     query=(Query("near", "The caller's rough position, lon,lat, to rank candidates"),),
-    answers={404: "Unknown code; the body lists ranked candidates"},
-)
+    answers={404: "Unknown code; the body lists ranked candidates",
+             422: "Not a pole code, or 'near' is not a position"},
+)  # fmt: skip
 async def get_pole(request: web.Request) -> web.Response:
     """The pole a caller named, or (404) the poles they may have meant, nearest first."""
     gw, _ = _operator(request)
+    code = path_value(request, "code", "not a pole code")
     near = parse_near(request.query.get("near"))
-    code = request.match_info["code"]
     try:
         resolution = gw.need_poles().resolve(code, near=near, limit=10)
     except CodeError as exc:
@@ -101,6 +102,7 @@ async def post_incident(request: web.Request) -> web.Response:
               {"type": "string", "enum": list(STATE_FILTERS)}),
         Query("limit", "At most this many", {"type": "integer", "minimum": 1, "maximum": MAX_LIST}),
     ),
+    answers={422: "'state' or 'limit' out of range"},
 )  # fmt: skip
 async def list_incidents(request: web.Request) -> web.Response:
     """Open incidents, newest first (``state``: open, escalated or one open state)."""
@@ -153,11 +155,12 @@ def _limit(value: str | None) -> int:
 
 
 @routes.get("/api/incidents/{incident}")
-@api(tag="operator", roles=OPERATORS, answers={404: "No such incident"})
+@api(tag="operator", roles=OPERATORS, path={"incident": wire.Ident},
+     answers={404: "No such incident", 422: "Malformed incident id"})  # fmt: skip
 async def get_incident(request: web.Request) -> web.Response:
     """One incident: its hash, its timeline and the alarms merged into it."""
     gw, _ = _operator(request)
-    iid = incident_id(request.match_info["incident"])
+    iid = path_value(request, "incident")
     detail = await records.read_incident(gw.need_redis(), iid)
     if detail is None:
         raise HttpError(404, f"no incident {iid!r}")
@@ -226,7 +229,7 @@ def command(op: wire.CommandOp, incident: str, actor: str, body: bodies.Body) ->
 def _override(verb: str, op: wire.CommandOp, kind: type[bodies.Body]) -> Any:
     async def override(request: web.Request) -> web.Response:
         gw, who = _operator(request)
-        iid = incident_id(request.match_info["incident"])
+        iid = path_value(request, "incident")
         body = await read_body(request)
         if op == "merge" and getattr(body, "other", None) == iid:
             raise HttpError(422, "an incident cannot be merged with itself")
@@ -243,7 +246,9 @@ def _override(verb: str, op: wire.CommandOp, kind: type[bodies.Body]) -> Any:
 
     override.__doc__ = f"Override: {OVERRIDES[verb]} (a ``{op}`` command for the dispatcher)."
     override.__name__ = f"override_{op}"
-    return api(tag="operator", roles=OPERATORS, body=kind, ok=202)(override)
+    return api(tag="operator", roles=OPERATORS, body=kind, ok=202, path={"incident": wire.Ident})(
+        override
+    )
 
 
 OVERRIDES: Final = {

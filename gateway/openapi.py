@@ -19,6 +19,7 @@ import msgspec
 from aiohttp import web
 
 from gateway import bodies
+from gateway.errors import HttpError
 
 F = TypeVar("F", bound=Callable[..., Any])
 ATTR: Final = "__openapi__"
@@ -35,6 +36,14 @@ class Query:
     required: bool = False
 
 
+@dataclass(frozen=True)
+class Answer:
+    """An answer other than success whose body is not the JSON :data:`ERROR_SCHEMA`."""
+
+    description: str
+    content: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class Doc:
     """What :func:`api` records about a handler."""
@@ -42,10 +51,18 @@ class Doc:
     tag: str
     roles: tuple[str, ...] = ()
     body: type[bodies.Body] | None = None
+    path: dict[str, Any] = field(default_factory=dict)
+    """Path parameter -> the msgspec type its value must be (default: any string). The
+    handler checks the value with the same type (:func:`path_value`)."""
     query: tuple[Query, ...] = ()
     ok: int = 200
-    answers: dict[int, str] = field(default_factory=dict)
-    content: str = "application/json"
+    answers: dict[int, str | Answer] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    """Headers of the success answer: name -> description (always sent)."""
+    content: str | tuple[str, ...] = "application/json"
+    """The success answer's media type (several when a parameter chooses the format)."""
+    store: bool = True
+    """Whether the handler needs Redis (or the pole index): then it may answer 503."""
     response: Any = None
     """A msgspec type describing the success body (optional)."""
 
@@ -74,6 +91,20 @@ async def read_body(request: web.Request) -> Any:
     return bodies.decode(await request.read(), doc.body)
 
 
+def path_value(request: web.Request, name: str, refusal: str | None = None) -> str:
+    """Path parameter ``name`` checked against the type the handler declares for it (the
+    document's schema of it); 422 (``refusal``, or "malformed <name>") when it does not fit."""
+    value = request.match_info[name]
+    doc = doc_of(request.match_info.handler)
+    kind = doc.path.get(name) if doc is not None else None
+    if kind is not None:
+        try:
+            msgspec.convert(value, kind)
+        except msgspec.ValidationError as exc:
+            raise HttpError(422, f"{refusal or 'malformed ' + name}: {exc}") from None
+    return value
+
+
 ERROR_SCHEMA: Final = {
     "type": "object",
     "required": ["error"],
@@ -87,8 +118,18 @@ STANDARD: Final = {
     404: "Not found",
     413: "Request body too large",
     422: "Well-formed but invalid input",
-    503: "Redis unavailable or overloaded; retry",
+    429: "Too many requests (Retry-After says when)",
+    503: "Redis unavailable or overloaded; retry (after Retry-After seconds)",
 }
+RETRY_AFTER: Final = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+"""Every 429 and 503 carries it (:func:`gateway.errors.error_middleware` sees to the 503s)."""
+NOT_ROUTED: Final = "Not found (also: a path value this route cannot carry, such as '..')"
 
 
 def document(app: web.Application, *, title: str, version: str) -> dict[str, Any]:
@@ -137,7 +178,7 @@ def _operation(route: web.AbstractRoute, doc: Doc, path: str) -> dict[str, Any]:
         "summary": " ".join(summary.split()),
         "tags": [doc.tag],
         "parameters": [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": name, "in": "path", "required": True, "schema": _path_schema(route, doc, name)}
             for name in PARAM.findall(path)
         ]
         + [
@@ -163,17 +204,48 @@ def _operation(route: web.AbstractRoute, doc: Doc, path: str) -> dict[str, Any]:
         }
     ok: dict[str, Any] = {"description": "Success"}
     schema = _ref(doc.response) if doc.response is not None else {}
-    ok["content"] = {doc.content: {"schema": schema}}
+    media = (doc.content,) if isinstance(doc.content, str) else doc.content
+    ok["content"] = {kind: {"schema": schema} for kind in media}
+    if doc.headers:
+        ok["headers"] = {
+            name: {"description": text, "required": True, "schema": {"type": "string"}}
+            for name, text in doc.headers.items()
+        }
     responses: dict[str, Any] = {str(doc.ok): ok}
     codes = set(doc.answers)
     if doc.body is not None:
         codes |= {400, 413, 422}
     if doc.roles:
         codes |= {401, 403}
+    if PARAM.search(path):
+        codes |= {404}  # the router's answer for a value it cannot route (or an unknown one)
+    if doc.store:
+        codes |= {503}
     for code in sorted(codes):
-        responses[str(code)] = {
-            "description": doc.answers.get(code) or STANDARD.get(code, "Error"),
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-        }
+        answer = doc.answers.get(code)
+        if isinstance(answer, Answer):
+            text, content = answer.description, {answer.content: {"schema": {"type": "string"}}}
+        else:
+            text = answer or STANDARD.get(code) or (NOT_ROUTED if code == 404 else "Error")
+            content = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        responses[str(code)] = {"description": text, "content": content}
+        if code in (429, 503):
+            responses[str(code)]["headers"] = RETRY_AFTER
     op["responses"] = responses
     return op
+
+
+CHOICES: Final = re.compile(r"^\w+(\|\w+)*$")
+
+
+def _path_schema(route: web.AbstractRoute, doc: Doc, name: str) -> dict[str, Any]:
+    """A path parameter's schema: its declared type, or the alternatives of the route's own
+    pattern (``{fmt:html|pdf}``), or any string."""
+    if name in doc.path:
+        return _ref(doc.path[name])
+    pattern = route.resource.get_info().get("pattern") if route.resource is not None else None
+    if pattern is not None:
+        found = re.search(r"\(\?P<" + re.escape(name) + r">([^)]*)\)", pattern.pattern)
+        if found and CHOICES.match(found.group(1)):
+            return {"type": "string", "enum": found.group(1).split("|")}
+    return {"type": "string"}

@@ -21,7 +21,7 @@ from aiohttp import ClientConnectionResetError, WSCloseCode, WSMsgType, web
 from gateway import bodies, frames
 from gateway.auth import Principal, authorize
 from gateway.errors import REDIS_DOWN, HttpError, json_response
-from gateway.openapi import Query, api, read_body
+from gateway.openapi import Query, api, path_value, read_body
 from gateway.state import GATEWAY, Gateway
 from gateway.writer import Overloaded
 from polewatch import keys, wire
@@ -93,11 +93,12 @@ async def _report(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/patrol/incidents/{incident}/status")
-@api(tag="patrol", roles=("unit",), body=bodies.StatusUpdate, ok=202)
+@api(tag="patrol", roles=("unit",), body=bodies.StatusUpdate, ok=202,
+     path={"incident": wire.Ident})  # fmt: skip
 async def post_status(request: web.Request) -> web.Response:
     """Answer a dispatch (acknowledged, declined) or report progress on it."""
     gw, who = _unit(request)
-    incident = frames.incident_id(request.match_info["incident"])
+    incident = path_value(request, "incident")
     body: bodies.StatusUpdate = await read_body(request)
     action = frames.Action(incident=incident, action=body.action, detail=body.detail)
     entry = await publish(gw, unit_event(who.subject, action))

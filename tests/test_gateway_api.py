@@ -93,6 +93,36 @@ async def test_every_route_is_documented_and_every_documented_path_exists(
             assert names == set(re.findall(r"\{(\w+)\}", path))
 
 
+async def test_path_values_the_document_refuses_are_refused_and_allowed_ones_are_not(
+    client: TestClient[Any, Any], spec: dict[str, Any]
+) -> None:
+    who = TOKENS["operator"]
+    for path, value, status in (
+        ("/api/poles/{}", "%01", 422),  # a control character: the schema's pattern refuses it
+        ("/api/poles/{}", "3101201", 200),
+        ("/api/poles/{}", "9" * 33, 422),  # longer than any code
+        ("/api/incidents/{}", "I%0A1", 422),
+        ("/api/console/snapshots/{}", "s%7C1", 422),
+        ("/api/console/cameras/{}/frame", "c%201", 422),
+        ("/api/console/reports/assessment.{}", "doc", 404),  # not one of the enum's formats
+    ):
+        resp = await client.get(path.format(value), headers=who)
+        assert resp.status == status, (path, value, await resp.text())
+        template = path.replace("{}", "{fmt}" if "assessment" in path else "{x}")
+        ops = [op for p, item in spec["paths"].items() for op in item.values()
+               if re.sub(r"\{\w+\}", "{x}", p) == re.sub(r"\{\w+\}", "{x}", template)]  # fmt: skip
+        assert ops and str(status) in ops[0]["responses"], (path, status)
+
+    page = spec["paths"]["/p/{code}"]["get"]["responses"]["404"]
+    assert list(page["content"]) == ["text/html"]
+    resp = await client.get("/p/%01")
+    assert resp.status == 404 and resp.content_type == "text/html"
+    redirect = spec["paths"]["/console"]["get"]["responses"]["308"]
+    resp = await client.get("/console", allow_redirects=False)
+    assert resp.status == 308 and resp.content_type in redirect["content"]
+    assert resp.headers["Location"] == "/console/"
+
+
 async def test_documented_request_bodies_are_what_the_handlers_validate(
     client: TestClient[Any, Any], spec: dict[str, Any]
 ) -> None:

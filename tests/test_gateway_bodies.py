@@ -19,6 +19,7 @@ from gateway.errors import HttpError
 from gateway.incidents import parse_near
 from gateway.patrol import unit_event
 from polewatch import wire
+from polewatch.poles.codes import normalize
 
 SECRET = "property-test-secret-0123"
 BODIES = [
@@ -142,3 +143,24 @@ def test_request_schemas_are_the_structs_schemas() -> None:
     for kind in BODIES:
         schema = msgspec.json.schema(kind)
         assert schema["$defs"][kind.__name__]["additionalProperties"] is False
+
+
+POLE_CODE_PATTERN = msgspec.json.schema(bodies.PoleCode)["pattern"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    value=st.text(max_size=70)
+    | st.from_regex(POLE_CODE_PATTERN, fullmatch=True)
+    | st.text(alphabet=" 0123456789AbZ.-/\x00\x1f\x85\u200b\u00a0", max_size=70)
+)
+def test_every_pole_code_the_schema_allows_is_one_the_resolver_takes(value: str) -> None:
+    """The document's PoleCode refuses everything the resolver refuses (no 422 for a
+    schema-valid code), and what it allows is a real code for an alarm (wire.Ident)."""
+    try:
+        msgspec.convert(value, bodies.PoleCode)
+    except msgspec.ValidationError:
+        return
+    key = normalize(value)  # raises CodeError for what the resolver refuses
+    assert 1 <= len(key) <= 32
+    msgspec.convert(key, wire.Ident)

@@ -79,7 +79,7 @@ class Session(msgspec.Struct, kw_only=True):
 
 
 @routes.post("/api/console/login")
-@api(tag="console", body=Credentials, response=Session,
+@api(tag="console", body=Credentials, response=Session, store=False,
      answers={401: "Unknown login or wrong password"})  # fmt: skip
 async def login(request: web.Request) -> web.Response:
     """Exchange a login and password for an operator or supervisor token."""
@@ -100,7 +100,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/console/me")
-@api(tag="console", roles=("operator", "supervisor"), response=Session)
+@api(tag="console", roles=("operator", "supervisor"), response=Session, store=False)
 async def whoami(request: web.Request) -> web.Response:
     """Who the token belongs to (the page checks a stored token with this)."""
     gw = request.app[GATEWAY]

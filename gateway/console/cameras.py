@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -13,12 +12,11 @@ from aiohttp import web
 
 from gateway.auth import authorize
 from gateway.errors import HttpError, json_response
-from gateway.openapi import Query, api
+from gateway.openapi import Query, api, path_value
 from gateway.state import GATEWAY, Gateway
 from polewatch import keys, wire
 from polewatch.poles.index import PoleIndex
 
-IDENT: Final = re.compile(r"^[A-Za-z0-9_.:@#/-]{1,128}$")
 SCAN_HEARTBEATS: Final = 2000
 SCAN_ALARMS: Final = 2000
 MJPEG_INTERVAL_S: Final = 0.2
@@ -70,13 +68,6 @@ def _operator(request: web.Request) -> Gateway:
     return gw
 
 
-def _ident(request: web.Request, name: str) -> str:
-    value = request.match_info[name]
-    if not IDENT.match(value):
-        raise HttpError(422, f"malformed {name} id")
-    return value
-
-
 async def _stored_jpeg(request: web.Request, key: str, what: str) -> web.Response:
     gw = _operator(request)
     data: Any = await gw.need_redis().get(key)
@@ -96,20 +87,22 @@ async def list_cameras(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/console/cameras/{camera}/frame")
-@api(tag="console", roles=OPERATORS, content="image/jpeg", answers={404: "No recent frame"})
+@api(tag="console", roles=OPERATORS, content="image/jpeg", path={"camera": wire.Ident},
+     answers={404: "No recent frame", 422: "Malformed camera id"})  # fmt: skip
 async def camera_frame(request: web.Request) -> web.Response:
     """The camera's latest frame (JPEG)."""
-    camera = _ident(request, "camera")
+    camera = path_value(request, "camera", "malformed camera id")
     return await _stored_jpeg(request, keys.camera_frame(camera), f"recent frame of {camera!r}")
 
 
 @routes.get("/api/console/cameras/{camera}/mjpeg")
 @api(tag="console", roles=OPERATORS, content=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+     path={"camera": wire.Ident}, answers={422: "Malformed camera id"},
      query=(Query("token", "The operator's token (an <img> cannot send headers)"),))  # fmt: skip
 async def camera_mjpeg(request: web.Request) -> web.StreamResponse:
     """Live view: each new frame of the camera as one part of a multipart stream."""
     gw = _operator(request)
-    camera = _ident(request, "camera")
+    camera = path_value(request, "camera", "malformed camera id")
     redis = gw.need_redis()
     response = web.StreamResponse(
         headers={
@@ -136,8 +129,9 @@ async def camera_mjpeg(request: web.Request) -> web.StreamResponse:
 
 
 @routes.get("/api/console/snapshots/{snapshot}")
-@api(tag="console", roles=OPERATORS, content="image/jpeg", answers={404: "No such snapshot"})
+@api(tag="console", roles=OPERATORS, content="image/jpeg", path={"snapshot": wire.Ident},
+     answers={404: "No such snapshot", 422: "Malformed snapshot id"})  # fmt: skip
 async def snapshot(request: web.Request) -> web.Response:
     """A JPEG snapshot attached to an alarm."""
-    snap = _ident(request, "snapshot")
+    snap = path_value(request, "snapshot", "malformed snapshot id")
     return await _stored_jpeg(request, keys.snapshot(snap), f"snapshot {snap!r} (expired?)")

@@ -116,7 +116,8 @@ def _viewer(request: web.Request) -> None:
 
 
 @routes.get("/api/console/map/districts")
-@api(tag="console", roles=ROLES, content="application/geo+json")
+@api(tag="console", roles=ROLES, content="application/geo+json",
+     answers={503: "The district outlines are not installed here"})  # fmt: skip
 async def districts(request: web.Request) -> web.Response:
     """District outlines (GeoJSON) for the offline map."""
     _viewer(request)
@@ -131,7 +132,8 @@ async def districts(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/console/map/grids")
-@api(tag="console", roles=ROLES, query=(BBOX_QUERY,), answers={422: "Bad or too large bbox"})
+@api(tag="console", roles=ROLES, query=(BBOX_QUERY,), store=False,
+     answers={422: "Bad or too large bbox"})  # fmt: skip
 async def grids(request: web.Request) -> web.Response:
     """Outlines of the responsibility grids (H3 cells) in a box of at most 60 km²."""
     _viewer(request)
@@ -156,7 +158,7 @@ async def poles(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/console/config")
-@api(tag="console", roles=ROLES)
+@api(tag="console", roles=ROLES, store=False)
 async def config(request: web.Request) -> web.Response:
     """What the pages need to know: map start, optional tiles, patrol speed for ETAs."""
     _viewer(request)

@@ -68,42 +68,44 @@ def _serve(request: web.Request, name: str, *, cache: str = "no-cache") -> web.R
 
 
 @routes.get("/console/")
-@api(tag="console", content="text/html")
+@api(tag="console", content="text/html", store=False)
 async def console_page(request: web.Request) -> web.Response:
     """The command centre (login, operations map, queue, units, cameras, calls, analytics)."""
     return _serve(request, "console.html")
 
 
 @routes.get("/console")
-@api(tag="console", content="text/html", ok=308)
+@api(tag="console", content="text/plain", ok=308, store=False,
+     headers={"Location": "Where the command centre is: /console/"})  # fmt: skip
 async def console_redirect(request: web.Request) -> web.Response:
     """Redirect to ``/console/``."""
     raise web.HTTPPermanentRedirect("/console/")
 
 
 @routes.get("/console/static/{name}")
-@api(tag="console", content="application/octet-stream", answers={404: "No such file"})
+@api(tag="console", content="application/octet-stream", answers={404: "No such file"},
+     store=False)  # fmt: skip
 async def static_file(request: web.Request) -> web.Response:
     """The pages' scripts, styles and icons."""
     return _serve(request, request.match_info["name"])
 
 
 @routes.get("/patrol/")
-@api(tag="patrol", content="text/html")
+@api(tag="patrol", content="text/html", store=False)
 async def patrol_page(request: web.Request) -> web.Response:
     """The patrol app for a unit's phone (installable)."""
     return _serve(request, "patrol.html")
 
 
 @routes.get("/patrol/manifest.webmanifest")
-@api(tag="patrol", content="application/manifest+json")
+@api(tag="patrol", content="application/manifest+json", store=False)
 async def patrol_manifest(request: web.Request) -> web.Response:
     """The patrol app's web app manifest."""
     return _serve(request, "manifest.webmanifest")
 
 
 @routes.get("/patrol/sw.js")
-@api(tag="patrol", content="text/javascript")
+@api(tag="patrol", content="text/javascript", store=False)
 async def patrol_worker(request: web.Request) -> web.Response:
     """The patrol app's service worker (caches the app shell; scope ``/patrol/``)."""
     response = _serve(request, "sw.js")

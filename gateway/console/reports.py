@@ -25,9 +25,9 @@ from analytics.cli import parse_time
 from analytics.exports import ExportOptions
 from gateway.auth import authorize
 from gateway.errors import HttpError, json_response
-from gateway.frames import incident_id
-from gateway.openapi import Query, api
+from gateway.openapi import Query, api, path_value
 from gateway.state import GATEWAY, Gateway
+from polewatch import wire
 
 OPERATORS: Final = ("operator", "supervisor")
 QUARTER_S: Final = 91 * 86_400.0
@@ -42,6 +42,7 @@ REPORT_CSP: Final = (
     "form-action 'none'; frame-ancestors 'self'"
 )
 """The assessment page is self-contained and has no script at all."""
+BAD_PERIOD: Final = {422: "'from' or 'to' is not a date, or 'to' is not after 'from'"}
 
 routes = web.RouteTableDef()
 
@@ -76,7 +77,7 @@ def _attachment(body: bytes, content_type: str, name: str) -> web.Response:
 
 
 @routes.get("/api/console/reports/times")
-@api(tag="console", roles=OPERATORS, query=PERIOD)
+@api(tag="console", roles=OPERATORS, query=PERIOD, answers=BAD_PERIOD)
 async def times(request: web.Request) -> web.Response:
     """Response-time percentiles per district, grid and priority (the charts' data)."""
     gw = _operator(request)
@@ -86,7 +87,8 @@ async def times(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/console/reports/assessment.{fmt:html|pdf|png}")
-@api(tag="console", roles=OPERATORS, query=PERIOD, content="text/html")
+@api(tag="console", roles=OPERATORS, query=PERIOD, answers=BAD_PERIOD,
+     content=("text/html", "application/pdf", "image/png"))  # fmt: skip
 async def assessment(request: web.Request) -> web.Response:
     """The public-security assessment of a period (HTML page, PDF or PNG with charts)."""
     gw = _operator(request)
@@ -108,7 +110,7 @@ async def assessment(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/console/reports/incidents.csv")
-@api(tag="console", roles=OPERATORS, query=PERIOD, content="text/csv")
+@api(tag="console", roles=OPERATORS, query=PERIOD, content="text/csv", answers=BAD_PERIOD)
 async def csv(request: web.Request) -> web.Response:
     """Every incident of the period, one row each with every transition time."""
     gw = _operator(request)
@@ -121,13 +123,14 @@ async def csv(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/console/incidents/{incident}/export.{fmt:cap|eido}")
-@api(tag="console", roles=OPERATORS, content="application/xml",
+@api(tag="console", roles=OPERATORS, content=("application/xml", "application/json"),
      query=(Query("token", "The operator's token, for links opened by the browser"),),
-     answers={404: "No such incident"})  # fmt: skip
+     path={"incident": wire.Ident},
+     answers={404: "No such incident", 422: "Malformed incident id"})  # fmt: skip
 async def export(request: web.Request) -> web.Response:
     """One incident for another agency: CAP 1.2 XML (``cap``) or NENA EIDO JSON (``eido``)."""
     gw = _operator(request)
-    iid = incident_id(request.match_info["incident"])
+    iid = path_value(request, "incident")
     record = await load_incident(gw.need_redis(), iid)
     if record is None:
         raise HttpError(404, f"no incident {iid!r}")
