@@ -9,16 +9,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 from test_demo import alive, demo, wait_for_line
 
 from edge.door import config as door_config
 from edge.door.agent import DoorAgent
+from edge.video import config as video_config
 from polewatch import keys, wire
 from polewatch.poles.model import Pole
 from polewatch.poles.registry import PoleRegistry
 from simulators.doors import DoorControllers, plan_doors, write_doors
+from simulators.edge import write_cameras
 
 
 def _poles_exist(url: str, codes: set[str]) -> set[str]:
@@ -126,3 +129,25 @@ async def test_simulated_controllers_speak_the_door_agents_language(
     alarms = [wire.decode_entry(f, wire.Alarm) for _, f in entries]
     assert len(alarms) == stats.alarms
     assert {a.pole for a in alarms} <= {d.pole.code for d in doors}
+
+
+def test_without_shared_data_every_camera_is_synthetic_and_valid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    poles = [
+        Pole(code=f"55{n:05d}", lon=114.0 + n / 1000, lat=22.6, city="shenzhen",
+             district=f"District-{n % 3}")
+        for n in range(30)
+    ]  # fmt: skip
+    cameras = write_cameras(tmp_path, poles, 3, seed=7, data_dir=None)
+    assert "only synthetic cameras" in capsys.readouterr().out
+    assert [c.id for c in cameras] == ["street-1", "street-2", "street-3"]
+    assert len({c.pole.district for c in cameras}) == 3
+    for camera in cameras:
+        config = video_config.load(camera.config)  # the agent's own strict loader
+        assert config.pole == camera.pole.code and Path(config.source).is_file()
+        assert {type(r).__name__ for r in config.rules} == {
+            "TripwireRule",
+            "CrowdRule",
+            "LoiteringRule",
+        }
