@@ -85,6 +85,26 @@ def test_bad_rows_are_reported_with_row_numbers_and_reasons(tmp_path: Path) -> N
     assert kept.lon == pytest.approx(-77.0101)  # the first P001 is kept
 
 
+def test_codes_an_alarm_cannot_carry_are_reported(tmp_path: Path) -> None:
+    rows = [
+        "P1,MAIN ST,-77.010,38.900",
+        "P2,MAIN ST,-77.011,38.901",
+        "P 3,MAIN ST,-77.012,38.902",  # a space inside
+        "<P4>,MAIN ST,-77.013,38.903",  # markup
+        f"{'9' * 40},MAIN ST,-77.014,38.904",  # too long
+        "-P6,MAIN ST,-77.015,38.905",  # does not start with a letter or digit
+    ]
+    path = tmp_path / "codes.csv"
+    path.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    report = read_inventory(path, city="dc")
+    assert [p.code for p in report.poles] == ["P1", "P2"]
+    reasons = {p.row: p.reason for p in report.problems}
+    assert sorted(reasons) == [4, 5, 6, 7]
+    assert "cannot carry" in reasons[4] and "cannot carry" in reasons[5]
+    assert "longer than 32" in reasons[6]
+    assert "starting with a letter or digit" in reasons[7]
+
+
 def test_swap_that_leaves_latitude_out_of_range_is_called_a_swap(
     data_dir: Path, tmp_path: Path
 ) -> None:

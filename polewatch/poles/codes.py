@@ -15,12 +15,17 @@ Longgang) use their parent's digits.
 
 from __future__ import annotations
 
+import re
 from typing import Final, Literal
 
 import msgspec
 
 MAX_CODE_LENGTH: Final = 32
 """Longer input is not a pole code (real ones are 5-8 characters); refused early."""
+
+PRINTABLE_CODE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@#/-]{0,31}")
+"""What a registered code may look like: the characters an alarm's pole field carries
+(:data:`polewatch.wire.Ident`), starting with a letter or digit, at most 32 of them."""
 
 
 class CodeError(ValueError):
@@ -73,6 +78,18 @@ SKELETON: Final[dict[int, int]] = {
     ord(c): ord(group[1]) for group in _CONFUSABLE_GROUPS for c in group
 }
 """Folds each confusable character to one representative (``str.translate`` table)."""
+
+
+def registrable(code: str) -> str | None:
+    """Why ``code`` cannot be registered as printed, or ``None`` when it can."""
+    if PRINTABLE_CODE.fullmatch(code):
+        return None
+    if len(code) > MAX_CODE_LENGTH:
+        return f"code {code!r} is longer than {MAX_CODE_LENGTH} characters"
+    return (
+        f"code {code!r} has characters a pole code cannot carry "
+        "(letters, digits and _ . : @ # / - only, starting with a letter or digit)"
+    )
 
 
 def normalize(code: str) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import msgspec
 
 from polewatch.geo import haversine_m, plausible
+from polewatch.poles.codes import registrable
 from polewatch.poles.grids import grid_of
 from polewatch.poles.model import Pole
 
@@ -249,6 +250,10 @@ def _validate(
         code = _code(values.get(columns["id"] or ""))
         if not code:
             problems.append(RowProblem(number, None, "empty code"))
+            continue
+        unusable = registrable(code)
+        if unusable:
+            problems.append(RowProblem(number, code, unusable))
             continue
         if code in first_row:
             problems.append(
