@@ -208,6 +208,23 @@ def test_cli_unreadable_file_exits_non_zero(
     assert main(["poles", "import", str(tmp_path / "missing.csv"), "--city", "x"]) == 2
 
 
+GEOJSON_KEYS = ["type", "features", "geometry", "coordinates", "properties", "POLEID"]
+
+
+def _json_values(depth: int) -> st.SearchStrategy[object]:
+    """JSON-like values nested up to ``depth`` (built level by level, not st.recursive)."""
+    values: st.SearchStrategy[object] = (
+        st.none() | st.booleans() | st.floats() | st.text(max_size=8)
+    )
+    for _ in range(depth):
+        values = (
+            values
+            | st.lists(values, max_size=4)
+            | st.dictionaries(st.sampled_from(GEOJSON_KEYS), values, max_size=4)
+        )
+    return values
+
+
 @settings(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -218,20 +235,9 @@ def test_cli_unreadable_file_exits_non_zero(
         st.lists(st.text(',;\n"xy0123456789.-STREETLIGHTIDXCOORDY', max_size=30), max_size=8).map(
             lambda parts: (HEADER + "\n".join(parts)).encode()
         ),
-        st.recursive(
-            st.none() | st.booleans() | st.floats() | st.text(max_size=8),
-            lambda inner: (
-                st.lists(inner, max_size=4)
-                | st.dictionaries(
-                    st.sampled_from(
-                        ["type", "features", "geometry", "coordinates", "properties", "POLEID"]
-                    ),
-                    inner,
-                    max_size=4,
-                )
-            ),
-            max_leaves=20,
-        ).map(lambda doc: json.dumps({"type": "FeatureCollection", "features": [doc]}).encode()),
+        _json_values(depth=3).map(
+            lambda doc: json.dumps({"type": "FeatureCollection", "features": [doc]}).encode()
+        ),
     )
 )
 def test_no_file_crashes_the_reader(tmp_path: Path, content: bytes) -> None:
