@@ -108,6 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "client": f"wrk 1 thread, {CONNECTIONS} connections, {duration} s per round, "
         "Lua POST bodies (2000 pole codes), best of the rounds",
         "gateway_alarms_per_s": gateway["requests_per_s"],
+        "refused": sum(r["non_2xx"] for r in runs["gateway"]),
         "bare_requests_per_s": bare["requests_per_s"],
         "ratio_to_bare": round(gateway["requests_per_s"] / bare["requests_per_s"], 3),
         "target_alarms_per_s": 8000,
@@ -163,7 +164,9 @@ def _drop_poles(client: Any, city: str) -> None:
 
 @contextlib.contextmanager
 def _server(kind: str, port: int, url: str, city: str) -> Iterator[int]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The citizen rate limits would (rightly) refuse one client's flood at 2,000 poles; the
+    # bench measures the alarm path itself, so they are off (they cost one script call more).
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "POLEWATCH_RATELIMIT_ENABLED": "false"}
     cmd = [sys.executable, "-m", "gateway.bench", kind, str(port), url, city]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     try:
@@ -210,10 +213,12 @@ def _wrk(wrk: str, port: int, script: Path, duration: int) -> dict[str, Any]:
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     latency = dict(re.findall(r"^\s+(50|90|99)%\s+([\d.]+\w+)", out, re.M))
+    non_2xx = int(bad.group(1)) if bad else 0
     return {
-        "requests_per_s": round(rps),
+        # Only answered-and-accepted requests count: a refusal is not throughput.
+        "requests_per_s": round(rps * (total - non_2xx) / total) if total else 0,
         "requests": total,
-        "non_2xx": int(bad.group(1)) if bad else 0,
+        "non_2xx": non_2xx,
         "socket_errors": errors.group(1).strip() if errors else None,
         "latency": {f"p{k}": v for k, v in latency.items()},
     }
