@@ -87,8 +87,6 @@ def test_ctrl_c_stops_every_process_of_the_embedded_demo(tmp_path: Path) -> None
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    # The demo waits for every child and the Redis it started before it exits.
     assert not [pid for pid in pids if alive(pid)]
     assert (tmp_path / "redis" / "appendonlydir").is_dir()  # data lived under the run folder

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -16,13 +14,6 @@ from polewatch.poles.registry import PoleRegistry
 
 def pole(code: str, lon: float = 114.05, lat: float = 22.55, city: str = "sz") -> Pole:
     return Pole(code=code, lon=lon, lat=lat, city=city, district="Futian", grid="g")
-
-
-async def wait_for(condition: Callable[[], bool], within_s: float = 5.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
 
 
 async def test_store_get_count_and_version(aredis: aioredis.Redis) -> None:
@@ -76,13 +67,24 @@ async def test_index_follows_the_change_channel(aredis: aioredis.Redis) -> None:
     registry = PoleRegistry(aredis, "sz")
     await registry.store([pole("1001001")])
     index = await registry.load_index()
+    # Observe the index's own refreshes (follow() calls this attribute on each change).
+    refreshed = asyncio.Event()
+    refresh = index.refresh_if_changed
+
+    async def observed() -> bool:
+        changed = await refresh()
+        if index.get("2001001") is not None:
+            refreshed.set()
+        return changed
+
+    index.refresh_if_changed = observed  # type: ignore[method-assign]
     ready = asyncio.Event()
     follower = asyncio.create_task(index.follow(poll_s=60, ready=ready))
     try:
         await asyncio.wait_for(ready.wait(), 5)
         await PoleRegistry(aredis, "other").store([pole("X", city="other")])
         await registry.store([pole("2001001")])
-        await wait_for(lambda: index.get("2001001") is not None)
+        await asyncio.wait_for(refreshed.wait(), 5)
         assert index.get("X") is None  # another city's change is not ours
     finally:
         follower.cancel()
