@@ -20,12 +20,18 @@ Functions
              nearest) and retries escalated incidents. Returns the counters.
   pw_version returns the library version.
 
-Keys are built here rather than passed as KEYS: fine on one Redis (or a primary with
-replicas); Redis Cluster would need every key of a city under one hash tag.
+Every call works in one dispatch zone (polewatch/zones.py): the settings name the zone's key
+prefix, and every key the call touches is the zone's (one hash tag, so one Redis Cluster shard).
+Callers pass the zone's alarm stream as KEYS[1] so a cluster client routes the call to its
+shard; the other keys are built here from the templates.
 ]]
 
 local VERSION = '{{VERSION}}'
-local K = {{KEYS}}
+-- Key templates: zoned ones are the part after the zone prefix, global ones are whole names.
+local ZONED = {{ZONED}}
+local GLOBAL = {{GLOBAL}}
+local K             -- the keys of the current call's zone (cached per prefix in K_OF)
+local K_OF = {}
 
 local C             -- settings of the current call
 local NOW = 0       -- server time (seconds, float), refreshed by clock()
@@ -372,7 +378,7 @@ local function join(id, m, p)
 end
 
 local function create(m, p, raw_alarm_id)
-  local id = tostring(redis.call('INCR', K.INCIDENT_SEQ))
+  local id = C.id_prefix .. redis.call('INCR', K.INCIDENT_SEQ)
   local alarm_ts = ts(m.ts)
   -- (Lua numbers go to Redis with 14 significant digits: plenty for degrees, not for times)
   local f = {'id', id, 'state', 'new', 'priority', p.priority, 'type', m.type,
@@ -614,8 +620,22 @@ end
 
 local STREAMS = {a = 'ALARMS', p = 'PATROL_EVENTS', c = 'COMMANDS'}
 
+local function zone_keys(prefix)
+  local k = K_OF[prefix]
+  if k then return k end
+  k = {}
+  for name, v in pairs(GLOBAL) do k[name] = v end
+  for name, v in pairs(ZONED) do
+    if type(v) == 'table' then k[name] = {prefix .. v[1], v[2]}
+    else k[name] = prefix .. v end
+  end
+  K_OF[prefix] = k
+  return k
+end
+
 local function begin(settings)
   C = cmsgpack.unpack(settings)
+  K = zone_keys(C.prefix)
   STATS, TYPES, FREED, TIMELINE, TOUCHED = {}, {}, {}, {}, {}
   for _, n in ipairs(STAT_NAMES) do STATS[n] = 0 end
   clock()

@@ -10,20 +10,31 @@ from __future__ import annotations
 
 from typing import Any, Final, NamedTuple
 
-from dispatcher.library import STREAM_CODES
-from polewatch import geo, keys, wire
+from dispatcher.library import ALARM, COMMAND, PATROL
+from polewatch import geo, wire
 
+# A zone's streams are ``<zone prefix>:<role>``; the role says what an entry holds.
 _KINDS: Final[dict[str, Any]] = {
-    keys.ALARMS: wire.Alarm,
-    keys.PATROL_EVENTS: wire.PatrolEvent,
-    keys.COMMANDS: wire.Command,
+    "alarms": wire.Alarm,
+    "patrol-events": wire.PatrolEvent,
+    "commands": wire.Command,
 }
+_CODES: Final = {"alarms": ALARM, "patrol-events": PATROL, "commands": COMMAND}
+
+
+def role(stream: str) -> str:
+    """``alarms``, ``patrol-events`` or ``commands``: which of a zone's streams this is."""
+    return stream.rpartition(":")[2]
 
 
 class Entry(NamedTuple):
     stream: str
     id: bytes
     fields: dict[bytes, bytes]
+
+    @property
+    def is_alarm(self) -> bool:
+        return role(self.stream) == "alarms"
 
 
 class Rejected(NamedTuple):
@@ -48,17 +59,17 @@ def flatten(reply: Any) -> list[Entry]:
 
 # Within one millisecond the order across streams is unknown; units' news goes first so an
 # alarm sees the unit that came on duty "at the same time".
-_RANK: Final = {keys.PATROL_EVENTS: 0, keys.COMMANDS: 1, keys.ALARMS: 2}
+_RANK: Final = {"patrol-events": 0, "commands": 1, "alarms": 2}
 
 
 def _order(entry: Entry) -> tuple[int, int, int]:
     ms, _, seq = entry.id.partition(b"-")
-    return int(ms), _RANK[entry.stream], int(seq or 0)
+    return int(ms), _RANK[role(entry.stream)], int(seq or 0)
 
 
 def check(stream: str, fields: dict[bytes, bytes]) -> bytes:
     """The canonical encoding of a valid entry's message; :class:`wire.WireError` otherwise."""
-    message = wire.decode_entry(fields, _KINDS[stream])
+    message = wire.decode_entry(fields, _KINDS[role(stream)])
     if isinstance(message, wire.Alarm | wire.PatrolPosition):
         _place(message.lon, message.lat)
     elif isinstance(message, wire.PatrolDuty):
@@ -79,15 +90,21 @@ def _place(lon: float, lat: float) -> None:
         raise wire.WireError(f"impossible coordinates lon={lon} lat={lat}")
 
 
-def arguments(entries: list[Entry]) -> tuple[list[bytes], list[Rejected]]:
-    """The ``pw_batch`` entry triples of the good entries, and the rejected ones."""
-    args: list[bytes] = []
+def validate(entries: list[Entry]) -> tuple[list[tuple[Entry, bytes]], list[Rejected]]:
+    """The good entries with their canonical messages, and the rejected ones."""
+    good: list[tuple[Entry, bytes]] = []
     bad: list[Rejected] = []
     for entry in entries:
         try:
-            payload = check(entry.stream, entry.fields)
+            good.append((entry, check(entry.stream, entry.fields)))
         except wire.WireError as exc:
             bad.append(Rejected(entry, exc.reason))
-            continue
-        args += (STREAM_CODES[entry.stream], entry.id, payload)
-    return args, bad
+    return good, bad
+
+
+def arguments(good: list[tuple[Entry, bytes]]) -> list[bytes]:
+    """The ``pw_batch`` entry triples of validated entries."""
+    args: list[bytes] = []
+    for entry, payload in good:
+        args += (_CODES[role(entry.stream)], entry.id, payload)
+    return args

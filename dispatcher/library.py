@@ -40,27 +40,25 @@ STATS: Final = (
 ALARM: Final = b"a"
 PATROL: Final = b"p"
 COMMAND: Final = b"c"
-STREAM_CODES: Final = {keys.ALARMS: ALARM, keys.PATROL_EVENTS: PATROL, keys.COMMANDS: COMMAND}
-"""The first item of each ``pw_batch`` entry triple says which stream it came from."""
+"""The first item of each ``pw_batch`` entry triple says which of the zone's streams it came
+from."""
 
-_CONSTANTS = (
-    "ALARMS",
-    "PATROL_EVENTS",
-    "COMMANDS",
-    "AUDIT",
-    "DEADLETTER",
-    "UNITS",
-    "UNITS_GEO",
-    "UNITS_FREE_GEO",
-    "INCIDENT_SEQ",
-    "INCIDENTS_OPEN",
-    "ESCALATED",
-    "ACK_DEADLINES",
-    "DISPATCH_TYPES",
-    "UNIT_NOTIFY",
-    "INCIDENT_NOTIFY",
-)
-_TEMPLATES = (
+_ZONED = {
+    "ALARMS": "alarms",
+    "PATROL_EVENTS": "patrol_events",
+    "COMMANDS": "commands",
+    "AUDIT": "audit",
+    "DEADLETTER": "deadletter",
+    "UNITS": "units",
+    "UNITS_GEO": "units_geo",
+    "UNITS_FREE_GEO": "units_free_geo",
+    "INCIDENT_SEQ": "incident_seq",
+    "INCIDENTS_OPEN": "incidents_open",
+    "ESCALATED": "escalated",
+    "ACK_DEADLINES": "ack_deadlines",
+    "DISPATCH_TYPES": "dispatch_types",
+}
+_ZONED_TEMPLATES = (
     "unit",
     "unit_inbox",
     "incident",
@@ -71,40 +69,61 @@ _TEMPLATES = (
     "alarm",
     "alarm_body",
 )
+_GLOBAL = ("UNIT_NOTIFY", "INCIDENT_NOTIFY")
 
 
 def _lua_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _key_table() -> str:
-    items = [f"{name} = {_lua_string(getattr(keys, name))}" for name in _CONSTANTS]
-    for name in _TEMPLATES:
-        head, tail = getattr(keys, name)("\0").split("\0")
-        items.append(f"{name} = {{{_lua_string(head)}, {_lua_string(tail)}}}")
+def _lua_table(items: list[str]) -> str:
     return "{\n  " + ",\n  ".join(items) + ",\n}"
+
+
+def _key_tables() -> tuple[str, str]:
+    """The Lua tables of zoned key templates (relative to a zone's prefix) and global names."""
+    marker = "\1"
+    template = keys.Zone(prefix=marker)
+    zoned = []
+    for lua_name, attr in _ZONED.items():
+        zoned.append(f"{lua_name} = {_lua_string(getattr(template, attr).removeprefix(marker))}")
+    for name in _ZONED_TEMPLATES:
+        head, tail = getattr(template, name)("\0").removeprefix(marker).split("\0")
+        zoned.append(f"{name} = {{{_lua_string(head)}, {_lua_string(tail)}}}")
+    glob = [f"{name} = {_lua_string(getattr(keys, name))}" for name in _GLOBAL]
+    return _lua_table(zoned), _lua_table(glob)
 
 
 def source() -> str:
     """The library's Lua source, keys filled in and versioned by its own content."""
     text = resources.files("dispatcher").joinpath("functions.lua").read_text()
-    text = text.replace("{{KEYS}}", _key_table())
+    zoned, glob = _key_tables()
+    text = text.replace("{{ZONED}}", zoned).replace("{{GLOBAL}}", glob)
     version = hashlib.sha1(text.encode()).hexdigest()[:12]
     return text.replace("{{VERSION}}", version)
 
 
-async def load(client: aioredis.Redis, table: PriorityTable) -> None:
-    """Load (replace) the library and publish the alarm-type table the functions read."""
+async def load(
+    client: aioredis.Redis, table: PriorityTable, zones: list[keys.Zone] | None = None
+) -> None:
+    """Load (replace) the library (on every shard of a cluster) and publish the alarm-type
+    table the functions read into each zone."""
     await client.function_load(source(), replace=True)
-    async with client.pipeline(transaction=True) as pipe:
-        pipe.delete(keys.DISPATCH_TYPES)
-        pipe.hset(keys.DISPATCH_TYPES, mapping=table.packed())  # type: ignore[arg-type]
-        await pipe.execute()
+    packed = table.packed()
+    for zone in zones or [keys.DEFAULT]:
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.delete(zone.dispatch_types)
+            pipe.hset(zone.dispatch_types, mapping=packed)  # type: ignore[arg-type]
+            await pipe.execute()
 
 
-def settings_arg(settings: DispatcherSettings, consumer: str) -> bytes:
-    """ARGV[1] of every call: the settings the functions need, as a MessagePack map."""
+def settings_arg(
+    settings: DispatcherSettings, consumer: str, zone: keys.Zone = keys.DEFAULT
+) -> bytes:
+    """ARGV[1] of every call in ``zone``: the settings the functions need, as MessagePack."""
     conf: dict[str, Any] = {
+        "prefix": zone.prefix,
+        "id_prefix": f"{zone.name}-" if zone.name else "",
         "group": keys.DISPATCH_GROUP,
         "consumer": consumer,
         "ack_timeout_s": settings.ack_timeout_s,

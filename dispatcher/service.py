@@ -1,11 +1,15 @@
-"""The dispatcher replica: reads the three input streams in one consumer group and forwards each
-batch to the Redis functions in one call.
+"""The dispatcher replica: reads each zone's three input streams in one consumer group and
+forwards each batch to the Redis functions in one call on the zone's shard.
 
 Any number of replicas can run. Processing and acknowledgement happen in the same atomic call,
 so a replica killed mid-batch either did the batch or did not; entries left pending by a dead
 replica are claimed (XAUTOCLAIM) by a live one after ``claim_idle_ms``. A timer loop expires
 unacknowledged dispatches and retries escalated incidents; a heartbeat says the replica lives.
 ``burst`` mode drains what is there, runs the timer once and returns (tests, batch jobs).
+
+A replica serves every zone of the deployment (or the ``serve_zones`` it is given), one
+consumer loop per zone; a zone's border alarms may be handed to a neighbouring zone (see
+:mod:`dispatcher.routing`).
 """
 
 from __future__ import annotations
@@ -29,13 +33,15 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from dispatcher import intake, library, trim
 from dispatcher.metrics import Metrics
 from dispatcher.priorities import PriorityTable
+from dispatcher.routing import Router
 from dispatcher.settings import DispatcherSettings
 from polewatch import deadletter, keys, wire
 from polewatch.connection import connect, wait_ready
 
 log = logging.getLogger("polewatch.dispatcher")
 
-STREAMS = (keys.ALARMS, keys.PATROL_EVENTS, keys.COMMANDS)
+STREAMS = keys.DEFAULT.streams
+"""The input streams of a deployment without zones."""
 HEARTBEAT_MAXLEN = 10_000
 _LOST_STATE = re.compile(r"NOGROUP|Function not found|NOTYPES")
 
@@ -61,13 +67,24 @@ class Dispatcher:
         """Everything the functions counted since start (plus ``deadletter`` from intake)."""
         self._client = client
         self._own_client = client is None
-        self._conf = library.settings_arg(settings, self.consumer)
+        self.zone_map = settings.zone_map()
+        self.zones = [keys.zone(name) for name in settings.served_zones()]
+        """The zones this replica consumes."""
+        self.router = Router(self.zone_map, settings, self.table)
+        self._conf = {
+            zone.name: library.settings_arg(settings, self.consumer, zone)
+            for zone in self.zone_map.all_keys()
+        }
         self._stopping = asyncio.Event()
 
     @property
     def client(self) -> aioredis.Redis:
         if self._client is None:
-            self._client = connect(self.settings.redis_url, name=f"dispatcher:{self.consumer}")
+            self._client = connect(
+                self.settings.redis_url,
+                name=f"dispatcher:{self.consumer}",
+                cluster=self.settings.redis_cluster,
+            )
         return self._client
 
     def stop(self) -> None:
@@ -77,10 +94,13 @@ class Dispatcher:
     async def prepare(self) -> None:
         """Load the functions and the alarm-type table; create the consumer group."""
         await wait_ready(self.client)
-        await library.load(self.client, self.table)
-        for stream in STREAMS:
-            with contextlib.suppress(ResponseError):  # BUSYGROUP: another replica made it
-                await self.client.xgroup_create(stream, keys.DISPATCH_GROUP, id="0", mkstream=True)
+        await library.load(self.client, self.table, self.zone_map.all_keys())
+        for zone in self.zones:
+            for stream in zone.streams:
+                with contextlib.suppress(ResponseError):  # BUSYGROUP: another replica made it
+                    await self.client.xgroup_create(
+                        stream, keys.DISPATCH_GROUP, id="0", mkstream=True
+                    )
 
     async def run(self) -> None:
         """Consume until stopped (or drained, in burst mode)."""
@@ -93,7 +113,7 @@ class Dispatcher:
                 asyncio.create_task(self._every(trim.EVERY_S, self.trim)),
             ]
         try:
-            await self._consume_resiliently()
+            await asyncio.gather(*(self._consume_resiliently(zone) for zone in self.zones))
             if self.burst:
                 await self.tick()
         finally:
@@ -108,12 +128,13 @@ class Dispatcher:
             if self._own_client and self._client is not None:
                 await self._client.aclose()
 
-    async def _consume_resiliently(self) -> None:
-        """Consume; ride out Redis restarts (and a Redis that lost the functions or groups)."""
+    async def _consume_resiliently(self, zone: keys.Zone) -> None:
+        """Consume ``zone``; ride out Redis restarts (and a Redis that lost the functions or
+        groups)."""
         delay = 0.1
         while True:
             try:
-                await self._consume()
+                await self._consume(zone)
                 return
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 if self.burst:
@@ -131,9 +152,9 @@ class Dispatcher:
                 await self.prepare()
                 delay = 0.1
 
-    async def _consume(self) -> None:
+    async def _consume(self, zone: keys.Zone) -> None:
         # Entries this consumer name was given before a restart come first.
-        await self._drain_own_pending()
+        await self._drain_own_pending(zone)
         next_claim = 0.0
         # The next batch is read (and parsed) while Redis runs the functions on this one.
         ahead: asyncio.Task[list[intake.Entry]] | None = None
@@ -141,49 +162,49 @@ class Dispatcher:
             while not self._stopping.is_set():
                 if time.monotonic() >= next_claim:
                     next_claim = time.monotonic() + self.settings.claim_every_s
-                    if await self.claim():
+                    if await self.claim(zone):
                         continue
-                entries = await (ahead or self._read())
+                entries = await (ahead or self._read(zone))
                 ahead = None
                 if entries:
-                    ahead = asyncio.ensure_future(self._read())
-                    await self.process(entries)
-                elif self.burst and not await self.claim():
+                    ahead = asyncio.ensure_future(self._read(zone))
+                    await self.process(entries, zone)
+                elif self.burst and not await self.claim(zone):
                     return
         finally:
             # Stopping: what was read ahead is ours to do (or a dead replica's to claim).
             if ahead is not None:
                 entries = await ahead
                 if entries:
-                    await self.process(entries)
+                    await self.process(entries, zone)
 
-    async def _read(self) -> list[intake.Entry]:
+    async def _read(self, zone: keys.Zone) -> list[intake.Entry]:
         reply = await self.client.xreadgroup(
             keys.DISPATCH_GROUP,
             self.consumer,
-            {s: ">" for s in STREAMS},
+            {s: ">" for s in zone.streams},
             count=self.settings.batch_size,
             block=None if self.burst else self.settings.block_ms,
         )
         return intake.flatten(reply)
 
-    async def _drain_own_pending(self) -> None:
+    async def _drain_own_pending(self, zone: keys.Zone) -> None:
         while True:
             reply = await self.client.xreadgroup(
                 keys.DISPATCH_GROUP,
                 self.consumer,
-                {s: "0" for s in STREAMS},
+                {s: "0" for s in zone.streams},
                 count=self.settings.batch_size,
             )
             entries = intake.flatten(reply)
             if not entries:
                 return
-            await self.process(entries)
+            await self.process(entries, zone)
 
-    async def claim(self) -> int:
+    async def claim(self, zone: keys.Zone = keys.DEFAULT) -> int:
         """Take over and process entries idle too long in other (dead) consumers."""
         done = 0
-        for stream in STREAMS:
+        for stream in zone.streams:
             start: Any = "0-0"
             while True:
                 nxt, items, *_ = await self.client.xautoclaim(
@@ -197,46 +218,83 @@ class Dispatcher:
                 entries = intake.flatten([(stream, items)])
                 if entries:
                     log.info("claimed %d idle entries of %s", len(entries), stream)
-                    await self.process(entries)
+                    await self.process(entries, zone)
                     done += len(entries)
                 if nxt in (b"0-0", "0-0"):
                     break
                 start = nxt
         return done
 
-    async def process(self, entries: list[intake.Entry]) -> dict[str, int]:
-        """Dead-letter the bad entries and hand the good ones to ``pw_batch``, in one round
-        trip; returns the counters."""
+    async def process(
+        self, entries: list[intake.Entry], zone: keys.Zone = keys.DEFAULT
+    ) -> dict[str, int]:
+        """Dead-letter the bad entries and hand the good ones to ``pw_batch`` on the zone's
+        shard, in one round trip (border alarms another zone should take go there first);
+        returns the counters."""
         started = time.perf_counter()
-        args, bad = intake.arguments(entries)
+        good, bad = intake.validate(entries)
+        away = await self.router.route(
+            self.client, zone, [p if e.is_alarm else None for e, p in good]
+        )
+        counts: Counter[str] = Counter()
+        if away:
+            counts.update(await self._forward(zone, good, away))
+            good = [g for i, g in enumerate(good) if i not in away]
+        args = intake.arguments(good)
         async with self.client.pipeline(transaction=False) as pipe:
             for rejected in bad:
                 e = rejected.entry
                 deadletter.add(
                     pipe, e.stream, keys.DISPATCH_GROUP, e.id, e.fields, rejected.reason,
-                    self.consumer,
+                    self.consumer, to=zone.deadletter,
                 )  # fmt: skip
             if args:
-                pipe.fcall(library.BATCH, 0, self._conf, *args)
+                pipe.fcall(library.BATCH, 1, zone.alarms, self._conf[zone.name], *args)
             replies = await pipe.execute()
-        counts = library.counters(replies[-1]) if args else {}
+        if args:
+            counts.update(library.counters(replies[-1]))
         counts["deadletter"] = len(bad) + counts.get("rejected", 0)
         for rejected in bad:
             log.warning("dead-lettered %s %s: %s", rejected.entry.stream,
                         rejected.entry.id, rejected.reason)  # fmt: skip
-        self._count(counts)
+        self._count(dict(counts))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        return dict(counts)
+
+    async def _forward(
+        self, zone: keys.Zone, good: list[tuple[intake.Entry, bytes]], away: dict[int, str]
+    ) -> Counter[str]:
+        """Run the alarms routed elsewhere in their zones, then acknowledge them here (a crash
+        in between replays them to the same zone, where they are duplicates)."""
+        by_zone: dict[str, list[bytes]] = {}
+        for i, target in away.items():
+            by_zone.setdefault(target, []).extend((library.ALARM, b"", good[i][1]))
+        counts: Counter[str] = Counter()
+        async with self.client.pipeline(transaction=False) as pipe:
+            for target, args in by_zone.items():
+                other = keys.zone(target)
+                pipe.fcall(library.BATCH, 1, other.alarms, self._conf[target], *args)
+            for reply in await pipe.execute():
+                counts.update(library.counters(reply))
+        await self.client.xack(zone.alarms, keys.DISPATCH_GROUP, *(good[i][0].id for i in away))
+        counts["routed"] = len(away)
         return counts
 
     async def tick(self) -> dict[str, int]:
-        """Expire unacknowledged dispatches and retry escalated incidents."""
-        counts = library.counters(await self.client.fcall(library.TICK, 0, self._conf))
-        self._count(counts)
-        return counts
+        """Expire unacknowledged dispatches and retry escalated incidents, in every zone
+        served."""
+        counts: Counter[str] = Counter()
+        for zone in self.zones:
+            reply = await self.client.fcall(library.TICK, 1, zone.alarms, self._conf[zone.name])
+            counts.update(library.counters(reply))
+        self._count(dict(counts))
+        return dict(counts)
 
     async def trim(self) -> None:
         """Trim the input streams behind the slowest consumer group (see :mod:`dispatcher.trim`)."""
-        await trim.trim_behind_groups(self.client, STREAMS)
+        await trim.trim_behind_groups(
+            self.client, [s for zone in self.zones for s in zone.streams]
+        )
 
     async def heartbeat(self, status: str = "online") -> None:
         beat = wire.Heartbeat(

@@ -17,6 +17,8 @@ Count = Annotated[int, Meta(ge=1)]
 class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything a dispatcher replica is told at start."""
 
+    serve_zones: tuple[str, ...] = ()
+    """The zones this replica consumes (empty: all of them)."""
     consumer: str = ""
     """Consumer name in the group; empty: ``<hostname>-<pid>``. Must be unique per replica."""
     batch_size: Annotated[int, Meta(ge=1, le=2_000)] = 500
@@ -51,6 +53,15 @@ class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fie
 
     def __post_init__(self) -> None:
         self.alarm_types()  # fail at start, naming the bad entry
+        self.served_zones()
+
+    def served_zones(self) -> tuple[str, ...]:
+        """The zones to consume; unknown names fail at start, naming the key."""
+        names = self.zone_map().names
+        unknown = [z for z in self.serve_zones if z not in names]
+        if unknown:
+            raise ValueError(f"serve_zones: unknown zone(s) {unknown}; the zones are {list(names)}")
+        return self.serve_zones or names
 
     def alarm_types(self) -> dict[str, AlarmTypePatch]:
         """The ``types`` table, validated."""

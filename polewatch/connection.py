@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -28,6 +29,7 @@ def connect(
     retries: int = 8,
     max_connections: int = 512,
     wait_for_connection_s: float = 10.0,
+    cluster: bool = False,
     **kwargs: object,
 ) -> aioredis.Redis:
     """An asyncio Redis client for ``url`` that retries failed commands with backoff.
@@ -35,8 +37,24 @@ def connect(
     ``name`` becomes the CLIENT SETNAME, so ``CLIENT LIST`` shows which service is which.
     The pool blocks for a free connection (up to ``wait_for_connection_s``) instead of failing
     when ``max_connections`` are busy: a burst of clients queues rather than erroring.
+    With ``cluster``, ``url`` is any node of a Redis Cluster and the client follows the slots
+    (the same commands; multi-key commands must stay within one hash tag).
     """
     from redis.asyncio.retry import Retry as AsyncRetry
+
+    if cluster:
+        from redis.asyncio.cluster import RedisCluster
+
+        client: Any = RedisCluster.from_url(
+            url,
+            client_name=name,
+            retry=AsyncRetry(ExponentialBackoff(cap=2.0, base=0.05), retries),
+            retry_on_error=list(RETRY_ERRORS),
+            max_connections=max_connections,
+            socket_keepalive=True,
+            **kwargs,
+        )
+        return cast(aioredis.Redis, client)
 
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
@@ -52,9 +70,23 @@ def connect(
     return aioredis.Redis.from_pool(pool)
 
 
-def connect_sync(url: str, *, name: str, retries: int = 8, **kwargs: object) -> redis.Redis:
+def connect_sync(
+    url: str, *, name: str, retries: int = 8, cluster: bool = False, **kwargs: object
+) -> redis.Redis:
     """The blocking twin of :func:`connect`, for the CLI and locust (gevent) users."""
     from redis.retry import Retry
+
+    if cluster:
+        from redis.cluster import RedisCluster
+
+        client: Any = RedisCluster.from_url(
+            url,
+            client_name=name,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
+            retry_on_error=list(RETRY_ERRORS),
+            **kwargs,
+        )
+        return cast(redis.Redis, client)
 
     return redis.Redis.from_url(
         url,

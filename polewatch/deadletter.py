@@ -42,10 +42,13 @@ def add(
     fields: dict[bytes, bytes],
     reason: str,
     consumer: str,
+    *,
+    to: str = keys.DEADLETTER,
 ) -> None:
-    """Queue on ``pipe`` (a Redis pipeline) the dead-letter entry and the ack of the original."""
+    """Queue on ``pipe`` (a Redis pipeline) the dead-letter entry (on ``to``, the dead-letter
+    stream of the zone the entry came from) and the ack of the original."""
     pipe.xadd(
-        keys.DEADLETTER,
+        to,
         record(stream, entry_id, fields, reason, consumer),
         maxlen=MAXLEN,
         approximate=True,

@@ -11,90 +11,154 @@ from typing import Final
 
 PREFIX: Final = "pw"
 
-# --- streams (the bus) -------------------------------------------------------------------
-ALARMS: Final = f"{PREFIX}:alarms"
-"""Edge agents and the gateway append :class:`~polewatch.wire.Alarm`; dispatchers consume."""
-PATROL_EVENTS: Final = f"{PREFIX}:patrol-events"
-"""Positions, duty changes and answers of units (gateway -> dispatcher)."""
-COMMANDS: Final = f"{PREFIX}:commands"
-"""Command-centre overrides (gateway -> dispatcher)."""
 HEARTBEATS: Final = f"{PREFIX}:heartbeats"
-"""Health of agents and services."""
-AUDIT: Final = f"{PREFIX}:audit"
-"""Append-only :class:`~polewatch.wire.IncidentEvent` history, read by the command centre and
-analytics."""
-DEADLETTER: Final = f"{PREFIX}:deadletter"
-"""Entries no consumer could use, with the reason (see :mod:`polewatch.deadletter`)."""
-
+"""Health of agents and services (one stream for the whole deployment)."""
 DISPATCH_GROUP: Final = "dispatchers"
-"""Consumer group of the dispatcher replicas on the alarm, patrol-event and command streams."""
+"""Consumer group of the dispatcher replicas on each zone's alarm, patrol-event and command
+streams."""
+UNIT_ZONES: Final = f"{PREFIX}:unit-zones"
+"""Hash ``unit id -> zone``: where each unit's record and inbox live (zoned deployments)."""
 
 
-def unit_inbox(unit: str) -> str:
-    """The unit's own stream of :class:`~polewatch.wire.Dispatch` / ``DispatchCancel``."""
-    return f"{PREFIX}:unit:{unit}:inbox"
+class Zone:
+    """The keys of one dispatch zone (see :mod:`polewatch.zones`).
+
+    Everything one dispatch decision touches (the input streams, incidents, the zone's units
+    and their inboxes, the search sets) lives in one zone, so every atomic step of the
+    dispatcher stays on one Redis Cluster shard: a named zone's keys share the hash tag
+    ``{zone}``. The default zone (``""``, a deployment without zones) has the plain names.
+    """
+
+    __slots__ = ("name", "prefix", "alarms", "patrol_events", "commands", "audit", "deadletter",
+                 "units", "units_geo", "units_free_geo", "incident_seq", "incidents_open",
+                 "escalated", "ack_deadlines", "dispatch_types")  # fmt: skip
+
+    def __init__(self, name: str = "", *, prefix: str | None = None) -> None:
+        self.name = name
+        p = prefix if prefix is not None else (f"{PREFIX}:{{{name}}}" if name else PREFIX)
+        self.prefix = p
+        # --- streams (the bus)
+        self.alarms = f"{p}:alarms"
+        """Edge agents and the gateway append :class:`~polewatch.wire.Alarm`; dispatchers
+        consume."""
+        self.patrol_events = f"{p}:patrol-events"
+        """Positions, duty changes and answers of the zone's units (gateway -> dispatcher)."""
+        self.commands = f"{p}:commands"
+        """Command-centre overrides of the zone's incidents (gateway -> dispatcher)."""
+        self.audit = f"{p}:audit"
+        """Append-only :class:`~polewatch.wire.IncidentEvent` history, read by the command
+        centre and analytics."""
+        self.deadletter = f"{p}:deadletter"
+        """Entries no consumer could use, with the reason (see :mod:`polewatch.deadletter`)."""
+        # --- dispatch state
+        self.units = f"{p}:units"
+        """Set of every unit id ever seen in the zone."""
+        self.units_geo = f"{p}:units:geo"
+        """GEO set of on-duty units' last positions."""
+        self.units_free_geo = f"{p}:units:free"
+        """GEO set of on-duty units free to take an incident (the dispatch search space)."""
+        self.incident_seq = f"{p}:seq:incident"
+        self.incidents_open = f"{p}:incidents:open"
+        """Sorted set of open incidents, scored by creation time."""
+        self.escalated = f"{p}:incidents:escalated"
+        """Sorted set of incidents waiting for a free unit, scored by escalation time."""
+        self.ack_deadlines = f"{p}:ack-deadlines"
+        """Sorted set of ``incident|unit`` dispatches awaiting acknowledgement, by deadline."""
+        self.dispatch_types = f"{p}:dispatch:types"
+        """Hash ``alarm type -> MessagePack parameters`` (priority, merge group, radius,
+        window, units, capability; ``*`` is the default), written by the dispatcher at start,
+        read by its functions."""
+
+    def __repr__(self) -> str:
+        return f"Zone({self.name!r})"
+
+    @property
+    def streams(self) -> tuple[str, str, str]:
+        """The three streams the zone's dispatchers consume."""
+        return (self.alarms, self.patrol_events, self.commands)
+
+    def unit_inbox(self, unit: str) -> str:
+        """The unit's own stream of :class:`~polewatch.wire.Dispatch` / ``DispatchCancel``."""
+        return f"{self.prefix}:unit:{unit}:inbox"
+
+    def unit(self, unit_id: str) -> str:
+        """Hash of one unit: duty, status, grid, capabilities, position time, incident."""
+        return f"{self.prefix}:unit:{unit_id}"
+
+    def incident(self, incident_id: str) -> str:
+        """Hash of one incident: state, priority, place, units, a timestamp per transition."""
+        return f"{self.prefix}:incident:{incident_id}"
+
+    def incident_alarms(self, incident_id: str) -> str:
+        """List of the alarm ids merged into an incident, in arrival order."""
+        return f"{self.prefix}:incident:{incident_id}:alarms"
+
+    def incident_timeline(self, incident_id: str) -> str:
+        """List of the incident's :class:`~polewatch.wire.IncidentEvent` (MessagePack), oldest
+        first: the per-incident view of the audit stream, for the incident detail page."""
+        return f"{self.prefix}:incident:{incident_id}:timeline"
+
+    def incident_tried(self, incident_id: str) -> str:
+        """Set of units that declined or timed out on an incident (never asked again)."""
+        return f"{self.prefix}:incident:{incident_id}:tried"
+
+    def merge_area(self, group: str) -> str:
+        """GEO set of recent incidents of one merge group, searched to merge new reports."""
+        return f"{self.prefix}:merge:{group}"
+
+    def alarm(self, alarm_id: str) -> str:
+        """The incident an alarm went to (the idempotency record), with a TTL."""
+        return f"{self.prefix}:alarm:{alarm_id}"
+
+    def alarm_body(self, alarm_id: str) -> str:
+        """The alarm itself (MessagePack), kept with a TTL for incident detail and exports."""
+        return f"{self.prefix}:alarm:{alarm_id}:body"
+
+    def alarm_route(self, alarm_id: str) -> str:
+        """The zone a border alarm read from this zone's stream was sent to (so a replay after
+        a crash sends it to the same zone), with a TTL."""
+        return f"{self.prefix}:alarm:{alarm_id}:route"
 
 
-# --- dispatch state ----------------------------------------------------------------------
-def unit(unit_id: str) -> str:
-    """Hash of one unit: duty, status, grid, capabilities, position time, current incident."""
-    return f"{PREFIX}:unit:{unit_id}"
+DEFAULT: Final = Zone()
+"""The only zone of a deployment without zones; the module-level names below are its keys."""
+
+ALARMS: Final = DEFAULT.alarms
+PATROL_EVENTS: Final = DEFAULT.patrol_events
+COMMANDS: Final = DEFAULT.commands
+AUDIT: Final = DEFAULT.audit
+DEADLETTER: Final = DEFAULT.deadletter
+UNITS: Final = DEFAULT.units
+UNITS_GEO: Final = DEFAULT.units_geo
+UNITS_FREE_GEO: Final = DEFAULT.units_free_geo
+INCIDENT_SEQ: Final = DEFAULT.incident_seq
+INCIDENTS_OPEN: Final = DEFAULT.incidents_open
+ESCALATED: Final = DEFAULT.escalated
+ACK_DEADLINES: Final = DEFAULT.ack_deadlines
+DISPATCH_TYPES: Final = DEFAULT.dispatch_types
+unit_inbox = DEFAULT.unit_inbox
+unit = DEFAULT.unit
+incident = DEFAULT.incident
+incident_alarms = DEFAULT.incident_alarms
+incident_timeline = DEFAULT.incident_timeline
+incident_tried = DEFAULT.incident_tried
+merge_area = DEFAULT.merge_area
+alarm = DEFAULT.alarm
+alarm_body = DEFAULT.alarm_body
 
 
-UNITS: Final = f"{PREFIX}:units"
-"""Set of every unit id ever seen."""
-UNITS_GEO: Final = f"{PREFIX}:units:geo"
-"""GEO set of on-duty units' last positions."""
-UNITS_FREE_GEO: Final = f"{PREFIX}:units:free"
-"""GEO set of on-duty units that are free to take an incident (the dispatch search space)."""
+def zone(name: str) -> Zone:
+    """The keys of zone ``name`` (``""``: the default zone)."""
+    return _ZONES.get(name) or _ZONES.setdefault(name, Zone(name))
 
 
-def incident(incident_id: str) -> str:
-    """Hash of one incident: state, priority, place, units, a timestamp per transition."""
-    return f"{PREFIX}:incident:{incident_id}"
+_ZONES: dict[str, Zone] = {"": DEFAULT}
 
 
-def incident_alarms(incident_id: str) -> str:
-    """List of the alarm ids merged into an incident, in arrival order."""
-    return f"{PREFIX}:incident:{incident_id}:alarms"
-
-
-def incident_timeline(incident_id: str) -> str:
-    """List of the incident's :class:`~polewatch.wire.IncidentEvent` (MessagePack), oldest
-    first: the per-incident view of the audit stream, for the incident detail page."""
-    return f"{PREFIX}:incident:{incident_id}:timeline"
-
-
-def incident_tried(incident_id: str) -> str:
-    """Set of units that declined or timed out on an incident (never asked again)."""
-    return f"{PREFIX}:incident:{incident_id}:tried"
-
-
-INCIDENT_SEQ: Final = f"{PREFIX}:seq:incident"
-INCIDENTS_OPEN: Final = f"{PREFIX}:incidents:open"
-"""Sorted set of open incidents, scored by creation time."""
-ESCALATED: Final = f"{PREFIX}:incidents:escalated"
-"""Sorted set of incidents waiting for a free unit, scored by escalation time."""
-ACK_DEADLINES: Final = f"{PREFIX}:ack-deadlines"
-"""Sorted set of ``incident|unit`` dispatches awaiting acknowledgement, scored by deadline."""
-DISPATCH_TYPES: Final = f"{PREFIX}:dispatch:types"
-"""Hash ``alarm type -> MessagePack parameters`` (priority, merge group, radius, window, units,
-capability; ``*`` is the default), written by the dispatcher at start, read by its functions."""
-
-
-def merge_area(group: str) -> str:
-    """GEO set of recent incidents of one merge group, searched to merge new reports."""
-    return f"{PREFIX}:merge:{group}"
-
-
-def alarm(alarm_id: str) -> str:
-    """The incident an alarm went to (the idempotency record), with a TTL."""
-    return f"{PREFIX}:alarm:{alarm_id}"
-
-
-def alarm_body(alarm_id: str) -> str:
-    """The alarm itself (MessagePack), kept with a TTL for incident detail and exports."""
-    return f"{PREFIX}:alarm:{alarm_id}:body"
+def zone_of_incident(incident_id: str) -> Zone:
+    """The zone an incident lives in: ids of a named zone are ``<zone>-<n>``."""
+    name, sep, _ = incident_id.rpartition("-")
+    return zone(name) if sep else DEFAULT
 
 
 def snapshot(snapshot_id: str) -> str:
@@ -108,27 +172,27 @@ CITIES: Final = f"{PREFIX}:cities"
 
 def poles(city: str) -> str:
     """Hash ``code -> MessagePack pole record`` of one city's registry."""
-    return f"{PREFIX}:poles:{city}"
+    return f"{PREFIX}:poles:{{{city}}}"
 
 
 def poles_geo(city: str) -> str:
     """GEO set of one city's poles by code."""
-    return f"{PREFIX}:poles:{city}:geo"
+    return f"{PREFIX}:poles:{{{city}}}:geo"
 
 
 def poles_version(city: str) -> str:
     """Counter bumped on every change to a city's registry; in-process indexes compare it."""
-    return f"{PREFIX}:poles:{city}:version"
+    return f"{PREFIX}:poles:{{{city}}}:version"
 
 
 def poles_staging(city: str) -> str:
     """Where a full replacement of a city's registry is written before it is renamed live."""
-    return f"{PREFIX}:poles:{city}:staging"
+    return f"{PREFIX}:poles:{{{city}}}:staging"
 
 
 def poles_geo_staging(city: str) -> str:
     """The GEO twin of :func:`poles_staging`."""
-    return f"{PREFIX}:poles:{city}:geo:staging"
+    return f"{PREFIX}:poles:{{{city}}}:geo:staging"
 
 
 # --- edge --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ reads ``os.environ``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
+
+from polewatch.zones import ZoneError, ZoneMap
 
 ENV_PREFIX = "POLEWATCH_"
 CONFIG_ENV = "POLEWATCH_CONFIG"
@@ -30,11 +33,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Settings every service shares."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = False
+    """``redis_url`` names a node of a Redis Cluster (then ``zones`` should be set, so the
+    work spreads over the shards)."""
+    zones: str = ""
+    """A GeoJSON file of the dispatch zones (see :mod:`polewatch.zones`); empty: one zone.
+    Every service of a deployment must be given the same file."""
     log_level: str = "INFO"
     city: str = "shenzhen"
     """Name of the pole registry the service works in."""
     metrics_port: int = 0
     """Port of the Prometheus endpoint (0: none, or served by the service's own HTTP app)."""
+
+    def zone_map(self) -> ZoneMap:
+        """The deployment's dispatch zones (loaded once per file)."""
+        return _zone_map(self.zones)
+
+
+@functools.cache
+def _zone_map(path: str) -> ZoneMap:
+    try:
+        return ZoneMap.load(path)
+    except ZoneError as exc:
+        raise SettingsError(f"zones: {exc}") from None
 
 
 S = TypeVar("S", bound=Settings)
