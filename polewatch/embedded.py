@@ -7,6 +7,7 @@ The server's data lives under a run folder (AOF on, ``appendfsync everysec``), i
 from __future__ import annotations
 
 import shutil
+import random
 import socket
 import subprocess
 import time
@@ -40,6 +41,26 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10,000) is free too; below 55,536 as Redis
+    Cluster requires, and below the usual ephemeral range so clients do not take it."""
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(20_000, 30_000)
+        if _bindable(port) and _bindable(port + 10_000):
+            return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
 
 
 def server_binary() -> str:
@@ -144,6 +165,101 @@ class EmbeddedRedis:
             proc.wait()
 
     def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedCluster:
+    """A Redis Cluster of ``masters`` redis-server processes on free loopback ports (no
+    replicas), the 16,384 slots split evenly; ``url`` names the first node."""
+
+    SLOTS = 16_384
+
+    def __init__(
+        self, data_dir: str | Path, *, masters: int = 3, appendonly: bool = False,
+        tied_to_parent: bool = False,
+    ) -> None:  # fmt: skip
+        if masters < 1:
+            raise ValueError("a cluster needs at least one master")
+        self.data_dir = Path(data_dir)
+        self.nodes = [
+            EmbeddedRedis(
+                self.data_dir / f"node{i}",
+                port=free_cluster_port(),
+                appendonly=appendonly,
+                tied_to_parent=tied_to_parent,
+                extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                            "--cluster-node-timeout", "2000"],
+            )  # fmt: skip
+            for i in range(masters)
+        ]
+
+    @property
+    def url(self) -> str:
+        return self.nodes[0].url
+
+    @property
+    def urls(self) -> list[str]:
+        return [n.url for n in self.nodes]
+
+    def start(self, timeout: float = 20.0) -> EmbeddedCluster:
+        try:
+            for node in self.nodes:
+                node.start()
+        except Exception:
+            self.stop()
+            raise
+        clients = [redis.Redis(port=n.port) for n in self.nodes]
+        try:
+            per = self.SLOTS // len(self.nodes)
+            for i, client in enumerate(clients):
+                last = self.SLOTS - 1 if i == len(clients) - 1 else (i + 1) * per - 1
+                client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, last)
+            for client in clients[1:]:
+                client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
+            deadline = time.monotonic() + timeout
+            while not all(self._ready(c) for c in clients):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise TimeoutError("the Redis Cluster did not converge")
+                time.sleep(0.05)
+        finally:
+            for client in clients:
+                client.close()
+        return self
+
+    def _ready(self, client: redis.Redis) -> bool:
+        info = client.execute_command("CLUSTER", "INFO")
+        text = info.decode() if isinstance(info, bytes) else str(info)
+        fields = dict(line.split(":", 1) for line in text.split() if ":" in line)
+        return (
+            fields.get("cluster_state") == "ok"
+            and fields.get("cluster_known_nodes") == str(len(self.nodes))
+            and fields.get("cluster_slots_assigned") == str(self.SLOTS)
+        )
+
+    def flush(self) -> None:
+        """Empty every node (data, functions), as the single-server fixtures do."""
+        for node in self.nodes:
+            client = redis.Redis(port=node.port)
+            try:
+                client.flushall()
+                client.function_flush()
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> EmbeddedCluster:
         return self.start()
 
     def __exit__(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 import shapely
 from shapely.geometry import shape
 from shapely.ops import transform
@@ -174,3 +175,23 @@ class ZoneMap:
             if name != zone:
                 return d
         return math.inf
+
+
+async def unit_zone(
+    redis: aioredis.Redis, zones: ZoneMap, unit: str, lon: float | None = None,
+    lat: float | None = None,
+) -> str | None:  # fmt: skip
+    """The zone of ``unit``'s record and inbox (``keys.UNIT_ZONES``). A unit without one yet
+    is given the zone of the place it reports (first writer wins); ``None`` when it has none
+    and reports no place. Free in a deployment without zones (always ``""``)."""
+    if not zones.zoned:
+        return ""
+    known = await redis.hget(keys.UNIT_ZONES, unit)
+    if known is not None:
+        return known.decode() if isinstance(known, bytes) else str(known)
+    if lon is None or lat is None:
+        return None
+    name = zones.locate(lon, lat)
+    await redis.hsetnx(keys.UNIT_ZONES, unit, name)
+    again = await redis.hget(keys.UNIT_ZONES, unit)
+    return again.decode() if isinstance(again, bytes) else str(again)

@@ -9,7 +9,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from polewatch.embedded import EmbeddedRedis
+from polewatch.embedded import EmbeddedCluster, EmbeddedRedis
 from polewatch.poles.index import PoleIndex
 from polewatch.poles.model import Pole
 
@@ -40,6 +40,26 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
     client.function_flush()
     client.close()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
+    """A real 3-master Redis Cluster for the session; tests get it flushed (``cluster_url``)."""
+    with EmbeddedCluster(tmp_path_factory.mktemp("cluster"), masters=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: EmbeddedCluster) -> str:
+    """URL of a node of the session's 3-master cluster, every node emptied before the test."""
+    redis_cluster.flush()
+    return redis_cluster.url
+
+
+@pytest.fixture(scope="session")
+def zones_file(data_dir: Path) -> Path:
+    """The Shenzhen districts as dispatch zones (the ``zones`` setting)."""
+    return data_dir / "boundaries" / "shenzhen_districts.geojson"
 
 
 @pytest.fixture
