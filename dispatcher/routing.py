@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from dispatcher.priorities import PriorityTable
 from dispatcher.settings import DispatcherSettings
 from polewatch import keys, wire
+from polewatch.records import OPEN_STATES
 from polewatch.zones import ZoneMap
 
 ROUTE_TTL_S = 7 * 86_400
@@ -43,12 +44,16 @@ class Candidate(NamedTuple):
     border_m: float
 
 
+class Route(NamedTuple):
+    zone: str
+    """The zone that takes the alarm."""
+    alarm: wire.Alarm
+
+
 class Router:
     """Routes a zone's border alarms (see the module doc)."""
 
-    def __init__(
-        self, zones: ZoneMap, settings: DispatcherSettings, table: PriorityTable
-    ) -> None:
+    def __init__(self, zones: ZoneMap, settings: DispatcherSettings, table: PriorityTable) -> None:
         self.zones = zones
         self.max_radius_m = settings.max_radius_m
         self.table = table
@@ -69,8 +74,8 @@ class Router:
 
     async def route(
         self, client: aioredis.Redis, zone: keys.Zone, payloads: list[bytes | None]
-    ) -> dict[int, str]:
-        """Batch position -> other zone, for the alarms that go elsewhere."""
+    ) -> dict[int, Route]:
+        """Batch position -> the other zone that takes it, for the alarms that go elsewhere."""
         if not self.zones.zoned:
             return {}
         found = self.candidates(zone, payloads)
@@ -78,37 +83,74 @@ class Router:
             return {}
         decided: dict[int, str] = {}
         undecided: list[Candidate] = []
-        # Round trip 1: earlier routes, a home unit nearer than the border, merges next door.
+        foreign: list[tuple[Candidate, list[tuple[str, str]], bool]] = []
+        # Round trip 1: earlier routes, a home unit nearer than the border, incidents nearby
+        # (a zone's own, and those of other zones placed in it) a report could merge into.
         async with client.pipeline(transaction=False) as pipe:
             plans = []
             for c in found:
                 a = c.alarm
-                merge = self.table[a.type]
+                radius = self.table[a.type].radius_m
                 group = self.table.group(a.type)
-                near = [z for _, z in self.zones.distances(a.lon, a.lat, merge.radius_m)]
+                near = (
+                    [z for _, z in self.zones.distances(a.lon, a.lat, radius)]
+                    if c.border_m <= radius
+                    else [zone.name]
+                )
+                sets = [k for z in near for k in (keys.zone(z).merge_area(group),
+                                                  keys.zone(z).merge_refs(group))]  # fmt: skip
                 pipe.get(zone.alarm_route(a.id))
                 pipe.geosearch(zone.units_free_geo, longitude=a.lon, latitude=a.lat,
-                               radius=c.border_m, unit="m", sort="ASC", count=1)  # fmt: skip
-                for z in near:
-                    pipe.geosearch(keys.zone(z).merge_area(group), longitude=a.lon,
-                                   latitude=a.lat, radius=merge.radius_m, unit="m", count=1)  # fmt: skip
-                plans.append(near)
+                               radius=max(c.border_m, 0.01), unit="m", sort="ASC",
+                               count=1)  # fmt: skip
+                for key in sets:
+                    pipe.geosearch(key, longitude=a.lon, latitude=a.lat, radius=radius,
+                                   unit="m", sort="ASC", count=4)  # fmt: skip
+                plans.append(sets)
             replies = await pipe.execute()
         at = 0
-        for c, near in zip(found, plans, strict=True):
+        for c, sets in zip(found, plans, strict=True):
             earlier, home_unit = replies[at], replies[at + 1]
-            merges = dict(zip(near, replies[at + 2 : at + 2 + len(near)], strict=True))
-            at += 2 + len(near)
+            nearby = [(key, _text(i)) for key, ids in zip(sets, replies[at + 2 :], strict=False)
+                      for i in ids]  # fmt: skip
+            at += 2 + len(sets)
             if earlier is not None:
-                target = earlier.decode() if isinstance(earlier, bytes) else earlier
-                if target != zone.name:
+                if (target := _text(earlier)) != zone.name:
                     decided[c.index] = target
-            elif merges.get(zone.name):
-                pass  # an incident at home takes the report
-            elif merged := [z for z in near if merges[z]]:
-                decided[c.index] = merged[0]
+            elif any(keys.zone_of_incident(i) is zone for _, i in nearby):
+                pass  # an incident of the home zone is there: the home zone decides
+            elif nearby:
+                foreign.append((c, nearby, bool(home_unit)))
             elif not home_unit:
                 undecided.append(c)
+        # Round trip 1b (rare): are those incidents of other zones still open and recent?
+        if foreign:
+            async with client.pipeline(transaction=False) as pipe:
+                for _, nearby, _ in foreign:
+                    for _, i in nearby:
+                        pipe.hmget(keys.zone_of_incident(i).incident(i), "state", "last_ts")
+                replies = await pipe.execute()
+            at = 0
+            stale: list[tuple[str, str]] = []
+            for c, nearby, home_unit in foreign:
+                window = self.table[c.alarm.type].window_s
+                target = None
+                for (key, i), (state, last) in zip(nearby, replies[at:], strict=False):
+                    if _text(state or b"") not in OPEN_STATES:
+                        if ":merge-refs:" in key:
+                            stale.append((key, i))
+                    elif target is None and abs(c.alarm.ts - float(last or 0)) <= window:
+                        target = keys.zone_of_incident(i).name
+                at += len(nearby)
+                if target is not None:
+                    decided[c.index] = target
+                elif not home_unit:
+                    undecided.append(c)
+            if stale:
+                async with client.pipeline(transaction=False) as pipe:
+                    for key, i in stale:
+                        pipe.zrem(key, i)
+                    await pipe.execute()
         # Round trip 2: the nearest free unit among the zones within reach.
         if undecided:
             async with client.pipeline(transaction=False) as pipe:
@@ -131,10 +173,26 @@ class Router:
                 at += len(reach)
                 if best is not None and best[1] != zone.name:
                     decided[c.index] = best[1]
-        if decided:
-            decided = await self._record(client, zone, found, decided)
+        if not decided:
+            return {}
+        decided = await self._record(client, zone, found, decided)
         self.routed += len(decided)
-        return decided
+        alarms = {c.index: c.alarm for c in found}
+        return {i: Route(target, alarms[i]) for i, target in decided.items()}
+
+    async def remember(self, client: aioredis.Redis, zone: keys.Zone, routes: list[Route]) -> None:
+        """After routed alarms were taken: note their incidents in the home zone's
+        ``merge_refs``, so later reports at the same place go to them too."""
+        async with client.pipeline(transaction=False) as pipe:
+            for r in routes:
+                pipe.get(keys.zone(r.zone).alarm(r.alarm.id))
+            taken: list[Any] = await pipe.execute()
+        async with client.pipeline(transaction=False) as pipe:
+            for r, incident in zip(routes, taken, strict=True):
+                if incident is not None:
+                    ref = zone.merge_refs(self.table.group(r.alarm.type))
+                    pipe.geoadd(ref, (r.alarm.lon, r.alarm.lat, _text(incident)))
+            await pipe.execute()
 
     async def _record(
         self, client: aioredis.Redis, zone: keys.Zone, found: list[Candidate],

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from polewatch import geo, keys, wire
+from polewatch.zones import ZoneMap
 
 _ids = itertools.count(1)
 
@@ -63,20 +64,41 @@ def command(op: str, incident: str, **kw: Any) -> wire.Command:
     return wire.Command(op=kind, incident=incident, ts=time.time(), **kw)
 
 
-def stream_of(message: wire.Message) -> str:
-    """The input stream a message belongs on."""
+def stream_of(message: wire.Message, zones: ZoneMap | None = None, client: Any = None) -> str:
+    """The input stream a message belongs on: its zone's (the place of an alarm, the home of
+    a unit, the zone of an incident; see :mod:`polewatch.zones`)."""
+    if zones is None or not zones.zoned:
+        zone = keys.DEFAULT
+    elif isinstance(message, wire.Alarm):
+        zone = keys.zone(zones.locate(message.lon, message.lat))
+    elif isinstance(message, wire.Command):
+        zone = keys.zone_of_incident(message.incident)
+    else:
+        zone = keys.zone(_unit_zone(client, zones, message))
     if isinstance(message, wire.Alarm):
-        return keys.ALARMS
+        return zone.alarms
     if isinstance(message, wire.Command):
-        return keys.COMMANDS
-    return keys.PATROL_EVENTS
+        return zone.commands
+    return zone.patrol_events
 
 
-def write(client: Any, messages: Iterable[wire.Message]) -> None:
-    """XADD the messages (sync client) in one pipeline, in order."""
+def _unit_zone(client: Any, zones: ZoneMap, message: Any) -> str:
+    """The sync twin of :func:`polewatch.zones.unit_zone` (first writer wins)."""
+    known = client.hget(keys.UNIT_ZONES, message.unit)
+    if known is None:
+        lon, lat = getattr(message, "lon", None), getattr(message, "lat", None)
+        assert lon is not None and lat is not None, f"unit {message.unit} has no zone yet"
+        client.hsetnx(keys.UNIT_ZONES, message.unit, zones.locate(lon, lat))
+        known = client.hget(keys.UNIT_ZONES, message.unit)
+    return known.decode() if isinstance(known, bytes) else str(known)
+
+
+def write(client: Any, messages: Iterable[wire.Message], zones: ZoneMap | None = None) -> None:
+    """XADD the messages (sync client) in one pipeline, in order; into their zones' streams
+    when ``zones`` is given."""
     pipe = client.pipeline(transaction=False)
     for message in messages:
-        pipe.xadd(stream_of(message), wire.entry(message))
+        pipe.xadd(stream_of(message, zones, client), wire.entry(message))
     pipe.execute()
 
 
@@ -99,11 +121,17 @@ def shifted(
     return lon + dlon, lat + dlat
 
 
+def home(client: Any, unit: str) -> keys.Zone:
+    """The zone a unit lives in (the default zone without zones)."""
+    name = client.hget(keys.UNIT_ZONES, unit)
+    return keys.zone(name.decode()) if name else keys.DEFAULT
+
+
 def inbox(client: Any, unit: str) -> list[wire.Dispatch | wire.DispatchCancel]:
     """Everything in a unit's inbox, decoded (sync client)."""
     return [
         wire.decode_entry(fields, wire.UnitInbox)
-        for _, fields in client.xrange(keys.unit_inbox(unit))
+        for _, fields in client.xrange(home(client, unit).unit_inbox(unit))
     ]
 
 
@@ -119,8 +147,11 @@ async def drain(redis_url: str, **overrides: Any) -> Any:
 
 
 async def step(redis_url: str, client: Any, *messages: wire.Message, **overrides: Any) -> Any:
-    """Write ``messages`` and drain them with a burst dispatcher; its totals."""
-    write(client, messages)
+    """Write ``messages`` (into their zones' streams, with a ``zones`` setting) and drain them
+    with a burst dispatcher; its totals."""
+    from polewatch.settings import Settings
+
+    write(client, messages, Settings(zones=overrides.get("zones", "")).zone_map())
     return await drain(redis_url, **overrides)
 
 
@@ -128,7 +159,8 @@ def incident(client: Any, incident_id: str = "1") -> Any:
     """The incident's record (sync client); fails if it does not exist."""
     from polewatch import records
 
-    inc = records.incident_from_hash(client.hgetall(keys.incident(incident_id)))
+    zone = keys.zone_of_incident(incident_id)
+    inc = records.incident_from_hash(client.hgetall(zone.incident(incident_id)))
     assert inc is not None, f"no incident {incident_id}"
     return inc
 
@@ -137,7 +169,7 @@ def unit(client: Any, unit_id: str) -> Any:
     """The unit's record (sync client); fails if it does not exist."""
     from polewatch import records
 
-    u = records.unit_from_hash(client.hgetall(keys.unit(unit_id)))
+    u = records.unit_from_hash(client.hgetall(home(client, unit_id).unit(unit_id)))
     assert u is not None, f"no unit {unit_id}"
     return u
 

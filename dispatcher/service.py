@@ -33,7 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from dispatcher import intake, library, trim
 from dispatcher.metrics import Metrics
 from dispatcher.priorities import PriorityTable
-from dispatcher.routing import Router
+from dispatcher.routing import Route, Router
 from dispatcher.settings import DispatcherSettings
 from polewatch import deadletter, keys, wire
 from polewatch.connection import connect, wait_ready
@@ -262,13 +262,13 @@ class Dispatcher:
         return dict(counts)
 
     async def _forward(
-        self, zone: keys.Zone, good: list[tuple[intake.Entry, bytes]], away: dict[int, str]
+        self, zone: keys.Zone, good: list[tuple[intake.Entry, bytes]], away: dict[int, Route]
     ) -> Counter[str]:
         """Run the alarms routed elsewhere in their zones, then acknowledge them here (a crash
         in between replays them to the same zone, where they are duplicates)."""
         by_zone: dict[str, list[bytes]] = {}
-        for i, target in away.items():
-            by_zone.setdefault(target, []).extend((library.ALARM, b"", good[i][1]))
+        for i, route in away.items():
+            by_zone.setdefault(route.zone, []).extend((library.ALARM, b"", good[i][1]))
         counts: Counter[str] = Counter()
         async with self.client.pipeline(transaction=False) as pipe:
             for target, args in by_zone.items():
@@ -276,6 +276,7 @@ class Dispatcher:
                 pipe.fcall(library.BATCH, 1, other.alarms, self._conf[target], *args)
             for reply in await pipe.execute():
                 counts.update(library.counters(reply))
+        await self.router.remember(self.client, zone, list(away.values()))
         await self.client.xack(zone.alarms, keys.DISPATCH_GROUP, *(good[i][0].id for i in away))
         counts["routed"] = len(away)
         return counts
@@ -292,9 +293,7 @@ class Dispatcher:
 
     async def trim(self) -> None:
         """Trim the input streams behind the slowest consumer group (see :mod:`dispatcher.trim`)."""
-        await trim.trim_behind_groups(
-            self.client, [s for zone in self.zones for s in zone.streams]
-        )
+        await trim.trim_behind_groups(self.client, [s for zone in self.zones for s in zone.streams])
 
     async def heartbeat(self, status: str = "online") -> None:
         beat = wire.Heartbeat(

@@ -6,8 +6,8 @@ The server's data lives under a run folder (AOF on, ``appendfsync everysec``), i
 
 from __future__ import annotations
 
-import shutil
 import random
+import shutil
 import socket
 import subprocess
 import time
@@ -195,8 +195,14 @@ class EmbeddedCluster:
                 port=free_cluster_port(),
                 appendonly=appendonly,
                 tied_to_parent=tied_to_parent,
-                extra_args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                            "--cluster-node-timeout", "2000"],
+                extra_args=[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ],
             )  # fmt: skip
             for i in range(masters)
         ]

@@ -106,6 +106,11 @@ class Zone:
         """GEO set of recent incidents of one merge group, searched to merge new reports."""
         return f"{self.prefix}:merge:{group}"
 
+    def merge_refs(self, group: str) -> str:
+        """GEO set of open incidents of *other* zones (ids) placed in this zone: border alarms
+        this zone routed away, so that later reports there merge into them."""
+        return f"{self.prefix}:merge-refs:{group}"
+
     def alarm(self, alarm_id: str) -> str:
         """The incident an alarm went to (the idempotency record), with a TTL."""
         return f"{self.prefix}:alarm:{alarm_id}"

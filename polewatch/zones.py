@@ -28,14 +28,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import redis.asyncio as aioredis
 import shapely
 from shapely.geometry import shape
-from shapely.ops import transform
 
 from polewatch import keys
 
 _M_PER_DEG_LAT = 111_320.0
+CELL_M = 500.0
+"""Side of the squares :meth:`ZoneMap.border_m` caches its answer for."""
 _NAME = re.compile(r"^[a-z0-9_]{1,24}$")
 
 SHENZHEN_PINYIN = {
@@ -75,6 +77,7 @@ class ZoneMap:
         for area in self._areas:
             shapely.prepare(area.shape)
         self.names: tuple[str, ...] = tuple(a.name for a in self._areas) or ("",)
+        self._border_cache: dict[tuple[int, int, str, float], float] = {}
 
     # --- building --------------------------------------------------------------------------
     @classmethod
@@ -97,8 +100,8 @@ class ZoneMap:
         raw: list[tuple[str, Any]] = []
         for i, feature in enumerate(features):
             props = feature.get("properties") or {}
-            name = props.get("zone") or SHENZHEN_PINYIN.get(props.get("qh", "")) or props.get(
-                "name"
+            name = (
+                props.get("zone") or SHENZHEN_PINYIN.get(props.get("qh", "")) or props.get("name")
             )
             if not isinstance(name, str) or not _NAME.match(name):
                 raise ZoneError(f"zones file {path}: feature {i} has no usable zone name "
@@ -116,12 +119,10 @@ class ZoneMap:
         lat0 = sum(g.centroid.y for _, g in raw) / len(raw)
         kx = _M_PER_DEG_LAT * math.cos(math.radians(lat0))
 
-        def project(x: Any, y: Any, z: Any = None) -> tuple[Any, Any]:
-            return x * kx, y * _M_PER_DEG_LAT
-
+        scale = np.array([kx, _M_PER_DEG_LAT])
         areas = []
         for name, geom in raw:
-            local = shapely.make_valid(transform(project, geom))
+            local = shapely.make_valid(shapely.transform(geom, lambda xy: xy * scale))
             areas.append(_Area(name, local, local.bounds))
         return cls(areas, lat0=lat0)
 
@@ -169,12 +170,27 @@ class ZoneMap:
         return out
 
     def border_m(self, lon: float, lat: float, zone: str, within_m: float) -> float:
-        """How far the place is from any zone other than ``zone`` (``math.inf`` when none is
-        within ``within_m``)."""
-        for d, name in self.distances(lon, lat, within_m):
-            if name != zone:
-                return d
-        return math.inf
+        """A lower bound of the distance from the place to any zone other than ``zone``
+        (``math.inf`` when none is within ``within_m``). Cached per ``CELL_M`` square, so the
+        hot path pays a dictionary lookup: the bound is the exact distance from the square's
+        centre less half its diagonal."""
+        if not self._areas:
+            return math.inf
+        x, y = lon * self._kx, lat * _M_PER_DEG_LAT
+        cell = (int(x // CELL_M), int(y // CELL_M), zone, within_m)
+        bound = self._border_cache.get(cell)
+        if bound is None:
+            cx, cy = (cell[0] + 0.5) * CELL_M, (cell[1] + 0.5) * CELL_M
+            slack = CELL_M * 0.7072
+            bound = math.inf
+            for d, name in self.distances(cx / self._kx, cy / _M_PER_DEG_LAT, within_m + slack):
+                if name != zone:
+                    bound = max(0.0, d - slack)
+                    break
+            if len(self._border_cache) > 1_000_000:
+                self._border_cache.clear()
+            self._border_cache[cell] = bound
+        return bound if bound <= within_m else math.inf
 
 
 async def unit_zone(

@@ -16,15 +16,19 @@ import redis
 
 from dispatcher import scenario as sc
 from polewatch import keys, records, wire
+from polewatch.zones import ZoneMap
 
 BBOX = (113.85, 22.50, 114.15, 22.70)
 TYPES = ["intrusion", "door_forced", "crowd", "citizen_sos", "camera_offline"]
 
 
-def populate(client: redis.Redis, seed: int, units: int, alarms: int) -> list[wire.Alarm]:
+def populate(
+    client: redis.Redis, seed: int, units: int, alarms: int, zones: ZoneMap | None = None
+) -> list[wire.Alarm]:
     rng = random.Random(seed)
     points = list(sc.random_points(units, rng, BBOX))
-    sc.write(client, [sc.on_duty(f"u{i}", lon, lat) for i, (lon, lat) in enumerate(points)])
+    duty = [sc.on_duty(f"u{i}", lon, lat) for i, (lon, lat) in enumerate(points)]
+    sc.write(client, duty, zones)
     # A few hot spots so that some reports merge; the rest spread over the city.
     spots = list(sc.random_points(40, rng, BBOX))
     out = []
@@ -32,35 +36,44 @@ def populate(client: redis.Redis, seed: int, units: int, alarms: int) -> list[wi
         lon, lat = rng.choice(spots) if i % 4 == 0 else next(sc.random_points(1, rng, BBOX))
         out.append(sc.alarm(lon, lat, type=rng.choice(TYPES)))
     for start in range(0, alarms, 1000):
-        sc.write(client, out[start : start + 1000])
+        sc.write(client, out[start : start + 1000], zones)
     return out
 
 
-def check_invariants(client: redis.Redis, alarms: list[wire.Alarm]) -> Counter[str]:
-    """Everything that must hold after any number of replicas processed ``alarms``."""
-    for stream in (keys.ALARMS, keys.PATROL_EVENTS, keys.COMMANDS):
-        assert client.xpending(stream, keys.DISPATCH_GROUP)["pending"] == 0
-    n = int(client.get(keys.INCIDENT_SEQ) or 0)
+def check_invariants(
+    client: redis.Redis, alarms: list[wire.Alarm], zones: ZoneMap | None = None
+) -> Counter[str]:
+    """Everything that must hold after any number of replicas processed ``alarms``, in every
+    zone (``zones``) or in a deployment without zones."""
     seen: Counter[bytes] = Counter()
     holder: dict[str, str] = {}
     states: Counter[str] = Counter()
-    for iid in map(str, range(1, n + 1)):
-        inc = records.incident_from_hash(client.hgetall(keys.incident(iid)))
-        assert inc is not None
-        alarm_ids = client.lrange(keys.incident_alarms(iid), 0, -1)
-        seen.update(alarm_ids)
-        assert inc.reports == len(alarm_ids)
-        states[inc.state] += 1
-        assert inc.state in ("dispatched", "escalated"), inc
-        assert (inc.state == "dispatched") == bool(inc.units)
-        for u in inc.units:
-            assert u not in holder, f"unit {u} holds incidents {holder[u]} and {iid}"
-            holder[u] = iid
-            assert client.hget(keys.unit(u), "incident") == iid.encode()
+    every = zones.all_keys() if zones else [keys.DEFAULT]
+    for zone in every:
+        for stream in zone.streams:
+            assert client.xpending(stream, keys.DISPATCH_GROUP)["pending"] == 0
+        n = int(client.get(zone.incident_seq) or 0)
+        prefix = f"{zone.name}-" if zone.name else ""
+        for iid in (f"{prefix}{i}" for i in range(1, n + 1)):
+            inc = records.incident_from_hash(client.hgetall(zone.incident(iid)))
+            assert inc is not None
+            alarm_ids = client.lrange(zone.incident_alarms(iid), 0, -1)
+            seen.update(alarm_ids)
+            assert inc.reports == len(alarm_ids)
+            states[inc.state] += 1
+            states[f"zone:{zone.name}"] += 1
+            assert inc.state in ("dispatched", "escalated"), inc
+            assert (inc.state == "dispatched") == bool(inc.units)
+            for u in inc.units:
+                assert u not in holder, f"unit {u} holds incidents {holder[u]} and {iid}"
+                holder[u] = iid
+                assert client.hget(zone.unit(u), "incident") == iid.encode()
+                assert sc.home(client, u) is zone, f"unit {u} of another zone on {iid}"
     assert seen == Counter(a.id.encode() for a in alarms), "an alarm is missing or doubled"
     for a in alarms:
-        assert client.get(keys.alarm(a.id)) is not None
-    free = {m.decode() for m in client.zrange(keys.UNITS_FREE_GEO, 0, -1)}
+        taken = [z for z in every if client.get(z.alarm(a.id)) is not None]
+        assert len(taken) == 1, f"alarm {a.id} recorded in zones {taken}"
+    free = {m.decode() for z in every for m in client.zrange(z.units_free_geo, 0, -1)}
     assert not free & set(holder)
     # Nothing was sent twice: one Dispatch per assignment, in the right unit's inbox.
     sent = Counter()
