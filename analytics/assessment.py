@@ -25,6 +25,7 @@ from analytics.response_times import (
     stats,
     summarize,
 )
+from polewatch.zones import ZoneMap
 
 WORST: Final = 5
 
@@ -121,10 +122,14 @@ async def assess(
     district: str | None = None,
     worst: int = WORST,
     utc_offset_min: int = 0,
+    zones: ZoneMap | None = None,
 ) -> Assessment:
-    """Read both periods from Redis and build the :class:`Assessment`."""
-    current = await incident_times(redis, start, end, district=district)
-    previous = await incident_times(redis, start - (end - start), start, district=district)
+    """Read both periods from Redis (every zone's audit stream, with ``zones``) and build the
+    :class:`Assessment`."""
+    current = await incident_times(redis, start, end, district=district, zones=zones)
+    previous = await incident_times(
+        redis, start - (end - start), start, district=district, zones=zones
+    )
     return build_assessment(
         current, previous, start, end, district=district, worst=worst, utc_offset_min=utc_offset_min
     )

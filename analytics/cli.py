@@ -1,7 +1,9 @@
 """``polewatch report assessment|csv|times`` and ``polewatch export cap|eido``.
 
-Settings come from :mod:`polewatch.settings` (section ``[analytics]``: ``redis_url``, and the
-exporting agency's ``sender``, ``agency``, ``utc_offset_min``); ``--redis-url`` overrides.
+Settings come from :mod:`polewatch.settings` (section ``[analytics]``: ``redis_url``,
+``redis_cluster`` and ``zones`` as every service has them, and the exporting agency's
+``sender``, ``agency``, ``utc_offset_min``); ``--redis-url`` overrides. Reports read the audit
+streams of every zone; an export reads the incident in its own zone.
 Dates are ``YYYY-MM-DD`` (local midnight at ``utc_offset_min``; a ``--to`` date includes that
 whole day) or ISO 8601 date-times. Exit status: 0 done, 1 no such incident, 2 bad input.
 """
@@ -18,7 +20,7 @@ from typing import Final, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from analytics.assessment import assess, render_html, render_pdf, render_png
 from analytics.csv_export import write_incidents_csv
@@ -116,7 +118,10 @@ def _fail(message: str, status: int = 2) -> int:
 
 def _run(settings: AnalyticsSettings, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
     async def run() -> T:
-        client = connect(settings.redis_url, name="polewatch-analytics", retries=2)
+        client = connect(
+            settings.redis_url, name="polewatch-analytics", retries=2,
+            cluster=settings.redis_cluster,
+        )  # fmt: skip
         try:
             return await work(client)
         finally:
@@ -131,7 +136,7 @@ def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
             return handler(args)
         except (SettingsError, ValueError, OSError) as exc:
             return _fail(str(exc))
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             return _fail(f"Redis: {exc}", 3)
 
     return run
@@ -152,8 +157,10 @@ def _assessment(args: argparse.Namespace) -> int:
         return _fail(f"--out must end in one of {', '.join(REPORT_FORMATS)}")
     s = _settings(args)
     start, end = _range(args, s)
+    zones, offset = s.zone_map(), s.utc_offset_min
     report = _run(
-        s, lambda r: assess(r, start, end, district=args.district, utc_offset_min=s.utc_offset_min)
+        s,
+        lambda r: assess(r, start, end, district=args.district, utc_offset_min=offset, zones=zones),
     )
     if suffix == ".html":
         args.out.write_text(render_html(report), encoding="utf-8")
@@ -167,7 +174,9 @@ def _assessment(args: argparse.Namespace) -> int:
 def _csv(args: argparse.Namespace) -> int:
     s = _settings(args)
     start, end = _range(args, s)
-    incidents = _run(s, lambda r: incident_times(r, start, end, district=args.district))
+    incidents = _run(
+        s, lambda r: incident_times(r, start, end, district=args.district, zones=s.zone_map())
+    )
     if str(args.out) == "-":
         write_incidents_csv(sys.stdout, incidents, utc_offset_min=s.utc_offset_min)
     else:
@@ -180,7 +189,9 @@ def _csv(args: argparse.Namespace) -> int:
 def _times(args: argparse.Namespace) -> int:
     s = _settings(args)
     start, end = _range(args, s)
-    figures = _run(s, lambda r: response_times(r, start, end, district=args.district))
+    figures = _run(
+        s, lambda r: response_times(r, start, end, district=args.district, zones=s.zone_map())
+    )
     print(msgspec.json.format(msgspec.json.encode(figures), indent=2).decode())
     return 0
 
@@ -188,7 +199,8 @@ def _times(args: argparse.Namespace) -> int:
 @_guarded
 def _export(args: argparse.Namespace) -> int:
     s = _settings(args)
-    record = _run(s, lambda r: load_incident(r, args.incident))
+    zones = s.zone_map()
+    record = _run(s, lambda r: load_incident(r, args.incident, zones=zones))
     if record is None:
         return _fail(f"no incident {args.incident!r}", 1)
     options = ExportOptions(sender=s.sender, agency=s.agency, utc_offset_min=s.utc_offset_min)

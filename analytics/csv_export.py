@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from analytics.incidents import iso
 from analytics.response_times import METRICS, IncidentTimes, incident_times
 from polewatch import records
+from polewatch.zones import ZoneMap
 
 EVENTS: Final = records.INCIDENT_STATES
 COLUMNS: Final = (
@@ -72,9 +73,10 @@ async def incidents_csv(
     *,
     district: str | None = None,
     utc_offset_min: int = 0,
+    zones: ZoneMap | None = None,
 ) -> str:
-    """The CSV of every incident created in ``[start, end)``."""
+    """The CSV of every incident created in ``[start, end)`` (in every zone of ``zones``)."""
     buffer = io.StringIO()
-    incidents = await incident_times(redis, start, end, district=district)
+    incidents = await incident_times(redis, start, end, district=district, zones=zones)
     write_incidents_csv(buffer, incidents, utc_offset_min=utc_offset_min)
     return buffer.getvalue()

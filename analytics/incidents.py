@@ -10,6 +10,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from polewatch import records, wire
+from polewatch.zones import ZoneMap
 
 MAX_TS: Final = 253_370_764_799.0
 """The last second of year 9998: with any UTC offset still a four-digit ISO 8601 year."""
@@ -26,13 +27,16 @@ class IncidentRecord(msgspec.Struct, kw_only=True):
     """Transitions, oldest first."""
 
 
-async def load_incident(redis: aioredis.Redis, incident_id: str) -> IncidentRecord | None:
-    """Read an incident, its alarms and its timeline; ``None`` when there is no such incident.
+async def load_incident(
+    redis: aioredis.Redis, incident_id: str, *, zones: ZoneMap | None = None
+) -> IncidentRecord | None:
+    """Read an incident, its alarms and its timeline (in its zone, given the deployment's
+    ``zones``); ``None`` when there is no such incident.
 
     Timeline entries or alarm bodies that do not decode are left out (an export shows what
     it can).
     """
-    detail = await records.read_incident(redis, incident_id)
+    detail = await records.read_incident(redis, incident_id, zones)
     if detail is None:
         return None
     return IncidentRecord(

@@ -26,7 +26,8 @@ import msgspec
 import redis.asyncio as aioredis
 
 from analytics.audit import CHUNK, audit_events
-from polewatch import keys
+from polewatch import records
+from polewatch.zones import ZoneMap
 
 METRICS: Final = (
     "alarm_to_dispatch",
@@ -146,18 +147,20 @@ async def incident_times(
     district: str | None = None,
     tail_s: float = TAIL_S,
     chunk: int = CHUNK,
+    zones: ZoneMap | None = None,
 ) -> list[IncidentTimes]:
     """Every incident created in ``[start, end)`` (optionally of one district), with the first
     time of each of its events, oldest first.
 
-    The audit stream is read in chunks from ``start`` to ``end + tail_s``; memory grows with
-    the number of incidents in the period, never with the length of the stream. Facts the
-    events do not carry (type, district, grid, alarm time) come from the incident hashes.
+    The audit streams (every zone's, with ``zones``) are read in chunks from ``start`` to
+    ``end + tail_s``; memory grows with the number of incidents in the period, never with the
+    length of the streams. Facts the events do not carry (type, district, grid, alarm time)
+    come from the incident hashes, each read in its incident's zone.
     """
     seen: dict[str, dict[str, float]] = {}
     priority: dict[str, int] = {}
     reports: dict[str, int] = {}
-    async for e in audit_events(redis, start, end + tail_s, chunk=chunk):
+    async for e in audit_events(redis, start, end + tail_s, chunk=chunk, zones=zones):
         if e.event == "new":
             if start <= e.ts < end and e.incident not in seen:
                 seen[e.incident] = {"new": e.ts}
@@ -175,7 +178,7 @@ async def incident_times(
         batch = ids[i : i + _BATCH]
         async with redis.pipeline(transaction=False) as pipe:
             for iid in batch:
-                pipe.hmget(keys.incident(iid), _HASH_FIELDS)
+                pipe.hmget(records.incident_zone(iid, zones).incident(iid), _HASH_FIELDS)
             rows = await pipe.execute()
         for iid, row in zip(batch, rows, strict=True):
             h = dict(zip(_HASH_FIELDS, (v.decode() if v else None for v in row), strict=True))
@@ -253,8 +256,13 @@ def summarize(
 
 
 async def response_times(
-    redis: aioredis.Redis, start: float, end: float, *, district: str | None = None
+    redis: aioredis.Redis,
+    start: float,
+    end: float,
+    *,
+    district: str | None = None,
+    zones: ZoneMap | None = None,
 ) -> ResponseTimes:
     """:func:`summarize` of :func:`incident_times`: the figures the command centre charts."""
-    incidents = await incident_times(redis, start, end, district=district)
+    incidents = await incident_times(redis, start, end, district=district, zones=zones)
     return summarize(incidents, start, end, district)

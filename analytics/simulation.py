@@ -3,7 +3,9 @@ says (incident hashes per :mod:`polewatch.records`, :class:`~polewatch.wire.Inci
 entries on the audit stream and the timelines, alarm lists and bodies).
 
 For tests with hand-computed figures, for previewing reports without a running city, and for
-demos. It writes to whatever Redis it is given: never point it at a live deployment.
+demos. Given the deployment's zones, an incident is written in the zone its id names
+(``futian-7``), as a zoned dispatcher would (:func:`polewatch.records.incident_zone`). It
+writes to whatever Redis it is given: never point it at a live deployment.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any, Final
 import msgspec
 import redis.asyncio as aioredis
 
-from polewatch import keys, records, wire
+from polewatch import connection, records, wire
+from polewatch.zones import ZoneMap
 
 DISTRICTS: Final = ("Futian", "Luohu", "Nanshan", "Bao'an", "Longgang", "Yantian")
 _CENTRES: Final = {
@@ -73,12 +76,15 @@ class SimulatedIncident(msgspec.Struct, kw_only=True):
 _STATES: Final = frozenset(records.INCIDENT_STATES) - {"new"}
 
 
-async def write_incidents(redis: aioredis.Redis, incidents: Iterable[SimulatedIncident]) -> int:
+async def write_incidents(
+    redis: aioredis.Redis, incidents: Iterable[SimulatedIncident], *, zones: ZoneMap | None = None
+) -> int:
     """Write the incidents and their histories; returns the number of audit entries."""
     incidents = list(incidents)
-    events: list[tuple[float, str, bytes]] = []
+    events: list[tuple[float, str, bytes, str]] = []
     async with redis.pipeline(transaction=False) as pipe:
         for inc in incidents:
+            zone = records.incident_zone(inc.id, zones)
             alarm_id = f"sim-{inc.id}"
             alarm = wire.Alarm(
                 id=alarm_id,
@@ -120,9 +126,9 @@ async def write_incidents(redis: aioredis.Redis, incidents: Iterable[SimulatedIn
             for step in history:
                 if step.event in _STATES or step.event == "new":
                     fields.setdefault(f"t_{step.event}", repr(inc.created + step.after))
-            pipe.hset(keys.incident(inc.id), mapping=fields)
-            pipe.rpush(keys.incident_alarms(inc.id), alarm_id)
-            pipe.set(keys.alarm_body(alarm_id), wire.encode(alarm))
+            pipe.hset(zone.incident(inc.id), mapping=fields)
+            pipe.rpush(zone.incident_alarms(inc.id), alarm_id)
+            pipe.set(zone.alarm_body(alarm_id), wire.encode(alarm))
             for step in history:
                 ts = inc.created + step.after
                 event = wire.IncidentEvent(
@@ -136,29 +142,46 @@ async def write_incidents(redis: aioredis.Redis, incidents: Iterable[SimulatedIn
                     reports=1 if step.event == "new" else None,
                 )
                 packed = wire.encode(event)
-                pipe.rpush(keys.incident_timeline(inc.id), packed)
-                events.append((ts, inc.id, packed))
+                pipe.rpush(zone.incident_timeline(inc.id), packed)
+                events.append((ts, inc.id, packed, zone.audit))
         await pipe.execute()
     events.sort(key=lambda e: (e[0], e[1]))
-    # Stream ids only grow: an event older than the stream's last entry is stamped with that
+    # Stream ids only grow: an event older than its stream's last entry is stamped with that
     # entry's millisecond (as if the dispatcher had written it late).
-    last = await redis.xrevrange(keys.AUDIT, count=1)
-    top = last[0][0] if last else b"0-0"
-    floor = int((top.decode() if isinstance(top, bytes) else str(top)).split("-")[0])
+    streams = sorted({e[3] for e in events})
     async with redis.pipeline(transaction=False) as pipe:
-        for ts, _, packed in events:
-            pipe.xadd(keys.AUDIT, {wire.FIELD: packed}, id=f"{max(floor, int(ts * 1000))}-*")
+        for stream in streams:
+            pipe.xrevrange(stream, count=1)
+        tops = await pipe.execute()
+    floor = {
+        stream: int(_text(last[0][0] if last else b"0-0").split("-")[0])
+        for stream, last in zip(streams, tops, strict=True)
+    }
+    async with redis.pipeline(transaction=False) as pipe:
+        for ts, _, packed, stream in events:
+            pipe.xadd(stream, {wire.FIELD: packed}, id=f"{max(floor[stream], int(ts * 1000))}-*")
         await pipe.execute()
     return len(events)
 
 
-def write_incidents_to(url: str, incidents: Iterable[SimulatedIncident]) -> int:
-    """:func:`write_incidents` from synchronous code, to the Redis at ``url``."""
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def write_incidents_to(
+    url: str,
+    incidents: Iterable[SimulatedIncident],
+    *,
+    cluster: bool = False,
+    zones: ZoneMap | None = None,
+) -> int:
+    """:func:`write_incidents` from synchronous code, to the Redis (``cluster``: the Redis
+    Cluster) at ``url``."""
 
     async def run() -> int:
-        client = aioredis.Redis.from_url(url)
+        client = connection.connect(url, name="simulation", cluster=cluster)
         try:
-            return await write_incidents(client, incidents)
+            return await write_incidents(client, incidents, zones=zones)
         finally:
             await client.aclose()
 

@@ -7,10 +7,12 @@ alarm are counted but raise nothing. The alarm carries the pole's place, from th
 (``PoleRegistry(redis, city).get(code)``) or from the configuration.
 
 Feedback: the agent follows ``keys.alarm(alarm id)`` -> the incident hash
-(:mod:`polewatch.records`), refreshed on every ``keys.INCIDENT_NOTIFY`` message and polled
-once a second as a safety net (pub/sub messages are lost during a reconnect). Each change is
-passed to ``on_feedback`` (an LED driver on real hardware; the CLI prints it) and served at
-``GET /status``.
+(:mod:`polewatch.records`); in a zoned deployment that record is in the zone of the pole's
+place, or in the zone its dispatcher routed the alarm to (``alarm_route``), and the incident
+hash is in the incident's zone (:func:`polewatch.records.incident_zone`). It is refreshed
+on every ``keys.INCIDENT_NOTIFY`` message and polled once a second as a safety net (pub/sub
+messages are lost during a reconnect). Each change is passed to ``on_feedback`` (an LED
+driver on real hardware; the CLI prints it) and served at ``GET /status``.
 """
 
 from __future__ import annotations
@@ -28,12 +30,11 @@ from typing import Annotated, Any, Literal, Protocol
 import msgspec
 from aiohttp import web
 from msgspec import Meta
-from redis.exceptions import RedisError
 
 from edge import lifecycle
-from edge.publisher import AlarmPublisher
+from edge.publisher import UNREACHABLE, AlarmPublisher
 from edge.spool import FileSpool, MemorySpool
-from polewatch import connection, keys, settings, wire
+from polewatch import connection, keys, records, settings, wire
 from polewatch.poles.registry import PoleRegistry
 
 log = logging.getLogger(__name__)
@@ -142,14 +143,19 @@ class ButtonAgent:
         self.on_feedback = on_feedback
         self.feedback = Feedback()
         self.http_port: int | None = None
-        self.publisher = publisher or AlarmPublisher(
-            conf.redis_url,
+        self.publisher = publisher or AlarmPublisher.from_settings(
+            conf,
             name=f"button:{conf.pole}",
             spool=FileSpool(Path(conf.spool_dir)) if conf.spool_dir else MemorySpool(),
         )
         self.source = f"button:{conf.pole}"
-        self._client = connection.connect(conf.redis_url, name=f"button:{conf.pole}:feedback")
+        self.zones = conf.zone_map()
+        self._client = connection.connect(
+            conf.redis_url, name=f"button:{conf.pole}:feedback", cluster=conf.redis_cluster
+        )
         self._place: dict[str, Any] = {}
+        self._home = keys.DEFAULT
+        """The zone of the pole's place: where its alarms go."""
         self._last_alarm_at = -float("inf")
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
@@ -159,6 +165,7 @@ class ButtonAgent:
     async def __aenter__(self) -> ButtonAgent:
         try:
             self._place = await self._locate()
+            self._home = keys.zone(self.zones.locate(self._place["lon"], self._place["lat"]))
         except BaseException:
             await self._client.aclose()
             raise
@@ -226,14 +233,14 @@ class ButtonAgent:
             return
         incident = fb.incident
         if incident is None:
-            raw = await self._client.get(keys.alarm(fb.alarm))
-            if raw is None:
+            incident = await self._incident_of(fb.alarm)
+            if incident is None:
                 if fb.stage == "queued" and self.publisher.pending == 0:
                     self._update(stage="sent")
                 return
-            incident = raw.decode() if isinstance(raw, bytes) else str(raw)
         state, units, merged = await self._client.hmget(
-            keys.incident(incident), ["state", "units", "merged_into"]
+            records.incident_zone(incident, self.zones).incident(incident),
+            ["state", "units", "merged_into"],
         )
         text = _text(state)
         if text == "merged" and merged:
@@ -247,6 +254,20 @@ class ButtonAgent:
             units=[u for u in (_text(units) or "").split(",") if u],
             stage=_STAGES.get(text, fb.stage),
         )
+
+    async def _incident_of(self, alarm_id: str) -> str | None:
+        """The incident the alarm went to, if it has one yet (one round trip; a second when
+        the home zone's dispatcher routed the alarm to another zone)."""
+        home = self._home
+        if not self.zones.zoned:
+            return _text(await self._client.get(home.alarm(alarm_id)))
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.get(home.alarm(alarm_id))
+            pipe.get(home.alarm_route(alarm_id))
+            raw, route = await pipe.execute()
+        if raw is None and route is not None:
+            raw = await self._client.get(keys.zone(_text(route) or "").alarm(alarm_id))
+        return _text(raw)
 
     def _update(self, **changes: Any) -> None:
         before = msgspec.structs.asdict(self.feedback)
@@ -272,7 +293,7 @@ class ButtonAgent:
                         mine = self.feedback.incident
                         if message is None or mine is None or _text(message["data"]) == mine:
                             await self.refresh()
-            except (RedisError, OSError) as exc:
+            except UNREACHABLE as exc:
                 log.warning("feedback: redis unreachable (%s); retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

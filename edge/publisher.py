@@ -6,11 +6,19 @@ Every agent (video, door, button) owns one :class:`AlarmPublisher`::
         await pub.publish(alarm)                       # from the event loop
         pub.submit(alarm, snapshot=jpeg)               # from any thread (video workers)
 
-Delivery: one background task writes, in order, everything handed over. An alarm with a
-snapshot goes as one MULTI/EXEC round trip: ``SET keys.snapshot(alarm.id) jpeg EX ttl`` then
-``XADD keys.ALARMS``, so a consumer never sees an alarm whose snapshot is not there yet. When
-Redis cannot be reached, messages go to the spool (:mod:`edge.spool`) and are replayed in
-order, oldest first, when it comes back; while the spool is not empty new messages queue
+Delivery: one background task writes, in order, everything handed over. Each alarm goes to
+the stream of the dispatch zone its place lies in (``keys.zone(zones.locate(lon, lat))``;
+``keys.ALARMS`` in a deployment without zones). A batch goes as one MULTI/EXEC round trip:
+``SET keys.snapshot(alarm.id) jpeg EX ttl`` then ``XADD``, so a consumer never sees an alarm
+whose snapshot is not there yet. On a Redis Cluster the snapshots, the heartbeat stream and
+each zone's stream live on different shards, where one transaction cannot span them: there
+the snapshots are SET in one pipelined round trip and the XADDs follow in a second, once
+every SET is confirmed (the same guarantee; a snapshot whose XADD then fails is harmless and
+expires). A batch one shard refused is retried whole, so on a cluster a message may reach a
+stream twice; the dispatcher is idempotent on the alarm id.
+
+When Redis cannot be reached, messages go to the spool (:mod:`edge.spool`) and are replayed
+in order, oldest first, when it comes back; while the spool is not empty new messages queue
 behind it, so order is preserved across the outage. A spooled record is removed only after
 its XADD is confirmed.
 
@@ -30,11 +38,13 @@ from typing import Any, Final, Literal
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 from edge import lifecycle
 from edge.spool import MemorySpool, Record, SpoolError, Store
-from polewatch import connection, keys, wire
+from polewatch import connection, keys, settings, wire
+from polewatch.zones import ZoneMap
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +55,8 @@ SNAPSHOT_TTL_S: Final = 7 * 24 * 3600
 FRAME_TTL_S: Final = 10
 HEARTBEAT_MAXLEN: Final = 10_000
 BATCH: Final = 256
+UNREACHABLE: Final = (RedisError, RedisClusterException, OSError)
+"""What a Redis (or Redis Cluster) that refuses or cannot be reached raises."""
 
 
 class PublisherStats(msgspec.Struct):
@@ -70,9 +82,11 @@ class AlarmPublisher:
     """Ordered, spool-backed writer of alarms and heartbeats; an async context manager.
 
     ``redis_url`` may carry the agent's ACL user (``redis://edge:secret@host:6379/0``); see
-    :mod:`edge.acl`. ``spool`` defaults to a :class:`~edge.spool.MemorySpool`; agents pass a
-    :class:`~edge.spool.FileSpool` so nothing is lost across a restart. ``client`` lets a
-    caller supply its own Redis client (the publisher then does not close it).
+    :mod:`polewatch.acl`. ``spool`` defaults to a :class:`~edge.spool.MemorySpool`; agents
+    pass a :class:`~edge.spool.FileSpool` so nothing is lost across a restart. ``client`` lets
+    a caller supply its own Redis client (the publisher then does not close it). ``cluster``:
+    ``redis_url`` names a node of a Redis Cluster; ``zones``: the deployment's dispatch zones
+    (none: one zone). :meth:`from_settings` takes all three from an agent's settings.
     """
 
     def __init__(
@@ -84,6 +98,8 @@ class AlarmPublisher:
         client: aioredis.Redis | None = None,
         snapshot_ttl_s: int = SNAPSHOT_TTL_S,
         retry_cap_s: float = 2.0,
+        cluster: bool = False,
+        zones: ZoneMap | None = None,
     ) -> None:
         if client is None and redis_url is None:
             raise ValueError("AlarmPublisher needs a redis_url or a client")
@@ -92,6 +108,7 @@ class AlarmPublisher:
         self.snapshot_ttl_s = snapshot_ttl_s
         self.retry_cap_s = retry_cap_s
         self.stats = PublisherStats()
+        self.zones = zones or ZoneMap.single()
         self.connected = True
         """False from a failed round trip until the next successful one."""
         self._down_since = 0.0
@@ -102,7 +119,9 @@ class AlarmPublisher:
             retries=0,
             socket_connect_timeout=1.0,
             socket_timeout=5.0,
+            cluster=cluster,
         )
+        self._cluster = isinstance(self._client, RedisCluster)
         self._queue: asyncio.Queue[_Item] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -113,6 +132,17 @@ class AlarmPublisher:
         self._in_flight = 0
         """Submitted from a thread, not yet in the queue (the loop has not run the put)."""
         self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(
+        cls, conf: settings.Settings, *, name: str, spool: Store | None = None
+    ) -> AlarmPublisher:
+        """The publisher of an agent configured by ``conf``: its Redis URL, cluster mode and
+        dispatch zones."""
+        return cls(
+            conf.redis_url, name=name, spool=spool, cluster=conf.redis_cluster,
+            zones=conf.zone_map(),
+        )  # fmt: skip
 
     # --- lifecycle -------------------------------------------------------------------------
     async def __aenter__(self) -> AlarmPublisher:
@@ -164,7 +194,7 @@ class AlarmPublisher:
         (frames are never spooled)."""
         try:
             await self._client.set(keys.camera_frame(camera_id), jpeg, ex=ttl_s)
-        except (RedisError, OSError):
+        except UNREACHABLE:
             self.stats.frames_dropped += 1
             return False
         self.stats.frames += 1
@@ -322,33 +352,56 @@ class AlarmPublisher:
         return min(delay * 2, self.retry_cap_s)
 
     async def _send(self, records: list[Record]) -> bool:
-        """One MULTI/EXEC round trip for ``records``; False if Redis did not confirm it."""
-        pipe = self._client.pipeline(transaction=True)
-        for record in records:
-            message = record.message
-            if isinstance(message, wire.Heartbeat):
-                pipe.xadd(
-                    keys.HEARTBEATS, _fields(message), maxlen=HEARTBEAT_MAXLEN, approximate=True
-                )
-                continue
-            if record.snapshot is not None and message.snapshot:
-                pipe.set(keys.snapshot(message.snapshot), record.snapshot, ex=self.snapshot_ttl_s)
-            pipe.xadd(keys.ALARMS, _fields(message))
+        """Write ``records`` (one MULTI/EXEC round trip; two pipelined ones on a cluster);
+        False if Redis did not confirm them all."""
         try:
-            await pipe.execute()
-        except (RedisError, OSError) as exc:
+            if self._cluster:
+                await self._send_ordered(records)
+            else:
+                await self._send_atomic(records)
+        except UNREACHABLE as exc:
             self.stats.failures += 1
             if self.connected:
                 log.warning("redis refused or unreachable (%r); spooling", exc)
                 self._down_since = time.monotonic()
             self.connected = False
-            with contextlib.suppress(Exception):
-                await pipe.reset()  # type: ignore[no-untyped-call]
             return False
         if not self.connected:
             log.info("redis is back after %.1f s", time.monotonic() - self._down_since)
         self.connected = True
         return True
+
+    def _xadd(self, pipe: Any, message: wire.Alarm | wire.Heartbeat) -> None:
+        if isinstance(message, wire.Heartbeat):
+            pipe.xadd(keys.HEARTBEATS, _fields(message), maxlen=HEARTBEAT_MAXLEN, approximate=True)
+        else:
+            stream = keys.zone(self.zones.locate(message.lon, message.lat)).alarms
+            pipe.xadd(stream, _fields(message))
+
+    def _snapshot(self, pipe: Any, record: Record) -> None:
+        message = record.message
+        if isinstance(message, wire.Alarm) and record.snapshot is not None and message.snapshot:
+            pipe.set(keys.snapshot(message.snapshot), record.snapshot, ex=self.snapshot_ttl_s)
+
+    async def _send_atomic(self, records: list[Record]) -> None:
+        async with self._client.pipeline(transaction=True) as pipe:
+            for record in records:
+                self._snapshot(pipe, record)
+                self._xadd(pipe, record.message)
+            await pipe.execute()
+
+    async def _send_ordered(self, records: list[Record]) -> None:
+        """The cluster's way: every snapshot confirmed first, then every XADD (each shard
+        gets its share of a pipeline in one write, so a stream's entries keep their order)."""
+        if any(r.snapshot is not None for r in records):
+            async with self._client.pipeline(transaction=False) as pipe:
+                for record in records:
+                    self._snapshot(pipe, record)
+                await pipe.execute()
+        async with self._client.pipeline(transaction=False) as pipe:
+            for record in records:
+                self._xadd(pipe, record.message)
+            await pipe.execute()
 
 
 def _fields(message: wire.Message) -> Any:

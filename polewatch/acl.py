@@ -4,26 +4,35 @@ Roles (rules built from :mod:`polewatch.keys`, applied with ``ACL SETUSER name r
 >password ...``; Redis 7 selectors bind each command set to its own keys):
 
 ``edge``
-    Video and door agents: ``XADD`` to the alarm and heartbeat streams only (write-only key
-    permission: the streams cannot be read back), ``SET``/``EXPIRE`` of snapshot and camera
-    frame keys, ``HSET``/``EXPIRE`` of camera hashes, MULTI/EXEC, PING, and ``HGET`` of the
-    pole registry (an agent places its camera or door by pole code at start; the codes are
-    painted on the street). Nothing else: no reading incidents or streams, no unit inboxes,
-    no ``KEYS``, no ``FLUSHALL``.
+    Video and door agents: ``XADD`` to the alarm streams (the default one and every zone's)
+    and the heartbeat stream only (write-only key permission: the streams cannot be read
+    back), ``SET``/``EXPIRE`` of snapshot and camera frame keys, ``HSET``/``EXPIRE`` of
+    camera hashes, MULTI/EXEC, PING, and ``HGET`` of the pole registry (an agent places its
+    camera or door by pole code at start; the codes are painted on the street). Nothing
+    else: no reading incidents or streams, no unit inboxes, no ``KEYS``, no ``FLUSHALL``.
 ``button``
     A pole's alarm button: ``edge`` plus what its feedback needs: ``SUBSCRIBE`` to the incident
-    channel, ``GET`` of alarm -> incident records, ``HMGET``/``HGET`` of incident hashes.
+    channel, ``GET`` of alarm -> incident records (and of where a zone routed an alarm),
+    ``HMGET``/``HGET`` of incident hashes, in every zone.
 ``gateway``
-    The patrol and command-centre API: reads all polewatch keys, appends to the alarm,
-    patrol-event and command streams, reads unit inboxes, subscribes to the notify channels;
-    never writes dispatch state (the dispatcher's functions do).
+    The patrol and command-centre API: reads all polewatch keys, appends to every zone's
+    alarm, patrol-event and command streams, records a unit's zone (``HSETNX`` of
+    ``keys.UNIT_ZONES``), reads unit inboxes, subscribes to the notify channels; never writes
+    dispatch state (the dispatcher's functions do).
 ``dispatcher``
     Everything under the ``pw:`` prefix except the dangerous command category (plus
     ``FUNCTION LOAD`` to install its library).
 
+Zoned keys are matched by the patterns of :func:`polewatch.keys.zone` ``("*")``: in an ACL
+key pattern ``{`` is a plain character, so ``pw:{*}:alarms`` matches ``pw:{futian}:alarms``.
+Every role may also run ``CLUSTER SLOTS`` and ``COMMAND``, which a Redis Cluster client needs
+to find the shards (harmless on a single server).
+
 Agents authenticate with a URL carrying their user: ``redis://edge-7:SECRET@host:6379/0``.
 ``polewatch acl print`` shows the rules, ``polewatch acl apply`` creates users (generating
-passwords unless given) and prints each user's URL.
+passwords unless given) and prints each user's URL. Redis does not replicate ACL users, so
+on a Redis Cluster ``apply`` defines them on every node (primaries and replicas, so a failover
+keeps them); run it again after adding a node.
 """
 
 from __future__ import annotations
@@ -34,19 +43,26 @@ import sys
 from typing import Any, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from redis.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from polewatch import keys
 
 ALL: Final = f"{keys.PREFIX}:*"
+ZONED: Final = keys.zone("*")
+"""The keys of every named zone, as ACL patterns (``pw:{*}:alarms``...)."""
 
 _SETINFO: Final = "+client|setinfo"
-_CONNECTION: Final = ["+ping", "+client|setname", _SETINFO, "+multi", "+exec", "+discard"]
+_CLUSTER: Final = ["+cluster|slots", "+command"]
+"""What a Redis Cluster client asks on connect: the slot map and the command table."""
+_CONNECTION: Final = [
+    "+ping", "+client|setname", _SETINFO, "+multi", "+exec", "+discard", *_CLUSTER
+]  # fmt: skip
 """Keyless commands every client needs (redis-py names itself on connect)."""
 
 _EDGE: Final = [
     *_CONNECTION,
-    f"(+xadd %W~{keys.ALARMS} %W~{keys.HEARTBEATS})",
+    f"(+xadd %W~{keys.ALARMS} %W~{ZONED.alarms} %W~{keys.HEARTBEATS})",
     f"(+set +expire %W~{keys.snapshot('*')} %W~{keys.camera_frame('*')})",
     f"(+hset +expire %W~{keys.camera('*')})",
     f"(+hget %R~{keys.poles('*')})",
@@ -59,11 +75,12 @@ ROLES: Final[dict[str, list[str]]] = {
         "+subscribe",
         "+unsubscribe",
         f"&{keys.INCIDENT_NOTIFY}",
-        f"(+get %R~{keys.alarm('*')})",
-        f"(+hget +hmget %R~{keys.incident('*')})",
+        f"(+get %R~{keys.alarm('*')} %R~{ZONED.alarm('*')})",
+        f"(+hget +hmget %R~{keys.incident('*')} %R~{ZONED.incident('*')})",
     ],
     "gateway": [
         "+@connection",
+        *_CLUSTER,
         "+@read",
         "+@pubsub",
         "+multi",
@@ -73,7 +90,10 @@ ROLES: Final[dict[str, list[str]]] = {
         f"&{keys.PREFIX}:notify:*",
         "+script|load",
         # its writer appends a batch with one EVALSHA of a script that XADDs (keys declared)
-        f"(+xadd +evalsha ~{keys.ALARMS} ~{keys.PATROL_EVENTS} ~{keys.COMMANDS})",
+        f"(+xadd +evalsha ~{keys.ALARMS} ~{keys.PATROL_EVENTS} ~{keys.COMMANDS}"
+        f" ~{ZONED.alarms} ~{ZONED.patrol_events} ~{ZONED.commands})",
+        # the zone a unit belongs to, first writer wins (polewatch.zones.unit_zone)
+        f"(+hsetnx %W~{keys.UNIT_ZONES})",
         # its rate limiter: one EVALSHA per check on the token buckets (gateway/ratelimit.py)
         f"(+evalsha +hmget +hset +pexpire +time ~{keys.ratelimit('*', '*')})",
     ],
@@ -101,15 +121,24 @@ def setuser_args(username: str, role: str, password: str) -> list[str]:
 
 
 def apply(client: Any, username: str, role: str, password: str) -> None:
-    """(Re)define the user on a synchronous Redis client with admin rights."""
+    """(Re)define the user on a synchronous Redis client with admin rights (a
+    ``RedisCluster`` client: on every node of the cluster)."""
     args = setuser_args(username, role, password)
     try:
-        client.execute_command("ACL", "SETUSER", *args)
+        _on_every_node(client, "ACL", "SETUSER", *args)
     except ResponseError as exc:
         if _SETINFO not in str(exc):
             raise
         # Redis < 7.2 has no CLIENT SETINFO (and redis-py tolerates its refusal)
-        client.execute_command("ACL", "SETUSER", *(a for a in args if a != _SETINFO))
+        _on_every_node(client, "ACL", "SETUSER", *(a for a in args if a != _SETINFO))
+
+
+def _on_every_node(client: Any, *command: str) -> None:
+    if isinstance(client, RedisCluster):
+        # redis-py would send an ACL command to one node; users are not replicated
+        client.execute_command(*command, target_nodes=RedisCluster.ALL_NODES)
+    else:
+        client.execute_command(*command)
 
 
 def user_url(base_url: str, username: str, password: str) -> str:
@@ -170,7 +199,7 @@ def _apply(args: argparse.Namespace) -> int:
     except (AclError, settings.SettingsError) as exc:
         print(f"polewatch acl: {exc}", file=sys.stderr)
         return 2
-    client = connect_sync(conf.redis_url, name="acl")
+    client = connect_sync(conf.redis_url, name="acl", cluster=conf.redis_cluster)
     try:
         for user, role, password in users:
             apply(client, user, role, password)

@@ -7,12 +7,15 @@ Timestamps are Unix seconds as decimal strings.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 import redis.asyncio as aioredis
 
 from polewatch import keys, wire
+
+if TYPE_CHECKING:
+    from polewatch.zones import ZoneMap
 
 INCIDENT_STATES: Final = (
     "new",
@@ -157,20 +160,34 @@ class IncidentDetail(msgspec.Struct, kw_only=True):
     """The body of each of ``alarm_ids``: ``None`` once it expired (bodies do; ids stay)."""
 
 
-async def read_incident(redis: aioredis.Redis, incident_id: str) -> IncidentDetail | None:
+def incident_zone(incident_id: str, zones: ZoneMap | None = None) -> keys.Zone:
+    """The zone holding an incident's keys: in a deployment with ``zones``, the one its id
+    names (:func:`~polewatch.keys.zone_of_incident`); otherwise the default zone, whatever
+    the id looks like."""
+    if zones is None or not zones.zoned:
+        return keys.DEFAULT
+    return keys.zone_of_incident(incident_id)
+
+
+async def read_incident(
+    redis: aioredis.Redis, incident_id: str, zones: ZoneMap | None = None
+) -> IncidentDetail | None:
     """Read an incident, its timeline and its alarms (two round trips); ``None`` when there
-    is no such incident."""
+    is no such incident. Everything is read in the incident's zone (:func:`incident_zone`),
+    where its dispatcher also kept the bodies of the alarms it merged, so the MGET stays on
+    one shard of a cluster."""
+    zone = incident_zone(incident_id, zones)
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.incident(incident_id))
-        pipe.lrange(keys.incident_timeline(incident_id), 0, -1)
-        pipe.lrange(keys.incident_alarms(incident_id), 0, -1)
+        pipe.hgetall(zone.incident(incident_id))
+        pipe.lrange(zone.incident_timeline(incident_id), 0, -1)
+        pipe.lrange(zone.incident_alarms(incident_id), 0, -1)
         raw, timeline, alarm_ids_raw = await pipe.execute()
     incident = incident_from_hash(raw)
     if incident is None:
         return None
     alarm_ids = [a.decode() if isinstance(a, bytes) else str(a) for a in alarm_ids_raw]
     bodies: list[Any] = (
-        await redis.mget([keys.alarm_body(a) for a in alarm_ids]) if alarm_ids else []
+        await redis.mget([zone.alarm_body(a) for a in alarm_ids]) if alarm_ids else []
     )
     return IncidentDetail(
         incident=incident,

@@ -53,8 +53,8 @@ class DoorAgent:
         self.clock = clock
         self.background = background
         """False: no tick/heartbeat loops (tests call :meth:`tick` with their own clock)."""
-        self.publisher = publisher or AlarmPublisher(
-            conf.redis_url, name=conf.name, spool=_spool(conf)
+        self.publisher = publisher or AlarmPublisher.from_settings(
+            conf, name=conf.name, spool=_spool(conf)
         )
         self.rules: DoorRules | None = None
         self.events = 0
@@ -187,7 +187,9 @@ class DoorAgent:
     async def _locate(self, doors: list[Door]) -> list[Door]:
         if all(d.lon is not None and d.lat is not None for d in doors):
             return doors
-        client = connection.connect(self.conf.redis_url, name=f"{self.conf.name}:poles")
+        client = connection.connect(
+            self.conf.redis_url, name=f"{self.conf.name}:poles", cluster=self.conf.redis_cluster
+        )
         try:
             return await door_config.locate(doors, PoleRegistry(client, self.conf.city).get)
         finally:

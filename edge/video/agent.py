@@ -32,7 +32,7 @@ from edge.video.capture import Capture
 from edge.video.motion import Frame
 from edge.video.rules import Event
 from edge.video.snapshot import annotate, jpeg
-from polewatch import settings, wire
+from polewatch import connection, settings, wire
 from polewatch.poles.registry import PoleRegistry
 
 log = logging.getLogger(__name__)
@@ -244,8 +244,11 @@ async def serve(
             break
     spool = FileSpool(Path(conf.spool_dir)) if conf.spool_dir else MemorySpool()
     halt = threading.Event()
-    async with AlarmPublisher(conf.redis_url, name="video-agent", spool=spool) as publisher:
-        client = aioredis.Redis.from_url(conf.redis_url)
+    publisher = AlarmPublisher.from_settings(conf, name="video-agent", spool=spool)
+    async with publisher:
+        client = connection.connect(
+            conf.redis_url, name="video-agent:poles", cluster=conf.redis_cluster
+        )
         try:
             places = [await locate(c, client, conf.city) for c in configs]
         finally:

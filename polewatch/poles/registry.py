@@ -11,7 +11,11 @@ How the copies stay consistent:
   Redis never stalls on one huge transaction; the bump still comes only once all of the data
   is there). A full replacement is written to staging keys and made live by ``RENAME`` in the
   transaction that bumps the version, so readers never see half a city.
-* After the bump the registry ``PUBLISH``-es the city name on ``POLES_NOTIFY``.
+* After the bump the registry ``PUBLISH``-es the city name on ``POLES_NOTIFY`` (and adds it
+  to ``CITIES`` at the same time).
+* A city's keys share the hash tag ``{city}``, so each transaction (and each ``RENAME``) stays
+  on one shard of a Redis Cluster; ``CITIES`` and the channel are global, so they are written
+  outside the transactions.
 * An in-process :class:`~polewatch.poles.index.PoleIndex` remembers the version it was built
   from; :meth:`PoleIndex.refresh_if_changed` compares it with Redis and reloads on change,
   :meth:`PoleIndex.follow` does so on every notification (and by polling as a safety net,
@@ -27,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.exceptions import ClusterError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -72,22 +77,32 @@ class PoleRegistry:
                 pipe.geoadd(geo_key, geo)
                 if not small:
                     await pipe.execute()
-            if replace:
-                pipe.multi()  # type: ignore[no-untyped-call]
-                live = (keys.poles(self.city), keys.poles_geo(self.city))
-                if batch:
-                    pipe.rename(hash_key, live[0])
-                    pipe.rename(geo_key, live[1])
-                else:
-                    pipe.delete(*live)
-            elif not small:
-                pipe.multi()  # type: ignore[no-untyped-call]
-            pipe.incr(keys.poles_version(self.city))
-            pipe.sadd(keys.CITIES, self.city)
-            results = await pipe.execute()
-        version = int(results[-2])
-        await self.redis.publish(keys.POLES_NOTIFY, self.city)
+            if small:
+                pipe.incr(keys.poles_version(self.city))
+                results = await pipe.execute()
+        if not small:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if replace:
+                    live = (keys.poles(self.city), keys.poles_geo(self.city))
+                    if batch:
+                        # a cluster client's pipe.rename() is refused outright, yet RENAME
+                        # within one hash tag is fine in a transaction
+                        pipe.execute_command("RENAME", hash_key, live[0])
+                        pipe.execute_command("RENAME", geo_key, live[1])
+                    else:
+                        pipe.delete(*live)
+                pipe.incr(keys.poles_version(self.city))
+                results = await pipe.execute()
+        version = int(results[-1])
+        await self._announce()
         return version
+
+    async def _announce(self) -> None:
+        # side by side, not pipelined: a cluster client refuses PUBLISH in a pipeline
+        await asyncio.gather(
+            self.redis.sadd(keys.CITIES, self.city),  # type: ignore[misc]
+            self.redis.publish(keys.POLES_NOTIFY, self.city),
+        )
 
     async def remove(self, codes: Sequence[str]) -> int:
         """Delete poles by exact code; returns how many existed."""
@@ -152,7 +167,8 @@ class PoleRegistry:
                     message = await pubsub.get_message(timeout=poll_s)
                     if message is None or message.get("data") in (self.city.encode(), self.city):
                         await on_change()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, OSError, ClusterError,
+                    RedisClusterException) as exc:  # fmt: skip
                 log.warning(
                     "pole registry %s: lost the change channel (%s); retrying", self.city, exc
                 )
