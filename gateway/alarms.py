@@ -3,6 +3,8 @@
 Shared by the citizen door (``POST /api/alarms``, the QR page) and the call-taker's
 ``POST /api/incidents``. Alarm ids carry a short signature so ``GET /api/alarms/{id}`` can say
 "received" for an alarm the dispatcher has not picked up yet and 404 for an id never issued.
+With dispatch zones an alarm goes to the stream of the zone its pole lies in, and its id starts
+with that zone's name (``<zone>:<uuid>-<signature>``), so its status is looked up there.
 """
 
 from __future__ import annotations
@@ -21,22 +23,38 @@ from polewatch import keys, wire
 from polewatch.poles.codes import CodeError
 from polewatch.poles.index import PoleIndex
 from polewatch.poles.model import Candidate, Pole
+from polewatch.zones import ZoneMap
 
 CANDIDATES = 10
 RETRY_S = 1
 """What a refused alarm (the write queue is full) tells the client to wait, in seconds."""
 
 
-def new_alarm_id(secret: str) -> str:
-    """A fresh alarm id: a random UUID and its 12-hex-digit signature."""
-    raw = uuid.uuid4().hex
-    return f"{raw}-{_sign(secret, raw)}"
+def new_alarm_id(secret: str, zone: str = "") -> str:
+    """A fresh alarm id: a random UUID (after ``<zone>:`` for a named zone) and its
+    12-hex-digit signature."""
+    head = uuid.uuid4().hex
+    if zone:
+        head = f"{zone}:{head}"
+    return f"{head}-{_sign(secret, head)}"
 
 
 def issued_here(secret: str, alarm_id: str) -> bool:
     """Whether ``alarm_id`` was made by :func:`new_alarm_id` with this secret."""
-    raw, _, sig = alarm_id.partition("-")
-    return len(raw) == 32 and hmac.compare_digest(sig, _sign(secret, raw))
+    head, _, sig = alarm_id.rpartition("-")
+    raw = head.rpartition(":")[2]
+    return len(raw) == 32 and sig.isascii() and hmac.compare_digest(sig, _sign(secret, head))
+
+
+def home_zone(secret: str, zones: ZoneMap, alarm_id: str) -> str | None:
+    """The zone an alarm issued here was appended to; ``None`` when the id does not say (an
+    edge agent's alarm, or a forged one)."""
+    if not zones.zoned:
+        return ""
+    zone, sep, _ = alarm_id.partition(":")
+    if sep and zone in zones.names and issued_here(secret, alarm_id):
+        return zone
+    return None
 
 
 def _sign(secret: str, raw: str) -> str:
@@ -105,8 +123,10 @@ async def raise_alarm(
     phone: str | None = None,
     caller: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
-    """Write an alarm at ``pole`` to ``keys.ALARMS``; the 202 body once Redis has it."""
-    alarm_id = new_alarm_id(gw.settings.secret)
+    """Write an alarm at ``pole`` to its zone's alarm stream; the 202 body once Redis has
+    it."""
+    zone = keys.zone(gw.zones.locate(pole.lon, pole.lat))
+    alarm_id = new_alarm_id(gw.settings.secret, zone.name)
     extra: dict[str, str | int | float | bool] = {}
     if caller is not None:
         extra = {"caller_lon": caller[0], "caller_lat": caller[1]}
@@ -125,7 +145,7 @@ async def raise_alarm(
         extra=extra,
     )
     try:
-        entry_id = await gw.need_writer().add(keys.ALARMS, wire.entry(alarm))
+        entry_id = await gw.need_writer().add(zone.alarms, wire.entry(alarm))
     except Overloaded as exc:
         raise HttpError(
             503,

@@ -43,7 +43,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
         handler_args={"max_field_size": 8190},
     )
     ratelimit.install(app)  # citizen-door limits, from the [ratelimit] settings
-    gw = Gateway(settings=settings, metrics=metrics)
+    gw = Gateway(settings=settings, metrics=metrics, zones=settings.zone_map())
     app[GATEWAY] = gw
     app.add_routes(citizen.routes)
     app.add_routes(patrol.routes)
@@ -72,7 +72,10 @@ async def metrics_text(request: web.Request) -> web.Response:
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     gw = app[GATEWAY]
     gw.redis = connect(
-        gw.settings.redis_url, name="polewatch-gateway", retries=gw.settings.redis_retries
+        gw.settings.redis_url,
+        name="polewatch-gateway",
+        retries=gw.settings.redis_retries,
+        cluster=gw.settings.redis_cluster,
     )
     await wait_ready(gw.redis)
     yield

@@ -14,7 +14,7 @@ import msgspec
 from aiohttp import web
 
 from gateway import bodies
-from gateway.alarms import find_pole, issued_here, pole_view, raise_alarm
+from gateway.alarms import find_pole, home_zone, issued_here, pole_view, raise_alarm
 from gateway.errors import REDIS_DOWN, HttpError, json_response
 from gateway.notify import ANY
 from gateway.openapi import Answer, api, path_value, read_body
@@ -69,8 +69,15 @@ def _alarm_id(request: web.Request) -> str:
     return path_value(request, "alarm", "malformed alarm id")
 
 
+async def _status(gw: Gateway, alarm_id: str) -> AlarmStatus:
+    home = home_zone(gw.settings.secret, gw.zones, alarm_id)
+    return await alarm_status(
+        gw.need_redis(), alarm_id, gw.settings.patrol_speed_mps, gw.zones, home
+    )
+
+
 async def _status_or_404(gw: Gateway, alarm_id: str) -> AlarmStatus:
-    status = await alarm_status(gw.need_redis(), alarm_id, gw.settings.patrol_speed_mps)
+    status = await _status(gw, alarm_id)
     if status.incident is None and not issued_here(gw.settings.secret, alarm_id):
         raise HttpError(404, f"no alarm {alarm_id!r}")
     return status
@@ -121,9 +128,7 @@ async def alarm_events(request: web.Request) -> web.StreamResponse:
             with notifier.watch(keys.INCIDENT_NOTIFY, key) as changed:
                 while not gw.closing.is_set():
                     changed.clear()
-                    status = await alarm_status(
-                        gw.need_redis(), alarm_id, gw.settings.patrol_speed_mps
-                    )
+                    status = await _status(gw, alarm_id)
                     data = msgspec.json.encode(status)
                     if data != sent:
                         await response.write(b"event: status\ndata: " + data + b"\n\n")

@@ -1,10 +1,16 @@
 """The command centre's door: look up poles, raise incidents for callers, read incidents and
-units, and override the dispatcher (each override is a :class:`wire.Command` on
-``keys.COMMANDS``; the dispatcher carries it out)."""
+units, and override the dispatcher (each override is a :class:`wire.Command` on the command
+stream of the incident's zone; the dispatcher carries it out).
+
+With dispatch zones an incident's id names its zone; lists of incidents and units span every
+zone (one pipelined round trip per step, whatever the number of zones).
+"""
 
 from __future__ import annotations
 
 import time
+from collections import deque
+from collections.abc import Sequence
 from typing import Any, Final
 
 import msgspec
@@ -111,29 +117,33 @@ async def list_incidents(request: web.Request) -> web.Response:
     if state not in STATE_FILTERS:
         raise HttpError(422, f"'state' must be one of {', '.join(STATE_FILTERS)}")
     limit = _limit(request.query.get("limit"))
-    index = keys.ESCALATED if state == "escalated" else keys.INCIDENTS_OPEN
-    found = await _newest(gw.need_redis(), index, state, limit)
+    found = await _newest(gw.need_redis(), gw.zones.all_keys(), state, limit)
     return json_response({"state": state, "incidents": found})
 
 
-async def _newest(redis: Redis, index: str, state: str, limit: int) -> list[records.Incident]:
-    """The newest ``limit`` incidents of ``index`` in ``state``, newest first.
+async def _newest(
+    redis: Redis, zones: Sequence[keys.Zone], state: str, limit: int
+) -> list[records.Incident]:
+    """The newest ``limit`` incidents of ``zones`` in ``state``, newest first.
 
-    For ``open`` and ``escalated`` the index is exactly the set wanted, so one page of
-    ``limit`` ids (and one pipelined round trip of HGETALLs) is the answer. A single state
-    (``dispatched``, ...) can only be told from the hash, so the open index is read in pages
-    until ``limit`` match; :data:`SCAN_MAX` bounds what one request reads. The order is the
-    index' (creation time, or escalation time); the console sorts by priority itself.
+    For ``open`` and ``escalated`` the index (``incidents_open``, ``escalated``) is exactly the
+    set wanted, so one page of ``limit`` ids (and one pipelined round trip of HGETALLs) is the
+    answer. A single state (``dispatched``, ...) can only be told from the hash, so the open
+    index is read in pages until ``limit`` match; :data:`SCAN_MAX` bounds what one request
+    reads. The order is the index' (creation time, or escalation time), merged across zones;
+    the console sorts by priority itself.
     """
     whole = state in ("open", "escalated")
     page = limit if whole else max(limit, SCAN_PAGE)
+    indexes = [(z, z.escalated if state == "escalated" else z.incidents_open) for z in zones]
+    newest = Newest(redis, indexes, page)
     found: list[records.Incident] = []
-    start = 0
-    while len(found) < limit and start < SCAN_MAX:
-        ids: Any = await redis.zrevrange(index, start, start + page - 1)
+    read = 0
+    while len(found) < limit and read < SCAN_MAX:
+        ids = await newest.take(page)
         async with redis.pipeline(transaction=False) as pipe:
-            for i in ids:
-                pipe.hgetall(keys.incident(i.decode()))
+            for zone, i in ids:
+                pipe.hgetall(zone.incident(i))
             hashes: list[Any] = await pipe.execute()
         for raw in hashes:  # a hash may be gone (closed and expired since the index read)
             incident = records.incident_from_hash(raw)
@@ -141,9 +151,53 @@ async def _newest(redis: Redis, index: str, state: str, limit: int) -> list[reco
                 found.append(incident)
         if len(ids) < page:
             break
-        start += page
+        read += page
         page = limit - len(found) if whole else page
     return found[:limit]
+
+
+class Newest:
+    """The members of several sorted sets (one index per zone), highest score first, read in
+    pages: one pipelined round trip fills every index' buffer that ran dry."""
+
+    def __init__(self, redis: Redis, indexes: Sequence[tuple[keys.Zone, str]], page: int) -> None:
+        self.redis = redis
+        self.page = page
+        self._indexes = list(indexes)
+        self._read = [0] * len(indexes)
+        self._ahead: list[deque[tuple[float, str]]] = [deque() for _ in indexes]
+        self._done = [False] * len(indexes)
+
+    async def take(self, n: int) -> list[tuple[keys.Zone, str]]:
+        """The next (up to) ``n`` members, with the zone of each."""
+        out: list[tuple[keys.Zone, str]] = []
+        while len(out) < n:
+            dry = [k for k, ahead in enumerate(self._ahead) if not ahead and not self._done[k]]
+            if dry:
+                await self._fill(dry, max(self.page, n - len(out)))
+            heads = [(-a[0][0], k) for k, a in enumerate(self._ahead) if a]
+            if not heads:
+                break
+            k = min(heads)[1]
+            ahead = self._ahead[k]
+            # from the newest index, everything newer than every other index' next member
+            bar = max((-h for h, j in heads if j != k), default=-float("inf"))
+            while ahead and len(out) < n and ahead[0][0] >= bar:
+                out.append((self._indexes[k][0], ahead.popleft()[1]))
+                if not ahead and not self._done[k]:
+                    break  # its next page may be newer than the other indexes' heads
+        return out
+
+    async def _fill(self, which: list[int], count: int) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for k in which:
+                start = self._read[k]
+                pipe.zrevrange(self._indexes[k][1], start, start + count - 1, withscores=True)
+            replies: list[Any] = await pipe.execute()
+        for k, members in zip(which, replies, strict=True):
+            self._read[k] += len(members)
+            self._done[k] = len(members) < count
+            self._ahead[k].extend((float(score), m.decode()) for m, score in members)
 
 
 def _limit(value: str | None) -> int:
@@ -161,7 +215,8 @@ async def get_incident(request: web.Request) -> web.Response:
     """One incident: its hash, its timeline and the alarms merged into it."""
     gw, _ = _operator(request)
     iid = path_value(request, "incident")
-    detail = await records.read_incident(gw.need_redis(), iid)
+    gw.incident_zone(iid)  # 404 for an id of no zone of this deployment
+    detail = await records.read_incident(gw.need_redis(), iid, gw.zones)
     if detail is None:
         raise HttpError(404, f"no incident {iid!r}")
     return json_response(
@@ -191,17 +246,29 @@ def _alarm_view(alarm_id: str, alarm: wire.Alarm | str | None) -> dict[str, Any]
 async def list_units(request: web.Request) -> web.Response:
     """Every unit ever seen with its duty, status, grid, position and incident."""
     gw, _ = _operator(request)
-    redis = gw.need_redis()
-    members: Any = await redis.smembers(keys.UNITS)
-    ids = sorted(u.decode() for u in members)
+    return json_response({"units": await all_units(gw.need_redis(), gw.zones.all_keys())})
+
+
+async def all_units(redis: Redis, zones: Sequence[keys.Zone]) -> list[records.Unit]:
+    """Every unit of ``zones``, by id (two pipelined round trips)."""
+    ids = await unit_ids(redis, zones)
     async with redis.pipeline(transaction=False) as pipe:
-        for u in ids:
-            pipe.hgetall(keys.unit(u))
+        for u, zone in ids.items():
+            pipe.hgetall(zone.unit(u))
         hashes: list[Any] = await pipe.execute()
-    units = [
+    return [
         records.unit_from_hash(h) or records.Unit(id=u) for u, h in zip(ids, hashes, strict=True)
     ]
-    return json_response({"units": units})
+
+
+async def unit_ids(redis: Redis, zones: Sequence[keys.Zone]) -> dict[str, keys.Zone]:
+    """Every unit id of ``zones`` in order, with its zone (one pipelined round trip)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for zone in zones:
+            pipe.smembers(zone.units)
+        members: list[Any] = await pipe.execute()
+    found = {u.decode(): zone for zone, m in zip(zones, members, strict=True) for u in m}
+    return dict(sorted(found.items(), key=lambda unit: unit[0]))
 
 
 COMMANDS: Final[dict[str, tuple[wire.CommandOp, type[bodies.Body]]]] = {
@@ -231,11 +298,16 @@ def _override(verb: str, op: wire.CommandOp, kind: type[bodies.Body]) -> Any:
         gw, who = _operator(request)
         iid = path_value(request, "incident")
         body = await read_body(request)
-        if op == "merge" and getattr(body, "other", None) == iid:
-            raise HttpError(422, "an incident cannot be merged with itself")
+        zone = gw.incident_zone(iid)
+        if op == "merge":
+            other = getattr(body, "other", None)
+            if other == iid:
+                raise HttpError(422, "an incident cannot be merged with itself")
+            if gw.zones.zoned and other and keys.zone_of_incident(other).name != zone.name:
+                raise HttpError(422, "incidents of different dispatch zones cannot be merged")
         cmd = command(op, iid, who.subject, body)
         try:
-            entry = await gw.need_writer().add(keys.COMMANDS, wire.entry(cmd))
+            entry = await gw.need_writer().add(zone.commands, wire.entry(cmd))
         except Overloaded as exc:
             raise HttpError(503, f"not accepted: {exc}; retry") from None
         except Exception as exc:
@@ -246,11 +318,11 @@ def _override(verb: str, op: wire.CommandOp, kind: type[bodies.Body]) -> Any:
 
     override.__doc__ = f"Override: {OVERRIDES[verb]} (a ``{op}`` command for the dispatcher)."
     override.__name__ = f"override_{op}"
-    return api(tag="operator", roles=OPERATORS, body=kind, ok=202, path={"incident": wire.Ident})(
-        override
-    )
+    return api(tag="operator", roles=OPERATORS, body=kind, ok=202, path={"incident": wire.Ident},
+               answers=UNKNOWN_ZONE)(override)  # fmt: skip
 
 
+UNKNOWN_ZONE: Final = {404: "Zoned deployments: the incident id names no dispatch zone"}
 OVERRIDES: Final = {
     "reassign": "send the incident to another unit (the nearest free one if none is named)",
     "add-unit": "send one more unit (the nearest free one if none is named)",

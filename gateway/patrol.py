@@ -2,8 +2,12 @@
 stream id) and takes the unit's answers, plus the same answers as plain REST calls.
 
 Every answer becomes a :class:`wire.PatrolStatus`, :class:`wire.PatrolPosition` or
-:class:`wire.PatrolDuty` on ``keys.PATROL_EVENTS``; a unit's token can only speak for that
-unit. The protocol is documented in :mod:`gateway.frames`.
+:class:`wire.PatrolDuty` on the patrol-event stream of the unit's zone; a unit's token can only
+speak for that unit. The protocol is documented in :mod:`gateway.frames`.
+
+With dispatch zones a unit's record and inbox live in the zone of its first report with a
+position (:func:`polewatch.zones.unit_zone`); until then there is no inbox to read and nowhere
+to send anything else, so other reports are refused with "report a position first".
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import logging
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -25,6 +30,7 @@ from gateway.openapi import Query, api, path_value, read_body
 from gateway.state import GATEWAY, Gateway
 from gateway.writer import Overloaded
 from polewatch import keys, wire
+from polewatch.zones import unit_zone
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,7 @@ STREAM_ID: Final = re.compile(r"^(0|[0-9]{1,20}(-[0-9]{1,20})?)$")
 READ_CHUNK: Final = 100
 RECHECK_S: Final = 15.0
 """A connected unit's inbox is read again at least this often, even without a notification."""
+NO_ZONE: Final = "report a position first (a duty or position report with lon and lat)"
 
 routes = web.RouteTableDef()
 
@@ -54,10 +61,27 @@ def unit_event(unit: str, item: bodies.Position | bodies.Duty | frames.Action) -
     )
 
 
-async def publish(gw: Gateway, message: wire.Message) -> str:
-    """Append a unit's report to ``keys.PATROL_EVENTS``; the entry id."""
+async def zone_of(
+    gw: Gateway, unit: str, item: bodies.Position | bodies.Duty | frames.Action
+) -> keys.Zone:
+    """The zone of ``unit``'s record and inbox, given to it by this report if it has none
+    yet; 409 when it has none and the report has no position."""
+    lon = lat = None
+    if isinstance(item, bodies.Position | bodies.Duty):
+        lon, lat = item.lon, item.lat
     try:
-        return await gw.need_writer().add(keys.PATROL_EVENTS, wire.entry(message))
+        name = await unit_zone(gw.need_redis(), gw.zones, unit, lon, lat)
+    except REDIS_DOWN as exc:
+        raise HttpError(503, f"event store unavailable ({type(exc).__name__}); retry") from None
+    if name is None:
+        raise HttpError(409, f"unit {unit} has no dispatch zone yet: {NO_ZONE}")
+    return keys.zone(name)
+
+
+async def publish(gw: Gateway, message: wire.Message, zone: keys.Zone = keys.DEFAULT) -> str:
+    """Append a unit's report to the patrol-event stream of ``zone``; the entry id."""
+    try:
+        return await gw.need_writer().add(zone.patrol_events, wire.entry(message))
     except Overloaded as exc:
         raise HttpError(503, f"not accepted: {exc}; retry") from None
     except HttpError:
@@ -71,6 +95,9 @@ def _unit(request: web.Request) -> tuple[Gateway, Principal]:
     return gw, authorize(request, gw.settings.secret, "unit")
 
 
+NO_ZONE_ANSWER: Final = {409: "Zoned deployments: the unit has no zone yet; report a position"}
+
+
 @routes.post("/api/patrol/position")
 @api(tag="patrol", roles=("unit",), body=bodies.Position, ok=202)
 async def post_position(request: web.Request) -> web.Response:
@@ -79,7 +106,7 @@ async def post_position(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/patrol/duty")
-@api(tag="patrol", roles=("unit",), body=bodies.Duty, ok=202)
+@api(tag="patrol", roles=("unit",), body=bodies.Duty, ok=202, answers=NO_ZONE_ANSWER)
 async def post_duty(request: web.Request) -> web.Response:
     """Go on duty (with grid, capabilities, position) or off duty."""
     return await _report(request)
@@ -88,20 +115,22 @@ async def post_duty(request: web.Request) -> web.Response:
 async def _report(request: web.Request) -> web.Response:
     gw, who = _unit(request)
     body: bodies.Position | bodies.Duty = await read_body(request)
-    entry = await publish(gw, unit_event(who.subject, body))
+    zone = await zone_of(gw, who.subject, body)
+    entry = await publish(gw, unit_event(who.subject, body), zone)
     return json_response({"entry": entry}, status=202)
 
 
 @routes.post("/api/patrol/incidents/{incident}/status")
 @api(tag="patrol", roles=("unit",), body=bodies.StatusUpdate, ok=202,
-     path={"incident": wire.Ident})  # fmt: skip
+     path={"incident": wire.Ident}, answers=NO_ZONE_ANSWER)  # fmt: skip
 async def post_status(request: web.Request) -> web.Response:
     """Answer a dispatch (acknowledged, declined) or report progress on it."""
     gw, who = _unit(request)
     incident = path_value(request, "incident")
     body: bodies.StatusUpdate = await read_body(request)
     action = frames.Action(incident=incident, action=body.action, detail=body.detail)
-    entry = await publish(gw, unit_event(who.subject, action))
+    zone = await zone_of(gw, who.subject, action)
+    entry = await publish(gw, unit_event(who.subject, action), zone)
     return json_response({"entry": entry}, status=202)
 
 
@@ -120,22 +149,24 @@ async def patrol_socket(request: web.Request) -> web.StreamResponse:
     if last is not None and not STREAM_ID.match(last):
         raise HttpError(400, "'last' must be a stream id such as 1700000000000-0")
     redis, notifier = gw.need_redis(), gw.need_notifier()
+    unit = Connected(who.subject, last or "0")
+    known = await unit_zone(redis, gw.zones, unit.id)
+    unit.zone = None if known is None else keys.zone(known)
     ws = web.WebSocketResponse(
         heartbeat=gw.settings.ws_heartbeat_s, max_msg_size=gw.settings.max_ws_message_bytes
     )
     await ws.prepare(request)
     gw.streams.add(ws)
     gw.metrics.ws_clients.inc()
-    unit = who.subject
-    inbox = keys.unit_inbox(unit)
     try:
-        with notifier.watch(keys.UNIT_NOTIFY, unit) as landed:
-            if last is None:
-                last = await _backlog_start(redis, inbox, gw.settings.ws_backlog)
-            await ws.send_str(frames.encode_hello(unit, last))
-            pusher = asyncio.create_task(_push(gw, ws, redis, inbox, last, landed))
+        with notifier.watch(keys.UNIT_NOTIFY, unit.id) as landed:
+            if last is None and unit.zone is not None:
+                inbox = unit.zone.unit_inbox(unit.id)
+                unit.last = await _backlog_start(redis, inbox, gw.settings.ws_backlog)
+            await ws.send_str(frames.encode_hello(unit.id, unit.last))
+            pusher = asyncio.create_task(_push(gw, ws, redis, unit, landed))
             try:
-                await _receive(gw, ws, unit)
+                await _receive(gw, ws, unit, landed)
             finally:
                 pusher.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ClientConnectionResetError):
@@ -143,11 +174,21 @@ async def patrol_socket(request: web.Request) -> web.StreamResponse:
     except ClientConnectionResetError as exc:
         # aiohttp's own error (Redis' are others): the unit hung up while we were writing to
         # it, which is how a phone going out of coverage ends its socket
-        log.debug("unit %s went away: %s", unit, exc)
+        log.debug("unit %s went away: %s", unit.id, exc)
     finally:
         gw.metrics.ws_clients.dec()
         await ws.close()
     return ws
+
+
+@dataclass
+class Connected:
+    """A unit on its socket: the last inbox id it was sent, and the zone of its inbox once it
+    is known (a unit new to a zoned deployment has none before its first position)."""
+
+    id: str
+    last: str
+    zone: keys.Zone | None = None
 
 
 async def _backlog_start(redis: aioredis.Redis, inbox: str, backlog: int) -> str:
@@ -162,35 +203,48 @@ async def _push(
     gw: Gateway,
     ws: web.WebSocketResponse,
     redis: aioredis.Redis,
-    inbox: str,
-    last: str,
+    unit: Connected,
     landed: asyncio.Event,
 ) -> None:
-    """Send every inbox entry after ``last``, then each new one as it lands."""
+    """Send every inbox entry after ``unit.last``, then each new one as it lands."""
     delay = 0.1
     while not ws.closed:
         landed.clear()  # before the read: a publish during it wakes us again
-        while True:
-            try:
-                reply: Any = await redis.xread({inbox: last}, count=READ_CHUNK)
-            except REDIS_DOWN as exc:  # keep the socket; read on from ``last`` once it is back
-                log.warning("inbox %s unreadable (%s); retrying in %.1f s", inbox, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            delay = 0.1
-            entries: list[Any] = reply[0][1] if reply else []
-            for entry_id, fields in entries:
-                last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                await ws.send_str(frames.encode_inbox(last, fields))
-                gw.metrics.pushed.inc()
-            if len(entries) < READ_CHUNK:
-                break
+        try:
+            await _send_inbox(gw, ws, redis, unit)
+        except REDIS_DOWN as exc:  # keep the socket; read on from ``last`` once it is back
+            log.warning("inbox of %s unreadable (%s); retrying in %.1f s", unit.id, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            continue
+        delay = 0.1
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(landed.wait(), RECHECK_S)
 
 
-async def _receive(gw: Gateway, ws: web.WebSocketResponse, unit: str) -> None:
+async def _send_inbox(
+    gw: Gateway, ws: web.WebSocketResponse, redis: aioredis.Redis, unit: Connected
+) -> None:
+    if unit.zone is None:  # given one since (by a report on this socket or elsewhere)?
+        known = await unit_zone(redis, gw.zones, unit.id)
+        if known is None:
+            return
+        unit.zone = keys.zone(known)
+    inbox = unit.zone.unit_inbox(unit.id)
+    while True:
+        reply: Any = await redis.xread({inbox: unit.last}, count=READ_CHUNK)
+        entries: list[Any] = reply[0][1] if reply else []
+        for entry_id, fields in entries:
+            unit.last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            await ws.send_str(frames.encode_inbox(unit.last, fields))
+            gw.metrics.pushed.inc()
+        if len(entries) < READ_CHUNK:
+            return
+
+
+async def _receive(
+    gw: Gateway, ws: web.WebSocketResponse, unit: Connected, landed: asyncio.Event
+) -> None:
     """Turn the unit's frames into patrol events, answering each with ok or error."""
     async for msg in ws:
         if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -200,8 +254,14 @@ async def _receive(gw: Gateway, ws: web.WebSocketResponse, unit: str) -> None:
         except frames.FrameError as exc:
             await ws.send_str(frames.encode_error(str(exc), None))
             continue
+        item = frame.item()
         try:
-            entry = await publish(gw, unit_event(unit, frame.item()))
+            zone = unit.zone
+            if zone is None:
+                zone = await zone_of(gw, unit.id, item)
+                unit.zone = zone
+                landed.set()  # the pusher can read the inbox now
+            entry = await publish(gw, unit_event(unit.id, item), zone)
         except HttpError as exc:
             await ws.send_str(frames.encode_error(exc.message, frame.ref))
             continue

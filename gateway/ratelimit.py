@@ -8,7 +8,10 @@ take from the caller's looser read bucket. A refusal is ``429`` with ``Retry-Aft
 message; another pole, or another caller, is not affected.
 
 The buckets live in Redis (``keys.ratelimit``), so every gateway replica shares them, and the
-clock is Redis' own (``TIME``), so replicas' clocks do not matter. If Redis cannot be asked,
+clock is Redis' own (``TIME``), so replicas' clocks do not matter. On a Redis Cluster the two
+buckets of an alarm are on different shards, where one script cannot reach both: there the
+caller's is asked first, then the pole's, and a token the caller gave for an alarm the pole
+refuses is given back, so the outcome is the same. If Redis cannot be asked,
 the request goes through: an emergency system must not refuse a real alarm because its abuse
 control is down (the write that follows answers for Redis).
 
@@ -82,6 +85,14 @@ return {0, 0}
 """Token buckets ``KEYS`` with (capacity, tokens per second) pairs in ``ARGV``: take one
 from each, or from none; returns ``{0, 0}`` or ``{index of the empty bucket, wait ms}``."""
 
+GIVE_BACK: Final = """
+local tokens = tonumber(redis.call('HGET', KEYS[1], 'tokens'))
+if tokens then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(math.min(tonumber(ARGV[1]), tokens + 1)))
+end
+"""
+"""Return the token taken from bucket ``KEYS[1]`` of capacity ``ARGV[1]``."""
+
 LIMITS: Final = web.AppKey("ratelimit", RateLimitSettings)
 Networks = list[ipaddress.IPv4Network | ipaddress.IPv6Network]
 CITIZEN_READS: Final = ("/api/alarms/", "/p/")
@@ -97,6 +108,7 @@ class Limiter:
             ipaddress.ip_network(n) for n in settings.ratelimit_trusted_proxies
         ]
         self._script: Any = None
+        self._give_back: Any = None
 
     def client(self, request: web.Request) -> str:
         """The caller's address: the peer, or behind trusted proxies the forwarded client."""
@@ -133,14 +145,19 @@ class Limiter:
                             "there already"))  # fmt: skip
         if not buckets:
             return None
-        redis = request.app[GATEWAY].need_redis()
+        gw = request.app[GATEWAY]
+        redis = gw.need_redis()
         if self._script is None:
             self._script = redis.register_script(BUCKET)
+            self._give_back = redis.register_script(GIVE_BACK)
         args: list[float] = []
         for _, burst, per_min, _ in buckets:
             args += [burst, per_min / 60.0]
         try:
-            empty, wait_ms = await self._script(keys=[b[0] for b in buckets], args=args)
+            if gw.settings.redis_cluster and len(buckets) > 1:
+                empty, wait_ms = await self._one_by_one([(b[0], b[1]) for b in buckets], args)
+            else:
+                empty, wait_ms = await self._script(keys=[b[0] for b in buckets], args=args)
         except REDIS_DOWN as exc:
             log.warning("rate limit not checked (Redis unavailable: %s); request let through", exc)
             return None
@@ -149,6 +166,16 @@ class Limiter:
         retry = max(1, math.ceil(int(wait_ms) / 1000))
         return error_response(429, f"{buckets[int(empty) - 1][3]}; retry in {retry} s",
                               headers={"Retry-After": str(retry)}, retry_after=retry)  # fmt: skip
+
+    async def _one_by_one(self, buckets: list[tuple[str, int]], args: list[float]) -> Any:
+        """:data:`BUCKET` on each bucket in turn (cluster shards), all or nothing."""
+        for i, (key, _) in enumerate(buckets):
+            empty, wait_ms = await self._script(keys=[key], args=args[2 * i : 2 * i + 2])
+            if empty:
+                for taken, capacity in buckets[:i]:
+                    await self._give_back(keys=[taken], args=[capacity])
+                return i + 1, wait_ms
+        return 0, 0
 
 
 def _within(address: str, networks: Networks) -> bool:

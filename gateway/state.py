@@ -15,15 +15,20 @@ from gateway.metrics import Metrics
 from gateway.notify import Notifier
 from gateway.settings import GatewaySettings
 from gateway.writer import StreamWriter
+from polewatch import keys, records
 from polewatch.poles.index import PoleIndex
+from polewatch.zones import ZoneMap
 
 
 @dataclass
 class Gateway:
-    """What handlers share: settings, the Redis client, the writer, the listener, the index."""
+    """What handlers share: settings, the dispatch zones, the Redis client, the writer, the
+    listener, the index."""
 
     settings: GatewaySettings
     metrics: Metrics
+    zones: ZoneMap = field(default_factory=ZoneMap.single)
+    """The deployment's dispatch zones (one, the default zone, without a ``zones`` file)."""
     redis: aioredis.Redis | None = None
     writer: StreamWriter | None = None
     notifier: Notifier | None = None
@@ -43,6 +48,21 @@ class Gateway:
 
     def need_poles(self) -> PoleIndex:
         return _started(self.poles, "the pole registry is not loaded yet")
+
+    def incident_zone(self, incident_id: str) -> keys.Zone:
+        """The zone holding an incident (its id names it); 404 for an id that names no zone
+        of this deployment, as no such incident can exist."""
+        zone = incident_zone(self.zones, incident_id)
+        if zone is None:
+            raise HttpError(404, f"no incident {incident_id!r} (its id names no dispatch zone)")
+        return zone
+
+
+def incident_zone(zones: ZoneMap, incident_id: str) -> keys.Zone | None:
+    """The zone of ``incident_id`` (:func:`polewatch.records.incident_zone`); ``None`` when
+    its id names no zone of the deployment."""
+    zone = records.incident_zone(incident_id, zones)
+    return zone if not zones.zoned or zone.name in zones.names else None
 
 
 T = TypeVar("T")

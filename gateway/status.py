@@ -1,15 +1,23 @@
 """What a citizen sees of their alarm: derived from ``keys.alarm(id)`` -> the incident hash ->
-the assigned units' hashes (positions for distance and ETA)."""
+the assigned units' hashes (positions for distance and ETA).
+
+With dispatch zones the alarm's record is in the zone that took it: the zone it was appended
+to, or the neighbouring zone that zone routed it to (``alarm_route``). The incident's id names
+its zone, and its units are that zone's (incidents never span zones).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from gateway.state import incident_zone
 from polewatch import geo, keys, records
+from polewatch.zones import ZoneMap
 
 PHASES: Final[dict[str, str]] = {
     "new": "received",
@@ -27,6 +35,7 @@ has it. A ``merged`` incident is followed to the one it went into."""
 
 FINAL_PHASES: Final = frozenset({"resolved", "cancelled"})
 MAX_MERGE_HOPS: Final = 8
+ZONELESS: Final = ZoneMap.single()
 
 
 class UnitView(msgspec.Struct, kw_only=True):
@@ -56,32 +65,71 @@ class AlarmStatus(msgspec.Struct, kw_only=True):
         return self.status in FINAL_PHASES
 
 
-async def incident_of(redis: aioredis.Redis, alarm_id: str) -> str | None:
-    """The incident an alarm went to, or ``None`` while the dispatcher has not seen it."""
+async def incident_of(
+    redis: aioredis.Redis, alarm_id: str, where: Sequence[keys.Zone] = (keys.DEFAULT,)
+) -> str | None:
+    """The incident an alarm went to, or ``None`` while the dispatcher has not seen it.
+
+    ``where``: the zone the alarm was appended to (a route recorded there is followed), or,
+    when that is not known, every zone of the deployment (looked up in one round trip).
+    """
+    if len(where) > 1:
+        async with redis.pipeline(transaction=False) as pipe:
+            for zone in where:
+                pipe.get(zone.alarm(alarm_id))
+            found: list[Any] = await pipe.execute()
+        return next((_text(f) for f in found if f is not None), None)
+    if where[0].name:
+        home = where[0]
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.get(home.alarm(alarm_id))
+            pipe.get(home.alarm_route(alarm_id))
+            record, route = await pipe.execute()
+        if record is None and route is not None:
+            record = await redis.get(keys.zone(_text(route)).alarm(alarm_id))
+        return None if record is None else _text(record)
     key = keys.alarm(alarm_id)
     try:
         raw = await redis.get(key)
     except ResponseError:  # stored as a hash rather than a string
         raw = await redis.hget(key, "incident")
-    if raw is None:
-        return None
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
+    return None if raw is None else _text(raw)
 
 
-async def alarm_status(redis: aioredis.Redis, alarm_id: str, speed_mps: float) -> AlarmStatus:
-    """The current status of ``alarm_id`` (``received`` until the dispatcher has it)."""
-    incident_id = await incident_of(redis, alarm_id)
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def alarm_status(
+    redis: aioredis.Redis,
+    alarm_id: str,
+    speed_mps: float,
+    zones: ZoneMap | None = None,
+    home: str | None = None,
+) -> AlarmStatus:
+    """The current status of ``alarm_id`` (``received`` until the dispatcher has it).
+
+    ``zones``: the deployment's zones (none: the default zone only); ``home``: the zone the
+    alarm was appended to, when known.
+    """
+    zones = zones or ZONELESS
+    where = [keys.zone(home)] if home is not None else zones.all_keys()
+    incident_id = await incident_of(redis, alarm_id, where)
     incident: records.Incident | None = None
+    zone: keys.Zone | None = None
     for _ in range(MAX_MERGE_HOPS):
         if incident_id is None:
             break
-        incident = records.incident_from_hash(await redis.hgetall(keys.incident(incident_id)))
+        zone = incident_zone(zones, incident_id)
+        if zone is None:
+            break
+        incident = records.incident_from_hash(await redis.hgetall(zone.incident(incident_id)))
         if incident is None or incident.state != "merged" or not incident.merged_into:
             break
         incident_id = incident.merged_into
-    if incident is None:
+    if incident is None or zone is None:
         return AlarmStatus(alarm=alarm_id, status="received", incident=incident_id)
-    units = await _units(redis, incident, speed_mps)
+    units = await _units(redis, zone, incident, speed_mps)
     return AlarmStatus(
         alarm=alarm_id,
         status=PHASES.get(incident.state, "received"),
@@ -96,13 +144,13 @@ async def alarm_status(redis: aioredis.Redis, alarm_id: str, speed_mps: float) -
 
 
 async def _units(
-    redis: aioredis.Redis, incident: records.Incident, speed_mps: float
+    redis: aioredis.Redis, zone: keys.Zone, incident: records.Incident, speed_mps: float
 ) -> list[UnitView]:
     if not incident.units:
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for unit_id in incident.units:
-            pipe.hgetall(keys.unit(unit_id))
+            pipe.hgetall(zone.unit(unit_id))
         hashes: list[Any] = await pipe.execute()
     views = []
     for unit_id, raw in zip(incident.units, hashes, strict=True):

@@ -79,9 +79,12 @@ TEST_POLES: tuple[Pole, ...] = (
 """A few poles; one with markup in its road name, to prove pages escape it."""
 
 
-async def store_poles(redis_url: str, poles: tuple[Pole, ...] = TEST_POLES) -> None:
-    """Write ``poles`` to the registry of :data:`TEST_CITY` through the real registry."""
-    client = connect(redis_url, name="test-poles")
+async def store_poles(
+    redis_url: str, poles: tuple[Pole, ...] = TEST_POLES, *, cluster: bool = False
+) -> None:
+    """Write ``poles`` to the registry of :data:`TEST_CITY` through the real registry (on a
+    Redis Cluster with ``cluster``)."""
+    client = connect(redis_url, name="test-poles", cluster=cluster)
     try:
         await PoleRegistry(client, TEST_CITY).store(poles)
     finally:

@@ -90,8 +90,8 @@ class StreamWriter:
             by_stream: dict[str, list[tuple[bytes, asyncio.Future[str]]]] = {}
             for stream, fields, future in batch:
                 by_stream.setdefault(stream, []).append((fields[wire.FIELD], future))
-            for stream, items in by_stream.items():
-                await self._append(stream, items)
+            # Streams of different zones may be on different shards: write them side by side.
+            await asyncio.gather(*(self._append(s, items) for s, items in by_stream.items()))
             if self.on_batch is not None:
                 self.on_batch(len(batch))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -19,6 +20,7 @@ from polewatch.poles.index import PoleIndex
 
 SCAN_HEARTBEATS: Final = 2000
 SCAN_ALARMS: Final = 2000
+"""Latest alarms searched for each camera's last one (shared by the zones' alarm streams)."""
 MJPEG_INTERVAL_S: Final = 0.2
 """How often a live view looks for a newer frame (the agents store about 2-5 a second)."""
 BOUNDARY: Final = "polewatch-frame"
@@ -40,8 +42,13 @@ def camera_view(hb: wire.Heartbeat, poles: PoleIndex | None = None) -> dict[str,
     return view
 
 
-async def latest_cameras(redis: aioredis.Redis, poles: PoleIndex | None = None) -> list[Any]:
-    """Every camera heard from recently, with its latest heartbeat and latest alarm."""
+async def latest_cameras(
+    redis: aioredis.Redis,
+    poles: PoleIndex | None = None,
+    zones: Sequence[keys.Zone] = (keys.DEFAULT,),
+) -> list[Any]:
+    """Every camera heard from recently, with its latest heartbeat and latest alarm (from the
+    alarm streams of ``zones``)."""
     found: dict[str, dict[str, Any]] = {}
     beats: Any = await redis.xrevrange(keys.HEARTBEATS, count=SCAN_HEARTBEATS)
     for _, fields in beats:
@@ -50,8 +57,12 @@ async def latest_cameras(redis: aioredis.Redis, poles: PoleIndex | None = None) 
             if hb.kind == "camera":
                 view = camera_view(hb, poles)
                 found.setdefault(view["id"], view)
-    alarms: Any = await redis.xrevrange(keys.ALARMS, count=SCAN_ALARMS)
-    for _, fields in alarms:
+    per_zone = max(SCAN_ALARMS // len(zones), 100)
+    async with redis.pipeline(transaction=False) as pipe:
+        for zone in zones:
+            pipe.xrevrange(zone.alarms, count=per_zone)
+        streams: list[Any] = await pipe.execute()
+    for _, fields in (entry for entries in streams for entry in entries):
         with contextlib.suppress(wire.WireError):
             alarm = wire.decode_entry(fields, wire.Alarm)
             if alarm.camera and alarm.camera in found and "alarm" not in found[alarm.camera]:
@@ -83,7 +94,8 @@ async def _stored_jpeg(request: web.Request, key: str, what: str) -> web.Respons
 async def list_cameras(request: web.Request) -> web.Response:
     """Cameras with their health (last heartbeat), place and latest alarm."""
     gw = _operator(request)
-    return json_response({"cameras": await latest_cameras(gw.need_redis(), gw.poles)})
+    cameras = await latest_cameras(gw.need_redis(), gw.poles, gw.zones.all_keys())
+    return json_response({"cameras": cameras})
 
 
 @routes.get("/api/console/cameras/{camera}/frame")

@@ -5,6 +5,11 @@ A console that connects gets the current picture once (open incidents, units, ca
 latest audit entries), then only what changed: the incidents and units an audit or patrol
 entry touched, re-read in one pipelined round trip per batch. Nothing polls the whole state.
 A console too slow to keep up is dropped; its EventSource reconnects and starts afresh.
+
+With dispatch zones every zone's audit and patrol streams are followed. One XREAD may only name
+streams of one hash slot on a Redis Cluster, so there one blocking reader follows each slot's
+streams (a zone's two share its hash tag), and their batches meet in one fan-out; on a single
+server one XREAD follows them all.
 """
 
 from __future__ import annotations
@@ -12,15 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
 import redis.asyncio as aioredis
 from aiohttp import web
+from redis.crc import key_slot
 
 from gateway.auth import authorize
 from gateway.console.cameras import camera_view, latest_cameras
+from gateway.incidents import Newest, unit_ids
 from gateway.openapi import api
 from gateway.state import GATEWAY
 from polewatch import keys, records, wire
@@ -44,10 +51,25 @@ _json = msgspec.json.Encoder()
 class Feed:
     """Follows the streams and keeps the set of listening consoles."""
 
-    def __init__(self, redis: aioredis.Redis, poles: PoleIndex | None = None) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        poles: PoleIndex | None = None,
+        zones: Sequence[keys.Zone] = (keys.DEFAULT,),
+        *,
+        cluster: bool = False,
+    ) -> None:
         self.redis = redis
         self.poles = poles
         """Where cameras are (their heartbeats name a pole)."""
+        self.zones = list(zones)
+        self.cluster = cluster
+        """Follow each hash slot's streams with its own XREAD (a Redis Cluster)."""
+        self._zone_of: dict[str, keys.Zone | None] = {}
+        """Stream followed -> its zone (``None``: the deployment's heartbeats)."""
+        for zone in self.zones:
+            self._zone_of[zone.audit] = self._zone_of[zone.patrol_events] = zone
+        self._zone_of[keys.HEARTBEATS] = None
         self.listeners: set[asyncio.Queue[bytes | None]] = set()
         self.ready = asyncio.Event()
         self.batches = 0
@@ -78,58 +100,115 @@ class Feed:
                     queue.get_nowait()
                     queue.put_nowait(None)  # tells that console to reconnect
 
+    def groups(self) -> list[dict[Any, Any]]:
+        """The streams each XREAD follows: all in one, or one group per hash slot."""
+        if not self.cluster:
+            return [dict.fromkeys(self._zone_of, "$")]
+        by_slot: dict[int, dict[Any, Any]] = {}
+        for name in self._zone_of:
+            by_slot.setdefault(key_slot(name.encode()), {})[name] = "$"
+        return list(by_slot.values())
+
     async def run(self) -> None:
         """Read until cancelled; after a lost connection, go on from where it stopped."""
-        streams: dict[Any, Any] = {keys.AUDIT: "$", keys.PATROL_EVENTS: "$", keys.HEARTBEATS: "$"}
+        groups = self.groups()
+        await self._start_at(groups)
+        self.ready.set()
+        batches: asyncio.Queue[Any] = asyncio.Queue(2 * len(groups))
+        readers = [asyncio.create_task(self._follow(group, batches)) for group in groups]
+        delay = 0.05
+        try:
+            while True:
+                reply = await batches.get()
+                while not batches.empty():
+                    reply += batches.get_nowait()
+                try:
+                    await self._fan_out(reply)
+                    delay = 0.05
+                except tuple(RETRY_ERRORS) as exc:
+                    log.warning("live feed lost Redis (%s); again in %.2f s", exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
+                self.batches += 1
+                await asyncio.sleep(MIN_INTERVAL_S)
+        finally:
+            for task in readers:
+                task.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+
+    async def _start_at(self, groups: list[dict[Any, Any]]) -> None:
+        """Replace "$" by each stream's last id, so nothing is skipped after a reconnect."""
         delay = 0.05
         while True:
             try:
-                for name in streams:  # "$" once, then real ids: nothing is skipped later
-                    if streams[name] == "$":
-                        last: Any = await self.redis.xrevrange(name, count=1)
-                        streams[name] = last[0][0].decode() if last else "0"
-                self.ready.set()
-                while True:
-                    reply: Any = await self.redis.xread(streams, count=READ_COUNT, block=BLOCK_MS)
-                    delay = 0.05
-                    if not reply:
-                        continue
-                    for stream, entries in reply:
-                        name = stream.decode() if isinstance(stream, bytes) else stream
-                        streams[name] = entries[-1][0].decode()
-                    await self._fan_out(reply)
-                    self.batches += 1
-                    await asyncio.sleep(MIN_INTERVAL_S)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for group in groups:
+                        for name in group:
+                            pipe.xrevrange(name, count=1)
+                    lasts: list[Any] = await pipe.execute()
+                break
+            except tuple(RETRY_ERRORS) as exc:
+                log.warning("live feed cannot reach Redis (%s); again in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+        found = iter(lasts)
+        for group in groups:
+            for name in group:
+                last = next(found)
+                group[name] = last[0][0].decode() if last else "0"
+
+    async def _follow(self, streams: dict[Any, Any], batches: asyncio.Queue[Any]) -> None:
+        """One blocking reader: hand each batch of ``streams`` on to the fan-out."""
+        delay = 0.05
+        while True:
+            try:
+                reply: Any = await self.redis.xread(streams, count=READ_COUNT, block=BLOCK_MS)
             except tuple(RETRY_ERRORS) as exc:
                 log.warning("live feed lost Redis (%s); again in %.2f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+                continue
+            except Exception:
+                log.exception("live feed: reading %s failed; that reader stops", list(streams))
+                raise
+            delay = 0.05
+            if not reply:
+                continue
+            for stream, entries in reply:
+                name = stream.decode() if isinstance(stream, bytes) else stream
+                streams[name] = entries[-1][0].decode()
+            await batches.put(reply)
+            await asyncio.sleep(MIN_INTERVAL_S)  # under load the next read gathers more
 
     async def _fan_out(self, reply: Any) -> None:
         events: list[dict[str, Any]] = []
-        incidents: set[str] = set()
-        units: set[str] = set()
+        incidents: dict[str, keys.Zone] = {}
+        units: dict[str, keys.Zone] = {}
         positions: dict[str, wire.PatrolPosition] = {}
         cameras: list[dict[str, Any]] = []
         for stream, entries in reply:
             name = stream.decode() if isinstance(stream, bytes) else stream
+            zone = self._zone_of.get(name)
             for entry_id, fields in entries:
                 try:
                     message = wire.decode_entry(fields)
                 except wire.WireError:
                     continue  # the stream's consumer dead-letters it; a viewer just skips it
-                if isinstance(message, wire.IncidentEvent) and name == keys.AUDIT:
-                    incidents.add(message.incident)
+                # A zone's dispatcher writes only its own incidents and units, and a unit
+                # reports on its own zone's stream.
+                if zone is None:
+                    if isinstance(message, wire.Heartbeat) and message.kind == "camera":
+                        cameras.append(camera_view(message, self.poles))
+                elif isinstance(message, wire.IncidentEvent) and name == zone.audit:
+                    incidents[message.incident] = zone
                     if message.unit:
-                        units.add(message.unit)
+                        units[message.unit] = zone
                     events.append({"id": entry_id.decode(), **wire.to_builtins(message)})
                 elif isinstance(message, wire.PatrolPosition):
                     positions[message.unit] = message
-                    units.add(message.unit)
+                    units[message.unit] = zone
                 elif isinstance(message, wire.PatrolDuty | wire.PatrolStatus):
-                    units.add(message.unit)
-                elif isinstance(message, wire.Heartbeat) and message.kind == "camera":
-                    cameras.append(camera_view(message, self.poles))
+                    units[message.unit] = zone
         if not self.listeners:
             return
         found_incidents, found_units = await read_records(self.redis, incidents, units)
@@ -148,31 +227,39 @@ class Feed:
 
 
 async def read_records(
-    redis: aioredis.Redis, incidents: set[str] | list[str], units: set[str] | list[str]
+    redis: aioredis.Redis, incidents: Mapping[str, keys.Zone], units: Mapping[str, keys.Zone]
 ) -> tuple[list[records.Incident], list[records.Unit]]:
-    """The incident and unit hashes named, in one pipelined round trip."""
-    incident_ids, unit_ids = list(incidents), list(units)
-    if not incident_ids and not unit_ids:
+    """The incident and unit hashes named (id -> zone), in one pipelined round trip."""
+    if not incidents and not units:
         return [], []
     async with redis.pipeline(transaction=False) as pipe:
-        for i in incident_ids:
-            pipe.hgetall(keys.incident(i))
-        for u in unit_ids:
-            pipe.hgetall(keys.unit(u))
+        for i, zone in incidents.items():
+            pipe.hgetall(zone.incident(i))
+        for u, zone in units.items():
+            pipe.hgetall(zone.unit(u))
         hashes: list[Any] = await pipe.execute()
-    found_i = [records.incident_from_hash(h) for h in hashes[: len(incident_ids)]]
-    found_u = [records.unit_from_hash(h) for h in hashes[len(incident_ids) :]]
+    found_i = [records.incident_from_hash(h) for h in hashes[: len(incidents)]]
+    found_u = [records.unit_from_hash(h) for h in hashes[len(incidents) :]]
     return [i for i in found_i if i], [u for u in found_u if u]
 
 
-async def picture(redis: aioredis.Redis, poles: PoleIndex | None = None) -> dict[str, Any]:
+async def picture(
+    redis: aioredis.Redis,
+    poles: PoleIndex | None = None,
+    zones: Sequence[keys.Zone] = (keys.DEFAULT,),
+) -> dict[str, Any]:
     """The whole current picture, sent once to a console when it connects."""
-    open_ids: Any = await redis.zrevrange(keys.INCIDENTS_OPEN, 0, MAX_OPEN - 1)
-    unit_ids: Any = await redis.smembers(keys.UNITS)
+    open_ids = await Newest(redis, [(z, z.incidents_open) for z in zones], MAX_OPEN).take(MAX_OPEN)
     incidents, units = await read_records(
-        redis, [i.decode() for i in open_ids], sorted(u.decode() for u in unit_ids)
+        redis, {i: z for z, i in open_ids}, await unit_ids(redis, zones)
     )
-    recent: Any = await redis.xrevrange(keys.AUDIT, count=RECENT_AUDIT)
+    async with redis.pipeline(transaction=False) as pipe:
+        for zone in zones:
+            pipe.xrevrange(zone.audit, count=RECENT_AUDIT)
+        recent: list[Any] = [entry for entries in await pipe.execute() for entry in entries]
+    if len(zones) > 1:  # the latest of every zone's, oldest first as one stream would be
+        recent.sort(key=lambda entry: _stream_id(entry[0]), reverse=True)
+        del recent[RECENT_AUDIT:]
     audit = []
     for entry_id, fields in reversed(recent):
         with contextlib.suppress(wire.WireError):
@@ -181,9 +268,14 @@ async def picture(redis: aioredis.Redis, poles: PoleIndex | None = None) -> dict
     return {
         "incidents": incidents,
         "units": units,
-        "cameras": await latest_cameras(redis, poles),
+        "cameras": await latest_cameras(redis, poles, zones),
         "audit": audit,
     }
+
+
+def _stream_id(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)
 
 
 FEED = web.AppKey("console_feed", Feed)
@@ -200,7 +292,7 @@ async def feed_context(app: web.Application) -> AsyncIterator[None]:
     from gateway.app import _running  # the app imports this module: import at run time
 
     gw = app[GATEWAY]
-    feed = Feed(gw.need_redis(), gw.poles)
+    feed = Feed(gw.need_redis(), gw.poles, gw.zones.all_keys(), cluster=gw.settings.redis_cluster)
     app[FEED] = feed
     async with _running(feed.run()):
         yield
@@ -226,7 +318,7 @@ async def live(request: web.Request) -> web.StreamResponse:
     )
     with feed.listen() as queue:
         await feed.ready.wait()
-        whole = await picture(gw.need_redis(), gw.poles)
+        whole = await picture(gw.need_redis(), gw.poles, feed.zones)
         await response.prepare(request)
         gw.streams.add(response)
         gw.metrics.sse_clients.inc()

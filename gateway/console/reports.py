@@ -82,7 +82,7 @@ async def times(request: web.Request) -> web.Response:
     """Response-time percentiles per district, grid and priority (the charts' data)."""
     gw = _operator(request)
     start, end, district = period(request, gw.settings.console.utc_offset_min)
-    figures = await response_times(gw.need_redis(), start, end, district=district)
+    figures = await response_times(gw.need_redis(), start, end, district=district, zones=gw.zones)
     return json_response(figures)
 
 
@@ -94,7 +94,9 @@ async def assessment(request: web.Request) -> web.Response:
     gw = _operator(request)
     offset = gw.settings.console.utc_offset_min
     start, end, district = period(request, offset)
-    report = await assess(gw.need_redis(), start, end, district=district, utc_offset_min=offset)
+    report = await assess(
+        gw.need_redis(), start, end, district=district, utc_offset_min=offset, zones=gw.zones
+    )
     fmt = request.match_info["fmt"]
     if fmt == "html":
         page = await asyncio.to_thread(render_html, report)
@@ -117,7 +119,7 @@ async def csv(request: web.Request) -> web.Response:
     offset = gw.settings.console.utc_offset_min
     start, end, district = period(request, offset)
     text = await incidents_csv(
-        gw.need_redis(), start, end, district=district, utc_offset_min=offset
+        gw.need_redis(), start, end, district=district, utc_offset_min=offset, zones=gw.zones
     )
     return _attachment(text.encode(), "text/csv", "incidents.csv")
 
@@ -131,7 +133,8 @@ async def export(request: web.Request) -> web.Response:
     """One incident for another agency: CAP 1.2 XML (``cap``) or NENA EIDO JSON (``eido``)."""
     gw = _operator(request)
     iid = path_value(request, "incident")
-    record = await load_incident(gw.need_redis(), iid)
+    gw.incident_zone(iid)  # 404 for an id of no zone of this deployment
+    record = await load_incident(gw.need_redis(), iid, zones=gw.zones)
     if record is None:
         raise HttpError(404, f"no incident {iid!r}")
     c = gw.settings.console
