@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
+from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from test_gateway_end_to_end import frame
 
@@ -29,7 +30,7 @@ from gateway.testing import (
     store_poles,
     unit_token,
 )
-from polewatch import keys
+from polewatch import acl, keys
 from polewatch.connection import connect
 from polewatch.poles.model import Pole
 from polewatch.zones import ZoneMap
@@ -282,34 +283,75 @@ async def test_the_live_feed_follows_every_zone(
     again.close()
 
 
-async def test_rate_limits_hold_across_shards(
-    cluster_url: str, zones_file: Path, cluster: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def behind_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test client is on loopback: make it a trusted proxy, so X-Forwarded-For names the
+    caller, and exempt nobody from the limits."""
     monkeypatch.setenv("POLEWATCH_RATELIMIT_EXEMPT", "[]")
     monkeypatch.setenv("POLEWATCH_RATELIMIT_TRUSTED_PROXIES", '["127.0.0.1/32"]')
+
+
+async def flood(client: TestClient[Any, Any], cluster: aioredis.Redis) -> None:
+    """Pole A's budget spent by ten callers, then a flooder at pole A, B and Futian: the
+    limits per pole and per caller hold, and a press the pole refused costs the caller
+    nothing."""
     pole_a, pole_b = TEST_POLES[0], TEST_POLES[2]
     flooder = "203.0.113.9"
-    bucket = keys.ratelimit("alarms", flooder)
+
+    async def press_as(pole: Pole, caller: str) -> tuple[int, str]:
+        resp = await client.post("/api/alarms", json={"pole": pole.code},
+                                 headers={"X-Forwarded-For": caller})  # fmt: skip
+        return resp.status, (await resp.json()).get("error", "")
+
+    for n in range(1, 11):
+        assert (await press_as(pole_a, f"192.0.2.{n}"))[0] == 202
+    for _ in range(3):
+        got = await press_as(pole_a, flooder)
+        assert got[0] == 429 and "help has been asked for there already" in got[1]
+    answers = [await press_as(pole_b, flooder) for _ in range(10)]
+    assert [s for s, _ in answers] == [202] * 10
+    got = await press_as(FUTIAN, flooder)
+    assert got[0] == 429 and "too many alarms from your address" in got[1]
+    assert await cluster.xlen(keys.zone("nanshan").alarms) == 20
+    assert await cluster.xlen(keys.zone("futian").alarms) == 0
+    assert await cluster.pttl(keys.ratelimit("alarms", flooder)) > 0  # expires once full
+
+
+async def test_rate_limits_hold_across_shards(
+    behind_a_proxy: None, client: TestClient[Any, Any], cluster: aioredis.Redis
+) -> None:  # (the limits are read when the gateway starts: behind_a_proxy comes first)
     # the caller's and the pole's bucket are on different shards: one script cannot do both
-    assert key_slot(bucket.encode()) != key_slot(keys.ratelimit("pole", pole_a.code).encode())
-    await store_poles(cluster_url, cluster=True)
-    async with zoned_gateway(cluster_url, zones_file) as client:
+    caller, pole = keys.ratelimit("alarms", "203.0.113.9"), keys.ratelimit("pole", "3101201")
+    assert key_slot(caller.encode()) != key_slot(pole.encode())
+    await flood(client, cluster)
 
-        async def press_as(pole: Pole, caller: str) -> tuple[int, str]:
-            resp = await client.post("/api/alarms", json={"pole": pole.code},
-                                     headers={"X-Forwarded-For": caller})  # fmt: skip
-            return resp.status, (await resp.json()).get("error", "")
 
-        for n in range(1, 11):  # ten callers spend pole A's budget
-            assert (await press_as(pole_a, f"192.0.2.{n}"))[0] == 202
-        for _ in range(3):
-            got = await press_as(pole_a, flooder)
-            assert got[0] == 429 and "help has been asked for there already" in got[1]
-        # the pole refused those three, so they cost the caller nothing: ten more presses
-        answers = [await press_as(pole_b, flooder) for _ in range(10)]
-        assert [s for s, _ in answers] == [202] * 10
-        got = await press_as(FUTIAN, flooder)
-        assert got[0] == 429 and "too many alarms from your address" in got[1]
-        assert await cluster.xlen(keys.zone("nanshan").alarms) == 20
-        assert await cluster.xlen(keys.zone("futian").alarms) == 0
-        assert await cluster.pttl(bucket) > 0  # buckets expire once full again
+async def test_the_gateway_needs_no_more_than_its_acl_role_on_a_cluster(
+    cluster_url: str, zones_file: Path, cluster: aioredis.Redis, dispatch_round: Run,
+    behind_a_proxy: None,
+) -> None:  # fmt: skip
+    admin = RedisCluster.from_url(cluster_url)
+    acl.apply(admin, "gw-zoned", "gateway", "gw-secret-pass")
+    try:
+        await store_poles(cluster_url, cluster=True)
+        user_url = cluster_url.replace("redis://", "redis://gw-zoned:gw-secret-pass@")
+        async with zoned_gateway(user_url, zones_file) as client:
+            unit = await client.ws_connect(f"/api/patrol/ws?token={unit_token('U1')}")
+            await frame(unit, "hello")
+            await unit.send_json({"type": "duty", "duty": "on_duty",
+                                  "lon": NANSHAN.lon + 0.002, "lat": NANSHAN.lat})  # fmt: skip
+            await frame(unit, "ok")
+            await dispatch_round()
+            await flood(client, cluster)
+            await dispatch_round()
+            assert (await frame(unit, "inbox"))["message"]["k"] == "dispatch"
+            listed = await (await client.get("/api/incidents", headers=OPERATOR)).json()
+            assert [zone_of(i["id"]) for i in listed["incidents"]] == ["nanshan", "nanshan"]
+            live = await client.get(f"/api/console/live?token={operator_token('ada')}")
+            async with asyncio.timeout(10):
+                assert (await next_event(live))[0] == "picture"
+            live.close()
+            await unit.close()
+    finally:
+        admin.execute_command("ACL", "DELUSER", "gw-zoned", target_nodes=RedisCluster.ALL_NODES)
+        admin.close()
