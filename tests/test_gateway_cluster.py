@@ -353,5 +353,5 @@ async def test_the_gateway_needs_no_more_than_its_acl_role_on_a_cluster(
             live.close()
             await unit.close()
     finally:
-        admin.execute_command("ACL", "DELUSER", "gw-zoned", target_nodes=RedisCluster.ALL_NODES)
+        admin.acl_deluser("gw-zoned", target_nodes=RedisCluster.ALL_NODES)
         admin.close()
