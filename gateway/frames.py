@@ -19,6 +19,10 @@ Unit to server (``ref`` is optional and echoed back)::
     {"type": "position", "lon": 114.05, "lat": 22.54, "speed_mps": 8.0, "heading": 90}
     {"type": "duty", "duty": "on_duty" | "off_duty", "grid": "G1", "capabilities": ["car"],
      "lon": 114.05, "lat": 22.54}
+
+In a deployment with dispatch zones a unit seen for the first time belongs to no zone until a
+``position`` or ``duty`` frame with ``lon``/``lat`` places it; before that every other frame is
+answered with an ``error`` ("report a position first"), and its inbox is pushed from then on.
 """
 
 from __future__ import annotations
