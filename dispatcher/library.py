@@ -21,6 +21,8 @@ from polewatch import deadletter, keys
 LIBRARY: Final = "polewatch_dispatch"
 BATCH: Final = "pw_batch"
 TICK: Final = "pw_tick"
+ROUTE: Final = "pw_route"
+NEAREST: Final = "pw_nearest"
 
 STATS: Final = (
     "alarms",
@@ -66,6 +68,7 @@ _ZONED_TEMPLATES = (
     "incident_timeline",
     "incident_tried",
     "merge_area",
+    "merge_refs",
     "alarm",
     "alarm_body",
 )

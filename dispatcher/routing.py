@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 import msgspec
 import redis.asyncio as aioredis
 
+from dispatcher import library
 from dispatcher.priorities import PriorityTable
 from dispatcher.settings import DispatcherSettings
 from polewatch import keys, wire
@@ -53,10 +54,18 @@ class Route(NamedTuple):
 class Router:
     """Routes a zone's border alarms (see the module doc)."""
 
-    def __init__(self, zones: ZoneMap, settings: DispatcherSettings, table: PriorityTable) -> None:
+    def __init__(
+        self,
+        zones: ZoneMap,
+        settings: DispatcherSettings,
+        table: PriorityTable,
+        conf: dict[str, bytes],
+    ) -> None:
         self.zones = zones
         self.max_radius_m = settings.max_radius_m
         self.table = table
+        self.conf = conf
+        """Each zone's settings argument of the functions."""
         self.routed = 0
         """Alarms sent to another zone since start."""
 
@@ -73,9 +82,16 @@ class Router:
         return out
 
     async def route(
-        self, client: aioredis.Redis, zone: keys.Zone, payloads: list[bytes | None]
+        self,
+        client: aioredis.Redis,
+        zone: keys.Zone,
+        payloads: list[bytes | None],
+        *,
+        replay: bool = False,
     ) -> dict[int, Route]:
-        """Batch position -> the other zone that takes it, for the alarms that go elsewhere."""
+        """Batch position -> the other zone that takes it, for the alarms that go elsewhere.
+        ``replay``: the entries were delivered before (claimed from a dead replica or left
+        pending by a restart), so an earlier routing decision may exist and must hold."""
         if not self.zones.zoned:
             return {}
         found = self.candidates(zone, payloads)
@@ -84,44 +100,52 @@ class Router:
         decided: dict[int, str] = {}
         undecided: list[Candidate] = []
         foreign: list[tuple[Candidate, list[tuple[str, str]], bool]] = []
-        # Round trip 1: earlier routes, a home unit nearer than the border, incidents nearby
-        # (a zone's own, and those of other zones placed in it) a report could merge into.
+        # Round trip 1: for the whole batch, one read-only call on the home shard (any home
+        # unit nearer than the border, a home incident nearby, incidents of other zones placed
+        # here); plus an earlier decision (replays only) and, right at a border, the
+        # incidents of the zones next door.
+        args: list[Any] = []
+        extra: list[list[str]] = []
         async with client.pipeline(transaction=False) as pipe:
-            plans = []
             for c in found:
                 a = c.alarm
                 radius = self.table[a.type].radius_m
                 group = self.table.group(a.type)
-                near = (
-                    [z for _, z in self.zones.distances(a.lon, a.lat, radius)]
-                    if c.border_m <= radius
-                    else [zone.name]
-                )
-                sets = [k for z in near for k in (keys.zone(z).merge_area(group),
-                                                  keys.zone(z).merge_refs(group))]  # fmt: skip
-                pipe.get(zone.alarm_route(a.id))
-                pipe.geosearch(zone.units_free_geo, longitude=a.lon, latitude=a.lat,
-                               radius=max(c.border_m, 0.01), unit="m", sort="ASC",
-                               count=1)  # fmt: skip
+                args += (a.lon, a.lat, c.border_m, group, radius)
+                sets = []
+                if c.border_m <= radius:
+                    for z in self.zones.near(a.lon, a.lat, radius):
+                        if z != zone.name:
+                            sets += (keys.zone(z).merge_area(group), keys.zone(z).merge_refs(group))
                 for key in sets:
                     pipe.geosearch(key, longitude=a.lon, latitude=a.lat, radius=radius,
                                    unit="m", sort="ASC", count=4)  # fmt: skip
-                plans.append(sets)
+                if replay:
+                    pipe.get(zone.alarm_route(a.id))
+                extra.append(sets)
+            # How many units are free in each zone: an overloaded zone is not searched.
+            for other in self.zones.names:
+                pipe.zcard(keys.zone(other).units_free_geo)
+            pipe.fcall(library.ROUTE, 1, zone.alarms, self.conf[zone.name], *args)
             replies = await pipe.execute()
+        free = dict(zip(self.zones.names, replies[-1 - len(self.zones.names) : -1], strict=True))
         at = 0
-        for c, sets in zip(found, plans, strict=True):
-            earlier, home_unit = replies[at], replies[at + 1]
-            nearby = [(key, _text(i)) for key, ids in zip(sets, replies[at + 2 :], strict=False)
-                      for i in ids]  # fmt: skip
-            at += 2 + len(sets)
+        for c, sets, (unit, home, refs) in zip(found, extra, replies[-1], strict=True):
+            nearby = [(zone.merge_refs(self.table.group(c.alarm.type)), _text(i)) for i in refs]
+            for key in sets:
+                nearby += [(key, _text(i)) for i in replies[at]]
+                at += 1
+            earlier = None
+            if replay:
+                earlier, at = replies[at], at + 1
             if earlier is not None:
                 if (target := _text(earlier)) != zone.name:
                     decided[c.index] = target
-            elif any(keys.zone_of_incident(i) is zone for _, i in nearby):
-                pass  # an incident of the home zone is there: the home zone decides
+            elif home and not unit:
+                pass  # an incident of the home zone is there: its function merges the report
             elif nearby:
-                foreign.append((c, nearby, bool(home_unit)))
-            elif not home_unit:
+                foreign.append((c, nearby, bool(unit)))
+            elif not unit:
                 undecided.append(c)
         # Round trip 1b (rare): are those incidents of other zones still open and recent?
         if foreign:
@@ -151,28 +175,39 @@ class Router:
                     for key, i in stale:
                         pipe.zrem(key, i)
                     await pipe.execute()
-        # Round trip 2: the nearest free unit among the zones within reach.
+        # Round trips 2 and 3: the home zone's nearest free unit, then whether a zone next
+        # door has a nearer one (only zones that near and with free units are asked).
         if undecided:
+            limit = self.max_radius_m
+            home_args = [
+                x for c in undecided for x in (c.alarm.lon, c.alarm.lat, c.border_m, limit)
+            ]
+            reply = await client.fcall(library.NEAREST, 1, zone.alarms, self.conf[zone.name],
+                                       *home_args)  # fmt: skip
+            home_m = {
+                c.index: float(d) if d else math.inf for c, d in zip(undecided, reply, strict=True)
+            }
+            points: dict[str, list[Candidate]] = {}
+            for c in undecided:
+                reach = min(home_m[c.index], limit)
+                for z in self.zones.near(c.alarm.lon, c.alarm.lat, reach):
+                    if z != zone.name and free[z]:
+                        points.setdefault(z, []).append(c)
             async with client.pipeline(transaction=False) as pipe:
-                plans2 = []
-                for c in undecided:
-                    a = c.alarm
-                    reach = [z for _, z in self.zones.distances(a.lon, a.lat, self.max_radius_m)]
-                    for z in reach:
-                        pipe.geosearch(keys.zone(z).units_free_geo, longitude=a.lon,
-                                       latitude=a.lat, radius=self.max_radius_m, unit="m",
-                                       sort="ASC", count=1, withdist=True)  # fmt: skip
-                    plans2.append(reach)
-                replies = await pipe.execute()
-            at = 0
-            for c, reach in zip(undecided, plans2, strict=True):
-                best: tuple[float, str] | None = None
-                for z, found_units in zip(reach, replies[at : at + len(reach)], strict=True):
-                    if found_units and (best is None or found_units[0][1] < best[0]):
-                        best = (float(found_units[0][1]), z)
-                at += len(reach)
-                if best is not None and best[1] != zone.name:
-                    decided[c.index] = best[1]
+                for z, cs in points.items():
+                    args = []
+                    for c in cs:
+                        args += (c.alarm.lon, c.alarm.lat, 0, min(home_m[c.index], limit))
+                    pipe.fcall(library.NEAREST, 1, keys.zone(z).alarms, self.conf[z], *args)
+                replies = await pipe.execute() if points else []
+            best = {i: (d, zone.name) for i, d in home_m.items()}
+            for (z, cs), distances in zip(points.items(), replies, strict=True):
+                for c, d in zip(cs, distances, strict=True):
+                    if d and float(d) < best[c.index][0]:
+                        best[c.index] = (float(d), z)
+            for index, (_, z) in best.items():
+                if z != zone.name:
+                    decided[index] = z
         if not decided:
             return {}
         decided = await self._record(client, zone, found, decided)

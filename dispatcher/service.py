@@ -70,12 +70,13 @@ class Dispatcher:
         self.zone_map = settings.zone_map()
         self.zones = [keys.zone(name) for name in settings.served_zones()]
         """The zones this replica consumes."""
-        self.router = Router(self.zone_map, settings, self.table)
         self._conf = {
             zone.name: library.settings_arg(settings, self.consumer, zone)
             for zone in self.zone_map.all_keys()
         }
+        self.router = Router(self.zone_map, settings, self.table, self._conf)
         self._stopping = asyncio.Event()
+        self._warming: asyncio.Future[int] | None = None
 
     @property
     def client(self) -> aioredis.Redis:
@@ -94,6 +95,10 @@ class Dispatcher:
     async def prepare(self) -> None:
         """Load the functions and the alarm-type table; create the consumer group."""
         await wait_ready(self.client)
+        if self.zone_map.zoned and self._warming is None:
+            # Border distances for the whole city, off the event loop (alarms meanwhile
+            # compute the squares they need themselves).
+            self._warming = asyncio.ensure_future(asyncio.to_thread(self.zone_map.warm))
         await library.load(self.client, self.table, self.zone_map.all_keys())
         for zone in self.zones:
             for stream in zone.streams:
@@ -199,7 +204,7 @@ class Dispatcher:
             entries = intake.flatten(reply)
             if not entries:
                 return
-            await self.process(entries, zone)
+            await self.process(entries, zone, replay=True)
 
     async def claim(self, zone: keys.Zone = keys.DEFAULT) -> int:
         """Take over and process entries idle too long in other (dead) consumers."""
@@ -218,7 +223,7 @@ class Dispatcher:
                 entries = intake.flatten([(stream, items)])
                 if entries:
                     log.info("claimed %d idle entries of %s", len(entries), stream)
-                    await self.process(entries, zone)
+                    await self.process(entries, zone, replay=True)
                     done += len(entries)
                 if nxt in (b"0-0", "0-0"):
                     break
@@ -226,7 +231,7 @@ class Dispatcher:
         return done
 
     async def process(
-        self, entries: list[intake.Entry], zone: keys.Zone = keys.DEFAULT
+        self, entries: list[intake.Entry], zone: keys.Zone = keys.DEFAULT, *, replay: bool = False
     ) -> dict[str, int]:
         """Dead-letter the bad entries and hand the good ones to ``pw_batch`` on the zone's
         shard, in one round trip (border alarms another zone should take go there first);
@@ -234,7 +239,7 @@ class Dispatcher:
         started = time.perf_counter()
         good, bad = intake.validate(entries)
         away = await self.router.route(
-            self.client, zone, [p if e.is_alarm else None for e, p in good]
+            self.client, zone, [p if e.is_alarm else None for e, p in good], replay=replay
         )
         counts: Counter[str] = Counter()
         if away:

@@ -31,6 +31,7 @@ BENCHES: dict[str, str] = {
     "lookup": "polewatch.poles.bench:run",
     "edge": "edge.bench:run",
     "gateway": "gateway.bench:run",
+    "cluster": "dispatcher.cluster_bench:run",
     # "name": "module:function",
 }
 """``polewatch bench NAME`` -> ``module:function``; the function takes the parsed args and

@@ -4,6 +4,7 @@ timeouts, so a restarted Redis is a pause, not a crash."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any, cast
 
@@ -43,9 +44,7 @@ def connect(
     from redis.asyncio.retry import Retry as AsyncRetry
 
     if cluster:
-        from redis.asyncio.cluster import RedisCluster
-
-        client: Any = RedisCluster.from_url(
+        client: Any = _cluster_class().from_url(
             url,
             client_name=name,
             retry=AsyncRetry(ExponentialBackoff(cap=2.0, base=0.05), retries),
@@ -77,9 +76,7 @@ def connect_sync(
     from redis.retry import Retry
 
     if cluster:
-        from redis.cluster import RedisCluster
-
-        client: Any = RedisCluster.from_url(
+        client: Any = _sync_cluster_class().from_url(
             url,
             client_name=name,
             retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
@@ -111,3 +108,35 @@ async def wait_ready(client: aioredis.Redis, within_s: float = 30.0) -> None:
                 raise TimeoutError(f"Redis not ready after {within_s:.0f} s: {exc}") from exc
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+# redis-py finds the slot of an FCALL by asking a node (COMMAND GETKEYS, one more round trip
+# with every argument) where it parses EVAL's numkeys itself; these do the same for FCALL.
+def _fcall_slot(client: Any, command: str, args: tuple[Any, ...]) -> int | None:
+    if command.upper() in ("FCALL", "FCALL_RO") and len(args) >= 3 and int(args[1]) > 0:
+        return int(client.keyslot(args[2]))
+    return None
+
+
+@functools.cache
+def _cluster_class() -> type:
+    from redis.asyncio.cluster import RedisCluster
+
+    class Cluster(RedisCluster):  # type: ignore[misc]
+        async def _determine_slot(self, command: str, *args: Any) -> int:
+            slot = _fcall_slot(self, command, args)
+            return slot if slot is not None else await super()._determine_slot(command, *args)
+
+    return Cluster
+
+
+@functools.cache
+def _sync_cluster_class() -> type:
+    from redis.cluster import RedisCluster
+
+    class Cluster(RedisCluster):  # type: ignore[misc]
+        def _determine_slot(self, *args: Any) -> int:
+            slot = _fcall_slot(self, args[0], args[1:]) if args else None
+            return slot if slot is not None else int(super()._determine_slot(*args))
+
+    return Cluster

@@ -218,6 +218,9 @@ class EmbeddedCluster:
     def start(self, timeout: float = 20.0) -> EmbeddedCluster:
         try:
             for node in self.nodes:
+                # A fresh cluster every time: a node that finds an old config would refuse
+                # the slot assignment below.
+                (node.data_dir / "nodes.conf").unlink(missing_ok=True)
                 node.start()
         except Exception:
             self.stop()

@@ -37,7 +37,7 @@ from polewatch import keys
 
 _M_PER_DEG_LAT = 111_320.0
 CELL_M = 500.0
-"""Side of the squares :meth:`ZoneMap.border_m` caches its answer for."""
+"""Side of the squares :meth:`ZoneMap.border_m` and :meth:`ZoneMap.near` cache answers for."""
 _NAME = re.compile(r"^[a-z0-9_]{1,24}$")
 
 SHENZHEN_PINYIN = {
@@ -77,7 +77,7 @@ class ZoneMap:
         for area in self._areas:
             shapely.prepare(area.shape)
         self.names: tuple[str, ...] = tuple(a.name for a in self._areas) or ("",)
-        self._border_cache: dict[tuple[int, int, str, float], float] = {}
+        self._cell_cache: dict[tuple[int, int], list[tuple[float, str]]] = {}
 
     # --- building --------------------------------------------------------------------------
     @classmethod
@@ -171,26 +171,57 @@ class ZoneMap:
 
     def border_m(self, lon: float, lat: float, zone: str, within_m: float) -> float:
         """A lower bound of the distance from the place to any zone other than ``zone``
-        (``math.inf`` when none is within ``within_m``). Cached per ``CELL_M`` square, so the
-        hot path pays a dictionary lookup: the bound is the exact distance from the square's
-        centre less half its diagonal."""
+        (``math.inf`` when none is within ``within_m``); cached (see :meth:`_cell`)."""
+        for d, name in self._cell(lon, lat):
+            if name != zone:
+                return d if d <= within_m else math.inf
+        return math.inf
+
+    def near(self, lon: float, lat: float, within_m: float) -> list[str]:
+        """The zones that may lie within ``within_m`` of the place (a superset, by at most
+        the cell's half-diagonal); cached (see :meth:`_cell`)."""
+        return [name for d, name in self._cell(lon, lat) if d <= within_m]
+
+    def warm(self) -> int:
+        """Fill the cache of :meth:`_cell` for every square of the zones' extent at once
+        (vectorised; about a second for a city), so that no alarm pays for a first visit.
+        Returns the number of squares."""
         if not self._areas:
-            return math.inf
-        x, y = lon * self._kx, lat * _M_PER_DEG_LAT
-        cell = (int(x // CELL_M), int(y // CELL_M), zone, within_m)
-        bound = self._border_cache.get(cell)
-        if bound is None:
-            cx, cy = (cell[0] + 0.5) * CELL_M, (cell[1] + 0.5) * CELL_M
+            return 0
+        x0 = min(a.bounds[0] for a in self._areas) // CELL_M
+        y0 = min(a.bounds[1] for a in self._areas) // CELL_M
+        x1 = max(a.bounds[2] for a in self._areas) // CELL_M
+        y1 = max(a.bounds[3] for a in self._areas) // CELL_M
+        xs, ys = np.meshgrid(np.arange(x0, x1 + 1), np.arange(y0, y1 + 1))
+        xs, ys = xs.ravel(), ys.ravel()
+        centres = shapely.points((xs + 0.5) * CELL_M, (ys + 0.5) * CELL_M)
+        slack = CELL_M * 0.7072
+        bounds = np.maximum(
+            0.0, np.stack([shapely.distance(a.shape, centres) for a in self._areas]) - slack
+        )
+        names = [a.name for a in self._areas]
+        for i, (x, y) in enumerate(zip(xs.tolist(), ys.tolist(), strict=True)):
+            column = bounds[:, i].tolist()
+            self._cell_cache[(int(x), int(y))] = sorted(zip(column, names, strict=True))
+        return len(xs)
+
+    def _cell(self, lon: float, lat: float) -> list[tuple[float, str]]:
+        """Lower bounds of the distances to every zone, nearest first: cached per ``CELL_M``
+        square, so the hot path pays a dictionary lookup; each bound is the exact distance
+        from the square's centre less half its diagonal."""
+        if not self._areas:
+            return [(0.0, "")]
+        cell = (int(lon * self._kx // CELL_M), int(lat * _M_PER_DEG_LAT // CELL_M))
+        found = self._cell_cache.get(cell)
+        if found is None:
+            centre = shapely.Point((cell[0] + 0.5) * CELL_M, (cell[1] + 0.5) * CELL_M)
             slack = CELL_M * 0.7072
-            bound = math.inf
-            for d, name in self.distances(cx / self._kx, cy / _M_PER_DEG_LAT, within_m + slack):
-                if name != zone:
-                    bound = max(0.0, d - slack)
-                    break
-            if len(self._border_cache) > 1_000_000:
-                self._border_cache.clear()
-            self._border_cache[cell] = bound
-        return bound if bound <= within_m else math.inf
+            found = sorted((max(0.0, a.shape.distance(centre) - slack), a.name)
+                           for a in self._areas)  # fmt: skip
+            if len(self._cell_cache) > 1_000_000:
+                self._cell_cache.clear()
+            self._cell_cache[cell] = found
+        return found
 
 
 async def unit_zone(
