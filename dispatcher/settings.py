@@ -52,6 +52,7 @@ class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fie
     :class:`~dispatcher.priorities.AlarmTypePatch`); checked at start, errors name the type."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.alarm_types()  # fail at start, naming the bad entry
         self.served_zones()
 

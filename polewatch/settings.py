@@ -45,6 +45,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     metrics_port: int = 0
     """Port of the Prometheus endpoint (0: none, or served by the service's own HTTP app)."""
 
+    def __post_init__(self) -> None:
+        # Fail at start, naming the key: an unreadable zones file, or a cluster without zones
+        # (the default zone's keys are spread over the slots: its atomic steps would fail).
+        self.zone_map()
+        if self.redis_cluster and not self.zones:
+            raise ValueError(
+                "redis_cluster: a Redis Cluster needs dispatch zones; set 'zones' to a GeoJSON "
+                "file of them (e.g. the city's districts)"
+            )
+
     def zone_map(self) -> ZoneMap:
         """The deployment's dispatch zones (loaded once per file)."""
         return _zone_map(self.zones)
@@ -55,7 +65,7 @@ def _zone_map(path: str) -> ZoneMap:
     try:
         return ZoneMap.load(path)
     except ZoneError as exc:
-        raise SettingsError(f"zones: {exc}") from None
+        raise ValueError(f"zones: {exc}") from None
 
 
 S = TypeVar("S", bound=Settings)

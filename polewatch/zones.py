@@ -97,19 +97,30 @@ class ZoneMap:
             features = doc["features"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ZoneError(f"zones file {path}: {exc}") from None
+        if not isinstance(features, list):
+            raise ZoneError(f"zones file {path}: 'features' must be a list")
         raw: list[tuple[str, Any]] = []
         for i, feature in enumerate(features):
+            if not isinstance(feature, dict):
+                raise ZoneError(f"zones file {path}: feature {i} is not an object")
             props = feature.get("properties") or {}
+            if not isinstance(props, dict):
+                raise ZoneError(f"zones file {path}: feature {i} has bad properties")
+            qh = props.get("qh")
             name = (
-                props.get("zone") or SHENZHEN_PINYIN.get(props.get("qh", "")) or props.get("name")
+                props.get("zone")
+                or (SHENZHEN_PINYIN.get(qh) if isinstance(qh, str) else None)
+                or props.get("name")
             )
             if not isinstance(name, str) or not _NAME.match(name):
                 raise ZoneError(f"zones file {path}: feature {i} has no usable zone name "
                                 f"({name!r}; want [a-z0-9_]{{1,24}})")  # fmt: skip
             try:
                 geom = shape(feature["geometry"])
-            except (KeyError, ValueError, TypeError, AttributeError) as exc:
-                raise ZoneError(f"zones file {path}: feature {name}: {exc}") from None
+            except Exception as exc:  # shapely raises many kinds on malformed GeoJSON
+                raise ZoneError(
+                    f"zones file {path}: feature {name}: bad geometry ({exc})"
+                ) from None
             if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty:
                 raise ZoneError(f"zones file {path}: feature {name} is not a polygon")
             raw.append((name, geom))
@@ -238,7 +249,8 @@ async def unit_zone(
         return known.decode() if isinstance(known, bytes) else str(known)
     if lon is None or lat is None:
         return None
-    name = zones.locate(lon, lat)
-    await redis.hsetnx(keys.UNIT_ZONES, unit, name)
-    again = await redis.hget(keys.UNIT_ZONES, unit)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hsetnx(keys.UNIT_ZONES, unit, zones.locate(lon, lat))
+        pipe.hget(keys.UNIT_ZONES, unit)
+        _, again = await pipe.execute()
     return again.decode() if isinstance(again, bytes) else str(again)

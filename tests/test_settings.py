@@ -70,3 +70,21 @@ def test_a_missing_or_broken_file_fails_clearly(tmp_path: Path) -> None:
     broken.write_text("[example\n")
     with pytest.raises(SettingsError, match="not valid TOML"):
         load(Example, section="example", env={}, config_file=broken)
+
+
+def test_zone_settings_fail_at_start_naming_the_key(tmp_path: Path, zones_file: Path) -> None:
+    from dispatcher.settings import DispatcherSettings
+
+    with pytest.raises(SettingsError, match="redis_cluster"):
+        load(DispatcherSettings, section="dispatcher", env={"POLEWATCH_REDIS_CLUSTER": "true"})
+    broken = tmp_path / "zones.geojson"
+    broken.write_text('{"type": "FeatureCollection", "features": [{"properties": {}}]}')
+    with pytest.raises(SettingsError, match="zones"):
+        load(DispatcherSettings, section="dispatcher", env={"POLEWATCH_ZONES": str(broken)})
+    with pytest.raises(SettingsError, match="serve_zones"):
+        load(DispatcherSettings, section="dispatcher",
+             env={"POLEWATCH_ZONES": str(zones_file), "POLEWATCH_SERVE_ZONES": '["atlantis"]'})  # fmt: skip
+    ok = load(DispatcherSettings, section="dispatcher",
+              env={"POLEWATCH_ZONES": str(zones_file), "POLEWATCH_REDIS_CLUSTER": "true",
+                   "POLEWATCH_SERVE_ZONES": '["futian", "luohu"]'})  # fmt: skip
+    assert ok.served_zones() == ("futian", "luohu") and len(ok.zone_map().names) == 10
