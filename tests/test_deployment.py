@@ -47,7 +47,10 @@ def polewatch_commands() -> list[tuple[str, list[str]]]:
     ]
 
 
-@pytest.mark.parametrize("service", ["city", "dispatcher", "gateway"])
+@pytest.mark.parametrize(
+    "service",
+    ["city", "dispatcher", "gateway", "city-cluster", "dispatcher-cluster", "gateway-cluster"],
+)
 def test_every_polewatch_command_in_compose_parses(service: str) -> None:
     commands = dict(polewatch_commands())
     parser = build_parser()
@@ -55,7 +58,26 @@ def test_every_polewatch_command_in_compose_parses(service: str) -> None:
     assert callable(args.func)
 
 
+def test_the_cluster_profile_runs_the_same_services_zoned_on_three_masters() -> None:
+    from polewatch.settings import Settings, load
+
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    nodes = [s for s in services.values() if "--cluster-enabled" in s.get("command", [])]
+    assert len(nodes) == 3 and all(n["profiles"] == ["cluster"] for n in nodes)
+    init = " ".join(services["cluster-init"]["command"])
+    assert "--cluster create redis-c1:6379 redis-c2:6379 redis-c3:6379" in init
+    for name in ("city-cluster", "dispatcher-cluster", "gateway-cluster"):
+        env = services[name]["environment"]
+        assert env["POLEWATCH_REDIS_CLUSTER"] == "true"
+        # The zones file the services are given is the shared districts file, mounted at
+        # /shared/data; the settings accept that environment once the path is the local one.
+        zones = env["POLEWATCH_ZONES"].replace("/shared/data", str(ROOT.parent / "shared" / "data"))
+        conf = load(Settings, section="x", env={**env, "POLEWATCH_ZONES": zones})
+        assert conf.redis_cluster and len(conf.zone_map().names) == 10
+
+
 def test_the_image_entrypoint_is_the_console_script() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["polewatch"]' in text
-    assert "polewatch = \"polewatch.cli:main\"" in (ROOT / "pyproject.toml").read_text()
+    assert 'polewatch = "polewatch.cli:main"' in (ROOT / "pyproject.toml").read_text()
