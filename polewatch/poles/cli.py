@@ -1,9 +1,11 @@
 """``polewatch poles import|generate|lookup|markers``: the pole registry from the command line.
 
 The Redis URL comes from :mod:`polewatch.settings` (``REDIS_URL``, ``POLEWATCH_REDIS_URL`` or
-the config file); ``--redis-url`` overrides it. Exit status: 0 done, 1 not found (lookup,
-markers) or refused rows with ``--strict`` (import), 2 bad input (unreadable file, invalid code
-or plate size).
+the config file); ``--redis-url`` overrides it. On a Redis Cluster (the ``redis_cluster``
+setting, ``POLEWATCH_REDIS_CLUSTER=true`` with ``POLEWATCH_ZONES``) the client follows the
+slots: a city's registry keys share its hash tag, so every action works there as on one
+server. Exit status: 0 done, 1 not found (lookup, markers) or refused rows with ``--strict``
+(import), 2 bad input (unreadable file, invalid code or plate size).
 """
 
 from __future__ import annotations
@@ -105,7 +107,10 @@ def _fail(message: str, status: int = 2) -> int:
 
 def _with_redis(args: argparse.Namespace, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
     async def run() -> T:
-        client = connect(_settings(args).redis_url, name="polewatch-cli", retries=2)
+        settings = _settings(args)
+        client = connect(
+            settings.redis_url, name="polewatch-cli", retries=2, cluster=settings.redis_cluster
+        )
         try:
             return await work(client)
         finally:
