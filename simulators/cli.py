@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+from simulators.system import masters_arg
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo = sub.add_parser(
         "demo",
         help="run the whole system on an embedded Redis with a simulated city",
-        description="Starts a private redis-server (or uses REDIS_URL), the demo city, "
-        "dispatchers, the gateway, camera and door agents fed with simulated video and door "
-        "controllers, patrol units and citizens. Ctrl-C stops everything.",
+        description="Starts a private redis-server (or a Redis Cluster with --cluster N, or "
+        "uses REDIS_URL, with POLEWATCH_REDIS_CLUSTER and POLEWATCH_ZONES for a cluster), the "
+        "demo city, dispatchers, the gateway, camera and door agents fed with simulated video "
+        "and door controllers, patrol units and citizens. Ctrl-C stops everything.",
     )
     demo.add_argument("--units", type=int, default=300, help="patrol units (default 300)")
     demo.add_argument("--rate", type=float, default=0.2, help="citizen alarms per simulated second")
@@ -31,6 +35,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     demo.add_argument(
         "--door-rate", type=float, default=12.0, help="visits per door per minute (default 12)"
     )
+    demo.add_argument(
+        "--cluster",
+        type=masters_arg,
+        default=0,
+        metavar="N",
+        help="start a private Redis Cluster of N masters, dispatch zones the districts "
+        "(default 0: one redis-server)",
+    )
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--run-dir", type=Path, help="where Redis data and logs go (.run/)")
     demo.set_defaults(func=_demo)
@@ -38,18 +50,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     from polewatch import logs
-    from polewatch.settings import Settings, load
+    from polewatch.settings import Settings, SettingsError, load
     from simulators.demo import DemoOptions, project_run_dir, run
+    from simulators.system import zones_for
 
     class DemoSettings(Settings, frozen=True, kw_only=True):
         redis_url: str = ""
         """Empty: start a private redis-server under the run folder."""
 
-    settings = load(DemoSettings, section="demo")
+    try:
+        settings = load(DemoSettings, section="demo")
+        zones = zones_for(settings, args.cluster)
+    except SettingsError as exc:
+        print(f"polewatch demo: {exc}", file=sys.stderr)
+        return 2
     logs.setup("demo", settings.log_level, json_output=False)
     return run(
         DemoOptions(
             redis_url=settings.redis_url or None,
+            cluster=args.cluster,
+            redis_cluster=settings.redis_cluster,
+            zones=zones,
             city=settings.city,
             run_dir=args.run_dir or project_run_dir(),
             units=args.units,

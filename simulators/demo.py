@@ -1,10 +1,13 @@
 """``polewatch demo``: the whole system on one machine, with a living city.
 
-It starts (or reuses, with ``REDIS_URL``) a Redis, makes sure the Shenzhen demo city is in the
-pole registry, starts dispatcher replicas and the gateway as real processes, then runs the
+It starts (or reuses, with ``REDIS_URL``) a Redis, or with ``--cluster N`` a Redis Cluster of N
+masters whose dispatch zones are the city's districts (see :mod:`simulators.system`), makes
+sure the Shenzhen demo city is in the pole registry, starts dispatcher replicas, the gateway
+and the edge agents as real processes (every one given the same Redis and zones), then runs the
 simulated patrol fleet and citizens against the gateway's real API. It prints where to look
 and a one-line summary every few seconds. Ctrl-C (or SIGTERM) stops everything in order:
-simulators, gateway, dispatchers, then the private Redis; no process is left behind.
+simulators, gateway, dispatchers, then the private Redis (every node of a private cluster); no
+process is left behind.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ import logging
 import os
 import secrets
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +27,9 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from polewatch import keys, wire
-from polewatch.embedded import EmbeddedRedis, die_with_parent, free_port
+from polewatch.embedded import EmbeddedCluster, EmbeddedRedis, free_port
 from polewatch.poles.model import Pole
+from simulators.system import PIDS, Processes, Store, start_private
 
 if TYPE_CHECKING:
     from simulators.doors import DemoDoor
@@ -57,6 +59,12 @@ class DemoOptions:
     """Doors whose simulated controllers feed the real door agent (0: none)."""
     door_rate: float = 0.2
     """Visits per door per second."""
+    cluster: int = 0
+    """Start a private Redis Cluster of this many masters (0: a single redis-server)."""
+    redis_cluster: bool = False
+    """``redis_url`` names a node of a Redis Cluster."""
+    zones: str = ""
+    """The dispatch zones file every service is given (empty: one zone)."""
 
 
 def project_run_dir() -> Path:
@@ -65,71 +73,23 @@ def project_run_dir() -> Path:
     return (root if (root / "pyproject.toml").exists() else Path.cwd()) / ".run"
 
 
-class Processes:
-    """Child processes of the demo, stopped in reverse order of start."""
-
-    def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
-        self.run_dir = run_dir
-        self.env = env
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
-
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        logfile = (self.run_dir / f"{name}.log").open("ab")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "polewatch.cli", *args],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=logfile,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C reaches the demo only; it stops children in order
-            preexec_fn=die_with_parent,
-        )
-        logfile.close()
-        self.children.append((name, proc))
-        with (self.run_dir / "demo.pids").open("a") as pids:
-            pids.write(f"{proc.pid} {name}\n")
-        return proc
-
-    def check(self) -> None:
-        for name, proc in self.children:
-            if proc.poll() is not None:
-                tail = (self.run_dir / f"{name}.log").read_text(errors="replace")[-1500:]
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
-
-    def stop(self, grace_s: float = 8.0) -> None:
-        for _name, proc in reversed(self.children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        for _name, proc in reversed(self.children):
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self.children.clear()
-
-
 def run(options: DemoOptions) -> int:
     """Run the demo until Ctrl-C or ``duration_s``; returns the exit status."""
     options.run_dir.mkdir(parents=True, exist_ok=True)
-    (options.run_dir / "demo.pids").write_text("")
-    server: EmbeddedRedis | None = None
-    url = options.redis_url
-    if url is None:
-        server = EmbeddedRedis(options.run_dir / "redis", tied_to_parent=True).start()
-        url = server.url
-        assert server.process is not None
-        with (options.run_dir / "demo.pids").open("a") as pids:
-            pids.write(f"{server.process.pid} redis-server\n")
+    (options.run_dir / PIDS).write_text("")
+    server: EmbeddedRedis | EmbeddedCluster | None = None
+    if options.redis_url is None:
+        store, server = start_private(options.run_dir, masters=options.cluster, zones=options.zones)
+    else:
+        store = Store(options.redis_url, cluster=options.redis_cluster, zones=options.zones)
     try:
-        return asyncio.run(_demo(options, url, server))
+        return asyncio.run(_demo(options, store))
     finally:
         if server is not None:
             server.stop()
 
 
-async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) -> int:
+async def _demo(options: DemoOptions, store: Store) -> int:
     from gateway.auth import mint  # the demo is a composition root: it may know the gateway
     from gateway.console.accounts import demo_console
     from polewatch.poles.city import generate_city
@@ -143,7 +103,7 @@ async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) ->
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
-    client = aioredis.Redis.from_url(url)
+    client = store.client("demo")
     registry = PoleRegistry(client, options.city)
     if await registry.count() == 0:
         print(f"polewatch demo: generating the {options.city} city ({options.poles} poles)...")
@@ -157,7 +117,7 @@ async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) ->
 
     secret = secrets.token_urlsafe(24)
     port = options.port or free_port()
-    env = dict(os.environ, REDIS_URL=url, POLEWATCH_SECRET=secret, POLEWATCH_CITY=options.city)
+    env = dict(os.environ, **store.env(), POLEWATCH_SECRET=secret, POLEWATCH_CITY=options.city)
     password = secrets.token_urlsafe(6)  # the command centre's demo login (see the banner)
     env["POLEWATCH_CONSOLE"] = demo_console("demo", password)
     procs = Processes(options.run_dir, env)
@@ -188,7 +148,7 @@ async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) ->
             f"  operator token:     {operator}\n"
             f"  cameras:            {_cameras_line(cameras)}\n"
             f"  doors:              {_doors_line(doors)}\n"
-            f"  redis:              {url}\n"
+            f"  redis:              {store.describe()}\n"
             f"  logs:               {options.run_dir}/\n"
             "Ctrl-C stops everything.\n",
             flush=True,
@@ -205,7 +165,7 @@ async def _demo(options: DemoOptions, url: str, server: EmbeddedRedis | None) ->
         tasks = [
             asyncio.create_task(fleet.run(stop)),
             asyncio.create_task(citizens.run(stop)),
-            asyncio.create_task(_report(client, fleet, citizens, procs, stop, edge)),
+            asyncio.create_task(_report(client, store, fleet, citizens, procs, stop, edge)),
         ]
         if door_url:
             controllers = DoorControllers(door_url, doors, options.seed, options.door_rate)
@@ -257,26 +217,30 @@ def _doors_line(doors: list[DemoDoor]) -> str:
 
 class EdgeTally:
     """Alarms of the demo's cameras and doors, counted from the new entries of the alarm
-    stream at each report."""
+    streams (one per zone) at each report."""
 
     def __init__(self, cameras: int, doors: int) -> None:
         self.cameras, self.doors = cameras, doors
         self.camera_alarms = self.door_alarms = 0
-        self._after = "0-0"
+        self._after: dict[str, str] = {}
 
-    async def update(self, client: aioredis.Redis, batch: int = 500) -> None:
+    async def update(
+        self, client: aioredis.Redis, streams: list[str] | None = None, batch: int = 500
+    ) -> None:
         if not (self.cameras or self.doors):
             return
-        while True:
-            entries: Any = await client.xrange(keys.ALARMS, f"({self._after}", count=batch)
-            for entry_id, fields in entries:
-                self._after = entry_id.decode()
-                with contextlib.suppress(wire.WireError):
-                    source = wire.decode_entry(fields, wire.Alarm).source
-                    self.camera_alarms += source.startswith("camera:")
-                    self.door_alarms += source.startswith(("door:", "controller:"))
-            if len(entries) < batch:
-                return
+        for stream in streams or [keys.ALARMS]:
+            while True:
+                after = self._after.get(stream, "0-0")
+                entries: Any = await client.xrange(stream, f"({after}", count=batch)
+                for entry_id, fields in entries:
+                    self._after[stream] = entry_id.decode()
+                    with contextlib.suppress(wire.WireError):
+                        source = wire.decode_entry(fields, wire.Alarm).source
+                        self.camera_alarms += source.startswith("camera:")
+                        self.door_alarms += source.startswith(("door:", "controller:"))
+                if len(entries) < batch:
+                    break
 
     def __str__(self) -> str:
         out = f"  cameras {self.cameras} ({self.camera_alarms} alarms)" if self.cameras else ""
@@ -299,29 +263,34 @@ async def _wait_http(url: str, procs: Processes, stop: asyncio.Event, within_s: 
 
 async def _report(
     client: aioredis.Redis,
+    store: Store,
     fleet: object,
     citizens: object,
     procs: Processes,
     stop: asyncio.Event,
     edge: EdgeTally,
 ) -> None:
-    """Print a one-line picture of the city every few seconds."""
+    """Print a one-line picture of the city every few seconds (summed over the zones)."""
+    zones = store.zone_keys
+    where = f"  in {len(zones)} zones" if store.zone_map.zoned else ""
     while not stop.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), 5.0)
         procs.check()
         pipe = client.pipeline(transaction=False)
-        pipe.xlen(keys.ALARMS)
-        pipe.zcard(keys.INCIDENTS_OPEN)
-        pipe.zcard(keys.ESCALATED)
-        pipe.zcard(keys.UNITS_FREE_GEO)
-        pipe.zcard(keys.UNITS_GEO)
-        pipe.xlen(keys.AUDIT)
-        alarms, open_, escalated, free, on_duty, audit = await pipe.execute()
-        await edge.update(client)
+        for zone in zones:
+            pipe.xlen(zone.alarms)
+            pipe.zcard(zone.incidents_open)
+            pipe.zcard(zone.escalated)
+            pipe.zcard(zone.units_free_geo)
+            pipe.zcard(zone.units_geo)
+            pipe.xlen(zone.audit)
+        counts = await pipe.execute()
+        alarms, open_, escalated, free, on_duty, audit = (sum(counts[i::6]) for i in range(6))
+        await edge.update(client, [zone.alarms for zone in zones])
         print(
             f"[{time.strftime('%H:%M:%S')}] alarms {alarms}  open incidents {open_} "
             f"(escalated {escalated})  units free {free}/{on_duty}  "
-            f"connected {getattr(fleet, 'connected', '?')}  audit events {audit}{edge}",
+            f"connected {getattr(fleet, 'connected', '?')}  audit events {audit}{edge}{where}",
             flush=True,
         )
