@@ -3,8 +3,11 @@
 Roles (``--role``): ``run`` (the default) does everything on this machine, with ``--workers``
 local worker processes; ``master`` and ``worker`` run one locust process each (docker-compose
 uses them); ``tokens`` mints the patrol units' tokens file a deployment's workers read.
-The system is started like ``polewatch demo`` does (embedded Redis, the city, dispatcher
-replicas, the gateway) unless ``--host`` names a running gateway.
+The system is started like ``polewatch demo`` does (embedded Redis, or with ``--cluster N`` a
+Redis Cluster of N masters zoned by district; the city, dispatcher replicas, the gateway)
+unless ``--host`` names a running gateway. The Redis settings (``REDIS_URL``,
+``POLEWATCH_REDIS_CLUSTER``, ``POLEWATCH_ZONES``) reach the locust processes as
+``--pw-redis-url``, ``--pw-redis-cluster`` and ``--pw-zones``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from simulators.system import Processes, Store, masters_arg
 
 HERE = Path(__file__).resolve().parent
 LOCUSTFILE = HERE / "locustfile.py"
@@ -49,6 +54,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--host", help="a running gateway (default: start the system)")
     p.add_argument("--dispatchers", type=int, default=2, help="replicas started (default 2)")
     p.add_argument("--poles", type=int, default=20_000, help="poles of a new city")
+    p.add_argument(
+        "--cluster",
+        type=masters_arg,
+        default=0,
+        metavar="N",
+        help="start a private Redis Cluster of N masters, zones the districts (default 0)",
+    )
     p.add_argument("--role", choices=["run", "master", "worker", "tokens"], default="run")
     p.add_argument("--master-host", default="127.0.0.1", help="worker role: the master")
     p.add_argument("--master-port", type=int, default=5557)
@@ -108,6 +120,8 @@ def _locust_args(args: argparse.Namespace, settings: Any) -> list[str]:
         "--skip-log-setup",
         "--pw-redis-url",
         settings.redis_url or "redis://127.0.0.1:6379/0",
+        "--pw-zones",
+        settings.zones,
         "--pw-city",
         settings.city,
         "--pw-mix",
@@ -119,6 +133,8 @@ def _locust_args(args: argparse.Namespace, settings: Any) -> list[str]:
         "--pw-workers",
         str(max(args.workers, 1)),
     ]
+    if settings.redis_cluster:
+        common.append("--pw-redis-cluster")
     from loadtest.population import CLASS_OF, parse_mix
 
     common += [CLASS_OF[name] for name, weight in parse_mix(args.mix).items() if weight > 0]
@@ -198,23 +214,29 @@ def _mint_files(args: argparse.Namespace, secret: str, env: dict[str, str], unit
 
 
 def _run(args: argparse.Namespace, settings: Any) -> int:
-    from polewatch.embedded import EmbeddedRedis, free_port
-    from simulators.demo import Processes
+    from polewatch.embedded import EmbeddedCluster, EmbeddedRedis, free_port
+    from polewatch.settings import SettingsError
+    from simulators.system import PIDS, start_private, zones_for
 
+    try:
+        zones = zones_for(settings, args.cluster)
+    except SettingsError as exc:
+        print(f"polewatch loadtest: {exc}", file=sys.stderr)
+        return 2
     run_dir = args.out / "system"
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "demo.pids").write_text("")
-    server: EmbeddedRedis | None = None
-    url = settings.redis_url
-    if not url:
+    (run_dir / PIDS).write_text("")
+    server: EmbeddedRedis | EmbeddedCluster | None = None
+    if settings.redis_url:
+        store = Store(settings.redis_url, cluster=settings.redis_cluster, zones=zones)
+    else:
         if args.host:
             raise SystemExit("polewatch loadtest: with --host, set REDIS_URL of that system")
-        server = EmbeddedRedis(run_dir / "redis", tied_to_parent=True).start()
-        url = server.url
+        store, server = start_private(run_dir, masters=args.cluster, zones=zones)
     secret = settings.secret or secrets.token_urlsafe(24)
     env = dict(
         os.environ,
-        REDIS_URL=url,
+        **store.env(),
         POLEWATCH_SECRET=secret,
         POLEWATCH_CITY=settings.city,
         POLEWATCH_RATELIMIT_ENABLED="false",
@@ -223,7 +245,7 @@ def _run(args: argparse.Namespace, settings: Any) -> int:
     started = time.monotonic()
     try:
         if args.host is None:
-            _ensure_city(procs, url, settings.city, args.poles)
+            _ensure_city(procs, store, settings.city, args.poles)
             port = free_port()
             for n in range(args.dispatchers):
                 procs.start(f"dispatcher-{n + 1}", "dispatcher", "--consumer", f"lt-{n + 1}")
@@ -296,20 +318,19 @@ def _role_argv(args: argparse.Namespace, role: str) -> list[str]:
     return argv
 
 
-def _ensure_city(procs: Any, url: str, city: str, poles: int) -> None:
-    import redis
-
+def _ensure_city(procs: Processes, store: Store, city: str, poles: int) -> None:
     from polewatch import keys
 
-    client = redis.Redis.from_url(url)
+    client = store.sync_client("loadtest")
     try:
         if client.hlen(keys.poles(city)):
             return
     finally:
         client.close()
     proc = procs.start(
-        "city", "poles", "generate", "--city", city, "--count", str(poles), "--redis-url", url
-    )
+        "city", "poles", "generate", "--city", city, "--count", str(poles), "--redis-url",
+        store.url,
+    )  # fmt: skip
     if proc.wait(timeout=300) != 0:
         raise SystemExit("polewatch loadtest: generating the city failed (see city.log)")
     procs.children.remove(("city", proc))

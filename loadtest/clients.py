@@ -20,6 +20,7 @@ import redis
 import websocket
 from locust.event import EventHook
 
+from loadtest.population import redis_client
 from loadtest.thresholds import E2E, E2E_NAME, PUSH_NAME
 from polewatch import wire
 
@@ -34,8 +35,8 @@ def report(hook: EventHook, **sample: Any) -> None:
 class StreamClient:
     """Appends wire messages to Redis streams, timing each XADD as a locust request."""
 
-    def __init__(self, url: str, request: EventHook, name: str) -> None:
-        self.redis = redis.Redis.from_url(url, client_name=name, socket_timeout=10)
+    def __init__(self, url: str, request: EventHook, name: str, *, cluster: bool = False) -> None:
+        self.redis = redis_client(url, cluster=cluster, name=name)
         self.request = request
 
     def append(

@@ -6,7 +6,8 @@
   acknowledging each dispatch and working it to resolved, so it is free again for the next.
   Its dispatches give the ``E2E alarm->dispatch`` statistic (see :mod:`loadtest.clients`).
 * :class:`EdgeUser` is an edge agent (pole button, camera rule) appending alarms and
-  heartbeats straight to the Redis streams.
+  heartbeats straight to the Redis streams (an alarm to its pole's zone's stream on a zoned
+  deployment: ``--pw-zones``; ``--pw-redis-cluster`` for a Redis Cluster).
 * :class:`ViewerUser` is a command-centre screen: incident queue and unit board refreshes,
   and the live status stream (Server-Sent Events) of a recent alarm.
 
@@ -38,6 +39,14 @@ def _options(parser: Any) -> None:
         default="redis://127.0.0.1:6379/0",
         help="Redis of the system (edge agents write to it; poles are read)",
     )
+    group.add_argument(
+        "--pw-redis-cluster",
+        action="store_true",
+        help="--pw-redis-url names a node of a Redis Cluster",
+    )
+    group.add_argument(
+        "--pw-zones", default="", help="the system's dispatch zones file (GeoJSON; empty: none)"
+    )
     group.add_argument("--pw-city", default="shenzhen", help="pole registry to sample")
     group.add_argument("--pw-tokens", default="", help="file of 'UNIT TOKEN' lines")
     group.add_argument("--pw-operator-token-file", default="", help="the viewers' token")
@@ -63,7 +72,13 @@ def _prepare(environment: Environment) -> None:
     runner = environment.runner
     worker = int(getattr(runner, "worker_index", 0) or 0)
     SHARED.load(
-        options.pw_redis_url, options.pw_city, options.pw_tokens or None, worker, options.pw_workers
+        options.pw_redis_url,
+        options.pw_city,
+        options.pw_tokens or None,
+        worker,
+        options.pw_workers,
+        cluster=options.pw_redis_cluster,
+        zones=options.pw_zones,
     )
 
 
@@ -179,7 +194,9 @@ class EdgeUser(User):
         options = self.environment.parsed_options
         assert options is not None
         self.source = f"button:lt-{uuid.uuid4().hex[:10]}"
-        self.client = StreamClient(options.pw_redis_url, events.request, self.source)
+        self.client = StreamClient(
+            options.pw_redis_url, events.request, self.source, cluster=options.pw_redis_cluster
+        )
         self.place = SHARED.place()
 
     def on_stop(self) -> None:
@@ -197,7 +214,7 @@ class EdgeUser(User):
             lat=place.lat,
             pole=place.code,
         )
-        self.client.append(keys.ALARMS, message, "edge alarm")
+        self.client.append(keys.zone(place.zone).alarms, message, "edge alarm")
 
     @task(3)
     def heartbeat(self) -> None:

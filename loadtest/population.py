@@ -1,8 +1,10 @@
 """What the simulated clients act on: poles sampled from the registry, unit tokens, the mix.
 
 Everything here is read once per locust process (the sync redis client is fine under gevent)
-and shared by its users. Only the key names of the core are used: the load test is a client
-of the system, it does not reuse the services' code.
+and shared by its users. Only the key names and the dispatch zones of the core are used: the
+load test is a client of the system, it does not reuse the services' code. On a zoned
+deployment each sampled pole knows its zone, so an edge user appends its alarm to that zone's
+stream, as a real edge agent does.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, cast
 
 import redis
+from redis.cluster import RedisCluster
 
 from polewatch import keys
+from polewatch.zones import ZoneMap
 
 CLASS_OF: Final = {
     "citizen": "CitizenUser",
@@ -40,6 +44,8 @@ class Place:
     code: str
     lon: float
     lat: float
+    zone: str = ""
+    """The dispatch zone the pole lies in (``""`` without zones)."""
 
 
 def parse_mix(text: str) -> dict[str, int]:
@@ -69,9 +75,25 @@ def patrol_share(mix: dict[str, int], users: int) -> int:
     return min(users, -(-users * mix.get("patrol", 0) // total) + len(mix))
 
 
-def sample_poles(url: str, city: str, count: int = SAMPLE, seed: int = 7) -> list[Place]:
-    """Up to ``count`` random poles of ``city`` (code and position) from the registry."""
-    client = redis.Redis.from_url(url)
+def redis_client(url: str, *, cluster: bool, name: str) -> redis.Redis:
+    """A blocking client of the system's Redis (a cluster client on a cluster)."""
+    if cluster:
+        return cast(redis.Redis, RedisCluster.from_url(url, client_name=name, socket_timeout=10))
+    return redis.Redis.from_url(url, client_name=name, socket_timeout=10)
+
+
+def sample_poles(
+    url: str,
+    city: str,
+    count: int = SAMPLE,
+    seed: int = 7,
+    *,
+    cluster: bool = False,
+    zones: ZoneMap | None = None,
+) -> list[Place]:
+    """Up to ``count`` random poles of ``city`` (code, position, zone) from the registry."""
+    zones = zones or ZoneMap.single()
+    client = redis_client(url, cluster=cluster, name="loadtest:poles")
     try:
         codes: list[bytes] = client.hrandfield(keys.poles(city), count) or []  # type: ignore[assignment]
         if not codes:
@@ -80,7 +102,7 @@ def sample_poles(url: str, city: str, count: int = SAMPLE, seed: int = 7) -> lis
     finally:
         client.close()
     places = [
-        Place(code.decode(), float(pos[0]), float(pos[1]))
+        Place(code.decode(), float(pos[0]), float(pos[1]), zones.locate(pos[0], pos[1]))
         for code, pos in zip(codes, positions, strict=True)
         if pos is not None
     ]
@@ -113,12 +135,23 @@ class Shared:
         self._rng = random.Random()
         self._operator: str | None = None
 
-    def load(self, url: str, city: str, tokens: str | None, worker: int, workers: int) -> None:
-        """Read the poles and this process' share of the unit tokens (once)."""
+    def load(
+        self,
+        url: str,
+        city: str,
+        tokens: str | None,
+        worker: int,
+        workers: int,
+        *,
+        cluster: bool = False,
+        zones: str = "",
+    ) -> None:
+        """Read the poles (with their zones, from the ``zones`` file) and this process' share
+        of the unit tokens (once)."""
         with self._lock:
             if self.places:
                 return
-            self.places = sample_poles(url, city)
+            self.places = sample_poles(url, city, cluster=cluster, zones=ZoneMap.load(zones))
             if tokens and Path(tokens).exists():  # without: patrol users report no token
                 pairs = read_tokens(tokens)
                 self.units = pairs[worker :: max(workers, 1)]

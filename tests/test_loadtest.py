@@ -19,13 +19,18 @@ from loadtest.thresholds import Thresholds, judge
 
 
 def loadtest(
-    out: Path, redis_url: str, options: str, timeout: float = 100
+    out: Path,
+    redis_url: str,
+    options: str,
+    timeout: float = 100,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``polewatch loadtest`` (a small city, fast spawn) with ``options`` (one string)."""
+    """Run ``polewatch loadtest`` (a small city, fast spawn) with ``options`` (one string)
+    and ``env`` added to the environment."""
     command = f"loadtest --out {out} --poles 3000 --spawn-rate 30 {options}"
     return subprocess.run(
         [sys.executable, "-m", "polewatch.cli", *command.split()],
-        env={**os.environ, "REDIS_URL": redis_url},
+        env={**os.environ, "REDIS_URL": redis_url, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
