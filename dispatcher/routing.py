@@ -39,7 +39,7 @@ _DECODER = msgspec.msgpack.Decoder(wire.Alarm)
 
 
 class Candidate(NamedTuple):
-    index: int
+    position: int
     """Position in the batch."""
     alarm: wire.Alarm
     border_m: float
@@ -112,7 +112,7 @@ class Router:
                 radius = self.table[a.type].radius_m
                 group = self.table.group(a.type)
                 args += (a.lon, a.lat, c.border_m, group, radius)
-                sets = []
+                sets: list[str] = []
                 if c.border_m <= radius:
                     for z in self.zones.near(a.lon, a.lat, radius):
                         if z != zone.name:
@@ -139,8 +139,8 @@ class Router:
             if replay:
                 earlier, at = replies[at], at + 1
             if earlier is not None:
-                if (target := _text(earlier)) != zone.name:
-                    decided[c.index] = target
+                if (earlier_zone := _text(earlier)) != zone.name:
+                    decided[c.position] = earlier_zone
             elif home and not unit:
                 pass  # an incident of the home zone is there: its function merges the report
             elif nearby:
@@ -158,7 +158,7 @@ class Router:
             stale: list[tuple[str, str]] = []
             for c, nearby, home_unit in foreign:
                 window = self.table[c.alarm.type].window_s
-                target = None
+                target: str | None = None
                 for (key, i), (state, last) in zip(nearby, replies[at:], strict=False):
                     if _text(state or b"") not in OPEN_STATES:
                         if ":merge-refs:" in key:
@@ -167,7 +167,7 @@ class Router:
                         target = keys.zone_of_incident(i).name
                 at += len(nearby)
                 if target is not None:
-                    decided[c.index] = target
+                    decided[c.position] = target
                 elif not home_unit:
                     undecided.append(c)
             if stale:
@@ -185,11 +185,12 @@ class Router:
             reply = await client.fcall(library.NEAREST, 1, zone.alarms, self.conf[zone.name],
                                        *home_args)  # fmt: skip
             home_m = {
-                c.index: float(d) if d else math.inf for c, d in zip(undecided, reply, strict=True)
+                c.position: float(d) if d else math.inf
+                for c, d in zip(undecided, reply, strict=True)
             }
             points: dict[str, list[Candidate]] = {}
             for c in undecided:
-                reach = min(home_m[c.index], limit)
+                reach = min(home_m[c.position], limit)
                 for z in self.zones.near(c.alarm.lon, c.alarm.lat, reach):
                     if z != zone.name and free[z]:
                         points.setdefault(z, []).append(c)
@@ -197,14 +198,14 @@ class Router:
                 for z, cs in points.items():
                     args = []
                     for c in cs:
-                        args += (c.alarm.lon, c.alarm.lat, 0, min(home_m[c.index], limit))
+                        args += (c.alarm.lon, c.alarm.lat, 0, min(home_m[c.position], limit))
                     pipe.fcall(library.NEAREST, 1, keys.zone(z).alarms, self.conf[z], *args)
                 replies = await pipe.execute() if points else []
             best = {i: (d, zone.name) for i, d in home_m.items()}
             for (z, cs), distances in zip(points.items(), replies, strict=True):
                 for c, d in zip(cs, distances, strict=True):
-                    if d and float(d) < best[c.index][0]:
-                        best[c.index] = (float(d), z)
+                    if d and float(d) < best[c.position][0]:
+                        best[c.position] = (float(d), z)
             for index, (_, z) in best.items():
                 if z != zone.name:
                     decided[index] = z
@@ -212,7 +213,7 @@ class Router:
             return {}
         decided = await self._record(client, zone, found, decided)
         self.routed += len(decided)
-        alarms = {c.index: c.alarm for c in found}
+        alarms = {c.position: c.alarm for c in found}
         return {i: Route(target, alarms[i]) for i, target in decided.items()}
 
     async def remember(self, client: aioredis.Redis, zone: keys.Zone, routes: list[Route]) -> None:
@@ -234,7 +235,7 @@ class Router:
         decided: dict[int, str],
     ) -> dict[int, str]:  # fmt: skip
         """Persist the decisions; where a replica decided first, its decision holds."""
-        alarms = {c.index: c.alarm for c in found}
+        alarms = {c.position: c.alarm for c in found}
         order = list(decided)
         async with client.pipeline(transaction=False) as pipe:
             for i in order:

@@ -119,10 +119,10 @@ def _fcall_slot(client: Any, command: str, args: tuple[Any, ...]) -> int | None:
 
 
 @functools.cache
-def _cluster_class() -> type:
+def _cluster_class() -> Any:
     from redis.asyncio.cluster import RedisCluster
 
-    class Cluster(RedisCluster):  # type: ignore[misc]
+    class Cluster(RedisCluster):
         async def _determine_slot(self, command: str, *args: Any) -> int:
             slot = _fcall_slot(self, command, args)
             return slot if slot is not None else await super()._determine_slot(command, *args)
@@ -131,12 +131,13 @@ def _cluster_class() -> type:
 
 
 @functools.cache
-def _sync_cluster_class() -> type:
+def _sync_cluster_class() -> Any:
     from redis.cluster import RedisCluster
 
-    class Cluster(RedisCluster):  # type: ignore[misc]
+    class Cluster(RedisCluster):
         def _determine_slot(self, *args: Any) -> int:
             slot = _fcall_slot(self, args[0], args[1:]) if args else None
-            return slot if slot is not None else int(super()._determine_slot(*args))
+            parent: Any = super()
+            return slot if slot is not None else int(parent._determine_slot(*args))
 
     return Cluster
