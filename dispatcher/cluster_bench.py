@@ -43,12 +43,13 @@ def _zones_file() -> Path:
     return find_data_dir() / BOUNDARIES_FILE
 
 
-def _cpu(nodes: list[redis.Redis]) -> float:
-    total = 0.0
+def _cpu(nodes: list[redis.Redis]) -> list[float]:
+    """CPU seconds each node has used."""
+    out = []
     for node in nodes:
         info = node.info("cpu")
-        total += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-    return total
+        out.append(float(info["used_cpu_user"]) + float(info["used_cpu_sys"]))
+    return out
 
 
 @contextmanager
@@ -135,7 +136,7 @@ def _round(
             p.send_signal(signal.SIGCONT)
         _wait(lambda: left() == 0, 300, "every alarm consumed")
         seconds = time.perf_counter() - started
-        cpu = _cpu(nodes) - cpu
+        per_node = [after - before for before, after in zip(cpu, _cpu(nodes), strict=True)]
     counts = {"incidents": 0, "routed": 0}
     for z in every:
         counts["incidents"] += int(client.get(z.incident_seq) or 0)
@@ -144,7 +145,8 @@ def _round(
     return {
         "alarms": len(alarms), "units_on_duty": len(units), "dispatchers": dispatchers,
         "seconds": round(seconds, 3), "alarms_per_s": round(len(alarms) / seconds),
-        "redis_cpu_us_per_alarm": round(cpu / len(alarms) * 1e6, 1),
+        "redis_cpu_us_per_alarm": round(sum(per_node) / len(alarms) * 1e6, 1),
+        "redis_cpu_share_per_shard": [round(c / sum(per_node), 2) for c in per_node],
         "incidents": counts["incidents"], "routed_across_a_border": counts["routed"],
     }  # fmt: skip
 
