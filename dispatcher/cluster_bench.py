@@ -85,6 +85,15 @@ def _dispatchers(url: str, count: int, env: dict[str, str]) -> Iterator[list[sub
                 p.wait()
 
 
+def _process_cpu(procs: list[subprocess.Popen]) -> float:  # type: ignore[type-arg]
+    """CPU seconds the processes have used (Linux ``/proc``)."""
+    total = 0
+    for p in procs:
+        fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _wait(check: Any, within_s: float, what: str) -> None:
     deadline = time.monotonic() + within_s
     while not check():
@@ -130,13 +139,14 @@ def _round(
             p.send_signal(signal.SIGSTOP)
         for start in range(0, len(alarms), 2000):
             sc.write(client, alarms[start : start + 2000], zones)
-        cpu = _cpu(nodes)
+        cpu, own = _cpu(nodes), _process_cpu(procs)
         started = time.perf_counter()
         for p in procs:
             p.send_signal(signal.SIGCONT)
         _wait(lambda: left() == 0, 300, "every alarm consumed")
         seconds = time.perf_counter() - started
         per_node = [after - before for before, after in zip(cpu, _cpu(nodes), strict=True)]
+        own = _process_cpu(procs) - own
     counts = {"incidents": 0, "routed": 0}
     for z in every:
         counts["incidents"] += int(client.get(z.incident_seq) or 0)
@@ -146,6 +156,7 @@ def _round(
         "alarms": len(alarms), "units_on_duty": len(units), "dispatchers": dispatchers,
         "seconds": round(seconds, 3), "alarms_per_s": round(len(alarms) / seconds),
         "redis_cpu_us_per_alarm": round(sum(per_node) / len(alarms) * 1e6, 1),
+        "dispatcher_cpu_us_per_alarm": round(own / len(alarms) * 1e6, 1),
         "redis_cpu_share_per_shard": [round(c / sum(per_node), 2) for c in per_node],
         "incidents": counts["incidents"], "routed_across_a_border": counts["routed"],
     }  # fmt: skip
