@@ -78,6 +78,7 @@ class ZoneMap:
             shapely.prepare(area.shape)
         self.names: tuple[str, ...] = tuple(a.name for a in self._areas) or ("",)
         self._cell_cache: dict[tuple[int, int], list[tuple[float, str]]] = {}
+        self._warmed = False
 
     # --- building --------------------------------------------------------------------------
     @classmethod
@@ -196,9 +197,10 @@ class ZoneMap:
     def warm(self) -> int:
         """Fill the cache of :meth:`_cell` for every square of the zones' extent at once
         (vectorised; about a second for a city), so that no alarm pays for a first visit.
-        Returns the number of squares."""
-        if not self._areas:
+        Returns the number of squares; once per map, later calls return at once."""
+        if not self._areas or self._warmed:
             return 0
+        self._warmed = True
         x0 = min(a.bounds[0] for a in self._areas) // CELL_M
         y0 = min(a.bounds[1] for a in self._areas) // CELL_M
         x1 = max(a.bounds[2] for a in self._areas) // CELL_M
