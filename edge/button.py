@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal, Protocol
 import msgspec
 from aiohttp import web
 from msgspec import Meta
+from redis.asyncio.cluster import RedisCluster
 
 from edge import lifecycle
 from edge.publisher import UNREACHABLE, AlarmPublisher
@@ -280,13 +281,17 @@ class ButtonAgent:
                 self.on_feedback(self.feedback)
 
     async def _follow(self) -> None:
+        # The loops test for a pending cancellation themselves: redis-py's cluster pub/sub can
+        # swallow one that lands during a read and go on reading.
         delay = 0.1
-        while True:
+        while not lifecycle.stopping():
             try:
+                if isinstance(self._client, RedisCluster):
+                    await self._client.initialize()  # its pub/sub needs the slot map first
                 async with self._client.pubsub() as pubsub:
                     await pubsub.subscribe(keys.INCIDENT_NOTIFY)
                     delay = 0.1
-                    while True:
+                    while not lifecycle.stopping():
                         message = await pubsub.get_message(
                             ignore_subscribe_messages=True, timeout=self.conf.poll_s
                         )
@@ -294,9 +299,12 @@ class ButtonAgent:
                         if message is None or mine is None or _text(message["data"]) == mine:
                             await self.refresh()
             except UNREACHABLE as exc:
+                if lifecycle.stopping():
+                    break
                 log.warning("feedback: redis unreachable (%s); retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+        raise asyncio.CancelledError
 
     async def _read(self, source: ButtonInput) -> None:
         async for _ in source.presses():

@@ -21,6 +21,13 @@ async def cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
             await task
 
 
+def stopping() -> bool:
+    """True in a task asked to stop: a loop that retries on Redis errors checks it, since an
+    interrupted read may surface as the library's own error rather than as the cancellation."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve ``app`` on ``host:port`` (0: any free port); the runner (to clean up) and the port."""
     runner = web.AppRunner(app, access_log=None)

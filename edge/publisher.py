@@ -306,12 +306,15 @@ class AlarmPublisher:
 
     async def _run(self) -> None:
         delay = 0.05
-        while True:
+        # The loop tests for a pending cancellation itself: redis-py (on a cluster) can swallow
+        # one that lands during a command and return as if nothing happened.
+        while not lifecycle.stopping():
             try:
                 delay = await self._step(delay)
             except Exception:  # a broken spool must not stop the loop that owns every future
                 log.exception("publisher %s: unexpected error; retrying", self.name)
                 delay = await self._backoff(delay)
+        raise asyncio.CancelledError
 
     async def _step(self, delay: float) -> float:
         """One turn of the writer: wait for work, replay the spool, or send what is queued."""
@@ -331,7 +334,12 @@ class AlarmPublisher:
                 return 0.05
             return await self._backoff(delay)
         items = self._take()
-        if await self._send([i.record for i in items]):
+        try:
+            sent = await self._send([i.record for i in items])
+        except asyncio.CancelledError:
+            self._to_spool(items)  # stopped mid-write: kept (a replay may repeat some)
+            raise
+        if sent:
             self.stats.sent += len(items)
             _resolve(items, "sent")
         else:
@@ -360,6 +368,8 @@ class AlarmPublisher:
             else:
                 await self._send_atomic(records)
         except UNREACHABLE as exc:
+            if lifecycle.stopping():
+                raise asyncio.CancelledError from exc
             self.stats.failures += 1
             if self.connected:
                 log.warning("redis refused or unreachable (%r); spooling", exc)

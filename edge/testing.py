@@ -5,11 +5,13 @@ them however pytest lays out sys.path."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, cast
 
 import redis
+from redis.cluster import RedisCluster
 
 from polewatch import keys, wire
 
@@ -31,12 +33,12 @@ def heartbeat(n: int) -> wire.Heartbeat:
     return wire.Heartbeat(source="door:test", kind="door", status="online", ts=1.0 + n)
 
 
-def alarm_ids(client: redis.Redis, stream: str = keys.ALARMS) -> list[str]:
+def alarm_ids(client: redis.Redis | RedisCluster, stream: str = keys.ALARMS) -> list[str]:
     """Ids of every alarm in the stream, in stream order."""
     return [a.id for a in alarms(client, stream)]
 
 
-def alarms(client: redis.Redis, stream: str = keys.ALARMS) -> list[wire.Alarm]:
+def alarms(client: redis.Redis | RedisCluster, stream: str = keys.ALARMS) -> list[wire.Alarm]:
     """Every alarm in the stream, decoded, in stream order."""
     entries: Any = client.xrange(stream)
     return [wire.decode_entry(f, wire.Alarm) for _, f in entries]
@@ -54,3 +56,17 @@ async def until(check: Callable[[], Any], within_s: float = 10.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within_s} s")
         await asyncio.sleep(0.01)
+
+
+@contextlib.contextmanager
+def cluster_client(url: str) -> Iterator[RedisCluster]:
+    """A synchronous Redis Cluster client that really closes: ``RedisCluster.close()`` leaves
+    its nodes' pooled sockets to the garbage collector (a ResourceWarning, an error here)."""
+    client = RedisCluster.from_url(url)
+    try:
+        yield client
+    finally:
+        for node in cast(Any, client).get_nodes():
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
+        client.close()

@@ -134,11 +134,9 @@ def apply(client: Any, username: str, role: str, password: str) -> None:
 
 
 def _on_every_node(client: Any, *command: str) -> None:
-    if isinstance(client, RedisCluster):
-        # redis-py would send an ACL command to one node; users are not replicated
-        client.execute_command(*command, target_nodes=RedisCluster.ALL_NODES)
-    else:
-        client.execute_command(*command)
+    # redis-py would send an ACL command to one node of a cluster; users are not replicated
+    every = {"target_nodes": RedisCluster.ALL_NODES} if isinstance(client, RedisCluster) else {}
+    client.execute_command(*command, **every)
 
 
 def user_url(base_url: str, username: str, password: str) -> str:
@@ -205,5 +203,9 @@ def _apply(args: argparse.Namespace) -> int:
             apply(client, user, role, password)
             print(f"{user}\t{role}\t{user_url(conf.redis_url, user, password)}")
     finally:
+        if isinstance(client, RedisCluster):  # its close() leaves the nodes' sockets open
+            for node in client.get_nodes():
+                if node.redis_connection is not None:
+                    node.redis_connection.connection_pool.disconnect()
         client.close()
     return 0

@@ -4,16 +4,20 @@ and from worker threads."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
+from pathlib import Path
 
 import msgpack
 import pytest
 import redis
 
 from edge.publisher import AlarmPublisher
-from edge.spool import MemorySpool, SpoolError
+from edge.spool import FileSpool, MemorySpool, SpoolError
 from edge.testing import alarm, alarm_ids, alarms, heartbeat, until
 from polewatch import keys, wire
+from polewatch.embedded import EmbeddedRedis
 
 
 async def test_publish_lands_on_the_alarm_stream_in_order(redis_url: str, sync_redis: redis.Redis):
@@ -111,3 +115,25 @@ async def test_frames_from_a_fast_camera_never_pile_up(redis_url: str, sync_redi
         await until(lambda: pub.stats.frames + pub.stats.frames_dropped == 200)
         assert pub.stats.frames >= 1
     assert sync_redis.get(keys.camera_frame("cam-9")).startswith(b"f")
+
+
+async def test_stopping_in_the_middle_of_a_write_keeps_the_batch(
+    make_redis: type[EmbeddedRedis], tmp_path: Path
+) -> None:
+    server = make_redis(tmp_path / "redis", appendonly=False).start()
+    assert server.process is not None
+    pub = AlarmPublisher(server.url, name="t", spool=FileSpool(tmp_path / "spool"))
+    await pub.__aenter__()
+    assert await pub.publish(alarm(0)) == "sent"
+    os.kill(server.process.pid, signal.SIGSTOP)  # Redis hangs: the next write never returns
+    try:
+        delivery = pub.submit(alarm(1))
+        await until(lambda: pub.pending == 0)  # taken by the writer, not confirmed
+        assert not delivery.done()
+        await pub.close(drain_s=0)
+        assert delivery.result(timeout=0) == "spooled"
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+    kept = FileSpool(tmp_path / "spool")
+    assert [r.message.id for _, r in kept.peek(10)] == ["t-1"]
+    kept.close()

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ClusterError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -100,7 +101,7 @@ class PoleRegistry:
     async def _announce(self) -> None:
         # side by side, not pipelined: a cluster client refuses PUBLISH in a pipeline
         await asyncio.gather(
-            self.redis.sadd(keys.CITIES, self.city),  # type: ignore[misc]
+            self.redis.sadd(keys.CITIES, self.city),
             self.redis.publish(keys.POLES_NOTIFY, self.city),
         )
 
@@ -154,21 +155,27 @@ class PoleRegistry:
         """Call ``on_change`` whenever this city's registry may have changed: on each
         ``POLES_NOTIFY`` message naming it, once after (re)subscribing, and every ``poll_s``
         seconds. Runs until cancelled; survives Redis restarts."""
+        # The loops test for a pending cancellation themselves: redis-py's cluster pub/sub can
+        # swallow one that lands during a read and go on reading.
         delay = 0.1
-        while True:
+        while not _stopping():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
+                if isinstance(self.redis, RedisCluster):
+                    await self.redis.initialize()  # its pub/sub needs the slot map first
                 await pubsub.subscribe(keys.POLES_NOTIFY)
                 if ready is not None:
                     ready.set()
                 await on_change()  # whatever changed before the subscription took effect
                 delay = 0.1
-                while True:
+                while not _stopping():
                     message = await pubsub.get_message(timeout=poll_s)
                     if message is None or message.get("data") in (self.city.encode(), self.city):
                         await on_change()
             except (RedisConnectionError, RedisTimeoutError, OSError, ClusterError,
                     RedisClusterException) as exc:  # fmt: skip
+                if _stopping():
+                    break
                 log.warning(
                     "pole registry %s: lost the change channel (%s); retrying", self.city, exc
                 )
@@ -176,9 +183,15 @@ class PoleRegistry:
                 delay = min(delay * 2, 5.0)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+        raise asyncio.CancelledError
 
     @staticmethod
     async def cities(redis: aioredis.Redis) -> list[str]:
         """Names of every city with a registry."""
         members = await redis.smembers(keys.CITIES)
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+
+def _stopping() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
