@@ -1,9 +1,12 @@
 """Analytics, reports and exports: the read side of polewatch.
 
 Everything here reads what the dispatcher wrote (incident hashes per :mod:`polewatch.records`,
-the :data:`polewatch.keys.AUDIT` stream, per-incident timelines and alarm bodies) and never
-writes dispatch state. The public surface is plain functions taking a ``redis.asyncio`` client
-or plain data and returning structs, ``str`` or ``bytes``, so the gateway can serve them as-is.
+the audit streams, per-incident timelines and alarm bodies) and never writes dispatch state.
+The public surface is plain functions taking a ``redis.asyncio`` client (a Redis Cluster one
+too) or plain data and returning structs, ``str`` or ``bytes``, so the gateway can serve them
+as-is. In a zoned deployment pass the deployment's ``zones`` (``settings.zone_map()``): the
+readers then merge every zone's audit stream and find each incident in its own zone; no
+command ever spans two zones.
 """
 
 from __future__ import annotations
