@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -76,7 +77,7 @@ class Dispatcher:
         }
         self.router = Router(self.zone_map, settings, self.table, self._conf)
         self._stopping = asyncio.Event()
-        self._warming: asyncio.Future[int] | None = None
+        self._warming = False
 
     @property
     def client(self) -> aioredis.Redis:
@@ -95,10 +96,12 @@ class Dispatcher:
     async def prepare(self) -> None:
         """Load the functions and the alarm-type table; create the consumer group."""
         await wait_ready(self.client)
-        if self.zone_map.zoned and self._warming is None:
-            # Border distances for the whole city, off the event loop (alarms meanwhile
-            # compute the squares they need themselves).
-            self._warming = asyncio.ensure_future(asyncio.to_thread(self.zone_map.warm))
+        if self.zone_map.zoned and not self._warming:
+            # Border distances for the whole city, in a daemon thread (the event loop neither
+            # waits for it nor for it at shutdown; alarms meanwhile compute the squares they
+            # need themselves).
+            self._warming = True
+            threading.Thread(target=self.zone_map.warm, name="zone-warm", daemon=True).start()
         await library.load(self.client, self.table, self.zone_map.all_keys())
         for zone in self.zones:
             for stream in zone.streams:

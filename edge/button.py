@@ -33,9 +33,10 @@ from msgspec import Meta
 from redis.asyncio.cluster import RedisCluster
 
 from edge import lifecycle
-from edge.publisher import UNREACHABLE, AlarmPublisher
+from edge.publisher import AlarmPublisher
 from edge.spool import FileSpool, MemorySpool
 from polewatch import connection, keys, records, settings, wire
+from polewatch.connection import UNREACHABLE
 from polewatch.poles.registry import PoleRegistry
 
 log = logging.getLogger(__name__)

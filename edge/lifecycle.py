@@ -10,6 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
+from polewatch.connection import stopping
+
+__all__ = ["cancel", "listen", "stopping"]
+
 
 async def cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
     """Cancel ``tasks`` and wait until each has finished."""
@@ -19,13 +23,6 @@ async def cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-def stopping() -> bool:
-    """True in a task asked to stop: a loop that retries on Redis errors checks it, since an
-    interrupted read may surface as the library's own error rather than as the cancellation."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 async def listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:

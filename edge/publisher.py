@@ -39,7 +39,6 @@ from typing import Any, Final, Literal
 import msgspec
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
 
 from edge import lifecycle
 from edge.spool import MemorySpool, Record, SpoolError, Store
@@ -55,8 +54,6 @@ SNAPSHOT_TTL_S: Final = 7 * 24 * 3600
 FRAME_TTL_S: Final = 10
 HEARTBEAT_MAXLEN: Final = 10_000
 BATCH: Final = 256
-UNREACHABLE: Final = (RedisError, RedisClusterException, OSError)
-"""What a Redis (or Redis Cluster) that refuses or cannot be reached raises."""
 
 
 class PublisherStats(msgspec.Struct):
@@ -194,7 +191,7 @@ class AlarmPublisher:
         (frames are never spooled)."""
         try:
             await self._client.set(keys.camera_frame(camera_id), jpeg, ex=ttl_s)
-        except UNREACHABLE:
+        except connection.UNREACHABLE:
             self.stats.frames_dropped += 1
             return False
         self.stats.frames += 1
@@ -367,7 +364,7 @@ class AlarmPublisher:
                 await self._send_ordered(records)
             else:
                 await self._send_atomic(records)
-        except UNREACHABLE as exc:
+        except connection.UNREACHABLE as exc:
             if lifecycle.stopping():
                 raise asyncio.CancelledError from exc
             self.stats.failures += 1

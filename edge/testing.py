@@ -8,12 +8,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, cast
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
 
 from polewatch import keys, wire
+from polewatch.connection import close_sync
 
 
 def alarm(n: int, **kw: Any) -> wire.Alarm:
@@ -66,7 +67,4 @@ def cluster_client(url: str) -> Iterator[RedisCluster]:
     try:
         yield client
     finally:
-        for node in cast(Any, client).get_nodes():
-            if node.redis_connection is not None:
-                node.redis_connection.connection_pool.disconnect()
-        client.close()
+        close_sync(client)  # type: ignore[arg-type]

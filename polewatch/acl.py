@@ -184,7 +184,7 @@ def parse_user(spec: str) -> tuple[str, str, str]:
 
 def _apply(args: argparse.Namespace) -> int:
     from polewatch import settings
-    from polewatch.connection import connect_sync
+    from polewatch.connection import close_sync, connect_sync
 
     try:
         users = [parse_user(spec) for spec in args.users]
@@ -203,9 +203,5 @@ def _apply(args: argparse.Namespace) -> int:
             apply(client, user, role, password)
             print(f"{user}\t{role}\t{user_url(conf.redis_url, user, password)}")
     finally:
-        if isinstance(client, RedisCluster):  # its close() leaves the nodes' sockets open
-            for node in client.get_nodes():
-                if node.redis_connection is not None:
-                    node.redis_connection.connection_pool.disconnect()
-        client.close()
+        close_sync(client)
     return 0

@@ -11,7 +11,7 @@ from typing import Any, cast
 import redis
 import redis.asyncio as aioredis
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import BusyLoadingError
+from redis.exceptions import BusyLoadingError, RedisClusterException, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -93,6 +93,31 @@ def connect_sync(
         health_check_interval=15,
         **kwargs,
     )
+
+
+UNREACHABLE: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
+"""What a Redis (or Redis Cluster) that refuses or cannot be reached raises: a Redis Cluster
+client with no reachable node raises ``RedisClusterException``, which is no ``RedisError``."""
+
+
+def stopping() -> bool:
+    """True in a task asked to stop: a loop that retries on Redis errors checks it, since an
+    interrupted read may surface as the library's own error rather than as the cancellation
+    (redis-py's cluster client can swallow a cancellation)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def close_sync(client: redis.Redis) -> None:
+    """Close a blocking client for good: a ``RedisCluster``'s ``close()`` leaves its nodes'
+    pooled sockets to the garbage collector (a ResourceWarning)."""
+    from redis.cluster import RedisCluster
+
+    if isinstance(client, RedisCluster):
+        for node in client.get_nodes():
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
+    client.close()
 
 
 async def wait_ready(client: aioredis.Redis, within_s: float = 30.0) -> None:

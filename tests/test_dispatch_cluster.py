@@ -27,6 +27,7 @@ from test_faults import FAST_CLAIM, processes, service, wait_until  # noqa: F401
 
 from dispatcher import scenario as sc
 from polewatch import keys, wire
+from polewatch.connection import close_sync
 from polewatch.zones import ZoneMap
 
 # Two points on the line between the Futian and Luohu centroids, found once with
@@ -44,7 +45,7 @@ def zones(zones_file: Path) -> ZoneMap:
 def cluster(cluster_url: str) -> Iterator[redis.Redis]:
     client = RedisCluster.from_url(cluster_url)
     yield client  # type: ignore[misc]
-    client.close()
+    close_sync(client)  # type: ignore[arg-type]
 
 
 def settings(zones_file: Path, **kw: object) -> dict[str, object]:

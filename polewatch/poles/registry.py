@@ -37,6 +37,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from polewatch import keys
+from polewatch.connection import stopping
 from polewatch.poles.index import PoleIndex
 from polewatch.poles.model import Pole
 
@@ -158,7 +159,7 @@ class PoleRegistry:
         # The loops test for a pending cancellation themselves: redis-py's cluster pub/sub can
         # swallow one that lands during a read and go on reading.
         delay = 0.1
-        while not _stopping():
+        while not stopping():
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 if isinstance(self.redis, RedisCluster):
@@ -168,13 +169,13 @@ class PoleRegistry:
                     ready.set()
                 await on_change()  # whatever changed before the subscription took effect
                 delay = 0.1
-                while not _stopping():
+                while not stopping():
                     message = await pubsub.get_message(timeout=poll_s)
                     if message is None or message.get("data") in (self.city.encode(), self.city):
                         await on_change()
             except (RedisConnectionError, RedisTimeoutError, OSError, ClusterError,
                     RedisClusterException) as exc:  # fmt: skip
-                if _stopping():
+                if stopping():
                     break
                 log.warning(
                     "pole registry %s: lost the change channel (%s); retrying", self.city, exc
@@ -190,8 +191,3 @@ class PoleRegistry:
         """Names of every city with a registry."""
         members = await redis.smembers(keys.CITIES)
         return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
-
-
-def _stopping() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
