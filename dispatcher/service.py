@@ -27,8 +27,8 @@ from collections import Counter
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ClusterError, RedisClusterException, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatcher import intake, library, trim
@@ -144,7 +144,8 @@ class Dispatcher:
             try:
                 await self._consume(zone)
                 return
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, OSError, ClusterError,
+                    RedisClusterException) as exc:  # fmt: skip
                 if self.burst:
                     raise
                 log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
@@ -152,6 +153,13 @@ class Dispatcher:
                 if not _LOST_STATE.search(str(exc)):
                     raise
                 log.warning("Redis lost the dispatcher's setup (%s); loading it again", exc)
+            except Exception:
+                # Anything else (seen: redis-py's cluster client failing inside a connection
+                # that a dying node closed): a batch is atomic, so starting the zone's loop
+                # again is safe; what was read and not done stays pending and is claimed.
+                if self.burst:
+                    raise
+                log.exception("zone %r: unexpected error; its loop starts again", zone.name)
             if self._stopping.is_set():
                 return
             await asyncio.sleep(delay)
@@ -182,7 +190,10 @@ class Dispatcher:
         finally:
             # Stopping: what was read ahead is ours to do (or a dead replica's to claim).
             if ahead is not None:
-                entries = await ahead
+                try:
+                    entries = await ahead
+                except Exception:  # the read failed with the rest: its entries stay pending
+                    entries = []
                 if entries:
                     await self.process(entries, zone)
 

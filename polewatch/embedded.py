@@ -234,16 +234,44 @@ class EmbeddedCluster:
                 client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * per, last)
             for client in clients[1:]:
                 client.execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0].port)
-            deadline = time.monotonic() + timeout
-            while not all(self._ready(c) for c in clients):
+        finally:
+            for client in clients:
+                client.close()
+        try:
+            self.wait_ok(timeout)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    def wait_ok(self, timeout: float = 20.0) -> None:
+        """Wait until every node sees the whole cluster and every slot served."""
+        clients: list[Any] = [redis.Redis(port=n.port) for n in self.nodes]
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:
+                    if all(self._ready(c) for c in clients):
+                        return
+                except (redis.ConnectionError, redis.BusyLoadingError):
+                    pass  # a node still starting
                 if time.monotonic() > deadline:
-                    self.stop()
                     raise TimeoutError("the Redis Cluster did not converge")
                 time.sleep(0.05)
         finally:
             for client in clients:
                 client.close()
-        return self
+
+    def restart(self, index: int, *, crash: bool = True) -> None:
+        """Stop node ``index`` (SIGKILL with ``crash``, as a crash would) and start it again
+        on its port, with its cluster config and AOF; returns once the cluster is whole."""
+        node = self.nodes[index]
+        if crash:
+            node.kill()
+        else:
+            node.stop()
+        node.start()
+        self.wait_ok()
 
     def _ready(self, client: Any) -> bool:
         info = client.execute_command("CLUSTER", "INFO")

@@ -27,7 +27,8 @@ from test_faults import FAST_CLAIM, processes, service, wait_until  # noqa: F401
 
 from dispatcher import scenario as sc
 from polewatch import keys, wire
-from polewatch.connection import close_sync
+from polewatch.connection import close_sync, connect_sync
+from polewatch.embedded import EmbeddedCluster
 from polewatch.zones import ZoneMap
 
 # Two points on the line between the Futian and Luohu centroids, found once with
@@ -194,3 +195,48 @@ def test_a_replica_sigkilled_under_load_on_the_cluster_loses_nothing(
 
 
 BBOX = (113.85, 22.50, 114.15, 22.70)
+
+
+def test_a_master_crashed_and_restarted_under_load_loses_nothing(
+    tmp_path: Path,
+    zones: ZoneMap,
+    zones_file: Path,
+    processes: list[subprocess.Popen[bytes]],  # noqa: F811
+) -> None:
+    """A master SIGKILLed mid-load and started again (AOF ``everysec``): every alarm Redis
+    accepted is dispatched, none twice, and the dispatcher rides it out on its own."""
+    env = {"POLEWATCH_REDIS_CLUSTER": "true", "POLEWATCH_ZONES": str(zones_file), **FAST_CLAIM}
+    with EmbeddedCluster(tmp_path / "cluster", masters=3, appendonly=True) as cl:
+        client = connect_sync(cl.url, name="test-writer", cluster=True)
+        try:
+            populate(client, seed=41, units=400, alarms=0, zones=zones)
+            dispatcher = service(cl.url, "d1", "dispatcher", "--consumer", "one", **env)
+            processes.append(dispatcher)
+            every = zones.all_keys()
+            wait_until(lambda: sum(int(client.zcard(z.units_free_geo)) for z in every) == 400,
+                       30, "units on duty")  # fmt: skip
+            rng = random.Random(42)
+            alarms: list[wire.Alarm] = []
+
+            def feed(count: int) -> None:
+                batch = [sc.alarm(lon, lat) for lon, lat in sc.random_points(count, rng, BBOX)]
+                sc.write(client, batch, zones)
+                alarms.extend(batch)
+
+            feed(300)
+            cl.restart(1)  # the master of Longgang, Longhua, Yantian and Pingshan
+            feed(300)
+
+            def all_taken() -> bool:
+                with client.pipeline(transaction=False) as pipe:
+                    for a in alarms:
+                        for z in every:
+                            pipe.exists(z.alarm(a.id))
+                    return sum(pipe.execute()) == len(alarms)
+
+            wait_until(all_taken, 60, "every alarm in an incident after the restart")
+            assert dispatcher.poll() is None, "the dispatcher died with the master"
+            states = check_invariants(client, alarms, zones)
+            assert states["dispatched"] >= 250
+        finally:
+            close_sync(client)
