@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import msgspec
 from aiohttp import WSCloseCode, web
@@ -19,6 +18,7 @@ from gateway.notify import Notifier
 from gateway.openapi import api, document
 from gateway.settings import GatewaySettings, check
 from gateway.state import GATEWAY, Gateway
+from gateway.tasks import running
 from gateway.writer import StreamWriter
 from polewatch import keys
 from polewatch.connection import connect, wait_ready
@@ -86,7 +86,7 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
     gw = app[GATEWAY]
     assert gw.redis is not None
     gw.notifier = Notifier(gw.redis, (keys.UNIT_NOTIFY, keys.INCIDENT_NOTIFY))
-    async with _running(gw.notifier.run()):
+    async with running(gw.notifier.run()):
         await asyncio.wait_for(gw.notifier.ready.wait(), 30)
         yield
 
@@ -100,7 +100,7 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
         queue_max=gw.settings.alarm_queue_max,
         on_batch=gw.metrics.batch.observe,
     )
-    async with _running(gw.writer.run()):
+    async with running(gw.writer.run()):
         yield
         # Requests still running at shutdown may have queued writes: store them first.
         await asyncio.wait_for(gw.writer.drain(), gw.settings.shutdown_grace_s)
@@ -112,24 +112,8 @@ async def _poles(app: web.Application) -> AsyncIterator[None]:
     gw.poles = await PoleRegistry(gw.redis, gw.settings.city).load_index()
     gw.metrics.pole_index_loads.inc()
     log.info("pole index of %s: %d poles", gw.settings.city, len(gw.poles))
-    async with _running(gw.poles.follow(poll_s=gw.settings.pole_refresh_s)):
+    async with running(gw.poles.follow(poll_s=gw.settings.pole_refresh_s)):
         yield
-
-
-@contextlib.asynccontextmanager
-async def _running(work: Awaitable[None]) -> AsyncIterator[asyncio.Task[None]]:
-    """A background task that lives as long as the block, cancelled and awaited after it."""
-    task = asyncio.ensure_future(work)
-    try:
-        yield task
-    finally:
-        # redis-py's pub/sub ``get_message(timeout=...)`` can swallow a cancellation that
-        # lands as its timeout fires, so cancel again until the task is really gone.
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.5)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def _close_streams(app: web.Application) -> None:

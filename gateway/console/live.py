@@ -30,6 +30,7 @@ from gateway.console.cameras import camera_view, latest_cameras
 from gateway.incidents import Newest, unit_ids
 from gateway.openapi import api
 from gateway.state import GATEWAY
+from gateway.tasks import running
 from polewatch import keys, records, wire
 from polewatch.connection import RETRY_ERRORS
 from polewatch.poles.index import PoleIndex
@@ -289,12 +290,10 @@ async def close_feed(app: web.Application) -> None:
 
 async def feed_context(app: web.Application) -> AsyncIterator[None]:
     """Run the feed as long as the app (a ``cleanup_ctx``)."""
-    from gateway.app import _running  # the app imports this module: import at run time
-
     gw = app[GATEWAY]
     feed = Feed(gw.need_redis(), gw.poles, gw.zones.all_keys(), cluster=gw.settings.redis_cluster)
     app[FEED] = feed
-    async with _running(feed.run()):
+    async with running(feed.run()):
         yield
 
 
