@@ -45,7 +45,10 @@ async def safe_cut(redis: aioredis.Redis, stream: str, keep_s: float = KEEP_S) -
         bounds.append((delivered[0], delivered[1] + 1))
         if group["pending"]:
             summary: dict[str, Any] = await redis.xpending(stream, group["name"])
-            bounds.append(_id(summary["min"]))
+            # The group may have acknowledged everything since XINFO GROUPS (min is then
+            # None): its delivered bound, read earlier and so no newer, still holds.
+            if summary["min"] is not None:
+                bounds.append(_id(summary["min"]))
     ms, seq = min(bounds)
     return f"{ms}-{seq}"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
@@ -99,3 +101,36 @@ def test_no_group_ever_loses_an_entry_it_still_needs(
     left = {entry_id for entry_id, _ in client.xrange(STREAM)}
     assert needed <= left
     client.close()
+
+
+class AckAfterInfo(aioredis.Redis):
+    """A real client that, right after XINFO GROUPS answers, lets ``group`` acknowledge all.
+
+    This is the interleaving seen in runs (a consumer's XACK landing between the trimmer's
+    XINFO GROUPS and its XPENDING), made to happen every time instead of by luck.
+    """
+
+    group = "g"
+
+    async def xinfo_groups(self, name: Any) -> Any:
+        groups = await super().xinfo_groups(name)
+        pending = await super().xpending_range(name, self.group, "-", "+", 1000)
+        if pending:
+            await self.xack(name, self.group, *[p["message_id"] for p in pending])
+        return groups
+
+
+async def test_entries_acknowledged_between_info_and_pending_do_not_break_the_cut(
+    sync_redis: redis.Redis, redis_url: str
+) -> None:
+    ids = fill(sync_redis, 300)
+    sync_redis.xgroup_create(STREAM, "g", id="0")
+    read(sync_redis, "g", 200, ack=50)  # 150 pending when XINFO GROUPS answers
+    client = AckAfterInfo.from_url(redis_url)
+    try:
+        cut = await trim.safe_cut(client, STREAM, keep_s=0)
+    finally:
+        await client.aclose()
+    assert sync_redis.xpending(STREAM, "g")["pending"] == 0, "the interleaving did not happen"
+    # The group was seen with entries pending and delivered up to ids[199]: the cut stays there.
+    assert cut == _next(ids[199])
