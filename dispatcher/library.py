@@ -1,8 +1,10 @@
-"""The Redis Functions library (``functions.lua``): building, loading and calling it.
+"""The Redis Functions library (``dispatcher/lua/*.lua``): building, loading and calling it.
 
+Redis Functions take one source per library, so the parts in ``dispatcher/lua/`` (one concern
+each) are concatenated here in :data:`PARTS` order into the one ``polewatch_dispatch`` library.
 The Lua source names keys through a table generated here from :mod:`polewatch.keys`, so key
 names are still made in one place. The library is loaded with ``FUNCTION LOAD REPLACE`` by every
-replica at start; ``VERSION`` changes whenever the source does.
+replica at start; ``VERSION`` changes whenever the concatenated source does.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ BATCH: Final = "pw_batch"
 TICK: Final = "pw_tick"
 ROUTE: Final = "pw_route"
 NEAREST: Final = "pw_nearest"
+
+PARTS: Final = ("common", "incidents", "units", "alarms", "patrol", "commands", "border", "entry")
+"""The library's parts (``dispatcher/lua/<part>.lua``) in load order: each uses only the
+locals of the parts before it."""
 
 STATS: Final = (
     "alarms",
@@ -99,7 +105,10 @@ def _key_tables() -> tuple[str, str]:
 
 def source() -> str:
     """The library's Lua source, keys filled in and versioned by its own content."""
-    text = resources.files("dispatcher").joinpath("functions.lua").read_text()
+    folder = resources.files("dispatcher").joinpath("lua")
+    text = f"#!lua name={LIBRARY}\n" + "\n".join(
+        f"-- ==== {part}.lua ====\n" + folder.joinpath(f"{part}.lua").read_text() for part in PARTS
+    )
     zoned, glob = _key_tables()
     text = text.replace("{{ZONED}}", zoned).replace("{{GLOBAL}}", glob)
     version = hashlib.sha1(text.encode()).hexdigest()[:12]

@@ -1,7 +1,7 @@
 """The stored shape of incidents and units: the Redis hashes the dispatcher writes (from its
 Redis Functions) and the gateway, command centre and analytics read.
 
-The field names here are the contract; ``dispatcher/functions.lua`` writes exactly these.
+The field names here are the contract; ``dispatcher/lua/`` writes exactly these.
 Timestamps are Unix seconds as decimal strings.
 """
 

@@ -1,0 +1,139 @@
+--[[
+polewatch dispatch library: every decision about incidents and units, made atomically inside
+Redis. The Python dispatcher only reads the streams, validates and forwards; a batch is one
+FCALL, so a dispatcher killed at any moment either did a whole batch (and acknowledged its
+entries) or did nothing.
+
+The library is one source made of the parts in this folder, concatenated by
+dispatcher/library.py in the order of its PARTS (common, incidents, units, alarms, patrol,
+commands, border, entry: each part uses only the locals of the parts before it). library.py
+writes the '#!lua name=' line and fills in {{VERSION}} (a hash of the whole source), {{ZONED}}
+and {{GLOBAL}} (key templates from polewatch/keys.py, the one place key names are made).
+This file: the state of the current call and the small helpers.
+
+Functions
+  pw_batch   ARGV[1] = settings (MessagePack map, library.settings_arg), then triples
+             <stream code a|p|c> <entry id or ''> <canonical wire message (MessagePack)>.
+             The batch's entries are acknowledged first (XCLAIM JUSTID + XACK per stream);
+             one no longer pending (a replica that claimed it did the work) is skipped; ''
+             means "not from a stream" (benchmarks, tools). A rejected entry is dead-lettered
+             here with the reason. Fails with NOTYPES, acknowledging nothing, when the
+             alarm-type table is missing (Redis was flushed). Returns the STAT_NAMES counters.
+  pw_tick    ARGV[1] = settings. Expires unacknowledged dispatches (re-dispatch to the next
+             nearest) and retries escalated incidents. Returns the counters.
+  pw_version returns the library version.
+
+Every call works in one dispatch zone (polewatch/zones.py): the settings name the zone's key
+prefix, and every key the call touches is the zone's (one hash tag, so one Redis Cluster shard).
+Callers pass the zone's alarm stream as KEYS[1] so a cluster client routes the call to its
+shard; the other keys are built here from the templates.
+]]
+
+local VERSION = '{{VERSION}}'
+-- Key templates: zoned ones are the part after the zone prefix, global ones are whole names.
+local ZONED = {{ZONED}}
+local GLOBAL = {{GLOBAL}}
+local K             -- the keys of the current call's zone (cached per prefix in K_OF)
+local K_OF = {}
+
+local C             -- settings of the current call
+local NOW = 0       -- server time (seconds, float), refreshed by clock()
+local STATS         -- counters of the current call
+local TYPES         -- alarm-type parameters read during the current call
+local FREED         -- units freed during the current entry (offered to escalated incidents)
+local TIMELINE      -- incident id -> packed events of the current entry, pushed by flush()
+local TOUCHED       -- incidents to announce once at the end of the current entry
+
+local STAT_NAMES = {'alarms', 'duplicates', 'incidents', 'merged', 'dispatched', 'escalated',
+                    'rejected', 'skipped', 'patrol', 'commands', 'expired'}
+
+local OPEN = {new = true, dispatched = true, acknowledged = true, en_route = true,
+              on_scene = true, escalated = true}
+-- Progress of an incident; a unit's report only moves the incident forward.
+local ORDER = {new = 0, escalated = 0, dispatched = 1, acknowledged = 2, en_route = 3,
+               on_scene = 4, resolved = 5, closed = 6}
+
+local INCIDENT_FIELDS = {'id', 'state', 'priority', 'type', 'group', 'lon', 'lat', 'grid',
+                         'units', 'wanted', 'capability', 'reports', 'pole', 'district', 'text',
+                         'alarm_ts', 'last_ts'}
+
+-- ---------------------------------------------------------------------------------------
+-- small helpers
+
+local NOW_S         -- NOW as a decimal string (microseconds), made when first needed
+
+local function clock()
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) + tonumber(t[2]) / 1e6
+  NOW_S = nil
+  return NOW
+end
+
+local function now_s()
+  if not NOW_S then NOW_S = string.format('%.6f', NOW) end
+  return NOW_S
+end
+
+-- Keys made from ids are {head, tail} pairs (see library.py): concatenation is several times
+-- cheaper than string.format, and keys are made ~20 times per alarm.
+local function key(name, id)
+  local t = K[name]
+  return t[1] .. id .. t[2]
+end
+
+local function ts(x) return string.format('%.6f', x) end
+-- The value, or nil for the empty strings and missing fields Redis hands back.
+local function nonempty(s) if s == nil or s == false or s == '' then return nil end return s end
+
+local function split(s)
+  local out = {}
+  if s then for x in string.gmatch(s, '[^,]+') do out[#out + 1] = x end end
+  return out
+end
+
+local function index_of(list, v)
+  for i = 1, #list do if list[i] == v then return i end end
+  return nil
+end
+
+local function stat(name, n) STATS[name] = STATS[name] + (n or 1) end
+
+-- A rejected entry: raised as a table so the batch loop can tell it from a bug.
+local function reject(reason) error({reject = reason}, 0) end
+
+local function haversine(lon1, lat1, lon2, lat2)
+  local r = math.pi / 180
+  local dlat, dlon = (lat2 - lat1) * r, (lon2 - lon1) * r
+  local a = math.sin(dlat / 2) ^ 2 + math.cos(lat1 * r) * math.cos(lat2 * r) * math.sin(dlon / 2) ^ 2
+  return 2 * 6372797.560856 * math.asin(math.min(1, math.sqrt(a)))
+end
+
+-- ---------------------------------------------------------------------------------------
+-- the current call: its zone's keys, settings and counters
+
+local function zone_keys(prefix)
+  local k = K_OF[prefix]
+  if k then return k end
+  k = {}
+  for name, v in pairs(GLOBAL) do k[name] = v end
+  for name, v in pairs(ZONED) do
+    if type(v) == 'table' then k[name] = {prefix .. v[1], v[2]}
+    else k[name] = prefix .. v end
+  end
+  K_OF[prefix] = k
+  return k
+end
+
+local function begin(settings)
+  C = cmsgpack.unpack(settings)
+  K = zone_keys(C.prefix)
+  STATS, TYPES, FREED, TIMELINE, TOUCHED = {}, {}, {}, {}, {}
+  for _, n in ipairs(STAT_NAMES) do STATS[n] = 0 end
+  clock()
+end
+
+local function result()
+  local out = {}
+  for i, n in ipairs(STAT_NAMES) do out[i] = STATS[n] end
+  return out
+end

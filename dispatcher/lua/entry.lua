@@ -1,0 +1,115 @@
+-- polewatch_dispatch, entry.lua: one part of the library, concatenated in order by
+-- dispatcher/library.py (see common.lua). Uses every other part; registers the functions.
+
+-- ---------------------------------------------------------------------------------------
+-- entry points
+
+local STREAMS = {a = 'ALARMS', p = 'PATROL_EVENTS', c = 'COMMANDS'}
+
+-- Same fields as polewatch.deadletter.record (the convention every consumer follows).
+local function dead_letter(stream, eid, raw, reason)
+  redis.call('XADD', K.DEADLETTER, 'MAXLEN', '~', C.deadletter_maxlen, '*',
+             'stream', stream, 'id', eid, 'reason', string.sub(reason, 1, 1000),
+             'consumer', C.consumer, 'ts', now_s(), 'raw:m', raw)
+  stat('rejected')
+end
+
+local function handle(code, raw)
+  local m = cmsgpack.unpack(raw)
+  if code == 'a' then on_alarm(m, raw)
+  elseif code == 'p' then
+    clock()
+    stat('patrol')
+    if m.k == 'pos' then on_position(m)
+    elseif m.k == 'duty' then on_duty(m)
+    else on_status(m) end
+  else
+    clock()
+    stat('commands')
+    on_command(m)
+  end
+  serve_escalated(C.escalated_batch)
+end
+
+-- Acknowledge the batch's entries, two calls per stream; the set of those that were still
+-- pending. XCLAIM ... JUSTID (to ourselves, idle 0) answers exactly the ids still pending:
+-- one acknowledged meanwhile by a replica that claimed it is left out, and skipped.
+local function acknowledge(args)
+  local ids = {}
+  for i = 2, #args, 3 do
+    local code, eid = args[i], args[i + 1]
+    if eid ~= '' then
+      ids[code] = ids[code] or {}
+      table.insert(ids[code], eid)
+    end
+  end
+  local pending = {}
+  for code, list in pairs(ids) do
+    local stream = K[STREAMS[code]]
+    local claim = {'XCLAIM', stream, C.group, C.consumer, 0, unpack(list)}
+    claim[#claim + 1] = 'JUSTID'
+    for _, id in ipairs(redis.call(unpack(claim))) do pending[code .. id] = true end
+    redis.call('XACK', stream, C.group, unpack(list))
+  end
+  return pending
+end
+
+local function batch(keys, args)
+  begin(args[1])
+  -- Someone flushed Redis: refuse the whole batch (nothing acknowledged) so the replica
+  -- loads its setup again and retries, rather than dead-lettering good alarms.
+  if redis.call('EXISTS', K.DISPATCH_TYPES) == 0 then
+    return redis.error_reply('NOTYPES alarm-type table not loaded')
+  end
+  local pending = acknowledge(args)
+  for i = 2, #args, 3 do
+    local code, eid, raw = args[i], args[i + 1], args[i + 2]
+    local stream = K[STREAMS[code]]
+    if eid ~= '' and not pending[code .. eid] then
+      stat('skipped')  -- already done by the replica that claimed it
+    else
+      FREED = {}
+      local ok, err = pcall(handle, code, raw)
+      flush()  -- also after a failure: what was written stays consistent with the audit
+      if not ok then
+        local reason
+        if type(err) == 'table' and err.reject then reason = err.reject
+        else
+          reason = 'dispatcher error: ' .. tostring(type(err) == 'table' and err.err or err)
+        end
+        dead_letter(stream, eid, raw, reason)
+      end
+    end
+  end
+  return result()
+end
+
+local function tick(keys, args)
+  begin(args[1])
+  local due = redis.call('ZRANGEBYSCORE', K.ACK_DEADLINES, '-inf', NOW,
+                         'LIMIT', 0, C.expire_batch)
+  for _, member in ipairs(due) do
+    redis.call('ZREM', K.ACK_DEADLINES, member)
+    local id, u = string.match(member, '^(.*)|(.*)$')
+    local inc = load_incident(id)
+    if inc and OPEN[inc.state] and index_of(inc.units, u) then
+      redis.call('SADD', key('incident_tried', id), u)
+      withdraw(inc, u, 'no acknowledgement within ' .. C.ack_timeout_s .. ' s')
+      event(inc, 'timeout', {unit = u})
+      fill(inc)
+      stat('expired')
+    end
+  end
+  for _, id in ipairs(redis.call('ZRANGE', K.ESCALATED, 0, C.escalated_batch - 1)) do
+    local inc = load_incident(id)
+    if inc and OPEN[inc.state] then fill(inc) else redis.call('ZREM', K.ESCALATED, id) end
+  end
+  flush()
+  return result()
+end
+
+redis.register_function{function_name = 'pw_route', callback = route, flags = {'no-writes'}}
+redis.register_function{function_name = 'pw_nearest', callback = nearest, flags = {'no-writes'}}
+redis.register_function('pw_batch', batch)
+redis.register_function('pw_tick', tick)
+redis.register_function('pw_version', function() return VERSION end)

@@ -1,0 +1,73 @@
+-- polewatch_dispatch, incidents.lua: one part of the library, concatenated in order by
+-- dispatcher/library.py (see common.lua). Uses common.lua.
+
+-- ---------------------------------------------------------------------------------------
+-- incidents: load, events, transitions
+
+local function load_incident(id)
+  if not id or id == '' then return nil end
+  local h = redis.call('HMGET', key('incident', id), unpack(INCIDENT_FIELDS))
+  if not h[1] then return nil end
+  return {
+    id = h[1], state = h[2], priority = tonumber(h[3]), type = h[4], group = h[5],
+    lon = tonumber(h[6]), lat = tonumber(h[7]), grid = h[8] or '', units = split(h[9]),
+    wanted = tonumber(h[10]) or 1, capability = h[11] or '', reports = tonumber(h[12]) or 1,
+    pole = nonempty(h[13]), district = nonempty(h[14]), text = nonempty(h[15]),
+    alarm_ts = tonumber(h[16]), last_ts = tonumber(h[17]) or 0,
+  }
+end
+
+local function save_units(inc)
+  redis.call('HSET', key('incident', inc.id), 'units', table.concat(inc.units, ','))
+end
+
+-- Append an IncidentEvent to the audit stream now, and to the incident's timeline (and its
+-- announcement) when the entry is done: one RPUSH and one PUBLISH per incident and entry.
+local function event(inc, name, ev)
+  ev = ev or {}
+  ev.k, ev.v, ev.incident, ev.event, ev.ts = 'incident', 1, inc.id, name, NOW
+  ev.actor = ev.actor or 'dispatcher'
+  local packed = cmsgpack.pack(ev)
+  redis.call('XADD', K.AUDIT, 'MAXLEN', '~', C.audit_maxlen, '*', 'm', packed)
+  -- A flood of merged reports stays in the audit stream but would bloat the detail page.
+  if name ~= 'report' or (ev.reports or 0) <= 100 then
+    local list = TIMELINE[inc.id]
+    if not list then list = {}; TIMELINE[inc.id] = list end
+    list[#list + 1] = packed
+  end
+  TOUCHED[inc.id] = true
+end
+
+local function flush()
+  for id, list in pairs(TIMELINE) do
+    redis.call('RPUSH', key('incident_timeline', id), unpack(list))
+  end
+  for id in pairs(TOUCHED) do redis.call('PUBLISH', K.INCIDENT_NOTIFY, id) end
+  TIMELINE, TOUCHED = {}, {}
+end
+
+-- Set the state (and its first-entered time), with any `extra` fields in the same write.
+-- An incident created in this call (`fresh`) has no t_<state> yet: one HSET does it all.
+local function transition(inc, state, ev, extra)
+  local k = key('incident', inc.id)
+  local f = extra or {}
+  f[#f + 1] = 'state'; f[#f + 1] = state
+  if inc.fresh then f[#f + 1] = 't_' .. state; f[#f + 1] = now_s() end
+  redis.call('HSET', k, unpack(f))
+  if not inc.fresh then redis.call('HSETNX', k, 't_' .. state, now_s()) end
+  inc.state = state
+  event(inc, state, ev)
+end
+
+-- Forward-only progress (a second unit arriving on scene does not move the incident back).
+local function advance(inc, state, ev)
+  if ORDER[state] > (ORDER[inc.state] or 0) then transition(inc, state, ev)
+  else event(inc, state, ev) end
+end
+
+-- An incident leaving the open states: no longer mergeable, waiting or listed as open.
+local function close_out(inc)
+  redis.call('ZREM', K.INCIDENTS_OPEN, inc.id)
+  redis.call('ZREM', K.ESCALATED, inc.id)
+  redis.call('ZREM', key('merge_area', inc.group), inc.id)
+end

@@ -1,0 +1,153 @@
+-- polewatch_dispatch, units.lua: one part of the library, concatenated in order by
+-- dispatcher/library.py (see common.lua). Uses common.lua and incidents.lua.
+
+-- ---------------------------------------------------------------------------------------
+-- units: finding the nearest eligible one, assigning, releasing
+
+-- The unit's grid if it may take the incident, else nil.
+local function eligible(u, inc)
+  -- (an incident created in this call has no tried units yet)
+  if not inc.fresh and redis.call('SISMEMBER', key('incident_tried', inc.id), u) == 1 then
+    return nil
+  end
+  local h = redis.call('HMGET', key('unit', u), 'seen', 'caps', 'grid', 'status', 'duty')
+  if h[5] ~= 'on_duty' or h[4] ~= 'available' then return nil end
+  local seen = tonumber(h[1])
+  if not seen or NOW - seen > C.stale_after_s then return nil end
+  if inc.capability ~= '' and
+      not string.find(',' .. (h[2] or '') .. ',', ',' .. inc.capability .. ',', 1, true) then
+    return nil
+  end
+  return h[3] or ''
+end
+
+-- Nearest eligible free unit within radius (in grid `want_grid` when given).
+local function nearest_within(inc, radius, want_grid)
+  local count = 8
+  while true do
+    local res = redis.call('GEOSEARCH', K.UNITS_FREE_GEO, 'FROMLONLAT', inc.lon, inc.lat,
+                           'BYRADIUS', radius, 'm', 'ASC', 'COUNT', count, 'WITHDIST')
+    for i = 1, #res do
+      local g = eligible(res[i][1], inc)
+      if g and (not want_grid or g == want_grid) then
+        return res[i][1], tonumber(res[i][2]), g
+      end
+    end
+    if #res < count then return nil end
+    count = count * 4  -- all of the closest were ineligible: look further down the list
+  end
+end
+
+-- Expanding-radius search; a unit of the incident's own grid wins when it is at most
+-- grid_pref_m farther than the nearest.
+local function find_unit(inc)
+  -- Nobody free at all (an overloaded zone): one question, not one per radius. (A GEOSEARCH
+  -- ... ANY over the largest radius would cost more than the searches it saves.)
+  if redis.call('ZCARD', K.UNITS_FREE_GEO) == 0 then return nil end
+  for _, r in ipairs(C.radii) do
+    local u, d, g = nearest_within(inc, r)
+    if u then
+      if C.grid_pref_m > 0 and inc.grid ~= '' and g ~= inc.grid then
+        local gu, gd = nearest_within(inc, d + C.grid_pref_m, inc.grid)
+        if gu then return gu, gd end
+      end
+      return u, d
+    end
+  end
+  return nil
+end
+
+local function notify_unit(u, msg)
+  redis.call('XADD', key('unit_inbox', u), 'MAXLEN', '~', C.inbox_maxlen, '*', 'm',
+             cmsgpack.pack(msg))
+  redis.call('PUBLISH', K.UNIT_NOTIFY, u)
+end
+
+local function assign(inc, u, d, actor)
+  redis.call('ZREM', K.UNITS_FREE_GEO, u)
+  redis.call('HSET', key('unit', u), 'status', 'dispatched', 'incident', inc.id)
+  inc.units[#inc.units + 1] = u
+  local ack_by = NOW + C.ack_timeout_s
+  notify_unit(u, {
+    k = 'dispatch', v = 1, incident = inc.id, unit = u, priority = inc.priority,
+    type = inc.type, lon = inc.lon, lat = inc.lat, ts = NOW, ack_by = ack_by,
+    alarm_ts = inc.alarm_ts, pole = inc.pole, district = inc.district,
+    grid = nonempty(inc.grid), text = inc.text, distance_m = d, reports = inc.reports,
+  })
+  redis.call('ZADD', K.ACK_DEADLINES, ack_by, inc.id .. '|' .. u)
+  local ev = {unit = u, actor = actor, priority = inc.priority}
+  if d then ev.detail = string.format('%.0f m', d) end
+  -- The first unit (again, after a reassignment) puts the incident back to 'dispatched'.
+  local units = {'units', table.concat(inc.units, ',')}
+  if #inc.units == 1 and inc.state ~= 'dispatched' then transition(inc, 'dispatched', ev, units)
+  else
+    redis.call('HSET', key('incident', inc.id), unpack(units))
+    event(inc, 'dispatched', ev)
+  end
+  stat('dispatched')
+end
+
+-- Give the incident units until it has as many as it wants; escalate when nobody is free.
+local function fill(inc, actor)
+  while #inc.units < inc.wanted do
+    local u, d = find_unit(inc)
+    if not u then break end
+    assign(inc, u, d, actor)
+  end
+  if #inc.units >= inc.wanted then
+    if not inc.fresh then redis.call('ZREM', K.ESCALATED, inc.id) end
+  elseif #inc.units == 0 and inc.state ~= 'escalated' then
+    redis.call('ZADD', K.ESCALATED, 'NX', NOW, inc.id)
+    transition(inc, 'escalated', {detail = 'no free unit within ' .. C.max_radius_m .. ' m',
+                                  priority = inc.priority})
+    stat('escalated')
+  else
+    -- Short of units (a P1 wanting two got one): keep retrying, without a state change.
+    redis.call('ZADD', K.ESCALATED, 'NX', NOW, inc.id)
+  end
+end
+
+-- Back to the free set if on duty with a known position.
+local function free_unit(u)
+  local k = key('unit', u)
+  local h = redis.call('HMGET', k, 'duty', 'lon', 'lat')
+  if h[1] == 'on_duty' then
+    redis.call('HSET', k, 'status', 'available', 'incident', '')
+    if h[2] then
+      redis.call('GEOADD', K.UNITS_FREE_GEO, h[2], h[3], u)
+      FREED[#FREED + 1] = u
+    end
+  else
+    redis.call('HSET', k, 'status', 'off_duty', 'incident', '')
+  end
+end
+
+-- Take a unit off an incident (declined, timed out, reassigned, off duty, cancelled...).
+local function withdraw(inc, u, reason)
+  local i = index_of(inc.units, u)
+  if i then table.remove(inc.units, i) end
+  save_units(inc)
+  redis.call('ZREM', K.ACK_DEADLINES, inc.id .. '|' .. u)
+  if redis.call('HGET', key('unit', u), 'incident') == inc.id then free_unit(u) end
+  if reason then
+    notify_unit(u, {k = 'cancel', v = 1, incident = inc.id, unit = u, reason = reason, ts = NOW})
+  end
+end
+
+-- Incidents waiting for a unit get a chance at units that just came free, oldest first; each
+-- still gets its own nearest unit. Stops as soon as every freed unit has been taken.
+local function serve_escalated(limit)
+  if #FREED == 0 then return end
+  local freed = FREED
+  FREED = {}
+  if redis.call('ZCARD', K.ESCALATED) == 0 then return end
+  for _, id in ipairs(redis.call('ZRANGE', K.ESCALATED, 0, limit - 1)) do
+    local inc = load_incident(id)
+    if inc and OPEN[inc.state] then fill(inc) else redis.call('ZREM', K.ESCALATED, id) end
+    local left = false
+    for _, u in ipairs(freed) do
+      if redis.call('HGET', key('unit', u), 'status') == 'available' then left = true; break end
+    end
+    if not left then return end
+  end
+end
