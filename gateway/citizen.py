@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import re
 import secrets
 from importlib import resources
 from typing import Any, Final
@@ -15,12 +16,13 @@ from aiohttp import web
 
 from gateway import bodies
 from gateway.alarms import find_pole, home_zone, issued_here, pole_view, raise_alarm
+from gateway.console.language import remember, request_language
 from gateway.errors import REDIS_DOWN, HttpError, json_response
 from gateway.notify import ANY
 from gateway.openapi import Answer, api, path_value, read_body
 from gateway.state import GATEWAY, Gateway
 from gateway.status import AlarmStatus, alarm_status
-from polewatch import keys, wire
+from polewatch import i18n, keys, wire
 
 KEEPALIVE_S: Final = 15.0
 COALESCE_S: Final = 0.2
@@ -196,6 +198,7 @@ async def help_page(request: web.Request) -> web.Response:
     gw = request.app[GATEWAY]
     code = request.match_info["code"]
     nonce = secrets.token_urlsafe(16)
+    language = request_language(request)
     try:
         pole = find_pole(gw.need_poles(), code)
     except HttpError as exc:
@@ -203,16 +206,42 @@ async def help_page(request: web.Request) -> web.Response:
             raise
         candidates = exc.extra.get("candidates", [])
         config = {"pole": None, "query": code, "candidates": candidates}
-        title = f"Pole {code} not found"
-        return _page(_render(title, config, nonce), nonce, status=404)
-    place = ", ".join(x for x in (pole.road, pole.district) if x)
-    config = {"pole": pole_view(pole), "place": place, "api": "/api/alarms"}
-    return _page(_render(f"Help at pole {pole.code}", config, nonce), nonce)
+        title = i18n.translate("citizen.title_missing", language, code=code)
+        response = _page(_render(title, config, nonce, language), nonce, status=404)
+    else:
+        comma = i18n.translate("common.comma", language)
+        place = comma.join(x for x in (pole.road, pole.district) if x)
+        config = {"pole": pole_view(pole), "place": place, "api": "/api/alarms"}
+        title = i18n.translate("citizen.title", language, code=pole.code)
+        response = _page(_render(title, config, nonce, language), nonce)
+    remember(request, response, language)
+    return response
 
 
-def _render(title: str, config: dict[str, Any], nonce: str) -> str:
+MESSAGE: Final = re.compile(r"\{\{t:([a-z0-9_.]+)\}\}")
+SCRIPT_MESSAGES: Final = ("citizen.", "common.", "time.")
+"""The catalogue areas the page's script uses (sent in its config)."""
+
+
+def _render(title: str, config: dict[str, Any], nonce: str, language: str) -> str:
+    messages = i18n.messages(language)
+    config = {**config, "messages": {k: v for k, v in messages.items()
+                                     if k.startswith(SCRIPT_MESSAGES)}}  # fmt: skip
+    page = MESSAGE.sub(lambda m: html.escape(i18n.translate(m.group(1), language)), PAGE)
     return (
-        PAGE.replace("{{title}}", html.escape(title))
+        page.replace("{{title}}", html.escape(title))
+        .replace("{{lang}}", language)
+        .replace("{{switch}}", _switch(language))
         .replace("{{nonce}}", nonce)
         .replace("{{config}}", _json_for_script(config))
     )
+
+
+def _switch(current: str) -> str:
+    """Links to this page in every language (``?lang=`` sets the cookie)."""
+    links = []
+    for tag in i18n.LANGUAGES:
+        name = html.escape(i18n.translate("lang.name", tag))
+        mark = ' aria-current="true"' if tag == current else ""
+        links.append(f'<a href="?lang={tag}" lang="{tag}" hreflang="{tag}"{mark}>{name}</a>')
+    return "".join(links)

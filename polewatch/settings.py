@@ -2,7 +2,8 @@
 
 Sources, later ones winning: the defaults in the class, a TOML config file (top-level keys are
 shared, a ``[section]`` table is the service's own), then the environment (``POLEWATCH_<KEY>``;
-the Redis URL is also read from plain ``REDIS_URL``). A missing, unknown or invalid value
+the Redis URL is also read from plain ``REDIS_URL``, a ``database_url`` setting from
+plain ``DATABASE_URL``). A missing, unknown or invalid value
 raises :class:`SettingsError` naming the key and where it came from. Nothing else in polewatch
 reads ``os.environ``.
 """
@@ -13,12 +14,14 @@ import functools
 import os
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
 
+from polewatch import i18n
 from polewatch.zones import ZoneError, ZoneMap
 
 ENV_PREFIX = "POLEWATCH_"
@@ -44,8 +47,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Name of the pole registry the service works in."""
     metrics_port: int = 0
     """Port of the Prometheus endpoint (0: none, or served by the service's own HTTP app)."""
+    timezone: str = "Asia/Shanghai"
+    """The city's time zone (IANA name): every time a person reads is shown in it; storage
+    stays in UTC."""
+    language: str = "zh-CN"
+    """The city's own language: pages use it when the browser asks for none we have
+    (``zh-CN`` or ``en``); reports and plates default to it."""
 
     def __post_init__(self) -> None:
+        _check_locale(self.timezone, self.language)
         # Fail at start, naming the key: an unreadable zones file, or a cluster without zones
         # (the default zone's keys are spread over the slots: its atomic steps would fail).
         self.zone_map()
@@ -58,6 +68,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def zone_map(self) -> ZoneMap:
         """The deployment's dispatch zones (loaded once per file)."""
         return _zone_map(self.zones)
+
+
+def _check_locale(timezone: str, language: str) -> None:
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"timezone: {timezone!r} is not an IANA time zone name") from None
+    if language not in i18n.LANGUAGES:
+        raise ValueError(f"language: {language!r} is not one of {', '.join(i18n.LANGUAGES)}")
 
 
 @functools.cache
@@ -104,6 +123,8 @@ def load(
         names = [ENV_PREFIX + name.upper()]
         if name == "redis_url":
             names.insert(0, "REDIS_URL")
+        elif name == "database_url":
+            names.insert(0, "DATABASE_URL")
         for var in names:
             if var in env:
                 raw[name] = _from_env(env[var])

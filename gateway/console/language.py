@@ -1,0 +1,57 @@
+"""The pages' language: ``/i18n/catalogue.json`` answers the message catalogue of the
+language a person chose (``?lang=``, else the ``pw_lang`` cookie, else ``Accept-Language``,
+else the city's ``language`` setting), with English filling any gap, and the city's time zone
+so pages show local times. ``gateway/console/static/i18n.js`` is its browser side."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from gateway.errors import json_response
+from gateway.openapi import Query, api
+from gateway.state import GATEWAY
+from polewatch import i18n
+
+COOKIE_MAX_AGE_S: Final = 365 * 24 * 3600
+
+routes = web.RouteTableDef()
+
+
+def request_language(request: web.Request) -> str:
+    """The language of a request: ``?lang=``, the cookie, ``Accept-Language``, the setting."""
+    explicit = request.query.get("lang") or request.cookies.get(i18n.COOKIE)
+    default = request.app[GATEWAY].settings.language
+    return i18n.choose(explicit, request.headers.get("Accept-Language"), default)
+
+
+def remember(request: web.Request, response: web.StreamResponse, language: str) -> None:
+    """Keep an explicit ``?lang=`` choice in the cookie (the switch on every page sets it)."""
+    if i18n.normalise(request.query.get("lang")) == language:
+        response.set_cookie(
+            i18n.COOKIE, language, max_age=COOKIE_MAX_AGE_S, path="/", samesite="Lax"
+        )
+    response.headers["Vary"] = "Accept-Language, Cookie"
+    response.headers["Content-Language"] = language
+
+
+@routes.get("/i18n/catalogue.json")
+@api(
+    tag="console",
+    store=False,
+    query=(Query("lang", "A language tag (zh-CN, en); default: cookie, Accept-Language"),),
+)
+async def catalogue(request: web.Request) -> web.Response:
+    """The pages' messages in the chosen language, the languages offered, the time zone."""
+    gw = request.app[GATEWAY]
+    language = request_language(request)
+    body = {
+        "lang": language,
+        "languages": {tag: i18n.translate("lang.name", tag) for tag in i18n.LANGUAGES},
+        "timezone": gw.settings.timezone,
+        "messages": i18n.messages(language),
+    }
+    response = json_response(body, headers={"Cache-Control": "no-cache"})
+    remember(request, response, language)
+    return response

@@ -1,0 +1,99 @@
+// The pages' language: the message catalogue of the chosen language, fetched once from this
+// origin (/i18n/catalogue.json; English fills any gap), t(key, params) to look a message up,
+// a visible switch, and times in the city's time zone.
+//
+//   import { loadLanguage, t, translatePage, languageSwitch, timeText } from "./i18n.js";
+//   await loadLanguage();            // before the first text is drawn
+//   translatePage();                 // data-i18n="key" (text), data-i18n-placeholder, -title, -aria-label
+//   el("span", {}, t("citizen.unit", { unit: "P-1" }));
+
+const STORE = "pw.lang";
+let catalogue = { lang: "en", languages: { en: "English" }, timezone: "UTC", messages: {} };
+
+/** Fetch the catalogue: the stored choice (localStorage) if any, else the server decides
+ *  (cookie, Accept-Language, the city's default language). */
+export async function loadLanguage() {
+  const chosen = localStorage.getItem(STORE);
+  const query = chosen ? `?lang=${encodeURIComponent(chosen)}` : "";
+  const response = await fetch(`/i18n/catalogue.json${query}`, { credentials: "same-origin" });
+  if (response.ok) catalogue = await response.json();
+  document.documentElement.lang = catalogue.lang;
+  return catalogue.lang;
+}
+
+/** The current language tag (zh-CN or en). */
+export const language = () => catalogue.lang;
+
+/** The city's time zone (IANA name) from the settings. */
+export const timeZone = () => catalogue.timezone;
+
+/** The message ``key`` with ``{name}`` placeholders filled; the key itself when unknown. */
+export function t(key, params = {}) {
+  const text = catalogue.messages[key];
+  if (text === undefined) return key;
+  return text.replace(/\{([a-z_][a-z0-9_]*)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+}
+
+/** The message ``key`` if the catalogue has it, else ``fallback`` (for open sets: custom
+ *  alarm types a deployment adds). */
+export function tOr(key, fallback) {
+  return key in catalogue.messages ? t(key) : fallback;
+}
+
+const pretty = (s) => String(s ?? "").replaceAll("_", " ");
+export const stateName = (s) => tOr(`state.${s}`, pretty(s));
+export const unitStatusName = (s) => tOr(`unit.${s}`, pretty(s));
+export const typeName = (s) => tOr(`type.${s}`, pretty(s));
+
+/** Translate the static page: data-i18n (text), data-i18n-placeholder, data-i18n-title,
+ *  data-i18n-aria-label. */
+export function translatePage(root = document) {
+  for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  for (const [attr, data] of [["placeholder", "i18nPlaceholder"], ["title", "i18nTitle"],
+    ["aria-label", "i18nAriaLabel"]]) {
+    for (const node of root.querySelectorAll(`[data-i18n-${attr}]`)) {
+      node.setAttribute(attr, t(node.dataset[data]));
+    }
+  }
+  const title = document.querySelector("title[data-i18n]");
+  if (title) document.title = t(title.dataset.i18n);
+}
+
+/** Remember a language (localStorage here, the cookie on the server) and reload the page. */
+export async function setLanguage(tag) {
+  localStorage.setItem(STORE, tag);
+  await fetch(`/i18n/catalogue.json?lang=${encodeURIComponent(tag)}`, { credentials: "same-origin" });
+  location.reload();
+}
+
+/** A visible language switch (a <select> of every language, each named in itself). */
+export function languageSwitch() {
+  const select = document.createElement("select");
+  select.className = "lang-switch";
+  select.setAttribute("aria-label", t("lang.switch"));
+  select.title = t("lang.switch");
+  for (const [tag, name] of Object.entries(catalogue.languages)) {
+    const option = document.createElement("option");
+    option.value = tag;
+    option.textContent = name;
+    option.lang = tag;
+    option.selected = tag === catalogue.lang;
+    select.append(option);
+  }
+  select.addEventListener("change", () => setLanguage(select.value));
+  return select;
+}
+
+function format(ts, options) {
+  if (!ts) return "–";
+  return new Intl.DateTimeFormat(catalogue.lang, { timeZone: catalogue.timezone, hour12: false, ...options })
+    .format(new Date(ts * 1000));
+}
+
+/** A clock time (seconds since the epoch) in the city's time zone: 14:03:09. */
+export const timeText = (ts) => format(ts, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+
+/** A date and time in the city's time zone. */
+export const dateTimeText = (ts) => format(ts, {
+  year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+});
