@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
+from polewatch.operations import StateCollector
+
 _COUNTERS = {
     "alarms": ("polewatch_dispatcher_alarms_total", "Alarms processed"),
     "duplicates": ("polewatch_dispatcher_duplicate_alarms_total", "Alarms seen before"),
@@ -21,7 +23,8 @@ _COUNTERS = {
 
 
 class Metrics:
-    """Counters named after the functions' counters, plus the batch latency histogram."""
+    """Counters named after the functions' counters, the batch latency histogram, and the
+    deployment's operational state (:mod:`polewatch.operations`, read by the replica)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -35,6 +38,8 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
             registry=self.registry,
         )
+        self.state = StateCollector()
+        self.registry.register(self.state)
 
     def record(self, counts: dict[str, int]) -> None:
         for key, value in counts.items():
@@ -42,9 +47,9 @@ class Metrics:
             if counter is not None and value:
                 counter.inc(value)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> Callable[[], None]:
-        """Expose ``/metrics`` on ``port`` (a daemon thread); returns the function that stops
-        it."""
+    def serve(self, port: int, addr: str = "127.0.0.1") -> Callable[[], None]:
+        """Expose ``/metrics`` on ``addr:port`` (a daemon thread; loopback unless told
+        otherwise); returns the function that stops it."""
         server, thread = start_http_server(port, addr=addr, registry=self.registry)
 
         def close() -> None:

@@ -120,6 +120,9 @@ class Dispatcher:
                 asyncio.create_task(self._every(self.settings.heartbeat_s, self.heartbeat)),
                 asyncio.create_task(self._every(trim.EVERY_S, self.trim)),
             ]
+            if self.settings.metrics_port:
+                every = self.settings.metrics_every_s
+                background.append(asyncio.create_task(self._every(every, self.read_state)))
         try:
             await asyncio.gather(*(self._consume_resiliently(zone) for zone in self.zones))
             if self.burst:
@@ -325,6 +328,11 @@ class Dispatcher:
         fields: Any = wire.entry(beat)
         await self.client.xadd(keys.HEARTBEATS, fields, maxlen=HEARTBEAT_MAXLEN, approximate=True)
 
+    async def read_state(self) -> None:
+        """Read the deployment's operational state for ``/metrics`` (every zone: a scrape of
+        any replica shows the whole deployment)."""
+        await self.metrics.state.refresh(self.client, self.zone_map.all_keys())
+
     def _count(self, counts: dict[str, int]) -> None:
         self.totals.update(counts)
         self.metrics.record(counts)
@@ -352,7 +360,9 @@ async def serve(settings: DispatcherSettings, *, burst: bool = False) -> Dispatc
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     close_metrics = (
-        dispatcher.metrics.serve(settings.metrics_port) if settings.metrics_port else None
+        dispatcher.metrics.serve(settings.metrics_port, settings.metrics_addr)
+        if settings.metrics_port
+        else None
     )
     log.info("dispatcher %s starting (burst=%s)", dispatcher.consumer, burst)
     try:

@@ -44,6 +44,11 @@ class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fie
     audit_maxlen: Count = 5_000_000
     inbox_maxlen: Count = 1000
     heartbeat_s: Positive = 5.0
+    metrics_addr: str = "127.0.0.1"
+    """Address the ``/metrics`` endpoint listens on (with ``metrics_port``): loopback unless
+    a scraper elsewhere must reach it (``0.0.0.0`` in docker-compose's network)."""
+    metrics_every_s: Positive = 15.0
+    """How often the operational state (incidents, units, streams, agents) is read for it."""
     shutdown_grace_s: Positive = 10.0
     """After SIGTERM, how long the batch in flight may take (e.g. while Redis is down) before
     the replica stops anyway; what it had not acknowledged stays pending for another replica."""

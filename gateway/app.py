@@ -66,7 +66,10 @@ async def openapi_json(request: web.Request) -> web.Response:
 @api(tag="system", content="text/plain", store=False)
 async def metrics_text(request: web.Request) -> web.Response:
     """Prometheus metrics: requests, alarms accepted, WebSocket clients, write batch sizes."""
-    return await request.app[GATEWAY].metrics.handle(request)
+    gw = request.app[GATEWAY]
+    if gw.redis is not None:  # the deployment's state too (polewatch.operations)
+        await gw.metrics.state.refresh(gw.redis, gw.zones.all_keys())
+    return await gw.metrics.handle(request)
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:

@@ -16,6 +16,7 @@ from prometheus_client import (
 )
 
 from gateway.errors import Handler
+from polewatch.operations import StateCollector
 
 
 class Metrics:
@@ -68,6 +69,9 @@ class Metrics:
         self.pole_index_loads = Counter(
             "polewatch_gateway_pole_index_loads", "Pole index (re)loads", registry=r
         )
+        self.state = StateCollector()
+        """The deployment's operational state (:mod:`polewatch.operations`), read per scrape."""
+        r.register(self.state)
 
     def middleware(self) -> web.middleware:  # type: ignore[valid-type]
         children: dict[tuple[str, str, int], tuple[Any, Any]] = {}

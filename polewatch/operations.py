@@ -1,0 +1,284 @@
+"""The operational state of a deployment, read from Redis for Prometheus.
+
+Both the gateway's ``/metrics`` and each dispatcher's expose it (a :class:`StateCollector` in
+their registry), so a scrape of either shows the whole deployment: open and escalated
+incidents by priority, units by status (``unresponsive`` included), every stream's length and,
+per consumer group, its pending entries and the age of the oldest one, dead letters by reason,
+and the health of the edge agents from their heartbeats. The archiver exposes its own lag
+(``polewatch_archive_lag_seconds``).
+
+Every figure is read at scrape time, in a few pipelined round trips per zone; dead letters are
+counted incrementally (each collector reads only the entries added since its last scrape).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Final
+
+import msgspec
+import redis.asyncio as aioredis
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from redis.exceptions import RedisError, ResponseError
+
+from polewatch import keys, records, wire
+
+log = logging.getLogger("polewatch.operations")
+
+PRIORITIES: Final = ("1", "2", "3", "4")
+UNIT_STATES: Final = (*records.UNIT_STATUSES, "unresponsive")
+"""Every unit status counted (zero when there is none, so the dashboard always has a line)."""
+AGENT_STALE_S: Final = 60.0
+"""An agent whose last heartbeat is older than this counts as ``stale``, whatever it said."""
+HEARTBEAT_SCAN: Final = 5000
+"""Latest heartbeats read to find each agent's last one."""
+DEADLETTER_SCAN: Final = 10_000
+"""Dead letters read at most per zone and scrape (the first scrape starts this far back)."""
+REASON_CAP: Final = 30
+"""Distinct dead-letter reasons kept as labels; the rest count as ``other``."""
+_NUMBERED = re.compile(r"\S*\d\S*")
+
+
+def reason_class(reason: str) -> str:
+    """A dead-letter reason with its ids taken out (any word holding a digit becomes ``N``),
+    so ``dispatch of 7 to u3 is not ...`` and ``dispatch of 9 to u5 is not ...`` count as one
+    reason; at most 80 characters."""
+    return _NUMBERED.sub("N", reason)[:80]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _ms(entry_id: Any) -> int:
+    return int(_text(entry_id).partition("-")[0])
+
+
+class Group(msgspec.Struct, frozen=True):
+    stream: str
+    group: str
+    pending: int
+    oldest_pending_s: float
+    lag: int | None
+
+
+class State(msgspec.Struct, kw_only=True):
+    """One reading of the deployment (see :func:`read`)."""
+
+    open: Counter[str]
+    """Open incidents by priority (``"1"``..``"4"``), escalated ones included."""
+    escalated: Counter[str]
+    units: Counter[str]
+    """Units by status (:data:`UNIT_STATES`)."""
+    streams: dict[str, int]
+    """Length of every stream."""
+    groups: list[Group]
+    agents: Counter[tuple[str, str]]
+    """Agents by (kind, status): their last heartbeat's status, or ``stale``."""
+    agent_age: dict[str, float]
+    """Per agent kind, the age of the stalest agent's last heartbeat (seconds)."""
+
+
+async def _tally(
+    redis: aioredis.Redis, ids: Iterable[Any], key: Callable[[str], str], field: str, missing: str
+) -> Counter[str]:
+    """How many of the hashes ``key(id)`` hold each value of ``field`` (``missing``: none)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for one in ids:
+            pipe.hget(key(_text(one)), field)
+        found: list[Any] = await pipe.execute()
+    return Counter(missing if v is None else _text(v) for v in found)
+
+
+async def _priorities(redis: aioredis.Redis, zone: keys.Zone, index: str) -> Counter[str]:
+    ids: list[Any] = await redis.zrange(index, 0, -1)
+    counts = await _tally(redis, ids, zone.incident, "priority", "") if ids else Counter()
+    counts.pop("", None)  # an index entry whose hash is gone (a race with its removal)
+    return counts
+
+
+async def _units(redis: aioredis.Redis, zone: keys.Zone) -> Counter[str]:
+    ids: Any = await redis.smembers(zone.units)
+    return await _tally(redis, ids, zone.unit, "status", "off_duty") if ids else Counter()
+
+
+async def _groups(redis: aioredis.Redis, stream: str, now: float) -> list[Group]:
+    try:
+        infos: list[dict[str, Any]] = await redis.xinfo_groups(stream)
+    except ResponseError:  # no such stream yet
+        return []
+    out = []
+    for info in infos:
+        name = _text(info["name"])
+        pending, oldest = 0, 0.0
+        if info["pending"]:
+            summary: dict[str, Any] = await redis.xpending(stream, name)
+            # Acknowledged since XINFO GROUPS: nothing is pending any more (min is None).
+            if summary["min"] is not None:
+                pending = int(summary["pending"])
+                oldest = max(0.0, now - _ms(summary["min"]) / 1000)
+        lag = info.get("lag")
+        out.append(Group(stream, name, pending, oldest, None if lag is None else int(lag)))
+    return out
+
+
+async def _agents(
+    redis: aioredis.Redis, now: float
+) -> tuple[Counter[tuple[str, str]], dict[str, float]]:
+    beats: Any = await redis.xrevrange(keys.HEARTBEATS, count=HEARTBEAT_SCAN)
+    last: dict[str, wire.Heartbeat] = {}
+    for _, fields in beats:
+        with contextlib.suppress(wire.WireError):
+            hb = wire.decode_entry(fields, wire.Heartbeat)
+            last.setdefault(hb.source, hb)
+    agents: Counter[tuple[str, str]] = Counter()
+    age: dict[str, float] = {}
+    for hb in last.values():
+        since = max(0.0, now - hb.ts)
+        agents[(hb.kind, "stale" if since > AGENT_STALE_S else hb.status)] += 1
+        age[hb.kind] = max(age.get(hb.kind, 0.0), since)
+    return agents, age
+
+
+async def read(
+    redis: aioredis.Redis, zones: Sequence[keys.Zone], now: float | None = None
+) -> State:
+    """Read the operational state of ``zones`` (every zone of the deployment)."""
+    now = time.time() if now is None else now
+    state = State(open=Counter(), escalated=Counter(), units=Counter(), streams={}, groups=[],
+                  agents=Counter(), agent_age={})  # fmt: skip
+    for zone in zones:
+        state.open += await _priorities(redis, zone, zone.incidents_open)
+        state.escalated += await _priorities(redis, zone, zone.escalated)
+        state.units += await _units(redis, zone)
+        streams = (*zone.streams, zone.audit, zone.deadletter)
+        async with redis.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.xlen(stream)
+            lengths: list[int] = await pipe.execute()
+        state.streams.update(zip(streams, lengths, strict=True))
+        for stream in zone.streams:
+            state.groups += await _groups(redis, stream, now)
+    state.streams[keys.HEARTBEATS] = int(await redis.xlen(keys.HEARTBEATS))
+    state.agents, state.agent_age = await _agents(redis, now)
+    return state
+
+
+class DeadLetters:
+    """Dead letters by (stream they came from, reason class), counted incrementally."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self._after: dict[str, str] = {}
+
+    async def update(self, redis: aioredis.Redis, zones: Iterable[keys.Zone]) -> None:
+        """Count the dead letters added since the last update (the latest ones at first)."""
+        for zone in zones:
+            after = self._after.get(zone.deadletter)
+            entries: Any
+            if after is None:
+                latest: Any = await redis.xrevrange(zone.deadletter, count=DEADLETTER_SCAN)
+                entries = latest[::-1]
+            else:
+                entries = await redis.xrange(
+                    zone.deadletter, min=f"({after}", count=DEADLETTER_SCAN
+                )
+            if not entries and after is None:
+                self._after[zone.deadletter] = "0-0"
+            known = {r for _, r in self.counts}
+            for entry_id, fields in entries:
+                source = _text(fields.get(b"stream", b"?")).rpartition(":")[2]
+                reason = reason_class(_text(fields.get(b"reason", b"")))
+                if reason not in known and len(known) >= REASON_CAP:
+                    reason = "other"
+                known.add(reason)
+                self.counts[(source, reason)] += 1
+                self._after[zone.deadletter] = _text(entry_id)
+
+
+class StateCollector(Collector):
+    """Prometheus families of the latest :class:`State` (call :meth:`refresh` before a
+    scrape: the gateway does in its handler, the dispatcher on its own loop)."""
+
+    def __init__(self) -> None:
+        self.state: State | None = None
+        self.dead = DeadLetters()
+
+    async def refresh(self, redis: aioredis.Redis, zones: Sequence[keys.Zone]) -> None:
+        """Read the state again; on a Redis error, drop it (a scrape then shows the service's
+        own metrics only, rather than stale figures or no answer)."""
+        try:
+            self.state = await read(redis, zones)
+            await self.dead.update(redis, zones)
+        except RedisError as exc:
+            log.warning("operational state not read: %s", exc)
+            self.state = None
+
+    def collect(self) -> Iterator[Metric]:
+        yield from families(self.state, self.dead.counts)
+
+
+def families(state: State | None, dead: Counter[tuple[str, str]]) -> Iterator[Metric]:
+    """The metric families of ``state`` (nothing before the first reading)."""
+    reasons = CounterMetricFamily(
+        "polewatch_dead_letters", "Dead letters by source stream and reason (ids taken out)",
+        labels=["source", "reason"],
+    )  # fmt: skip
+    for (source, reason), n in sorted(dead.items()):
+        reasons.add_metric([source, reason], n)
+    yield reasons
+    if state is None:
+        return
+    for name, doc, counts in (
+        ("polewatch_incidents_open", "Open incidents by priority", state.open),
+        ("polewatch_incidents_escalated", "Incidents waiting for a free unit", state.escalated),
+    ):
+        family = GaugeMetricFamily(name, doc, labels=["priority"])
+        for p in sorted({*PRIORITIES, *counts}):
+            family.add_metric([p], counts.get(p, 0))
+        yield family
+    units = GaugeMetricFamily("polewatch_units", "Units by status", labels=["status"])
+    for status in sorted({*UNIT_STATES, *state.units}):
+        units.add_metric([status], state.units.get(status, 0))
+    yield units
+    length = GaugeMetricFamily("polewatch_stream_length", "Entries in a stream", labels=["stream"])
+    for stream, n in sorted(state.streams.items()):
+        length.add_metric([stream], n)
+    yield length
+    labels = ["stream", "group"]
+    pending = GaugeMetricFamily(
+        "polewatch_stream_pending", "Entries delivered to a group, not acknowledged", labels=labels
+    )
+    oldest = GaugeMetricFamily(
+        "polewatch_stream_oldest_pending_seconds",
+        "Age of a group's oldest unacknowledged entry (0: none)", labels=labels,
+    )  # fmt: skip
+    lag = GaugeMetricFamily(
+        "polewatch_stream_lag", "Entries a group has not read yet", labels=labels
+    )
+    for g in state.groups:
+        pending.add_metric([g.stream, g.group], g.pending)
+        oldest.add_metric([g.stream, g.group], g.oldest_pending_s)
+        if g.lag is not None:
+            lag.add_metric([g.stream, g.group], g.lag)
+    yield from (pending, oldest, lag)
+    agents = GaugeMetricFamily(
+        "polewatch_agents", "Edge agents and services by kind and last heartbeat status "
+        "('stale': silent for over a minute)", labels=["kind", "status"],
+    )  # fmt: skip
+    for (kind, status), n in sorted(state.agents.items()):
+        agents.add_metric([kind, status], n)
+    yield agents
+    age = GaugeMetricFamily(
+        "polewatch_agent_heartbeat_age_seconds",
+        "Age of the stalest agent's last heartbeat, by kind", labels=["kind"],
+    )  # fmt: skip
+    for kind, seconds in sorted(state.agent_age.items()):
+        age.add_metric([kind], seconds)
+    yield age
