@@ -143,6 +143,7 @@ def settings_arg(
         "radii": settings.radii(),
         "max_radius_m": settings.max_radius_m,
         "grid_pref_m": settings.grid_preference_m,
+        "grid_pref_s": settings.grid_preference_s,
         "alarm_ttl_s": settings.alarm_ttl_s,
         "audit_maxlen": settings.audit_maxlen,
         "inbox_maxlen": settings.inbox_maxlen,

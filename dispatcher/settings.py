@@ -34,7 +34,17 @@ class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fie
     """The expanding search; ``max_radius_m`` is always the last step."""
     max_radius_m: Positive = 30_000.0
     grid_preference_m: Annotated[float, Meta(ge=0)] = 300.0
-    """A unit of the incident's own grid wins if at most this much farther; 0 disables."""
+    """A unit of the incident's own grid wins if at most this much farther; 0 disables (for
+    a choice by straight line)."""
+    drive_time: bool = True
+    """Choose units by drive time over the road graph (:mod:`polewatch.roads`) when one is
+    stored; off (or without a graph) by straight line, audited as such."""
+    grid_preference_s: Annotated[float, Meta(ge=0)] = 60.0
+    """By drive time: a unit of the incident's own grid wins if at most this much slower."""
+    shortlist: Annotated[int, Meta(ge=1, le=1_000)] = 12
+    """Free units taken nearest by air first, then ranked by drive time (the search widens to
+    every unit that could still be faster, up to ``shortlist_max``)."""
+    shortlist_max: Annotated[int, Meta(ge=1, le=10_000)] = 200
     tick_s: Positive = 0.5
     """How often ack deadlines are checked and escalated incidents retried."""
     expire_batch: Count = 500

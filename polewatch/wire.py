@@ -91,6 +91,10 @@ IncidentState = Literal[
 ]
 
 
+RouteSource = Literal["road", "air"]
+"""How a dispatch's ``distance_m`` was measured: over the road graph, or in a straight line."""
+
+
 class IncidentEvent(Message, tag="incident", frozen=True, kw_only=True):
     """One transition of an incident, as appended to the audit stream."""
 
@@ -104,6 +108,11 @@ class IncidentEvent(Message, tag="incident", frozen=True, kw_only=True):
     detail: Text | None = None
     priority: Priority | None = None
     reports: int | None = None
+    distance_m: float | None = None
+    """Of a dispatch: the unit's distance to the scene, by road or by air (``route``)."""
+    eta_s: float | None = None
+    """Of a dispatch by drive time: the estimated drive from the unit to the scene."""
+    route: RouteSource | None = None
 
 
 class Dispatch(Message, tag="dispatch", frozen=True, kw_only=True):
@@ -125,7 +134,12 @@ class Dispatch(Message, tag="dispatch", frozen=True, kw_only=True):
     grid: Ident | None = None
     text: Text | None = None
     distance_m: float | None = None
+    """From the unit to the scene: along the roads when ``route`` is ``road``, else by air."""
     reports: int = 1
+    eta_s: float | None = None
+    """Estimated drive time to the scene (``route`` ``road`` only); readers show it as
+    "2.1 km by road, about 4 min"."""
+    route: RouteSource | None = None
 
 
 class DispatchCancel(Message, tag="cancel", frozen=True, kw_only=True):

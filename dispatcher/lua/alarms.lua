@@ -74,7 +74,7 @@ local function create(m, p, raw_alarm_id)
                lon = m.lon, lat = m.lat, grid = m.grid or '', units = {}, wanted = p.units,
                capability = p.capability, reports = 1, pole = nonempty(m.pole),
                district = nonempty(m.district), text = nonempty(m.text), alarm_ts = m.ts,
-               fresh = true}
+               fresh = true, rank = RANK}
   event(inc, 'new', {alarm = m.id, priority = p.priority, reports = 1})
   stat('incidents')
   fill(inc)

@@ -19,8 +19,12 @@ Functions
              means "not from a stream" (benchmarks, tools). A rejected entry is dead-lettered
              here with the reason. Fails with NOTYPES, acknowledging nothing, when the
              alarm-type table is missing (Redis was flushed). Returns the STAT_NAMES counters.
-  pw_tick    ARGV[1] = settings. Expires unacknowledged dispatches (re-dispatch to the next
-             nearest) and retries escalated incidents. Returns the counters.
+             A triple 'r' '' <road shortlist (MessagePack)> gives the alarm after it its units
+             ranked by drive time (dispatcher/drive.py); without one the alarm's unit is found
+             by the straight-line search, and the audit says so.
+  pw_tick    ARGV[1] = settings, then pairs <incident id> <road shortlist>. Expires
+             unacknowledged dispatches (re-dispatch to the next fastest) and retries escalated
+             incidents. Returns the counters.
   pw_version returns the library version.
 
 Every call works in one dispatch zone (polewatch/zones.py): the settings name the zone's key
@@ -43,6 +47,12 @@ local TYPES         -- alarm-type parameters read during the current call
 local FREED         -- units freed during the current entry (offered to escalated incidents)
 local TIMELINE      -- incident id -> packed events of the current entry, pushed by flush()
 local TOUCHED       -- incidents to announce once at the end of the current entry
+-- Road shortlists computed by the dispatcher before the call (dispatcher/drive.py): RANK for
+-- the alarm being handled (pw_batch: the 'r' entry before it), RANKS[incident id] for pw_tick.
+-- A shortlist is {u = {unit ids}, t = {eta s}, d = {road m}} fastest first, or {why = reason}
+-- when the road graph could not answer.
+local RANK
+local RANKS
 
 local STAT_NAMES = {'alarms', 'duplicates', 'incidents', 'merged', 'dispatched', 'escalated',
                     'rejected', 'skipped', 'patrol', 'commands', 'expired'}
@@ -128,6 +138,7 @@ local function begin(settings)
   C = cmsgpack.unpack(settings)
   K = zone_keys(C.prefix)
   STATS, TYPES, FREED, TIMELINE, TOUCHED = {}, {}, {}, {}, {}
+  RANK, RANKS = nil, {}
   for _, n in ipairs(STAT_NAMES) do STATS[n] = 0 end
   clock()
 end

@@ -64,21 +64,26 @@ local function batch(keys, args)
   local pending = acknowledge(args)
   for i = 2, #args, 3 do
     local code, eid, raw = args[i], args[i + 1], args[i + 2]
-    local stream = K[STREAMS[code]]
-    if eid ~= '' and not pending[code .. eid] then
-      stat('skipped')  -- already done by the replica that claimed it
+    if code == 'r' then
+      RANK = cmsgpack.unpack(raw)  -- the road shortlist of the alarm that comes next
     else
-      FREED = {}
-      local ok, err = pcall(handle, code, raw)
-      flush()  -- also after a failure: what was written stays consistent with the audit
-      if not ok then
-        local reason
-        if type(err) == 'table' and err.reject then reason = err.reject
-        else
-          reason = 'dispatcher error: ' .. tostring(type(err) == 'table' and err.err or err)
+      local stream = K[STREAMS[code]]
+      if eid ~= '' and not pending[code .. eid] then
+        stat('skipped')  -- already done by the replica that claimed it
+      else
+        FREED = {}
+        local ok, err = pcall(handle, code, raw)
+        flush()  -- also after a failure: what was written stays consistent with the audit
+        if not ok then
+          local reason
+          if type(err) == 'table' and err.reject then reason = err.reject
+          else
+            reason = 'dispatcher error: ' .. tostring(type(err) == 'table' and err.err or err)
+          end
+          dead_letter(stream, eid, raw, reason)
         end
-        dead_letter(stream, eid, raw, reason)
       end
+      RANK = nil
     end
   end
   return result()
@@ -86,6 +91,7 @@ end
 
 local function tick(keys, args)
   begin(args[1])
+  for i = 2, #args, 2 do RANKS[args[i]] = cmsgpack.unpack(args[i + 1]) end
   local due = redis.call('ZRANGEBYSCORE', K.ACK_DEADLINES, '-inf', NOW,
                          'LIMIT', 0, C.expire_batch)
   for _, member in ipairs(due) do
@@ -93,6 +99,7 @@ local function tick(keys, args)
     local id, u = string.match(member, '^(.*)|(.*)$')
     local inc = load_incident(id)
     if inc and OPEN[inc.state] and index_of(inc.units, u) then
+      inc.rank = RANKS[id]
       redis.call('SADD', key('incident_tried', id), u)
       withdraw(inc, u, 'no acknowledgement within ' .. C.ack_timeout_s .. ' s')
       event(inc, 'timeout', {unit = u})
@@ -102,7 +109,12 @@ local function tick(keys, args)
   end
   for _, id in ipairs(redis.call('ZRANGE', K.ESCALATED, 0, C.escalated_batch - 1)) do
     local inc = load_incident(id)
-    if inc and OPEN[inc.state] then fill(inc) else redis.call('ZREM', K.ESCALATED, id) end
+    if inc and OPEN[inc.state] then
+      inc.rank = RANKS[id]
+      fill(inc)
+    else
+      redis.call('ZREM', K.ESCALATED, id)
+    end
   end
   flush()
   return result()

@@ -38,9 +38,40 @@ local function nearest_within(inc, radius, want_grid)
   end
 end
 
--- Expanding-radius search; a unit of the incident's own grid wins when it is at most
--- grid_pref_m farther than the nearest.
+-- The fastest eligible unit of the road shortlist (sorted by drive time), as u, road m, eta
+-- s; a unit of the incident's own grid wins when it is at most grid_pref_s slower. A unit
+-- claimed since the list was made is no longer free (eligible), so the next one is taken.
+local function ranked_unit(inc, rank)
+  local us, etas, ds = rank.u, rank.t, rank.d
+  local best
+  for i = 1, #us do
+    if best and etas[i] > etas[best] + C.grid_pref_s then break end
+    local g = eligible(us[i], inc)
+    if g then
+      if not best then
+        best = i
+        if C.grid_pref_s <= 0 or inc.grid == '' or g == inc.grid then break end
+      elseif g == inc.grid then
+        return us[i], ds[i], etas[i]
+      end
+    end
+  end
+  if best then return us[best], ds[best], etas[best] end
+  return nil
+end
+
+-- The unit to send: by drive time from the incident's road shortlist when it has one, else
+-- by the expanding straight-line search, the reason kept in inc.why for the audit. By air, a
+-- unit of the incident's own grid wins when it is at most grid_pref_m farther than the nearest.
 local function find_unit(inc)
+  local rank = inc.rank
+  if rank and rank.u then
+    local u, d, eta = ranked_unit(inc, rank)
+    if u then return u, d, eta end
+    inc.why = 'no eligible unit on the road shortlist'
+  else
+    inc.why = rank and rank.why or 'no road shortlist for this decision'
+  end
   -- Nobody free at all (an overloaded zone): one question, not one per radius. (A GEOSEARCH
   -- ... ANY over the largest radius would cost more than the searches it saves.)
   if redis.call('ZCARD', K.UNITS_FREE_GEO) == 0 then return nil end
@@ -63,7 +94,9 @@ local function notify_unit(u, msg)
   redis.call('PUBLISH', K.UNIT_NOTIFY, u)
 end
 
-local function assign(inc, u, d, actor)
+-- `eta` (s) is given when `d` is the road distance of a drive-time choice; without it `d` is
+-- the straight-line distance and inc.why says why the road graph was not used.
+local function assign(inc, u, d, actor, eta)
   redis.call('ZREM', K.UNITS_FREE_GEO, u)
   redis.call('HSET', key('unit', u), 'status', 'dispatched', 'incident', inc.id)
   inc.units[#inc.units + 1] = u
@@ -73,10 +106,14 @@ local function assign(inc, u, d, actor)
     type = inc.type, lon = inc.lon, lat = inc.lat, ts = NOW, ack_by = ack_by,
     alarm_ts = inc.alarm_ts, pole = inc.pole, district = inc.district,
     grid = nonempty(inc.grid), text = inc.text, distance_m = d, reports = inc.reports,
+    eta_s = eta, route = d and (eta and 'road' or 'air'),
   })
   redis.call('ZADD', K.ACK_DEADLINES, ack_by, inc.id .. '|' .. u)
-  local ev = {unit = u, actor = actor, priority = inc.priority}
-  if d then ev.detail = string.format('%.0f m', d) end
+  local ev = {unit = u, actor = actor, priority = inc.priority, distance_m = d, eta_s = eta,
+              route = d and (eta and 'road' or 'air')}
+  if d and not eta then
+    ev.detail = string.format('straight-line %.0f m: %s', d, inc.why or 'named by an operator')
+  end
   -- The first unit (again, after a reassignment) puts the incident back to 'dispatched'.
   local units = {'units', table.concat(inc.units, ',')}
   if #inc.units == 1 and inc.state ~= 'dispatched' then transition(inc, 'dispatched', ev, units)
@@ -90,9 +127,9 @@ end
 -- Give the incident units until it has as many as it wants; escalate when nobody is free.
 local function fill(inc, actor)
   while #inc.units < inc.wanted do
-    local u, d = find_unit(inc)
+    local u, d, eta = find_unit(inc)
     if not u then break end
-    assign(inc, u, d, actor)
+    assign(inc, u, d, actor, eta)
   end
   if #inc.units >= inc.wanted then
     if not inc.fresh then redis.call('ZREM', K.ESCALATED, inc.id) end
