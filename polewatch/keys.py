@@ -16,6 +16,8 @@ HEARTBEATS: Final = f"{PREFIX}:heartbeats"
 DISPATCH_GROUP: Final = "dispatchers"
 """Consumer group of the dispatcher replicas on each zone's alarm, patrol-event and command
 streams."""
+ARCHIVE_GROUP: Final = "archivers"
+"""Consumer group of the archiver replicas on each zone's audit stream."""
 UNIT_ZONES: Final = f"{PREFIX}:unit-zones"
 """Hash ``unit id -> zone``: where each unit's record and inbox live (zoned deployments)."""
 

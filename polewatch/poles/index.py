@@ -31,15 +31,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Final
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Final, Protocol
 
 from polewatch.geo import haversine_m
 from polewatch.poles.codes import CONFUSABLE, normalize, skeleton
 from polewatch.poles.model import Candidate, MistakeKind, Pole, Resolution
-
-if TYPE_CHECKING:
-    from polewatch.poles.registry import PoleRegistry
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +52,26 @@ COST: Final[dict[MistakeKind, float]] = {
 """Edit cost of each kind of mistake (``confusion`` is per confused character)."""
 NEAR_SCALE_M: Final = 5000.0
 NEAR_MAX_PENALTY: Final = 2.0
+
+
+class PoleSource(Protocol):
+    """Where an index reloads from: a city's registry (:class:`~polewatch.poles.registry.
+    PoleRegistry` is one; the index does not import it, the registry imports the index)."""
+
+    @property
+    def city(self) -> str: ...
+
+    async def version(self) -> int: ...
+
+    async def load(self) -> tuple[int, list[Pole]]: ...
+
+    async def follow(
+        self,
+        on_change: Callable[[], Awaitable[object]],
+        *,
+        poll_s: float = ...,
+        ready: asyncio.Event | None = ...,
+    ) -> None: ...
 
 
 def _deletions(key: str) -> set[str]:
@@ -97,7 +114,7 @@ class PoleIndex:
         poles: Iterable[Pole],
         *,
         version: int = 0,
-        source: PoleRegistry | None = None,
+        source: PoleSource | None = None,
     ) -> None:
         self._tables = _Tables(poles)
         self.version = version
