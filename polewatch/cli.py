@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gateway.console.cli",
     "dispatcher.cli",
     "analytics.cli",
+    "archiver.cli",
     "loadtest.cli",
 )
 """Modules whose ``register(subparsers)`` adds top-level subcommands."""

@@ -10,6 +10,7 @@ import redis
 import redis.asyncio as aioredis
 
 from polewatch.embedded import EmbeddedCluster, EmbeddedRedis
+from polewatch.embedded_pg import EmbeddedPostgres
 from polewatch.poles.index import PoleIndex
 from polewatch.poles.model import Pole
 
@@ -103,3 +104,38 @@ def shenzhen_poles(data_dir: Path) -> list[Pole]:
 def shenzhen_index(shenzhen_poles: list[Pole]) -> PoleIndex:
     """A :class:`PoleIndex` of :func:`shenzhen_poles` (no Redis behind it)."""
     return PoleIndex(shenzhen_poles)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """One real PostgreSQL (with PostGIS) for the session, holding a migrated template archive
+    that ``database_url`` copies for each test."""
+    import asyncio
+
+    import psycopg
+
+    from archiver.service import migrate
+
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"))
+    with server:
+        with psycopg.connect(server.url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE archive_template")
+        asyncio.run(migrate(server.url.rsplit("/", 1)[0] + "/archive_template"))
+        yield server
+    server.remove()
+
+
+@pytest.fixture
+def database_url(postgres_server: EmbeddedPostgres) -> Iterator[str]:
+    """``DATABASE_URL`` of a fresh, migrated, empty archive for the test (dropped after)."""
+    import uuid
+
+    import psycopg
+
+    name = f"archive_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE archive_template")
+    yield postgres_server.url.rsplit("/", 1)[0] + "/" + name
+    if postgres_server.process is not None:
+        with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -1,0 +1,259 @@
+"""``polewatch archiver``: the audit streams -> the archive, then Redis retention.
+
+One task per zone reads the zone's audit stream in the ``archivers`` consumer group: first its
+own pending entries (a restart after a crash), then entries other archivers left pending too
+long, then new ones. Per batch: undecodable entries are dead-lettered with the reason; every
+incident closed, cancelled or merged in the batch, and every already-archived incident the
+batch touches (reopened, amended), is read from Redis and upserted with the batch's audit rows
+in one transaction; only after the commit do its keys get their retention time (EXPIRE; a
+reopened one's are made persistent again) and the entries get acknowledged. A crash anywhere
+replays the batch: the upserts make that harmless. While the database is unreachable the
+batch is retried and nothing is acknowledged or expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+import psycopg
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from redis.exceptions import ResponseError
+
+from archiver import schema, writer
+from archiver.settings import ArchiverSettings
+from archiver.source import TERMINAL, read_incidents, retention_keys
+from polewatch import connection, deadletter, keys, wire
+
+log = logging.getLogger("polewatch.archiver")
+GROUP = keys.ARCHIVE_GROUP
+
+
+class Metrics:
+    """The archiver's Prometheus metrics (its own registry)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.archived = Counter(
+            "polewatch_archiver_incidents_total", "Incidents written to the archive",
+            registry=self.registry,
+        )  # fmt: skip
+        self.entries = Counter(
+            "polewatch_archiver_audit_entries_total", "Audit entries archived",
+            registry=self.registry,
+        )  # fmt: skip
+        self.deadletters = Counter(
+            "polewatch_archiver_dead_letters_total", "Audit entries dead-lettered",
+            registry=self.registry,
+        )  # fmt: skip
+        self.lag = Gauge(
+            "polewatch_archiver_lag_entries", "Audit entries not yet read by the archivers",
+            ["zone"], registry=self.registry,
+        )  # fmt: skip
+        self.db_errors = Counter(
+            "polewatch_archiver_database_errors_total", "Batches the database refused",
+            registry=self.registry,
+        )  # fmt: skip
+
+
+class ZoneArchiver:
+    """Archives one zone's audit stream."""
+
+    def __init__(
+        self, redis: aioredis.Redis, settings: ArchiverSettings, zone: keys.Zone, metrics: Metrics
+    ) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.zone = zone
+        self.metrics = metrics
+        self.stream = zone.audit
+        self._pg: psycopg.AsyncConnection[Any] | None = None
+
+    async def run(self, *, burst: bool = False) -> None:
+        """Consume until cancelled (with ``burst``: until the stream is drained)."""
+        await _ensure_group(self.redis, self.stream)
+        own = True
+        try:
+            while True:
+                entries = await self._read("0", block=None) if own else []
+                own = bool(entries)
+                if not own:
+                    entries = await self._claim() or await self._read(
+                        ">", block=None if burst else self.settings.block_ms
+                    )
+                if entries:
+                    await self.process(entries)
+                elif burst:
+                    return
+                await self._lag()
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the database connection (:meth:`run` does on its way out)."""
+        if self._pg is not None:
+            await self._pg.close()
+            self._pg = None
+
+    async def _read(self, cursor: str, *, block: int | None) -> list[Any]:
+        reply: Any = await self.redis.xreadgroup(
+            GROUP, self.settings.consumer, {self.stream: cursor},
+            count=self.settings.batch, block=block,
+        )  # fmt: skip
+        return list(reply[0][1]) if reply else []
+
+    async def _claim(self) -> list[Any]:
+        reply = await self.redis.xautoclaim(
+            self.stream, GROUP, self.settings.consumer, self.settings.claim_idle_ms,
+            start_id="0-0", count=self.settings.batch,
+        )  # fmt: skip
+        return [e for e in reply[1] if e[1]]
+
+    async def _lag(self) -> None:
+        for group in await self.redis.xinfo_groups(self.stream):
+            if _text(group.get("name")) == GROUP:
+                self.metrics.lag.labels(self.zone.name or "default").set(group.get("lag") or 0)
+
+    async def process(self, entries: list[Any]) -> None:
+        """Archive one batch of ``(id, fields)`` audit entries, then acknowledge it."""
+        rows: list[writer.AuditRow] = []
+        bad: list[tuple[Any, dict[bytes, bytes], str]] = []
+        for entry_id, fields in entries:
+            try:
+                event = wire.decode_entry(fields, wire.IncidentEvent)
+            except wire.WireError as exc:
+                bad.append((entry_id, fields, exc.reason))
+                continue
+            rows.append(writer.AuditRow(self.zone.name, _text(entry_id), event, fields[wire.FIELD]))
+        incidents = await self._incidents(rows, bad)
+        await self._write(incidents, rows, bad)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for inc in incidents:
+                names = retention_keys(self.zone, inc)
+                for name in names:
+                    if inc.incident.state in TERMINAL:
+                        pipe.expire(name, self.settings.retention_s)
+                    else:
+                        pipe.persist(name)
+            for entry_id, fields, reason in bad:
+                deadletter.add(pipe, self.stream, GROUP, entry_id, fields, reason,
+                               self.settings.consumer, to=self.zone.deadletter)  # fmt: skip
+            if rows:
+                pipe.xack(self.stream, GROUP, *(r.entry_id for r in rows))
+            await pipe.execute()
+        self.metrics.archived.inc(len(incidents))
+        self.metrics.entries.inc(len(rows))
+        self.metrics.deadletters.inc(len(bad))
+
+    async def _incidents(
+        self, rows: list[writer.AuditRow], bad: list[tuple[Any, dict[bytes, bytes], str]]
+    ) -> list[writer.Archived]:
+        """The incidents the batch archives; an unreadable one dead-letters its events."""
+        closing = {r.event.incident for r in rows if r.event.event in TERMINAL}
+        others = {r.event.incident for r in rows} - closing
+        again = await self._database(lambda c: writer.archived_ids(c, sorted(others)))
+        wanted = sorted(closing | again)
+        found = await read_incidents(self.redis, self.zone, wanted) if wanted else {}
+        unreadable = {iid: why for iid, why in found.items() if isinstance(why, str)}
+        for r in [r for r in rows if r.event.incident in unreadable]:
+            rows.remove(r)
+            bad.append((r.entry_id, {wire.FIELD: r.body}, unreadable[r.event.incident]))
+        return [a for a in found.values() if isinstance(a, writer.Archived)]
+
+    async def _write(
+        self,
+        incidents: list[writer.Archived],
+        rows: list[writer.AuditRow],
+        bad: list[tuple[Any, dict[bytes, bytes], str]],
+    ) -> None:
+        try:
+            await self._database(lambda c: writer.write(c, incidents, rows))
+        except psycopg.DataError:
+            # Something in the batch the database rejects (e.g. a NUL in a text): write the
+            # incidents one by one and dead-letter the events of the ones it refuses.
+            for inc in list(incidents):
+                mine = [r for r in rows if r.event.incident == inc.incident.id]
+                try:
+                    await self._database(lambda c, i=inc, m=mine: writer.write(c, [i], m))
+                except psycopg.DataError as exc:
+                    incidents.remove(inc)
+                    for r in mine:
+                        rows.remove(r)
+                        bad.append((r.entry_id, {wire.FIELD: r.body}, f"archive refused: {exc}"))
+            await self._database(lambda c: writer.write(c, [], rows))
+
+    async def _database(self, work: Any) -> Any:
+        """Run ``work(connection)``, reconnecting and retrying while the database is down."""
+        while True:
+            try:
+                if self._pg is None or self._pg.closed:
+                    self._pg = await psycopg.AsyncConnection.connect(
+                        self.settings.database_url, autocommit=True, connect_timeout=5
+                    )
+                return await work(self._pg)
+            except psycopg.OperationalError as exc:
+                self.metrics.db_errors.inc()
+                log.warning("archive unreachable (%s); retrying", exc)
+                if self._pg is not None:
+                    await self._pg.close()
+                    self._pg = None
+                await asyncio.sleep(self.settings.retry_s)
+
+
+async def _ensure_group(redis: aioredis.Redis, stream: str) -> None:
+    """The ``archivers`` group from the start of the stream (the whole history is archived)."""
+    with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+        await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+
+
+async def migrate(database_url: str) -> list[int]:
+    """Apply the schema migrations the archive lacks."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        return await schema.migrate(conn)
+
+
+async def serve(settings: ArchiverSettings, *, burst: bool = False) -> None:
+    """Run the archiver: migrate, then one :class:`ZoneArchiver` per zone, until SIGTERM
+    (with ``burst``: until every stream is drained)."""
+    applied = await migrate(settings.database_url)
+    if applied:
+        log.info("archive schema: applied migrations %s", applied)
+    redis = connection.connect(
+        settings.redis_url, name="polewatch-archiver", cluster=settings.redis_cluster
+    )
+    metrics = Metrics()
+    close_metrics = None
+    if settings.metrics_port:
+        from prometheus_client import start_http_server
+
+        server, thread = start_http_server(settings.metrics_port, registry=metrics.registry)
+        close_metrics = (server, thread)
+    zone_map = settings.zone_map()
+    zones = zone_map.all_keys() if zone_map.zoned else [keys.DEFAULT]
+    tasks = [
+        asyncio.create_task(ZoneArchiver(redis, settings, z, metrics).run(burst=burst))
+        for z in zones
+    ]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: [t.cancel() for t in tasks])
+    try:
+        await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await redis.aclose()
+        if close_metrics is not None:
+            close_metrics[0].shutdown()
+            close_metrics[0].server_close()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,50 @@
+"""Settings of ``polewatch archiver`` (section ``[archiver]``; the database from plain
+``DATABASE_URL`` or ``POLEWATCH_DATABASE_URL``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import msgspec
+
+from polewatch.settings import Settings
+
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+
+
+def check_database_url(url: str) -> None:
+    """Raise ``ValueError`` naming ``database_url`` unless ``url`` is a PostgreSQL URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or not (parts.hostname or parts.path):
+        raise ValueError(
+            f"database_url: {url!r} is not a PostgreSQL URL (postgresql://user@host:port/database)"
+        )
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"database_url: {url!r} has an invalid port") from None
+
+
+class ArchiverSettings(Settings, frozen=True, kw_only=True):
+    """Where the archive is, how long archived incidents stay in Redis, how to consume."""
+
+    database_url: str = ""
+    """The archive (``DATABASE_URL``); ``polewatch archiver`` refuses to start without it."""
+    retention_s: Positive = 7 * 86_400
+    """How long an archived closed incident, its timeline, alarm list and alarm bodies stay in
+    Redis after the archive confirmed them."""
+    consumer: str = "archiver-1"
+    """Consumer name in the ``archivers`` group (unique per replica)."""
+    batch: Positive = 500
+    """Audit entries read per round and written in one transaction."""
+    block_ms: Positive = 1000
+    claim_idle_ms: Positive = 30_000
+    """Entries another archiver left pending this long are taken over (it crashed)."""
+    retry_s: float = 1.0
+    """Pause before retrying a batch the database refused (it is down, restarting)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.database_url:
+            check_database_url(self.database_url)

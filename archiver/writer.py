@@ -1,0 +1,151 @@
+"""The bulk upsert of archived incidents: one transaction per batch, keyed by incident id,
+``(incident, seq)`` timeline positions, alarm ids and audit stream ids, so writing the same
+batch twice (a replay after a crash) leaves the archive as writing it once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+import psycopg
+
+from polewatch import records, wire
+
+
+class AuditRow(msgspec.Struct, frozen=True):
+    """One decoded entry of a zone's audit stream."""
+
+    zone: str
+    entry_id: str
+    event: wire.IncidentEvent
+    body: bytes
+
+
+class Archived(msgspec.Struct, kw_only=True):
+    """An incident as it goes into the archive."""
+
+    zone: str
+    incident: records.Incident
+    timeline: list[wire.IncidentEvent]
+    alarm_ids: list[str]
+    alarms: list[bytes | None]
+    """The MessagePack body of each of ``alarm_ids`` (``None``: expired or undecodable)."""
+
+    def times(self) -> dict[str, float]:
+        """``event -> first time`` over the timeline, as the Redis readers count them."""
+        out: dict[str, float] = {}
+        for e in self.timeline:
+            out.setdefault(e.event, e.ts)
+        return out
+
+    def reports(self) -> int:
+        seen = [e.reports for e in self.timeline if e.reports is not None]
+        return max([self.incident.reports, *seen])
+
+
+_INCIDENT: Final = """
+INSERT INTO incident (id, zone, state, priority, type, merge_group, created, alarm_ts, reports,
+    wanted, pole, district, grid, text, units, first_alarm, evaluation, merged_into, times, geom)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb,
+    ST_SetSRID(ST_MakePoint(%s, %s), 4326))
+ON CONFLICT (id) DO UPDATE SET zone = EXCLUDED.zone, state = EXCLUDED.state,
+    priority = EXCLUDED.priority, type = EXCLUDED.type, merge_group = EXCLUDED.merge_group,
+    created = EXCLUDED.created, alarm_ts = EXCLUDED.alarm_ts, reports = EXCLUDED.reports,
+    wanted = EXCLUDED.wanted, pole = EXCLUDED.pole, district = EXCLUDED.district,
+    grid = EXCLUDED.grid, text = EXCLUDED.text, units = EXCLUDED.units,
+    first_alarm = EXCLUDED.first_alarm, evaluation = EXCLUDED.evaluation,
+    merged_into = EXCLUDED.merged_into, times = EXCLUDED.times, geom = EXCLUDED.geom,
+    archived_at = now()
+"""
+_EVENT: Final = """
+INSERT INTO incident_event (incident, seq, event, ts, unit, alarm, actor, detail, priority,
+    reports)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (incident, seq) DO UPDATE SET event = EXCLUDED.event, ts = EXCLUDED.ts,
+    unit = EXCLUDED.unit, alarm = EXCLUDED.alarm, actor = EXCLUDED.actor,
+    detail = EXCLUDED.detail, priority = EXCLUDED.priority, reports = EXCLUDED.reports
+"""
+_ALARM: Final = """
+INSERT INTO alarm (id, incident, seq, type, source, ts, pole, district, grid, text, geom, body)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+    CASE WHEN %s::float8 IS NULL THEN NULL
+         ELSE ST_SetSRID(ST_MakePoint(%s::float8, %s::float8), 4326) END, %s)
+ON CONFLICT (id) DO UPDATE SET incident = EXCLUDED.incident, seq = EXCLUDED.seq,
+    type = COALESCE(EXCLUDED.type, alarm.type), source = COALESCE(EXCLUDED.source, alarm.source),
+    ts = COALESCE(EXCLUDED.ts, alarm.ts), pole = COALESCE(EXCLUDED.pole, alarm.pole),
+    district = COALESCE(EXCLUDED.district, alarm.district),
+    grid = COALESCE(EXCLUDED.grid, alarm.grid), text = COALESCE(EXCLUDED.text, alarm.text),
+    geom = COALESCE(EXCLUDED.geom, alarm.geom), body = COALESCE(EXCLUDED.body, alarm.body)
+"""
+_AUDIT: Final = """
+INSERT INTO audit (zone, entry_id, incident, event, ts, body) VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (zone, entry_id) DO NOTHING
+"""
+
+
+def _incident_row(a: Archived) -> tuple[Any, ...]:
+    i = a.incident
+    units = sorted({e.unit for e in a.timeline if e.unit} | set(i.units))
+    return (
+        i.id, a.zone, i.state, i.priority, i.type, i.group, a.times().get("new", i.created),
+        i.alarm_ts, a.reports(), i.wanted, i.pole, i.district, i.grid, i.text, units,
+        i.first_alarm, i.evaluation, i.merged_into, msgspec.json.encode(a.times()).decode(),
+        i.lon, i.lat,
+    )  # fmt: skip
+
+
+def _alarm_rows(a: Archived) -> list[tuple[Any, ...]]:
+    rows = []
+    for seq, (alarm_id, body) in enumerate(zip(a.alarm_ids, a.alarms, strict=True)):
+        alarm: wire.Alarm | None = None
+        if body is not None:
+            try:
+                alarm = wire.decode(body, wire.Alarm)
+            except wire.WireError:
+                body = None
+        lon = alarm.lon if alarm else None
+        lat = alarm.lat if alarm else None
+        rows.append((
+            alarm_id, a.incident.id, seq, alarm and alarm.type, alarm and alarm.source,
+            alarm and alarm.ts, alarm and alarm.pole, alarm and alarm.district,
+            alarm and alarm.grid, alarm and alarm.text, lon, lon, lat, body,
+        ))  # fmt: skip
+    return rows
+
+
+async def write(
+    conn: psycopg.AsyncConnection[Any],
+    incidents: Sequence[Archived],
+    audit: Sequence[AuditRow] = (),
+) -> None:
+    """Upsert ``incidents`` (with their timelines and alarms) and insert the ``audit`` rows,
+    in one transaction: when this returns, the archive has confirmed all of them."""
+    events = [
+        (a.incident.id, seq, e.event, e.ts, e.unit, e.alarm, e.actor, e.detail, e.priority,
+         e.reports)
+        for a in incidents
+        for seq, e in enumerate(a.timeline)
+    ]  # fmt: skip
+    async with conn.transaction(), conn.cursor() as cur:
+        if incidents:
+            await cur.executemany(_INCIDENT, [_incident_row(a) for a in incidents])
+            if events:
+                await cur.executemany(_EVENT, events)
+            alarms = [row for a in incidents for row in _alarm_rows(a)]
+            if alarms:
+                await cur.executemany(_ALARM, alarms)
+        if audit:
+            await cur.executemany(
+                _AUDIT,
+                [(r.zone, r.entry_id, r.event.incident, r.event.event, r.event.ts, r.body)
+                 for r in audit],
+            )  # fmt: skip
+
+
+async def archived_ids(conn: psycopg.AsyncConnection[Any], ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` the archive already holds."""
+    if not ids:
+        return set()
+    cur = await conn.execute("SELECT id FROM incident WHERE id = ANY(%s)", (list(ids),))
+    return {row[0] for row in await cur.fetchall()}

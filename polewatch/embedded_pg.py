@@ -1,0 +1,209 @@
+"""A private PostgreSQL cluster on a free loopback port, for the demo, the tests and benchmarks.
+
+``initdb`` creates the cluster under a run folder (trust authentication, loopback TCP only, no
+Unix socket), ``postgres`` serves it, and the context that started it stops it. PostgreSQL
+refuses to run as root: when this process is root the cluster is owned by, and the server
+runs as, the unprivileged ``postgres`` user (Debian's package creates it; ``nobody``
+otherwise). Debian installs the server binaries off ``PATH`` (``/usr/lib/postgresql/N/bin``);
+they are found there.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from polewatch.embedded import die_with_parent, free_port
+
+USER = "polewatch"
+"""The database superuser and database name of an embedded cluster."""
+
+
+class PostgresNotFound(RuntimeError):
+    """No usable PostgreSQL server binaries on this machine."""
+
+
+def server_bin(name: str) -> str:
+    """Path of a server binary (``initdb``, ``postgres``), newest installed version first."""
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(
+        Path("/usr/lib/postgresql").glob(f"*/bin/{name}"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    if not versions:
+        raise PostgresNotFound(
+            f"{name} is not installed; install PostgreSQL with PostGIS: sudo apt-get install "
+            "postgresql postgresql-15-postgis-3"
+        )
+    return str(versions[-1])
+
+
+def _run_as() -> str | None:
+    """The user the server must run as: ``None`` unless this process is root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    raise PostgresNotFound("running as root and no 'postgres' or 'nobody' user to run as")
+
+
+def _reachable(path: Path) -> bool:
+    """``path`` and every folder above it can be entered by another user."""
+    full = path.resolve()
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in (full, *full.parents))
+
+
+class EmbeddedPostgres:
+    """Start a private PostgreSQL on a free port; a context manager, or call start/stop."""
+
+    def __init__(
+        self, data_dir: str | Path, *, port: int | None = None, tied_to_parent: bool = False
+    ) -> None:
+        self.root = Path(data_dir)
+        self.port = port or free_port()
+        self.tied_to_parent = tied_to_parent
+        self.user = _run_as()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._private: Path | None = None
+
+    @property
+    def url(self) -> str:
+        """The ``DATABASE_URL`` of the cluster's database."""
+        return f"postgresql://{USER}@127.0.0.1:{self.port}/{USER}"
+
+    @property
+    def pgdata(self) -> Path:
+        base = self._private if self._private is not None else self.root
+        return base / "pgdata"
+
+    def _prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.user is not None and not _reachable(self.root) and self._private is None:
+            # The server's user cannot enter a root-only folder (pytest's tmp dirs are 0700):
+            # keep the cluster in a folder of its own under the system's temporary dir.
+            self._private = Path(tempfile.mkdtemp(prefix="polewatch-pg-"))
+            os.chmod(self._private, 0o755)
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        if self.user is not None:
+            shutil.chown(self.pgdata, self.user, self.user)
+        done = subprocess.run(
+            [server_bin("initdb"), "-D", str(self.pgdata), "-U", USER, "--auth=trust",
+             "-E", "UTF8", "--no-locale", "--no-sync"],
+            capture_output=True, text=True, user=self.user, cwd="/",
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb failed:\n{done.stderr[-2000:]}")
+        with (self.pgdata / "postgresql.conf").open("a") as conf:
+            conf.write("\n# polewatch embedded\nlisten_addresses = '127.0.0.1'\n")
+            conf.write("unix_socket_directories = ''\nsynchronous_commit = off\n")
+            conf.write("max_connections = 200\nshared_buffers = 128MB\n")
+            conf.write("logging_collector = off\n")
+
+    def start(self, timeout: float = 30.0) -> EmbeddedPostgres:
+        self._prepare()
+        log = (self.pgdata / "postgres.log").open("ab")
+        self.process = subprocess.Popen(
+            [server_bin("postgres"), "-D", str(self.pgdata), "-p", str(self.port)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, user=self.user, cwd="/",
+            preexec_fn=die_with_parent if self.tied_to_parent else None,
+        )  # fmt: skip
+        log.close()
+        self._wait_ready(timeout)
+        self._create_database()
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                tail = (self.pgdata / "postgres.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"postgres exited at start:\n{tail}")
+            try:
+                psycopg.connect(self._admin_url, connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise TimeoutError(f"postgres did not answer on port {self.port}") from None
+                time.sleep(0.05)
+
+    @property
+    def _admin_url(self) -> str:
+        return f"postgresql://{USER}@127.0.0.1:{self.port}/postgres"
+
+    def _create_database(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self._admin_url, autocommit=True) as conn:
+            if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (USER,)).fetchone():
+                return
+            conn.execute(f'CREATE DATABASE "{USER}"')
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Fast shutdown (SIGINT: sessions end, a checkpoint is written) and wait."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the server and its backends, as a crash would (for fault tests); a later
+        :meth:`start` recovers from the write-ahead log on the same port."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            _wait_group_gone(proc.pid)
+
+    def remove(self) -> None:
+        """Stop and delete the cluster's files."""
+        self.stop()
+        shutil.rmtree(self._private or self.root / "pgdata", ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedPostgres:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _wait_group_gone(pgid: int, within_s: float = 10.0) -> None:
+    """Wait until no process of the group is left (backends hold the shared memory a restarted
+    server checks)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)

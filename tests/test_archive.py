@@ -1,0 +1,168 @@
+"""The incident archive: closed incidents reach PostgreSQL once, Redis keeps them for the
+retention time, bad audit entries are dead-lettered, and the analytics read from SQL equal
+the Redis readers on the same simulated week."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+import redis.asyncio as aioredis
+
+from analytics import archive
+from analytics.assessment import build_assessment
+from analytics.incidents import load_incident
+from analytics.response_times import incident_times as redis_incident_times
+from analytics.simulation import simulate_week, write_incidents
+from archiver.service import GROUP, Metrics, ZoneArchiver
+from archiver.settings import ArchiverSettings
+from polewatch import keys, wire
+from polewatch.settings import SettingsError, load
+
+WEEK = 1_767_225_600.0  # 2026-01-01 00:00 UTC
+
+
+@pytest.fixture
+async def pg(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+def archiver(redis: aioredis.Redis, database_url: str, **kw: Any) -> ZoneArchiver:
+    settings = ArchiverSettings(database_url=database_url, batch=200, **kw)
+    return ZoneArchiver(redis, settings, keys.DEFAULT, Metrics())
+
+
+async def count(pg: psycopg.AsyncConnection[Any], table: str) -> int:
+    row = await (await pg.execute(f"SELECT count(*) FROM {table}")).fetchone()  # noqa: S608
+    assert row is not None
+    return int(row[0])
+
+
+async def test_a_week_is_archived_once_and_redis_keeps_it_for_the_retention_time(
+    aredis: aioredis.Redis, database_url: str, pg: psycopg.AsyncConnection[Any]
+) -> None:
+    week = simulate_week(WEEK, seed=3, per_day=12)
+    entries = await write_incidents(aredis, week)
+    await archiver(aredis, database_url, retention_s=3600).run(burst=True)
+
+    assert await count(pg, "incident") == len(week)
+    assert await count(pg, "audit") == entries
+    assert await count(pg, "incident_event") == entries
+    assert await count(pg, "alarm") == len(week)
+    ttl = await aredis.ttl(keys.incident(week[0].id))
+    assert 3500 < ttl <= 3600
+    assert 3500 < await aredis.ttl(keys.alarm_body(f"sim-{week[0].id}")) <= 3600
+    pending = await aredis.xpending(keys.AUDIT, GROUP)
+    assert pending["pending"] == 0
+
+    # A replay of everything (as after a crash before the acknowledgement) doubles nothing.
+    raw = await aredis.xrange(keys.AUDIT)
+    again = archiver(aredis, database_url)
+    try:
+        await again.process(list(raw))
+    finally:
+        await again.aclose()
+    assert await count(pg, "incident") == len(week)
+    assert await count(pg, "audit") == entries
+    assert await count(pg, "incident_event") == entries
+    row = await (
+        await pg.execute("SELECT district, ST_X(geom) FROM incident WHERE id = %s", (week[0].id,))
+    ).fetchone()
+    assert row == (week[0].district, week[0].lon)
+
+
+async def test_an_open_incident_stays_in_redis_without_expiry(
+    aredis: aioredis.Redis, database_url: str, pg: psycopg.AsyncConnection[Any]
+) -> None:
+    week = simulate_week(WEEK, seed=4, per_day=4)
+    open_one = week[0]
+    open_one.steps = list(open_one.steps)[:2]  # dispatched, acknowledged: still open
+    await write_incidents(aredis, week)
+    await archiver(aredis, database_url).run(burst=True)
+    assert await count(pg, "incident") == len(week) - 1
+    assert await aredis.ttl(keys.incident(open_one.id)) == -1
+    assert await aredis.ttl(keys.incident_timeline(open_one.id)) == -1
+
+
+async def test_a_reopened_incident_is_archived_again_and_kept_in_redis(
+    aredis: aioredis.Redis, database_url: str, pg: psycopg.AsyncConnection[Any]
+) -> None:
+    week = simulate_week(WEEK, seed=5, per_day=2)
+    await write_incidents(aredis, week)
+    await archiver(aredis, database_url).run(burst=True)
+    iid = week[0].id
+    await aredis.hset(keys.incident(iid), mapping={"state": "dispatched", "evaluation": 2})
+    event = wire.IncidentEvent(incident=iid, event="dispatched", ts=WEEK + 9 * 86_400, unit="u-9")
+    await aredis.rpush(keys.incident_timeline(iid), wire.encode(event))
+    await aredis.xadd(keys.AUDIT, wire.entry(event))
+    await archiver(aredis, database_url).run(burst=True)
+    assert await aredis.ttl(keys.incident(iid)) == -1
+    row = await (
+        await pg.execute("SELECT state, evaluation FROM incident WHERE id = %s", (iid,))
+    ).fetchone()
+    assert row == ("dispatched", 2)
+
+
+async def test_bad_audit_entries_are_dead_lettered_and_the_rest_archived(
+    aredis: aioredis.Redis, database_url: str, pg: psycopg.AsyncConnection[Any]
+) -> None:
+    week = simulate_week(WEEK, seed=6, per_day=3)
+    await aredis.xadd(keys.AUDIT, {wire.FIELD: b"\xc1 not msgpack"})
+    await aredis.xadd(keys.AUDIT, {b"other": b"x"})
+    await write_incidents(aredis, week)
+    await aredis.hset(keys.incident("broken"), mapping={"id": "broken", "state": "closed"})
+    closed = wire.IncidentEvent(incident="broken", event="closed", ts=WEEK + 100)
+    await aredis.xadd(keys.AUDIT, wire.entry(closed))
+    await archiver(aredis, database_url).run(burst=True)
+
+    assert await count(pg, "incident") == len(week)
+    dead = await aredis.xrange(keys.DEADLETTER)
+    reasons = [d[1][b"reason"].decode() for d in dead]
+    assert len(reasons) == 3, reasons
+    assert any("broken" in r and "unreadable" in r for r in reasons)
+    assert all(r for r in reasons)
+    assert (await aredis.xpending(keys.AUDIT, GROUP))["pending"] == 0
+    assert await aredis.ttl(keys.incident("broken")) == -1
+
+
+async def test_figures_from_sql_equal_the_redis_readers_on_a_simulated_week(
+    aredis: aioredis.Redis, database_url: str, pg: psycopg.AsyncConnection[Any]
+) -> None:
+    week = simulate_week(WEEK, seed=7, per_day=30)
+    previous = simulate_week(WEEK - 7 * 86_400, seed=8, per_day=30)
+    for inc in previous:
+        inc.id = f"p{inc.id}"
+    await write_incidents(aredis, [*previous, *week])
+    await archiver(aredis, database_url).run(burst=True)
+    end = WEEK + 7 * 86_400
+    for district in (None, "Futian"):
+        from_redis = await redis_incident_times(aredis, WEEK, end, district=district)
+        from_sql = await archive.archived_times(pg, WEEK, end, district=district)
+        assert from_sql == from_redis
+        assert len(from_sql) > 0
+    before = await redis_incident_times(aredis, WEEK - 7 * 86_400, WEEK)
+    now = await redis_incident_times(aredis, WEEK, end)
+    expected = build_assessment(now, before, WEEK, end, utc_offset_min=480)
+    assert await archive.assess(pg, WEEK, end, utc_offset_min=480) == expected
+    # Not archived yet: still counted from Redis, once.
+    both = await archive.incident_times(pg, WEEK, end, redis=aredis)
+    assert [t.id for t in both] == [t.id for t in now]
+
+    exported = await archive.load_incident(pg, week[5].id)
+    live = await load_incident(aredis, week[5].id)
+    assert exported is not None and live is not None
+    assert exported.timeline == live.timeline
+    assert exported.alarms == live.alarms
+    assert exported.incident.district == live.incident.district
+
+
+def test_a_bad_database_url_fails_at_start_naming_the_key() -> None:
+    with pytest.raises(SettingsError, match="database_url"):
+        load(ArchiverSettings, section="archiver", env={"DATABASE_URL": "mysql://x"})
+    with pytest.raises(SettingsError, match="database_url"):
+        load(ArchiverSettings, section="archiver", env={"DATABASE_URL": "postgresql://h:99x/d"})
+    good = load(ArchiverSettings, section="archiver", env={"DATABASE_URL": "postgresql://h/d"})
+    assert good.database_url == "postgresql://h/d"
