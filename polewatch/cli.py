@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 COMMAND_MODULES: tuple[str, ...] = (
     "polewatch.poles.cli",
+    "polewatch.roads.cli",
     "simulators.cli",
     "edge.video.cli",
     "edge.cli",
@@ -33,6 +34,7 @@ BENCHES: dict[str, str] = {
     "edge": "edge.bench:run",
     "gateway": "gateway.bench:run",
     "cluster": "dispatcher.cluster_bench:run",
+    "route": "polewatch.roads.bench:run",
     # "name": "module:function",
 }
 """``polewatch bench NAME`` -> ``module:function``; the function takes the parsed args and

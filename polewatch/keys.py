@@ -202,6 +202,32 @@ def poles_geo_staging(city: str) -> str:
     return f"{PREFIX}:poles:{{{city}}}:geo:staging"
 
 
+# --- road network (polewatch.roads) --------------------------------------------------------
+def roads_graph(city: str) -> str:
+    """One city's routable road graph: a MessagePack blob (``RoadNetwork.to_bytes``)."""
+    return f"{PREFIX}:roads:{{{city}}}:graph"
+
+
+def roads_features(city: str) -> str:
+    """One city's roads as a GeoJSON FeatureCollection (UTF-8 JSON), for the street map."""
+    return f"{PREFIX}:roads:{{{city}}}:features"
+
+
+def roads_version(city: str) -> str:
+    """Counter bumped when a city's road graph is replaced; loaded networks compare it."""
+    return f"{PREFIX}:roads:{{{city}}}:version"
+
+
+def roads_staging(key: str) -> str:
+    """Where a replacement of :func:`roads_graph` / :func:`roads_features` is written before
+    it is renamed live (same hash tag)."""
+    return f"{key}:staging"
+
+
+ROADS_NOTIFY: Final = f"{PREFIX}:notify:roads"
+"""Channel: a city name, published when its road graph changes."""
+
+
 # --- edge --------------------------------------------------------------------------------
 def camera(camera_id: str) -> str:
     """Hash with a camera's last health report and latest snapshot id."""

@@ -1,0 +1,272 @@
+"""Reading road networks (GeoJSON LineStrings / MultiLineStrings) into ways, with a report.
+
+Each feature either becomes one way per line part or is refused with its number (features
+count from 1, as the pole import counts GeoJSON rows) and the reason: not an object, no
+geometry, not a line, fewer than 2 points, coordinates that are not numbers, not finite or
+impossible, a zero-length or self-intersecting line, a road class nobody drives on (footway,
+steps...), or, when a zone map is given, a line wholly outside the zones. Unnamed ways are
+fine (real extracts have many) and counted. Ways identical to an earlier one (same class,
+direction and vertices, e.g. where two extracts overlap) are kept once and listed.
+
+A file that is not a GeoJSON FeatureCollection raises :class:`RoadsError`; a single bad
+feature raises :class:`FeatureError` from :func:`parse_feature` and is reported by
+:func:`read_roads`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import shapely
+
+from polewatch.geo import haversine_m, plausible
+from polewatch.zones import ZoneMap
+
+NOT_DRIVABLE = frozenset(
+    {"footway", "pedestrian", "cycleway", "steps", "path", "bridleway", "corridor",
+     "proposed", "construction", "abandoned", "platform", "elevator", "bus_stop", "raceway"}
+)  # fmt: skip
+"""OSM ``highway`` classes that are not roads for a patrol car."""
+_SPEED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(km/h|kmh|kph|mph)?\s*$", re.IGNORECASE)
+_ONEWAY = {"yes": 1, "true": 1, "1": 1, "-1": -1, "reverse": -1, "no": 0, "false": 0, "0": 0}
+
+
+class RoadsError(ValueError):
+    """A road file cannot be read at all; the message says why."""
+
+
+class FeatureError(RoadsError):
+    """One feature cannot become a road; the message is the reason."""
+
+
+class Way(msgspec.Struct, frozen=True):
+    """One drivable line of a road file, as read (no routing decisions yet)."""
+
+    source: str
+    feature: int
+    """The feature's number in its file, from 1."""
+    coords: list[tuple[float, float]]
+    """``(lon, lat)`` vertices, at least two distinct ones."""
+    highway: str
+    name: str | None = None
+    name_en: str | None = None
+    osm_id: int | None = None
+    oneway: int | None = None
+    """1 along the vertices, -1 against them, 0 both ways, ``None``: not tagged."""
+    maxspeed_kmh: float | None = None
+    """The posted limit when tagged and sane (5-150 km/h)."""
+
+
+class FeatureProblem(msgspec.Struct, frozen=True):
+    """A refused feature: its file, number (from 1), OSM id if any, and why."""
+
+    source: str
+    feature: int
+    osm_id: int | None
+    reason: str
+
+
+class ImportReport(msgspec.Struct, kw_only=True):
+    """What reading one or more road files produced."""
+
+    sources: list[str]
+    features: int
+    ways: list[Way]
+    problems: list[FeatureProblem]
+    duplicates: list[FeatureProblem]
+    """Features identical to an earlier way (kept once); the reason names the first."""
+    unnamed: int
+
+
+def parse_feature(
+    feature: Any, *, source: str = "", number: int = 1, zones: ZoneMap | None = None
+) -> list[Way]:
+    """The ways of one GeoJSON feature, or :class:`FeatureError` with the reason."""
+    if not isinstance(feature, dict):
+        raise FeatureError("the feature is not an object")
+    props = feature.get("properties")
+    props = props if isinstance(props, dict) else {}
+    geometry = feature.get("geometry")
+    if not isinstance(geometry, dict):
+        raise FeatureError("no geometry")
+    kind = geometry.get("type")
+    coords = geometry.get("coordinates")
+    if kind == "LineString":
+        parts = [coords]
+    elif kind == "MultiLineString" and isinstance(coords, list):
+        parts = coords
+    else:
+        raise FeatureError(f"geometry is {_short(kind)}, not a LineString or MultiLineString")
+    highway = _text(props.get("highway")) or "road"
+    if highway in NOT_DRIVABLE:
+        raise FeatureError(f"not drivable (highway={highway})")
+    lines = [_line(part, i if len(parts) > 1 else None) for i, part in enumerate(parts, 1)]
+    if not lines:
+        raise FeatureError("MultiLineString without lines")
+    if zones is not None and zones.zoned and not any(_inside(zones, line) for line in lines):
+        raise FeatureError("outside every zone")
+    name, name_en = _text(props.get("name")), _text(props.get("name:en") or props.get("name_en"))
+    osm_id, oneway = _osm_id(props.get("osm_id")), _oneway(props)
+    maxspeed = _maxspeed(props.get("maxspeed"))
+    return [
+        Way(source, number, line, highway, name, name_en, osm_id, oneway, maxspeed)
+        for line in lines
+    ]
+
+
+def read_roads(paths: Sequence[str | Path], *, zones: ZoneMap | None = None) -> ImportReport:
+    """Read every file in ``paths`` into one report (duplicates across files kept once)."""
+    ways: list[Way] = []
+    problems: list[FeatureProblem] = []
+    duplicates: list[FeatureProblem] = []
+    first: dict[tuple[Any, ...], Way] = {}
+    count = 0
+    for path in paths:
+        source = str(path)
+        for number, feature in enumerate(_features(Path(path)), start=1):
+            count += 1
+            try:
+                found = parse_feature(feature, source=source, number=number, zones=zones)
+            except FeatureError as exc:
+                problems.append(FeatureProblem(source, number, _osm_of(feature), str(exc)))
+                continue
+            for way in found:
+                key = (way.highway, way.oneway, tuple(way.coords))
+                seen = first.setdefault(key, way)
+                if seen is way:
+                    ways.append(way)
+                else:
+                    where = (
+                        seen.feature if seen.source == source else f"{seen.source}#{seen.feature}"
+                    )
+                    reason = f"identical to feature {where} (kept once)"
+                    duplicates.append(FeatureProblem(source, number, way.osm_id, reason))
+    return ImportReport(
+        sources=[str(p) for p in paths],
+        features=count,
+        ways=ways,
+        problems=problems,
+        duplicates=duplicates,
+        unnamed=sum(1 for w in ways if not w.name),
+    )
+
+
+def to_geojson(ways: Iterable[Way]) -> bytes:
+    """The ways as one GeoJSON FeatureCollection (the street map's source), UTF-8 JSON."""
+    features = [
+        {
+            "type": "Feature",
+            "properties": {
+                "osm_id": w.osm_id,
+                "name": w.name,
+                "name_en": w.name_en,
+                "highway": w.highway,
+                "oneway": w.oneway,
+            },
+            "geometry": {"type": "LineString", "coordinates": [list(c) for c in w.coords]},
+        }
+        for w in ways
+    ]
+    return msgspec.json.encode({"type": "FeatureCollection", "features": features})
+
+
+# --- helpers -------------------------------------------------------------------------------
+def _features(path: Path) -> list[Any]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RoadsError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise RoadsError(f"{path}: not a GeoJSON file ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
+        kind = doc.get("type") if isinstance(doc, dict) else type(doc).__name__
+        raise RoadsError(f"{path}: not a GeoJSON FeatureCollection (top-level type: {kind!r})")
+    features = doc.get("features")
+    if not isinstance(features, list):
+        raise RoadsError(f"{path}: 'features' is not a list")
+    return features
+
+
+def _line(part: Any, number: int | None) -> list[tuple[float, float]]:
+    where = f"line {number}: " if number is not None else ""
+    if not isinstance(part, list):
+        raise FeatureError(f"{where}coordinates are not a list")
+    if len(part) < 2:
+        raise FeatureError(f"{where}fewer than 2 points")
+    coords: list[tuple[float, float]] = []
+    for i, point in enumerate(part, 1):
+        if not isinstance(point, list | tuple) or len(point) < 2:
+            raise FeatureError(f"{where}point {i} is not [lon, lat]")
+        lon, lat = point[0], point[1]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lon, lat)):
+            raise FeatureError(f"{where}point {i} has a coordinate that is not a number")
+        if not plausible(float(lon), float(lat)):
+            raise FeatureError(f"{where}point {i} has impossible coordinates ({lon}, {lat})")
+        if not coords or coords[-1] != (lon, lat):  # repeated vertices add nothing
+            coords.append((float(lon), float(lat)))
+    if (
+        len(coords) < 2
+        or sum(haversine_m(*a, *b) for a, b in zip(coords, coords[1:], strict=False)) < 0.01
+    ):
+        raise FeatureError(f"{where}zero length")
+    if not shapely.LineString(coords).is_simple:
+        raise FeatureError(f"{where}the line intersects itself")
+    return coords
+
+
+def _inside(zones: ZoneMap, line: list[tuple[float, float]]) -> bool:
+    return any(zones.distances(lon, lat, 0.0) for lon, lat in line)
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _short(value: Any) -> str:
+    return repr(value)[:40]
+
+
+def _osm_id(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def _osm_of(feature: Any) -> int | None:
+    props = feature.get("properties") if isinstance(feature, dict) else None
+    return _osm_id(props.get("osm_id")) if isinstance(props, dict) else None
+
+
+def _oneway(props: dict[str, Any]) -> int | None:
+    value = props.get("oneway")
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int) and value in (-1, 0, 1):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _ONEWAY:
+        return _ONEWAY[value.strip().lower()]
+    if props.get("junction") in ("roundabout", "circular"):
+        return 1
+    return None
+
+
+def _maxspeed(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        kmh = float(value)
+    elif isinstance(value, str) and (match := _SPEED.match(value)):
+        kmh = float(match.group(1)) * (1.609344 if (match.group(2) or "").lower() == "mph" else 1)
+    else:
+        return None
+    return kmh if math.isfinite(kmh) and 5.0 <= kmh <= 150.0 else None

@@ -1,0 +1,107 @@
+"""The router on hand-made roads: one-way expressways, partial edges, routes; the store."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from polewatch import keys
+from polewatch.geo import haversine_m
+from polewatch.roads import (
+    RoadNetwork,
+    RoadStore,
+    Way,
+    build_network,
+    load_roads,
+    load_roads_sync,
+    parse_feature,
+    to_geojson,
+)
+
+LAT_N, LAT_X, LAT_S = 22.5010, 22.5000, 22.4990  # north street, expressway, south street
+
+
+def way(coords: list[tuple[float, float]], highway: str, name: str, **props: Any) -> list[Way]:
+    feature = {
+        "type": "Feature",
+        "properties": {"highway": highway, "name": name, **props},
+        "geometry": {"type": "LineString", "coordinates": [list(c) for c in coords]},
+    }
+    return parse_feature(feature, source="hand", number=1)
+
+
+def town() -> RoadNetwork:
+    """A one-way expressway (east) between a north and a south street; the streets meet only
+    3 km to the east, by a street passing under the expressway (no junction with it)."""
+    ways = [
+        *way([(113.990, LAT_X), (114.010, LAT_X), (114.030, LAT_X)], "motorway", "滨海大道"),
+        *way([(113.995, LAT_N), (114.005, LAT_N), (114.025, LAT_N)], "residential", "北街"),
+        *way([(113.995, LAT_S), (114.005, LAT_S), (114.025, LAT_S)], "residential", "南街"),
+        *way([(114.025, LAT_N), (114.025, LAT_S)], "residential", "东街"),
+    ]
+    return build_network(ways)
+
+
+def test_the_nearest_unit_across_an_expressway_loses_to_a_farther_one_on_the_same_side() -> None:
+    net = town()
+    incident = (114.005, LAT_S + 0.0001)
+    across = (114.005, LAT_N - 0.0001)  # ~200 m by air, north of the expressway
+    same_side = (114.013, LAT_S + 0.0001)  # ~820 m by air, on the south street
+    air = [haversine_m(*incident, *p) for p in (across, same_side)]
+    assert air[0] < air[1] / 3
+    legs = net.drive_times_to(*incident, [across, same_side])
+    assert legs[0] is not None and legs[1] is not None
+    assert legs[1].time_s < legs[0].time_s
+    # across: 2 km east on the north street, the cross street, 2 km back
+    assert legs[0].distance_m > 4000 > 800 < legs[1].distance_m < 900
+    route = net.route(*across, *incident)
+    assert route is not None and route.roads == ["北街", "东街", "南街"]
+    assert route.path[0] == across and route.path[-1] == incident
+    assert abs(route.time_s - legs[0].time_s) < 0.01
+
+
+def test_one_way_roads_are_driven_one_way_and_limits_cut_the_search() -> None:
+    net = town()
+    west, east = (113.991, LAT_X), (114.029, LAT_X)
+    forward = net.drive_times_to(*east, [west])[0]
+    assert forward is not None
+    assert forward.time_s == pytest.approx(forward.distance_m / (70 / 3.6), rel=0.01)
+    assert net.drive_times_to(*west, [east]) == [None]  # against the expressway, no way back
+    assert net.drive_times_to(*east, [west], limit_s=forward.time_s / 2) == [None]
+    assert net.fastest_mps == pytest.approx(70 / 3.6)
+
+
+def test_points_off_the_map_do_not_snap() -> None:
+    net = town()
+    assert net.snap(114.0, 22.6) is None  # 11 km away
+    snap = net.snap(114.005, LAT_S - 0.0002)
+    assert snap is not None and 20 < snap.offroad_m < 25 and snap.lat == pytest.approx(LAT_S)
+    assert net.drive_times_to(114.0, 22.6, [(114.005, LAT_S)]) == [None]
+    assert net.drive_times_to(114.005, LAT_S, [(114.0, 22.6), (114.006, LAT_S)])[0] is None
+    assert net.route(114.0, 22.6, 114.005, LAT_S) is None
+
+
+async def test_store_and_load_through_redis_with_versions(
+    aredis: aioredis.Redis, sync_redis: redis.Redis
+) -> None:
+    net = town()
+    store = RoadStore(aredis, "testcity")
+    assert await load_roads(aredis, "testcity") is None
+    ways = way([(114.0, 22.5), (114.001, 22.5)], "primary", "深南大道", **{"name:en": "Shennan"})
+    assert await store.store(net, to_geojson(ways)) == 1
+    first = await load_roads(aredis, "testcity")
+    assert first is not None and first.version == 1 and first.nodes == net.nodes
+    assert await load_roads(aredis, "testcity") is first  # cached while the version holds
+    legs = first.drive_times_to(114.005, LAT_S, [(114.013, LAT_S)])
+    assert legs == net.drive_times_to(114.005, LAT_S, [(114.013, LAT_S)])
+    features = await store.features()
+    assert features is not None and "深南大道".encode() in features and b"Shennan" in features
+    assert await store.store(build_network(ways), to_geojson(ways)) == 2
+    second = await load_roads(aredis, "testcity")
+    assert second is not None and second.version == 2 and second.nodes == 2
+    synced = load_roads_sync(sync_redis, "testcity")
+    assert synced is not None and synced.version == 2 and synced.edges == 1
+    assert not await aredis.exists(keys.roads_staging(keys.roads_graph("testcity")))
