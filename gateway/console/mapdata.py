@@ -1,11 +1,14 @@
-"""What the offline map draws, from the project's own data: district outlines (the polygons
-the pole registry's city is built from), responsibility-grid outlines (H3) and poles in view.
-No tiles are needed; a deployment may add a tile URL (``console.tile_url``)."""
+"""What the offline map draws, from the project's own data: the road network (streets with
+their Chinese names, © OpenStreetMap contributors), district outlines (the polygons the pole
+registry's city is built from), responsibility-grid outlines (H3) and poles in view.
+No tiles are needed; a deployment may add a tile URL (``console.tile_url``). See
+docs/street-map.md for why the roads travel as one GeoJSON document."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+from pathlib import Path
 from typing import Any, Final
 
 import h3
@@ -15,17 +18,21 @@ from aiohttp import web
 from numpy.typing import NDArray
 
 from gateway.auth import authorize
+from gateway.console.pages import revalidated
 from gateway.errors import HttpError, json_response
 from gateway.openapi import Query, api
 from gateway.state import GATEWAY
 from polewatch import geo
-from polewatch.poles.city import load_districts
+from polewatch.poles.city import find_data_dir, load_districts
 from polewatch.poles.grids import GRID_RESOLUTION
 from polewatch.poles.index import PoleIndex
 
 ROLES: Final = ("operator", "supervisor", "unit")
+OSM_NOTICE: Final = "© OpenStreetMap contributors"
 SIMPLIFY_DEG: Final = 0.0004
 """About 40 m: finer than a pixel at the zoom where districts matter."""
+ROAD_DECIMALS: Final = 5
+"""About 1 m: what a street map at the closest zoom needs; halves the document."""
 MAX_GRID_KM2: Final = 60.0
 MAX_POLES: Final = 4000
 BBOX_QUERY: Final = Query("bbox", "west,south,east,north (decimal degrees)", required=True)
@@ -49,6 +56,47 @@ def districts_geojson() -> bytes:
             "geometry": shapely.geometry.mapping(shapely.set_precision(shape, 1e-5)),
         })  # fmt: skip
     return msgspec.json.encode({"type": "FeatureCollection", "features": features})
+
+
+def _road_features(path: Path) -> list[dict[str, Any]]:
+    """The drawable ways of one road file: LineStrings with at least two plausible points, with
+    the name and the road class only (a road file's bad features are the importer's to report;
+    the map leaves them out)."""
+    import msgspec
+
+    features = []
+    for feature in msgspec.json.decode(path.read_bytes()).get("features", []):
+        try:
+            geometry, props = feature["geometry"], feature.get("properties") or {}
+            if geometry["type"] != "LineString":
+                continue
+            line = [[round(float(x), ROAD_DECIMALS), round(float(y), ROAD_DECIMALS)]
+                    for x, y in geometry["coordinates"]]  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            continue
+        if len(line) < 2 or not all(geo.plausible(x, y) for x, y in line):
+            continue
+        features.append({
+            "type": "Feature",
+            "properties": {"name": str(props.get("name") or ""),
+                           "class": str(props.get("highway") or "road")},
+            "geometry": {"type": "LineString", "coordinates": line},
+        })  # fmt: skip
+    return features
+
+
+@functools.lru_cache(maxsize=1)
+def roads_geojson(folder: Path | None = None) -> bytes:
+    """Every road file of the shared data (``roads/*.geojson``) as one FeatureCollection."""
+    import msgspec
+
+    paths = sorted((folder or find_data_dir() / "roads").glob("*.geojson"))
+    if not paths:
+        raise FileNotFoundError(f"no road files in {folder or find_data_dir() / 'roads'}")
+    features = [f for path in paths for f in _road_features(path)]
+    return msgspec.json.encode({
+        "type": "FeatureCollection", "attribution": OSM_NOTICE, "features": features,
+    })  # fmt: skip
 
 
 def parse_bbox(value: str | None) -> tuple[float, float, float, float]:
@@ -129,6 +177,20 @@ async def districts(request: web.Request) -> web.Response:
         body=body, content_type="application/geo+json",
         headers={"Cache-Control": "private, max-age=3600"},
     )  # fmt: skip
+
+
+@routes.get("/api/console/map/roads")
+@api(tag="console", roles=ROLES, content="application/geo+json",
+     answers={503: "No road network is installed here"})  # fmt: skip
+async def roads(request: web.Request) -> web.Response:
+    """The road network (GeoJSON LineStrings: name, class; © OpenStreetMap contributors) for
+    the street map; ETag and gzip, so a page loads it once."""
+    _viewer(request)
+    try:
+        body = await asyncio.to_thread(roads_geojson)
+    except (OSError, ValueError) as exc:
+        raise HttpError(503, f"road network unavailable: {exc}") from None
+    return revalidated(request, body, "application/geo+json", "private, no-cache")
 
 
 @routes.get("/api/console/map/grids")

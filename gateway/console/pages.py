@@ -4,6 +4,9 @@ and nothing from another origin (except the map tiles a deployment configures)."
 
 from __future__ import annotations
 
+import functools
+import gzip
+import hashlib
 import mimetypes
 import re
 from importlib import resources
@@ -18,8 +21,11 @@ from gateway.state import GATEWAY
 
 STATIC: Final = resources.files("gateway.console").joinpath("static")
 NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}\.(js|css|svg|png|html|webmanifest)$")
+VENDOR: Final = re.compile(r"^maplibre-gl(-worker)?\.(mjs|css)$")
+"""The vendored map library (``static/vendor/VENDOR.md``): the files a page or its worker loads."""
 TYPES: Final = {
     ".js": "text/javascript",
+    ".mjs": "text/javascript",
     ".css": "text/css",
     ".svg": "image/svg+xml",
     ".webmanifest": "application/manifest+json",
@@ -36,10 +42,29 @@ def csp(tile_url: str = "") -> str:
         tiles = f" {parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; "
-        f"img-src 'self' data: blob:{tiles}; connect-src 'self'; worker-src 'self'; "
+        f"img-src 'self' data: blob:{tiles}; connect-src 'self'{tiles}; worker-src 'self'; "
         "manifest-src 'self'; font-src 'self'; media-src 'self'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'; frame-src 'self'"
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _packed(body: bytes) -> tuple[str, bytes]:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"', gzip.compress(body, 6)
+
+
+def revalidated(request: web.Request, body: bytes, kind: str, cache: str) -> web.Response:
+    """``body`` with an ETag (304 when the browser has it) and gzip when the browser takes it:
+    for large, rarely changing answers (the map library, the road network)."""
+    etag, packed = _packed(body)
+    headers = {"Cache-Control": cache, "ETag": etag, "Vary": "Accept-Encoding",
+               "X-Content-Type-Options": "nosniff"}  # fmt: skip
+    if etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        body = packed
+    return web.Response(body=body, content_type=kind, headers=headers)
 
 
 def _file(name: str) -> bytes:
@@ -88,6 +113,18 @@ async def console_redirect(request: web.Request) -> web.Response:
 async def static_file(request: web.Request) -> web.Response:
     """The pages' scripts, styles and icons."""
     return _serve(request, request.match_info["name"])
+
+
+@routes.get("/console/static/vendor/{name}")
+@api(tag="console", content="text/javascript", answers={404: "No such file"}, store=False)
+async def vendor_file(request: web.Request) -> web.Response:
+    """The vendored map library (MapLibre GL JS, BSD-3-Clause): module, worker and styles."""
+    name = request.match_info["name"]
+    if not VENDOR.match(name):
+        raise HttpError(404, "no such file")
+    body = STATIC.joinpath("vendor", name).read_bytes()
+    kind = TYPES["." + name.rsplit(".", 1)[-1]]
+    return revalidated(request, body, kind, "no-cache")
 
 
 @routes.get("/patrol/")

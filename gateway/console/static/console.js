@@ -3,7 +3,7 @@
 // as a "picture" and then as changes over one EventSource; nothing polls the whole state.
 
 import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep, playMjpeg } from "./common.js";
-import { CanvasMap, districtLayer, gridLayer, poleLayer, loadStreets, POLE_ZOOM } from "./map.js";
+import { StreetMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, loadStreets, POLE_ZOOM } from "./map.js";
 
 const KEY = "pw.console.session";
 const $ = (id) => document.getElementById(id);
@@ -79,8 +79,8 @@ async function start() {
 }
 
 function setupMap() {
-  map = new CanvasMap($("map"), { center: S.config.center, zoom: S.config.zoom, tileUrl: S.config.tile_url });
-  map.layers.push(districtLayer(() => S.districts), gridLayer(() => S.grids), poleLayer(() => S.poles), cameraLayer, linkLayer, unitLayer,
+  map = new StreetMap($("map"), { center: S.config.center, zoom: S.config.zoom, tileUrl: S.config.tile_url, api });
+  map.layers.push(districtLayer(() => S.districts), gridLayer(() => S.grids), poleLayer(() => S.poles), routeLayer(() => S.routes), cameraLayer, linkLayer, unitLayer,
     incidentLayer, foundLayer);
   map.onview = (m) => loadStreets(api, m, S);
   map.onclick = clickMap;
@@ -271,7 +271,7 @@ const linkLayer = {
     ctx.lineWidth = 1.5;
     for (const id of inc.units) {
       const u = S.units.get(id);
-      if (!u || u.lon == null) continue;
+      if (!u || u.lon == null || (S.routed && S.routed.has(id))) continue; // drawn along the road
       const [ux, uy] = m.toScreen(u.lon, u.lat);
       ctx.beginPath(); ctx.moveTo(ux, uy); ctx.lineTo(ix, iy); ctx.stroke();
     }
@@ -380,6 +380,17 @@ const foundLayer = {
   },
 };
 
+/** The road routes of the incident's units, drawn on the map (a straight dashed line stays
+ *  where the gateway has no route). */
+async function loadRoutes(inc) {
+  const units = inc.units.map((id) => S.units.get(id)).filter((u) => u && u.lon != null);
+  const found = await Promise.all(units.map((u) => fetchRoute(api, [u.lon, u.lat], [inc.lon, inc.lat])));
+  if (S.selected !== inc.id) return;
+  S.routed = new Map(units.map((u, i) => [u.id, found[i]]).filter(([, r]) => r && r.coords));
+  S.routes = [...S.routed.values()].map((r) => r.coords);
+  map.redraw();
+}
+
 function clickMap(x, y) {
   let best = null, bestD = 14;
   for (const inc of S.incidents.values()) {
@@ -409,6 +420,7 @@ async function openIncident(id, focus = true) {
   }
   if (S.selected !== id) return;
   S.detail = data;
+  loadRoutes(data.incident);
   const inc = data.incident;
   if (OPEN.has(inc.state)) S.incidents.set(inc.id, inc);
   if (focus) map.setView([inc.lon, inc.lat], Math.max(map.zoom, 15));
@@ -418,7 +430,7 @@ async function openIncident(id, focus = true) {
 }
 
 function closeDetail() {
-  S.selected = null; S.detail = null;
+  S.selected = null; S.detail = null; S.routes = []; S.routed = null;
   $("detail").hidden = true;
   renderQueue(); map.redraw();
 }

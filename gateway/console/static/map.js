@@ -1,66 +1,156 @@
-// An offline map on a canvas: Web Mercator, pan and zoom by mouse, wheel and touch (pinch).
-// Layers are plain functions drawing with the map's projection, so the command centre and
-// the patrol app share the map and add what they need.
+// The street map of the command centre and the patrol app, on MapLibre GL JS (vendored,
+// ./vendor/VENDOR.md). MapLibre draws the base map in WebGL from the gateway's own data: the
+// road network with its Chinese names (labels drawn from the system's fonts: no glyph server),
+// district outlines and names, grids, poles and routes. The live layers (incidents, units,
+// cameras) are drawn on a transparent canvas above it, in step with every MapLibre frame,
+// by plain functions layer.draw(ctx, map, now): hundreds of moving units cost a redraw of that
+// canvas, never a re-tiling of a map source.
+//
+// Zoom levels follow the 256-pixel tile convention of the pages (MapLibre's own are one less).
 
-const TILE = 256;
-const MAX_LAT = 85.05112878;
+import { Map as MapLibre, AttributionControl } from "./vendor/maplibre-gl.mjs";
+import { t, tOr } from "./i18n.js";
 
-export function project(lon, lat, zoom) {
-  const scale = TILE * 2 ** zoom;
-  const s = Math.sin((Math.max(-MAX_LAT, Math.min(MAX_LAT, lat)) * Math.PI) / 180);
-  return [((lon + 180) / 360) * scale, (0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)) * scale];
+export const GRID_ZOOM = 14;
+export const POLE_ZOOM = 15;
+const LABEL_ZOOM = 17.5;
+const Z = 1; // our zoom = MapLibre's zoom + Z (512-pixel tiles there, 256 here)
+const OSM = "© OpenStreetMap contributors";
+const FONT = ["Noto Sans CJK SC", "Noto Sans", "sans-serif"];
+const EMPTY = { type: "FeatureCollection", features: [] };
+const ROUTE_COLOR = "#6cb6ff";
+
+// Road classes, widest first: [classes, colour, width at our zoom 12, at 18, drawn from zoom].
+const ROADS = [
+  ["motorway", ["motorway", "trunk"], "#b08a4a", 1.6, 12, 8],
+  ["primary", ["primary", "motorway_link", "trunk_link"], "#6c7b8d", 1.1, 10, 9],
+  ["secondary", ["secondary", "tertiary", "primary_link", "secondary_link"], "#4f5c6b", 0.7, 8, 11],
+  ["minor", ["tertiary_link", "unclassified", "residential", "service", "road"], "#3b4653", 0.4, 6, 13],
+];
+
+/** A message of the catalogue, or its English text until the page has loaded a catalogue. */
+function say(key, english, params = {}) {
+  const text = tOr(key, null);
+  if (text !== null) return t(key, params);
+  return english.replace(/\{([a-z_]+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
 }
 
-export function unproject(x, y, zoom) {
-  const scale = TILE * 2 ** zoom;
-  const lon = (x / scale) * 360 - 180;
-  const n = Math.PI - (2 * Math.PI * y) / scale;
-  return [lon, (180 / Math.PI) * Math.atan(0.5 * (Math.exp(n) - Math.exp(-n)))];
+/** "2.1 km by road, about 4 min" from a road distance (m) and time (s). */
+export function roadText(distanceM, etaS) {
+  const distance = distanceM >= 1000 ? say("common.km", "{n} km", { n: (distanceM / 1000).toFixed(1) })
+    : say("common.m", "{n} m", { n: Math.round(distanceM / 10) * 10 });
+  const minutes = Math.max(1, Math.round(etaS / 60));
+  return say("map.by_road", "{distance} by road, about {minutes} min", { distance, minutes });
 }
 
-export class CanvasMap {
-  constructor(canvas, { center = [114.06, 22.56], zoom = 11, minZoom = 8, maxZoom = 19, tileUrl = "" } = {}) {
+function style(tileUrl) {
+  const width = (w12, w18) => ["interpolate", ["exponential", 1.6], ["zoom"], 12 - Z, w12, 18 - Z, w18];
+  const sources = {
+    roads: { type: "geojson", data: new URL("/api/console/map/roads", location.href).href, attribution: OSM, tolerance: 0.45 },
+    districts: { type: "geojson", data: EMPTY },
+    "district-names": { type: "geojson", data: EMPTY },
+    grids: { type: "geojson", data: EMPTY },
+    poles: { type: "geojson", data: EMPTY },
+    routes: { type: "geojson", data: EMPTY },
+  };
+  const layers = [{ id: "land", type: "background", paint: { "background-color": "#0a0e13" } }];
+  if (tileUrl) {
+    sources.tiles = { type: "raster", tiles: [tileUrl], tileSize: 256 };
+    layers.push({ id: "tiles", type: "raster", source: "tiles", paint: { "raster-opacity": 0.55 } });
+  }
+  layers.push(
+    { id: "district-fill", type: "fill", source: "districts", paint: { "fill-color": "rgba(88,110,140,0.07)" } },
+    { id: "grids", type: "line", source: "grids", minzoom: GRID_ZOOM - Z, paint: { "line-color": "rgba(110,140,175,0.16)", "line-width": 1 } },
+  );
+  for (const [id, classes, color, w12, w18, from] of [...ROADS].reverse()) {
+    layers.push({
+      id: `road-${id}`, type: "line", source: "roads", minzoom: from - Z,
+      filter: ["in", ["get", "class"], ["literal", classes]],
+      layout: { "line-cap": "round", "line-join": "round" },
+      paint: { "line-color": color, "line-width": width(w12, w18) },
+    });
+  }
+  layers.push(
+    { id: "district-line", type: "line", source: "districts", paint: { "line-color": "rgba(120,150,190,0.55)", "line-width": 1.2 } },
+    { id: "routes", type: "line", source: "routes", layout: { "line-cap": "round", "line-join": "round" },
+      paint: { "line-color": ROUTE_COLOR, "line-width": width(3, 7), "line-opacity": 0.85 } },
+    { id: "poles", type: "circle", source: "poles", minzoom: POLE_ZOOM - Z,
+      paint: { "circle-radius": 1.8, "circle-color": "rgba(160,175,195,0.6)" } },
+    { id: "road-names", type: "symbol", source: "roads", minzoom: 13 - Z,
+      filter: ["all", ["!=", ["get", "name"], ""], ["!=", ["get", "name"], "支路"]],
+      layout: { "symbol-placement": "line", "text-field": ["get", "name"], "text-font": FONT,
+        "text-size": ["interpolate", ["linear"], ["zoom"], 13 - Z, 11, 18 - Z, 15], "symbol-spacing": 320 },
+      paint: { "text-color": "#c9d4e0", "text-halo-color": "#0a0e13", "text-halo-width": 1.6 } },
+    { id: "pole-codes", type: "symbol", source: "poles", minzoom: LABEL_ZOOM - Z,
+      layout: { "text-field": ["get", "code"], "text-font": FONT, "text-size": 10, "text-anchor": "left", "text-offset": [0.5, -0.6] },
+      paint: { "text-color": "rgba(150,165,185,0.8)" } },
+    { id: "district-names", type: "symbol", source: "district-names", maxzoom: 14.5 - Z,
+      layout: { "text-field": ["get", "label"], "text-font": FONT, "text-size": 13, "text-allow-overlap": true },
+      paint: { "text-color": "rgba(160,180,210,0.7)", "text-halo-color": "#0a0e13", "text-halo-width": 1.2 } },
+  );
+  return { version: 8, sources, layers };
+}
+
+/** The map: MapLibre below, the live layers' canvas above. ``canvas`` is the page's map
+ *  element (it stays the overlay, so the pages' data attributes and labels stay on it). */
+export class StreetMap {
+  constructor(canvas, { center = [114.06, 22.56], zoom = 11, minZoom = 8, maxZoom = 19, tileUrl = "", api = null } = {}) {
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
-    this.center = center;
-    this.zoom = zoom;
-    this.minZoom = minZoom;
-    this.maxZoom = maxZoom;
-    this.tileUrl = tileUrl;
-    this.tiles = new Map();
     this.layers = [];
     this.onclick = null;
     this.onview = null;
-    this.pointers = new Map();
     this.dirty = true;
+    this.where = center;
+    const box = document.createElement("div");
+    box.className = "streets";
+    canvas.before(box);
+    canvas.classList.add("overlay");
+    this.box = box;
+    this.gl = new MapLibre({
+      container: box, style: style(tileUrl), center, zoom: zoom - Z, minZoom: minZoom - Z, maxZoom: maxZoom - Z,
+      attributionControl: false, dragRotate: false, pitchWithRotate: false, touchPitch: false, fadeDuration: 0,
+      localIdeographFontFamily: FONT.join(", "),
+      transformRequest: (url) => (api && api.token() && new URL(url).origin === location.origin
+        ? { url, headers: { Authorization: `Bearer ${api.token()}` } } : { url }),
+    });
+    this.gl.touchZoomRotate.disableRotation();
+    this.gl.keyboard.disableRotation();
+    this.gl.addControl(new AttributionControl({ compact: false, customAttribution: OSM }), "bottom-right");
+    this.gl.on("render", () => this.paint(performance.now()));
+    this.gl.on("move", () => { this.dirty = true; });
+    this.gl.on("moveend", () => this.viewed());
+    this.gl.on("load", () => { this.redraw(true); });
+    this.gl.on("click", (e) => this.onclick && this.onclick(e.point.x, e.point.y, e.originalEvent));
+    this.gl.on("sourcedata", (e) => {
+      if (e.sourceId === "roads" && e.isSourceLoaded && !canvas.dataset.roads) canvas.dataset.roads = "loaded";
+    });
+    // For the browser tests and the frame-time bench (they read MapLibre's rendered features).
+    canvas.streetMap = this;
     this.frame = this.frame.bind(this);
-    this.resize();
-    new ResizeObserver(() => this.resize()).observe(canvas.parentElement || canvas);
-    this.bind();
     requestAnimationFrame(this.frame);
   }
 
-  resize() {
-    const rect = this.canvas.getBoundingClientRect();
-    const ratio = window.devicePixelRatio || 1;
-    this.width = Math.max(1, rect.width);
-    this.height = Math.max(1, rect.height);
-    this.canvas.width = Math.round(this.width * ratio);
-    this.canvas.height = Math.round(this.height * ratio);
-    this.ratio = ratio;
-    this.redraw(true);
+  get width() { return this.box.clientWidth || 1; }
+  get height() { return this.box.clientHeight || 1; }
+  get zoom() { return this.gl.getZoom() + Z; }
+
+  /** [lon, lat] of the middle; the same array for as long as the view has not moved. */
+  get center() {
+    const c = this.gl.getCenter();
+    if (Math.abs(c.lng - this.where[0]) > 1e-9 || Math.abs(c.lat - this.where[1]) > 1e-9) this.where = [c.lng, c.lat];
+    return this.where;
   }
 
   /** Screen position (CSS pixels) of lon/lat. */
   toScreen(lon, lat) {
-    const [x, y] = project(lon, lat, this.zoom);
-    const [cx, cy] = project(this.center[0], this.center[1], this.zoom);
-    return [x - cx + this.width / 2, y - cy + this.height / 2];
+    const p = this.gl.project([lon, lat]);
+    return [p.x, p.y];
   }
 
   toLonLat(sx, sy) {
-    const [cx, cy] = project(this.center[0], this.center[1], this.zoom);
-    return unproject(cx + sx - this.width / 2, cy + sy - this.height / 2, this.zoom);
+    const p = this.gl.unproject([sx, sy]);
+    return [p.lng, p.lat];
   }
 
   /** [west, south, east, north] of what is on screen. */
@@ -70,208 +160,131 @@ export class CanvasMap {
     return [w, s, e, n];
   }
 
+  resize() {
+    this.gl.resize();
+    this.redraw(true);
+  }
+
+  /** Draw the live layers again at the next frame; ``viewChanged``: tell ``onview`` too. */
   redraw(viewChanged = false) {
     this.dirty = true;
-    if (viewChanged && this.onview) {
-      clearTimeout(this.viewTimer);
-      this.viewTimer = setTimeout(() => this.onview(this), 200);
-    }
+    if (viewChanged) this.viewed();
+  }
+
+  viewed() {
+    clearTimeout(this.viewTimer);
+    if (this.onview) this.viewTimer = setTimeout(() => this.onview(this), 200);
   }
 
   setView(center, zoom = this.zoom) {
-    this.center = center;
-    this.zoom = Math.max(this.minZoom, Math.min(this.maxZoom, zoom));
-    this.redraw(true);
+    this.gl.jumpTo({ center, zoom: zoom - Z });
   }
 
   zoomAt(sx, sy, delta) {
-    const before = this.toLonLat(sx, sy);
-    this.zoom = Math.max(this.minZoom, Math.min(this.maxZoom, this.zoom + delta));
-    const [bx, by] = project(before[0], before[1], this.zoom);
-    this.center = unproject(bx - sx + this.width / 2, by - sy + this.height / 2, this.zoom);
-    this.redraw(true);
+    this.gl.easeTo({ zoom: this.gl.getZoom() + delta, around: this.gl.unproject([sx, sy]), duration: 180 });
   }
 
   panBy(dx, dy) {
-    const [cx, cy] = project(this.center[0], this.center[1], this.zoom);
-    this.center = unproject(cx - dx, cy - dy, this.zoom);
-    this.redraw(true);
-  }
-
-  bind() {
-    const c = this.canvas;
-    c.addEventListener("wheel", (e) => {
-      e.preventDefault();
-      const r = c.getBoundingClientRect();
-      this.zoomAt(e.clientX - r.left, e.clientY - r.top, -Math.sign(e.deltaY) * (e.ctrlKey ? 0.25 : 0.5));
-    }, { passive: false });
-    c.addEventListener("pointerdown", (e) => {
-      c.setPointerCapture(e.pointerId);
-      this.pointers.set(e.pointerId, { x: e.clientX, y: e.clientY, x0: e.clientX, y0: e.clientY });
-    });
-    c.addEventListener("pointermove", (e) => {
-      const p = this.pointers.get(e.pointerId);
-      if (!p) return;
-      if (this.pointers.size === 1) {
-        this.panBy(e.clientX - p.x, e.clientY - p.y);
-      } else if (this.pointers.size === 2) {
-        const [a, b] = [...this.pointers.values()];
-        const before = Math.hypot(a.x - b.x, a.y - b.y);
-        p.x = e.clientX; p.y = e.clientY;
-        const after = Math.hypot(a.x - b.x, a.y - b.y);
-        const r = c.getBoundingClientRect();
-        if (before > 0 && after > 0) this.zoomAt((a.x + b.x) / 2 - r.left, (a.y + b.y) / 2 - r.top, Math.log2(after / before));
-        return;
-      }
-      p.x = e.clientX; p.y = e.clientY;
-    });
-    const up = (e) => {
-      const p = this.pointers.get(e.pointerId);
-      this.pointers.delete(e.pointerId);
-      if (p && this.pointers.size === 0 && Math.hypot(e.clientX - p.x0, e.clientY - p.y0) < 5 && this.onclick) {
-        const r = c.getBoundingClientRect();
-        this.onclick(e.clientX - r.left, e.clientY - r.top, e);
-      }
-    };
-    c.addEventListener("pointerup", up);
-    c.addEventListener("pointercancel", (e) => this.pointers.delete(e.pointerId));
-    c.addEventListener("dblclick", (e) => {
-      const r = c.getBoundingClientRect();
-      this.zoomAt(e.clientX - r.left, e.clientY - r.top, e.shiftKey ? -1 : 1);
-    });
-  }
-
-  frame(now) {
-    if (this.dirty || this.layers.some((l) => l.animated && l.animated())) {
-      this.dirty = false;
-      const ctx = this.ctx;
-      ctx.setTransform(this.ratio, 0, 0, this.ratio, 0, 0);
-      ctx.clearRect(0, 0, this.width, this.height);
-      if (this.tileUrl) this.drawTiles(ctx);
-      for (const layer of this.layers) layer.draw(ctx, this, now);
-    }
-    requestAnimationFrame(this.frame);
-  }
-
-  drawTiles(ctx) {
-    const z = Math.max(0, Math.min(19, Math.round(this.zoom)));
-    const scale = 2 ** (this.zoom - z);
-    const [cx, cy] = project(this.center[0], this.center[1], z);
-    const left = cx - this.width / 2 / scale, top = cy - this.height / 2 / scale;
-    const n = 2 ** z;
-    for (let tx = Math.floor(left / TILE); tx <= Math.floor((left + this.width / scale) / TILE); tx++) {
-      for (let ty = Math.floor(top / TILE); ty <= Math.floor((top + this.height / scale) / TILE); ty++) {
-        if (ty < 0 || ty >= n) continue;
-        const key = `${z}/${((tx % n) + n) % n}/${ty}`;
-        let img = this.tiles.get(key);
-        if (!img) {
-          img = new Image();
-          img.onload = () => this.redraw();
-          const [zz, xx, yy] = key.split("/");
-          img.src = this.tileUrl.replace("{z}", zz).replace("{x}", xx).replace("{y}", yy);
-          this.tiles.set(key, img);
-          if (this.tiles.size > 400) this.tiles.delete(this.tiles.keys().next().value);
-        }
-        if (img.complete && img.naturalWidth) {
-          ctx.globalAlpha = 0.55;
-          ctx.drawImage(img, (tx * TILE - left) * scale, (ty * TILE - top) * scale, TILE * scale + 0.5, TILE * scale + 0.5);
-          ctx.globalAlpha = 1;
-        }
-      }
-    }
+    this.gl.panBy([-dx, -dy], { duration: 0 });
   }
 
   /** Centre on the points and zoom so they all show, with ``pad`` pixels around them. */
   fit(points, pad = 60, maxZoom = 17) {
     const lons = points.map((p) => p[0]), lats = points.map((p) => p[1]);
-    const [x0, y0] = project(Math.min(...lons), Math.max(...lats), 0);
-    const [x1, y1] = project(Math.max(...lons), Math.min(...lats), 0);
-    const span = Math.max((x1 - x0) / Math.max(1, this.width - 2 * pad), (y1 - y0) / Math.max(1, this.height - 2 * pad));
-    const zoom = span > 0 ? Math.log2(1 / span) : maxZoom;
-    this.setView([(Math.min(...lons) + Math.max(...lons)) / 2, (Math.min(...lats) + Math.max(...lats)) / 2], Math.min(maxZoom, zoom));
+    const padding = Math.max(0, Math.min(pad, this.width / 4, this.height / 4));
+    this.gl.fitBounds([[Math.min(...lons), Math.min(...lats)], [Math.max(...lons), Math.max(...lats)]],
+      { padding, maxZoom: maxZoom - Z, duration: 0 });
   }
 
-  /** Trace a ring of [lon, lat] points as a path. */
-  trace(ctx, ring) {
-    let first = true;
-    for (const [lon, lat] of ring) {
-      const [x, y] = this.toScreen(lon, lat);
-      if (first) { ctx.moveTo(x, y); first = false; } else ctx.lineTo(x, y);
+  /** Replace the data of one of the base map's sources; false until the map has loaded. */
+  setData(source, data) {
+    const found = this.gl.getSource(source);
+    if (!found) return false;
+    found.setData(data);
+    return true;
+  }
+
+  frame(now) {
+    if (this.dirty || this.layers.some((l) => l.animated && l.animated(now))) this.paint(now);
+    requestAnimationFrame(this.frame);
+  }
+
+  paint(now) {
+    this.dirty = false;
+    const ratio = window.devicePixelRatio || 1;
+    const w = this.width, h = this.height;
+    if (this.canvas.width !== Math.round(w * ratio) || this.canvas.height !== Math.round(h * ratio)) {
+      this.canvas.width = Math.round(w * ratio);
+      this.canvas.height = Math.round(h * ratio);
     }
-    ctx.closePath();
+    const ctx = this.ctx;
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, w, h);
+    for (const layer of this.layers) {
+      if (layer.sync) layer.sync(this);
+      else layer.draw(ctx, this, now);
+    }
   }
 }
+
+/** A base-map layer fed from the page's state: ``get()`` is looked at every frame and the
+ *  source is replaced when it returns another object. */
+function baseLayer(get, update) {
+  let last = null;
+  return {
+    sync(map) {
+      const value = get();
+      if (value && value !== last && update(map, value)) last = value;
+    },
+  };
+}
+
+const point = (lon, lat, properties) => ({ type: "Feature", properties, geometry: { type: "Point", coordinates: [lon, lat] } });
 
 /** District outlines and names from a GeoJSON FeatureCollection. */
 export function districtLayer(getGeojson) {
-  return {
-    draw(ctx, map) {
-      const geo = getGeojson();
-      if (!geo) return;
-      ctx.lineJoin = "round";
-      for (const f of geo.features) {
-        const polys = f.geometry.type === "Polygon" ? [f.geometry.coordinates] : f.geometry.coordinates;
-        ctx.beginPath();
-        for (const poly of polys) for (const ring of poly) map.trace(ctx, ring);
-        ctx.fillStyle = "rgba(88,110,140,0.07)";
-        ctx.fill("evenodd");
-        ctx.strokeStyle = "rgba(120,150,190,0.55)";
-        ctx.lineWidth = 1.2;
-        ctx.stroke();
-      }
-      if (map.zoom < 14.5) {
-        ctx.font = "600 12px system-ui, sans-serif";
-        ctx.textAlign = "center";
-        ctx.fillStyle = "rgba(150,170,200,0.55)";
-        for (const f of geo.features) {
-          const [x, y] = map.toScreen(...f.properties.label);
-          ctx.fillText(f.properties.name.toUpperCase(), x, y);
-        }
-      }
-    },
-  };
+  return baseLayer(getGeojson, (map, geo) => map.setData("districts", geo) && map.setData("district-names", {
+    type: "FeatureCollection",
+    features: geo.features.map((f) => point(...f.properties.label, {
+      label: f.properties.chinese ? `${f.properties.chinese}\n${f.properties.name}` : f.properties.name,
+    })),
+  }));
 }
-
-export const GRID_ZOOM = 14;
-export const POLE_ZOOM = 15;
 
 /** Responsibility-grid outlines (from /api/console/map/grids), at street zooms. */
 export function gridLayer(getGrids) {
-  return {
-    draw(ctx, map) {
-      const grids = getGrids();
-      if (map.zoom < GRID_ZOOM || !grids.length) return;
-      ctx.strokeStyle = "rgba(110,140,175,0.16)";
-      ctx.lineWidth = 1;
-      ctx.beginPath();
-      for (const g of grids) map.trace(ctx, g.outline);
-      ctx.stroke();
-    },
-  };
+  return baseLayer(getGrids, (map, grids) => map.setData("grids", {
+    type: "FeatureCollection",
+    features: grids.map((g) => ({ type: "Feature", properties: { id: g.id },
+      geometry: { type: "Polygon", coordinates: [[...g.outline, g.outline[0]]] } })),
+  }));
 }
 
 /** Poles ([code, lon, lat, ...] from /api/console/map/poles), codes when zoomed right in. */
 export function poleLayer(getPoles) {
-  return {
-    draw(ctx, map) {
-      if (map.zoom < POLE_ZOOM) return;
-      const poles = getPoles();
-      ctx.fillStyle = "rgba(160,175,195,0.5)";
-      for (const [, lon, lat] of poles) {
-        const [x, y] = map.toScreen(lon, lat);
-        if (x < -5 || y < -5 || x > map.width + 5 || y > map.height + 5) continue;
-        ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
-      }
-      if (map.zoom < 17.5) return;
-      ctx.font = "10px system-ui, sans-serif";
-      ctx.fillStyle = "rgba(150,165,185,0.7)";
-      ctx.textAlign = "left";
-      for (const [code, lon, lat] of poles) {
-        const [x, y] = map.toScreen(lon, lat);
-        if (x > -40 && y > -10 && x < map.width && y < map.height + 10) ctx.fillText(code, x + 4, y - 3);
-      }
-    },
-  };
+  return baseLayer(getPoles, (map, poles) => map.setData("poles", {
+    type: "FeatureCollection", features: poles.map(([code, lon, lat]) => point(lon, lat, { code })),
+  }));
+}
+
+/** Routes ([[lon, lat], ...] each, as /api/route answers them) drawn along the streets. */
+export function routeLayer(getRoutes) {
+  return baseLayer(getRoutes, (map, routes) => map.setData("routes", {
+    type: "FeatureCollection",
+    features: routes.filter((c) => c && c.length > 1)
+      .map((coords) => ({ type: "Feature", properties: {}, geometry: { type: "LineString", coordinates: coords } })),
+  }));
+}
+
+/** The road route between two places: {distance_m, eta_s, source, coords}, or null when the
+ *  gateway cannot answer (no road network, offline). */
+export async function fetchRoute(api, from, to) {
+  const where = (p) => `${p[0].toFixed(6)},${p[1].toFixed(6)}`;
+  try {
+    return await api.get(`/api/route?from=${where(from)}&to=${where(to)}`);
+  } catch {
+    return null;
+  }
 }
 
 /** Fetch the grids and poles of what the map shows into ``into`` ({grids, poles}). */

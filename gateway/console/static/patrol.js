@@ -3,7 +3,7 @@
 // answered with big buttons; the phone's position is shared while on duty.
 
 import { Api, el, fill, haversine, bearing, compass, distanceText, durationText, clockText, label, beep } from "./common.js";
-import { CanvasMap, districtLayer, gridLayer, poleLayer, loadStreets } from "./map.js";
+import { StreetMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, roadText, loadStreets } from "./map.js";
 
 const $ = (id) => document.getElementById(id);
 const K = { token: "pw.patrol.token", last: "pw.patrol.last", job: "pw.patrol.job", duty: "pw.patrol.duty" };
@@ -45,9 +45,9 @@ function start() {
   $("signin").hidden = true;
   $("patrol").hidden = false;
   if (!P.map) {
-    P.map = new CanvasMap($("minimap"), { zoom: 14 });
+    P.map = new StreetMap($("minimap"), { zoom: 14, api });
     P.map.layers.push(districtLayer(() => P.districts), gridLayer(() => P.streets.grids),
-      poleLayer(() => P.streets.poles), sceneLayer);
+      poleLayer(() => P.streets.poles), routeLayer(() => P.routes), sceneLayer);
     P.map.onview = (m) => loadStreets(api, m, P.streets);
     api.get("/api/console/map/districts").then((g) => { P.districts = g; P.map.redraw(); }).catch(() => {});
     api.get("/api/console/config").then((c) => { P.speed = c.speed_mps; if (!P.here) P.map.setView(c.center, 12); }).catch(() => {});
@@ -154,7 +154,7 @@ function renderJob() {
   const job = P.job;
   $("job").hidden = !job;
   $("idle").hidden = !!job;
-  if (!job) { P.map && P.map.redraw(); return; }
+  if (!job) { P.route = null; P.routes = []; $("job-road").hidden = true; P.map && P.map.redraw(); return; }
   $("job").classList.toggle("ringing", job.phase === "dispatched");
   const prio = $("job-prio");
   prio.className = `prio p${job.priority}`;
@@ -198,6 +198,32 @@ function renderNav() {
   $("job-bearing").textContent = `${Math.round(b)}° ${compass(b)}`;
   $("job-eta").textContent = durationText(d / P.speed);
   $("arrow").style.transform = `rotate(${b}deg)`;
+  followRoad(job);
+  P.map && P.map.redraw();
+}
+
+const OFF_ROUTE_M = 150;
+
+/** The road route from here to the scene: fetched for each job, and again when the unit has
+ *  left it; its road distance and time shown under the straight-line figures. */
+async function followRoad(job) {
+  const road = $("job-road");
+  const known = P.route && P.route.incident === job.incident;
+  if (!known && job.eta_s != null && job.distance_m != null) {
+    road.textContent = roadText(job.distance_m, job.eta_s); // the dispatcher's figure until a route comes
+    road.hidden = false;
+  }
+  if (P.routing || !P.here) return;
+  const start = known && P.route.coords[0];
+  if (known && haversine(P.here.lon, P.here.lat, start[0], start[1]) < OFF_ROUTE_M) return;
+  P.routing = true;
+  const found = await fetchRoute(api, [P.here.lon, P.here.lat], [job.lon, job.lat]);
+  P.routing = false;
+  if (!found || !P.job || P.job.incident !== job.incident || !found.coords) return;
+  P.route = { ...found, incident: job.incident };
+  P.routes = [found.coords];
+  road.textContent = roadText(found.distance_m, found.eta_s);
+  road.hidden = false;
   P.map && P.map.redraw();
 }
 
@@ -220,7 +246,7 @@ const sceneLayer = {
       ctx.fillStyle = "#ff5f56";
       ctx.beginPath(); ctx.arc(x, y, 8, 0, Math.PI * 2); ctx.fill();
       ctx.strokeStyle = "#fff"; ctx.lineWidth = 2; ctx.stroke();
-      if (P.here) {
+      if (P.here && !(P.route && P.route.incident === P.job.incident)) {
         const [hx, hy] = m.toScreen(P.here.lon, P.here.lat);
         ctx.setLineDash([5, 5]); ctx.strokeStyle = "rgba(108,182,255,.8)";
         ctx.beginPath(); ctx.moveTo(hx, hy); ctx.lineTo(x, y); ctx.stroke(); ctx.setLineDash([]);

@@ -1,7 +1,7 @@
 // The patrol app's service worker: the app shell is served from the cache when the network
 // is gone (a patrol car loses signal), and refreshed from the network whenever it is there.
 // API calls and the WebSocket are never cached.
-const CACHE = "polewatch-patrol-v1";
+const CACHE = "polewatch-patrol-v2";
 const SHELL = [
   "/patrol/",
   "/patrol/manifest.webmanifest",
@@ -9,6 +9,9 @@ const SHELL = [
   "/console/static/patrol.js",
   "/console/static/common.js",
   "/console/static/map.js",
+  "/console/static/vendor/maplibre-gl.mjs",
+  "/console/static/vendor/maplibre-gl-worker.mjs",
+  "/console/static/vendor/maplibre-gl.css",
   "/console/static/icon.svg",
 ];
 

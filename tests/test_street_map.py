@@ -1,0 +1,157 @@
+"""The offline street map in a real browser (Debian's chromium, WebGL through SwiftShader):
+the command centre at city and street zoom with the streets' Chinese names and the
+OpenStreetMap notice, the patrol app with a road route, and the proof that the console, the
+patrol app and the citizen page fetch nothing from outside the gateway.
+
+Screenshots go to ``artifacts/screenshots/``; ``PW_MAP_SCREENSHOTS=docs/screenshots`` (a
+folder) writes the documentation's copies there as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from gateway.testing import (
+    TEST_POLES,
+    operator_token,
+    served_gateway,
+    store_poles,
+    unit_token,
+)
+
+playwright_api = pytest.importorskip("playwright.async_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]  # fmt: skip
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+FUTIAN_STREET = (114.0545, 22.5415)
+"""Shennan Boulevard (深南大道) at Futian: a street every operator knows."""
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+
+SETTLED = """m => new Promise((done) => {
+  const check = () => (m.gl.loaded() && !m.gl.isMoving() ? done(true) : m.gl.once('idle', check));
+  check();
+})"""
+"""Resolves once MapLibre has drawn everything of the current view."""
+RENDERED = """([m, layers]) => m.gl.queryRenderedFeatures({ layers })
+  .map((f) => f.properties.name || f.properties.code || '')"""
+
+
+@pytest.fixture
+async def gateway(redis_url: str) -> AsyncIterator[str]:
+    """The real gateway on a loopback port; its base URL."""
+    await store_poles(redis_url, TEST_POLES)
+    async with served_gateway(redis_url) as (host, port):
+        yield f"http://{host}:{port}"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async with playwright_api.async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def page_on(browser: Any, size: dict[str, int]) -> tuple[Any, list[str], list[str]]:
+    """A new page, the URLs of every request it makes and every CSP violation it reports."""
+    context = await browser.new_context(viewport=size, service_workers="block")
+    page = await context.new_page()
+    requests: list[str] = []
+    violations: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on("console", lambda m: "Content Security Policy" in m.text and violations.append(m.text))
+    return page, requests, violations
+
+
+async def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / name))
+    if folder := os.environ.get("PW_MAP_SCREENSHOTS"):
+        await page.screenshot(path=str(Path(folder) / name))
+
+
+async def signed_in(page: Any, gateway: str) -> None:
+    """The command centre, signed in with an operator's token (as the token login keeps it)."""
+    session = {"login": "ada", "role": "operator", "token": operator_token("ada")}
+    await page.add_init_script(
+        f"sessionStorage.setItem('pw.console.session', {json.dumps(json.dumps(session))})"
+    )
+    await page.goto(f"{gateway}/console/")
+
+
+def only_from(base: str, requests: list[str]) -> list[str]:
+    """The requests that went anywhere but the gateway (blob: and data: stay in the page)."""
+    origin = urlsplit(base)
+    return [
+        u
+        for u in requests
+        if urlsplit(u).scheme not in ("blob", "data")
+        and (urlsplit(u).scheme, urlsplit(u).netloc) != (origin.scheme, origin.netloc)
+    ]
+
+
+async def test_console_map_draws_streets_with_chinese_names_from_the_gateway_only(
+    gateway: str, browser: Any
+) -> None:
+    page, requests, violations = await page_on(browser, {"width": 1440, "height": 900})
+    await signed_in(page, gateway)
+    await page.wait_for_selector("#map[data-roads=loaded]", timeout=30_000)
+    street_map = await page.evaluate_handle("document.getElementById('map').streetMap")
+    await page.wait_for_function(
+        "m => m.gl.querySourceFeatures('districts').length > 0", arg=street_map
+    )
+    await page.evaluate(SETTLED, street_map)
+
+    # City zoom: the arterials of the whole city and the district names, with the notice.
+    city_zoom = await page.evaluate("m => m.zoom", street_map)
+    assert city_zoom < 12.5
+    roads = await page.evaluate(RENDERED, [street_map, ["road-motorway", "road-primary"]])
+    assert len(roads) > 200
+    attribution = page.locator(".maplibregl-ctrl-attrib")
+    assert "© OpenStreetMap contributors" in await attribution.inner_text()
+    assert await attribution.is_visible()
+    await shot(page, "command-centre-city.png")
+
+    # Street zoom: the streets carry their Chinese names, the poles show.
+    await page.evaluate("([m, c]) => m.setView(c, 17.6)", [street_map, list(FUTIAN_STREET)])
+    await page.evaluate(SETTLED, street_map)
+    names = await page.evaluate(RENDERED, [street_map, ["road-names"]])
+    assert any(CJK.search(n) for n in names), names
+    assert "深南大道" in names
+    await shot(page, "command-centre-street.png")
+
+    assert only_from(gateway, requests) == []
+    assert any("/console/static/vendor/maplibre-gl-worker.mjs" in u for u in requests)
+    assert violations == []
+
+
+async def test_citizen_page_fetches_nothing_from_elsewhere(gateway: str, browser: Any) -> None:
+    page, requests, violations = await page_on(browser, {"width": 390, "height": 800})
+    await page.goto(f"{gateway}/p/{TEST_POLES[0].code}")
+    await page.wait_for_load_state("networkidle")
+    assert requests[0].startswith(gateway)
+    assert only_from(gateway, requests) == []
+    assert violations == []
+
+
+async def test_patrol_app_map_from_the_gateway_only(gateway: str, browser: Any) -> None:
+    page, requests, violations = await page_on(browser, {"width": 390, "height": 844})
+    await page.goto(f"{gateway}/patrol/?token={unit_token('P-7')}")
+    await page.wait_for_selector("#minimap[data-roads=loaded]", timeout=30_000)
+    assert only_from(gateway, requests) == []
+    assert violations == []
