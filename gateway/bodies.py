@@ -20,14 +20,15 @@ PoleCode = Annotated[
     Meta(
         min_length=1,
         max_length=64,
-        pattern=r"^ *[A-Za-z0-9](?: *[A-Za-z0-9_.:@#/-]){0,31} *$",
-        description="The code on the pole as read (case and spaces are ignored)",
+        pattern=r"^ *[^\W_](?: *[\w.:@#/-]){0,31} *$",
+        description="The code on the pole as read: letters and digits of any script and "
+        "_ . : @ # / - (case, width and spaces are ignored)",
     ),
 ]
 """What the resolver (:func:`polewatch.poles.codes.normalize`) takes, narrowed to the characters
-an alarm's pole may hold (:data:`wire.Ident`): 1-32 of them, starting with a letter or digit,
-spaces anywhere. Doors that take a code check it with this type, so the schema refuses exactly
-what they refuse."""
+a registered code may hold (:data:`polewatch.poles.codes.PRINTABLE_CODE`): 1-32 of them,
+starting with a letter or digit (``[^\\W_]``: ``str.isalnum``), spaces anywhere. Doors that
+take a code check it with this type, so the schema refuses what they refuse."""
 Reason = Annotated[str, Meta(min_length=1, max_length=2000)]
 
 

@@ -26,6 +26,9 @@ Lat = Annotated[float, Meta(ge=-90.0, le=90.0)]
 Timestamp = Annotated[float, Meta(ge=0.0)]
 """Unix time in seconds (float, microsecond resolution)."""
 Ident = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@#/-]+$")]
+PoleRef = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[\w.:@#/-]+$")]
+"""A pole code, or a name that holds one (``button:가락지하차도-01``): like :data:`Ident` but
+with the letters and digits of any script (see :mod:`polewatch.poles.codes`)."""
 Text = Annotated[str, Meta(max_length=2000)]
 Phone = Annotated[str, Meta(max_length=32, pattern=r"^\+?[0-9 ()-]{3,32}$")]
 Priority = Annotated[int, Meta(ge=1, le=4)]
@@ -54,12 +57,12 @@ class Alarm(Message, tag="alarm", frozen=True, kw_only=True):
     """Globally unique id chosen by the source; the dispatcher is idempotent on it."""
     type: Ident
     """Alarm type, e.g. ``citizen_sos``, ``intrusion``, ``door_forced``; see the priority table."""
-    source: Ident
+    source: PoleRef
     """Who raised it, e.g. ``button:1234567``, ``camera:cam-3``, ``gateway``."""
     ts: Timestamp
     lon: Lon
     lat: Lat
-    pole: Ident | None = None
+    pole: PoleRef | None = None
     district: Text | None = None
     grid: Ident | None = None
     text: Text | None = None
@@ -129,7 +132,7 @@ class Dispatch(Message, tag="dispatch", frozen=True, kw_only=True):
     ack_by: Timestamp
     """The unit must acknowledge before this time or the incident goes to the next unit."""
     alarm_ts: Timestamp | None = None
-    pole: Ident | None = None
+    pole: PoleRef | None = None
     district: Text | None = None
     grid: Ident | None = None
     text: Text | None = None
@@ -209,13 +212,13 @@ HeartbeatStatus = Literal["online", "offline", "stalled", "degraded", "stopping"
 class Heartbeat(Message, tag="hb", frozen=True, kw_only=True):
     """A service or device saying it is alive, with a few health figures."""
 
-    source: Ident
+    source: PoleRef
     kind: Ident
     status: HeartbeatStatus
     ts: Timestamp
     fps: Annotated[float, Meta(ge=0.0)] | None = None
     detail: Text | None = None
-    pole: Ident | None = None
+    pole: PoleRef | None = None
 
 
 AnyMessage: TypeAlias = (

@@ -54,7 +54,8 @@ def test_parse_shenzhen_reads_district_road_pole_and_side() -> None:
         ("123456", "7 digits"),
         ("12345678", "7 digits"),
         ("12a4567", "7 digits"),
-        ("１２３４５６７", "7 digits"),  # full-width digits are not ASCII digits
+        ("１２３４５６", "7 digits"),  # full-width digits count as digits (below), still 6
+        ("一二三四五六七", "7 digits"),  # Chinese numerals are not digits of a code
         ("4012001", "first digit 4"),
         ("0012001", "first digit 0"),
         ("1000001", "road number 000"),
@@ -109,3 +110,8 @@ def test_normalize_rejects_any_object_with_code_error(value: object) -> None:
     except CodeError:
         return
     assert isinstance(value, str) and key == normalize(key)
+
+
+def test_full_width_digits_from_a_chinese_input_method_read_as_the_code() -> None:
+    assert parse_shenzhen("３０１２０４７").code == "3012047"
+    assert normalize("６ｕ　０７７") == "6U077"  # an ideographic space, too

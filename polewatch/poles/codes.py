@@ -1,10 +1,15 @@
 """Pole codes: normalising what a caller read out, and the Shenzhen 7-digit scheme.
 
-A code is stored exactly as printed on the pole. What people say or type differs from it in
-case and spacing (``6u 077``), so :func:`normalize` folds those away for lookups. Digits and
-letters that look alike on a worn plate (O/0, I/1/L, S/5, B/8, Z/2, G/6) are *not* folded by
-:func:`normalize`: that would make two real codes collide; the index treats them as cheap
-substitutions instead (:data:`CONFUSABLE`).
+A code is stored as printed on the pole, in Unicode NFC. Its alphabet is every script's letters
+and digits (what ``str.isalnum`` accepts: Latin, Han, Hangul, Cyrillic...) plus the separators
+``_ . : @ # / -``, starting with a letter or digit, at most :data:`MAX_CODE_LENGTH`
+characters, one script family per code (``А`` Cyrillic and ``A`` Latin in one code is refused:
+a spoof). Markup, control and invisible characters are not in the alphabet. What people say or
+type differs from it in case, spacing and width (``6u 077``, full-width ``６Ｕ０７７`` from a
+Chinese input method), so :func:`normalize` folds those away for lookups (NFKC, case folded).
+Digits and letters that look alike on a worn plate (O/0, I/1/L, S/5, B/8, Z/2, G/6) are *not*
+folded by :func:`normalize`: that would make two real codes collide; the index treats them as
+cheap substitutions instead (:data:`CONFUSABLE`).
 
 The Shenzhen scheme (in use since 2005): ``DRRRPPP``, digit 1 the district, digits 2-4 the
 road, digits 5-7 the pole along the road; on east-west roads the south side carries odd
@@ -16,6 +21,7 @@ Longgang) use their parent's digits.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Final, Literal
 
 import msgspec
@@ -23,9 +29,13 @@ import msgspec
 MAX_CODE_LENGTH: Final = 32
 """Longer input is not a pole code (real ones are 5-8 characters); refused early."""
 
-PRINTABLE_CODE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@#/-]{0,31}")
-"""What a registered code may look like: the characters an alarm's pole field carries
-(:data:`polewatch.wire.Ident`), starting with a letter or digit, at most 32 of them."""
+SEPARATORS: Final = "_.:@#/-"
+PRINTABLE_CODE: Final = re.compile(r"[^\W_][\w.:@#/-]{0,31}")
+r"""What a registered code may look like: letters and digits of any script and
+:data:`SEPARATORS` (the characters an alarm's pole field carries, :data:`polewatch.wire.PoleRef`),
+starting with a letter or digit, at most 32 of them (``[^\W_]`` is ``str.isalnum``)."""
+_LOOKALIKE_SCRIPTS: Final = frozenset({"LATIN", "CYRILLIC", "GREEK"})
+"""Scripts whose letters copy each other's shapes: a code may use only one of them."""
 
 
 class CodeError(ValueError):
@@ -81,32 +91,57 @@ SKELETON: Final[dict[int, int]] = {
 
 
 def registrable(code: str) -> str | None:
-    """Why ``code`` cannot be registered as printed, or ``None`` when it can."""
-    if PRINTABLE_CODE.fullmatch(code):
-        return None
+    """Why ``code`` cannot be registered as printed, or ``None`` when it can (the importer
+    gives it in NFC, see :func:`printed`)."""
     if len(code) > MAX_CODE_LENGTH:
-        return f"code {code!r} is longer than {MAX_CODE_LENGTH} characters"
-    return (
-        f"code {code!r} has characters a pole code cannot carry "
-        "(letters, digits and _ . : @ # / - only, starting with a letter or digit)"
-    )
+        return f"code {code[:MAX_CODE_LENGTH]!r}... is longer than {MAX_CODE_LENGTH} characters"
+    if unicodedata.normalize("NFC", code) != code:
+        return f"code {code!r} is not in Unicode NFC form"
+    if not PRINTABLE_CODE.fullmatch(code):
+        return (
+            f"code {code!r} has characters a pole code cannot carry (letters and digits of "
+            f"any script and {' '.join(SEPARATORS)} only, starting with a letter or digit)"
+        )
+    mixed = sorted(_LOOKALIKE_SCRIPTS & {_script(c) for c in code if c.isalpha()})
+    if len(mixed) > 1:
+        return f"code {code!r} mixes look-alike scripts ({', '.join(mixed).lower()})"
+    try:
+        normalize(code)
+    except CodeError as exc:
+        return f"code {code!r}: {exc}"
+    return None
+
+
+def printed(cell: str) -> str:
+    """An inventory cell as the code it prints: NFC, surrounding whitespace removed."""
+    return unicodedata.normalize("NFC", cell).strip()
+
+
+def _script(char: str) -> str:
+    return unicodedata.name(char, "UNKNOWN").split(" ", 1)[0]
 
 
 def normalize(code: str) -> str:
-    """``code`` as a lookup key: surrounding and inner whitespace removed, upper case.
+    """``code`` as a lookup key: whitespace removed, compatibility forms folded (full-width
+    digits and letters, ligatures: NFKC), case folded to upper case.
 
     Raises :class:`CodeError` for anything that cannot be a pole code: not a string, empty,
-    longer than :data:`MAX_CODE_LENGTH`, or holding control characters.
+    longer than :data:`MAX_CODE_LENGTH`, or holding control or invisible characters.
     """
     if not isinstance(code, str):
         raise CodeError(f"a pole code is text, not {type(code).__name__}")
-    key = "".join(code.split()).upper()
+    key = "".join(code.split())
+    if len(key) > MAX_CODE_LENGTH:  # as typed: a compatibility form may expand when folded
+        raise CodeError(f"{len(key)} characters is too long for a pole code")
+    for _ in range(3):  # to a fixed point: the key of a key is itself
+        folded = "".join(unicodedata.normalize("NFKC", key).casefold().upper().split())
+        if folded == key:
+            break
+        key = folded
     if not key:
         raise CodeError("empty pole code")
-    if len(key) > MAX_CODE_LENGTH:
-        raise CodeError(f"{len(key)} characters is too long for a pole code")
     if not key.isprintable():
-        raise CodeError("a pole code cannot contain control characters")
+        raise CodeError("a pole code cannot contain control or invisible characters")
     return key
 
 

@@ -1,6 +1,7 @@
 """Reading a real pole inventory (CSV or GeoJSON) into poles, with a report of bad rows.
 
-Codes are kept exactly as printed (surrounding whitespace stripped only). A row is refused,
+Codes are kept as printed (in Unicode NFC, surrounding whitespace stripped); Chinese, Korean
+or any script's letters are fine (:mod:`polewatch.poles.codes`). A row is refused,
 with its number and the reason, when its code is empty or repeats an earlier row's (both row
 numbers are given; the first is kept), or its coordinates are missing, not numbers,
 impossible, far from the rest of the file, or latitude and longitude swapped. Swaps and
@@ -25,21 +26,24 @@ from typing import Any, Literal
 import msgspec
 
 from polewatch.geo import haversine_m, plausible
-from polewatch.poles.codes import registrable
+from polewatch.poles.codes import printed, registrable
 from polewatch.poles.grids import grid_of
 from polewatch.poles.model import Pole
 
 Format = Literal["csv", "geojson"]
 FIELDS = ("id", "lon", "lat", "road", "district", "grid")
 GUESSES: dict[str, tuple[str, ...]] = {
-    "id": ("streetlightid", "poleid", "pole_id", "id", "code", "pole_code"),
-    "lon": ("xcoord", "lon", "lng", "long", "longitude", "x"),
-    "lat": ("ycoord", "lat", "latitude", "y"),
-    "road": ("road", "street", "streetname", "street_name", "road_name"),
-    "district": ("district", "qh", "ward"),
-    "grid": ("grid", "grid_id"),
-}
-"""Column names tried (case-insensitive) for each field not mapped explicitly."""
+    "id": ("streetlightid", "poleid", "pole_id", "id", "code", "pole_code",
+           "灯杆编号", "杆号", "编号", "관리번호"),
+    "lon": ("xcoord", "lon", "lng", "long", "longitude", "x", "经度", "경도"),
+    "lat": ("ycoord", "lat", "latitude", "y", "纬度", "위도"),
+    "road": ("road", "street", "streetname", "street_name", "road_name", "道路", "路名",
+             "도로명"),
+    "district": ("district", "qh", "ward", "区", "行政区", "자치구"),
+    "grid": ("grid", "grid_id", "网格"),
+}  # fmt: skip
+"""Column names tried (case-insensitive) for each field not mapped explicitly: English,
+Chinese (Shenzhen's own inventories) and Korean (Seoul's)."""
 STRAY_MIN_M = 50_000.0
 """Rows farther than this (and far beyond where most rows lie) from the median are strays."""
 
@@ -247,7 +251,7 @@ def _validate(
         if not values and isinstance(point, str):
             problems.append(RowProblem(number, None, point))  # nothing to read a code from
             continue
-        code = _code(values.get(columns["id"] or ""))
+        code = printed(_code(values.get(columns["id"] or "")))
         if not code:
             problems.append(RowProblem(number, None, "empty code"))
             continue
