@@ -1,18 +1,25 @@
-"""The Shenzhen demo city: 100k poles on roads inside the real districts, real code scheme."""
+"""The Shenzhen demo city: 100k poles on roads inside the real districts, real code scheme;
+with the road files, poles along Shenzhen's real (OpenStreetMap) roads."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import json
+import math
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import h3
 import numpy as np
+import pytest
+import redis.asyncio as aioredis
 import shapely
 
-from polewatch.poles.city import generate_city, load_districts
+from polewatch.poles.city import REAL_REACH_M, generate_city, load_districts
 from polewatch.poles.codes import DISTRICT_DIGITS, parse_shenzhen
 from polewatch.poles.grids import GRID_RESOLUTION, grid_of
 from polewatch.poles.model import Pole
+from polewatch.poles.registry import PoleRegistry
+from polewatch.poles.streets import road_files
 
 BOUNDARIES = Path("boundaries") / "shenzhen_districts.geojson"
 
@@ -97,3 +104,140 @@ def test_same_seed_same_city_other_seed_other_city(data_dir: Path) -> None:
     assert len(first) >= 3000
     assert generate_city(seed=5, count=3000, boundaries=boundaries) == first
     assert generate_city(seed=6, count=3000, boundaries=boundaries) != first
+
+
+# --- the demo city on real roads (shared/data/roads) -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_city(data_dir: Path) -> list[Pole]:
+    return generate_city(
+        seed=0, boundaries=data_dir / BOUNDARIES, roads=road_files(data_dir), count=100_000
+    )
+
+
+@pytest.fixture(scope="module")
+def osm_ways(data_dir: Path) -> dict[str, tuple[str, shapely.LineString]]:
+    """The central extract's ways by OSM id: name and line in local metres (lat 22.55)."""
+    doc = json.loads((data_dir / "roads" / "shenzhen_central_roads.geojson").read_text("utf-8"))
+    return {
+        str(f["properties"]["osm_id"]): (
+            f["properties"]["name"] or "",
+            shapely.LineString([_metres(lon, lat) for lon, lat in f["geometry"]["coordinates"]]),
+        )
+        for f in doc["features"]
+    }
+
+
+def _metres(lon: float, lat: float) -> tuple[float, float]:
+    k = math.pi * 6_372_797.560856 / 180  # the sphere of polewatch.geo (Redis' radius)
+    return (lon - 114.0) * k * math.cos(math.radians(22.55)), (lat - 22.55) * k
+
+
+def test_real_roads_carry_a_third_of_the_city_and_generated_roads_the_rest(
+    real_city: list[Pole],
+) -> None:
+    sources = Counter(p.source for p in real_city)
+    assert set(sources) == {"osm", "generated"}
+    assert 25_000 < sources["osm"] < 60_000, sources
+    assert 100_000 <= len(real_city) < 110_000
+    assert len({p.code for p in real_city}) == len(real_city)
+    by_district = {(p.district, p.source) for p in real_city}
+    for district in ("Futian", "Nanshan", "Bao'an"):  # the extracts cover them
+        assert (district, "osm") in by_district
+    for district in ("Longgang", "Yantian", "Dapeng"):  # no data: generated only
+        assert (district, "generated") in by_district and (district, "osm") not in by_district
+    # real and generated roads never share a road number
+    real = {p.code[:4] for p in real_city if p.source == "osm"}
+    made = {p.code[:4] for p in real_city if p.source == "generated"}
+    assert real and made and not real & made
+
+
+def test_real_road_poles_stand_8_to_15_m_from_their_way_odd_on_the_south_or_east(
+    real_city: list[Pole], osm_ways: dict[str, tuple[str, shapely.LineString]]
+) -> None:
+    poles = [p for p in real_city if p.attrs.get("osm_id") in osm_ways][::7]
+    assert len(poles) > 2000
+    # the road importer refuses self-intersecting lines: they are no road of the city
+    tree = shapely.STRtree([line for _, line in osm_ways.values() if line.is_simple])
+    sides: dict[str, set[str]] = defaultdict(set)
+    for pole in poles:
+        name, way = osm_ways[pole.attrs["osm_id"]]
+        point = shapely.Point(_metres(pole.lon, pole.lat))
+        assert 7.9 < way.distance(point) < 15.1, pole
+        nearest = tree.geometries[tree.nearest(point)]
+        assert nearest.distance(point) > 7.9, pole  # no nearer road (of this extract)
+        # which side: the way taken west->east (or south->north) has odd poles on its right
+        (x0, y0), (x1, y1) = way.coords[0], way.coords[-1]
+        east_west = abs(x1 - x0) >= abs(y1 - y0)
+        forward = (x1 >= x0) if east_west else (y1 >= y0)
+        at = way.project(point)
+        a, b = way.interpolate(max(at - 1, 0)), way.interpolate(min(at + 1, way.length))
+        cross = (b.x - a.x) * (point.y - a.y) - (b.y - a.y) * (point.x - a.x)
+        right = cross < 0
+        assert pole.side == ("odd" if right == forward else "even"), pole
+        assert pole.attrs["orientation"] == ("E-W" if east_west else "N-S")
+        sides[pole.attrs["osm_id"]].add(pole.side or "")
+        if name and name != "支路":
+            assert pole.road == name
+        else:
+            assert pole.road and pole.road != "支路" and pole.road.endswith(("支路", "匝道"))
+    assert sum(s == {"odd", "even"} for s in sides.values()) > 200  # both sides of a road
+
+
+def test_real_road_codes_follow_the_scheme_and_number_along_the_road(
+    real_city: list[Pole],
+) -> None:
+    roads: dict[str, list[Pole]] = defaultdict(list)
+    for pole in real_city:
+        if pole.source == "osm":
+            code = parse_shenzhen(pole.code)
+            assert code.district_digit in DISTRICT_DIGITS[pole.district or ""]
+            assert code.side == pole.side
+            roads[pole.code[:4]].append(pole)
+    assert {len({p.road for p in poles}) for poles in roads.values()} == {1}  # one name each
+    # consecutive numbers of a side are neighbours on the road, not across the city
+    from polewatch.geo import haversine_m
+
+    gaps = []
+    for poles in list(roads.values())[::10]:
+        by_number = {int(p.code[4:]): p for p in poles}
+        gaps += [
+            haversine_m(p.lon, p.lat, q.lon, q.lat)
+            for n, p in by_number.items()
+            if (q := by_number.get(n + 2)) is not None
+        ]
+    assert len(gaps) > 1000
+    assert float(np.median(gaps)) < 60
+
+
+def test_generated_roads_keep_out_of_the_real_road_area(
+    real_city: list[Pole], data_dir: Path
+) -> None:
+    lines = []
+    for path in road_files(data_dir):
+        doc = json.loads(path.read_text("utf-8"))
+        lines += [
+            shapely.LineString([_metres(*xy) for xy in f["geometry"]["coordinates"]])
+            for f in doc["features"]
+        ]
+    tree = shapely.STRtree(lines)
+    made = [p for p in real_city if p.source == "generated"][::20]
+    points = shapely.points([_metres(p.lon, p.lat) for p in made])
+    _, dist = tree.query_nearest(points, return_distance=True, all_matches=False)
+    assert dist.min() > REAL_REACH_M - 50
+
+
+async def test_the_registry_says_which_poles_stand_on_real_roads(
+    real_city: list[Pole], aredis: aioredis.Redis
+) -> None:
+    sample = real_city[::200]
+    registry = PoleRegistry(aredis, "shenzhen")
+    await registry.store(sample)
+    index = await registry.load_index()
+    for pole in sample[::5]:
+        stored = await registry.get(pole.code)
+        assert stored == pole
+        assert index.get(pole.code) == pole
+    stored_sources = Counter(p.source for p in index.sample(len(sample), seed=1))
+    assert stored_sources["osm"] > 20 and stored_sources["generated"] > 20

@@ -8,6 +8,13 @@ the pole along it, odd on the south/east side, even on the north/west side. A po
 clipping would put outside its district is dropped. Every pole gets its district and its
 responsibility grid (:mod:`polewatch.poles.grids`). The same seed gives the same city.
 
+Given road files (``roads=``: the OpenStreetMap-derived extracts of ``shared/data/roads``), the
+poles of the real roads come first (:mod:`polewatch.poles.streets`: along both sides of every
+way, named after it, ``source="osm"``), and generated roads fill the rest of the city: every
+part of a district farther than :data:`REAL_REACH_M` from a real road (``source="generated"``).
+Real roads take their districts' road numbers first, generated roads the ones after them, so
+codes never clash.
+
 The work is vectorised with numpy and ``shapely.contains_xy``: 100,000 poles in about a second.
 """
 
@@ -15,7 +22,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -24,7 +32,8 @@ import shapely
 from numpy.typing import NDArray
 
 from polewatch.geo import EARTH_RADIUS_M
-from polewatch.poles.codes import DISTRICT_DIGITS, DISTRICT_NAMES, Orientation, format_shenzhen
+from polewatch.poles import streets
+from polewatch.poles.codes import DISTRICT_DIGITS, DISTRICT_NAMES, Orientation
 from polewatch.poles.grids import grid_of
 from polewatch.poles.model import Pole
 
@@ -39,6 +48,8 @@ KERB_M: Final = (8.0, 15.0)
 MIN_ROAD_M: Final = 200.0
 MAX_ROAD_M: Final = 15_000.0
 """Longer clipped roads are split: a road holds at most 999 pole numbers."""
+REAL_REACH_M: Final = 1000.0
+"""Generated roads stay out of the area within this distance of a real road."""
 _M_PER_DEG_LAT: Final = EARTH_RADIUS_M * math.pi / 180  # the sphere geo.haversine_m uses
 
 
@@ -86,18 +97,22 @@ class _Roads:
     road: list[NDArray[np.int64]]
 
 
-class _RoadNumbers:
-    """Hands out (digit, road) pairs; a district group shares its digits' 999 roads each."""
+@dataclass
+class RoadNumbers:
+    """Hands out road prefixes (district digit and road number, ``DRRR`` as an int); a
+    district group shares its digits' 999 roads each."""
 
-    def __init__(self) -> None:
-        self.used: dict[tuple[int, ...], int] = {}
+    used: dict[tuple[int, ...], int] = field(default_factory=dict)
 
-    def next(self, digits: tuple[int, ...]) -> tuple[int, int]:
+    def next(self, digits: tuple[int, ...]) -> int:
         slot = self.used.get(digits, 0)
         self.used[digits] = slot + 1
         if slot >= 999 * len(digits):
             raise ValueError(f"more than {999 * len(digits)} roads for digits {digits}")
-        return digits[slot // 999], slot % 999 + 1
+        return digits[slot // 999] * 1000 + slot % 999 + 1
+
+    def copy(self) -> RoadNumbers:
+        return RoadNumbers(dict(self.used))
 
 
 def generate_city(
@@ -106,57 +121,142 @@ def generate_city(
     count: int = 100_000,
     city: str = "shenzhen",
     boundaries: str | Path | None = None,
+    roads: Sequence[str | Path] = (),
 ) -> list[Pole]:
     """At least ``count`` poles of the Shenzhen demo city, the same for the same ``seed``.
 
-    Road spacing is chosen from the districts' area so the poles come out a little above
-    ``count``; if clipping left too few, the roads are drawn again closer together.
+    ``roads``: road GeoJSON files (:func:`polewatch.poles.streets.road_files`); all their
+    poles are placed, and generated roads make up the rest of ``count`` outside the real-road
+    area (none when the real roads alone reach ``count``). Road spacing is chosen from the
+    area left so the poles come out a little above ``count``; if clipping left too few, the
+    roads are drawn again closer together.
     """
     districts = load_districts(boundaries)
+    numbers = RoadNumbers()
+    real: list[Pole] = []
+    area: shapely.Geometry | None = None
+    if roads:
+        real, area = _real_roads(roads, districts, np.random.default_rng(seed), numbers, city)
+        shapely.prepare(area)
+    fill = count - len(real)
+    if fill <= 0:
+        return real
     lat0 = float(np.mean([d.geometry.centroid.y for d in districts]))
     m_per_deg_lon = _M_PER_DEG_LAT * math.cos(math.radians(lat0))
     # Road length L gives 2 * L / mean gap poles; a grid with spacing s covers area A with
     # about 2 * A / s of road, so s = 4 * sum(A * density) / (mean gap * count).
     weighted_area = sum(
-        d.geometry.area * m_per_deg_lon * _M_PER_DEG_LAT * DENSITY.get(d.name, 1.0)
+        _area_left(d, area) * m_per_deg_lon * _M_PER_DEG_LAT * DENSITY.get(d.name, 1.0)
         for d in districts
     )
-    spacing = 4 * weighted_area / (sum(GAP_M) / 2 * max(count, 1)) / 1.05
+    spacing = 4 * weighted_area / (sum(GAP_M) / 2 * max(fill, 1)) / 1.05
     while True:
-        poles = _generate(districts, seed, spacing, city, m_per_deg_lon)
-        if len(poles) >= count:
-            return poles
-        spacing *= 0.97 * len(poles) / count if poles else 0.5
+        poles = _generate(districts, seed, spacing, city, m_per_deg_lon, numbers.copy(), area)
+        if len(poles) >= fill:
+            return real + poles
+        spacing *= 0.97 * len(poles) / fill if poles else 0.5
+
+
+def _area_left(district: District, area: shapely.Geometry | None) -> float:
+    left = district.geometry if area is None else shapely.difference(district.geometry, area)
+    return float(shapely.area(left))
+
+
+def _real_roads(
+    paths: Sequence[str | Path],
+    districts: list[District],
+    rng: np.random.Generator,
+    numbers: RoadNumbers,
+    city: str,
+) -> tuple[list[Pole], shapely.Geometry]:
+    """The poles along the real roads of ``paths`` and the area those roads cover."""
+    found, _ = streets.read_streets(paths)
+    placed = streets.place_poles(found, rng)
+    lon, lat = streets.to_lonlat(placed.x, placed.y)
+    district = np.full(len(lon), -1, dtype=np.int64)
+    for n, d in enumerate(districts):
+        district[(district < 0) & shapely.contains_xy(d.geometry, lon, lat)] = n
+    inside = district >= 0
+    placed, lon, lat, district = placed.take(inside), lon[inside], lat[inside], district[inside]
+    labels = streets.labels(found)
+    prefix, number = streets.number_poles(
+        placed, district, labels, lambda n: numbers.next(DISTRICT_DIGITS[districts[n].name])
+    )
+    attrs = [_street_attrs(street) for street in found]
+    poles = [
+        Pole(
+            code=f"{p:04d}{k:03d}",
+            lon=round(x, 7),
+            lat=round(y, 7),
+            city=city,
+            road=labels[s],
+            district=districts[d].name,
+            grid=grid_of(x, y),
+            side="odd" if k % 2 else "even",
+            source="osm",
+            attrs=attrs[s],
+        )
+        for x, y, p, k, s, d in zip(
+            lon.tolist(),
+            lat.tolist(),
+            prefix.tolist(),
+            number.tolist(),
+            placed.street.tolist(),
+            district.tolist(),
+            strict=True,
+        )
+    ]
+    return poles, streets.road_area(found, REAL_REACH_M)
+
+
+def _street_attrs(street: streets.Street) -> dict[str, str]:
+    attrs = {"orientation": "E-W" if street.east_west else "N-S", "highway": street.highway}
+    if street.osm_id is not None:
+        attrs["osm_id"] = str(street.osm_id)
+    if street.name_en:
+        attrs["road_en"] = street.name_en
+    return attrs
 
 
 def _generate(
-    districts: list[District], seed: int, spacing: float, city: str, m_per_deg_lon: float
+    districts: list[District],
+    seed: int,
+    spacing: float,
+    city: str,
+    m_per_deg_lon: float,
+    numbers: RoadNumbers,
+    exclude: shapely.Geometry | None = None,
 ) -> list[Pole]:
     rng = np.random.default_rng(seed)
-    numbers = _RoadNumbers()
     poles: list[Pole] = []
     for district in districts:
         roads = _Roads([], [], [], [])
-        road_names: list[tuple[str, Orientation]] = []
+        orientations: list[Orientation] = []
         step = spacing / DENSITY.get(district.name, 1.0)
         for orientation in ("E-W", "N-S"):
             for piece in _road_pieces(district.geometry, orientation, step, rng, m_per_deg_lon):
-                digit, road = numbers.next(DISTRICT_DIGITS[district.name])
-                road_names.append((format_shenzhen(digit, road, 1)[:4], orientation))
-                _place_poles(piece, orientation, len(road_names) - 1, rng, m_per_deg_lon, roads)
+                orientations.append(orientation)
+                _place_poles(piece, orientation, len(orientations) - 1, rng, m_per_deg_lon, roads)
         if not roads.lon:
             continue
         lon, lat = np.concatenate(roads.lon), np.concatenate(roads.lat)
         number, road_ix = np.concatenate(roads.number), np.concatenate(roads.road)
-        inside = shapely.contains_xy(district.geometry, lon, lat)
+        keep = shapely.contains_xy(district.geometry, lon, lat)
+        if exclude is not None:
+            keep &= ~shapely.contains_xy(exclude, lon, lat)
+        # road numbers only for roads that kept poles, in the order they were drawn
+        prefixes = {
+            r: numbers.next(DISTRICT_DIGITS[district.name])
+            for r in np.unique(road_ix[keep]).tolist()
+        }
         for x, y, n, r in zip(
-            lon[inside].tolist(),
-            lat[inside].tolist(),
-            number[inside].tolist(),
-            road_ix[inside].tolist(),
+            lon[keep].tolist(),
+            lat[keep].tolist(),
+            number[keep].tolist(),
+            road_ix[keep].tolist(),
             strict=True,
         ):
-            prefix, orientation = road_names[r]
+            prefix, orientation = f"{prefixes[r]:04d}", orientations[r]
             poles.append(
                 Pole(
                     code=f"{prefix}{n:03d}",
@@ -167,6 +267,7 @@ def _generate(
                     district=district.name,
                     grid=grid_of(x, y),
                     side="odd" if n % 2 else "even",
+                    source="generated",
                     attrs={"orientation": orientation},
                 )
             )

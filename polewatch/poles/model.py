@@ -18,6 +18,9 @@ class Pole(msgspec.Struct, frozen=True, kw_only=True):
     district: str | None = None
     grid: str | None = None
     side: Literal["odd", "even"] | None = None
+    source: str | None = None
+    """Where the demo city put it: ``"osm"`` along a real (OpenStreetMap) road, named after
+    it; ``"generated"`` on a generated road; ``None`` for an imported inventory."""
     attrs: dict[str, str] = {}
 
 
