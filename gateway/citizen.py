@@ -74,7 +74,7 @@ def _alarm_id(request: web.Request) -> str:
 async def _status(gw: Gateway, alarm_id: str) -> AlarmStatus:
     home = home_zone(gw.settings.secret, gw.zones, alarm_id)
     return await alarm_status(
-        gw.need_redis(), alarm_id, gw.settings.patrol_speed_mps, gw.zones, home
+        gw.need_redis(), alarm_id, gw.settings.patrol_speed_mps, gw.zones, home, gw.settings.city
     )
 
 

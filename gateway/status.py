@@ -1,5 +1,6 @@
 """What a citizen sees of their alarm: derived from ``keys.alarm(id)`` -> the incident hash ->
-the assigned units' hashes (positions for distance and ETA).
+the assigned units' hashes (positions for distance and ETA: by road over the city's road graph
+when it can answer, see :func:`gateway.routes.road_etas`, else the straight line).
 
 With dispatch zones the alarm's record is in the zone that took it: the zone it was appended
 to, or the neighbouring zone that zone routed it to (``alarm_route``). The incident's id names
@@ -15,8 +16,9 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from gateway.routes import Source, road_etas, straight
 from gateway.state import incident_zone
-from polewatch import geo, keys, records
+from polewatch import keys, records
 from polewatch.zones import ZoneMap
 
 PHASES: Final[dict[str, str]] = {
@@ -43,6 +45,8 @@ class UnitView(msgspec.Struct, kw_only=True):
     status: str
     distance_m: float | None = None
     eta_s: float | None = None
+    eta_source: Source | None = None
+    """``road``: distance and ETA over the road graph; ``straight``: as the crow flies."""
 
 
 class AlarmStatus(msgspec.Struct, kw_only=True):
@@ -106,11 +110,13 @@ async def alarm_status(
     speed_mps: float,
     zones: ZoneMap | None = None,
     home: str | None = None,
+    city: str | None = None,
 ) -> AlarmStatus:
     """The current status of ``alarm_id`` (``received`` until the dispatcher has it).
 
     ``zones``: the deployment's zones (none: the default zone only); ``home``: the zone the
-    alarm was appended to, when known.
+    alarm was appended to, when known; ``city``: whose road graph gives the units' ETAs by
+    road (none: straight-line ETAs at ``speed_mps``).
     """
     zones = zones or ZONELESS
     where = [keys.zone(home)] if home is not None else zones.all_keys()
@@ -129,7 +135,7 @@ async def alarm_status(
         incident_id = incident.merged_into
     if incident is None or zone is None:
         return AlarmStatus(alarm=alarm_id, status="received", incident=incident_id)
-    units = await _units(redis, zone, incident, speed_mps)
+    units = await _units(redis, zone, incident, speed_mps, city)
     return AlarmStatus(
         alarm=alarm_id,
         status=PHASES.get(incident.state, "received"),
@@ -144,7 +150,11 @@ async def alarm_status(
 
 
 async def _units(
-    redis: aioredis.Redis, zone: keys.Zone, incident: records.Incident, speed_mps: float
+    redis: aioredis.Redis,
+    zone: keys.Zone,
+    incident: records.Incident,
+    speed_mps: float,
+    city: str | None,
 ) -> list[UnitView]:
     if not incident.units:
         return []
@@ -153,12 +163,22 @@ async def _units(
             pipe.hgetall(zone.unit(unit_id))
         hashes: list[Any] = await pipe.execute()
     views = []
+    placed: list[tuple[UnitView, tuple[float, float]]] = []
     for unit_id, raw in zip(incident.units, hashes, strict=True):
         unit = records.unit_from_hash(raw)
         view = UnitView(unit=unit_id, status=unit.status if unit else "unknown")
         if unit is not None and unit.lon is not None and unit.lat is not None:
-            distance = geo.haversine_m(unit.lon, unit.lat, incident.lon, incident.lat)
-            view.distance_m = round(distance, 1)
-            view.eta_s = round(distance / speed_mps, 1) if speed_mps > 0 else None
+            placed.append((view, (unit.lon, unit.lat)))
         views.append(view)
+    target = (incident.lon, incident.lat)
+    by_road = await road_etas(redis, city, target, [p for _, p in placed]) if city else []
+    for n, (view, position) in enumerate(placed):
+        road = by_road[n] if by_road else None
+        if road is not None:
+            view.distance_m, view.eta_s = round(road[0], 1), round(road[1], 1)
+            view.eta_source = "road"
+            continue
+        line = straight(position, target, speed_mps)
+        view.distance_m, view.eta_s = line.distance_m, line.eta_s if speed_mps > 0 else None
+        view.eta_source = "straight"
     return views
