@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,7 +60,9 @@ class SimUnit:
     heading: float = 0.0
     job: dict[str, Any] | None = None
     last_id: str = "0"
-    stats: dict[str, int] = field(default_factory=lambda: {"dispatches": 0, "resolved": 0})
+    stats: dict[str, int] = field(
+        default_factory=lambda: {"dispatches": 0, "resolved": 0, "expired": 0}
+    )
 
     def step(self, dt: float, target: tuple[float, float] | None, speed: float) -> float:
         """Move for ``dt`` seconds towards ``target`` (or wander); return metres left."""
@@ -157,10 +160,13 @@ class PatrolFleet:
                     unit.last_id = data["id"]
                 message = data.get("message") or {}
                 kind = message.get("k")
-                if kind == "dispatch":
+                if kind == "dispatch" and not _expired(message):
                     unit.stats["dispatches"] += 1
                     unit.job = {"incident": message["incident"], "target": (message["lon"],
-                                message["lat"]), "phase": "offered"}  # fmt: skip
+                                message["lat"]), "phase": "offered",
+                                "ack_by": message.get("ack_by")}  # fmt: skip
+                elif kind == "dispatch":  # a replayed one whose time is up: the phone hides it
+                    unit.stats["expired"] += 1
                 elif kind == "cancel" and unit.job and unit.job["incident"] == message["incident"]:
                     unit.job = None
                 if stop.is_set():
@@ -184,15 +190,18 @@ class PatrolFleet:
                 if "answer_at" not in job:
                     job["answer_at"] = now + unit.rng.uniform(*b.ack_delay_s) / b.time_scale
                 if now >= job["answer_at"]:
-                    if unit.rng.random() < b.decline_probability:
+                    if _expired(job):  # the officer was too slow: the phone took it away
+                        unit.stats["expired"] += 1
+                        unit.job = None
+                    elif unit.rng.random() < b.decline_probability:
                         await send({"type": "decline", "incident": job["incident"]})
                         unit.job = None
                     else:
                         await send({"type": "ack", "incident": job["incident"]})
-                        await send(
-                            {"type": "status", "incident": job["incident"], "action": "en_route"}
-                        )
-                        job["phase"] = "driving"
+                        job["phase"] = "accepted"
+            elif job["phase"] == "accepted":  # set off a moment after accepting, as people do
+                await send({"type": "status", "incident": job["incident"], "action": "en_route"})
+                job["phase"] = "driving"
             elif job["phase"] == "driving":
                 left = unit.step(b.position_every_s, job["target"], b.speed_mps)
                 if left == 0.0:
@@ -208,6 +217,13 @@ class PatrolFleet:
             await send({"type": "position", "lon": round(unit.lon, 7), "lat": round(unit.lat, 7)})
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), tick)
+
+
+def _expired(dispatch: dict[str, Any]) -> bool:
+    """A dispatch whose acknowledgement deadline has passed: a phone no longer offers it (the
+    dispatcher has given it to the next unit), so answering it would only be refused."""
+    ack_by = dispatch.get("ack_by")
+    return isinstance(ack_by, int | float) and ack_by < time.time()
 
 
 def make_units(

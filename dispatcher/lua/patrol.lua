@@ -90,6 +90,9 @@ local function on_status(m)
     return
   end
   if m.action == 'acknowledged' and not pending then
+    -- Already working it: a report of progress acknowledged it (below), and this ack, sent
+    -- first, was taken by a slower replica. Late, not wrong: nothing to do, nothing to report.
+    if redis.call('HGET', key('unit', m.unit), 'status') == 'busy' then return end
     reject('dispatch of ' .. inc.id .. ' to ' .. m.unit .. ' is not awaiting acknowledgement')
   end
   -- Any answer counts as the acknowledgement a unit may have skipped.
