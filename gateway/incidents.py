@@ -42,6 +42,15 @@ def _operator(request: web.Request) -> tuple[Gateway, Principal]:
     return gw, authorize(request, gw.settings.secret, *OPERATORS)
 
 
+def caller_position(query: Any) -> tuple[float, float] | None:
+    """The caller's position in a query string: ``near=lon,lat``, or ``lon=`` and ``lat=``;
+    422 when it is not a plausible position."""
+    lon, lat = query.get("lon"), query.get("lat")
+    if lon is None and lat is None:
+        return parse_near(query.get("near"))
+    return parse_near(f"{lon or ''},{lat or ''}")
+
+
 def parse_near(value: str | None) -> tuple[float, float] | None:
     """``near=lon,lat`` of a query string; 422 when it is not a plausible position."""
     if not value:
@@ -60,15 +69,19 @@ def parse_near(value: str | None) -> tuple[float, float] | None:
     tag="operator",
     roles=OPERATORS,
     path={"code": bodies.PoleCode},
-    query=(Query("near", "The caller's rough position, lon,lat, to rank candidates"),),
+    query=(Query("near", "The caller's position, lon,lat: ranks candidates, flags far poles"),
+           Query("lon", "The caller's longitude (with lat; instead of near)"),
+           Query("lat", "The caller's latitude (with lon; instead of near)")),
     answers={404: "Unknown code; the body lists ranked candidates",
              422: "Not a pole code, or 'near' is not a position"},
 )  # fmt: skip
 async def get_pole(request: web.Request) -> web.Response:
-    """The pole a caller named, or (404) the poles they may have meant, nearest first."""
+    """The pole a caller named, or (404) the poles they may have meant, best first. A real
+    code comes with its real look-alikes among the candidates, and ``checks`` lists what the
+    call-taker must confirm (``look_alikes``, ``nearer_candidate``, ``far_from_caller``)."""
     gw, _ = _operator(request)
     code = path_value(request, "code", "not a pole code")
-    near = parse_near(request.query.get("near"))
+    near = caller_position(request.query)
     try:
         resolution = gw.need_poles().resolve(code, near=near, limit=10)
     except CodeError as exc:
@@ -77,6 +90,7 @@ async def get_pole(request: web.Request) -> web.Response:
         "query": code,
         "pole": None if resolution.pole is None else pole_view(resolution.pole),
         "candidates": [candidate_view(c) for c in resolution.candidates],
+        "checks": resolution.checks,
     }
     if resolution.pole is None:
         return json_response({"error": f"unknown pole code {code!r}", **answer}, status=404)

@@ -34,7 +34,10 @@ def test_exact_code_gives_the_pole(shenzhen_index: PoleIndex, shenzhen_poles: li
     assert shenzhen_index.get(target.code) is target
     resolution = shenzhen_index.resolve(target.code)
     assert resolution.pole is target
-    assert [c.mistake for c in resolution.candidates] == ["exact"]
+    assert resolution.candidates[0].pole is target
+    assert resolution.candidates[0].mistake == "exact"
+    # its real look-alikes elsewhere come along (tests/test_misread.py)
+    assert all(c.mistake != "exact" for c in resolution.candidates[1:])
 
 
 def test_case_and_spacing_are_forgiven_when_unambiguous(dc_index: PoleIndex) -> None:
@@ -60,7 +63,8 @@ def test_case_variants_of_two_real_codes_stay_ambiguous() -> None:
         ("6UO77", "6U077", "confusion"),  # O for 0
         ("6U0TT", None, None),  # two wrong characters: nothing one mistake away
         ("24729D", "24729DC", "deletion"),
-        ("24729DCC", "24729DC", "insertion"),
+        ("24729DCC", "24729DC", "doubled"),
+        ("24729DCX", "24729DC", "insertion"),
         ("6U707", "6U077", "transposition"),
     ],
 )
@@ -104,6 +108,13 @@ def test_limit_caps_the_candidates(shenzhen_index: PoleIndex) -> None:
     assert [c.score for c in resolution.candidates] == sorted(
         c.score for c in resolution.candidates
     )
+
+
+ALSO: dict[str, tuple[str, ...]] = {
+    "deletion": ("deletion", "dropped_double"),
+    "insertion": ("insertion", "doubled"),
+}
+"""A deleted or inserted digit next to its twin is the cheaper dropped/doubled digit."""
 
 
 def _substitute(code: str, rng: random.Random) -> str:
@@ -161,7 +172,7 @@ def test_every_kind_of_mistake_recovers_the_pole_in_the_100k_city(
         kinds = {c.pole.code: c.mistake for c in everywhere}
         assert target.code in kinds, heard
         if mistake != "substitution" or kinds[target.code] != "confusion":
-            assert kinds[target.code] == mistake
+            assert kinds[target.code] in ALSO.get(mistake, (mistake,))
         # A caller's rough position, about 600 m off.
         nearby = shenzhen_index.resolve(heard, near=(target.lon + 0.005, target.lat + 0.003))
         top3 += target.code in [c.pole.code for c in nearby.candidates[:3]]

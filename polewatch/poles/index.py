@@ -4,19 +4,11 @@ Built once from a city's poles (about a second for 100,000), then read without l
 table lives in one immutable :class:`_Tables` object that a reload replaces with a single
 assignment, so a lookup running during a reload sees either the old registry or the new one.
 
-Fuzzy resolution covers one mistake of each kind a call-taker meets, ranked by cost:
-
-==============  ======================================================  ====
-kind            the heard code ...                                       cost
-==============  ======================================================  ====
-normalized      differs only in case or spacing                          0.1
-confusion       has look-alike characters (O/0, I/1/L, S/5, B/8, Z/2,    0.5
-                G/6), any number of them (cost per character)
-transposition   has two adjacent characters swapped                      0.8
-substitution    has one wrong character                                  1.0
-deletion        misses one character                                     1.0
-insertion       has one extra character                                  1.0
-==============  ======================================================  ====
+Resolution ranks what a caller may have meant by how plausible the misreading is (the kinds
+and their costs are in :mod:`polewatch.poles.misread`): one mistake of each kind, or any number
+of letter/digit look-alikes. A code that is itself real is not taken on trust: its plausible
+look-alikes that are real codes too come back beside it, and with the caller's position a
+much nearer one ranks above it (see :class:`~polewatch.poles.model.Check`).
 
 Candidates come from a SymSpell-style index: every code's one-character deletions point back
 to it, so the codes one edit away from a query are found with ``len(query) + 1`` dictionary
@@ -35,23 +27,19 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Final, Protocol
 
 from polewatch.geo import haversine_m
-from polewatch.poles.codes import CONFUSABLE, normalize, skeleton
-from polewatch.poles.model import Candidate, MistakeKind, Pole, Resolution
+from polewatch.poles import misread
+from polewatch.poles.codes import normalize, skeleton
+from polewatch.poles.misread import COST
+from polewatch.poles.model import Candidate, Check, MistakeKind, Pole, Resolution
 
 log = logging.getLogger(__name__)
 
-COST: Final[dict[MistakeKind, float]] = {
-    "exact": 0.0,
-    "normalized": 0.1,
-    "confusion": 0.5,
-    "transposition": 0.8,
-    "substitution": 1.0,
-    "deletion": 1.0,
-    "insertion": 1.0,
-}
-"""Edit cost of each kind of mistake (``confusion`` is per confused character)."""
 NEAR_SCALE_M: Final = 5000.0
 NEAR_MAX_PENALTY: Final = 2.0
+FAR_M: Final = 2000.0
+"""A resolved pole farther than this from the caller's position is flagged ``far_from_caller``."""
+SAME_PLACE_M: Final = 300.0
+"""A real code's look-alikes closer than this to it send a unit to the same place: not shown."""
 
 
 class PoleSource(Protocol):
@@ -74,8 +62,9 @@ class PoleSource(Protocol):
     ) -> None: ...
 
 
-def _deletions(key: str) -> set[str]:
-    return {key[:i] + key[i + 1 :] for i in range(len(key))}
+def _deletions(key: str) -> dict[str, int]:
+    """Each one-character deletion of ``key`` and the (last) position it removed."""
+    return {key[:i] + key[i + 1 :]: i for i in range(len(key))}
 
 
 class _Tables:
@@ -90,11 +79,11 @@ class _Tables:
             self.by_code[pole.code] = pole
             by_key.setdefault(normalize(pole.code), []).append(pole)
         self.by_key: dict[str, tuple[Pole, ...]] = {k: tuple(v) for k, v in by_key.items()}
-        self.deletes: dict[str, list[str]] = {}
+        self.deletes: dict[str, list[tuple[str, int]]] = {}
         self.skeletons: dict[str, list[str]] = {}
         for key in self.by_key:
-            for deleted in _deletions(key):
-                self.deletes.setdefault(deleted, []).append(key)
+            for deleted, at in _deletions(key).items():
+                self.deletes.setdefault(deleted, []).append((key, at))
             self.skeletons.setdefault(skeleton(key), []).append(key)
 
 
@@ -157,24 +146,25 @@ class PoleIndex:
         """Resolve what a caller read out.
 
         ``pole`` is set when ``code`` names one pole (exactly, or up to case/whitespace);
-        otherwise ``candidates`` ranks up to ``limit`` poles one mistake away (see the module
-        for the kinds and costs), nearest first among equals when ``near`` = (lon, lat) is
-        given. Raises :class:`~polewatch.poles.codes.CodeError` for input that cannot be a
+        ``candidates`` then holds it and its real look-alikes (plausible ones only, or every
+        one-mistake neighbour when ``near`` is given), and ``checks`` says what to confirm.
+        Otherwise ``candidates`` ranks up to ``limit`` poles one mistake away (see the module
+        for the kinds and costs). With ``near`` = (lon, lat) scores grow with the distance from
+        it, so a near pole beats a far one of a similar cost. Raises
+        :class:`~polewatch.poles.codes.CodeError` for input that cannot be a
         code (empty, too long, control characters).
         """
         key = normalize(code)
         tables = self._tables
         exact = tables.by_code.get(code) or tables.by_code.get(code.strip())
         if exact is not None:
-            return Resolution(
-                query=code, pole=exact, candidates=[_candidate(exact, "exact", 0.0, near)]
-            )
+            return _checked(code, exact, "exact", key, tables, near, limit)
         hits = tables.by_key.get(key, ())
+        if len(hits) == 1:
+            return _checked(code, hits[0], "normalized", key, tables, near, limit)
         if hits:
             ranked = _rank([(p, "normalized", COST["normalized"]) for p in hits], near, limit)
-            return Resolution(
-                query=code, pole=hits[0] if len(hits) == 1 else None, candidates=ranked
-            )
+            return Resolution(query=code, pole=None, candidates=ranked)
         found = _neighbours(key, tables)
         scored = [(p, kind, cost) for k, (kind, cost) in found.items() for p in tables.by_key[k]]
         return Resolution(query=code, pole=None, candidates=_rank(scored, near, limit))
@@ -214,33 +204,58 @@ def _neighbours(key: str, tables: _Tables) -> dict[str, tuple[MistakeKind, float
     for other in tables.skeletons.get(skeleton(key), ()):
         differing = sum(a != b for a, b in zip(key, other, strict=True))
         offer(other, "confusion", COST["confusion"] * differing)
-    for other in tables.deletes.get(key, ()):
-        offer(other, "deletion", COST["deletion"])
-    for deleted in _deletions(key):
+    for other, _ in tables.deletes.get(key, ()):
+        offer(other, *misread.dropped(key, other))
+    for deleted, at in _deletions(key).items():
         if deleted in tables.by_key:
-            offer(deleted, "insertion", COST["insertion"])
-        for other in tables.deletes.get(deleted, ()):
-            if len(other) == len(key) and other not in best:
-                mistake = _same_length_mistake(key, other)
-                if mistake is not None:
-                    offer(other, *mistake)
+            offer(deleted, *misread.added(key, deleted))
+        for other, other_at in tables.deletes.get(deleted, ()):
+            if len(other) != len(key) or other in best:
+                continue
+            if other_at == at:  # the one place they differ: the common case, no scan
+                offer(other, *misread.substitution(key[at], other[at]))
+                continue
+            # equal after deleting ``at`` and ``other_at``: they agree outside that span
+            span = (at, other_at) if at < other_at else (other_at, at)
+            mistake = misread.same_length(key, other, span)
+            if mistake is not None:
+                offer(other, *mistake)
     return best
 
 
-def _same_length_mistake(heard: str, code: str) -> tuple[MistakeKind, float] | None:
-    """One substitution/confusion or one adjacent transposition turning ``code`` into
-    ``heard``, or ``None``."""
-    diffs = [i for i, (a, b) in enumerate(zip(heard, code, strict=True)) if a != b]
-    if len(diffs) == 1:
-        i = diffs[0]
-        if (heard[i], code[i]) in CONFUSABLE:
-            return "confusion", COST["confusion"]
-        return "substitution", COST["substitution"]
-    if len(diffs) == 2:
-        i, j = diffs
-        if j == i + 1 and heard[i] == code[j] and heard[j] == code[i]:
-            return "transposition", COST["transposition"]
-    return None
+def _checked(
+    query: str,
+    pole: Pole,
+    kind: MistakeKind,
+    key: str,
+    tables: _Tables,
+    near: tuple[float, float] | None,
+    limit: int,
+) -> Resolution:
+    """The answer for a code that names ``pole``: the pole, its real look-alikes elsewhere
+    ranked beside it, and the checks they call for."""
+    own = normalize(pole.code)
+    scored: list[tuple[Pole, MistakeKind, float]] = [(pole, kind, COST[kind])]
+    for other, (mistake, cost) in _neighbours(key, tables).items():
+        if other != own and (near is not None or cost <= misread.PLAUSIBLE):
+            scored += [
+                (p, mistake, cost)
+                for p in tables.by_key[other]
+                if haversine_m(p.lon, p.lat, pole.lon, pole.lat) > SAME_PLACE_M
+            ]
+    ranked = _rank(scored, near, len(scored))
+    checks: list[Check] = []
+    if len(ranked) > 1:
+        checks.append("look_alikes")
+    if ranked[0].pole is not pole:
+        checks.append("nearer_candidate")
+    mine = next(c for c in ranked if c.pole is pole)
+    if mine.distance_m is not None and mine.distance_m > FAR_M:
+        checks.append("far_from_caller")
+    shown = ranked[: max(limit, 1)]
+    if mine not in shown:
+        shown[-1] = mine
+    return Resolution(query=query, pole=pole, candidates=shown, checks=checks)
 
 
 def _candidate(

@@ -25,8 +25,27 @@ class Pole(msgspec.Struct, frozen=True, kw_only=True):
 
 
 MistakeKind = Literal[
-    "exact", "normalized", "substitution", "deletion", "insertion", "transposition", "confusion"
+    "exact",
+    "normalized",
+    "substitution",
+    "deletion",
+    "insertion",
+    "transposition",
+    "confusion",
+    "doubled",
+    "dropped_double",
 ]
+"""How a heard code differs from a pole's (see :mod:`polewatch.poles.misread`)."""
+
+Check = Literal["look_alikes", "nearer_candidate", "far_from_caller"]
+"""Why a call-taker should confirm a resolved pole with the caller:
+
+* ``look_alikes``: the code is real, yet other real codes are plausible misreadings of it
+  (they are among the candidates);
+* ``nearer_candidate``: given the caller's position, another candidate ranks above the pole the
+  code names (a plausible misreading much nearer to the caller);
+* ``far_from_caller``: the pole is farther from the caller's position than the index's
+  ``far_m`` (the caller or the code is wrong)."""
 
 
 class Candidate(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,3 +64,6 @@ class Resolution(msgspec.Struct, frozen=True, kw_only=True):
     query: str
     pole: Pole | None
     candidates: list[Candidate] = []
+    """Ranked best first; for a real code, the pole itself and its plausible look-alikes."""
+    checks: list[Check] = []
+    """What the call-taker must confirm before sending anyone (empty: nothing)."""
