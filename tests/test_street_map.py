@@ -20,12 +20,14 @@ from urllib.parse import urlsplit
 import pytest
 
 from gateway.testing import (
+    TEST_CITY,
     TEST_POLES,
     operator_token,
     served_gateway,
     store_poles,
     unit_token,
 )
+from polewatch.roads import RoadStore, build_network, read_roads, to_geojson
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
@@ -36,6 +38,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 FUTIAN_STREET = (114.0545, 22.5415)
 """Shennan Boulevard (深南大道) at Futian: a street every operator knows."""
+SCENE = (114.0600, 22.5420)
+UNIT = (114.0400, 22.5430)
+"""A unit 2 km west of the scene along Shennan Boulevard."""
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
@@ -149,9 +154,39 @@ async def test_citizen_page_fetches_nothing_from_elsewhere(gateway: str, browser
     assert violations == []
 
 
-async def test_patrol_app_map_from_the_gateway_only(gateway: str, browser: Any) -> None:
-    page, requests, violations = await page_on(browser, {"width": 390, "height": 844})
+async def test_patrol_app_shows_the_road_route_and_eta(
+    gateway: str, aredis: Any, data_dir: Path, browser: Any
+) -> None:
+    report = read_roads([data_dir / "roads" / "shenzhen_central_roads.geojson"])
+    network = build_network(report.ways, city=TEST_CITY)
+    await RoadStore(aredis, TEST_CITY).store(network, to_geojson(report.ways))
+    job = {"k": "dispatch", "incident": "I-42", "type": "call", "priority": 2,
+           "lon": SCENE[0], "lat": SCENE[1], "ack_by": 0, "phase": "en_route"}  # fmt: skip
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, service_workers="block",
+        geolocation={"longitude": UNIT[0], "latitude": UNIT[1]}, permissions=["geolocation"],
+    )  # fmt: skip
+    page = await context.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    await page.add_init_script(
+        f"localStorage.setItem('pw.patrol.job', {json.dumps(json.dumps(job))})"
+    )
     await page.goto(f"{gateway}/patrol/?token={unit_token('P-7')}")
     await page.wait_for_selector("#minimap[data-roads=loaded]", timeout=30_000)
+    road = page.locator("#job-road")
+    await road.wait_for(state="visible")
+    assert re.fullmatch(r"\d+\.\d km by road, about \d+ min", await road.inner_text())
+    street_map = await page.evaluate_handle("document.getElementById('minimap').streetMap")
+    await page.wait_for_function(
+        "m => m.gl.querySourceFeatures('routes').length > 0", arg=street_map
+    )
+    await page.evaluate(SETTLED, street_map)
+    drawn = await page.evaluate(
+        "m => m.gl.querySourceFeatures('routes')[0].geometry.coordinates.length", street_map
+    )
+    assert drawn > 2  # along the streets, not the straight line
+    await page.locator(".minimap").scroll_into_view_if_needed()
+    await shot(page, "patrol-route.png")
+    assert any("/api/route?" in u for u in requests)
     assert only_from(gateway, requests) == []
-    assert violations == []

@@ -26,6 +26,7 @@ from polewatch import geo
 from polewatch.poles.city import find_data_dir, load_districts
 from polewatch.poles.grids import GRID_RESOLUTION
 from polewatch.poles.index import PoleIndex
+from polewatch.roads import RoadStore
 
 ROLES: Final = ("operator", "supervisor", "unit")
 OSM_NOTICE: Final = "© OpenStreetMap contributors"
@@ -79,15 +80,40 @@ def _road_features(path: Path) -> list[dict[str, Any]]:
         features.append({
             "type": "Feature",
             "properties": {"name": str(props.get("name") or ""),
-                           "class": str(props.get("highway") or "road")},
+                           "highway": str(props.get("highway") or "road")},
             "geometry": {"type": "LineString", "coordinates": line},
         })  # fmt: skip
     return features
 
 
+class _RoadDocuments:
+    """The imported road features of each city (``polewatch roads import``), read from Redis
+    once per version."""
+
+    def __init__(self) -> None:
+        self.cities: dict[str, tuple[int, bytes]] = {}
+
+    async def document(self, redis: Any, city: str) -> bytes | None:
+        store = RoadStore(redis, city)
+        version = await store.version()
+        if not version:
+            return None
+        known = self.cities.get(city)
+        if known and known[0] == version:
+            return known[1]
+        body = await store.features()
+        if body is not None:
+            self.cities[city] = (version, body)
+        return body
+
+
+_ROADS = _RoadDocuments()
+
+
 @functools.lru_cache(maxsize=1)
 def roads_geojson(folder: Path | None = None) -> bytes:
-    """Every road file of the shared data (``roads/*.geojson``) as one FeatureCollection."""
+    """Every road file of the shared data (``roads/*.geojson``) as one FeatureCollection: what
+    the map draws before ``polewatch roads import`` has stored a city's roads."""
     import msgspec
 
     paths = sorted((folder or find_data_dir() / "roads").glob("*.geojson"))
@@ -183,11 +209,15 @@ async def districts(request: web.Request) -> web.Response:
 @api(tag="console", roles=ROLES, content="application/geo+json",
      answers={503: "No road network is installed here"})  # fmt: skip
 async def roads(request: web.Request) -> web.Response:
-    """The road network (GeoJSON LineStrings: name, class; © OpenStreetMap contributors) for
-    the street map; ETag and gzip, so a page loads it once."""
+    """The road network (GeoJSON LineStrings: name, highway; © OpenStreetMap contributors) for
+    the street map: the city's imported roads, else the shared data's road files. ETag and
+    gzip, so a page loads it once."""
     _viewer(request)
+    gw = request.app[GATEWAY]
     try:
-        body = await asyncio.to_thread(roads_geojson)
+        body = await _ROADS.document(gw.need_redis(), gw.settings.city)
+        if body is None:
+            body = await asyncio.to_thread(roads_geojson)
     except (OSError, ValueError) as exc:
         raise HttpError(503, f"road network unavailable: {exc}") from None
     return revalidated(request, body, "application/geo+json", "private, no-cache")

@@ -65,7 +65,7 @@ function style(tileUrl) {
   for (const [id, classes, color, w12, w18, from] of [...ROADS].reverse()) {
     layers.push({
       id: `road-${id}`, type: "line", source: "roads", minzoom: from - Z,
-      filter: ["in", ["get", "class"], ["literal", classes]],
+      filter: ["in", ["get", "highway"], ["literal", classes]],
       layout: { "line-cap": "round", "line-join": "round" },
       paint: { "line-color": color, "line-width": width(w12, w18) },
     });

@@ -196,7 +196,8 @@ function renderNav() {
   const b = bearing(P.here.lon, P.here.lat, job.lon, job.lat);
   $("job-distance").textContent = distanceText(d);
   $("job-bearing").textContent = `${Math.round(b)}° ${compass(b)}`;
-  $("job-eta").textContent = durationText(d / P.speed);
+  const byRoad = P.route && P.route.incident === job.incident && P.route.source === "road";
+  $("job-eta").textContent = durationText(byRoad ? P.route.eta_s : d / P.speed);
   $("arrow").style.transform = `rotate(${b}deg)`;
   followRoad(job);
   P.map && P.map.redraw();
