@@ -5,6 +5,8 @@ without a token; the citizen's status gives the dispatched unit's ETA by road.""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ import shapely
 from aiohttp.test_utils import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
+from playwright.async_api import async_playwright, expect
 
 from gateway.routes import PointError, parse_point
 from gateway.testing import (
@@ -27,12 +30,15 @@ from gateway.testing import (
     unit_token,
     write_incident,
 )
-from polewatch import geo, keys
+from polewatch import geo, keys, wire
 from polewatch.roads import RoadStore, build_network, read_roads, to_geojson
 
 # An L of two roads: from A east 1 km to B (primary), from B north 1 km to C (primary). A unit
 # at A reaches C by road in about 2 km, though C is 1.4 km away by air.
 A, B, C = (113.9300, 22.5200), (113.9397, 22.5200), (113.9397, 22.5290)
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 FAR = (114.2000, 22.7000)
 """More than a kilometre from every road: the graph cannot answer."""
 
@@ -174,6 +180,29 @@ async def test_the_citizen_sees_the_units_eta_by_road(
     assert 60 < by_road["eta_s"] < by_road["distance_m"] / 3
     assert off_map["eta_source"] == "straight"
     assert off_map["eta_s"] == pytest.approx(off_map["distance_m"] / 8.0, rel=0.01)
+
+
+async def test_the_help_page_says_how_long_by_road(
+    client: TestClient[Any, Any], aredis: aioredis.Redis
+) -> None:
+    pole = TEST_POLES[0]
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        page = await browser.new_page(viewport={"width": 390, "height": 844})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        await page.goto(str(client.make_url(f"/p/{pole.code}?lang=en")))
+        await page.locator("#help").click()
+        await expect(page.locator("#status")).to_have_text("Your call for help was received.")
+        (entry,) = await aredis.xrange(keys.ALARMS)
+        alarm = wire.decode_entry(entry[1], wire.Alarm)
+        await aredis.hset(keys.unit("U1"), mapping={"id": "U1", "lon": C[0], "lat": C[1]})
+        await write_incident(aredis, alarm.id, "dispatched", units="U1", pole=pole)
+        await expect(page.locator("#detail")).to_have_text(
+            re.compile(r"Unit U1: 2\.0 km away by road, about [2-6] min by road")
+        )
+        await browser.close()
+    assert errors == []
 
 
 @given(st.text(max_size=80))
