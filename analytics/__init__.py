@@ -11,10 +11,11 @@ command ever spans two zones.
 
 from __future__ import annotations
 
-from analytics.assessment import Assessment, assess, render_html, render_pdf, render_png
+from analytics.assessment import Assessment, assess
 from analytics.csv_export import incidents_csv, write_incidents_csv
 from analytics.exports import cap_xml, eido_json, eido_object
 from analytics.incidents import IncidentRecord, load_incident
+from analytics.report import render_html, render_pdf, render_png
 from analytics.response_times import (
     METRICS,
     IncidentTimes,

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
+from analytics.wording import summary_lines
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
@@ -165,8 +167,6 @@ def svg(a: Assessment, chart: str, size: tuple[float, float] = (5.6, 3.6)) -> st
 def page(a: Assessment, fmt: str, dpi: int = 110) -> bytes:
     """The whole report on one A4 page: ``fmt`` is ``pdf`` or ``png``."""
     from matplotlib.figure import Figure
-
-    from analytics.assessment import summary_lines
 
     with _style():
         fig = Figure(figsize=(8.27, 11.69), layout="constrained")

@@ -22,10 +22,11 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException, RedisError
 
-from analytics.assessment import assess, render_html, render_pdf, render_png
+from analytics.assessment import assess
 from analytics.csv_export import write_incidents_csv
 from analytics.exports import ExportOptions, cap_xml, eido_json
 from analytics.incidents import load_incident
+from analytics.report import render_html, render_pdf, render_png
 from analytics.response_times import incident_times, response_times
 from polewatch.connection import connect
 from polewatch.settings import Settings, SettingsError, load

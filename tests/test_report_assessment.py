@@ -10,14 +10,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from analytics.assessment import (
-    Assessment,
-    assess,
-    build_assessment,
-    render_html,
-    render_pdf,
-    render_png,
-)
+from analytics.assessment import Assessment, assess, build_assessment
+from analytics.report import render_html, render_pdf, render_png
 from analytics.response_times import IncidentTimes
 from analytics.simulation import known_week, write_incidents, write_incidents_to
 from polewatch.cli import main
