@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import secrets
+import shlex
 import signal
 import time
 from dataclasses import dataclass
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from simulators.edge import Camera
 
 log = logging.getLogger("polewatch.demo")
+
+ENV_FILE = "env"
+"""The demo's environment, in its run folder (``source .run/env``)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,8 @@ async def _demo(options: DemoOptions, store: Store) -> int:
     env["POLEWATCH_CONSOLE"] = demo_console("demo", password)
     procs = Processes(options.run_dir, env)
     base = f"http://{options.host}:{port}"
+    env_file = write_env(options.run_dir, {**store.env(), "POLEWATCH_SECRET": secret,
+                         "POLEWATCH_CITY": options.city, "POLEWATCH_GATEWAY": base})  # fmt: skip
     try:
         for n in range(options.dispatchers):
             procs.start(f"dispatcher-{n + 1}", "dispatcher", "--consumer", f"demo-{n + 1}")
@@ -150,6 +156,7 @@ async def _demo(options: DemoOptions, store: Store) -> int:
             f"  doors:              {_doors_line(doors)}\n"
             f"  redis:              {store.describe()}\n"
             f"  logs:               {options.run_dir}/\n"
+            f"  another shell:      source {env_file}  (then e.g. polewatch token unit U0001)\n"
             "Ctrl-C stops everything.\n",
             flush=True,
         )
@@ -183,7 +190,21 @@ async def _demo(options: DemoOptions, store: Store) -> int:
         return 0
     finally:
         procs.stop()
+        env_file.unlink(missing_ok=True)  # its secret and Redis are gone with the demo
         await client.aclose()
+
+
+def write_env(run_dir: Path, values: dict[str, str]) -> Path:
+    """``run_dir/env``: the demo's settings as shell ``export`` lines (the Redis, its zones,
+    the token secret), readable by the owner only, so that ``source .run/env`` gives a second
+    shell the CLI of the running demo (``polewatch token unit X``, ``polewatch poles ...``)."""
+    path = run_dir / ENV_FILE
+    text = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+    path.unlink(missing_ok=True)  # a fresh file, so it is created with the mode below
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    return path
 
 
 def _start_cameras(options: DemoOptions, poles: list[Pole], procs: Processes) -> list[Camera]:
