@@ -194,8 +194,8 @@ async def test_the_help_page_says_how_long_by_road(
         await page.goto(str(client.make_url(f"/p/{pole.code}?lang=en")))
         await page.locator("#help").click()
         await expect(page.locator("#status")).to_have_text("Your call for help was received.")
-        (entry,) = await aredis.xrange(keys.ALARMS)
-        alarm = wire.decode_entry(entry[1], wire.Alarm)
+        entries: Any = await aredis.xrange(keys.ALARMS)
+        alarm = wire.decode_entry(entries[0][1], wire.Alarm)
         await aredis.hset(keys.unit("U1"), mapping={"id": "U1", "lon": C[0], "lat": C[1]})
         await write_incident(aredis, alarm.id, "dispatched", units="U1", pole=pole)
         await expect(page.locator("#detail")).to_have_text(
