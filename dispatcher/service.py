@@ -31,7 +31,7 @@ from redis.exceptions import ClusterError, RedisClusterException, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dispatcher import intake, library, trim
+from dispatcher import drive, intake, library, trim
 from dispatcher.metrics import Metrics
 from dispatcher.priorities import PriorityTable
 from dispatcher.routing import Route, Router
@@ -76,6 +76,8 @@ class Dispatcher:
             for zone in self.zone_map.all_keys()
         }
         self.router = Router(self.zone_map, settings, self.table, self._conf)
+        self.ranker = drive.Ranker(settings)
+        """Road shortlists for the functions (the city's graph, reloaded when it changes)."""
         self._stopping = asyncio.Event()
         self._warming = False
 
@@ -103,6 +105,7 @@ class Dispatcher:
             self._warming = True
             threading.Thread(target=self.zone_map.warm, name="zone-warm", daemon=True).start()
         await library.load(self.client, self.table, self.zone_map.all_keys())
+        await self.ranker.refresh(self.client)
         for zone in self.zones:
             for stream in zone.streams:
                 with contextlib.suppress(ResponseError):  # BUSYGROUP: another replica made it
@@ -262,7 +265,7 @@ class Dispatcher:
         if away:
             counts.update(await self._forward(zone, good, away))
             good = [g for i, g in enumerate(good) if i not in away]
-        args = intake.arguments(good)
+        args = await self.ranker.arguments(self.client, zone, intake.arguments(good))
         async with self.client.pipeline(transaction=False) as pipe:
             for rejected in bad:
                 e = rejected.entry
@@ -292,6 +295,8 @@ class Dispatcher:
         for i, route in away.items():
             by_zone.setdefault(route.zone, []).extend((library.ALARM, b"", good[i][1]))
         counts: Counter[str] = Counter()
+        for target, args in by_zone.items():
+            by_zone[target] = await self.ranker.arguments(self.client, keys.zone(target), args)
         async with self.client.pipeline(transaction=False) as pipe:
             for target, args in by_zone.items():
                 other = keys.zone(target)
@@ -307,8 +312,12 @@ class Dispatcher:
         """Expire unacknowledged dispatches and retry escalated incidents, in every zone
         served."""
         counts: Counter[str] = Counter()
+        await self.ranker.refresh(self.client)
         for zone in self.zones:
-            reply = await self.client.fcall(library.TICK, 1, zone.alarms, self._conf[zone.name])
+            waiting = await self.ranker.waiting(self.client, zone)
+            reply = await self.client.fcall(
+                library.TICK, 1, zone.alarms, self._conf[zone.name], *waiting
+            )
             counts.update(library.counters(reply))
         self._count(dict(counts))
         return dict(counts)

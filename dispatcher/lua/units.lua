@@ -67,6 +67,9 @@ local function find_unit(inc)
   local rank = inc.rank
   if rank and rank.u then
     local u, d, eta = ranked_unit(inc, rank)
+    -- Slower than the time up to which the list holds every free unit: its faster units
+    -- were taken or ineligible, and one beyond the list might have been faster.
+    inc.unproven = u and rank.b and eta > rank.b
     if u then return u, d, eta end
     inc.why = 'no eligible unit on the road shortlist'
   else
@@ -113,6 +116,8 @@ local function assign(inc, u, d, actor, eta)
               route = d and (eta and 'road' or 'air')}
   if d and not eta then
     ev.detail = string.format('straight-line %.0f m: %s', d, inc.why or 'named by an operator')
+  elseif inc.unproven then
+    ev.detail = 'by road; not proven fastest (the road shortlist ran out of faster free units)'
   end
   -- The first unit (again, after a reassignment) puts the incident back to 'dispatched'.
   local units = {'units', table.concat(inc.units, ',')}

@@ -205,13 +205,19 @@ def _line(part: Any, number: int | None) -> list[tuple[float, float]]:
     for i, point in enumerate(part, 1):
         if not isinstance(point, list | tuple) or len(point) < 2:
             raise FeatureError(f"{where}point {i} is not [lon, lat]")
-        lon, lat = point[0], point[1]
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lon, lat)):
+        raw = point[0], point[1]
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw):
             raise FeatureError(f"{where}point {i} has a coordinate that is not a number")
-        if not plausible(float(lon), float(lat)):
+        try:
+            lon, lat = float(raw[0]), float(raw[1])
+        except OverflowError:
+            raise FeatureError(f"{where}point {i} has a coordinate out of range") from None
+        if not (math.isfinite(lon) and math.isfinite(lat)):
+            raise FeatureError(f"{where}point {i} has a coordinate that is not finite")
+        if not plausible(lon, lat):
             raise FeatureError(f"{where}point {i} has impossible coordinates ({lon}, {lat})")
         if not coords or coords[-1] != (lon, lat):  # repeated vertices add nothing
-            coords.append((float(lon), float(lat)))
+            coords.append((lon, lat))
     if (
         len(coords) < 2
         or sum(haversine_m(*a, *b) for a, b in zip(coords, coords[1:], strict=False)) < 0.01

@@ -1,0 +1,161 @@
+"""Dispatch by drive time (dispatcher/drive.py and the Function's road shortlist): the unit
+nearest by road wins over the one nearest by air, the grid preference counts in seconds, a
+stale shortlist falls through to its next unit, the timer's re-dispatch uses the road, and
+every straight-line fallback says why in the audit.
+
+The town (metres east/north of the scene, all roads two-way, 35 km/h)::
+
+      A(0,300) ======== north bank ========== +---- (2000,300)
+         river, no crossing here                 | bridge
+      S(0,0) ========== south bank ========== +---- (2000,0)
+      |
+      B(0,-800)
+      |
+      C(0,-1200)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from dispatcher import drive, intake, library
+from dispatcher import scenario as sc
+from dispatcher.service import Dispatcher
+from dispatcher.settings import DispatcherSettings
+from polewatch import keys, wire
+from polewatch.roads import RoadStore, Way, build_network, to_geojson
+
+LON, LAT = 114.05, 22.55
+MPS = 35 / 3.6
+
+
+def at(east: float, north: float) -> tuple[float, float]:
+    return sc.shifted(LON, LAT, east_m=east, north_m=north)
+
+
+def town() -> list[Way]:
+    lines = {
+        "south bank": [at(-1000, 0), at(0, 0), at(2000, 0)],
+        "north bank": [at(-1000, 300), at(0, 300), at(2000, 300)],
+        "bridge": [at(2000, 0), at(2000, 300)],
+        "south road": [at(0, 0), at(0, -800), at(0, -1200)],
+    }
+    return [
+        Way(source="town", feature=i, coords=coords, highway="primary", name=name, oneway=0)
+        for i, (name, coords) in enumerate(lines.items(), 1)
+    ]
+
+
+async def store_town(redis_url: str) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        ways = town()
+        await RoadStore(client, "shenzhen").store(build_network(ways), to_geojson(ways))
+    finally:
+        await client.aclose()
+
+
+def units(client: redis.Redis, **grids: str) -> None:
+    places = {"A": at(0, 300), "B": at(0, -800), "C": at(0, -1200)}
+    sc.write(client, [sc.on_duty(u, *p, grid=grids.get(u)) for u, p in places.items()])
+
+
+def dispatched(client: redis.Redis, incident: str = "1") -> list[wire.IncidentEvent]:
+    return [e for e in sc.timeline(client, incident) if e.event == "dispatched"]
+
+
+async def test_nearest_by_road_beats_nearest_by_air(
+    redis_url: str, sync_redis: redis.Redis
+) -> None:
+    await store_town(redis_url)
+    units(sync_redis)
+    await sc.drain(redis_url)
+    await sc.step(redis_url, sync_redis, sc.alarm(LON, LAT))
+    assert sc.incident(sync_redis).units == ["B"]  # A is 300 m away by air, 4.3 km by road
+    (job,) = sc.inbox(sync_redis, "B")
+    assert isinstance(job, wire.Dispatch) and job.route == "road"
+    assert job.distance_m == pytest.approx(800, abs=2)
+    assert job.eta_s == pytest.approx(800 / MPS, abs=1)
+    (event,) = dispatched(sync_redis)
+    assert (event.unit, event.route, event.detail) == ("B", "road", None)
+    assert event.eta_s == job.eta_s and event.distance_m == job.distance_m
+
+
+async def test_straight_line_fallback_is_audited(redis_url: str, sync_redis: redis.Redis) -> None:
+    units(sync_redis)
+    await sc.step(redis_url, sync_redis, sc.alarm(LON, LAT))  # no road graph stored
+    assert sc.incident(sync_redis).units == ["A"]
+    (event,) = dispatched(sync_redis)
+    assert event.route == "air" and event.eta_s is None
+    assert event.detail == "straight-line 300 m: no road graph"
+    job = sc.inbox(sync_redis, "A")[0]
+    assert isinstance(job, wire.Dispatch) and job.route == "air" and job.eta_s is None
+
+    await store_town(redis_url)
+    far = sc.alarm(*at(0, 5000), type="far")  # 4.7 km from the nearest road
+    await sc.step(redis_url, sync_redis, far)
+    (event,) = dispatched(sync_redis, "2")
+    assert event.route == "air" and event.detail is not None
+    assert event.detail.endswith(": " + drive.OFF_ROAD)
+
+    await sc.step(redis_url, sync_redis, sc.alarm(LON, LAT, type="off"), drive_time=False)
+    (event,) = dispatched(sync_redis, "3")
+    assert event.route == "air" and event.detail is not None and "no road shortlist" in event.detail
+
+
+async def test_grid_preference_counts_in_seconds(redis_url: str, sync_redis: redis.Redis) -> None:
+    await store_town(redis_url)
+    units(sync_redis, B="g2", C="g1")
+    await sc.drain(redis_url)
+    await sc.step(redis_url, sync_redis, sc.alarm(LON, LAT, grid="g1"))
+    assert sc.incident(sync_redis).units == ["C"]  # 41 s slower than B, within 60 s
+    await sc.step(redis_url, sync_redis, sc.alarm(LON, LAT, grid="g1", type="other"),
+                  grid_preference_s=30)  # fmt: skip
+    assert sc.incident(sync_redis, "2").units == ["B"]
+
+
+async def test_a_stale_shortlist_takes_its_next_unit(
+    redis_url: str, sync_redis: redis.Redis, aredis: aioredis.Redis
+) -> None:
+    await store_town(redis_url)
+    units(sync_redis)
+    dispatcher = Dispatcher(DispatcherSettings(redis_url=redis_url, consumer="t"), burst=True)
+    await dispatcher.run()
+    late = sc.alarm(LON, LAT, type="late")
+    args = intake.arguments([(intake.Entry(keys.ALARMS, b"", {}), wire.encode(late))])
+    args = await dispatcher.ranker.arguments(aredis, keys.DEFAULT, args)
+    assert args[0] == drive.RANK  # its shortlist is made: B, then C, then A
+    await sc.step(redis_url, sync_redis, sc.alarm(LON, LAT))  # meanwhile B is taken
+    conf = library.settings_arg(dispatcher.settings, "t")
+    await aredis.fcall(library.BATCH, 1, keys.ALARMS, conf, *args)
+    assert sc.incident(sync_redis, "2").units == ["C"]
+    (event,) = dispatched(sync_redis, "2")
+    assert event.route == "road" and event.eta_s == pytest.approx(1200 / MPS, abs=1)
+
+
+async def test_timeout_redispatch_goes_by_road(redis_url: str, sync_redis: redis.Redis) -> None:
+    from tests.test_dispatch_lifecycle import wait_expired
+
+    await store_town(redis_url)
+    units(sync_redis)
+    await sc.drain(redis_url)
+    await sc.step(redis_url, sync_redis, sc.alarm(LON, LAT), ack_timeout_s=0.3)
+    assert sc.incident(sync_redis).units == ["B"]
+    await wait_expired(redis_url, ack_timeout_s=0.3)
+    assert sc.incident(sync_redis).units == ["C"]  # not A, the nearest by air
+    assert [e.route for e in dispatched(sync_redis)] == ["road", "road"]
+
+
+def test_interleave_puts_each_shortlist_before_its_alarm() -> None:
+    args = [library.PATROL, b"1-0", b"p", library.ALARM, b"2-0", b"x", library.ALARM, b"", b"y"]
+    ranks: Any = [b"r1", b"r2"]
+    assert drive.interleave(args, ranks) == [
+        library.PATROL, b"1-0", b"p",
+        drive.RANK, b"", b"r1", library.ALARM, b"2-0", b"x",
+        drive.RANK, b"", b"r2", library.ALARM, b"", b"y",
+    ]  # fmt: skip
+    assert drive.interleave(args, None) is args
