@@ -6,6 +6,13 @@ acknowledges (or now and then declines) after a human delay, drives to the scene
 realistic speed, reports on scene, works the incident and reports it resolved. A dropped
 connection is resumed from the last stream id it saw, as the app does.
 
+With a road network (:mod:`polewatch.roads`) units drive along the roads: to a scene by the
+fastest route at the roads' speeds (the route's length over its drive time), and between jobs
+on patrol legs of about :attr:`PatrolBehaviour.cruise_leg_m` at the cruising speed, advancing
+along the route's line each tick. Where the network has no route (a unit or a scene more than a
+kilometre from every mapped road, a place the one-way streets do not reach) the unit drives in
+a straight line, and the fleet logs that once. Without a network every drive is straight.
+
 Everything random comes from one seeded generator per unit, so a run is repeatable.
 """
 
@@ -25,6 +32,7 @@ from typing import Any
 import aiohttp
 
 from polewatch.geo import bearing_deg, haversine_m
+from polewatch.roads import RoadNetwork
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,8 @@ class PatrolBehaviour:
     """Driving speed to a scene (about 40 km/h in city traffic)."""
     cruise_mps: float = 3.0
     """Speed while patrolling between jobs."""
+    cruise_leg_m: float = 1500.0
+    """How far away (by air) a patrol leg between jobs heads, on a road network."""
     position_every_s: float = 5.0
     ack_delay_s: tuple[float, float] = (1.0, 6.0)
     decline_probability: float = 0.03
@@ -59,6 +69,9 @@ class SimUnit:
     rng: random.Random
     heading: float = 0.0
     job: dict[str, Any] | None = None
+    path: list[tuple[float, float]] = field(default_factory=list)
+    """The rest of the line being driven (``[lon, lat]`` points), on a road network."""
+    path_mps: float = 0.0
     last_id: str = "0"
     stats: dict[str, int] = field(
         default_factory=lambda: {"dispatches": 0, "resolved": 0, "expired": 0}
@@ -68,13 +81,7 @@ class SimUnit:
         """Move for ``dt`` seconds towards ``target`` (or wander); return metres left."""
         if target is None:
             self.heading = (self.heading + self.rng.uniform(-25, 25)) % 360
-            dist = speed * dt
-            self.lat += dist * math.cos(math.radians(self.heading)) / M_PER_DEG_LAT
-            self.lon += (
-                dist
-                * math.sin(math.radians(self.heading))
-                / (M_PER_DEG_LAT * math.cos(math.radians(self.lat)))
-            )
+            self.lon, self.lat = ahead(self.lon, self.lat, self.heading, speed * dt)
             return 0.0
         left = haversine_m(self.lon, self.lat, *target)
         if left <= speed * dt:
@@ -86,6 +93,29 @@ class SimUnit:
         self.lat += (target[1] - self.lat) * frac
         return left - speed * dt
 
+    def follow(self, dt: float) -> float:
+        """Drive ``dt`` seconds along :attr:`path` at :attr:`path_mps`; return metres left."""
+        budget = self.path_mps * dt
+        while self.path and budget > 0:
+            gap = haversine_m(self.lon, self.lat, *self.path[0])
+            if gap > budget:
+                self.step(1.0, self.path[0], budget)
+                break
+            budget -= gap
+            self.lon, self.lat = self.path.pop(0)
+        points = [(self.lon, self.lat), *self.path]
+        return sum(haversine_m(*a, *b) for a, b in zip(points, points[1:], strict=False))
+
+
+def ahead(lon: float, lat: float, heading: float, metres: float) -> tuple[float, float]:
+    """The point ``metres`` away from ``(lon, lat)`` towards ``heading`` (degrees)."""
+    lat2 = lat + metres * math.cos(math.radians(heading)) / M_PER_DEG_LAT
+    return (
+        lon
+        + metres * math.sin(math.radians(heading)) / (M_PER_DEG_LAT * math.cos(math.radians(lat2))),
+        lat2,
+    )
+
 
 class PatrolFleet:
     """Run many :class:`SimUnit` against a gateway until ``stop`` is set."""
@@ -96,8 +126,12 @@ class PatrolFleet:
         units: list[SimUnit],
         token_for: Callable[[str], str],
         behaviour: PatrolBehaviour | None = None,
+        roads: RoadNetwork | None = None,
     ) -> None:
         self.gateway_url = gateway_url.rstrip("/")
+        self.roads = roads
+        self.straight_drives = 0
+        """Drives to a scene that had no road route (the first one is logged)."""
         self.units = units
         self.token_for = token_for
         self.behaviour = behaviour or PatrolBehaviour()
@@ -169,6 +203,7 @@ class PatrolFleet:
                     unit.stats["expired"] += 1
                 elif kind == "cancel" and unit.job and unit.job["incident"] == message["incident"]:
                     unit.job = None
+                    unit.path = []
                 if stop.is_set():
                     break
         finally:
@@ -185,7 +220,7 @@ class PatrolFleet:
             job = unit.job
             now = loop.time()
             if job is None:
-                unit.step(b.position_every_s, None, b.cruise_mps)
+                await self._cruise(unit)
             elif job["phase"] == "offered":
                 if "answer_at" not in job:
                     job["answer_at"] = now + unit.rng.uniform(*b.ack_delay_s) / b.time_scale
@@ -202,8 +237,10 @@ class PatrolFleet:
             elif job["phase"] == "accepted":  # set off a moment after accepting, as people do
                 await send({"type": "status", "incident": job["incident"], "action": "en_route"})
                 job["phase"] = "driving"
+                if not await self._plan(unit, job["target"], b.speed_mps):
+                    self._drove_straight(unit, job["target"])
             elif job["phase"] == "driving":
-                left = unit.step(b.position_every_s, job["target"], b.speed_mps)
+                left = unit.follow(b.position_every_s)
                 if left == 0.0:
                     await send(
                         {"type": "status", "incident": job["incident"], "action": "on_scene"}
@@ -217,6 +254,43 @@ class PatrolFleet:
             await send({"type": "position", "lon": round(unit.lon, 7), "lat": round(unit.lat, 7)})
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), tick)
+
+    async def _plan(
+        self, unit: SimUnit, target: tuple[float, float], straight_mps: float, cap_mps: float = 0.0
+    ) -> bool:
+        """Set the unit's path to ``target``: the fastest road route at its speeds (at most
+        ``cap_mps`` when given), or the straight line at ``straight_mps`` (then ``False``)."""
+        route = None
+        if self.roads is not None:  # a search takes milliseconds: keep the loop free
+            route = await asyncio.to_thread(self.roads.route, unit.lon, unit.lat, *target)
+        if route is None or route.time_s <= 0 or len(route.path) < 2:
+            unit.path, unit.path_mps = [target], straight_mps
+            return False
+        road_mps = route.distance_m / route.time_s
+        unit.path = [(float(lon), float(lat)) for lon, lat in route.path[1:]]
+        unit.path_mps = min(road_mps, cap_mps) if cap_mps > 0 else road_mps
+        return True
+
+    async def _cruise(self, unit: SimUnit) -> None:
+        """Patrol between jobs: along the roads when there is a network, else wandering."""
+        b = self.behaviour
+        if self.roads is None:
+            unit.step(b.position_every_s, None, b.cruise_mps)
+            return
+        if not unit.path:
+            heading = unit.rng.uniform(0, 360)
+            leg = ahead(unit.lon, unit.lat, heading, b.cruise_leg_m)
+            await self._plan(unit, leg, b.cruise_mps, cap_mps=b.cruise_mps)
+        unit.follow(b.position_every_s)
+
+    def _drove_straight(self, unit: SimUnit, target: tuple[float, float]) -> None:
+        self.straight_drives += 1
+        if self.roads is not None and self.straight_drives == 1:
+            log.warning(
+                "unit %s: no road route from %.5f,%.5f to %.5f,%.5f; driving in a straight line "
+                "(logged once; later ones are counted in straight_drives)",
+                unit.id, unit.lon, unit.lat, *target,
+            )  # fmt: skip
 
 
 def _expired(dispatch: dict[str, Any]) -> bool:

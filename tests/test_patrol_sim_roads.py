@@ -1,0 +1,126 @@
+"""Simulated patrols drive along Shenzhen's real roads: every position a unit reports lies on a
+road, the drive to a scene follows the route rather than the straight line, and a scene the
+roads do not reach is driven to in a straight line, logged once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+import shapely
+
+from gateway.testing import served_gateway, unit_token
+from polewatch import geo, keys, wire
+from polewatch.poles.streets import road_files
+from polewatch.roads import RoadNetwork, build_network, read_roads
+from simulators.patrols import PatrolBehaviour, PatrolFleet, SimUnit, make_units
+
+BEHAVIOUR = PatrolBehaviour(
+    ack_delay_s=(0.0, 0.0), decline_probability=0.0, on_scene_s=(600.0, 600.0), time_scale=100.0
+)
+"""Answers at once, 20 ticks a second (each 5 s of city time)."""
+
+
+@pytest.fixture(scope="module")
+def shenzhen(data_dir: Path) -> RoadNetwork:
+    return build_network(read_roads(road_files(data_dir)).ways, city="shenzhen")
+
+
+def a_detour(net: RoadNetwork) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Two road nodes 1-3 km apart whose fastest route is at least 1.3 times the air line."""
+    rng = random.Random(4)
+    while True:
+        a, b = rng.sample(range(net.nodes), 2)
+        start = (float(net.lon[a]), float(net.lat[a]))
+        scene = (float(net.lon[b]), float(net.lat[b]))
+        air = geo.haversine_m(*start, *scene)
+        route = net.route(*start, *scene) if 1000 < air < 3000 else None
+        if route is not None and route.distance_m > 1.3 * air:
+            return start, scene
+
+
+def dispatch(client: redis.Redis, unit: str, incident: str, scene: tuple[float, float]) -> None:
+    now = time.time()
+    message = wire.Dispatch(incident=incident, unit=unit, priority=2, type="intrusion",
+                            lon=scene[0], lat=scene[1], ts=now, ack_by=now + 60)  # fmt: skip
+    fields: Any = wire.entry(message)
+    client.xadd(keys.unit_inbox(unit), fields)
+
+
+async def drive(
+    redis_url: str, aclient: aioredis.Redis, unit: SimUnit, incident: str, net: RoadNetwork
+) -> tuple[list[tuple[float, float]], PatrolFleet]:
+    """Run the unit until it reports on scene; the positions it reported while en route."""
+    fleet = PatrolFleet("", [unit], unit_token, BEHAVIOUR, roads=net)
+    stop = asyncio.Event()
+    positions: list[tuple[float, float]] = []
+    en_route = False
+    async with served_gateway(redis_url) as (host, port):
+        fleet.gateway_url = f"http://{host}:{port}"
+        running = asyncio.create_task(fleet.run(stop))
+        try:
+            after, deadline = "0", time.monotonic() + 60
+            while time.monotonic() < deadline:
+                reply: Any = await aclient.xread({keys.PATROL_EVENTS: after}, block=1000)
+                for _, entries in reply or []:
+                    for entry_id, fields in entries:
+                        after = entry_id
+                        message = wire.decode_entry(fields)
+                        if isinstance(message, wire.PatrolStatus):
+                            if message.action == "on_scene":
+                                assert message.incident == incident
+                                return positions, fleet
+                            en_route |= message.action == "en_route"
+                        elif isinstance(message, wire.PatrolPosition) and en_route:
+                            positions.append((message.lon, message.lat))
+            raise AssertionError(f"unit {unit.id} not on scene within 60 s")
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 10)
+
+
+async def test_a_unit_drives_to_the_scene_along_the_roads(
+    redis_url: str, sync_redis: redis.Redis, aredis: aioredis.Redis, shenzhen: RoadNetwork
+) -> None:
+    start, scene = a_detour(shenzhen)
+    unit = make_units(1, [(*start, None)], seed=2)[0]
+    dispatch(sync_redis, unit.id, "5", scene)
+    positions, fleet = await drive(redis_url, aredis, unit, "5", shenzhen)
+    route = shenzhen.route(*start, *scene)
+    assert route is not None and len(positions) > 5
+    for lon, lat in positions:
+        snap = shenzhen.snap(lon, lat)
+        assert snap is not None and snap.offroad_m < 1.0, (lon, lat)  # on a road
+    # the route, not the air line: some position is far off the straight segment
+    air = shapely.LineString([start, scene])
+    assert max(air.distance(shapely.Point(p)) for p in positions) > 0.001  # > ~100 m
+    # at the roads' speeds: about the route's drive time in ticks of 5 s
+    assert route.time_s / 5 - 3 <= len(positions) <= route.time_s / 5 + 3
+    assert fleet.straight_drives == 0 and unit.stats["resolved"] == 0
+
+
+async def test_without_a_route_the_unit_drives_straight_and_it_is_logged_once(
+    redis_url: str,
+    sync_redis: redis.Redis,
+    aredis: aioredis.Redis,
+    shenzhen: RoadNetwork,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    start, scene = (114.3000, 22.7000), (114.3100, 22.7050)  # Longgang: no roads mapped
+    assert shenzhen.snap(*start) is None and shenzhen.snap(*scene) is None
+    unit = make_units(1, [(*start, None)], seed=3)[0]
+    dispatch(sync_redis, unit.id, "6", scene)
+    with caplog.at_level(logging.WARNING, logger="simulators.patrols"):
+        positions, fleet = await drive(redis_url, aredis, unit, "6", shenzhen)
+    assert fleet.straight_drives == 1
+    assert [r.message.count("no road route") for r in caplog.records] == [1]
+    # (the unit cruised a little before it accepted: the line starts where it set off from)
+    line = shapely.LineString([positions[0], scene])
+    assert len(positions) > 3 and all(line.distance(shapely.Point(p)) < 1e-6 for p in positions)
