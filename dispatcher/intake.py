@@ -80,6 +80,8 @@ def check(stream: str, fields: dict[bytes, bytes]) -> bytes:
     elif isinstance(message, wire.Command):
         if message.op == "close" and message.evaluation is None:
             raise wire.WireError("close needs an evaluation (1-5)")
+        if message.op == "restore_unit" and not message.unit:
+            raise wire.WireError("restore_unit needs 'unit'")
         if message.op in ("merge", "split") and not message.other:
             raise wire.WireError(f"{message.op} needs 'other'")
     return wire.encode(message)

@@ -150,6 +150,7 @@ def settings_arg(
         "deadletter_maxlen": deadletter.MAXLEN,
         "expire_batch": settings.expire_batch,
         "escalated_batch": settings.escalated_batch,
+        "unresponsive_after": settings.unresponsive_after,
     }
     return msgspec.msgpack.encode(conf)
 

@@ -47,6 +47,10 @@ class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fie
     shortlist_max: Annotated[int, Meta(ge=1, le=10_000)] = 200
     tick_s: Positive = 0.5
     """How often ack deadlines are checked and escalated incidents retried."""
+    unresponsive_after: Annotated[int, Meta(ge=0)] = 2
+    """A unit that lets this many dispatches in a row time out is taken out of the rotation
+    (``unresponsive``) until it goes off and on duty again or an operator restores it; 0:
+    never."""
     expire_batch: Count = 500
     escalated_batch: Count = 50
     alarm_ttl_s: Count = 7 * 86_400

@@ -111,6 +111,12 @@ class AddUnit(Body, frozen=True):
     unit: wire.Ident | None = None
 
 
+class Restore(Body, frozen=True):
+    """Return an unresponsive unit to the rotation (``reason``: e.g. "reached by radio")."""
+
+    reason: wire.Text | None = None
+
+
 class Cancel(Body, frozen=True):
     reason: Reason
 

@@ -26,6 +26,7 @@ from gateway.state import GATEWAY, Gateway
 from gateway.writer import Overloaded
 from polewatch import geo, keys, records, wire
 from polewatch.poles.codes import CodeError
+from polewatch.zones import unit_zone
 
 MAX_LIST: Final = 500
 SCAN_PAGE: Final = 100
@@ -285,6 +286,29 @@ async def unit_ids(redis: Redis, zones: Sequence[keys.Zone]) -> dict[str, keys.Z
     return dict(sorted(found.items(), key=lambda unit: unit[0]))
 
 
+@routes.post("/api/units/{unit}/restore")
+@api(tag="operator", roles=OPERATORS, body=bodies.Restore, ok=202, path={"unit": wire.Ident},
+     answers={404: "No such unit", 409: "The unit is not unresponsive"})  # fmt: skip
+async def restore_unit(request: web.Request) -> web.Response:
+    """Return an unresponsive unit to the rotation: a ``restore_unit`` command, audited on the
+    incident whose dispatch it last let time out (see the dispatcher's ``unresponsive_after``)."""
+    gw, who = _operator(request)
+    unit = path_value(request, "unit")
+    body: bodies.Restore = await read_body(request)
+    redis = gw.need_redis()
+    name = await unit_zone(redis, gw.zones, unit)
+    zone = keys.zone(name or "")
+    found: Any = await redis.hmget(zone.unit(unit), ["status", "missed_incident"])
+    status, incident = (v.decode() if isinstance(v, bytes) else v for v in found)
+    if status is None or name is None:
+        raise HttpError(404, f"no unit {unit!r}")
+    if status != "unresponsive" or not incident:
+        raise HttpError(409, f"unit {unit!r} is {status}, not unresponsive")
+    cmd = wire.Command(op="restore_unit", incident=incident, unit=unit, actor=who.subject,
+                       ts=time.time(), detail=body.reason)  # fmt: skip
+    return await send_command(gw, zone, cmd)
+
+
 COMMANDS: Final[dict[str, tuple[wire.CommandOp, type[bodies.Body]]]] = {
     "reassign": ("reassign", bodies.Reassign),
     "add-unit": ("add_unit", bodies.AddUnit),
@@ -307,6 +331,17 @@ def command(op: wire.CommandOp, incident: str, actor: str, body: bodies.Body) ->
     )  # fmt: skip
 
 
+async def send_command(gw: Gateway, zone: keys.Zone, cmd: wire.Command) -> web.Response:
+    """Append ``cmd`` to ``zone``'s command stream: 202 with it and its entry id, or 503."""
+    try:
+        entry = await gw.need_writer().add(zone.commands, wire.entry(cmd))
+    except Overloaded as exc:
+        raise HttpError(503, f"not accepted: {exc}; retry") from None
+    except Exception as exc:
+        raise HttpError(503, f"command store unavailable ({type(exc).__name__}); retry") from None
+    return json_response({"command": wire.to_builtins(cmd), "entry": entry}, status=202)
+
+
 def _override(verb: str, op: wire.CommandOp, kind: type[bodies.Body]) -> Any:
     async def override(request: web.Request) -> web.Response:
         gw, who = _operator(request)
@@ -319,16 +354,7 @@ def _override(verb: str, op: wire.CommandOp, kind: type[bodies.Body]) -> Any:
                 raise HttpError(422, "an incident cannot be merged with itself")
             if gw.zones.zoned and other and keys.zone_of_incident(other).name != zone.name:
                 raise HttpError(422, "incidents of different dispatch zones cannot be merged")
-        cmd = command(op, iid, who.subject, body)
-        try:
-            entry = await gw.need_writer().add(zone.commands, wire.entry(cmd))
-        except Overloaded as exc:
-            raise HttpError(503, f"not accepted: {exc}; retry") from None
-        except Exception as exc:
-            raise HttpError(
-                503, f"command store unavailable ({type(exc).__name__}); retry"
-            ) from None
-        return json_response({"command": wire.to_builtins(cmd), "entry": entry}, status=202)
+        return await send_command(gw, zone, command(op, iid, who.subject, body))
 
     override.__doc__ = f"Override: {OVERRIDES[verb]} (a ``{op}`` command for the dispatcher)."
     override.__name__ = f"override_{op}"

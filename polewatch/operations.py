@@ -32,7 +32,7 @@ from polewatch import keys, records, wire
 log = logging.getLogger("polewatch.operations")
 
 PRIORITIES: Final = ("1", "2", "3", "4")
-UNIT_STATES: Final = (*records.UNIT_STATUSES, "unresponsive")
+UNIT_STATES: Final = records.UNIT_STATUSES
 """Every unit status counted (zero when there is none, so the dashboard always has a line)."""
 AGENT_STALE_S: Final = 60.0
 """An agent whose last heartbeat is older than this counts as ``stale``, whatever it said."""

@@ -35,8 +35,10 @@ OPEN_STATES: Final = frozenset(
     {"new", "dispatched", "acknowledged", "en_route", "on_scene", "escalated"}
 )
 
-UNIT_STATUSES: Final = ("off_duty", "available", "dispatched", "busy")
-"""``dispatched``: offered an incident, not yet acknowledged; ``busy``: working one."""
+UNIT_STATUSES: Final = ("off_duty", "available", "dispatched", "busy", "unresponsive")
+"""``dispatched``: offered an incident, not yet acknowledged; ``busy``: working one;
+``unresponsive``: let dispatches time out, out of the rotation until it answers or an operator
+restores it (the dispatcher's ``unresponsive_after`` setting)."""
 
 
 class Incident(msgspec.Struct, kw_only=True):
@@ -76,6 +78,10 @@ class Unit(msgspec.Struct, kw_only=True):
     lat: float | None = None
     seen: float | None = None
     """Time of the last position report."""
+    missed: int = 0
+    """Dispatches in a row it let time out (see ``unresponsive``)."""
+    missed_incident: str | None = None
+    """The last incident whose dispatch it let time out."""
 
 
 def _text(raw: dict[Any, Any]) -> dict[str, str]:
@@ -141,6 +147,8 @@ def unit_from_hash(raw: dict[Any, Any]) -> Unit | None:
         lon=float(h["lon"]) if h.get("lon") else None,
         lat=float(h["lat"]) if h.get("lat") else None,
         seen=float(h["seen"]) if h.get("seen") else None,
+        missed=int(h.get("missed") or 0),
+        missed_incident=h.get("missed_incident") or None,
     )
 
 

@@ -91,6 +91,8 @@ IncidentState = Literal[
     "timeout",
     "released",
     "reassigned",
+    "unresponsive",
+    "restored",
 ]
 
 
@@ -189,7 +191,7 @@ class PatrolStatus(Message, tag="status", frozen=True, kw_only=True):
     detail: Text | None = None
 
 
-CommandOp = Literal["reassign", "add_unit", "cancel", "close", "merge", "split"]
+CommandOp = Literal["reassign", "add_unit", "cancel", "close", "merge", "split", "restore_unit"]
 
 
 class Command(Message, tag="cmd", frozen=True, kw_only=True):

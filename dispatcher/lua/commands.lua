@@ -68,6 +68,10 @@ local function on_command(m)
   local inc = load_incident(m.incident)
   if not inc then reject('unknown incident ' .. m.incident) end
   local op = m.op
+  if op == 'restore_unit' then  -- audited on the incident the unit last let time out
+    restore(inc, m.unit, m.actor, m.detail)
+    return
+  end
   if op == 'close' then
     if inc.state ~= 'resolved' then require_open(inc) end
     withdraw_all(inc, 'closed by ' .. m.actor)

@@ -103,6 +103,7 @@ local function tick(keys, args)
       redis.call('SADD', key('incident_tried', id), u)
       withdraw(inc, u, 'no acknowledgement within ' .. C.ack_timeout_s .. ' s')
       event(inc, 'timeout', {unit = u})
+      missed(inc, u)
       fill(inc)
       stat('expired')
     end

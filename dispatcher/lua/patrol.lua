@@ -23,13 +23,42 @@ local function on_position(m)
   end
 end
 
+-- ---------------------------------------------------------------------------------------
+-- unresponsive units: a unit that lets C.unresponsive_after dispatches in a row time out is
+-- taken out of the rotation (status 'unresponsive', out of the free set) until it answers
+-- (it goes off and on duty again: a phone that reconnects only says "on duty", which proves
+-- nobody is there) or an operator restores it (the restore_unit command). Any answer to a
+-- dispatch (ack, decline, progress) starts the count again.
+
+local function missed(inc, u)
+  local k = key('unit', u)
+  local n = redis.call('HINCRBY', k, 'missed', 1)
+  redis.call('HSET', k, 'missed_incident', inc.id)
+  if C.unresponsive_after > 0 and n >= C.unresponsive_after
+      and redis.call('HGET', k, 'status') == 'available' then
+    redis.call('HSET', k, 'status', 'unresponsive')
+    redis.call('ZREM', K.UNITS_FREE_GEO, u)
+    event(inc, 'unresponsive', {unit = u, detail = n .. ' dispatches in a row not acknowledged'})
+  end
+end
+
+local function restore(inc, u, actor, detail)
+  local k = key('unit', u)
+  if redis.call('HGET', k, 'status') ~= 'unresponsive' then
+    reject('unit ' .. u .. ' is not unresponsive')
+  end
+  redis.call('HSET', k, 'missed', 0)
+  free_unit(u)
+  event(inc, 'restored', {unit = u, actor = actor, detail = detail})
+end
+
 local function on_duty(m)
   local u, k = m.unit, key('unit', m.unit)
   redis.call('SADD', K.UNITS, u)
   local h = redis.call('HMGET', k, 'status', 'incident', 'lon', 'lat')
   if m.duty == 'on_duty' then
     local status = 'available'
-    if nonempty(h[2]) then status = h[1] end
+    if nonempty(h[2]) or h[1] == 'unresponsive' then status = h[1] end
     redis.call('HSET', k, 'id', u, 'duty', 'on_duty', 'status', status, 'grid', m.grid or '',
                'caps', table.concat(m.capabilities or {}, ','))
     local lon, lat = h[3], h[4]
@@ -46,7 +75,7 @@ local function on_duty(m)
     end
   else
     -- Off duty first, so releasing it below does not put it back in the free set.
-    redis.call('HSET', k, 'id', u, 'duty', 'off_duty', 'status', 'off_duty')
+    redis.call('HSET', k, 'id', u, 'duty', 'off_duty', 'status', 'off_duty', 'missed', 0)
     redis.call('ZREM', K.UNITS_GEO, u)
     redis.call('ZREM', K.UNITS_FREE_GEO, u)
     local inc = load_incident(nonempty(h[2]))
@@ -80,6 +109,7 @@ local function on_status(m)
     reject('unit ' .. m.unit .. ' is not assigned to incident ' .. inc.id)
   end
   local pending = redis.call('ZREM', K.ACK_DEADLINES, inc.id .. '|' .. m.unit) == 1
+  if pending then redis.call('HSET', key('unit', m.unit), 'missed', 0) end  -- it answered
   local ev = {unit = m.unit, actor = m.unit, detail = m.detail}
   if m.action == 'declined' then
     if not pending then reject('only an unacknowledged dispatch can be declined') end
