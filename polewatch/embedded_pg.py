@@ -10,6 +10,7 @@ they are found there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -111,7 +112,9 @@ class EmbeddedPostgres:
             raise RuntimeError(f"initdb failed:\n{done.stderr[-2000:]}")
         with (self.pgdata / "postgresql.conf").open("a") as conf:
             conf.write("\n# polewatch embedded\nlisten_addresses = '127.0.0.1'\n")
-            conf.write("unix_socket_directories = ''\nsynchronous_commit = off\n")
+            # synchronous_commit stays on: a commit is the archive's confirmation that lets
+            # Redis expire an incident, so it must survive a crash of the server.
+            conf.write("unix_socket_directories = ''\n")
             conf.write("max_connections = 200\nshared_buffers = 128MB\n")
             conf.write("logging_collector = off\n")
 
@@ -176,9 +179,16 @@ class EmbeddedPostgres:
         :meth:`start` recovers from the write-ahead log on the same port."""
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
+            # Backends run in process groups of their own: kill them with the postmaster, so
+            # none holds the shared memory a restarted server checks.
+            children = _children(proc.pid)
             os.killpg(proc.pid, signal.SIGKILL)
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             proc.wait()
-            _wait_group_gone(proc.pid)
+            for pid in (proc.pid, *children):
+                _wait_group_gone(pid)
 
     def remove(self) -> None:
         """Stop and delete the cluster's files."""
@@ -197,13 +207,29 @@ class EmbeddedPostgres:
         self.stop()
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:  # not Linux
+        return []
+    return [int(p) for p in text.split()]
+
+
 def _wait_group_gone(pgid: int, within_s: float = 10.0) -> None:
-    """Wait until no process of the group is left (backends hold the shared memory a restarted
-    server checks)."""
+    """Wait until no process of the group ``pgid`` is left."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:
             os.killpg(pgid, 0)
         except ProcessLookupError:
             return
+        if _zombie(pgid):  # dead, waiting for a parent to reap it: holds nothing
+            return
         time.sleep(0.02)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
