@@ -4,11 +4,16 @@ until it answers (goes off and on duty again) or an operator restores it, which 
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from dispatcher import scenario as sc
+from gateway.console.accounts import hash_password
+from gateway.console.settings import Account, ConsoleSettings
 from gateway.testing import bearer, gateway_client, operator_token
 from polewatch import keys
 
@@ -122,3 +127,45 @@ async def test_an_operator_restores_an_unresponsive_unit_and_it_is_audited(
     assert any(b"restored" in fields[b"m"] for _, fields in audit)
     fifth = await alarm_at(redis_url, sync_redis, -2000.0)
     assert sc.incident(sync_redis, fifth).units == ["idle"]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+PASSWORD = "night-shift-2026"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+async def test_the_console_shows_an_unresponsive_unit_and_restores_it(
+    redis_url: str, sync_redis: redis.Redis
+) -> None:
+    """The unit board puts it first, marked, with a Restore button (its dot on the map is in
+    the legend's 'unresponsive' colour); restoring it asks why and is audited."""
+    from playwright.async_api import async_playwright
+
+    await make_idle_unit_unresponsive(redis_url, sync_redis)
+    console = ConsoleSettings(users={"ada": Account(role="supervisor",
+                                                    password=hash_password(PASSWORD))})  # fmt: skip
+    async with gateway_client(redis_url, console=console) as client, async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("dialog", lambda d: asyncio.ensure_future(d.accept("reached by radio")))
+            await page.goto(str(client.make_url("/console/")))
+            await page.fill("#login-name", "ada")
+            await page.fill("#login-password", PASSWORD)
+            await page.click("#login-submit")
+            row = '#units li.u[data-id="idle"]'
+            await page.wait_for_selector(f'{row}[data-status="unresponsive"]', timeout=10_000)
+            first = await page.get_attribute("#units li.u >> nth=0", "data-id")
+            assert first == "idle"  # needs attention: top of the board
+            assert await page.inner_text(f"{row} .chip") == "unresponsive"
+            await page.click(f"{row} button.restore")
+            await page.wait_for_selector("#unit-summary:has-text('back into the rotation')")
+            await sc.drain(redis_url)  # the dispatcher carries the command out
+            await page.wait_for_selector(f'{row}[data-status="available"]', timeout=10_000)
+            assert await page.locator(f"{row} button.restore").count() == 0
+        finally:
+            await browser.close()
+    restored = [e for e in sc.timeline(sync_redis, "2") if e.event == "restored"]
+    assert [(e.actor, e.detail) for e in restored] == [("ada", "reached by radio")]

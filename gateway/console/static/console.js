@@ -3,15 +3,16 @@
 // as a "picture" and then as changes over one EventSource; nothing polls the whole state.
 
 import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep, playMjpeg } from "./common.js";
+import { tOr } from "./i18n.js";
 import { StreetMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, loadStreets, POLE_ZOOM } from "./map.js";
 
 const KEY = "pw.console.session";
 const $ = (id) => document.getElementById(id);
 const STATE_ORDER = ["escalated", "new", "dispatched", "acknowledged", "en_route", "on_scene"];
 const OPEN = new Set(STATE_ORDER);
-const UNIT_ORDER = { dispatched: 0, busy: 1, available: 2, off_duty: 3 };
+const UNIT_ORDER = { unresponsive: -1, dispatched: 0, busy: 1, available: 2, off_duty: 3 };
 const PRIO = { 1: "#ff5f56", 2: "#ff9b42", 3: "#e9c95d", 4: "#6aa7e8" };
-const UNIT_COLOR = { available: "#3fbf6f", dispatched: "#e3a13b", busy: "#58a6ff", off_duty: "#4a5565" };
+const UNIT_COLOR = { available: "#3fbf6f", dispatched: "#e3a13b", busy: "#58a6ff", unresponsive: "#ff5f56", off_duty: "#4a5565" };
 const CAMERA_COLOR = { online: "#5fd4e6", degraded: "#e3a13b" };
 const TYPES = ["call", "citizen_sos", "intrusion", "crowd", "loitering", "door_forced", "tamper"];
 
@@ -216,8 +217,20 @@ function renderUnits() {
     el("span.id", { text: u.id }),
     el("span", {}, el(`span.chip.${u.status}`, { text: label(u.status) })),
     el("span.grid", { text: u.capabilities.join(", ") || "–" }),
-    el("span", {}, u.incident ? el("a.link", { href: "#", text: `#${u.incident}`, onclick: (e) => { e.preventDefault(); openIncident(u.incident); } }) : "–"),
+    el("span", {}, u.status === "unresponsive" ? el("button.ghost.restore", { text: tOr("unit.restore", "Restore"), title: tOr("unit.restore_title", "Back into the rotation (reached another way)"), onclick: () => restoreUnit(u) })
+      : u.incident ? el("a.link", { href: "#", text: `#${u.incident}`, onclick: (e) => { e.preventDefault(); openIncident(u.incident); } }) : "–"),
     el("span.seen", { text: u.seen ? durationText(now - u.seen) : "–" }))));
+}
+
+// A unit that let dispatches time out is out of the rotation until it answers; an operator
+// who reached it another way puts it back (audited on the incident it last missed).
+async function restoreUnit(u) {
+  const reason = prompt(`${u.id}: ${tOr("unit.restore_prompt", "put it back into the rotation? How was it reached?")}`, "");
+  if (reason === null) return;
+  try {
+    await api.post(`/api/units/${encodeURIComponent(u.id)}/restore`, reason ? { reason } : {});
+    $("unit-summary").textContent = `${u.id}: ${tOr("unit.restore_sent", "back into the rotation")}`;
+  } catch (err) { $("unit-summary").textContent = err.message; }
 }
 
 function renderActivity() {
