@@ -8,6 +8,12 @@ simulated patrol fleet and citizens against the gateway's real API. It prints wh
 and a one-line summary every few seconds. Ctrl-C (or SIGTERM) stops everything in order:
 simulators, gateway, dispatchers, then the private Redis (every node of a private cluster); no
 process is left behind.
+
+The city stands on Shenzhen's real roads where the shared data has them (``data/roads``): at
+start the demo imports them as the city's road graph when Redis holds none yet (the same
+importer as ``polewatch roads import``, so every service routes on the same graph), stands
+the poles along them (:func:`polewatch.poles.city.generate_city`) and lets the simulated
+patrols drive along them.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import redis.asyncio as aioredis
 from polewatch import keys, wire
 from polewatch.embedded import EmbeddedCluster, EmbeddedRedis, free_port
 from polewatch.poles.model import Pole
+from polewatch.roads import load_roads
+from polewatch.settings import load
 from simulators.system import PIDS, Processes, Store, start_private
 
 if TYPE_CHECKING:
@@ -108,14 +116,18 @@ async def _demo(options: DemoOptions, store: Store) -> int:
         loop.add_signal_handler(sig, stop.set)
 
     client = store.client("demo")
+    roads = await _import_roads(client, options.city)
     registry = PoleRegistry(client, options.city)
     if await registry.count() == 0:
         print(f"polewatch demo: generating the {options.city} city ({options.poles} poles)...")
         started = time.monotonic()
-        await registry.store(
-            generate_city(count=options.poles, seed=options.seed, city=options.city)
-        )
-        print(f"polewatch demo: city ready in {time.monotonic() - started:.1f} s")
+        city = generate_city(count=options.poles, seed=options.seed, city=options.city,
+                             roads=roads)  # fmt: skip
+        await registry.store(city)
+        real = sum(p.source == "osm" for p in city)
+        print(f"polewatch demo: city ready in {time.monotonic() - started:.1f} s "
+              f"({real} poles on real roads, {len(city) - real} on generated ones)")  # fmt: skip
+    network = await load_roads(client, options.city)
     index = await registry.load_index()
     poles: list[Pole] = index.sample(5000, seed=options.seed)
 
@@ -166,6 +178,7 @@ async def _demo(options: DemoOptions, store: Store) -> int:
             units,
             lambda unit: mint(secret, "unit", unit, 12 * 3600),
             PatrolBehaviour(time_scale=options.time_scale),
+            roads=network,
         )
         citizens = Citizens(base, poles, options.rate * options.time_scale, options.seed)
         edge = EdgeTally(len(cameras), len(doors))
@@ -205,6 +218,30 @@ def write_env(run_dir: Path, values: dict[str, str]) -> Path:
     with os.fdopen(fd, "w") as out:
         out.write(text)
     return path
+
+
+async def _import_roads(client: Any, city: str) -> list[Path]:
+    """The road files of the shared data (none without it); imported as the city's road
+    graph unless Redis already holds one (a new import: ``polewatch roads import``)."""
+    from polewatch.poles.city import find_data_dir
+    from polewatch.poles.streets import road_files
+    from polewatch.roads import RoadSettings, RoadStore, build_network, read_roads, to_geojson
+
+    try:
+        files = road_files(find_data_dir())
+    except FileNotFoundError:
+        return []
+    store = RoadStore(client, city)
+    if files and await store.version() == 0:
+        started = time.monotonic()
+        profile = load(RoadSettings, section="roads").profile()
+        report = await asyncio.to_thread(read_roads, files)
+        network = await asyncio.to_thread(build_network, report.ways, profile, city=city)
+        version = await store.store(network, to_geojson(report.ways))
+        print(f"polewatch demo: imported {len(report.ways)} roads of {city} "
+              f"({len(report.problems)} features refused; graph version {version}) "
+              f"in {time.monotonic() - started:.1f} s")  # fmt: skip
+    return files
 
 
 def _start_cameras(options: DemoOptions, poles: list[Pole], procs: Processes) -> list[Camera]:

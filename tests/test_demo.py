@@ -57,7 +57,7 @@ def test_the_demo_dispatches_citizen_alarms_to_simulated_patrols(
         "--cameras", "0", "--doors", "0", env={"REDIS_URL": redis_url},
     )  # fmt: skip
     try:
-        wait_for_line(proc, "polewatch demo is running", 120)
+        started = wait_for_line(proc, "polewatch demo is running", 120)
         out, _ = proc.communicate(timeout=90)
     finally:
         if proc.poll() is None:
@@ -70,6 +70,9 @@ def test_the_demo_dispatches_citizen_alarms_to_simulated_patrols(
 
     kinds = {wire.decode(e).event for e in events}
     assert {"new", "dispatched", "acknowledged", "on_scene"} <= kinds, kinds
+    # the real roads were imported once as the city's graph, and poles stand along them
+    assert int(client.get(keys.roads_version("shenzhen")) or 0) == 1
+    assert "poles on real roads" in "".join(started)
     client.close()
 
 

@@ -48,6 +48,9 @@ def test_generate_subprocess_writes_100k_city(redis_url: str, sync_redis: redis.
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["poles"] >= 100_000 and summary["districts"] == 10
+    # along the real roads of shared/data/roads, generated roads elsewhere
+    assert summary["real_road_poles"] > 25_000 and summary["generated_road_poles"] > 40_000
+    assert summary["real_road_poles"] + summary["generated_road_poles"] == summary["poles"]
     assert sync_redis.hlen(keys.poles("shenzhen")) == summary["poles"]
     assert int(sync_redis.get(keys.poles_version("shenzhen")) or 0) == summary["version"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -58,6 +59,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gen.add_argument("--count", type=int, default=100_000, help="at least this many poles")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--boundaries", help="district GeoJSON (default: shared/data/boundaries)")
+    gen.add_argument("--roads", nargs="*", metavar="FILE",
+                     help="road GeoJSON files to stand poles along (default: shared/data/roads; "
+                          "none given: generated roads only)")  # fmt: skip
     _common(gen)
     gen.set_defaults(func=_generate)
 
@@ -173,14 +177,23 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from polewatch.poles.city import generate_city
+    from polewatch.poles.city import find_data_dir, generate_city
+    from polewatch.poles.streets import road_files
 
     started = time.perf_counter()
+    roads = args.roads
+    if roads is None:
+        with contextlib.suppress(FileNotFoundError):  # no shared data: generated roads only
+            roads = road_files(find_data_dir())
     try:
         poles = generate_city(
-            seed=args.seed, count=args.count, city=args.city, boundaries=args.boundaries
+            seed=args.seed,
+            count=args.count,
+            city=args.city,
+            boundaries=args.boundaries,
+            roads=roads or (),
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # a road file that cannot be read: RoadsError
         return _fail(str(exc))
     generated = time.perf_counter()
 
@@ -199,6 +212,8 @@ def _generate(args: argparse.Namespace) -> int:
         "roads": len({p.road for p in poles}),
         "districts": len({p.district for p in poles}),
         "grids": len({p.grid for p in poles}),
+        "real_road_poles": sum(p.source == "osm" for p in poles),
+        "generated_road_poles": sum(p.source == "generated" for p in poles),
         "version": version,
         "generate_s": round(generated - started, 3),
         "store_s": round(stored - generated, 3),
@@ -209,7 +224,9 @@ def _generate(args: argparse.Namespace) -> int:
         print(
             f"generated {len(poles)} poles of {args.city!r} on {summary['roads']} roads in "
             f"{summary['districts']} districts, {summary['grids']} grids "
-            f"({summary['generate_s']} s), stored in {summary['store_s']} s "
+            f"({summary['real_road_poles']} along real roads, "
+            f"{summary['generated_road_poles']} on generated ones; {summary['generate_s']} s), "
+            f"stored in {summary['store_s']} s "
             f"(version {version})"
         )
     return 0
