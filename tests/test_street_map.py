@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from gateway.testing import (
     store_poles,
     unit_token,
 )
+from polewatch import keys
 from polewatch.roads import RoadStore, build_network, read_roads, to_geojson
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -41,6 +43,10 @@ FUTIAN_STREET = (114.0545, 22.5415)
 SCENE = (114.0600, 22.5420)
 UNIT = (114.0400, 22.5430)
 """A unit 2 km west of the scene along Shennan Boulevard."""
+SCENE_UNITS = [(114.0512, 22.5436, "available"), (114.0580, 22.5412, "dispatched"),
+               (114.0455, 22.5398, "busy"), (114.0620, 22.5445, "available")]  # fmt: skip
+SCENE_INCIDENTS = [(114.0560, 22.5420, 1, "new"), (114.0498, 22.5385, 2, "dispatched"),
+                   (114.0640, 22.5430, 3, "new")]  # fmt: skip
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
@@ -60,6 +66,33 @@ async def gateway(redis_url: str) -> AsyncIterator[str]:
     await store_poles(redis_url, TEST_POLES)
     async with served_gateway(redis_url) as (host, port):
         yield f"http://{host}:{port}"
+
+
+async def store_roads(redis: Any, data_dir: Path) -> None:
+    """Central Shenzhen's roads imported as ``polewatch roads import`` stores them."""
+    report = read_roads([data_dir / "roads" / "shenzhen_central_roads.geojson"])
+    network = build_network(report.ways, city=TEST_CITY)
+    await RoadStore(redis, TEST_CITY).store(network, to_geojson(report.ways))
+
+
+async def live_scene(redis: Any) -> None:
+    """Stand in for the dispatcher (the records' contract, :mod:`polewatch.records`): units on
+    duty along Shennan Boulevard and a few open incidents, so the map has live layers."""
+    now = time.time()
+    for n, (lon, lat, status) in enumerate(SCENE_UNITS):
+        unit = f"P-{n + 1}"
+        await redis.sadd(keys.DEFAULT.units, unit)
+        await redis.hset(keys.DEFAULT.unit(unit), mapping={
+            "id": unit, "duty": "on_duty", "status": status, "lon": lon, "lat": lat, "seen": now,
+        })  # fmt: skip
+    for n, (lon, lat, priority, state) in enumerate(SCENE_INCIDENTS):
+        iid = f"I{n + 1}"
+        await redis.zadd(keys.DEFAULT.incidents_open, {iid: now + n})
+        await redis.hset(keys.DEFAULT.incident(iid), mapping={
+            "id": iid, "state": state, "priority": priority, "type": "citizen_sos",
+            "group": "citizen_sos", "lon": lon, "lat": lat, "created": now, "reports": 1,
+            "units": "P-2" if state == "dispatched" else "", "wanted": 1, f"t_{state}": now,
+        })  # fmt: skip
 
 
 @pytest.fixture
@@ -111,8 +144,10 @@ def only_from(base: str, requests: list[str]) -> list[str]:
 
 
 async def test_console_map_draws_streets_with_chinese_names_from_the_gateway_only(
-    gateway: str, browser: Any
+    gateway: str, aredis: Any, data_dir: Path, browser: Any
 ) -> None:
+    await store_roads(aredis, data_dir)
+    await live_scene(aredis)
     page, requests, violations = await page_on(browser, {"width": 1440, "height": 900})
     await signed_in(page, gateway)
     await page.wait_for_selector("#map[data-roads=loaded]", timeout=30_000)
@@ -133,12 +168,24 @@ async def test_console_map_draws_streets_with_chinese_names_from_the_gateway_onl
     await shot(page, "command-centre-city.png")
 
     # Street zoom: the streets carry their Chinese names, the poles show.
-    await page.evaluate("([m, c]) => m.setView(c, 17.6)", [street_map, list(FUTIAN_STREET)])
+    await page.evaluate("([m, c]) => m.setView(c, 16.4)", [street_map, list(FUTIAN_STREET)])
     await page.evaluate(SETTLED, street_map)
+    await page.wait_for_selector(
+        "#map[data-incidents~='I1'][data-incidents~='I2']", state="attached"
+    )
     names = await page.evaluate(RENDERED, [street_map, ["road-names"]])
     assert any(CJK.search(n) for n in names), names
     assert "深南大道" in names
     await shot(page, "command-centre-street.png")
+
+    # The dispatched incident's detail: its unit's route along the streets.
+    async with page.expect_response(lambda r: "/api/route?" in r.url) as routed:
+        await page.click("#queue li[data-id=I2]")
+    answer = await (await routed.value).json()
+    assert answer["source"] == "road" and len(answer["coords"]) > 2, answer
+    await page.wait_for_function(
+        "m => m.gl.querySourceFeatures('routes').length > 0", arg=street_map
+    )
 
     assert only_from(gateway, requests) == []
     assert any("/console/static/vendor/maplibre-gl-worker.mjs" in u for u in requests)
@@ -157,9 +204,7 @@ async def test_citizen_page_fetches_nothing_from_elsewhere(gateway: str, browser
 async def test_patrol_app_shows_the_road_route_and_eta(
     gateway: str, aredis: Any, data_dir: Path, browser: Any
 ) -> None:
-    report = read_roads([data_dir / "roads" / "shenzhen_central_roads.geojson"])
-    network = build_network(report.ways, city=TEST_CITY)
-    await RoadStore(aredis, TEST_CITY).store(network, to_geojson(report.ways))
+    await store_roads(aredis, data_dir)
     job = {"k": "dispatch", "incident": "I-42", "type": "call", "priority": 2,
            "lon": SCENE[0], "lat": SCENE[1], "ack_by": 0, "phase": "en_route"}  # fmt: skip
     context = await browser.new_context(
