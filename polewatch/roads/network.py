@@ -1,17 +1,18 @@
 """The routable road network: snapping, one-to-many drive times, routes.
 
-Costs. Each arc's weight packs its drive time and its length into one float64:
-``ms * 2**24 + dm`` (time rounded to the millisecond, length to the decimetre, per arc).
+Costs. Each segment's weight packs its drive time and its length into one float64:
+``ms * 2**24 + dm`` (time rounded to the millisecond, length to the decimetre, per segment).
 Sums of such integers are exact below 2**53, so one Dijkstra gives the fastest path's time
 (the high part) and that same path's road length (the low part, up to 1,677 km), ties in
-time broken by the shorter road. Rounding adds at most 0.5 ms per arc.
+time broken by the shorter road. Rounding adds at most 0.5 ms per segment.
 
 Searches. ``drive_times_to`` runs one backward Dijkstra (scipy's, in C) from the target over
-the reversed graph. The target lies part-way along an edge; a virtual node (the last row of
-the reversed adjacency matrix) has arcs to the ends of that edge weighted with the partial
-costs, rewritten in place for each query (under a lock: one search at a time per network).
-A source's leg is its off-road leg, the part of its own edge to the end it drives out of,
-and the search's distance from that end.
+the reversed graph of junctions (:mod:`polewatch.roads.chains`: runs of plain bends are one
+arc). The target lies part-way along a chain; a virtual node (the last row of the reversed
+adjacency matrix) has arcs to the chain's ends weighted with the partial costs, rewritten in
+place for each query (under a lock: one search at a time per network). A source's leg is its
+off-road leg, the part of its own chain to the end it drives out of, and the search's
+distance from that end (see :mod:`polewatch.roads.search`).
 
 Thread safety: every method may be called from any thread; searches are serialised by a
 lock. Each call is pure CPU for about a millisecond: call it directly from asyncio code.
@@ -19,26 +20,21 @@ lock. Each call is pure CPU for about a millisecond: call it directly from async
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 import numpy as np
 import shapely
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
 
 from polewatch.roads.graph import Arrays, haversine_arr, local_xy
 from polewatch.roads.profile import Profile
+from polewatch.roads.search import AT_NODE_M, SHIFT, ChainSearch
 
-SHIFT = float(2**24)
-"""Weight = milliseconds * SHIFT + decimetres (see the module doc)."""
+__all__ = ["AT_NODE_M", "MAX_OFFROAD_M", "SHIFT", "Leg", "RoadNetwork", "Route", "Snap"]
+
 MAX_OFFROAD_M = 1000.0
 """A point farther than this from every road does not snap (``None``)."""
-AT_NODE_M = 1.0
-"""A point this close to a node is at the node: it may leave (or reach) it by any of the
-node's edges, even against the one-way edge it snapped to."""
 _FORMAT = 1
 
 
@@ -96,9 +92,9 @@ class RoadNetwork:
         self.v: np.ndarray = arrays["v"].astype(np.int64)
         self.oneway: np.ndarray = arrays["oneway"]
         length, speed = arrays["length_m"], arrays["speed_mps"]
-        self._ms = np.maximum(np.rint(length / speed * 1000.0), 0.0)
-        self._dm = np.maximum(np.rint(length * 10.0), 1.0)
-        self._length = length
+        ms = np.maximum(np.rint(length / speed * 1000.0), 0.0)
+        dm = np.maximum(np.rint(length * 10.0), 1.0)
+        self._search = ChainSearch(self.u, self.v, self.oneway, ms, dm, length, len(self.lon))
         self.offroad_mps = profile.offroad_kmh / 3.6
         self.fastest_mps = float(max(speed.max(initial=0.0), self.offroad_mps))
         """No drive is faster than the straight-line distance over this speed: every leg
@@ -110,8 +106,6 @@ class RoadNetwork:
         self._ky = float(local_xy(np.zeros(1), np.ones(1), self._lat0)[0, 1])
         self._a, self._b = xy[self.u], xy[self.v]
         self._tree = shapely.STRtree(shapely.linestrings(np.stack([self._a, self._b], axis=1)))
-        self._graph, self._arc_edge = self._reversed_matrix()
-        self._lock = threading.Lock()
 
     @property
     def nodes(self) -> int:
@@ -121,26 +115,10 @@ class RoadNetwork:
     def edges(self) -> int:
         return len(self.u)
 
-    # --- building ---------------------------------------------------------------------------
-    def _reversed_matrix(self) -> tuple[csr_matrix, np.ndarray]:
-        n = self.nodes
-        both = ~self.oneway
-        edge = np.concatenate([np.arange(self.edges), np.flatnonzero(both)])
-        tail = np.concatenate([self.u, self.v[both]])  # forward arc tail -> head
-        head = np.concatenate([self.v, self.u[both]])
-        weight = self._ms[edge] * SHIFT + self._dm[edge]
-        # reversed graph: row = head, column = tail; parallel arcs keep the cheapest
-        order = np.lexsort((weight, tail, head))
-        key = head[order] * (n + 1) + tail[order]
-        keep = order[np.concatenate([[True], key[1:] != key[:-1]])] if len(order) else order
-        rows, cols = head[keep], tail[keep]
-        counts = np.bincount(rows, minlength=n + 1)
-        counts[n] = 2  # the virtual target's two arcs, rewritten per search
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        indices = np.concatenate([cols, [n, n]]).astype(np.int32)
-        data = np.concatenate([weight[keep], [1.0, 1.0]])
-        graph = csr_matrix((data, indices, indptr.astype(np.int32)), shape=(n + 1, n + 1))
-        return graph, edge[keep]
+    @property
+    def junctions(self) -> int:
+        """Nodes the search visits (where roads meet or end)."""
+        return self._search.chains.junctions
 
     # --- snapping ---------------------------------------------------------------------------
     def snap(self, lon: float, lat: float) -> Snap | None:
@@ -174,31 +152,7 @@ class RoadNetwork:
         edge[ok & ~(off <= MAX_OFFROAD_M)] = -1
         return edge, t, plon, plat, off
 
-    # --- searching --------------------------------------------------------------------------
-    def _cost(self, e: Any, frac: Any) -> Any:
-        return np.rint(self._ms[e] * frac) * SHIFT + np.rint(self._dm[e] * frac)
-
-    def _search(
-        self, e: int, t: float, limit: float, predecessors: bool
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Reversed Dijkstra from a target at fraction ``t`` of edge ``e``."""
-        n = self.nodes
-        entries = [(int(self.u[e]), max(float(self._cost(e, t)), 1.0))]
-        if not self.oneway[e] or (1.0 - t) * self._length[e] <= AT_NODE_M:
-            entries.append((int(self.v[e]), max(float(self._cost(e, 1.0 - t)), 1.0)))
-        entries.sort()
-        entries += [(n, 1.0)] * (2 - len(entries))  # an unused slot loops on the target
-        with self._lock:
-            self._graph.indices[-2:] = [c for c, _ in entries]
-            self._graph.data[-2:] = [w for _, w in entries]
-            result = dijkstra(
-                self._graph, directed=True, indices=n, limit=limit,
-                return_predecessors=predecessors,
-            )  # fmt: skip
-        if predecessors:
-            return result[0], result[1]
-        return result, None
-
+    # --- searching ---------------------------------------------------------------------------
     def drive_times_to(
         self,
         target_lon: float,
@@ -215,9 +169,11 @@ class RoadNetwork:
         edge, t, _, _, off = self._snap_many(points)
         if edge[0] < 0:
             return [None] * len(sources)
+        pos = self._search.positions(np.maximum(edge, 0), t)
+        target, others = _split(pos)
         limit = np.inf if limit_s is None else (limit_s * 1000.0 + 1.0) * SHIFT
-        dist, _ = self._search(int(edge[0]), float(t[0]), limit, predecessors=False)
-        best = self._legs(dist, int(edge[0]), float(t[0]), edge[1:], t[1:])[0]
+        dist, _ = self._search.search(target, limit, predecessors=False)
+        best = self._search.best(dist, target, others)[0]
         legs: list[Leg | None] = []
         for i, cost in enumerate(best.tolist()):
             if edge[i + 1] < 0 or cost == np.inf:
@@ -231,27 +187,6 @@ class RoadNetwork:
                 legs.append(Leg(time_s, (cost % SHIFT) / 10.0 + walk))
         return legs
 
-    def _legs(
-        self, dist: np.ndarray, e: int, t: float, edges: np.ndarray, fracs: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Best packed cost of each source and the node it leaves its edge by (-1: along
-        the target's own edge)."""
-        f = np.where(edges >= 0, edges, 0)
-        out_v = self._cost(f, 1.0 - fracs) + dist[self.v[f]]
-        against = self.oneway[f] & (fracs * self._length[f] > AT_NODE_M)
-        out_u = np.where(against, np.inf, self._cost(f, fracs) + dist[self.u[f]])
-        best = np.minimum(out_v, out_u)
-        exit_node = np.where(out_v <= out_u, self.v[f], self.u[f])
-        same = edges == e
-        ahead = same & (fracs <= t)
-        behind = same & (fracs >= t) & ~self.oneway[e]
-        direct = np.full(len(edges), np.inf)
-        direct[ahead] = self._cost(e, t - fracs[ahead])
-        direct[behind] = self._cost(e, fracs[behind] - t)
-        exit_node = np.where(direct <= best, -1, exit_node)
-        best = np.where(edges >= 0, np.minimum(best, direct), np.inf)
-        return best, exit_node
-
     def route(self, from_lon: float, from_lat: float, to_lon: float, to_lat: float
               ) -> Route | None:  # fmt: skip
         """The fastest drive and its line, or ``None`` when one end does not snap or the
@@ -260,40 +195,37 @@ class RoadNetwork:
         edge, t, plon, plat, off = self._snap_many(points)
         if edge[0] < 0 or edge[1] < 0:
             return None
-        dist, pred = self._search(int(edge[0]), float(t[0]), np.inf, predecessors=True)
+        target, source = _split(self._search.positions(edge, t))
+        dist, pred = self._search.search(target, np.inf, predecessors=True)
         assert pred is not None
-        best, exit_node = self._legs(dist, int(edge[0]), float(t[0]), edge[1:], t[1:])
+        best, how = self._search.best(dist, target, source)
         if best[0] == np.inf:
             return None
+        segments = self._search.path(target, source, int(how[0]), pred)
         path = [(from_lon, from_lat), (float(plon[1]), float(plat[1]))]
-        nodes: list[int] = []
-        node = int(exit_node[0])
-        while 0 <= node < self.nodes:
-            nodes.append(node)
-            node = int(pred[node])
-        path += [(float(self.lon[n]), float(self.lat[n])) for n in nodes]
+        path += [(float(self.lon[n]), float(self.lat[n])) for n in self._turns(segments)]
         path += [(float(plon[0]), float(plat[0])), (to_lon, to_lat)]
         walk = float(off[0] + off[1])
         return Route(
             time_s=(best[0] // SHIFT) / 1000.0 + walk / self.offroad_mps,
             distance_m=(best[0] % SHIFT) / 10.0 + walk,
             path=_dedupe(path),
-            roads=self._road_names([int(edge[1]), *self._path_edges(nodes), int(edge[0])]),
+            roads=self._road_names(segments),
         )
 
-    def _path_edges(self, nodes: list[int]) -> list[int]:
-        g = self._graph
-        out = []
-        for a, b in zip(nodes, nodes[1:], strict=False):
-            row = slice(g.indptr[b], g.indptr[b + 1])  # reversed graph: row b holds a -> b
-            hit = np.flatnonzero(g.indices[row] == a)
-            if len(hit):
-                out.append(int(self._arc_edge[g.indptr[b] + hit[0]]))
-        return out
+    def _turns(self, segments: list[int]) -> list[int]:
+        """The nodes a drive over ``segments`` passes, between its first and last."""
+        nodes: list[int] = []
+        for s, nxt in zip(segments, segments[1:], strict=False):
+            common = {int(self.u[s]), int(self.v[s])} & {int(self.u[nxt]), int(self.v[nxt])}
+            if len(common) > 1 and nodes:
+                common.discard(nodes[-1])
+            nodes.append(min(common))
+        return nodes
 
-    def _road_names(self, edges: list[int]) -> list[str]:
+    def _road_names(self, segments: list[int]) -> list[str]:
         names: list[str] = []
-        for e in edges:
+        for e in segments:
             name = self.names[int(self.arrays["way"][e])]
             if name and (not names or names[-1] != name):
                 names.append(name)
@@ -324,6 +256,11 @@ class RoadNetwork:
                        city=city, version=version)  # fmt: skip
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
             raise ValueError(f"not a road graph: {exc}") from None
+
+
+def _split(pos: Any) -> tuple[Any, Any]:
+    """The first position (the target) and the others, as positions."""
+    return type(pos)(*(a[:1] for a in pos)), type(pos)(*(a[1:] for a in pos))
 
 
 def _dedupe(path: list[tuple[float, float]]) -> list[tuple[float, float]]:

@@ -1,0 +1,176 @@
+"""The one-to-many search over the contracted graph (see :mod:`polewatch.roads.chains`).
+
+Costs are packed as ``ms * SHIFT + dm`` (see :mod:`polewatch.roads.network`). A point on the
+roads is a *position*: its chain, the segment's place in the chain, and the packed costs from
+the chain's start to it and from it to the chain's end (sums of the segments' own rounded
+costs, so a position's costs agree with any path through the same segments).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import NamedTuple
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from polewatch.roads.chains import Chains, contract
+
+SHIFT = float(2**24)
+"""Weight = milliseconds * SHIFT + decimetres."""
+AT_NODE_M = 1.0
+"""A point this close to a node is at the node: it may leave (or reach) it by any of the
+node's edges, even against the one-way edge it snapped to."""
+END, START, DIRECT = 0, 1, 2
+"""How a source's drive leaves its own chain: by its end, by its start, or straight along
+the chain to a target on the same chain."""
+
+
+class Positions(NamedTuple):
+    """Points on the roads (arrays, one entry per point)."""
+
+    chain: np.ndarray
+    place: np.ndarray
+    """The segment's place in its chain."""
+    along: np.ndarray
+    """Fraction along the segment, in the chain's direction."""
+    head: np.ndarray
+    """Packed cost from the chain's start to the point."""
+    tail: np.ndarray
+    """Packed cost from the point to the chain's end."""
+    head_m: np.ndarray
+    tail_m: np.ndarray
+
+
+def _pack(ms: np.ndarray, dm: np.ndarray) -> np.ndarray:
+    return np.asarray(ms * SHIFT + dm, dtype=np.float64)
+
+
+class ChainSearch:
+    """Backward Dijkstra over the chains of a segment graph."""
+
+    def __init__(self, u: np.ndarray, v: np.ndarray, oneway: np.ndarray, ms: np.ndarray,
+                 dm: np.ndarray, length: np.ndarray, node_count: int) -> None:  # fmt: skip
+        self.chains: Chains = contract(u, v, oneway, node_count)
+        c = self.chains
+        self._ms, self._dm, self._length = ms.astype(np.int64), dm.astype(np.int64), length
+        # prefix sums of each chain's segments, in chain order
+        order = np.lexsort((c.seg_index, c.seg_chain))
+        self._pre_ms = np.zeros(len(u), dtype=np.int64)
+        self._pre_dm = np.zeros(len(u), dtype=np.int64)
+        self._pre_m = np.zeros(len(u), dtype=np.float64)
+        count = len(c.nodes)
+        self._tot_ms = np.zeros(count, dtype=np.int64)
+        self._tot_dm = np.zeros(count, dtype=np.int64)
+        self._tot_m = np.zeros(count, dtype=np.float64)
+        for pre, tot, per in ((self._pre_ms, self._tot_ms, self._ms),
+                              (self._pre_dm, self._tot_dm, self._dm),
+                              (self._pre_m, self._tot_m, length)):  # fmt: skip
+            np.add.at(tot, c.seg_chain, per)
+            csum = np.cumsum(per[order]) - per[order]
+            first = np.concatenate([[0], np.flatnonzero(np.diff(c.seg_chain[order])) + 1])
+            base = np.repeat(csum[first], np.diff(np.concatenate([first, [len(order)]])))
+            pre[order] = csum - base
+        self._graph, self._arc_chain = self._reversed()
+        self._lock = threading.Lock()
+
+    def _reversed(self) -> tuple[csr_matrix, np.ndarray]:
+        c, n = self.chains, self.chains.junctions
+        both = ~c.oneway
+        chain = np.concatenate([np.arange(len(c.start)), np.flatnonzero(both)])
+        tail = np.concatenate([c.start, c.end[both]])  # forward: tail -> head
+        head = np.concatenate([c.end, c.start[both]])
+        weight = _pack(self._tot_ms[chain], self._tot_dm[chain])
+        order = np.lexsort((weight, tail, head))  # reversed rows; cheapest parallel arc first
+        key = head[order] * (n + 1) + tail[order]
+        keep = order[np.concatenate([[True], key[1:] != key[:-1]])] if len(order) else order
+        keep = keep[tail[keep] != head[keep]]  # a loop never shortens a path
+        counts = np.bincount(head[keep], minlength=n + 1)
+        counts[n] = 2  # the virtual target's two arcs, rewritten per search
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        indices = np.concatenate([tail[keep], [n, n]]).astype(np.int32)
+        data = np.concatenate([np.maximum(weight[keep], 1.0), [1.0, 1.0]])
+        return csr_matrix((data, indices, indptr), shape=(n + 1, n + 1)), chain[keep]
+
+    def positions(self, seg: np.ndarray, t: np.ndarray) -> Positions:
+        """The positions of points at fraction ``t`` of segments ``seg`` (``u`` to ``v``)."""
+        c = self.chains
+        along = np.where(c.seg_aligned[seg], t, 1.0 - t)
+        ms = self._pre_ms[seg] + np.rint(self._ms[seg] * along)
+        dm = self._pre_dm[seg] + np.rint(self._dm[seg] * along)
+        chain = c.seg_chain[seg]
+        head_m = self._pre_m[seg] + self._length[seg] * along
+        return Positions(
+            chain, c.seg_index[seg], along, _pack(ms, dm),
+            _pack(self._tot_ms[chain] - ms, self._tot_dm[chain] - dm),
+            head_m, self._tot_m[chain] - head_m,
+        )  # fmt: skip
+
+    def search(self, target: Positions, limit: float, predecessors: bool
+               ) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+        """Packed cost from every junction to the target (index 0 of ``target``)."""
+        c, n = self.chains, self.chains.junctions
+        chain = int(target.chain[0])
+        entries = [(int(c.start[chain]), max(float(target.head[0]), 1.0))]
+        if not c.oneway[chain] or target.tail_m[0] <= AT_NODE_M:
+            entries.append((int(c.end[chain]), max(float(target.tail[0]), 1.0)))
+        if len(entries) == 2 and entries[0][0] == entries[1][0]:  # a loop: the cheaper end
+            entries = [min(entries, key=lambda e: e[1])]
+        entries.sort()
+        entries += [(n, 1.0)] * (2 - len(entries))  # an unused slot loops on the target
+        with self._lock:
+            self._graph.indices[-2:] = [j for j, _ in entries]
+            self._graph.data[-2:] = [w for _, w in entries]
+            result = dijkstra(self._graph, directed=True, indices=n, limit=limit,
+                              return_predecessors=predecessors)  # fmt: skip
+        if predecessors:
+            return result[0], result[1]
+        return result, None
+
+    def best(self, dist: np.ndarray, target: Positions, sources: Positions
+             ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """Each source's best packed cost to the target and how it leaves its chain."""
+        c = self.chains
+        ch = sources.chain
+        by_end = sources.tail + dist[c.end[ch]]
+        backward = ~c.oneway[ch] | (sources.head_m <= AT_NODE_M)
+        by_start = np.where(backward, sources.head + dist[c.start[ch]], np.inf)
+        how = np.where(by_end <= by_start, END, START)
+        cost = np.minimum(by_end, by_start)
+        same = ch == target.chain[0]
+        where_s = sources.place + sources.along
+        where_t = float(target.place[0] + target.along[0])
+        ahead = same & (where_s <= where_t)
+        behind = same & (where_s >= where_t) & ~c.oneway[ch]
+        direct = np.full(len(ch), np.inf)
+        direct[ahead] = target.head[0] - sources.head[ahead]
+        direct[behind] = sources.head[behind] - target.head[0]
+        how = np.where(direct <= cost, DIRECT, how)
+        return np.minimum(cost, direct), how
+
+    def path(self, target: Positions, source: Positions, how: int, pred: np.ndarray
+             ) -> list[int]:  # fmt: skip
+        """The segments of a source's drive (index 0 of both), in order."""
+        c = self.chains
+        cs, i = int(source.chain[0]), int(source.place[0])
+        ct, k = int(target.chain[0]), int(target.place[0])
+        if how == DIRECT:
+            segs = c.segments[cs]
+            return segs[i : k + 1] if i <= k else segs[k : i + 1][::-1]
+        out = c.segments[cs][i:] if how == END else c.segments[cs][i::-1]
+        j = int(c.end[cs] if how == END else c.start[cs])
+        n = c.junctions
+        while True:
+            nxt = int(pred[j])
+            if nxt == n or nxt < 0:
+                break
+            row = slice(self._graph.indptr[nxt], self._graph.indptr[nxt + 1])
+            hit = int(np.flatnonzero(self._graph.indices[row] == j)[0])
+            chain = int(self._arc_chain[self._graph.indptr[nxt] + hit])
+            forward = int(c.start[chain]) == j and int(c.end[chain]) == nxt
+            out += c.segments[chain] if forward else c.segments[chain][::-1]
+            j = nxt
+        if j == int(c.start[ct]) and (j != int(c.end[ct]) or target.head[0] <= target.tail[0]):
+            return out + c.segments[ct][: k + 1]
+        return out + c.segments[ct][k:][::-1]
