@@ -9,9 +9,11 @@ connection is resumed from the last stream id it saw, as the app does.
 With a road network (:mod:`polewatch.roads`) units drive along the roads: to a scene by the
 fastest route at the roads' speeds (the route's length over its drive time), and between jobs
 on patrol legs of about :attr:`PatrolBehaviour.cruise_leg_m` at the cruising speed, advancing
-along the route's line each tick. Where the network has no route (a unit or a scene more than a
-kilometre from every mapped road, a place the one-way streets do not reach) the unit drives in
-a straight line, and the fleet logs that once. Without a network every drive is straight.
+along the route's line each tick (a unit on the mapped roads waits for a leg the roads reach
+rather than leave them; one off the map wanders as without a network). Where the network has
+no route to a scene (a unit or a scene more than a kilometre from every mapped road, a place
+the one-way streets do not reach) the unit drives in a straight line, and the fleet logs that
+once. Without a network every drive is straight.
 
 Everything random comes from one seeded generator per unit, so a run is repeatable.
 """
@@ -280,7 +282,9 @@ class PatrolFleet:
         if not unit.path:
             heading = unit.rng.uniform(0, 360)
             leg = ahead(unit.lon, unit.lat, heading, b.cruise_leg_m)
-            await self._plan(unit, leg, b.cruise_mps, cap_mps=b.cruise_mps)
+            found = await self._plan(unit, leg, b.cruise_mps, cap_mps=b.cruise_mps)
+            if not found and self.roads.snap(unit.lon, unit.lat) is not None:
+                unit.path = []  # on the mapped roads: stay on them, try another leg next tick
         unit.follow(b.position_every_s)
 
     def _drove_straight(self, unit: SimUnit, target: tuple[float, float]) -> None:

@@ -55,13 +55,19 @@ def dispatch(client: redis.Redis, unit: str, incident: str, scene: tuple[float, 
 
 
 async def drive(
-    redis_url: str, aclient: aioredis.Redis, unit: SimUnit, incident: str, net: RoadNetwork
+    redis_url: str,
+    aclient: aioredis.Redis,
+    unit: SimUnit,
+    incident: str | None,
+    net: RoadNetwork,
+    reports: int = 0,
 ) -> tuple[list[tuple[float, float]], PatrolFleet]:
-    """Run the unit until it reports on scene; the positions it reported while en route."""
+    """Run the unit until it reports on scene at ``incident``, the positions it reported en
+    route; or (no incident) until it reported ``reports`` positions, those positions."""
     fleet = PatrolFleet("", [unit], unit_token, BEHAVIOUR, roads=net)
     stop = asyncio.Event()
     positions: list[tuple[float, float]] = []
-    en_route = False
+    en_route = incident is None
     async with served_gateway(redis_url) as (host, port):
         fleet.gateway_url = f"http://{host}:{port}"
         running = asyncio.create_task(fleet.run(stop))
@@ -80,7 +86,9 @@ async def drive(
                             en_route |= message.action == "en_route"
                         elif isinstance(message, wire.PatrolPosition) and en_route:
                             positions.append((message.lon, message.lat))
-            raise AssertionError(f"unit {unit.id} not on scene within 60 s")
+                            if incident is None and len(positions) == reports:
+                                return positions, fleet
+            raise AssertionError(f"unit {unit.id} did not get there within 60 s")
         finally:
             stop.set()
             await asyncio.wait_for(running, 10)
@@ -104,6 +112,18 @@ async def test_a_unit_drives_to_the_scene_along_the_roads(
     # at the roads' speeds: about the route's drive time in ticks of 5 s
     assert route.time_s / 5 - 3 <= len(positions) <= route.time_s / 5 + 3
     assert fleet.straight_drives == 0 and unit.stats["resolved"] == 0
+
+
+async def test_between_jobs_a_unit_patrols_along_the_roads(
+    redis_url: str, aredis: aioredis.Redis, shenzhen: RoadNetwork
+) -> None:
+    start, _ = a_detour(shenzhen)
+    unit = make_units(1, [(*start, None)], seed=5)[0]
+    positions, fleet = await drive(redis_url, aredis, unit, None, shenzhen, reports=40)
+    for lon, lat in positions:
+        snap = shenzhen.snap(lon, lat)
+        assert snap is not None and snap.offroad_m < 1.0, (lon, lat)
+    assert geo.haversine_m(*start, *positions[-1]) > 100  # it moved: 40 ticks of 5 s at 3 m/s
 
 
 async def test_without_a_route_the_unit_drives_straight_and_it_is_logged_once(
