@@ -20,8 +20,9 @@ from gateway.errors import HttpError
 from gateway.state import Gateway
 from gateway.writer import Overloaded
 from polewatch import keys, wire
+from polewatch.geo import haversine_m
 from polewatch.poles.codes import CodeError
-from polewatch.poles.index import PoleIndex
+from polewatch.poles.index import FAR_M, PoleIndex
 from polewatch.poles.model import Candidate, Pole
 from polewatch.zones import ZoneMap
 
@@ -108,6 +109,23 @@ def find_pole(index: PoleIndex, code: str, near: tuple[float, float] | None = No
     )
 
 
+def caller_extra(
+    pole: Pole, caller: tuple[float, float] | None
+) -> dict[str, str | int | float | bool]:
+    """What an alarm carries about the reporter's own position: where they were, how far from
+    the pole, and ``caller_far_m`` when farther than :data:`~polewatch.poles.index.FAR_M`
+    (the dispatcher copies that onto the incident; the console shows it loudly)."""
+    if caller is None:
+        return {}
+    distance = round(haversine_m(caller[0], caller[1], pole.lon, pole.lat), 1)
+    extra: dict[str, str | int | float | bool] = {
+        "caller_lon": caller[0], "caller_lat": caller[1], "caller_distance_m": distance,
+    }  # fmt: skip
+    if distance > FAR_M:
+        extra["caller_far_m"] = distance
+    return extra
+
+
 def status_url(gw: Gateway, alarm_id: str) -> str:
     return f"{gw.settings.public_url.rstrip('/')}/api/alarms/{alarm_id}"
 
@@ -127,9 +145,7 @@ async def raise_alarm(
     it."""
     zone = keys.zone(gw.zones.locate(pole.lon, pole.lat))
     alarm_id = new_alarm_id(gw.settings.secret, zone.name)
-    extra: dict[str, str | int | float | bool] = {}
-    if caller is not None:
-        extra = {"caller_lon": caller[0], "caller_lat": caller[1]}
+    extra = caller_extra(pole, caller)
     alarm = wire.Alarm(
         id=alarm_id,
         type=type,

@@ -16,6 +16,7 @@ from gateway.errors import error_middleware
 from gateway.metrics import Metrics
 from gateway.notify import Notifier
 from gateway.openapi import api, document
+from gateway.origin import same_origin_only
 from gateway.settings import GatewaySettings, check
 from gateway.state import GATEWAY, Gateway
 from gateway.tasks import running
@@ -39,7 +40,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     metrics = Metrics()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[metrics.middleware(), error_middleware],
+        middlewares=[metrics.middleware(), error_middleware, same_origin_only],
         handler_args={"max_field_size": 8190},
     )
     ratelimit.install(app)  # citizen-door limits, from the [ratelimit] settings

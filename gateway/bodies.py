@@ -7,7 +7,7 @@ document and the validation cannot drift apart. Every rejection is an :class:`Ht
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -61,10 +61,17 @@ class PoleReport(Body, frozen=True):
         return None if self.lon is None or self.lat is None else (self.lon, self.lat)
 
 
-class CitizenAlarm(PoleReport, kw_only=True, frozen=True):
-    """A citizen asking for help at a pole (the QR page or an app)."""
+CitizenType = Literal["citizen_sos", "call"]
+"""What the citizen door may raise: help now (P1), or a call back (P2). Every other type
+(cameras, doors, devices) comes from its own agent or a call-taker, never from the public.
+Priority is the system's (the dispatcher's type table): a body naming one is refused."""
 
-    type: wire.Ident = "citizen_sos"
+
+class CitizenAlarm(PoleReport, kw_only=True, frozen=True):
+    """A citizen asking for help at a pole (the QR page or an app); ``lon``/``lat``: the
+    phone's position when the citizen allows it (an alarm far from its pole is flagged)."""
+
+    type: CitizenType = "citizen_sos"
 
 
 class OperatorIncident(PoleReport, kw_only=True, frozen=True):

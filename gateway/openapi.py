@@ -88,6 +88,8 @@ async def read_body(request: web.Request) -> Any:
     doc = doc_of(request.match_info.handler)
     if doc is None or doc.body is None:
         raise RuntimeError(f"{request.match_info.handler!r} declares no request body")
+    if not JSON_TYPE.match(request.content_type):  # a plain HTML form cannot send JSON
+        raise HttpError(415, f"the body must be application/json, not {request.content_type!r}")
     return bodies.decode(await request.read(), doc.body)
 
 
@@ -117,6 +119,7 @@ STANDARD: Final = {
     403: "The token's role may not do this",
     404: "Not found",
     413: "Request body too large",
+    415: "The body is not application/json",
     422: "Well-formed but invalid input",
     429: "Too many requests (Retry-After says when)",
     503: "Redis unavailable or overloaded; retry (after Retry-After seconds)",
@@ -214,7 +217,7 @@ def _operation(route: web.AbstractRoute, doc: Doc, path: str) -> dict[str, Any]:
     responses: dict[str, Any] = {str(doc.ok): ok}
     codes = set(doc.answers)
     if doc.body is not None:
-        codes |= {400, 413, 422}
+        codes |= {400, 413, 415, 422}
     if doc.roles:
         codes |= {401, 403}
     if PARAM.search(path):
@@ -235,6 +238,8 @@ def _operation(route: web.AbstractRoute, doc: Doc, path: str) -> dict[str, Any]:
     return op
 
 
+JSON_TYPE: Final = re.compile(r"^application/([\w.-]+\+)?json$")
+"""Media types :func:`read_body` takes (parameters such as ``charset`` aside)."""
 CHOICES: Final = re.compile(r"^\w+(\|\w+)*$")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.app import create_app
 from gateway.auth import mint
 from gateway.settings import GatewaySettings
-from polewatch import keys
+from polewatch import keys, wire
 from polewatch.connection import connect
 from polewatch.poles.model import Pole
 from polewatch.poles.registry import PoleRegistry
@@ -114,3 +114,9 @@ async def write_incident(
         },
     )  # fmt: skip
     await redis.publish(keys.INCIDENT_NOTIFY, iid)
+
+
+async def stream_alarms(redis: aioredis.Redis, stream: str = keys.ALARMS) -> list[wire.Alarm]:
+    """The alarms in ``stream`` (the unzoned alarm stream by default), oldest first."""
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], await redis.xrange(stream))
+    return [wire.decode_entry(fields, wire.Alarm) for _, fields in entries]

@@ -63,6 +63,9 @@ class Incident(msgspec.Struct, kw_only=True):
     alarm_ts: float | None = None
     evaluation: int | None = None
     merged_into: str | None = None
+    caller_far_m: float | None = None
+    """How far a reporter's own position (phone, caller) was from the pole, when farther than
+    the gateway's limit: the place is in doubt (set from the alarm's ``extra``)."""
     times: dict[str, float] = {}
     """``state -> time first entered`` (from the ``t_<state>`` fields)."""
 
@@ -128,6 +131,7 @@ def incident_from_hash(raw: dict[Any, Any]) -> Incident | None:
         alarm_ts=opt_float("alarm_ts"),
         evaluation=opt_int("evaluation"),
         merged_into=h.get("merged_into") or None,
+        caller_far_m=opt_float("caller_far_m"),
         times=times,
     )
 

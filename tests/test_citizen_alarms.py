@@ -48,10 +48,10 @@ async def test_alarm_lands_in_the_stream_with_the_poles_place(
 async def test_a_code_read_with_spaces_and_lowercase_still_finds_the_pole(
     client: TestClient[Any, Any], aredis: aioredis.Redis
 ) -> None:
-    resp = await client.post("/api/alarms", json={"pole": " 310 1201 ", "type": "medical"})
+    resp = await client.post("/api/alarms", json={"pole": " 310 1201 ", "type": "call"})
     assert resp.status == 202, await resp.text()
     alarm = wire.decode_entry((await aredis.xrange(keys.ALARMS))[0][1], wire.Alarm)
-    assert alarm.pole == POLE.code and alarm.type == "medical"
+    assert alarm.pole == POLE.code and alarm.type == "call"
 
 
 async def test_unknown_code_answers_404_with_ranked_candidates_and_writes_nothing(

@@ -39,6 +39,9 @@ local function join(id, m, p)
   inc.reports = redis.call('HINCRBY', k, 'reports', 1)
   redis.call('RPUSH', key('incident_alarms', id), m.id)
   if m.ts > inc.last_ts then redis.call('HSET', k, 'last_ts', ts(m.ts)) end
+  if m.extra and m.extra.caller_far_m then
+    redis.call('HSET', k, 'caller_far_m', m.extra.caller_far_m)
+  end
   local more = false
   if p.priority < inc.priority then
     inc.priority = p.priority
@@ -66,6 +69,8 @@ local function create(m, p, raw_alarm_id)
   for _, name in ipairs({'pole', 'district', 'grid', 'text'}) do
     if nonempty(m[name]) then f[#f + 1] = name; f[#f + 1] = m[name] end
   end
+  local far = m.extra and m.extra.caller_far_m  -- reporter far from the pole (gateway)
+  if far then f[#f + 1] = 'caller_far_m'; f[#f + 1] = far end
   redis.call('HSET', key('incident', id), unpack(f))
   redis.call('ZADD', K.INCIDENTS_OPEN, NOW, id)
   redis.call('GEOADD', key('merge_area', p.group), m.lon, m.lat, id)
