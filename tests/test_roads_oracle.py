@@ -17,6 +17,7 @@ import shapely
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from polewatch.geo import haversine_m
 from polewatch.roads import RoadNetwork, Snap, build_network, read_roads
 from polewatch.roads.network import AT_NODE_M
 
@@ -134,3 +135,22 @@ def test_the_fastest_unit_is_the_one_an_exhaustive_dijkstra_finds(shenzhen: Road
         assert np.array_equal(np.isfinite(times), finite), f"alarm {j}: reachability differs"
         assert np.abs(times[finite] - truth[finite, j]).max() <= 1.0
     assert reachable > 0.8 * ALARMS
+
+
+def test_routes_draw_the_drive_they_time(shenzhen: RoadNetwork) -> None:
+    rng = np.random.default_rng(5)
+    points = random_points(shenzhen, rng, 400)
+    drawn = 0
+    for (x0, y0), (x1, y1) in zip(points[::2], points[1::2], strict=True):
+        route = shenzhen.route(float(x0), float(y0), float(x1), float(y1))
+        leg = shenzhen.drive_times_to(float(x1), float(y1), [(float(x0), float(y0))])[0]
+        assert (route is None) == (leg is None)
+        if route is None or leg is None:
+            continue
+        drawn += 1
+        assert route.time_s == pytest.approx(leg.time_s, abs=0.01)
+        assert route.path[0] == (x0, y0) and route.path[-1] == (x1, y1)
+        # the line is the road driven: its length is the distance, no jumps
+        line = sum(haversine_m(*a, *b) for a, b in zip(route.path, route.path[1:], strict=False))
+        assert line == pytest.approx(route.distance_m, rel=0.002, abs=1.0)
+    assert drawn > 150
