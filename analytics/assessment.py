@@ -22,6 +22,8 @@ from analytics.response_times import (
     stats,
     summarize,
 )
+from polewatch import i18n
+from polewatch.districts import display
 from polewatch.zones import ZoneMap
 
 WORST: Final = 5
@@ -67,6 +69,8 @@ class Assessment(msgspec.Struct, kw_only=True):
     response: ResponseTimes
     previous_overall: GroupFigures
     worst_grids: list[GridRank]
+    language: str = "en"
+    """The language the report is written in (``zh-CN`` or ``en``)."""
 
 
 def change(current: int, previous: int) -> float | None:
@@ -83,8 +87,10 @@ def build_assessment(
     district: str | None = None,
     worst: int = WORST,
     utc_offset_min: int = 0,
+    language: str = "en",
 ) -> Assessment:
-    """The assessment of ``[start, end)`` from its incidents and those of the period before."""
+    """The assessment of ``[start, end)`` from its incidents and those of the period before,
+    titled in ``language``."""
     now = [i for i in current if i.state != "merged"]
     before = [i for i in previous if i.state != "merged"]
     counts, old = Counter(i.type for i in now), Counter(i.type for i in before)
@@ -94,7 +100,12 @@ def build_assessment(
     ]
     response = summarize(current, start, end, district)
     return Assessment(
-        title=f"Public-security assessment: {district or 'all districts'}",
+        title=i18n.translate(
+            "report.title",
+            language,
+            district=display(district, language)
+            or i18n.translate("report.all_districts", language),
+        ),
         district=district,
         start=start,
         end=end,
@@ -108,6 +119,7 @@ def build_assessment(
         response=response,
         previous_overall=summarize(previous, start - (end - start), start, district).overall,
         worst_grids=_worst(now, worst),
+        language=language,
     )
 
 
@@ -120,6 +132,7 @@ async def assess(
     worst: int = WORST,
     utc_offset_min: int = 0,
     zones: ZoneMap | None = None,
+    language: str = "en",
 ) -> Assessment:
     """Read both periods from Redis (every zone's audit stream, with ``zones``) and build the
     :class:`Assessment`."""
@@ -128,7 +141,14 @@ async def assess(
         redis, start - (end - start), start, district=district, zones=zones
     )
     return build_assessment(
-        current, previous, start, end, district=district, worst=worst, utc_offset_min=utc_offset_min
+        current,
+        previous,
+        start,
+        end,
+        district=district,
+        worst=worst,
+        utc_offset_min=utc_offset_min,
+        language=language,
     )
 
 

@@ -8,9 +8,12 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from analytics.wording import summary_lines
+from analytics.wording import alarm_type, summary_lines
+from polewatch import i18n
+from polewatch.poles.gridnames import grid_label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -20,13 +23,14 @@ if TYPE_CHECKING:
 CURRENT: Final = "#1f5fa8"
 PREVIOUS: Final = "#b9c7d8"
 ALERT: Final = "#c0392b"
-METRIC_LABELS: Final = {
-    "alarm_to_dispatch": "alarm to dispatch",
-    "dispatch_to_ack": "dispatch to acknowledge",
-    "ack_to_scene": "acknowledge to on scene",
-    "alarm_to_scene": "alarm to on scene",
-    "resolution": "creation to resolution",
-}
+METRIC_ORDER: Final = (
+    "alarm_to_dispatch",
+    "dispatch_to_ack",
+    "ack_to_scene",
+    "alarm_to_scene",
+    "resolution",
+)
+"""The response-time steps in the order the charts list them (names: ``metric.*`` keys)."""
 _RC: Final[dict[str, Any]] = {
     "text.parse_math": False,  # a '$' in a grid name is text, not TeX
     "svg.fonttype": "path",  # text as outlines: nothing in the SVG to escape or to inject
@@ -38,6 +42,8 @@ _RC: Final[dict[str, Any]] = {
 
 
 _CJK_FONTS: Final = ("Noto Sans CJK SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei")
+_CJK_FILES: Final = ("NotoSansCJK", "wqy-microhei", "wqy-zenhei")
+"""File names of those fonts (Debian's fonts-noto-cjk, fonts-wqy-*)."""
 
 
 @cache
@@ -46,7 +52,14 @@ def _families() -> list[str]:
     for a font it does not have logs an error per text drawn)."""
     from matplotlib import font_manager
 
-    installed = {f.name for f in font_manager.fontManager.ttflist}
+    manager = font_manager.fontManager
+    if not any(f.name in _CJK_FONTS for f in manager.ttflist):
+        # matplotlib caches its font list: one built before fonts-noto-cjk was installed
+        # lacks it, and every Chinese character would be drawn as a box.
+        for path in font_manager.findSystemFonts():
+            if any(part in Path(path).name for part in _CJK_FILES):
+                manager.addfont(path)
+    installed = {f.name for f in manager.ttflist}
     return ["DejaVu Sans", *(name for name in _CJK_FONTS if name in installed)]
 
 
@@ -83,19 +96,18 @@ def _short(seconds: float | None) -> str:
     return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
+def _t(a: Assessment, key: str) -> str:
+    return i18n.translate(key, a.language)
+
+
 def draw_types(ax: Axes, a: Assessment) -> None:
     rows = a.by_type[:10][::-1]
     ys = range(len(rows))
-    ax.barh([y + 0.2 for y in ys], [r.count for r in rows], 0.4, color=CURRENT, label="this period")
-    ax.barh(
-        [y - 0.2 for y in ys],
-        [r.previous for r in rows],
-        0.4,
-        color=PREVIOUS,
-        label="previous period",
-    )
-    ax.set_yticks(list(ys), [_label(r.type) for r in rows])
-    ax.set_title("Incidents by type")
+    current, previous = _t(a, "chart.this_period"), _t(a, "chart.previous_period")
+    ax.barh([y + 0.2 for y in ys], [r.count for r in rows], 0.4, color=CURRENT, label=current)
+    ax.barh([y - 0.2 for y in ys], [r.previous for r in rows], 0.4, color=PREVIOUS, label=previous)
+    ax.set_yticks(list(ys), [_label(alarm_type(a, r.type)) for r in rows])
+    ax.set_title(_t(a, "report.h.types"))
     ax.xaxis.set_major_locator(_integers())
     ax.legend(loc="lower right", frameon=False)
 
@@ -105,13 +117,13 @@ def draw_daily(ax: Axes, a: Assessment) -> None:
     ax.plot(days, [d.count for d in a.daily], color=CURRENT, marker="o", linewidth=1.5)
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(_integers())
-    ax.set_title("Incidents per day")
+    ax.set_title(_t(a, "chart.per_day"))
     step = max(1, len(days) // 10)
     ax.set_xticks(range(0, len(days), step), days[::step], rotation=45, ha="right")
 
 
 def draw_response(ax: Axes, a: Assessment) -> None:
-    metrics = list(METRIC_LABELS)[::-1]
+    metrics = list(METRIC_ORDER)[::-1]
     figures = a.response.overall.metrics
     ys = range(len(metrics))
     bars = (("p95", ALERT, 0.27), ("p90", CURRENT, 0.0), ("p50", PREVIOUS, -0.27))
@@ -121,9 +133,9 @@ def draw_response(ax: Axes, a: Assessment) -> None:
         if name == "p90":
             texts = [_short(getattr(figures[m], name)) for m in metrics]
             ax.bar_label(drawn, texts, padding=3, fontsize=8)
-    ax.set_yticks(list(ys), [METRIC_LABELS[m] for m in metrics])
-    ax.set_xlabel("minutes")
-    ax.set_title("Response times (percentiles)")
+    ax.set_yticks(list(ys), [_t(a, f"metric.{m}") for m in metrics])
+    ax.set_xlabel(_t(a, "chart.minutes"))
+    ax.set_title(_t(a, "chart.response"))
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles[::-1], labels[::-1], loc="upper right", frameon=False)
     ax.margins(x=0.12)
@@ -136,11 +148,11 @@ def draw_worst(ax: Axes, a: Assessment) -> None:
     bars = ax.barh(list(ys), values, 0.6, color=ALERT)
     ax.bar_label(bars, [f"{v:.1f}" for v in values], padding=3)
     ax.margins(x=0.2)
-    ax.set_yticks(list(ys), [_label(f"{r.grid} ({r.district or '-'})") for r in rows])
-    ax.set_xlabel("minutes, p90 alarm to on scene")
-    ax.set_title("Grids with the slowest response")
+    ax.set_yticks(list(ys), [_label(grid_label(r.grid, a.language), 32) for r in rows])
+    ax.set_xlabel(_t(a, "chart.worst_axis"))
+    ax.set_title(_t(a, "report.h.worst"))
     if not rows:
-        ax.text(0.5, 0.5, "no grid had a unit on scene", ha="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, _t(a, "chart.no_grid"), ha="center", transform=ax.transAxes)
 
 
 CHARTS: Final = {

@@ -4,8 +4,12 @@ Settings come from :mod:`polewatch.settings` (section ``[analytics]``: ``redis_u
 ``redis_cluster`` and ``zones`` as every service has them, and the exporting agency's
 ``sender``, ``agency``, ``utc_offset_min``); ``--redis-url`` overrides. Reports read the audit
 streams of every zone; an export reads the incident in its own zone.
-Dates are ``YYYY-MM-DD`` (local midnight at ``utc_offset_min``; a ``--to`` date includes that
-whole day) or ISO 8601 date-times. Exit status: 0 done, 1 no such incident, 2 bad input.
+A period is ``--quarter 2026-Q4``, ``--month 2026-10`` or ``--from``/``--to``: dates are
+``YYYY-MM-DD`` (local midnight; a ``--to`` date includes that whole day) or ISO 8601 date-times.
+Local time is the ``timezone`` setting (Asia/Shanghai by default; ``utc_offset_min`` or
+``--utc-offset`` fix an offset instead). ``--district`` takes any of a district's names
+(``福田区``, ``Futian``, ``futian``); reports are written in the ``language`` setting unless
+``--lang`` says otherwise. Exit status: 0 done, 1 no such incident, 2 bad input.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
+import zoneinfo
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -26,8 +32,10 @@ from analytics.assessment import assess
 from analytics.csv_export import write_incidents_csv
 from analytics.exports import ExportOptions, cap_xml, eido_json
 from analytics.incidents import load_incident
+from analytics.periods import bounds, month, quarter
 from analytics.report import render_html, render_pdf, render_png
 from analytics.response_times import incident_times, response_times
+from polewatch import districts, i18n
 from polewatch.connection import connect
 from polewatch.settings import Settings, SettingsError, load
 
@@ -41,8 +49,16 @@ class AnalyticsSettings(Settings, frozen=True, kw_only=True):
     sender: str = "polewatch@localhost"
     """The exporting system's globally unique name (CAP ``sender``, EIDO agency id)."""
     agency: str = "polewatch command centre"
-    utc_offset_min: int = 0
-    """Local time of reports and exports, minutes east of UTC (Shenzhen: 480)."""
+    utc_offset_min: int | None = None
+    """Local time of reports and exports as a fixed offset, minutes east of UTC (Shenzhen:
+    480); unset: the ``timezone`` setting's offset at the start of the period."""
+
+    def offset_min(self, at: float) -> int:
+        """Minutes east of UTC of local time at Unix time ``at``."""
+        if self.utc_offset_min is not None:
+            return self.utc_offset_min
+        offset = datetime.fromtimestamp(at, zoneinfo.ZoneInfo(self.timezone)).utcoffset()
+        return int((offset or timedelta()).total_seconds() // 60)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,17 +66,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     kinds = report.add_subparsers(dest="report_command", required=True, metavar="REPORT")
     a = kinds.add_parser("assessment", help="public-security assessment (HTML, PDF or PNG)")
     _period(a)
-    a.add_argument("--district", help="one district (default: the whole city)")
     a.add_argument("--out", required=True, type=Path, help="FILE.html, FILE.pdf or FILE.png")
     a.set_defaults(func=_assessment)
     c = kinds.add_parser("csv", help="one row per incident with every transition time")
     _period(c)
-    c.add_argument("--district", help="one district (default: the whole city)")
     c.add_argument("--out", required=True, type=Path, help="FILE.csv ('-': standard output)")
     c.set_defaults(func=_csv)
     t = kinds.add_parser("times", help="response-time percentiles as JSON")
     _period(t)
-    t.add_argument("--district", help="one district (default: the whole city)")
     t.set_defaults(func=_times)
 
     export = sub.add_parser("export", help="an incident as CAP 1.2 XML or NENA EIDO JSON")
@@ -82,8 +95,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _period(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="start", required=True, metavar="DATE")
-    parser.add_argument("--to", dest="end", required=True, metavar="DATE")
+    parser.add_argument("--quarter", metavar="YYYY-QN", help="a quarter, e.g. 2026-Q4")
+    parser.add_argument("--month", metavar="YYYY-MM", help="a month, e.g. 2026-10")
+    parser.add_argument("--from", dest="start", metavar="DATE")
+    parser.add_argument("--to", dest="end", metavar="DATE")
+    parser.add_argument(
+        "--district", type=districts.argument, help="one district, e.g. 福田区 or futian "
+        "(default: the whole city)",
+    )  # fmt: skip
+    parser.add_argument("--lang", choices=i18n.LANGUAGES, help="default: the language setting")
     _common(parser)
 
 
@@ -143,12 +163,34 @@ def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return run
 
 
-def _range(args: argparse.Namespace, settings: AnalyticsSettings) -> tuple[float, float]:
-    start = parse_time(args.start, settings.utc_offset_min)
-    end = parse_time(args.end, settings.utc_offset_min, end=True)
-    if end <= start:
-        raise ValueError("--to must be after --from")
-    return start, end
+def _range(args: argparse.Namespace, settings: AnalyticsSettings) -> tuple[float, float, int]:
+    """The period's start and end (Unix times) and the local offset used (minutes)."""
+    given = [o for o in ("quarter", "month") if getattr(args, o)]
+    if args.start or args.end:
+        given.append("from/to")
+    if len(given) != 1:
+        raise ValueError("give one period: --quarter, --month, or --from and --to")
+    if given[0] == "from/to":
+        if not (args.start and args.end):
+            raise ValueError("--from and --to go together")
+        offset = settings.offset_min(_rough(args.start))
+        start = parse_time(args.start, offset)
+        end = parse_time(args.end, offset, end=True)
+        if end <= start:
+            raise ValueError("--to must be after --from")
+        return start, end, offset
+    first, after = quarter(args.quarter) if args.quarter else month(args.month)
+    if settings.utc_offset_min is not None:
+        zone: zoneinfo.ZoneInfo | timezone = timezone(timedelta(minutes=settings.utc_offset_min))
+    else:
+        zone = zoneinfo.ZoneInfo(settings.timezone)
+    start, end = bounds(first, after, zone)
+    return start, end, settings.offset_min(start)
+
+
+def _rough(text: str) -> float:
+    """A time near ``text`` (its UTC reading) to find the local offset there."""
+    return parse_time(text, 0)
 
 
 @_guarded
@@ -157,12 +199,15 @@ def _assessment(args: argparse.Namespace) -> int:
     if suffix not in REPORT_FORMATS:
         return _fail(f"--out must end in one of {', '.join(REPORT_FORMATS)}")
     s = _settings(args)
-    start, end = _range(args, s)
-    zones, offset = s.zone_map(), s.utc_offset_min
+    start, end, offset = _range(args, s)
+    zones, language = s.zone_map(), args.lang or s.language
     report = _run(
         s,
-        lambda r: assess(r, start, end, district=args.district, utc_offset_min=offset, zones=zones),
-    )
+        lambda r: assess(
+            r, start, end, district=args.district, utc_offset_min=offset, zones=zones,
+            language=language,
+        ),
+    )  # fmt: skip
     if suffix == ".html":
         args.out.write_text(render_html(report), encoding="utf-8")
     else:
@@ -174,22 +219,23 @@ def _assessment(args: argparse.Namespace) -> int:
 @_guarded
 def _csv(args: argparse.Namespace) -> int:
     s = _settings(args)
-    start, end = _range(args, s)
+    start, end, offset = _range(args, s)
     incidents = _run(
         s, lambda r: incident_times(r, start, end, district=args.district, zones=s.zone_map())
     )
+    language = args.lang or s.language
     if str(args.out) == "-":
-        write_incidents_csv(sys.stdout, incidents, utc_offset_min=s.utc_offset_min)
+        write_incidents_csv(sys.stdout, incidents, utc_offset_min=offset, language=language)
     else:
         with args.out.open("w", encoding="utf-8", newline="") as out:
-            write_incidents_csv(out, incidents, utc_offset_min=s.utc_offset_min)
+            write_incidents_csv(out, incidents, utc_offset_min=offset, language=language)
     return 0
 
 
 @_guarded
 def _times(args: argparse.Namespace) -> int:
     s = _settings(args)
-    start, end = _range(args, s)
+    start, end, _ = _range(args, s)
     figures = _run(
         s, lambda r: response_times(r, start, end, district=args.district, zones=s.zone_map())
     )
@@ -204,7 +250,9 @@ def _export(args: argparse.Namespace) -> int:
     record = _run(s, lambda r: load_incident(r, args.incident, zones=zones))
     if record is None:
         return _fail(f"no incident {args.incident!r}", 1)
-    options = ExportOptions(sender=s.sender, agency=s.agency, utc_offset_min=s.utc_offset_min)
+    # CAP and EIDO carry explicit offsets: the local one at export time is as good as any
+    offset = s.offset_min(time.time())
+    options = ExportOptions(sender=s.sender, agency=s.agency, utc_offset_min=offset)
     body = cap_xml(record, options) if args.format == "cap" else eido_json(record, options)
     sys.stdout.buffer.write(body)
     sys.stdout.flush()

@@ -10,7 +10,9 @@ from typing import Final
 from analytics import charts
 from analytics.assessment import Assessment
 from analytics.response_times import METRICS
-from analytics.wording import duration, percent, period, utc_offset
+from analytics.wording import alarm_type, duration, group, percent, period, zone
+from polewatch import districts, i18n
+from polewatch.poles.gridnames import grid_label
 
 _CSS: Final = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1c2430;
@@ -37,112 +39,107 @@ def _row(cells: Sequence[object], head: bool = False) -> str:
     return "<tr>" + "".join(f"<{tag}>{_e(c)}</{tag}>" for c in cells) + "</tr>"
 
 
-def _trend(value: float | None) -> str:
+def _trend(value: float | None, language: str) -> str:
     css = "" if value is None or value == 0 else (" class=up" if value > 0 else " class=down")
-    return f"<td{css}>{_e(percent(value))}</td>"
+    return f"<td{css}>{_e(percent(value, language))}</td>"
 
 
 def render_html(a: Assessment) -> str:
-    """The report as one self-contained HTML page (no external resource of any kind)."""
+    """The report as one self-contained HTML page (no external resource of any kind), in the
+    assessment's language."""
+    lang = a.language
+
+    def t(key: str, **params: object) -> str:
+        return i18n.translate(key, lang, **params)
+
+    def d(seconds: float | None) -> str:
+        return duration(seconds, lang)
+
     o = a.response.overall.metrics
+    change = percent(a.change_pct, lang)
     cards = [
-        ("Incidents", a.incidents, f"previous {a.previous_incidents} ({percent(a.change_pct)})"),
-        (
-            "Alarm to on scene, p90",
-            duration(o["alarm_to_scene"].p90),
-            f"p50 {duration(o['alarm_to_scene'].p50)}",
-        ),
-        (
-            "Alarm to dispatch, p90",
-            duration(o["alarm_to_dispatch"].p90),
-            f"p95 {duration(o['alarm_to_dispatch'].p95)}",
-        ),
-        ("Resolution, p90", duration(o["resolution"].p90), f"{a.response.merged} merged"),
-    ]
+        (t("report.card.incidents"), a.incidents,
+         t("report.card.previous", n=a.previous_incidents, change=change)),
+        (t("report.card.scene_p90"), d(o["alarm_to_scene"].p90),
+         f"p50 {d(o['alarm_to_scene'].p50)}"),
+        (t("report.card.dispatch_p90"), d(o["alarm_to_dispatch"].p90),
+         f"p95 {d(o['alarm_to_dispatch'].p95)}"),
+        (t("report.card.resolution_p90"), d(o["resolution"].p90),
+         t("report.card.merged", n=a.response.merged)),
+    ]  # fmt: skip
     types = "".join(
-        f"<tr><td>{_e(t.type)}</td><td>{t.count}</td><td>{t.previous}</td>{_trend(t.change_pct)}</tr>"
-        for t in a.by_type
+        f"<tr><td>{_e(alarm_type(a, x.type))}</td><td>{x.count}</td><td>{x.previous}</td>"
+        f"{_trend(x.change_pct, lang)}</tr>"
+        for x in a.by_type
     )
     prev = a.previous_overall.metrics
     response = "".join(
         _row(
-            [
-                charts.METRIC_LABELS[m],
-                o[m].count,
-                duration(o[m].p50),
-                duration(o[m].p90),
-                duration(o[m].p95),
-                duration(prev[m].p90),
-            ]
-        )
+            [t(f"metric.{m}"), o[m].count, d(o[m].p50), d(o[m].p90), d(o[m].p95), d(prev[m].p90)]
+        )  # fmt: skip
         for m in METRICS
     )
     worst = "".join(
         _row(
             [
-                g.grid,
-                g.district or "\u2013",
+                grid_label(g.grid, lang),
+                districts.display(g.district, lang) or "\u2013",
                 g.incidents,
-                duration(g.alarm_to_scene_p90),
-                duration(g.alarm_to_dispatch_p90),
-                duration(g.resolution_p90),
+                d(g.alarm_to_scene_p90),
+                d(g.alarm_to_dispatch_p90),
+                d(g.resolution_p90),
             ]
-        )
+        )  # fmt: skip
         for g in a.worst_grids
     )
     groups = "".join(
         _row(
             [
-                f.key,
+                group(a, f.key),
                 f.incidents,
-                duration(f.metrics["alarm_to_dispatch"].p90),
-                duration(f.metrics["alarm_to_scene"].p50),
-                duration(f.metrics["alarm_to_scene"].p90),
-                duration(f.metrics["resolution"].p90),
+                d(f.metrics["alarm_to_dispatch"].p90),
+                d(f.metrics["alarm_to_scene"].p50),
+                d(f.metrics["alarm_to_scene"].p90),
+                d(f.metrics["resolution"].p90),
             ]
-        )
+        )  # fmt: skip
         for f in [*a.response.by_priority, *([] if a.district else a.response.by_district)]
     )
+    heads = {
+        "types": ["report.col.type", "report.col.this", "report.col.previous", "report.col.change"],
+        "response": ["report.col.step", "report.col.measured", "", "", "",
+                     "report.col.previous_p90"],
+        "groups": ["report.col.group", "report.col.incidents", "report.col.dispatch_p90",
+                   "report.col.scene_p50", "report.col.scene_p90", "report.col.resolution_p90"],
+        "worst": ["report.col.grid", "report.col.district", "report.col.incidents",
+                  "report.col.scene_p90", "report.col.dispatch_p90",
+                  "report.col.resolution_p90"],
+    }  # fmt: skip
+    percentiles = iter(("p50", "p90", "p95"))
+    head = {
+        name: _row([t(k) if k else next(percentiles) for k in keys], head=True)
+        for name, keys in heads.items()
+    }
+    groups_title = t("report.h.groups_priority" if a.district else "report.h.groups")
+    card_html = "".join(f"<div class=card>{_e(x)}<b>{_e(v)}</b>{_e(s)}</div>" for x, v, s in cards)
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
+<html lang="{_e(lang)}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{_e(a.title)}</title><style>{_CSS}</style></head>
 <body><main>
 <h1>{_e(a.title)}</h1>
-<p class="sub">{_e(period(a))} (UTC{_e(utc_offset(a.utc_offset_min))}), compared with the
-previous period of the same length.</p>
-<div class="cards">{
-        "".join(f"<div class=card>{_e(t)}<b>{_e(v)}</b>{_e(s)}</div>" for t, v, s in cards)
-    }</div>
-<h2>Incidents by type</h2>
-<table>{_row(["Type", "This period", "Previous", "Change"], head=True)}{types}</table>
+<p class="sub">{_e(t("report.sub", period=period(a), tz=zone(a)))}</p>
+<div class="cards">{card_html}</div>
+<h2>{_e(t("report.h.types"))}</h2>
+<table>{head["types"]}{types}</table>
 <div class="charts"><figure>{charts.svg(a, "types")}</figure>
 <figure>{charts.svg(a, "daily")}</figure></div>
-<h2>Response times</h2>
-<table>{_row(["Step", "Measured", "p50", "p90", "p95", "Previous p90"], head=True)}{
-        response
-    }</table>
-<h2>By priority{"" if a.district else " and district"}</h2>
-<table>{
-        _row(
-            [
-                "Group",
-                "Incidents",
-                "Dispatch p90",
-                "On scene p50",
-                "On scene p90",
-                "Resolution p90",
-            ],
-            head=True,
-        )
-    }{groups}</table>
-<h2>Grids with the slowest response</h2>
-<table>{
-        _row(
-            ["Grid", "District", "Incidents", "On scene p90", "Dispatch p90", "Resolution p90"],
-            head=True,
-        )
-    }{worst}</table>
+<h2>{_e(t("report.h.response"))}</h2>
+<table>{head["response"]}{response}</table>
+<h2>{_e(groups_title)}</h2>
+<table>{head["groups"]}{groups}</table>
+<h2>{_e(t("report.h.worst"))}</h2>
+<table>{head["worst"]}{worst}</table>
 <div class="charts"><figure>{charts.svg(a, "response")}</figure>
 <figure>{charts.svg(a, "worst")}</figure></div>
 </main></body></html>

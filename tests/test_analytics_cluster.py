@@ -102,7 +102,7 @@ def test_report_and_export_commands_read_every_zone(
     zoned = [msgspec.structs.replace(i, id=f"{zones.locate(i.lon, i.lat)}-{i.id}") for i in week]
     write_incidents_to(redis_url, week)
     write_incidents_to(cluster_url, zoned, cluster=True, zones=zones)
-    period = ["--from", "2025-11-24", "--to", "2025-11-30", "--redis-url"]
+    period = ["--from", "2025-11-24", "--to", "2025-11-30", "--utc-offset", "0", "--redis-url"]
     assert main(["report", "times", *period, redis_url]) == 0
     single = json.loads(capsys.readouterr().out)
     monkeypatch.setenv("POLEWATCH_REDIS_CLUSTER", "true")

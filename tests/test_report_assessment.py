@@ -142,7 +142,9 @@ def test_pdf_and_png_pages(report: Assessment, tmp_path: Path) -> None:
 
 def test_report_command_writes_html_pdf_and_png(redis_url: str, tmp_path: Path) -> None:
     write_incidents_to(redis_url, known_week(START))
-    period = ["--from", "2025-11-24", "--to", "2025-11-30", "--redis-url", redis_url]
+    # the hand computation counts UTC days (the command's default is the city's time zone)
+    period = ["--from", "2025-11-24", "--to", "2025-11-30", "--utc-offset", "0",
+              "--redis-url", redis_url]  # fmt: skip
     for suffix in ("html", "pdf", "png"):
         out = tmp_path / f"q.{suffix}"
         assert main(["report", "assessment", *period, "--out", str(out)]) == 0
