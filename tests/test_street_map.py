@@ -235,3 +235,19 @@ async def test_patrol_app_shows_the_road_route_and_eta(
     await shot(page, "patrol-route.png")
     assert any("/api/route?" in u for u in requests)
     assert only_from(gateway, requests) == []
+
+
+async def test_console_without_webgl_falls_back_to_the_flat_map(gateway: str) -> None:
+    async with playwright_api.async_playwright() as pw:
+        no_webgl = [a for a in ARGS if "swiftshader" not in a] + ["--disable-3d-apis"]
+        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=no_webgl)
+        try:
+            page, requests, violations = await page_on(browser, {"width": 1280, "height": 720})
+            await signed_in(page, gateway)
+            await page.wait_for_selector("#map[data-map=flat]", state="attached")
+            await page.wait_for_selector("#conn.live")
+            assert await page.locator(".streets").count() == 0
+            assert only_from(gateway, requests) == []
+            assert violations == []
+        finally:
+            await browser.close()

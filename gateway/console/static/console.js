@@ -4,7 +4,7 @@
 
 import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep, playMjpeg } from "./common.js";
 import { tOr } from "./i18n.js";
-import { StreetMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, loadStreets, POLE_ZOOM } from "./map.js";
+import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, loadStreets, POLE_ZOOM } from "./map.js";
 
 const KEY = "pw.console.session";
 const $ = (id) => document.getElementById(id);
@@ -80,7 +80,7 @@ async function start() {
 }
 
 function setupMap() {
-  map = new StreetMap($("map"), { center: S.config.center, zoom: S.config.zoom, tileUrl: S.config.tile_url, api });
+  map = openMap($("map"), { center: S.config.center, zoom: S.config.zoom, tileUrl: S.config.tile_url, api });
   map.layers.push(districtLayer(() => S.districts), gridLayer(() => S.grids), poleLayer(() => S.poles), routeLayer(() => S.routes), cameraLayer, linkLayer, unitLayer,
     incidentLayer, foundLayer);
   map.onview = (m) => loadStreets(api, m, S);

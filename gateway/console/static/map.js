@@ -10,9 +10,12 @@
 
 import { Map as MapLibre, AttributionControl } from "./vendor/maplibre-gl.mjs";
 import { t, tOr } from "./i18n.js";
+import {
+  CanvasMap, GRID_ZOOM, POLE_ZOOM, districtLayer as flatDistricts, gridLayer as flatGrids,
+  poleLayer as flatPoles, routeLayer as flatRoutes,
+} from "./flatmap.js";
 
-export const GRID_ZOOM = 14;
-export const POLE_ZOOM = 15;
+export { GRID_ZOOM, POLE_ZOOM };
 const LABEL_ZOOM = 17.5;
 const Z = 1; // our zoom = MapLibre's zoom + Z (512-pixel tiles there, 256 here)
 const OSM = "© OpenStreetMap contributors";
@@ -107,13 +110,19 @@ export class StreetMap {
     canvas.before(box);
     canvas.classList.add("overlay");
     this.box = box;
-    this.gl = new MapLibre({
-      container: box, style: style(tileUrl), center, zoom: zoom - Z, minZoom: minZoom - Z, maxZoom: maxZoom - Z,
-      attributionControl: false, dragRotate: false, pitchWithRotate: false, touchPitch: false, fadeDuration: 0,
-      localIdeographFontFamily: FONT.join(", "),
-      transformRequest: (url) => (api && api.token() && new URL(url).origin === location.origin
-        ? { url, headers: { Authorization: `Bearer ${api.token()}` } } : { url }),
-    });
+    try {
+      this.gl = new MapLibre({
+        container: box, style: style(tileUrl), center, zoom: zoom - Z, minZoom: minZoom - Z, maxZoom: maxZoom - Z,
+        attributionControl: false, dragRotate: false, pitchWithRotate: false, touchPitch: false, fadeDuration: 0,
+        localIdeographFontFamily: FONT.join(", "),
+        transformRequest: (url) => (api && api.token() && new URL(url).origin === location.origin
+          ? { url, headers: { Authorization: `Bearer ${api.token()}` } } : { url }),
+      });
+    } catch (err) { // no WebGL2 here: leave the page as it was (see openMap)
+      box.remove();
+      canvas.classList.remove("overlay");
+      throw err;
+    }
     this.gl.touchZoomRotate.disableRotation();
     this.gl.keyboard.disableRotation();
     this.gl.addControl(new AttributionControl({ compact: false, customAttribution: OSM }), "bottom-right");
@@ -227,6 +236,28 @@ export class StreetMap {
   }
 }
 
+/** The street map, or where the browser has no WebGL2 the flat canvas map (districts, grids,
+ *  poles, routes and the live layers; no streets) with a notice saying so. */
+export function openMap(canvas, options = {}) {
+  try {
+    return new StreetMap(canvas, options);
+  } catch (err) {
+    console.warn("street map unavailable, drawing the flat map:", err.message);
+    const map = new CanvasMap(canvas, options);
+    canvas.dataset.map = "flat";
+    const notice = say("map.no_webgl", "No street map: this browser has no WebGL2");
+    map.layers.push({
+      draw(ctx, m) {
+        ctx.font = "11px sans-serif";
+        ctx.textAlign = "right";
+        ctx.fillStyle = "rgba(150,165,185,0.8)";
+        ctx.fillText(notice, m.width - 8, m.height - 8);
+      },
+    });
+    return map;
+  }
+}
+
 /** A base-map layer fed from the page's state: ``get()`` is looked at every frame and the
  *  source is replaced when it returns another object. */
 function baseLayer(get, update) {
@@ -239,11 +270,14 @@ function baseLayer(get, update) {
   };
 }
 
+/** A base-map layer that the flat map (no WebGL) draws itself with ``flat.draw``. */
+const withFlat = (flat, get, update) => ({ ...baseLayer(get, update), draw: flat.draw });
+
 const point = (lon, lat, properties) => ({ type: "Feature", properties, geometry: { type: "Point", coordinates: [lon, lat] } });
 
 /** District outlines and names from a GeoJSON FeatureCollection. */
 export function districtLayer(getGeojson) {
-  return baseLayer(getGeojson, (map, geo) => map.setData("districts", geo) && map.setData("district-names", {
+  return withFlat(flatDistricts(getGeojson), getGeojson, (map, geo) => map.setData("districts", geo) && map.setData("district-names", {
     type: "FeatureCollection",
     features: geo.features.map((f) => point(...f.properties.label, {
       label: f.properties.chinese ? `${f.properties.chinese}\n${f.properties.name}` : f.properties.name,
@@ -253,7 +287,7 @@ export function districtLayer(getGeojson) {
 
 /** Responsibility-grid outlines (from /api/console/map/grids), at street zooms. */
 export function gridLayer(getGrids) {
-  return baseLayer(getGrids, (map, grids) => map.setData("grids", {
+  return withFlat(flatGrids(getGrids), getGrids, (map, grids) => map.setData("grids", {
     type: "FeatureCollection",
     features: grids.map((g) => ({ type: "Feature", properties: { id: g.id },
       geometry: { type: "Polygon", coordinates: [[...g.outline, g.outline[0]]] } })),
@@ -262,14 +296,14 @@ export function gridLayer(getGrids) {
 
 /** Poles ([code, lon, lat, ...] from /api/console/map/poles), codes when zoomed right in. */
 export function poleLayer(getPoles) {
-  return baseLayer(getPoles, (map, poles) => map.setData("poles", {
+  return withFlat(flatPoles(getPoles), getPoles, (map, poles) => map.setData("poles", {
     type: "FeatureCollection", features: poles.map(([code, lon, lat]) => point(lon, lat, { code })),
   }));
 }
 
 /** Routes ([[lon, lat], ...] each, as /api/route answers them) drawn along the streets. */
 export function routeLayer(getRoutes) {
-  return baseLayer(getRoutes, (map, routes) => map.setData("routes", {
+  return withFlat(flatRoutes(getRoutes), getRoutes, (map, routes) => map.setData("routes", {
     type: "FeatureCollection",
     features: routes.filter((c) => c && c.length > 1)
       .map((coords) => ({ type: "Feature", properties: {}, geometry: { type: "LineString", coordinates: coords } })),

@@ -3,7 +3,7 @@
 // answered with big buttons; the phone's position is shared while on duty.
 
 import { Api, el, fill, haversine, bearing, compass, distanceText, durationText, clockText, label, beep } from "./common.js";
-import { StreetMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, roadText, loadStreets } from "./map.js";
+import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, roadText, loadStreets } from "./map.js";
 
 const $ = (id) => document.getElementById(id);
 const K = { token: "pw.patrol.token", last: "pw.patrol.last", job: "pw.patrol.job", duty: "pw.patrol.duty" };
@@ -45,7 +45,7 @@ function start() {
   $("signin").hidden = true;
   $("patrol").hidden = false;
   if (!P.map) {
-    P.map = new StreetMap($("minimap"), { zoom: 14, api });
+    P.map = openMap($("minimap"), { zoom: 14, api });
     P.map.layers.push(districtLayer(() => P.districts), gridLayer(() => P.streets.grids),
       poleLayer(() => P.streets.poles), routeLayer(() => P.routes), sceneLayer);
     P.map.onview = (m) => loadStreets(api, m, P.streets);

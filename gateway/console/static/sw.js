@@ -9,6 +9,7 @@ const SHELL = [
   "/console/static/patrol.js",
   "/console/static/common.js",
   "/console/static/map.js",
+  "/console/static/flatmap.js",
   "/console/static/vendor/maplibre-gl.mjs",
   "/console/static/vendor/maplibre-gl-worker.mjs",
   "/console/static/vendor/maplibre-gl.css",
