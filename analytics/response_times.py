@@ -13,6 +13,14 @@ Per incident (all in seconds; a figure is missing when either end never happened
 Percentiles are nearest-rank (the smallest value with at least p % of the values at or below
 it), so every figure is one that really happened and a hand computation can check it.
 Incidents merged into another are duplicates and count nowhere but in ``merged``.
+
+``merged`` counts the merged reports: every report that joined an incident instead of making
+its own, whether the dispatcher merged it on arrival (same place, within minutes) or an operator
+merged its incident into another. An incident's ``reports`` holds all it absorbed, its own
+first alarm aside, so ``merged`` is the sum of ``reports - 1`` over the period's incidents that
+were not themselves merged; of it, ``merged_by_operator`` is the number of incidents merged
+away and ``merged_automatic`` the rest. (An incident merged into one created before the period
+counts in that one's period.)
 """
 
 from __future__ import annotations
@@ -110,10 +118,15 @@ class ResponseTimes(msgspec.Struct, kw_only=True):
     district: str | None
     incidents: int
     merged: int
+    """Reports absorbed by the period's incidents: ``merged_automatic + merged_by_operator``."""
     overall: GroupFigures
     by_district: list[GroupFigures]
     by_grid: list[GroupFigures]
     by_priority: list[GroupFigures]
+    merged_automatic: int = 0
+    """Alarms the dispatcher merged into an open incident on arrival."""
+    merged_by_operator: int = 0
+    """Incidents an operator merged into another."""
 
 
 def _span(a: float | None, b: float | None) -> float | None:
@@ -214,11 +227,12 @@ def summarize(
     """Percentiles and counts overall, per district, per grid and per priority."""
     groups: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    merged = 0
+    merged = absorbed = 0
     for inc in incidents:
         if inc.state == "merged":
             merged += 1
             continue
+        absorbed += max(0, inc.reports - 1)
         keys_ = [
             ("all", "all"),
             ("district", inc.district or NO_DISTRICT),
@@ -247,7 +261,9 @@ def summarize(
         end=end,
         district=district,
         incidents=counts[("all", "all")],
-        merged=merged,
+        merged=absorbed,
+        merged_automatic=max(0, absorbed - merged),
+        merged_by_operator=merged,
         overall=figures(("all", "all")),
         by_district=of("district"),
         by_grid=of("grid"),

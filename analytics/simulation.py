@@ -248,7 +248,7 @@ def known_week(start: float) -> list[SimulatedIncident]:
         5  door_forced   2 Luohu    LH-01     3         40        900        943       1543
         6  loitering     3 Luohu    LH-01     2         15   (cancelled)
         7  camera_offline 4 Futian  FT-02   (escalated, never dispatched)
-        8  citizen_sos   1 Futian   FT-01   (merged into 1)
+        8  citizen_sos   1 Futian   FT-01   (merged into 1, which so holds two reports)
         9  intrusion     2 Futian   FT-02     2         38        300        340        940
            (first unit timed out after 30 s, the second acknowledged)
     """
@@ -274,6 +274,7 @@ def known_week(start: float) -> list[SimulatedIncident]:
         grid: str,
         steps: list[Step],
         delay: float = 0.0,
+        reports: int = 1,
     ) -> SimulatedIncident:
         lon, lat = _CENTRES[district]
         return SimulatedIncident(
@@ -288,13 +289,24 @@ def known_week(start: float) -> list[SimulatedIncident]:
             pole="1000001",
             alarm_delay=delay,
             steps=steps,
+            reports=reports,
         )
 
     return [
         inc("11", "intrusion", 2, -day, "Futian", "FT-01", done(1, 11, 111, 611)),
         inc("12", "call", 2, -2 * day, "Luohu", "LH-01", done(1, 11, 111, 611)),
         inc("13", "call", 2, -1.0, "Luohu", "LH-01", done(1, 11, 111, 611)),
-        inc("1", "citizen_sos", 1, 0.0, "Futian", "FT-01", done(1, 11, 181, 781), delay=2.0),
+        inc(
+            "1",
+            "citizen_sos",
+            1,
+            0.0,
+            "Futian",
+            "FT-01",
+            done(1, 11, 181, 781),
+            delay=2.0,
+            reports=2,
+        ),
         inc("2", "intrusion", 2, day + 2 * hour, "Futian", "FT-01", done(2, 32, 332, 1232)),
         inc("3", "intrusion", 2, 2 * day, "Futian", "FT-02", done(4, 24, 624, 1824), delay=1.0),
         inc("4", "call", 2, 2 * day + 5 * hour, "Luohu", "LH-01", done(1, 61, 481, 1081)),
