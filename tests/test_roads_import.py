@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from polewatch.cli import main
-from polewatch.roads import FeatureError, build_network, parse_feature, read_roads
+from polewatch.roads import FeatureError, RoadsError, build_network, parse_feature, read_roads
 from polewatch.zones import ZoneMap
 
 
@@ -188,3 +188,49 @@ def test_any_feature_builds_or_is_refused_with_a_reason(value: Any) -> None:
     net = build_network(ways)
     lon, lat = ways[0].coords[0]
     assert net.snap(lon, lat) is not None or net.edges == 0
+
+
+OSM_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<osm version="0.6" generator="polewatch test">
+  <node id="1" lat="22.5400" lon="114.0500" version="1"/>
+  <node id="2" lat="22.5400" lon="114.0600" version="1"/>
+  <node id="3" lat="22.5500" lon="114.0600" version="1"/>
+  <node id="4" lat="22.5500" lon="114.0700" version="1"/>
+  <way id="10" version="1"><nd ref="1"/><nd ref="2"/><tag k="highway" v="primary"/>
+    <tag k="name" v="深南大道"/><tag k="name:en" v="Shennan Boulevard"/></way>
+  <way id="11" version="1"><nd ref="3"/><nd ref="2"/><nd ref="99"/><tag k="highway" v="secondary"/>
+    <tag k="oneway" v="-1"/></way>
+  <way id="12" version="1"><nd ref="3"/><nd ref="4"/><tag k="building" v="yes"/></way>
+  <way id="13" version="1"><nd ref="98"/><nd ref="4"/><tag k="highway" v="residential"/></way>
+  <way id="14" version="1"><nd ref="3"/><nd ref="4"/><tag k="highway" v="footway"/></way>
+</osm>
+"""
+
+
+@pytest.mark.parametrize("suffix", [".osm", ".osm.pbf"])
+def test_openstreetmap_files_import_through_pyosmium(tmp_path: Path, suffix: str) -> None:
+    import osmium
+
+    xml = tmp_path / "roads.osm"
+    xml.write_text(OSM_XML, encoding="utf-8")
+    path = xml
+    if suffix == ".osm.pbf":
+        path = tmp_path / "roads.osm.pbf"
+        with osmium.SimpleWriter(str(path)) as writer:
+            for obj in osmium.FileProcessor(str(xml)):
+                writer.add(obj)
+    report = read_roads([path])
+    assert [(w.osm_id, w.name, w.name_en, w.oneway) for w in report.ways] == [
+        (10, "深南大道", "Shennan Boulevard", None),
+        (11, None, None, -1),  # node 99 is not in the file: the known run is kept
+    ]
+    assert [(p.feature, p.osm_id, p.reason) for p in report.problems] == [
+        (3, 13, "fewer than 2 points"),
+        (4, 14, "not drivable (highway=footway)"),
+    ]
+    net = build_network(report.ways)  # way 11 runs 2 -> 3 (oneway=-1 against 3, 2)
+    assert net.route(114.06, 22.54, 114.06, 22.55) is not None
+    assert net.route(114.06, 22.55, 114.06, 22.54) is None
+    (tmp_path / "bad.osm.pbf").write_bytes(b"not a pbf" * 10)
+    with pytest.raises(RoadsError, match="not a readable OpenStreetMap file"):
+        read_roads([tmp_path / "bad.osm.pbf"])

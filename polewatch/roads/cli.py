@@ -35,8 +35,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     roads = sub.add_parser("roads", help="the road network: import, inspect, route")
     actions = roads.add_subparsers(dest="roads_command", required=True, metavar="ACTION")
 
-    imp = actions.add_parser("import", help="import GeoJSON road files as the city's graph")
-    imp.add_argument("files", nargs="+", metavar="FILE", help="GeoJSON LineString roads")
+    imp = actions.add_parser("import", help="import road files as the city's graph")
+    imp.add_argument(
+        "files", nargs="+", metavar="FILE", help="GeoJSON LineStrings, or .osm.pbf/.osm files"
+    )
     imp.add_argument("--dry-run", action="store_true", help="check and build, write nothing")
     imp.add_argument("--strict", action="store_true", help="exit 1 if any feature was refused")
     _common(imp)

@@ -1,4 +1,5 @@
-"""Reading road networks (GeoJSON LineStrings / MultiLineStrings) into ways, with a report.
+"""Reading road networks (GeoJSON LineStrings / MultiLineStrings, or OpenStreetMap files
+through :mod:`polewatch.roads.osm`) into ways, with a report.
 
 Each feature either becomes one way per line part or is refused with its number (features
 count from 1, as the pole import counts GeoJSON rows) and the reason: not an object, no
@@ -177,7 +178,11 @@ def to_geojson(ways: Iterable[Way]) -> bytes:
 
 
 # --- helpers -------------------------------------------------------------------------------
-def _features(path: Path) -> list[Any]:
+def _features(path: Path) -> Iterable[Any]:
+    from polewatch.roads.osm import is_osm, osm_features
+
+    if is_osm(path):
+        return osm_features(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
