@@ -128,9 +128,15 @@ def read_streets(paths: Sequence[str | Path]) -> tuple[list[Street], int]:
     )
     kept: list[Street] = []
     for streets in files:
-        if kept:
-            tree = shapely.STRtree(_lines(kept))
-            streets = [piece for s in streets for piece in _outside(s, tree)]
+        if kept and streets:
+            xy = np.concatenate([s.xy for s in streets])
+            fresh = _distance(_segments(kept), xy[:, 0], xy[:, 1]) > DUPLICATE_M
+            ends = np.cumsum([len(s.xy) for s in streets])
+            streets = [
+                piece
+                for s, part in zip(streets, np.split(fresh, ends[:-1]), strict=True)
+                for piece in _outside(s, part)
+            ]
         kept += streets
     return kept, len(report.problems)
 
@@ -141,6 +147,13 @@ def _lines(streets: Sequence[Street]) -> NDArray[np.object_]:
     return shapely.linestrings(  # type: ignore[no-any-return]
         np.concatenate([s.xy for s in streets]), indices=np.repeat(np.arange(len(sizes)), sizes)
     )
+
+
+def _segments(streets: Sequence[Street]) -> shapely.STRtree:
+    """A search tree of the streets' segments (small boxes: nearest queries stay cheap)."""
+    a = np.concatenate([s.xy[:-1] for s in streets])
+    b = np.concatenate([s.xy[1:] for s in streets])
+    return shapely.STRtree(shapely.linestrings(np.stack([a, b], axis=1)))
 
 
 def _length(xy: NDArray[np.float64]) -> float:
@@ -154,10 +167,14 @@ def _densify(xy: NDArray[np.float64]) -> NDArray[np.float64]:
     return dense
 
 
-def _outside(street: Street, tree: shapely.STRtree) -> list[Street]:
-    """The stretches of ``street`` that do not run along a way already in ``tree``."""
-    _, dist = tree.query_nearest(shapely.points(street.xy), return_distance=True, all_matches=False)
-    fresh = dist > DUPLICATE_M
+def _distance(tree: shapely.STRtree, x: Any, y: Any) -> NDArray[np.float64]:
+    """Each point's distance to the nearest segment of ``tree``."""
+    _, dist = tree.query_nearest(shapely.points(x, y), return_distance=True, all_matches=False)
+    return dist  # type: ignore[no-any-return]
+
+
+def _outside(street: Street, fresh: NDArray[np.bool_]) -> list[Street]:
+    """The stretches of ``street`` made of ``fresh`` vertices (not along an earlier way)."""
     if fresh.all():
         return [street]
     # runs of consecutive fresh vertices
@@ -207,9 +224,7 @@ def place_poles(streets: Sequence[Street], rng: np.random.Generator) -> StreetPo
         np.concatenate(xs), np.concatenate(ys), np.concatenate(stations),
         np.concatenate(owners), np.concatenate(odds),
     )  # fmt: skip
-    tree = shapely.STRtree(_lines(streets))
-    _, dist = tree.query_nearest(shapely.points(out.x, out.y), return_distance=True,
-                                 all_matches=False)  # fmt: skip
+    dist = _distance(_segments(streets), out.x, out.y)
     return out.take((dist >= KERB_M[0]) & (dist <= KERB_M[1]))
 
 
