@@ -80,6 +80,15 @@ WEEK = [
 ]
 
 NONE = (0, None, None, None, None)
+METRICS = ("alarm_to_dispatch", "dispatch_to_ack", "ack_to_scene", "alarm_to_scene", "resolution")
+
+
+def one(**incident: tuple[float, ...]) -> dict[str, tuple[Any, ...]]:
+    """The figures of a group of one incident: each of its durations is every statistic."""
+    ((_, durations),) = incident.items()
+    return {m: (1, d, d, d, d) for m, d in zip(METRICS, durations, strict=True)}
+
+
 # metric -> (count, p50, p90, p95, mean), per group
 EXPECTED: dict[str, dict[str, tuple[int, float | None, float | None, float | None, float | None]]]
 EXPECTED = {
@@ -102,23 +111,14 @@ EXPECTED = {
               "ack_to_scene": (1, 600.0, 600.0, 600.0, 600.0),
               "alarm_to_scene": (1, 665.0, 665.0, 665.0, 665.0),
               "resolution": (1, 1663.0, 1663.0, 1663.0, 1663.0)},
-    "Nanshan": dict.fromkeys(("alarm_to_dispatch", "dispatch_to_ack", "ack_to_scene",
-                              "alarm_to_scene", "resolution"), NONE),
+    "Nanshan": dict.fromkeys(METRICS, NONE),
 }  # fmt: skip
 EXPECTED["FT-01"] = EXPECTED["Futian"]
-EXPECTED["LH-01"] = {"alarm_to_dispatch": (1, 5.0, 5.0, 5.0, 5.0),
-                     "dispatch_to_ack": (1, 60.0, 60.0, 60.0, 60.0),
-                     "ack_to_scene": (1, 600.0, 600.0, 600.0, 600.0),
-                     "alarm_to_scene": (1, 665.0, 665.0, 665.0, 665.0),
-                     "resolution": (1, 1663.0, 1663.0, 1663.0, 1663.0)}  # fmt: skip
+EXPECTED["LH-01"] = one(a4=(5.0, 60.0, 600.0, 665.0, 1663.0))
 EXPECTED["LH-02"] = {**EXPECTED["Nanshan"], "alarm_to_dispatch": (1, 40.0, 40.0, 40.0, 40.0),
                      "dispatch_to_ack": (1, 60.0, 60.0, 60.0, 60.0)}  # fmt: skip
 EXPECTED["NS-01"] = EXPECTED["Nanshan"]
-EXPECTED["P1"] = {"alarm_to_dispatch": (1, 10.0, 10.0, 10.0, 10.0),
-                  "dispatch_to_ack": (1, 10.0, 10.0, 10.0, 10.0),
-                  "ack_to_scene": (1, 184.0, 184.0, 184.0, 184.0),
-                  "alarm_to_scene": (1, 204.0, 204.0, 204.0, 204.0),
-                  "resolution": (1, 800.0, 800.0, 800.0, 800.0)}  # fmt: skip
+EXPECTED["P1"] = one(a1=(10.0, 10.0, 184.0, 204.0, 800.0))
 # a2, a4
 EXPECTED["P2"] = {"alarm_to_dispatch": (2, 5.0, 20.0, 20.0, 12.5),
                   "dispatch_to_ack": (2, 30.0, 60.0, 60.0, 45.0),
