@@ -234,3 +234,30 @@ def test_openstreetmap_files_import_through_pyosmium(tmp_path: Path, suffix: str
     (tmp_path / "bad.osm.pbf").write_bytes(b"not a pbf" * 10)
     with pytest.raises(RoadsError, match="not a readable OpenStreetMap file"):
         read_roads([tmp_path / "bad.osm.pbf"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=12),
+       cut=st.integers(0, 10**6) | st.none())  # fmt: skip
+def test_damaged_pbf_files_are_read_or_refused_as_a_whole(
+    tmp_path: Path, flips: list[tuple[int, int]], cut: int | None
+) -> None:
+    import osmium
+
+    xml, pbf, damaged = tmp_path / "r.osm", tmp_path / "r.osm.pbf", tmp_path / "d.osm.pbf"
+    if not pbf.exists():
+        xml.write_text(OSM_XML, encoding="utf-8")
+        with osmium.SimpleWriter(str(pbf)) as writer:
+            for obj in osmium.FileProcessor(str(xml)):
+                writer.add(obj)
+    data = bytearray(pbf.read_bytes())
+    for at, value in flips:
+        data[at % len(data)] = value
+    damaged.write_bytes(bytes(data if cut is None else data[: cut % len(data)]))
+    try:
+        report = read_roads([damaged])
+    except RoadsError as exc:
+        assert "d.osm.pbf" in str(exc)
+        return
+    assert all(len(w.coords) >= 2 for w in report.ways)

@@ -109,6 +109,8 @@ def _cached(client: Any, city: str, version: int) -> RoadNetwork | None:
 
 def _remember(client: Any, city: str, network: RoadNetwork | None) -> RoadNetwork | None:
     if network is not None:
+        for key in [k for k, (ref, _) in _cache.items() if ref() is None]:
+            del _cache[key]  # closed clients' networks
         _cache[(id(client), city)] = (weakref.ref(client), network)
     return network
 
