@@ -17,7 +17,7 @@ from polewatch import i18n
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("gateway", "polewatch", "analytics", "simulators", "edge", "dispatcher")
 USES = (
-    re.compile(r"""\bt\(\s*["']([a-z0-9_.]+)["']"""),  # t("key") in pages
+    re.compile(r"""\bt(?:Or)?\(\s*["']([a-z0-9_.]+)["']"""),  # t("key"), tOr("key", ...)
     re.compile(r"""data-i18n(?:-[a-z-]+)?=["']([a-z0-9_.]+)["']"""),  # static markup
     re.compile(r"""\btranslate\(\s*["']([a-z0-9_.]+)["']"""),  # server side
     re.compile(r"""\b_\(\s*["']([a-z0-9_.]+)["']"""),  # bound translators: _("key")

@@ -3,7 +3,7 @@
 // as a "picture" and then as changes over one EventSource; nothing polls the whole state.
 
 import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep, playMjpeg } from "./common.js";
-import { tOr } from "./i18n.js";
+import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, timeText } from "./i18n.js";
 import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, loadStreets, POLE_ZOOM } from "./map.js";
 
 const KEY = "pw.console.session";
@@ -17,7 +17,7 @@ const CAMERA_COLOR = { online: "#5fd4e6", degraded: "#e3a13b" };
 const TYPES = ["call", "citizen_sos", "intrusion", "crowd", "loitering", "door_forced", "tamper"];
 
 let session = JSON.parse(sessionStorage.getItem(KEY) || "null");
-const api = new Api(() => session && session.token, () => signOut("Your session has ended; sign in again."));
+const api = new Api(() => session && session.token, () => signOut(t("console.session_ended")));
 const S = {
   config: null, incidents: new Map(), units: new Map(), cameras: new Map(), audit: [],
   seen: new Map(), selected: null, detail: null, districts: null, grids: [], poles: [],
@@ -48,7 +48,7 @@ async function signIn(event) {
     }
   } catch (err) {
     session = null;
-    $("login-error").textContent = err.status === 401 ? "Unknown login or wrong password." : err.message;
+    $("login-error").textContent = err.status === 401 ? t("console.bad_login") : err.message;
     return;
   }
   sessionStorage.setItem(KEY, JSON.stringify(session));
@@ -73,7 +73,7 @@ async function start() {
   }
   $("login").hidden = true;
   $("app").hidden = false;
-  fill($("who"), el("b", { text: session.login }), " · ", session.role);
+  fill($("who"), el("b", { text: session.login }), " · ", tOr(`role.${session.role}`, session.role));
   S.config = S.config || await api.get("/api/console/config");
   if (!map) setupMap();
   connect();
@@ -95,8 +95,8 @@ function setupMap() {
   $("zoom-out").onclick = () => map.zoomAt(map.width / 2, map.height / 2, -1);
   fill($("legend"),
     ...[1, 2, 3, 4].map((p) => el("span", {}, dot(PRIO[p]), `P${p}`)),
-    ...Object.entries(UNIT_COLOR).map(([s, c]) => el("span", {}, square(c), label(s))),
-    el("span", {}, square("#5fd4e6"), "camera"));
+    ...Object.entries(UNIT_COLOR).map(([s, c]) => el("span", {}, square(c), unitStatusName(s))),
+    el("span", {}, square("#5fd4e6"), t("console.camera")));
 }
 
 /** The corners of every district's outline: what "the whole city" is. */
@@ -119,9 +119,9 @@ function connect() {
   const source = new EventSource(api.url("/api/console/live"));
   S.source = source;
   const conn = $("conn");
-  source.onopen = () => { conn.className = "conn live"; conn.textContent = "live"; };
+  source.onopen = () => { conn.className = "conn live"; conn.textContent = t("console.live"); };
   source.onerror = async () => {
-    conn.className = "conn down"; conn.textContent = "reconnecting";
+    conn.className = "conn down"; conn.textContent = t("console.reconnecting");
     if (source.readyState === EventSource.CLOSED) {
       try { await api.get("/api/console/me"); setTimeout(connect, 2000); } catch { /* signed out */ }
     }
@@ -187,7 +187,7 @@ function sortedIncidents() {
 }
 
 function place(inc) {
-  return [inc.pole && `pole ${inc.pole}`, inc.district].filter(Boolean).join(" · ") || `${inc.lat.toFixed(4)}, ${inc.lon.toFixed(4)}`;
+  return [inc.pole && t("console.pole", { code: inc.pole }), inc.district_name || inc.district].filter(Boolean).join(" · ") || `${inc.lat.toFixed(4)}, ${inc.lon.toFixed(4)}`;
 }
 
 function renderQueue() {
@@ -199,11 +199,11 @@ function renderQueue() {
     return el(`li.q${inc.id === S.selected ? ".selected" : ""}${fresh ? ".fresh" : ""}`,
       { dataset: { id: inc.id, state: inc.state, priority: inc.priority }, onclick: () => openIncident(inc.id) },
       el(`span.prio.p${inc.priority}`, { text: `P${inc.priority}` }),
-      el("span.type", { text: `${label(inc.type)}${inc.reports > 1 ? ` ×${inc.reports}` : ""}` }),
+      el("span.type", { text: `${typeName(inc.type)}${inc.reports > 1 ? ` ×${inc.reports}` : ""}` }),
       el("span.age", { text: durationText(now - (inc.alarm_ts || inc.created)) }),
       el("span.where", { text: `#${inc.id} · ${place(inc)}` }),
-      el("span.meta", {}, el(`span.chip.${inc.state}`, { text: label(inc.state) })));
-  }) : el("li.empty", { text: "No open incidents" }));
+      el("span.meta", {}, el(`span.chip.${inc.state}`, { text: stateName(inc.state) })));
+  }) : el("li.empty", { text: t("console.no_incidents") }));
 }
 
 function renderUnits() {
@@ -212,10 +212,10 @@ function renderUnits() {
     (UNIT_ORDER[a.status] ?? 9) - (UNIT_ORDER[b.status] ?? 9) || a.id.localeCompare(b.id, undefined, { numeric: true }));
   const counts = {};
   for (const u of units) counts[u.status] = (counts[u.status] || 0) + 1;
-  $("unit-summary").textContent = Object.entries(counts).map(([k, v]) => `${v} ${label(k)}`).join(" · ");
+  $("unit-summary").textContent = Object.entries(counts).map(([k, v]) => `${v} ${unitStatusName(k)}`).join(" · ");
   fill($("units"), units.slice(0, 400).map((u) => el("li.u", { dataset: { id: u.id, status: u.status } },
     el("span.id", { text: u.id }),
-    el("span", {}, el(`span.chip.${u.status}`, { text: label(u.status) })),
+    el("span", {}, el(`span.chip.${u.status}`, { text: unitStatusName(u.status) })),
     el("span.grid", { text: u.capabilities.join(", ") || "–" }),
     el("span", {}, u.status === "unresponsive" ? el("button.ghost.restore", { text: tOr("unit.restore", "Restore"), title: tOr("unit.restore_title", "Back into the rotation (reached another way)"), onclick: () => restoreUnit(u) })
       : u.incident ? el("a.link", { href: "#", text: `#${u.incident}`, onclick: (e) => { e.preventDefault(); openIncident(u.incident); } }) : "–"),
@@ -235,9 +235,9 @@ async function restoreUnit(u) {
 
 function renderActivity() {
   fill($("activity"), S.audit.slice(-7).map((ev) => el("li", {},
-    el("span.t", { text: clockText(ev.ts) }),
-    el("b", { text: `#${ev.incident}` }), ` ${label(ev.event)}`,
-    ev.unit ? ` · ${ev.unit}` : "", ev.actor ? ` · by ${ev.actor}` : "",
+    el("span.t", { text: timeText(ev.ts) }),
+    el("b", { text: `#${ev.incident}` }), ` ${stateName(ev.event)}`,
+    ev.unit ? ` · ${ev.unit}` : "", ev.actor ? ` · ${t("console.activity_by", { actor: ev.actor })}` : "",
     ev.detail ? ` · ${ev.detail}` : "")));
 }
 
@@ -248,14 +248,14 @@ function renderStats() {
   const free = [...S.units.values()].filter((u) => u.status === "available").length;
   const duty = [...S.units.values()].filter((u) => u.status !== "off_duty").length;
   fill($("stats"),
-    el("span", {}, el("b", { text: list.length }), "open"),
+    el("span", {}, el("b", { text: list.length }), t("console.stat.open")),
     el("span.p1", {}, el("b", { text: p1 }), "P1"),
-    el("span", {}, el("b", { text: waiting }), "waiting"),
-    el("span", {}, el("b", { text: `${free}/${duty}` }), "units free"));
+    el("span", {}, el("b", { text: waiting }), t("console.stat.waiting")),
+    el("span", {}, el("b", { text: `${free}/${duty}` }), t("console.stat.free")));
 }
 
 setInterval(() => {
-  $("clock").textContent = new Date().toLocaleTimeString([], { hour12: false });
+  $("clock").textContent = timeText(Date.now() / 1000);
   if (!$("app").hidden && S.view === "ops") renderQueue();
 }, 1000);
 
@@ -373,7 +373,7 @@ const incidentLayer = {
     const shown = drawn.sort().join(" ");
     if (m.canvas.dataset.incidents !== shown) {
       m.canvas.dataset.incidents = shown;
-      m.canvas.setAttribute("aria-label", `map: ${drawn.length} incidents in view`);
+      m.canvas.setAttribute("aria-label", t("console.map_label", { n: drawn.length }));
     }
   },
 };
@@ -462,62 +462,62 @@ function renderDetail() {
   const free = [...S.units.values()].filter((u) => u.status === "available" && u.lon != null)
     .map((u) => [u, haversine(u.lon, u.lat, inc.lon, inc.lat)]).sort((a, b) => a[1] - b[1]).slice(0, 30);
   const unitChoice = el("select#reassign-unit.unit-choice", {},
-    el("option", { value: "", text: "nearest free unit" }),
+    el("option", { value: "", text: t("console.nearest_free") }),
     free.map(([u, d]) => el("option", { value: u.id, text: `${u.id} · ${distanceText(d)}` })));
   const evaluation = el("select#evaluation", {}, [5, 4, 3, 2, 1].map((n) => el("option", { value: n, text: `${n} ★` })));
-  const mergeWith = el("input#merge-other", { placeholder: "incident id", size: 8 });
-  const splitAlarm = el("select#split-alarm", {}, alarms.filter((a) => a.id).map((a) => el("option", { value: a.id, text: `${a.type || "alarm"} ${clockText(a.ts)}` })));
+  const mergeWith = el("input#merge-other", { placeholder: t("console.incident_id"), size: 8 });
+  const splitAlarm = el("select#split-alarm", {}, alarms.filter((a) => a.id).map((a) => el("option", { value: a.id, text: `${a.type ? typeName(a.type) : t("console.alarm")} ${timeText(a.ts)}` })));
   const open = OPEN.has(inc.state);
   const units = inc.units.map((id) => {
     const u = S.units.get(id);
     const d = u && u.lon != null ? haversine(u.lon, u.lat, inc.lon, inc.lat) : null;
-    return el("li", {}, el("b", { text: id }), el("span", {}, el(`span.chip.${u ? u.status : "off_duty"}`, { text: u ? label(u.status) : "?" })),
-      el("span", { text: d == null ? "position unknown" : `${distanceText(d)} · ETA ${durationText(d / speed)}` }));
+    return el("li", {}, el("b", { text: id }), el("span", {}, el(`span.chip.${u ? u.status : "off_duty"}`, { text: u ? unitStatusName(u.status) : "?" })),
+      el("span", { text: d == null ? t("console.position_unknown") : `${distanceText(d)} · ${t("console.eta", { t: durationText(d / speed) })}` }));
   });
   fill($("detail"),
     el("div.head", {},
       el(`span.prio.p${inc.priority}`, { text: `P${inc.priority}` }),
-      el("span.title", { text: `${label(inc.type)} #${inc.id}` }),
-      el(`span.chip.${inc.state}`, { text: label(inc.state), id: "detail-state" }),
-      el("button.ghost.close-x", { title: "Close panel", text: "×", onclick: closeDetail })),
+      el("span.title", { text: `${typeName(inc.type)} #${inc.id}` }),
+      el(`span.chip.${inc.state}`, { text: stateName(inc.state), id: "detail-state" }),
+      el("button.ghost.close-x", { title: t("console.close_panel"), text: "×", onclick: closeDetail })),
     el("dl.kv", {},
-      el("dt", { text: "Place" }), el("dd", { text: place(inc) }),
-      el("dt", { text: "Grid" }), el("dd", { text: inc.grid || "–" }),
-      el("dt", { text: "Raised" }), el("dd", { text: `${clockText(inc.alarm_ts || inc.created)} · ${durationText(Date.now() / 1000 - (inc.alarm_ts || inc.created))} ago` }),
-      el("dt", { text: "Reports" }), el("dd", { text: String(inc.reports) }),
-      inc.text ? [el("dt", { text: "Text" }), el("dd.user-text", { text: inc.text })] : null,
-      inc.evaluation ? [el("dt", { text: "Evaluation" }), el("dd", { text: `${inc.evaluation} ★` })] : null),
-    el("h3", { text: `Units (${inc.units.length}/${inc.wanted})` }),
-    el("ol.assigned", {}, units.length ? units : el("li.muted", { text: "none assigned" })),
-    el("h3", { text: "Actions" }),
+      el("dt", { text: t("console.place") }), el("dd", { text: place(inc) }),
+      el("dt", { text: t("console.grid") }), el("dd", { text: inc.grid_name || inc.grid || "–", title: inc.grid || "" }),
+      el("dt", { text: t("console.raised") }), el("dd", { text: `${timeText(inc.alarm_ts || inc.created)} · ${t("console.ago", { t: durationText(Date.now() / 1000 - (inc.alarm_ts || inc.created)) })}` }),
+      el("dt", { text: t("console.reports") }), el("dd", { text: String(inc.reports) }),
+      inc.text ? [el("dt", { text: t("console.text") }), el("dd.user-text", { text: inc.text })] : null,
+      inc.evaluation ? [el("dt", { text: t("console.evaluation") }), el("dd", { text: `${inc.evaluation} ★` })] : null),
+    el("h3", { text: t("console.units_n", { n: inc.units.length, wanted: inc.wanted }) }),
+    el("ol.assigned", {}, units.length ? units : el("li.muted", { text: t("console.none_assigned") })),
+    el("h3", { text: t("console.actions") }),
     el("div.actions", {}, unitChoice,
-      el("button#do-reassign", { text: "Reassign", disabled: !open, onclick: act("reassign", () => (unitChoice.value ? { unit: unitChoice.value } : {}), "Reassignment sent") }),
-      el("button#do-add", { text: "Add unit", disabled: !open, onclick: act("add-unit", () => (unitChoice.value ? { unit: unitChoice.value } : {}), "Extra unit requested") })),
+      el("button#do-reassign", { text: t("console.reassign"), disabled: !open, onclick: act("reassign", () => (unitChoice.value ? { unit: unitChoice.value } : {}), t("console.reassign_sent")) }),
+      el("button#do-add", { text: t("console.add_unit"), disabled: !open, onclick: act("add-unit", () => (unitChoice.value ? { unit: unitChoice.value } : {}), t("console.add_unit_sent")) })),
     el("div.actions", {}, evaluation,
-      el("button#do-close.primary", { text: "Close with evaluation", disabled: inc.state !== "resolved",
-        title: inc.state === "resolved" ? "" : "Only a resolved incident can be closed",
-        onclick: act("close", () => ({ evaluation: Number(evaluation.value) }), "Closed") }),
-      el("button#do-cancel.danger", { text: "Cancel", disabled: !open,
-        onclick: act("cancel", () => ({ reason: `cancelled by ${session.login}` }), "Cancelled") })),
+      el("button#do-close.primary", { text: t("console.close_eval"), disabled: inc.state !== "resolved",
+        title: inc.state === "resolved" ? "" : t("console.close_only_resolved"),
+        onclick: act("close", () => ({ evaluation: Number(evaluation.value) }), t("console.closed")) }),
+      el("button#do-cancel.danger", { text: t("console.cancel"), disabled: !open,
+        onclick: act("cancel", () => ({ reason: t("console.cancelled_by", { login: session.login }) }), t("console.cancelled")) })),
     el("div.actions", {}, mergeWith,
-      el("button#do-merge", { text: "Merge into this", disabled: !open, onclick: act("merge", () => ({ other: mergeWith.value.trim() }), "Merge sent") }),
-      alarms.length > 1 ? [splitAlarm, el("button#do-split", { text: "Split out", disabled: !open, onclick: act("split", () => ({ alarm: splitAlarm.value }), "Split sent") })] : null),
+      el("button#do-merge", { text: t("console.merge"), disabled: !open, onclick: act("merge", () => ({ other: mergeWith.value.trim() }), t("console.merge_sent")) }),
+      alarms.length > 1 ? [splitAlarm, el("button#do-split", { text: t("console.split"), disabled: !open, onclick: act("split", () => ({ alarm: splitAlarm.value }), t("console.split_sent")) })] : null),
     el("div.actions", {},
       el("a.button#export-cap", { href: api.url(`/api/console/incidents/${encodeURIComponent(inc.id)}/export.cap`), text: "CAP XML", download: `${inc.id}.cap.xml` }),
       el("a.button#export-eido", { href: api.url(`/api/console/incidents/${encodeURIComponent(inc.id)}/export.eido`), text: "EIDO JSON", download: `${inc.id}.eido.json` })),
     notice,
-    el("h3", { text: "Timeline" }),
+    el("h3", { text: t("console.timeline") }),
     el("ol.timeline#timeline", {}, timeline.map((ev) => el(`li.${ev.event}`, {},
-      el("span.t", { text: clockText(ev.ts) }),
-      el("span", {}, el("b", { text: label(ev.event) }), ev.unit ? ` ${ev.unit}` : "",
+      el("span.t", { text: timeText(ev.ts) }),
+      el("span", {}, el("b", { text: stateName(ev.event) }), ev.unit ? ` ${ev.unit}` : "",
         ev.actor ? el("span.who", { text: ` · ${ev.actor}` }) : "", ev.detail ? el("span.who", { text: ` · ${ev.detail}` }) : "")))),
-    el("h3", { text: `Reports (${alarms.length})` }),
+    el("h3", { text: t("console.reports_n", { n: alarms.length }) }),
     el("ol.alarms#alarms", {}, alarms.map((a) => el("li", {},
-      el("div", {}, el("b", { text: label(a.type || "alarm") }), el("span.src", { text: ` · ${a.source || ""} · ${clockText(a.ts)}` })),
+      el("div", {}, el("b", { text: a.type ? typeName(a.type) : t("console.alarm") }), el("span.src", { text: ` · ${a.source || ""} · ${timeText(a.ts)}` })),
       a.text ? el("div.text", { text: a.text }) : null,
       a.phone ? el("div.src", { text: `☎ ${a.phone}` }) : null,
-      a.expired ? el("div.src", { text: "(report expired)" }) : null,
-      a.snapshot ? el("img", { src: api.url(`/api/console/snapshots/${encodeURIComponent(a.snapshot)}`), alt: "camera snapshot", loading: "lazy" }) : null))));
+      a.expired ? el("div.src", { text: t("console.report_expired") }) : null,
+      a.snapshot ? el("img", { src: api.url(`/api/console/snapshots/${encodeURIComponent(a.snapshot)}`), alt: t("console.snapshot"), loading: "lazy" }) : null))));
   $("detail").hidden = false;
 }
 
@@ -534,10 +534,10 @@ async function lookUp(event) {
   } catch (err) {
     if (err.status === 404 && err.body && err.body.candidates) {
       S.found = null;
-      fill(out, el("p.muted", { text: `No pole ${code}. Did the caller mean:` }),
+      fill(out, el("p.muted", { text: t("console.no_pole", { code }) }),
         el("ol.cands#candidates", {}, err.body.candidates.map((c) => el("li", { onclick: () => showPole(c) },
           el("span", {}, el("b", { text: c.code }), ` ${c.road || ""}`),
-          el("span.why", { text: [label(c.mistake), c.district, c.distance_m != null ? distanceText(c.distance_m) : null].filter(Boolean).join(" · ") })))));
+          el("span.why", { text: [tOr(`mistake.${c.mistake}`, label(c.mistake)), c.district_name || c.district, c.distance_m != null ? distanceText(c.distance_m) : null].filter(Boolean).join(" · ") })))));
     } else {
       fill(out, el("p.error", { text: err.message }));
     }
@@ -547,9 +547,9 @@ async function lookUp(event) {
 function showPole(pole) {
   S.found = pole;
   map.setView([pole.lon, pole.lat], Math.max(map.zoom, 16.5));
-  const type = el("select#call-type", {}, TYPES.map((t) => el("option", { value: t, text: label(t) })));
-  const text = el("input#call-text.wide", { placeholder: "What the caller says", maxLength: 2000 });
-  const phone = el("input#call-phone", { placeholder: "Caller phone", maxLength: 32 });
+  const type = el("select#call-type", {}, TYPES.map((x) => el("option", { value: x, text: typeName(x) })));
+  const text = el("input#call-text.wide", { placeholder: t("console.caller_says"), maxLength: 2000 });
+  const phone = el("input#call-phone", { placeholder: t("console.caller_phone"), maxLength: 32 });
   const notice = el("p.notice");
   const form = el("form", {
     onsubmit: async (e) => {
@@ -559,15 +559,15 @@ function showPole(pole) {
         if (text.value.trim()) body.text = text.value.trim();
         if (phone.value.trim()) body.phone = phone.value.trim();
         await api.post("/api/incidents", body);
-        notice.textContent = "Raised: it will appear in the queue.";
+        notice.textContent = t("console.raised_notice");
         text.value = "";
       } catch (err) { notice.textContent = err.message; }
     },
-  }, type, phone, text, el("button.primary.wide#call-raise", { type: "submit", text: "Raise incident" }));
+  }, type, phone, text, el("button.primary.wide#call-raise", { type: "submit", text: t("console.raise") }));
   fill($("call-result"), el("div.pole-card", {},
     el("div.code", { text: pole.code }),
-    el("div", { text: [pole.road, pole.district].filter(Boolean).join(", ") }),
-    el("div.muted", { text: `grid ${pole.grid || "–"} · ${pole.lat.toFixed(5)}, ${pole.lon.toFixed(5)}` }),
+    el("div", { text: [pole.road, pole.district_name || pole.district].filter(Boolean).join(t("common.comma")) }),
+    el("div.muted", { text: `${t("console.pole_grid", { grid: pole.grid_name || pole.grid || "–" })} · ${pole.lat.toFixed(5)}, ${pole.lon.toFixed(5)}` }),
     form, notice));
 }
 
@@ -575,25 +575,25 @@ function showPole(pole) {
 function renderWall() {
   const cams = [...S.cameras.values()];
   const wall = $("wall");
-  if (!cams.length) return fill(wall, el("p.empty", { text: "No camera has reported yet." }));
+  if (!cams.length) return fill(wall, el("p.empty", { text: t("console.no_camera") }));
   const now = Date.now() / 1000;
   const existing = new Map([...wall.querySelectorAll(".cam")].map((n) => [n.dataset.id, n]));
   const nodes = cams.map((c) => {
     let node = existing.get(c.id);
     if (!node) {
-      const live = el("img", { alt: `live view of ${c.id}` });
+      const live = el("img", { alt: t("console.live_view", { id: c.id }) });
       node = el("div.cam", { dataset: { id: c.id } }, el("div.screen", {}, live), el("div.bar"), el("div.last"));
       S.wallStop ||= new AbortController();
       playMjpeg(live, api.url(`/api/console/cameras/${encodeURIComponent(c.id)}/mjpeg`), S.wallStop.signal)
-        .catch(() => { if (!S.wallStop || !S.wallStop.signal.aborted) fill(live.parentElement, el("span", { text: "no picture" })); });
+        .catch(() => { if (!S.wallStop || !S.wallStop.signal.aborted) fill(live.parentElement, el("span", { text: t("console.no_picture") })); });
     }
-    fill(node.querySelector(".bar"), el("span.name", { text: c.id }), el(`span.chip.${c.status}`, { text: c.status }),
-      el("span.muted", { text: `${c.fps != null ? `${c.fps.toFixed(1)} fps · ` : ""}heard ${durationText(now - c.ts)} ago` }),
-      c.pole ? el("span.muted", { text: `pole ${c.pole}` }) : null);
+    fill(node.querySelector(".bar"), el("span.name", { text: c.id }), el(`span.chip.${c.status}`, { text: tOr(`camera.${c.status}`, c.status) }),
+      el("span.muted", { text: `${c.fps != null ? `${c.fps.toFixed(1)} fps · ` : ""}${t("console.heard", { t: durationText(now - c.ts) })}` }),
+      c.pole ? el("span.muted", { text: t("console.pole", { code: c.pole }) }) : null);
     const a = c.alarm;
     fill(node.querySelector(".last"), a ? [
-      a.snapshot ? el("img", { src: api.url(`/api/console/snapshots/${encodeURIComponent(a.snapshot)}`), alt: "latest alarm snapshot" }) : null,
-      el("span", { text: `latest alarm: ${label(a.type)}${a.rule ? ` (${a.rule})` : ""} at ${clockText(a.ts)}` })] : el("span", { text: "no alarm lately" }));
+      a.snapshot ? el("img", { src: api.url(`/api/console/snapshots/${encodeURIComponent(a.snapshot)}`), alt: t("console.latest_alarm_snapshot") }) : null,
+      el("span", { text: t("console.latest_alarm", { type: `${typeName(a.type)}${a.rule ? ` (${a.rule})` : ""}`, time: timeText(a.ts) }) })] : el("span", { text: t("console.no_alarm") }));
     return node;
   });
   fill(wall, nodes);
@@ -621,23 +621,23 @@ async function renderAnalytics() {
   $("report-png").href = api.url("/api/console/reports/assessment.png", params);
   $("report-csv").href = api.url("/api/console/reports/incidents.csv", params);
   const charts = $("charts");
-  fill(charts, el("p.muted", { text: "Computing…" }));
-  let t;
-  try { t = await api.get(`/api/console/reports/times?${new URLSearchParams(params)}`); } catch (err) {
+  fill(charts, el("p.muted", { text: t("console.computing") }));
+  let times;
+  try { times = await api.get(`/api/console/reports/times?${new URLSearchParams(params)}`); } catch (err) {
     return fill(charts, el("p.error", { text: err.message }));
   }
   const metric = $("metric").value;
-  const o = t.overall.metrics;
-  const grids = [...t.by_grid].filter((g) => g.metrics[metric].p90 != null)
+  const o = times.overall.metrics;
+  const grids = [...times.by_grid].filter((g) => g.metrics[metric].p90 != null)
     .sort((a, b) => b.metrics[metric].p90 - a.metrics[metric].p90).slice(0, 12);
   fill(charts,
     el("div.cards", {},
-      card(t.incidents, "incidents"), card(t.merged, "merged reports"),
-      card(durationText(o.alarm_to_scene.p50), "alarm → scene p50"), card(durationText(o.alarm_to_scene.p90), "alarm → scene p90"),
-      card(durationText(o.alarm_to_dispatch.p50), "alarm → dispatch p50"), card(durationText(o.resolution.p50), "resolution p50")),
-    chart("By priority", t.by_priority, metric),
-    chart("By district", t.by_district, metric),
-    chart("Slowest grids (p90)", grids, metric));
+      card(times.incidents, t("console.card.incidents")), card(times.merged, t("console.card.merged")),
+      card(durationText(o.alarm_to_scene.p50), t("console.card.scene_p50")), card(durationText(o.alarm_to_scene.p90), t("console.card.scene_p90")),
+      card(durationText(o.alarm_to_dispatch.p50), t("console.card.dispatch_p50")), card(durationText(o.resolution.p50), t("console.card.resolution_p50"))),
+    chart(t("console.by_priority"), times.by_priority, metric),
+    chart(t("console.by_district"), times.by_district, metric),
+    chart(t("console.slowest_grids"), grids, metric));
 }
 
 const card = (n, l) => el("div.card", {}, el("div.n", { text: String(n) }), el("div.l", { text: l }));
@@ -657,8 +657,8 @@ function chart(title, groups, metric) {
         svg("text", { class: "v", x: left + scale(m.p90) + 6, y: y + 14 }, `${durationText(m.p50)} / ${durationText(m.p90)}`),
       ];
     }),
-    svg("text", { x: left, y: H - 6 }, "p50 (bright) / p90 (dark) · n per group in the report"));
-  return el("div.chart", {}, el("h2", { text: title }), rows.length ? body : el("p.muted", { text: "No data in this period." }));
+    svg("text", { x: left, y: H - 6 }, t("console.chart_legend")));
+  return el("div.chart", {}, el("h2", { text: title }), rows.length ? body : el("p.muted", { text: t("console.no_data") }));
 }
 
 // ---------------------------------------------------------------- views
@@ -671,7 +671,11 @@ function show(view) {
   if (view === "ops") map.resize();
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
+  await loadLanguage();
+  translatePage();
+  $("lang-login").replaceWith(languageSwitch());
+  $("lang").replaceWith(languageSwitch());
   $("login-form").addEventListener("submit", signIn);
   $("logout").onclick = () => signOut();
   $("call-form").addEventListener("submit", lookUp);
