@@ -8,6 +8,7 @@ import asyncio
 import inspect
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -18,7 +19,7 @@ from dispatcher import scenario as sc
 from dispatcher.metrics import Metrics
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
-from gateway.testing import gateway_client
+from gateway.testing import bearer, gateway_client, unit_token
 from polewatch import keys, wire
 from polewatch.embedded import free_port
 from polewatch.operations import reason_class
@@ -141,3 +142,22 @@ def test_reasons_lose_their_ids_only() -> None:
 def test_the_dispatchers_metrics_listen_on_loopback_unless_told() -> None:
     assert DispatcherSettings().metrics_addr == "127.0.0.1"
     assert inspect.signature(Metrics.serve).parameters["addr"].default == "127.0.0.1"
+
+
+async def test_a_zoned_cluster_deployment_is_read_zone_by_zone(
+    cluster_url: str, zones_file: Path
+) -> None:
+    """On a Redis Cluster with dispatch zones, one scrape sums every zone's state."""
+    conf = {"redis_cluster": True, "zones": str(zones_file)}
+    async with gateway_client(cluster_url, **conf) as client:
+        for unit, (lon, lat) in (("U1", (113.93, 22.53)), ("U2", (114.055, 22.541))):
+            answer = await client.post("/api/patrol/duty", headers=bearer(unit_token(unit)),
+                                       json={"duty": "on_duty", "lon": lon, "lat": lat})  # fmt: skip
+            assert answer.status == 202
+        settings = DispatcherSettings(redis_url=cluster_url, consumer="m", **conf)
+        await Dispatcher(settings, burst=True).run()
+        found = samples(await (await client.get("/metrics")).text())
+    assert value(found, "polewatch_units", status="available") == 2
+    zoned = [labels for name, labels in found if name == "polewatch_stream_length"]
+    assert len(zoned) == 5 * 10 + 1  # five streams in each of the ten districts, heartbeats
+    assert value(found, "polewatch_incidents_open", priority="1") == 0
