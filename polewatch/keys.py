@@ -246,6 +246,18 @@ def ratelimit(scope: str, subject: str) -> str:
     return f"{PREFIX}:ratelimit:{scope}:{subject}"
 
 
+def login_attempts(scope: str, subject: str) -> str:
+    """Console login attempts of one ``subject`` in ``scope`` (``account``: a login,
+    ``address``: a client address): hash ``fails`` and ``until`` (lock end, ms of Redis'
+    clock); expires with the lockout window (see :mod:`gateway.console.lockout`)."""
+    return f"{PREFIX}:login:{scope}:{subject}"
+
+
+LOGIN_AUDIT: Final = f"{PREFIX}:audit:login"
+"""Stream of console login attempts (``ts``, ``login``, ``address``, ``outcome``: ok, wrong,
+locked), capped."""
+
+
 # --- pub/sub -----------------------------------------------------------------------------
 UNIT_NOTIFY: Final = f"{PREFIX}:notify:unit"
 """Channel: a unit id, published when something lands in that unit's inbox."""

@@ -21,6 +21,7 @@ from msgspec import Meta
 
 from gateway import bodies
 from gateway.auth import authorize, mint, verify
+from gateway.console.lockout import Lockout, address_of
 from gateway.console.settings import Login
 from gateway.errors import HttpError, json_response
 from gateway.openapi import api, read_body
@@ -79,15 +80,22 @@ class Session(msgspec.Struct, kw_only=True):
 
 
 @routes.post("/api/console/login")
-@api(tag="console", body=Credentials, response=Session, store=False,
-     answers={401: "Unknown login or wrong password"})  # fmt: skip
+@api(tag="console", body=Credentials, response=Session,
+     answers={401: "Unknown login or wrong password",
+              429: "Too many attempts on this account or from this address"})  # fmt: skip
 async def login(request: web.Request) -> web.Response:
-    """Exchange a login and password for an operator or supervisor token."""
+    """Exchange a login and password for an operator or supervisor token; attempts are
+    throttled per account and per address (lockout with backoff) and audited."""
     gw = request.app[GATEWAY]
     body: Credentials = await read_body(request)
+    redis, address = gw.need_redis(), address_of(request)
+    lockout = Lockout(gw.settings.console.login)
+    await lockout.admit(redis, body.login, address)
     account = gw.settings.console.users.get(body.login)
     stored = account.password if account else _DUMMY
     ok = await asyncio.to_thread(check_password, body.password, stored)  # scrypt: ~50 ms
+    ok = ok and account is not None
+    await lockout.settle(redis, body.login, address, ok)
     if account is None or not ok:
         raise HttpError(401, "unknown login or wrong password")
     ttl = gw.settings.operator_token_ttl_s

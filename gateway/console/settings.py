@@ -25,6 +25,25 @@ class Account(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     writes it."""
 
 
+Seconds = Annotated[float, Meta(gt=0)]
+
+
+class LoginLimits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Console login throttling (``[gateway.console.login]``), see
+    :mod:`gateway.console.lockout`."""
+
+    account_free: Annotated[int, Meta(ge=1)] = 5
+    """Attempts on one account before the backoff starts."""
+    address_free: Annotated[int, Meta(ge=1)] = 20
+    """Attempts from one address (any accounts) before the backoff starts."""
+    backoff_s: Seconds = 1.0
+    """The first lock; each further attempt that gets through doubles it ..."""
+    backoff_max_s: Seconds = 900.0
+    """... up to this."""
+    window_s: Seconds = 900.0
+    """A subject's count is forgotten this long after its last attempt."""
+
+
 class ConsoleSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Who may log in to the command centre, and how its map is drawn."""
 
@@ -40,3 +59,5 @@ class ConsoleSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     sender: str = "polewatch@localhost"
     """The exporting system's name in CAP / EIDO exports."""
     agency: str = "polewatch command centre"
+    login: LoginLimits = LoginLimits()
+    """Lockout with backoff of failed logins, per account and per address."""
