@@ -148,11 +148,13 @@ async def test_a_zoned_cluster_deployment_is_read_zone_by_zone(
     cluster_url: str, zones_file: Path
 ) -> None:
     """On a Redis Cluster with dispatch zones, one scrape sums every zone's state."""
-    conf = {"redis_cluster": True, "zones": str(zones_file)}
+    conf: dict[str, Any] = {"redis_cluster": True, "zones": str(zones_file)}
     async with gateway_client(cluster_url, **conf) as client:
         for unit, (lon, lat) in (("U1", (113.93, 22.53)), ("U2", (114.055, 22.541))):
-            answer = await client.post("/api/patrol/duty", headers=bearer(unit_token(unit)),
-                                       json={"duty": "on_duty", "lon": lon, "lat": lat})  # fmt: skip
+            body = {"duty": "on_duty", "lon": lon, "lat": lat}
+            answer = await client.post(
+                "/api/patrol/duty", headers=bearer(unit_token(unit)), json=body
+            )
             assert answer.status == 202
         settings = DispatcherSettings(redis_url=cluster_url, consumer="m", **conf)
         await Dispatcher(settings, burst=True).run()
