@@ -101,27 +101,18 @@ def test_cli_import_writes_a_version_and_reports(
     args = ["roads", "import", str(bad_file), "--city", "t", "--redis-url", redis_url]
     assert main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert (
-        out["version"] == 1 and out["ways"] == 5 and out["refused"] == len(REASONS) - 1
-    )  # no zones
+    assert out["version"] == 1 and out["ways"] == 5  # no zones set: Taipei is kept
+    assert out["refused"] == len(REASONS) - 1
     assert main([*args, "--strict"]) == 1
     assert "stored the road graph of 't' (version 2)" in capsys.readouterr().out
-    assert (
-        main(
-            [
-                "roads",
-                "route",
-                "114.05,22.54",
-                "114.06,22.55",
-                "--city",
-                "t",
-                "--redis-url",
-                redis_url,
-            ]
-        )
-        == 0
-    )
-    assert "km by road" in capsys.readouterr().out
+    route = ["roads", "route", "114.05,22.54", "114.07,22.55", "--city", "t"]
+    assert main([*route, "--redis-url", redis_url, "--lang", "en"]) == 0
+    assert "by road, about" in capsys.readouterr().out
+    assert main([*route, "--redis-url", redis_url, "--lang", "zh-CN"]) == 0
+    assert "驾车" in capsys.readouterr().out
+    nowhere = ["roads", "route", "114.05,22.54", "114.5,22.9", "--city", "t"]
+    assert main([*nowhere, "--redis-url", redis_url, "--lang", "en"]) == 1
+    assert "No route" in capsys.readouterr().out
     (bad_file.parent / "x.geojson").write_text('{"type": "Feature"}')
     assert main(["roads", "import", str(bad_file.parent / "x.geojson"), "--dry-run"]) == 2
     assert "not a GeoJSON FeatureCollection" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from typing import TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from polewatch import i18n
 from polewatch.connection import connect
 from polewatch.poles.cli import _lonlat, _print_json
 from polewatch.roads.features import RoadsError, read_roads, to_geojson
@@ -51,6 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     route = actions.add_parser("route", help="the fastest drive between two points")
     route.add_argument("origin", type=_lonlat, metavar="LON,LAT")
     route.add_argument("destination", type=_lonlat, metavar="LON,LAT")
+    route.add_argument("--lang", choices=i18n.LANGUAGES, help="default: the language setting")
     _common(route)
     route.set_defaults(func=_route)
 
@@ -188,9 +190,14 @@ def _route(args: argparse.Namespace) -> int:
     route = network.route(*args.origin, *args.destination)
     if args.json:
         _print_json(route)
-    elif route is None:
-        print("no route: an end is more than 1 km from any road, or cannot be reached")
     else:
-        via = f" via {', '.join(route.roads)}" if route.roads else ""
-        print(f"{route.distance_m / 1000:.1f} km by road, about {route.time_s / 60:.0f} min{via}")
+        lang = args.lang or _settings(args).language
+        if route is None:
+            print(i18n.translate("roads.no_route", lang))
+        else:
+            distance = f"{route.distance_m / 1000:.1f} km"
+            minutes = max(1, round(route.time_s / 60))
+            print(i18n.translate("map.by_road", lang, distance=distance, minutes=minutes))
+            if route.roads:
+                print("  " + " → ".join(route.roads))
     return 0 if route is not None else 1
