@@ -15,8 +15,10 @@ let catalogue = { lang: "en", languages: { en: "English" }, timezone: "UTC", mes
 export async function loadLanguage() {
   const chosen = localStorage.getItem(STORE);
   const query = chosen ? `?lang=${encodeURIComponent(chosen)}` : "";
-  const response = await fetch(`/i18n/catalogue.json${query}`, { credentials: "same-origin" });
-  if (response.ok) catalogue = await response.json();
+  try {
+    const response = await fetch(`/i18n/catalogue.json${query}`, { credentials: "same-origin" });
+    if (response.ok) catalogue = await response.json();
+  } catch { /* offline and not cached: the pages keep the English text they were written with */ }
   document.documentElement.lang = catalogue.lang;
   return catalogue.lang;
 }
@@ -48,15 +50,18 @@ export const typeName = (s) => tOr(`type.${s}`, pretty(s));
 /** Translate the static page: data-i18n (text), data-i18n-placeholder, data-i18n-title,
  *  data-i18n-aria-label. */
 export function translatePage(root = document) {
-  for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
+  const known = (key) => key in catalogue.messages;
+  for (const node of root.querySelectorAll("[data-i18n]")) {
+    if (known(node.dataset.i18n)) node.textContent = t(node.dataset.i18n);
+  }
   for (const [attr, data] of [["placeholder", "i18nPlaceholder"], ["title", "i18nTitle"],
     ["aria-label", "i18nAriaLabel"]]) {
     for (const node of root.querySelectorAll(`[data-i18n-${attr}]`)) {
-      node.setAttribute(attr, t(node.dataset[data]));
+      if (known(node.dataset[data])) node.setAttribute(attr, t(node.dataset[data]));
     }
   }
   const title = document.querySelector("title[data-i18n]");
-  if (title) document.title = t(title.dataset.i18n);
+  if (title && known(title.dataset.i18n)) document.title = t(title.dataset.i18n);
 }
 
 /** Remember a language (localStorage here, the cookie on the server) and reload the page. */

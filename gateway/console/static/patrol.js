@@ -3,6 +3,7 @@
 // answered with big buttons; the phone's position is shared while on duty.
 
 import { Api, el, fill, haversine, bearing, compass, distanceText, durationText, clockText, label, beep } from "./common.js";
+import { loadLanguage, t, translatePage, languageSwitch, stateName, typeName, timeText } from "./i18n.js";
 import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, roadText, loadStreets } from "./map.js";
 
 const $ = (id) => document.getElementById(id);
@@ -19,7 +20,7 @@ const api = new Api(() => P.token);
 
 function log(text) {
   const list = $("log");
-  list.prepend(el("li", { text: `${clockText(Date.now() / 1000)}  ${text}` }));
+  list.prepend(el("li", { text: `${timeText(Date.now() / 1000)}  ${text}` }));
   while (list.children.length > 12) list.lastChild.remove();
 }
 
@@ -72,8 +73,8 @@ function connect() {
   ws.onclose = (e) => {
     P.ws = null;
     $("link").className = "link";
-    $("link").textContent = "offline";
-    if (e.code === 1008 || e.code === 4401) return signinView("Token refused; ask for a new one.");
+    $("link").textContent = t("patrol.offline");
+    if (e.code === 1008 || e.code === 4401) return signinView(t("patrol.token_refused"));
     setTimeout(connect, P.backoff);
     P.backoff = Math.min(P.backoff * 2, 10000);
   };
@@ -84,7 +85,7 @@ function connect() {
 }
 
 function send(frame) {
-  if (!P.ws || P.ws.readyState !== WebSocket.OPEN) { log("not connected; try again"); return false; }
+  if (!P.ws || P.ws.readyState !== WebSocket.OPEN) { log(t("patrol.not_connected")); return false; }
   P.ws.send(JSON.stringify({ ...frame, ref: ++P.ref }));
   return true;
 }
@@ -94,7 +95,7 @@ function receive(frame) {
     P.unit = frame.unit;
     $("unit-id").textContent = frame.unit;
     $("link").className = "link up";
-    $("link").textContent = "online";
+    $("link").textContent = t("patrol.online");
     if (P.duty) sendDuty("on_duty");
   } else if (frame.type === "inbox") {
     localStorage.setItem(K.last, frame.id);
@@ -104,14 +105,14 @@ function receive(frame) {
       saveJob();
       beep(P.audio);
       if (navigator.vibrate) navigator.vibrate([300, 120, 300]);
-      log(`dispatch #${m.incident}: ${label(m.type)}`);
+      log(t("patrol.dispatch", { incident: m.incident, type: typeName(m.type) }));
       renderJob();
     } else if (m.k === "cancel") {
-      log(`#${m.incident} withdrawn: ${m.reason}`);
+      log(t("patrol.withdrawn", { incident: m.incident, reason: m.reason }));
       if (P.job && P.job.incident === m.incident) { P.job = null; saveJob(); renderJob(); }
     }
   } else if (frame.type === "error") {
-    log(`refused: ${frame.error}`);
+    log(t("patrol.refused", { error: frame.error }));
   }
 }
 
@@ -127,7 +128,7 @@ function sendDuty(duty) {
 }
 
 function renderDuty() {
-  $("duty").textContent = P.duty ? "On duty" : "Go on duty";
+  $("duty").textContent = P.duty ? t("patrol.on_duty_button") : t("patrol.go_on_duty");
   $("duty").classList.toggle("on", P.duty);
 }
 
@@ -136,7 +137,7 @@ function watchPosition() {
   P.watch = navigator.geolocation.watchPosition((pos) => {
     const first = !P.here;
     P.here = { lon: pos.coords.longitude, lat: pos.coords.latitude, speed: pos.coords.speed, heading: pos.coords.heading };
-    $("fix").textContent = `position: ${P.here.lat.toFixed(5)}, ${P.here.lon.toFixed(5)} ±${Math.round(pos.coords.accuracy)} m`;
+    $("fix").textContent = t("patrol.position", { lat: P.here.lat.toFixed(5), lon: P.here.lon.toFixed(5), accuracy: Math.round(pos.coords.accuracy) });
     if (first) P.map.setView([P.here.lon, P.here.lat], 15);
     if (first) frame();
     if (P.duty && Date.now() - P.sentAt > POSITION_EVERY_MS) {
@@ -146,7 +147,7 @@ function watchPosition() {
       if (send(frame)) P.sentAt = Date.now();
     }
     renderNav();
-  }, (err) => { $("fix").textContent = `position unavailable: ${err.message}`; }, { enableHighAccuracy: true, maximumAge: 5000 });
+  }, (err) => { $("fix").textContent = t("patrol.position_unavailable", { error: err.message }); }, { enableHighAccuracy: true, maximumAge: 5000 });
 }
 
 // ---------------------------------------------------------------- the job
@@ -159,13 +160,13 @@ function renderJob() {
   const prio = $("job-prio");
   prio.className = `prio p${job.priority}`;
   prio.textContent = `P${job.priority}`;
-  $("job-type").textContent = `${label(job.type)} #${job.incident}`;
-  $("job-place").textContent = [job.pole && `pole ${job.pole}`, job.district].filter(Boolean).join(" · ");
+  $("job-type").textContent = `${typeName(job.type)} #${job.incident}`;
+  $("job-place").textContent = [job.pole && t("console.pole", { code: job.pole }), job.district].filter(Boolean).join(" · ");
   $("job-text").textContent = job.text || "";
   $("answer").hidden = job.phase !== "dispatched";
   $("progress").hidden = job.phase === "dispatched";
   $("job-state").textContent = job.phase === "dispatched"
-    ? `answer by ${clockText(job.ack_by)}` : `status: ${label(job.phase)}`;
+    ? t("patrol.answer_by", { time: timeText(job.ack_by) }) : t("patrol.status", { state: stateName(job.phase) });
   for (const b of $("progress").querySelectorAll("button")) b.classList.toggle("done", b.dataset.action === job.phase);
   renderNav();
   frame();
@@ -188,7 +189,7 @@ function renderNav() {
   if (!job) return;
   if (!P.here) {
     $("job-distance").textContent = job.distance_m != null ? distanceText(job.distance_m) : "–";
-    $("job-bearing").textContent = "no GPS fix";
+    $("job-bearing").textContent = t("patrol.no_fix");
     $("job-eta").textContent = job.distance_m != null ? durationText(job.distance_m / P.speed) : "–";
     return;
   }
@@ -233,8 +234,8 @@ function answer(type, action) {
   if (!job) return;
   const frame = type === "status" ? { type, incident: job.incident, action } : { type, incident: job.incident };
   if (!send(frame)) return;
-  if (type === "decline") { log(`declined ${job.incident}`); P.job = null; }
-  else { job.phase = type === "ack" ? "acknowledged" : action; log(`${job.incident}: ${label(job.phase)}`); }
+  if (type === "decline") { log(t("patrol.declined", { incident: job.incident })); P.job = null; }
+  else { job.phase = type === "ack" ? "acknowledged" : action; log(`${job.incident}: ${stateName(job.phase)}`); }
   if (job.phase === "resolved") P.job = null;
   saveJob();
   renderJob();
@@ -265,7 +266,11 @@ const sceneLayer = {
 };
 
 // ---------------------------------------------------------------- wiring
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
+  await loadLanguage();
+  translatePage();
+  $("lang-signin").replaceWith(languageSwitch());
+  $("lang").replaceWith(languageSwitch());
   takeTokenFromUrl();
   $("signin-form").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -282,7 +287,7 @@ document.addEventListener("DOMContentLoaded", () => {
     P.duty = !P.duty;
     localStorage.setItem(K.duty, P.duty ? "on" : "off");
     sendDuty(P.duty ? "on_duty" : "off_duty");
-    log(P.duty ? "on duty" : "off duty");
+    log(P.duty ? t("patrol.on_duty") : t("patrol.off_duty"));
     renderDuty();
   };
   $("accept").onclick = () => answer("ack");

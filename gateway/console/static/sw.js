@@ -8,6 +8,8 @@ const SHELL = [
   "/console/static/patrol.css",
   "/console/static/patrol.js",
   "/console/static/common.js",
+  "/console/static/i18n.js",
+  "/i18n/catalogue.json",
   "/console/static/map.js",
   "/console/static/flatmap.js",
   "/console/static/vendor/maplibre-gl.mjs",
