@@ -105,3 +105,25 @@ async def test_store_and_load_through_redis_with_versions(
     synced = load_roads_sync(sync_redis, "testcity")
     assert synced is not None and synced.version == 2 and synced.edges == 1
     assert not await aredis.exists(keys.roads_staging(keys.roads_graph("testcity")))
+
+
+async def test_one_graph_per_city_on_a_redis_cluster(cluster_url: str) -> None:
+    from polewatch.connection import connect, connect_sync
+
+    client = connect(cluster_url, name="roads-test", cluster=True)
+    try:
+        net = town()
+        store = RoadStore(client, "shenzhen")
+        assert await store.store(net, b'{"type": "FeatureCollection", "features": []}') == 1
+        assert await store.store(net, b'{"type": "FeatureCollection", "features": []}') == 2
+        loaded = await load_roads(client, "shenzhen")
+        assert loaded is not None and loaded.version == 2 and loaded.edges == net.edges
+        assert await store.features() == b'{"type": "FeatureCollection", "features": []}'
+    finally:
+        await client.aclose()
+    sync = connect_sync(cluster_url, name="roads-test", cluster=True)
+    try:
+        synced = load_roads_sync(sync, "shenzhen")
+        assert synced is not None and synced.version == 2
+    finally:
+        sync.close()
