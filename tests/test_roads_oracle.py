@@ -154,3 +154,15 @@ def test_routes_draw_the_drive_they_time(shenzhen: RoadNetwork) -> None:
         line = sum(haversine_m(*a, *b) for a, b in zip(route.path, route.path[1:], strict=False))
         assert line == pytest.approx(route.distance_m, rel=0.002, abs=1.0)
     assert drawn > 150
+
+
+def test_bench_route_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from polewatch.cli import main
+
+    assert main(["bench", "route", "--quick", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["incidents"] == 20 and out["candidates"] == 50 and out["legs_reached"] > 500
+    assert out["max_diff_s"] < 0.5  # the router agrees with the exhaustive reference
+    assert out["graph"]["nodes"] > 10_000 and out["router"]["p50_ms"] > 0

@@ -88,7 +88,7 @@ def _heapq_times(rev: list[list[tuple[int, float]]], target: int, wanted: set[in
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     net, built = shenzhen()
-    rounds = 40 if getattr(args, "quick", False) else 400
+    rounds = 20 if getattr(args, "quick", False) else 400
     rng = np.random.default_rng(7)
     fwd = forward_seconds(net)
     rev_csr = fwd.T.tocsr()
