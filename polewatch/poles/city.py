@@ -25,17 +25,19 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import shapely
 from numpy.typing import NDArray
 
 from polewatch.geo import EARTH_RADIUS_M
-from polewatch.poles import streets
 from polewatch.poles.codes import DISTRICT_DIGITS, DISTRICT_NAMES, Orientation
 from polewatch.poles.grids import grid_of
 from polewatch.poles.model import Pole
+
+if TYPE_CHECKING:
+    from polewatch.poles.streets import Street
 
 BOUNDARIES_FILE: Final = Path("boundaries") / "shenzhen_districts.geojson"
 """Where the district polygons are, under the shared data folder."""
@@ -170,6 +172,8 @@ def _real_roads(
     city: str,
 ) -> tuple[list[Pole], shapely.Geometry]:
     """The poles along the real roads of ``paths`` and the area those roads cover."""
+    from polewatch.poles import streets  # the road reader loads scipy: only when needed
+
     found, _ = streets.read_streets(paths)
     placed = streets.place_poles(found, rng)
     lon, lat = streets.to_lonlat(placed.x, placed.y)
@@ -209,7 +213,7 @@ def _real_roads(
     return poles, streets.road_area(found, REAL_REACH_M)
 
 
-def _street_attrs(street: streets.Street) -> dict[str, str]:
+def _street_attrs(street: Street) -> dict[str, str]:
     attrs = {"orientation": "E-W" if street.east_west else "N-S", "highway": street.highway}
     if street.osm_id is not None:
         attrs["osm_id"] = str(street.osm_id)
