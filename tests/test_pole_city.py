@@ -241,3 +241,16 @@ async def test_the_registry_says_which_poles_stand_on_real_roads(
         assert index.get(pole.code) == pole
     stored_sources = Counter(p.source for p in index.sample(len(sample), seed=1))
     assert stored_sources["osm"] > 20 and stored_sources["generated"] > 20
+
+
+def test_generate_without_road_files_makes_the_generated_city_only(
+    redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from polewatch.cli import main
+
+    args = ["poles", "generate", "--roads", "--count", "2000", "--redis-url", redis_url]
+    assert main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["real_road_poles"] == 0 and summary["generated_road_poles"] == summary["poles"]
+    assert main(args) == 0
+    assert "0 along real roads" in capsys.readouterr().out
