@@ -21,6 +21,7 @@ from gateway import bodies
 from gateway.alarms import candidate_view, find_pole, pole_view, raise_alarm
 from gateway.auth import Principal, authorize
 from gateway.errors import HttpError, json_response
+from gateway.maplinks import Fix, PositionError, parse_position
 from gateway.openapi import Query, api, path_value, read_body
 from gateway.state import GATEWAY, Gateway
 from gateway.writer import Overloaded
@@ -43,13 +44,18 @@ def _operator(request: web.Request) -> tuple[Gateway, Principal]:
     return gw, authorize(request, gw.settings.secret, *OPERATORS)
 
 
-def caller_position(query: Any) -> tuple[float, float] | None:
-    """The caller's position in a query string: ``near=lon,lat``, or ``lon=`` and ``lat=``;
-    422 when it is not a plausible position."""
+def caller_position(query: Any) -> Fix | None:
+    """The caller's position in a query string: ``at=`` (typed coordinates, a map link, a
+    phone's location fix: :func:`gateway.maplinks.parse_position`), ``near=lon,lat``, or
+    ``lon=`` and ``lat=``; 422 when it is not a plausible position."""
+    if query.get("at"):
+        try:
+            return parse_position(query["at"])
+        except PositionError as exc:
+            raise HttpError(422, f"'at': {exc}") from None
     lon, lat = query.get("lon"), query.get("lat")
-    if lon is None and lat is None:
-        return parse_near(query.get("near"))
-    return parse_near(f"{lon or ''},{lat or ''}")
+    near = parse_near(query.get("near") if lon is None and lat is None else f"{lon},{lat}")
+    return None if near is None else Fix(lon=near[0], lat=near[1], source="coordinates")
 
 
 def parse_near(value: str | None) -> tuple[float, float] | None:
@@ -72,7 +78,9 @@ def parse_near(value: str | None) -> tuple[float, float] | None:
     path={"code": bodies.PoleCode},
     query=(Query("near", "The caller's position, lon,lat: ranks candidates, flags far poles"),
            Query("lon", "The caller's longitude (with lat; instead of near)"),
-           Query("lat", "The caller's latitude (with lon; instead of near)")),
+           Query("lat", "The caller's latitude (with lon; instead of near)"),
+           Query("at", "The caller's position as given: lat,lon, a geo: URI, a map link "
+                 "(Google, OSM, Amap, Baidu, ...) or a phone's location fix")),
     answers={404: "Unknown code; the body lists ranked candidates",
              422: "Not a pole code, or 'near' is not a position"},
 )  # fmt: skip
@@ -82,7 +90,8 @@ async def get_pole(request: web.Request) -> web.Response:
     call-taker must confirm (``look_alikes``, ``nearer_candidate``, ``far_from_caller``)."""
     gw, _ = _operator(request)
     code = path_value(request, "code", "not a pole code")
-    near = caller_position(request.query)
+    caller = caller_position(request.query)
+    near = None if caller is None else (caller.lon, caller.lat)
     try:
         resolution = gw.need_poles().resolve(code, near=near, limit=10)
     except CodeError as exc:
@@ -92,6 +101,7 @@ async def get_pole(request: web.Request) -> web.Response:
         "pole": None if resolution.pole is None else pole_view(resolution.pole),
         "candidates": [candidate_view(c) for c in resolution.candidates],
         "checks": resolution.checks,
+        "caller": caller,
     }
     if resolution.pole is None:
         return json_response({"error": f"unknown pole code {code!r}", **answer}, status=404)
