@@ -59,21 +59,21 @@ def districts_geojson() -> bytes:
     return msgspec.json.encode({"type": "FeatureCollection", "features": features})
 
 
-def _road_features(path: Path) -> list[dict[str, Any]]:
-    """The drawable ways of one road file: LineStrings with at least two plausible points, with
-    the name and the road class only (a road file's bad features are the importer's to report;
-    the map leaves them out)."""
-    import msgspec
-
+def road_features(document: Any) -> list[dict[str, Any]]:
+    """The drawable ways of a decoded road file: LineStrings with at least two plausible
+    points, with the name and the road class only (a road file's bad features are the
+    importer's to report; the map leaves them out, whatever the document holds)."""
     features = []
-    for feature in msgspec.json.decode(path.read_bytes()).get("features", []):
+    found = document.get("features") if isinstance(document, dict) else None
+    for feature in found if isinstance(found, list) else []:
         try:
-            geometry, props = feature["geometry"], feature.get("properties") or {}
+            geometry, props = feature["geometry"], feature.get("properties")
+            props = props if isinstance(props, dict) else {}
             if geometry["type"] != "LineString":
                 continue
             line = [[round(float(x), ROAD_DECIMALS), round(float(y), ROAD_DECIMALS)]
                     for x, y in geometry["coordinates"]]  # fmt: skip
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             continue
         if len(line) < 2 or not all(geo.plausible(x, y) for x, y in line):
             continue
@@ -119,7 +119,7 @@ def roads_geojson(folder: Path | None = None) -> bytes:
     paths = sorted((folder or find_data_dir() / "roads").glob("*.geojson"))
     if not paths:
         raise FileNotFoundError(f"no road files in {folder or find_data_dir() / 'roads'}")
-    features = [f for path in paths for f in _road_features(path)]
+    features = [f for path in paths for f in road_features(msgspec.json.decode(path.read_bytes()))]
     return msgspec.json.encode({
         "type": "FeatureCollection", "attribution": OSM_NOTICE, "features": features,
     })  # fmt: skip
