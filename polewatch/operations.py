@@ -66,6 +66,13 @@ class Group(msgspec.Struct, frozen=True):
     pending: int
     oldest_pending_s: float
     lag: int | None
+    oldest_unread_s: float = 0.0
+    """Age of the oldest entry the group has not read yet (0: it has read everything)."""
+
+    @property
+    def behind_s(self) -> float:
+        """How far behind the group is: its oldest entry not yet done with."""
+        return max(self.oldest_pending_s, self.oldest_unread_s)
 
 
 class State(msgspec.Struct, kw_only=True):
@@ -124,7 +131,14 @@ async def _groups(redis: aioredis.Redis, stream: str, now: float) -> list[Group]
                 pending = int(summary["pending"])
                 oldest = max(0.0, now - _ms(summary["min"]) / 1000)
         lag = info.get("lag")
-        out.append(Group(stream, name, pending, oldest, None if lag is None else int(lag)))
+        unread = 0.0
+        if lag is None or lag:  # (None: Redis cannot tell after a trim or deletion)
+            after: Any = await redis.xrange(
+                stream, min=f"({_text(info['last-delivered-id'])}", count=1
+            )
+            unread = max(0.0, now - _ms(after[0][0]) / 1000) if after else 0.0
+        lag = None if lag is None else int(lag)
+        out.append(Group(stream, name, pending, oldest, lag, unread))
     return out
 
 
@@ -163,7 +177,7 @@ async def read(
                 pipe.xlen(stream)
             lengths: list[int] = await pipe.execute()
         state.streams.update(zip(streams, lengths, strict=True))
-        for stream in zone.streams:
+        for stream in (*zone.streams, zone.audit):  # the audit's readers: the archivers
             state.groups += await _groups(redis, stream, now)
     state.streams[keys.HEARTBEATS] = int(await redis.xlen(keys.HEARTBEATS))
     state.agents, state.agent_age = await _agents(redis, now)
@@ -267,7 +281,20 @@ def families(state: State | None, dead: Counter[tuple[str, str]]) -> Iterator[Me
         oldest.add_metric([g.stream, g.group], g.oldest_pending_s)
         if g.lag is not None:
             lag.add_metric([g.stream, g.group], g.lag)
-    yield from (pending, oldest, lag)
+    unread = GaugeMetricFamily(
+        "polewatch_stream_oldest_unread_seconds",
+        "Age of the oldest entry a group has not read yet (0: none)", labels=labels,
+    )  # fmt: skip
+    archive = GaugeMetricFamily(
+        "polewatch_archive_lag_seconds",
+        "How far the archivers are behind the audit stream: its oldest entry not yet archived",
+        labels=["stream"],
+    )
+    for g in state.groups:
+        unread.add_metric([g.stream, g.group], g.oldest_unread_s)
+        if g.group == keys.ARCHIVE_GROUP:
+            archive.add_metric([g.stream], g.behind_s)
+    yield from (pending, oldest, lag, unread, archive)
     agents = GaugeMetricFamily(
         "polewatch_agents", "Edge agents and services by kind and last heartbeat status "
         "('stale': silent for over a minute)", labels=["kind", "status"],

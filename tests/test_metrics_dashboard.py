@@ -101,6 +101,7 @@ async def test_every_metric_the_dashboard_queries_is_served(
         wire.Heartbeat(source="camera:c1", kind="camera", status="online", ts=time.time())
     )
     sync_redis.xadd(keys.HEARTBEATS, beat)
+    sync_redis.xgroup_create(keys.AUDIT, keys.ARCHIVE_GROUP, id="0", mkstream=True)
     dispatcher = Dispatcher(
         DispatcherSettings(redis_url=redis_url, consumer="m"), burst=True, client=aredis
     )

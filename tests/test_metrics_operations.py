@@ -57,6 +57,10 @@ def a_shift(client: redis.Redis) -> None:
     client.xgroup_create(keys.COMMANDS, keys.DISPATCH_GROUP, id="0", mkstream=True)
     client.xadd(keys.COMMANDS, fields(sc.command("cancel", "1")), id=f"{old}-0")
     client.xreadgroup(keys.DISPATCH_GROUP, "dead-replica", {keys.COMMANDS: ">"}, count=1)
+    # The archivers have not read the audit stream since an entry of two minutes ago.
+    event = wire.IncidentEvent(incident="0", event="new", ts=time.time() - 120)
+    client.xadd(keys.AUDIT, fields(event), id=f"{int(event.ts * 1000)}-0")
+    client.xgroup_create(keys.AUDIT, keys.ARCHIVE_GROUP, id="0")
     now = time.time()
     for hb in (
         wire.Heartbeat(source="camera:c1", kind="camera", status="online", ts=now),
@@ -64,6 +68,10 @@ def a_shift(client: redis.Redis) -> None:
         wire.Heartbeat(source="door:d1", kind="door_agent", status="online", ts=now - 600),
     ):
         client.xadd(keys.HEARTBEATS, fields(hb))
+
+
+def audit_length(found: Samples) -> float:
+    return value(found, "polewatch_stream_length", stream=keys.AUDIT)
 
 
 def check(found: Samples) -> None:
@@ -77,6 +85,10 @@ def check(found: Samples) -> None:
     group = {"stream": keys.COMMANDS, "group": keys.DISPATCH_GROUP}
     assert value(found, "polewatch_stream_pending", **group) == 1
     assert 89 <= value(found, "polewatch_stream_oldest_pending_seconds", **group) < 300
+    assert 119 <= value(found, "polewatch_archive_lag_seconds", stream=keys.AUDIT) < 400
+    archivers = {"stream": keys.AUDIT, "group": keys.ARCHIVE_GROUP}
+    assert value(found, "polewatch_stream_oldest_unread_seconds", **archivers) >= 119
+    assert value(found, "polewatch_stream_lag", **archivers) == audit_length(found)
     done = {"stream": keys.ALARMS, "group": keys.DISPATCH_GROUP}
     assert value(found, "polewatch_stream_pending", **done) == 0
     assert value(found, "polewatch_stream_oldest_pending_seconds", **done) == 0
