@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.console.mapdata import road_features
+from gateway.console.settings import ConsoleSettings
 from gateway.testing import TEST_CITY, bearer, gateway_client, operator_token, unit_token
 from polewatch import geo
 from polewatch.roads import RoadStore, Way, build_network, to_geojson
@@ -105,3 +106,12 @@ def test_any_road_document_gives_only_drawable_lines(document: Any) -> None:
         assert len(line) >= 2 and all(geo.plausible(x, y) for x, y in line)
         assert isinstance(feature["properties"]["name"], str)
         json.dumps(feature, allow_nan=False)
+
+
+async def test_a_configured_tile_server_is_the_only_other_origin_allowed(redis_url: str) -> None:
+    tiles = ConsoleSettings(tile_url="https://tiles.example:8443/{z}/{x}/{y}.png")
+    async with gateway_client(redis_url, console=tiles) as client:
+        policy = (await client.get("/console/")).headers["Content-Security-Policy"]
+        assert "img-src 'self' data: blob: https://tiles.example:8443;" in policy
+        assert "connect-src 'self' https://tiles.example:8443;" in policy  # MapLibre fetch()es
+        assert "script-src 'self';" in policy and "worker-src 'self';" in policy
