@@ -22,7 +22,7 @@ from gateway.notify import ANY
 from gateway.openapi import Answer, api, path_value, read_body
 from gateway.state import GATEWAY, Gateway
 from gateway.status import AlarmStatus, alarm_status
-from polewatch import i18n, keys, wire
+from polewatch import districts, i18n, keys, wire
 
 KEEPALIVE_S: Final = 15.0
 COALESCE_S: Final = 0.2
@@ -204,13 +204,17 @@ async def help_page(request: web.Request) -> web.Response:
     except HttpError as exc:
         if exc.status == 503:
             raise
-        candidates = exc.extra.get("candidates", [])
-        config = {"pole": None, "query": code, "candidates": candidates}
+        candidates = [
+            {**c, "district": districts.display(c.get("district"), language) or None}
+            for c in exc.extra.get("candidates", [])
+        ]
+        config: dict[str, Any] = {"pole": None, "query": code, "candidates": candidates}
         title = i18n.translate("citizen.title_missing", language, code=code)
         response = _page(_render(title, config, nonce, language), nonce, status=404)
     else:
         comma = i18n.translate("common.comma", language)
-        place = comma.join(x for x in (pole.road, pole.district) if x)
+        district = districts.display(pole.district, language)
+        place = comma.join(x for x in (pole.road, district) if x)
         config = {"pole": pole_view(pole), "place": place, "api": "/api/alarms"}
         title = i18n.translate("citizen.title", language, code=pole.code)
         response = _page(_render(title, config, nonce, language), nonce)

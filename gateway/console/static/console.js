@@ -3,7 +3,7 @@
 // as a "picture" and then as changes over one EventSource; nothing polls the whole state.
 
 import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep, playMjpeg } from "./common.js";
-import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, timeText } from "./i18n.js";
+import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, timeText, districtName } from "./i18n.js";
 import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, loadStreets, POLE_ZOOM } from "./map.js";
 
 const KEY = "pw.console.session";
@@ -187,7 +187,7 @@ function sortedIncidents() {
 }
 
 function place(inc) {
-  return [inc.pole && t("console.pole", { code: inc.pole }), inc.district_name || inc.district].filter(Boolean).join(" · ") || `${inc.lat.toFixed(4)}, ${inc.lon.toFixed(4)}`;
+  return [inc.pole && t("console.pole", { code: inc.pole }), districtName(inc.district)].filter(Boolean).join(" · ") || `${inc.lat.toFixed(4)}, ${inc.lon.toFixed(4)}`;
 }
 
 function renderQueue() {
@@ -537,7 +537,7 @@ async function lookUp(event) {
       fill(out, el("p.muted", { text: t("console.no_pole", { code }) }),
         el("ol.cands#candidates", {}, err.body.candidates.map((c) => el("li", { onclick: () => showPole(c) },
           el("span", {}, el("b", { text: c.code }), ` ${c.road || ""}`),
-          el("span.why", { text: [tOr(`mistake.${c.mistake}`, label(c.mistake)), c.district_name || c.district, c.distance_m != null ? distanceText(c.distance_m) : null].filter(Boolean).join(" · ") })))));
+          el("span.why", { text: [tOr(`mistake.${c.mistake}`, label(c.mistake)), districtName(c.district), c.distance_m != null ? distanceText(c.distance_m) : null].filter(Boolean).join(" · ") })))));
     } else {
       fill(out, el("p.error", { text: err.message }));
     }
@@ -566,7 +566,7 @@ function showPole(pole) {
   }, type, phone, text, el("button.primary.wide#call-raise", { type: "submit", text: t("console.raise") }));
   fill($("call-result"), el("div.pole-card", {},
     el("div.code", { text: pole.code }),
-    el("div", { text: [pole.road, pole.district_name || pole.district].filter(Boolean).join(t("common.comma")) }),
+    el("div", { text: [pole.road, districtName(pole.district)].filter(Boolean).join(t("common.comma")) }),
     el("div.muted", { text: `${t("console.pole_grid", { grid: pole.grid_name || pole.grid || "–" })} · ${pole.lat.toFixed(5)}, ${pole.lon.toFixed(5)}` }),
     form, notice));
 }

@@ -46,6 +46,8 @@ const pretty = (s) => String(s ?? "").replaceAll("_", " ");
 export const stateName = (s) => tOr(`state.${s}`, pretty(s));
 export const unitStatusName = (s) => tOr(`unit.${s}`, pretty(s));
 export const typeName = (s) => tOr(`type.${s}`, pretty(s));
+/** A district as stored (``Futian``, ``Bao'an``) in the page's language (``福田区``). */
+export const districtName = (s) => (s ? tOr(`district.${String(s).toLowerCase().replace(/[^a-z0-9]/g, "")}`, s) : s);
 
 /** Translate the static page: data-i18n (text), data-i18n-placeholder, data-i18n-title,
  *  data-i18n-aria-label. */
@@ -91,7 +93,7 @@ export function languageSwitch() {
 
 function format(ts, options) {
   if (!ts) return "–";
-  return new Intl.DateTimeFormat(catalogue.lang, { timeZone: catalogue.timezone, hour12: false, ...options })
+  return new Intl.DateTimeFormat(catalogue.lang, { timeZone: catalogue.timezone, hourCycle: "h23", ...options })
     .format(new Date(ts * 1000));
 }
 

@@ -3,7 +3,7 @@
 // answered with big buttons; the phone's position is shared while on duty.
 
 import { Api, el, fill, haversine, bearing, compass, distanceText, durationText, clockText, label, beep } from "./common.js";
-import { loadLanguage, t, translatePage, languageSwitch, stateName, typeName, timeText } from "./i18n.js";
+import { loadLanguage, t, translatePage, languageSwitch, stateName, typeName, timeText, districtName } from "./i18n.js";
 import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, roadText, loadStreets } from "./map.js";
 
 const $ = (id) => document.getElementById(id);
@@ -161,7 +161,7 @@ function renderJob() {
   prio.className = `prio p${job.priority}`;
   prio.textContent = `P${job.priority}`;
   $("job-type").textContent = `${typeName(job.type)} #${job.incident}`;
-  $("job-place").textContent = [job.pole && t("console.pole", { code: job.pole }), job.district].filter(Boolean).join(" · ");
+  $("job-place").textContent = [job.pole && t("console.pole", { code: job.pole }), districtName(job.district)].filter(Boolean).join(" · ");
   $("job-text").textContent = job.text || "";
   $("answer").hidden = job.phase !== "dispatched";
   $("progress").hidden = job.phase === "dispatched";
