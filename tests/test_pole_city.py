@@ -254,3 +254,35 @@ def test_generate_without_road_files_makes_the_generated_city_only(
     assert summary["real_road_poles"] == 0 and summary["generated_road_poles"] == summary["poles"]
     assert main(args) == 0
     assert "0 along real roads" in capsys.readouterr().out
+
+
+def test_names_english_names_and_labels_of_generic_ways(data_dir: Path, tmp_path: Path) -> None:
+    def way(osm_id: int | None, name: str | None, highway: str, coords: list[list[float]],
+            **more: str) -> dict[str, object]:  # fmt: skip
+        props = {"osm_id": osm_id, "name": name, "highway": highway, **more}
+        return {"type": "Feature", "properties": props,
+                "geometry": {"type": "LineString", "coordinates": coords}}  # fmt: skip
+
+    roads = tmp_path / "futian.geojson"
+    features = [
+        way(7, "福华路", "primary", [[114.0500, 22.5400], [114.0600, 22.5400]],
+            **{"name:en": "Fuhua Road"}),
+        way(8, "支路", "service", [[114.0550, 22.5405], [114.0550, 22.5435]]),
+        way(None, None, "primary_link", [[114.0585, 22.5395], [114.0585, 22.5365]]),
+        way(9, "", "residential", [[114.3000, 22.7200], [114.3050, 22.7200]]),  # Longgang
+    ]  # fmt: skip
+    roads.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    poles = generate_city(count=10, boundaries=data_dir / BOUNDARIES, roads=[roads])
+    assert {p.source for p in poles} == {"osm"}  # the real roads alone give more than 10
+    by_road: dict[str, list[Pole]] = defaultdict(list)
+    for pole in poles:
+        by_road[pole.road or ""].append(pole)
+    assert set(by_road) == {"福华路", "福华路支路", "福华路匝道", "无名道路"}
+    main = by_road["福华路"]
+    assert {p.attrs.get("road_en") for p in main} == {"Fuhua Road"}
+    assert {p.attrs["osm_id"] for p in main} == {"7"} and {p.district for p in main} == {"Futian"}
+    assert all((p.lat < 22.54) == (p.side == "odd") for p in main)  # odd south of E-W
+    branch = by_road["福华路支路"]
+    assert all((p.lon > 114.055) == (p.side == "odd") for p in branch)  # odd east of N-S
+    assert "road_en" not in branch[0].attrs
+    assert {p.district for p in by_road["无名道路"]} == {"Longgang"}
