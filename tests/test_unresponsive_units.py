@@ -15,7 +15,7 @@ from dispatcher import scenario as sc
 from gateway.console.accounts import hash_password
 from gateway.console.settings import Account, ConsoleSettings
 from gateway.testing import bearer, gateway_client, operator_token
-from polewatch import keys
+from polewatch import keys, wire
 
 LON, LAT = 114.05, 22.54
 
@@ -64,6 +64,8 @@ async def test_two_timeouts_in_a_row_take_a_unit_out_of_the_rotation(
     assert sync_redis.zscore(keys.UNITS_FREE_GEO, "idle") is None
     assert ("unresponsive", "idle") in events(sync_redis, "2")
     assert ("unresponsive", "idle") not in events(sync_redis, "1")  # one miss is not enough
+    told = sc.inbox(sync_redis, "idle")[-1]  # the phone says why, and how to come back
+    assert isinstance(told, wire.DispatchCancel) and "off duty and on duty" in told.reason
     # The only unit not busy, and the nearest, yet a new incident waits rather than go to it;
     # its phone reconnecting (on duty again, positions) is no answer: nobody tapped anything.
     sc.write(sync_redis, [sc.on_duty("idle", *sc.shifted(LON, LAT, east_m=50.0))])

@@ -39,6 +39,10 @@ local function missed(inc, u)
     redis.call('HSET', k, 'status', 'unresponsive')
     redis.call('ZREM', K.UNITS_FREE_GEO, u)
     event(inc, 'unresponsive', {unit = u, detail = n .. ' dispatches in a row not acknowledged'})
+    -- The phone tells the officer why nothing comes any more, and how to come back.
+    notify_unit(u, {k = 'cancel', v = 1, incident = inc.id, unit = u, ts = NOW,
+                    reason = n .. ' dispatches in a row not acknowledged: out of the rotation'
+                             .. ' until you go off duty and on duty again'})
   end
 end
 
