@@ -251,3 +251,17 @@ async def test_console_without_webgl_falls_back_to_the_flat_map(gateway: str) ->
             assert violations == []
         finally:
             await browser.close()
+
+
+def test_bench_map_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    from polewatch.cli import main
+
+    assert main(["bench", "map", "--quick"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["bench"] == "map" and figures["units"] == 300
+    for case in ("city_0_units", "city_300_units", "street_0_units", "street_300_units"):
+        assert (
+            figures[case]["frames"] > 3 and 0 < figures[case]["p50_ms"] <= figures[case]["p95_ms"]
+        )
+    assert figures["city_300_units"]["unit_layer_p95_ms"] > 0
+    assert "SwiftShader" in figures["renderer"]

@@ -131,10 +131,10 @@ async def _measure(seconds: float) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Pan the map for a few seconds per case (``args.quick``: 2 s, else 5 s)."""
+    """Pan the map for a few seconds per case (``args.quick``: 1 s, else 5 s)."""
     if not CHROMIUM.exists():
         raise SystemExit("polewatch bench map needs Debian's chromium: apt-get install chromium")
-    seconds = 2.0 if getattr(args, "quick", False) else 5.0
+    seconds = 1.0 if getattr(args, "quick", False) else 5.0
     figures = asyncio.run(_measure(seconds))
     return {"bench": "map", "units": UNITS, "seconds_per_case": seconds, "viewport": VIEW,
             **figures}  # fmt: skip
