@@ -191,6 +191,7 @@ function renderNav() {
     $("job-distance").textContent = job.distance_m != null ? distanceText(job.distance_m) : "–";
     $("job-bearing").textContent = t("patrol.no_fix");
     $("job-eta").textContent = job.distance_m != null ? durationText(job.distance_m / P.speed) : "–";
+    followRoad(job);
     return;
   }
   const d = haversine(P.here.lon, P.here.lat, job.lon, job.lat);
