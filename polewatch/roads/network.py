@@ -25,11 +25,11 @@ from typing import Any
 
 import msgspec
 import numpy as np
-import shapely
 
 from polewatch.roads.graph import Arrays, haversine_arr, local_xy
 from polewatch.roads.profile import Profile
 from polewatch.roads.search import AT_NODE_M, SHIFT, ChainSearch
+from polewatch.roads.snapping import SegmentIndex
 
 __all__ = ["AT_NODE_M", "MAX_OFFROAD_M", "SHIFT", "Leg", "RoadNetwork", "Route", "Snap"]
 
@@ -105,7 +105,7 @@ class RoadNetwork:
         self._kx = float(local_xy(np.ones(1), np.zeros(1), self._lat0)[0, 0])
         self._ky = float(local_xy(np.zeros(1), np.ones(1), self._lat0)[0, 1])
         self._a, self._b = xy[self.u], xy[self.v]
-        self._tree = shapely.STRtree(shapely.linestrings(np.stack([self._a, self._b], axis=1)))
+        self._index = SegmentIndex(self._a, self._b)
 
     @property
     def nodes(self) -> int:
@@ -136,10 +136,7 @@ class RoadNetwork:
         xy = np.column_stack([points[:, 0] * self._kx, points[:, 1] * self._ky])
         if finite.any() and self.edges:
             which = np.flatnonzero(finite)
-            hit = self._tree.query_nearest(
-                shapely.points(xy[which]), max_distance=MAX_OFFROAD_M * 1.01, all_matches=False
-            )
-            edge[which[hit[0]]] = hit[1]
+            edge[which] = self._index.nearest(xy[which], MAX_OFFROAD_M * 1.01)[0]
         ok = edge >= 0
         e = np.where(ok, edge, 0)
         a, d = self._a[e], self._b[e] - self._a[e]
