@@ -40,6 +40,8 @@ HEARTBEAT_SCAN: Final = 5000
 """Latest heartbeats read to find each agent's last one."""
 DEADLETTER_SCAN: Final = 10_000
 """Dead letters read at most per zone and scrape (the first scrape starts this far back)."""
+PRIORITY_REREAD_S: Final = 60.0
+"""How often every open incident's priority is read again (see :class:`Priorities`)."""
 REASON_CAP: Final = 30
 """Distinct dead-letter reasons kept as labels; the rest count as ``other``."""
 _NUMBERED = re.compile(r"\S*\d\S*")
@@ -92,27 +94,53 @@ class State(msgspec.Struct, kw_only=True):
     """Per agent kind, the age of the stalest agent's last heartbeat (seconds)."""
 
 
-async def _tally(
-    redis: aioredis.Redis, ids: Iterable[Any], key: Callable[[str], str], field: str, missing: str
-) -> Counter[str]:
-    """How many of the hashes ``key(id)`` hold each value of ``field`` (``missing``: none)."""
+async def _field(
+    redis: aioredis.Redis, ids: Sequence[str], key: Callable[[str], str], field: str
+) -> list[str | None]:
+    """``field`` of each hash ``key(id)`` (``None`` where there is none), one round trip."""
+    if not ids:
+        return []
     async with redis.pipeline(transaction=False) as pipe:
         for one in ids:
-            pipe.hget(key(_text(one)), field)
+            pipe.hget(key(one), field)
         found: list[Any] = await pipe.execute()
-    return Counter(missing if v is None else _text(v) for v in found)
+    return [None if v is None else _text(v) for v in found]
 
 
-async def _priorities(redis: aioredis.Redis, zone: keys.Zone, index: str) -> Counter[str]:
-    ids: list[Any] = await redis.zrange(index, 0, -1)
-    counts = await _tally(redis, ids, zone.incident, "priority", "") if ids else Counter()
-    counts.pop("", None)  # an index entry whose hash is gone (a race with its removal)
-    return counts
+class Priorities:
+    """Incident id -> priority, each read once: a priority changes only when an operator
+    merges a more urgent incident into it, so everything is read again every
+    :data:`PRIORITY_REREAD_S`. Closed incidents are forgotten at each reading."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, str] = {}
+        self._open: set[str] = set()
+        self._since = 0.0
+
+    def begin(self, now: float) -> None:
+        if now - self._since > PRIORITY_REREAD_S:
+            self.known.clear()
+            self._since = now
+        self._open = set()
+
+    def end(self) -> None:
+        self.known = {i: p for i, p in self.known.items() if i in self._open}
+
+    async def tally(self, redis: aioredis.Redis, zone: keys.Zone, index: str) -> Counter[str]:
+        """The incidents of the sorted set ``index`` by priority."""
+        ids = [_text(i) for i in await redis.zrange(index, 0, -1)]
+        self._open.update(ids)
+        missing = [i for i in ids if i not in self.known]
+        for one, p in zip(missing, await _field(redis, missing, zone.incident, "priority"),
+                          strict=True):  # fmt: skip
+            if p is not None:  # (None: an index entry whose hash is gone, a race)
+                self.known[one] = p
+        return Counter(self.known[i] for i in ids if i in self.known)
 
 
 async def _units(redis: aioredis.Redis, zone: keys.Zone) -> Counter[str]:
-    ids: Any = await redis.smembers(zone.units)
-    return await _tally(redis, ids, zone.unit, "status", "off_duty") if ids else Counter()
+    ids = [_text(u) for u in await redis.smembers(zone.units)]
+    return Counter(s or "off_duty" for s in await _field(redis, ids, zone.unit, "status"))
 
 
 async def _groups(redis: aioredis.Redis, stream: str, now: float) -> list[Group]:
@@ -161,15 +189,21 @@ async def _agents(
 
 
 async def read(
-    redis: aioredis.Redis, zones: Sequence[keys.Zone], now: float | None = None
+    redis: aioredis.Redis,
+    zones: Sequence[keys.Zone],
+    now: float | None = None,
+    priorities: Priorities | None = None,
 ) -> State:
-    """Read the operational state of ``zones`` (every zone of the deployment)."""
+    """Read the operational state of ``zones`` (every zone of the deployment); the incidents'
+    priorities from ``priorities`` where it knows them."""
     now = time.time() if now is None else now
+    priorities = priorities or Priorities()
+    priorities.begin(now)
     state = State(open=Counter(), escalated=Counter(), units=Counter(), streams={}, groups=[],
                   agents=Counter(), agent_age={})  # fmt: skip
     for zone in zones:
-        state.open += await _priorities(redis, zone, zone.incidents_open)
-        state.escalated += await _priorities(redis, zone, zone.escalated)
+        state.open += await priorities.tally(redis, zone, zone.incidents_open)
+        state.escalated += await priorities.tally(redis, zone, zone.escalated)
         state.units += await _units(redis, zone)
         streams = (*zone.streams, zone.audit, zone.deadletter)
         async with redis.pipeline(transaction=False) as pipe:
@@ -181,6 +215,7 @@ async def read(
             state.groups += await _groups(redis, stream, now)
     state.streams[keys.HEARTBEATS] = int(await redis.xlen(keys.HEARTBEATS))
     state.agents, state.agent_age = await _agents(redis, now)
+    priorities.end()
     return state
 
 
@@ -223,12 +258,13 @@ class StateCollector(Collector):
     def __init__(self) -> None:
         self.state: State | None = None
         self.dead = DeadLetters()
+        self.priorities = Priorities()
 
     async def refresh(self, redis: aioredis.Redis, zones: Sequence[keys.Zone]) -> None:
         """Read the state again; on a Redis error, drop it (a scrape then shows the service's
         own metrics only, rather than stale figures or no answer)."""
         try:
-            self.state = await read(redis, zones)
+            self.state = await read(redis, zones, priorities=self.priorities)
             await self.dead.update(redis, zones)
         except RedisError as exc:
             log.warning("operational state not read: %s", exc)

@@ -22,7 +22,7 @@ from dispatcher.settings import DispatcherSettings
 from gateway.testing import bearer, gateway_client, unit_token
 from polewatch import keys, wire
 from polewatch.embedded import free_port
-from polewatch.operations import reason_class
+from polewatch.operations import StateCollector, reason_class
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -175,3 +175,27 @@ async def test_a_zoned_cluster_deployment_is_read_zone_by_zone(
     zoned = [labels for name, labels in found if name == "polewatch_stream_length"]
     assert len(zoned) == 5 * 10 + 1  # five streams in each of the ten districts, heartbeats
     assert value(found, "polewatch_incidents_open", priority="1") == 0
+
+
+async def test_each_incidents_priority_is_read_once(
+    redis_url: str, sync_redis: redis.Redis, aredis: aioredis.Redis
+) -> None:
+    """A scrape reads the priority of incidents it has not seen yet only (units every time);
+    one closed since is no longer counted."""
+    sc.write(sync_redis, [sc.on_duty("u1", 114.0, 22.55), sc.alarm(114.0, 22.5),
+                          sc.alarm(114.2, 22.6, type="loitering")])  # fmt: skip
+    await sc.drain(redis_url)
+    collector = StateCollector()
+    await collector.refresh(aredis, [keys.DEFAULT])
+    assert collector.state is not None and collector.state.open == {"2": 1, "3": 1}
+
+    def hgets() -> int:
+        stats: Any = sync_redis.info("commandstats")
+        return int(stats["cmdstat_hget"]["calls"])
+
+    before = hgets()
+    await collector.refresh(aredis, [keys.DEFAULT])
+    assert hgets() - before == 1  # u1's status, nothing else
+    await sc.step(redis_url, sync_redis, sc.status("u1", "1", "resolved"))
+    await collector.refresh(aredis, [keys.DEFAULT])
+    assert collector.state.open == {"3": 1} and collector.priorities.known == {"2": "3"}
