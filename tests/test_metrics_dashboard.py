@@ -79,6 +79,9 @@ def test_the_monitoring_profile_wires_prometheus_and_grafana_to_the_services() -
     assert jobs["dispatcher"]["dns_sd_configs"][0]["port"] == int(env["POLEWATCH_METRICS_PORT"])
     assert env["POLEWATCH_METRICS_ADDR"] == "0.0.0.0"  # reachable by Prometheus in compose
     assert env["REDIS_URL"] == services["gateway"]["environment"]["REDIS_URL"]
+    if "archiver" in services:  # its own /metrics (the archive lag in entries)
+        port = int(services["archiver"]["environment"]["POLEWATCH_METRICS_PORT"])
+        assert jobs["archiver"]["dns_sd_configs"][0]["port"] == port
     # Grafana: the provisioned data source is the one every panel names; the dashboards
     # provider reads the folder the dashboard is mounted at.
     grafana = MONITORING / "grafana" / "provisioning"
