@@ -4,6 +4,8 @@
 
 import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep, playMjpeg } from "./common.js";
 import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, timeText, districtName } from "./i18n.js";
+import { callTaker } from "./calltaker.js";
+import { perform, askCancel, askSplit, history } from "./workflow.js";
 import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, loadStreets, POLE_ZOOM } from "./map.js";
 
 const KEY = "pw.console.session";
@@ -14,7 +16,6 @@ const UNIT_ORDER = { unresponsive: -1, dispatched: 0, busy: 1, available: 2, off
 const PRIO = { 1: "#ff5f56", 2: "#ff9b42", 3: "#e9c95d", 4: "#6aa7e8" };
 const UNIT_COLOR = { available: "#3fbf6f", dispatched: "#e3a13b", busy: "#58a6ff", unresponsive: "#ff5f56", off_duty: "#4a5565" };
 const CAMERA_COLOR = { online: "#5fd4e6", degraded: "#e3a13b" };
-const TYPES = ["call", "citizen_sos", "intrusion", "crowd", "loitering", "door_forced", "tamper"];
 
 let session = JSON.parse(sessionStorage.getItem(KEY) || "null");
 const api = new Api(() => session && session.token, () => signOut(t("console.session_ended")));
@@ -74,6 +75,9 @@ async function start() {
   $("login").hidden = true;
   $("app").hidden = false;
   fill($("who"), el("b", { text: session.login }), " · ", tOr(`role.${session.role}`, session.role));
+  // the session ends when its token does (the gateway refuses it from then on anyway)
+  clearTimeout(S.expiry);
+  if (session.expires) S.expiry = setTimeout(() => signOut(t("console.session_ended")), Math.max(0, session.expires * 1000 - Date.now()));
   S.config = S.config || await api.get("/api/console/config");
   if (!map) setupMap();
   connect();
@@ -202,7 +206,8 @@ function renderQueue() {
       el("span.type", { text: `${typeName(inc.type)}${inc.reports > 1 ? ` ×${inc.reports}` : ""}` }),
       el("span.age", { text: durationText(now - (inc.alarm_ts || inc.created)) }),
       el("span.where", { text: `#${inc.id} · ${place(inc)}` }),
-      el("span.meta", {}, el(`span.chip.${inc.state}`, { text: stateName(inc.state) })));
+      el("span.meta", {}, inc.caller_far_m ? el("span.chip.far", { text: t("incident.far_chip"), title: t("incident.far", { distance: distanceText(inc.caller_far_m) }) }) : null,
+        el(`span.chip.${inc.state}`, { text: stateName(inc.state) })));
   }) : el("li.empty", { text: t("console.no_incidents") }));
 }
 
@@ -451,13 +456,10 @@ function closeDetail() {
 function renderDetail() {
   const { incident: inc, timeline, alarms } = S.detail;
   const speed = S.config.speed_mps;
-  const notice = el("p.notice", { id: "detail-notice" });
+  // results stay in the notices until dismissed (workflow.js), whatever re-renders meanwhile
   const act = (verb, body, done) => async () => {
-    notice.textContent = "";
-    try {
-      await api.post(`/api/incidents/${encodeURIComponent(inc.id)}/${verb}`, body());
-      notice.textContent = done;
-    } catch (err) { notice.textContent = err.message; }
+    const given = await body();
+    if (given !== null) await perform(api, inc.id, verb, given, done);
   };
   const free = [...S.units.values()].filter((u) => u.status === "available" && u.lon != null)
     .map((u) => [u, haversine(u.lon, u.lat, inc.lon, inc.lat)]).sort((a, b) => a[1] - b[1]).slice(0, 30);
@@ -466,7 +468,6 @@ function renderDetail() {
     free.map(([u, d]) => el("option", { value: u.id, text: `${u.id} · ${distanceText(d)}` })));
   const evaluation = el("select#evaluation", {}, [5, 4, 3, 2, 1].map((n) => el("option", { value: n, text: `${n} ★` })));
   const mergeWith = el("input#merge-other", { placeholder: t("console.incident_id"), size: 8 });
-  const splitAlarm = el("select#split-alarm", {}, alarms.filter((a) => a.id).map((a) => el("option", { value: a.id, text: `${a.type ? typeName(a.type) : t("console.alarm")} ${timeText(a.ts)}` })));
   const open = OPEN.has(inc.state);
   const units = inc.units.map((id) => {
     const u = S.units.get(id);
@@ -482,6 +483,7 @@ function renderDetail() {
       el("button.ghost.close-x", { title: t("console.close_panel"), text: "×", onclick: closeDetail })),
     el("dl.kv", {},
       el("dt", { text: t("console.place") }), el("dd", { text: place(inc) }),
+      inc.caller_far_m ? el("dd.far-warning#detail-far", { role: "alert", text: t("incident.far", { distance: distanceText(inc.caller_far_m) }) }) : null,
       el("dt", { text: t("console.grid") }), el("dd", { text: inc.grid_name || inc.grid || "–", title: inc.grid || "" }),
       el("dt", { text: t("console.raised") }), el("dd", { text: `${timeText(inc.alarm_ts || inc.created)} · ${t("console.ago", { t: durationText(Date.now() / 1000 - (inc.alarm_ts || inc.created)) })}` }),
       el("dt", { text: t("console.reports") }), el("dd", { text: String(inc.reports) }),
@@ -498,14 +500,13 @@ function renderDetail() {
         title: inc.state === "resolved" ? "" : t("console.close_only_resolved"),
         onclick: act("close", () => ({ evaluation: Number(evaluation.value) }), t("console.closed")) }),
       el("button#do-cancel.danger", { text: t("console.cancel"), disabled: !open,
-        onclick: act("cancel", () => ({ reason: t("console.cancelled_by", { login: session.login }) }), t("console.cancelled")) })),
+        onclick: act("cancel", async () => { const reason = await askCancel(inc); return reason === null ? null : { reason }; }, t("console.cancelled")) })),
     el("div.actions", {}, mergeWith,
       el("button#do-merge", { text: t("console.merge"), disabled: !open, onclick: act("merge", () => ({ other: mergeWith.value.trim() }), t("console.merge_sent")) }),
-      alarms.length > 1 ? [splitAlarm, el("button#do-split", { text: t("console.split"), disabled: !open, onclick: act("split", () => ({ alarm: splitAlarm.value }), t("console.split_sent")) })] : null),
+      alarms.length > 1 ? el("button#do-split", { text: t("console.split"), disabled: !open, onclick: act("split", async () => { const alarm = await askSplit(inc, alarms); return alarm === null ? null : { alarm }; }, t("console.split_sent")) }) : null),
     el("div.actions", {},
       el("a.button#export-cap", { href: api.url(`/api/console/incidents/${encodeURIComponent(inc.id)}/export.cap`), text: "CAP XML", download: `${inc.id}.cap.xml` }),
       el("a.button#export-eido", { href: api.url(`/api/console/incidents/${encodeURIComponent(inc.id)}/export.eido`), text: "EIDO JSON", download: `${inc.id}.eido.json` })),
-    notice,
     el("h3", { text: t("console.timeline") }),
     el("ol.timeline#timeline", {}, timeline.map((ev) => el(`li.${ev.event}`, {},
       el("span.t", { text: timeText(ev.ts) }),
@@ -521,55 +522,9 @@ function renderDetail() {
   $("detail").hidden = false;
 }
 
-// ---------------------------------------------------------------- call-taker
-async function lookUp(event) {
-  if (event) event.preventDefault();
-  const code = $("call-code").value.trim();
-  if (!code) return;
-  const near = map.zoom >= 13 ? `?near=${map.center[0].toFixed(5)},${map.center[1].toFixed(5)}` : "";
-  const out = $("call-result");
-  try {
-    const found = await api.get(`/api/poles/${encodeURIComponent(code)}${near}`);
-    showPole(found.pole);
-  } catch (err) {
-    if (err.status === 404 && err.body && err.body.candidates) {
-      S.found = null;
-      fill(out, el("p.muted", { text: t("console.no_pole", { code }) }),
-        el("ol.cands#candidates", {}, err.body.candidates.map((c) => el("li", { onclick: () => showPole(c) },
-          el("span", {}, el("b", { text: c.code }), ` ${c.road || ""}`),
-          el("span.why", { text: [tOr(`mistake.${c.mistake}`, label(c.mistake)), districtName(c.district), c.distance_m != null ? distanceText(c.distance_m) : null].filter(Boolean).join(" · ") })))));
-    } else {
-      fill(out, el("p.error", { text: err.message }));
-    }
-  }
-}
-
-function showPole(pole) {
-  S.found = pole;
-  map.setView([pole.lon, pole.lat], Math.max(map.zoom, 16.5));
-  const type = el("select#call-type", {}, TYPES.map((x) => el("option", { value: x, text: typeName(x) })));
-  const text = el("input#call-text.wide", { placeholder: t("console.caller_says"), maxLength: 2000 });
-  const phone = el("input#call-phone", { placeholder: t("console.caller_phone"), maxLength: 32 });
-  const notice = el("p.notice");
-  const form = el("form", {
-    onsubmit: async (e) => {
-      e.preventDefault();
-      try {
-        const body = { pole: pole.code, type: type.value };
-        if (text.value.trim()) body.text = text.value.trim();
-        if (phone.value.trim()) body.phone = phone.value.trim();
-        await api.post("/api/incidents", body);
-        notice.textContent = t("console.raised_notice");
-        text.value = "";
-      } catch (err) { notice.textContent = err.message; }
-    },
-  }, type, phone, text, el("button.primary.wide#call-raise", { type: "submit", text: t("console.raise") }));
-  fill($("call-result"), el("div.pole-card", {},
-    el("div.code", { text: pole.code }),
-    el("div", { text: [pole.road, districtName(pole.district)].filter(Boolean).join(t("common.comma")) }),
-    el("div.muted", { text: `${t("console.pole_grid", { grid: pole.grid_name || pole.grid || "–" })} · ${pole.lat.toFixed(5)}, ${pole.lon.toFixed(5)}` }),
-    form, notice));
-}
+// ---------------------------------------------------------------- call-taker (calltaker.js)
+const calls = callTaker({ api, S, map: () => map, audio: () => S.audio });
+const lookUp = calls.lookUp;
 
 // ---------------------------------------------------------------- cameras
 function renderWall() {
@@ -679,6 +634,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("login-form").addEventListener("submit", signIn);
   $("logout").onclick = () => signOut();
   $("call-form").addEventListener("submit", lookUp);
+  history(api, (id) => openIncident(id));
   $("period").onchange = renderAnalytics;
   $("metric").onchange = renderAnalytics;
   for (const b of $("tabs").querySelectorAll("button")) b.onclick = () => show(b.dataset.view);
