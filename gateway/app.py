@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 import msgspec
 from aiohttp import WSCloseCode, web
 
-from gateway import citizen, incidents, patrol, ratelimit, routes
+from gateway import citizen, history, incidents, patrol, ratelimit, routes
 from gateway.console.site import install as install_console
 from gateway.errors import error_middleware
 from gateway.metrics import Metrics
@@ -49,6 +49,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(citizen.routes)
     app.add_routes(patrol.routes)
     app.add_routes(incidents.routes)
+    app.add_routes(history.routes)
     app.add_routes(routes.routes)
     app.router.add_get("/api/openapi.json", openapi_json, allow_head=False)
     app.router.add_get("/metrics", metrics_text, allow_head=False)

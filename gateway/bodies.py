@@ -29,7 +29,8 @@ PoleCode = Annotated[
 a registered code may hold (:data:`polewatch.poles.codes.PRINTABLE_CODE`): 1-32 of them,
 starting with a letter or digit (``[^\\W_]``: ``str.isalnum``), spaces anywhere. Doors that
 take a code check it with this type, so the schema refuses what they refuse."""
-Reason = Annotated[str, Meta(min_length=1, max_length=2000)]
+Reason = Annotated[str, Meta(min_length=1, max_length=2000, pattern=r"\S")]
+"""Why an operator did something: some text, not only spaces (it is kept in the timeline)."""
 
 
 class Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
