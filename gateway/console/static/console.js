@@ -6,7 +6,7 @@ import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, l
 import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, timeText, districtName } from "./i18n.js";
 import { callTaker } from "./calltaker.js";
 import { perform, askCancel, askSplit, history } from "./workflow.js";
-import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, loadStreets, POLE_ZOOM } from "./map.js";
+import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, loadStreets, POLE_ZOOM, roadText } from "./map.js";
 
 const KEY = "pw.console.session";
 const $ = (id) => document.getElementById(id);
@@ -511,7 +511,8 @@ function renderDetail() {
     el("ol.timeline#timeline", {}, timeline.map((ev) => el(`li.${ev.event}`, {},
       el("span.t", { text: timeText(ev.ts) }),
       el("span", {}, el("b", { text: stateName(ev.event) }), ev.unit ? ` ${ev.unit}` : "",
-        ev.actor ? el("span.who", { text: ` · ${ev.actor}` }) : "", ev.detail ? el("span.who", { text: ` · ${ev.detail}` }) : "")))),
+        ev.actor ? el("span.who", { text: ` · ${ev.actor}` }) : "", ev.detail ? el("span.who", { text: ` · ${ev.detail}` }) : "",
+        ev.route === "road" && ev.eta_s != null ? el("span.who.road", { text: ` · ${roadText(ev.distance_m, ev.eta_s)}` }) : "")))),
     el("h3", { text: t("console.reports_n", { n: alarms.length }) }),
     el("ol.alarms#alarms", {}, alarms.map((a) => el("li", {},
       el("div", {}, el("b", { text: a.type ? typeName(a.type) : t("console.alarm") }), el("span.src", { text: ` · ${a.source || ""} · ${timeText(a.ts)}` })),
