@@ -11,6 +11,8 @@ COPY gateway ./gateway
 COPY edge ./edge
 COPY simulators ./simulators
 COPY loadtest ./loadtest
+COPY analytics ./analytics
+COPY archiver ./archiver
 RUN pip install --no-cache-dir ".[load]"
 USER nobody
 ENTRYPOINT ["polewatch"]

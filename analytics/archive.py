@@ -17,6 +17,7 @@ import msgspec
 import psycopg
 import redis.asyncio as aioredis
 
+from analytics import archive_figures
 from analytics.assessment import Assessment, build_assessment
 from analytics.incidents import IncidentRecord
 from analytics.response_times import IncidentTimes
@@ -31,14 +32,19 @@ FROM incident WHERE created >= %s AND created < %s {district} ORDER BY created, 
 _times_decoder = msgspec.json.Decoder(dict[str, float])
 
 
+def times_query(start: float, end: float, district: str | None) -> tuple[str, tuple[Any, ...]]:
+    """The SQL and parameters of :func:`archived_times` (the bench explains its plan)."""
+    query = _TIMES.format(district="AND district = %s" if district is not None else "")
+    return query, (start, end) if district is None else (start, end, district)
+
+
 async def archived_times(
     conn: psycopg.AsyncConnection[Any], start: float, end: float, *, district: str | None = None
 ) -> list[IncidentTimes]:
     """Every archived incident created in ``[start, end)`` (optionally of one district), oldest
     first; the period scan uses ``incident_created`` (``incident_district_created`` with a
     district)."""
-    query = _TIMES.format(district="AND district = %s" if district is not None else "")
-    params: tuple[Any, ...] = (start, end) if district is None else (start, end, district)
+    query, params = times_query(start, end, district)
     async with conn.cursor(binary=True) as cur:
         await cur.execute(query, params)
         rows = await cur.fetchall()
@@ -92,7 +98,13 @@ async def assess(
     utc_offset_min: int = 0,
 ) -> Assessment:
     """The assessment of ``[start, end)`` against the period before, from the archive (and,
-    with ``redis``, the incidents not archived yet)."""
+    with ``redis``, the incidents not archived yet). From the archive alone it is aggregated
+    inside PostgreSQL (:func:`analytics.archive_figures.assess`); with ``redis`` the incidents
+    of both come to Python and are summed as the Redis reader does."""
+    if redis is None:
+        return await archive_figures.assess(
+            conn, start, end, district=district, utc_offset_min=utc_offset_min
+        )
     previous_start = start - (end - start)
     current = await incident_times(conn, start, end, district=district, redis=redis, zones=zones)
     previous = await incident_times(

@@ -36,7 +36,7 @@ class ArchiverSettings(Settings, frozen=True, kw_only=True):
     Redis after the archive confirmed them."""
     consumer: str = "archiver-1"
     """Consumer name in the ``archivers`` group (unique per replica)."""
-    batch: Positive = 500
+    batch: Positive = 2000
     """Audit entries read per round and written in one transaction."""
     block_ms: Positive = 1000
     claim_idle_ms: Positive = 30_000

@@ -10,6 +10,7 @@ from typing import Any, Final
 import msgspec
 import psycopg
 
+from analytics.response_times import METRICS, IncidentTimes
 from polewatch import records, wire
 
 
@@ -44,11 +45,26 @@ class Archived(msgspec.Struct, kw_only=True):
         return max([self.incident.reports, *seen])
 
 
-_INCIDENT: Final = """
-INSERT INTO incident (id, zone, state, priority, type, merge_group, created, alarm_ts, reports,
-    wanted, pole, district, grid, text, units, first_alarm, evaluation, merged_into, times, geom)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb,
-    ST_SetSRID(ST_MakePoint(%s, %s), 4326))
+_INCIDENT_COLUMNS: Final = (
+    "id, zone, state, priority, type, merge_group, created, alarm_ts, reports, wanted, pole,"
+    " district, grid, text, units, first_alarm, evaluation, merged_into, times, "
+    + ", ".join(METRICS)
+)
+_STAGE: Final = f"""
+CREATE TEMP TABLE IF NOT EXISTS stage_incident ON COMMIT DELETE ROWS AS
+    SELECT {_INCIDENT_COLUMNS}, 0::float8 AS lon, 0::float8 AS lat FROM incident WITH NO DATA;
+CREATE TEMP TABLE IF NOT EXISTS stage_event ON COMMIT DELETE ROWS AS
+    SELECT * FROM incident_event WITH NO DATA;
+CREATE TEMP TABLE IF NOT EXISTS stage_alarm ON COMMIT DELETE ROWS AS
+    SELECT id, incident, seq, type, source, ts, pole, district, grid, text, body,
+        0::float8 AS lon, 0::float8 AS lat FROM alarm WITH NO DATA;
+CREATE TEMP TABLE IF NOT EXISTS stage_audit ON COMMIT DELETE ROWS AS
+    SELECT * FROM audit WITH NO DATA;
+"""
+"""Staging tables of the connection: a batch is COPied in, then upserted in four statements."""
+_INCIDENT: Final = f"""
+INSERT INTO incident ({_INCIDENT_COLUMNS}, geom)
+SELECT {_INCIDENT_COLUMNS}, ST_SetSRID(ST_MakePoint(lon, lat), 4326) FROM stage_incident
 ON CONFLICT (id) DO UPDATE SET zone = EXCLUDED.zone, state = EXCLUDED.state,
     priority = EXCLUDED.priority, type = EXCLUDED.type, merge_group = EXCLUDED.merge_group,
     created = EXCLUDED.created, alarm_ts = EXCLUDED.alarm_ts, reports = EXCLUDED.reports,
@@ -56,21 +72,19 @@ ON CONFLICT (id) DO UPDATE SET zone = EXCLUDED.zone, state = EXCLUDED.state,
     grid = EXCLUDED.grid, text = EXCLUDED.text, units = EXCLUDED.units,
     first_alarm = EXCLUDED.first_alarm, evaluation = EXCLUDED.evaluation,
     merged_into = EXCLUDED.merged_into, times = EXCLUDED.times, geom = EXCLUDED.geom,
-    archived_at = now()
+    archived_at = now(), {", ".join(f"{m} = EXCLUDED.{m}" for m in METRICS)}
 """
 _EVENT: Final = """
-INSERT INTO incident_event (incident, seq, event, ts, unit, alarm, actor, detail, priority,
-    reports)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+INSERT INTO incident_event SELECT * FROM stage_event
 ON CONFLICT (incident, seq) DO UPDATE SET event = EXCLUDED.event, ts = EXCLUDED.ts,
     unit = EXCLUDED.unit, alarm = EXCLUDED.alarm, actor = EXCLUDED.actor,
     detail = EXCLUDED.detail, priority = EXCLUDED.priority, reports = EXCLUDED.reports
 """
 _ALARM: Final = """
-INSERT INTO alarm (id, incident, seq, type, source, ts, pole, district, grid, text, geom, body)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
-    CASE WHEN %s::float8 IS NULL THEN NULL
-         ELSE ST_SetSRID(ST_MakePoint(%s::float8, %s::float8), 4326) END, %s)
+INSERT INTO alarm (id, incident, seq, type, source, ts, pole, district, grid, text, body, geom)
+SELECT DISTINCT ON (id) id, incident, seq, type, source, ts, pole, district, grid, text, body,
+    CASE WHEN lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(lon, lat), 4326) END
+FROM stage_alarm ORDER BY id
 ON CONFLICT (id) DO UPDATE SET incident = EXCLUDED.incident, seq = EXCLUDED.seq,
     type = COALESCE(EXCLUDED.type, alarm.type), source = COALESCE(EXCLUDED.source, alarm.source),
     ts = COALESCE(EXCLUDED.ts, alarm.ts), pole = COALESCE(EXCLUDED.pole, alarm.pole),
@@ -79,18 +93,23 @@ ON CONFLICT (id) DO UPDATE SET incident = EXCLUDED.incident, seq = EXCLUDED.seq,
     geom = COALESCE(EXCLUDED.geom, alarm.geom), body = COALESCE(EXCLUDED.body, alarm.body)
 """
 _AUDIT: Final = """
-INSERT INTO audit (zone, entry_id, incident, event, ts, body) VALUES (%s, %s, %s, %s, %s, %s)
-ON CONFLICT (zone, entry_id) DO NOTHING
+INSERT INTO audit SELECT * FROM stage_audit ON CONFLICT (zone, entry_id) DO NOTHING
 """
 
 
 def _incident_row(a: Archived) -> tuple[Any, ...]:
     i = a.incident
     units = sorted({e.unit for e in a.timeline if e.unit} | set(i.units))
+    times = a.times()
+    created = times.get("new", i.created)
+    durations = IncidentTimes(
+        id=i.id, type=i.type, priority=i.priority, state=i.state, created=created,
+        alarm_ts=i.alarm_ts, times=times,
+    ).durations()  # fmt: skip
     return (
-        i.id, a.zone, i.state, i.priority, i.type, i.group, a.times().get("new", i.created),
-        i.alarm_ts, a.reports(), i.wanted, i.pole, i.district, i.grid, i.text, units,
-        i.first_alarm, i.evaluation, i.merged_into, msgspec.json.encode(a.times()).decode(),
+        i.id, a.zone, i.state, i.priority, i.type, i.group, created, i.alarm_ts, a.reports(),
+        i.wanted, i.pole, i.district, i.grid, i.text, units, i.first_alarm, i.evaluation,
+        i.merged_into, msgspec.json.encode(times).decode(), *(durations[m] for m in METRICS),
         i.lon, i.lat,
     )  # fmt: skip
 
@@ -109,7 +128,7 @@ def _alarm_rows(a: Archived) -> list[tuple[Any, ...]]:
         rows.append((
             alarm_id, a.incident.id, seq, alarm and alarm.type, alarm and alarm.source,
             alarm and alarm.ts, alarm and alarm.pole, alarm and alarm.district,
-            alarm and alarm.grid, alarm and alarm.text, lon, lon, lat, body,
+            alarm and alarm.grid, alarm and alarm.text, body, lon, lat,
         ))  # fmt: skip
     return rows
 
@@ -120,27 +139,30 @@ async def write(
     audit: Sequence[AuditRow] = (),
 ) -> None:
     """Upsert ``incidents`` (with their timelines and alarms) and insert the ``audit`` rows,
-    in one transaction: when this returns, the archive has confirmed all of them."""
-    events = [
-        (a.incident.id, seq, e.event, e.ts, e.unit, e.alarm, e.actor, e.detail, e.priority,
-         e.reports)
-        for a in incidents
-        for seq, e in enumerate(a.timeline)
+    in one transaction (COPY into staging tables, then ``INSERT ... ON CONFLICT``): when this
+    returns, the archive has confirmed all of them."""
+    tables: list[tuple[str, str, list[tuple[Any, ...]]]] = [
+        ("stage_incident", _INCIDENT, [_incident_row(a) for a in incidents]),
+        ("stage_event", _EVENT, [
+            (a.incident.id, seq, e.event, e.ts, e.unit, e.alarm, e.actor, e.detail,
+             e.priority, e.reports)
+            for a in incidents for seq, e in enumerate(a.timeline)
+        ]),
+        ("stage_alarm", _ALARM, [row for a in incidents for row in _alarm_rows(a)]),
+        ("stage_audit", _AUDIT, [
+            (r.zone, r.entry_id, r.event.incident, r.event.event, r.event.ts, r.body)
+            for r in audit
+        ]),
     ]  # fmt: skip
     async with conn.transaction(), conn.cursor() as cur:
-        if incidents:
-            await cur.executemany(_INCIDENT, [_incident_row(a) for a in incidents])
-            if events:
-                await cur.executemany(_EVENT, events)
-            alarms = [row for a in incidents for row in _alarm_rows(a)]
-            if alarms:
-                await cur.executemany(_ALARM, alarms)
-        if audit:
-            await cur.executemany(
-                _AUDIT,
-                [(r.zone, r.entry_id, r.event.incident, r.event.event, r.event.ts, r.body)
-                 for r in audit],
-            )  # fmt: skip
+        await cur.execute(_STAGE)
+        for table, upsert, rows in tables:
+            if not rows:
+                continue
+            async with cur.copy(f"COPY {table} FROM STDIN".encode()) as copy:
+                for row in rows:
+                    await copy.write_row(row)
+            await cur.execute(upsert.encode())
 
 
 async def archived_ids(conn: psycopg.AsyncConnection[Any], ids: Sequence[str]) -> set[str]:

@@ -35,6 +35,7 @@ BENCHES: dict[str, str] = {
     "gateway": "gateway.bench:run",
     "cluster": "dispatcher.cluster_bench:run",
     "route": "polewatch.roads.bench:run",
+    "archive": "archiver.bench:run",
     "map": "gateway.console.mapbench:run",
     # "name": "module:function",
 }

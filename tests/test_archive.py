@@ -147,6 +147,14 @@ async def test_figures_from_sql_equal_the_redis_readers_on_a_simulated_week(
     now = await redis_incident_times(aredis, WEEK, end)
     expected = build_assessment(now, before, WEEK, end, utc_offset_min=480)
     assert await archive.assess(pg, WEEK, end, utc_offset_min=480) == expected
+    assert await archive.assess(pg, WEEK, end, utc_offset_min=480, redis=aredis) == expected
+    futian = (
+        [t for t in now if t.district == "Futian"],
+        [t for t in before if t.district == "Futian"],
+    )
+    assert await archive.assess(pg, WEEK, end, district="Futian") == build_assessment(
+        *futian, WEEK, end, district="Futian"
+    )
     # Not archived yet: still counted from Redis, once.
     both = await archive.incident_times(pg, WEEK, end, redis=aredis)
     assert [t.id for t in both] == [t.id for t in now]
@@ -166,3 +174,20 @@ def test_a_bad_database_url_fails_at_start_naming_the_key() -> None:
         load(ArchiverSettings, section="archiver", env={"DATABASE_URL": "postgresql://h:99x/d"})
     good = load(ArchiverSettings, section="archiver", env={"DATABASE_URL": "postgresql://h/d"})
     assert good.database_url == "postgresql://h/d"
+
+
+def test_compose_runs_the_archiver_against_its_postgis_service() -> None:
+    from polewatch.cli import build_parser
+    from tests.test_deployment import compose
+
+    services = compose()["services"]
+    assert isinstance(services, dict)
+    assert services["postgis"]["image"].startswith("postgis/postgis")
+    archiver_service = services["archiver"]
+    assert callable(build_parser().parse_args(archiver_service["command"]).func)
+    env = archiver_service["environment"]
+    settings = load(ArchiverSettings, section="archiver", env=env)
+    assert (
+        settings.database_url.startswith("postgresql://") and "@postgis:" in settings.database_url
+    )
+    assert settings.metrics_port == 9102
