@@ -26,7 +26,8 @@ distances in metres)::
 
 Building (``polewatch roads import FILE... --city shenzhen`` does all of this)::
 
-    report = read_roads(paths, zones=zone_map)      # ways + problems by feature number
+    report = read_roads(paths, zones=zone_map)      # GeoJSON or .osm.pbf (pyosmium): ways,
+                                                    # problems by file and feature number
     net = build_network(report.ways, profile)       # Profile: speeds, snapping, one-way
     version = await RoadStore(aredis, city).store(net, to_geojson(report.ways))
 
