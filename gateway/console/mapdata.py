@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import weakref
 from pathlib import Path
 from typing import Any, Final
 
@@ -88,22 +89,24 @@ def road_features(document: Any) -> list[dict[str, Any]]:
 
 class _RoadDocuments:
     """The imported road features of each city (``polewatch roads import``), read from Redis
-    once per version."""
+    once per version, per client: another Redis (or a flushed one) counts versions anew."""
 
     def __init__(self) -> None:
-        self.cities: dict[str, tuple[int, bytes]] = {}
+        self.known: weakref.WeakKeyDictionary[Any, dict[str, tuple[int, bytes]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def document(self, redis: Any, city: str) -> bytes | None:
         store = RoadStore(redis, city)
         version = await store.version()
         if not version:
             return None
-        known = self.cities.get(city)
-        if known and known[0] == version:
-            return known[1]
+        cities = self.known.setdefault(redis, {})
+        if city in cities and cities[city][0] == version:
+            return cities[city][1]
         body = await store.features()
         if body is not None:
-            self.cities[city] = (version, body)
+            cities[city] = (version, body)
         return body
 
 
