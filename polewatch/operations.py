@@ -13,6 +13,7 @@ counted incrementally (each collector reads only the entries added since its las
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -259,10 +260,17 @@ class StateCollector(Collector):
         self.state: State | None = None
         self.dead = DeadLetters()
         self.priorities = Priorities()
+        self._reading: asyncio.Future[None] | None = None
 
     async def refresh(self, redis: aioredis.Redis, zones: Sequence[keys.Zone]) -> None:
         """Read the state again; on a Redis error, drop it (a scrape then shows the service's
-        own metrics only, rather than stale figures or no answer)."""
+        own metrics only, rather than stale figures or no answer). Scrapes that arrive while a
+        reading is under way share it: a flood of them costs Redis one reading at a time."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.ensure_future(self._read(redis, zones))
+        await asyncio.shield(self._reading)
+
+    async def _read(self, redis: aioredis.Redis, zones: Sequence[keys.Zone]) -> None:
         try:
             self.state = await read(redis, zones, priorities=self.priorities)
             await self.dead.update(redis, zones)

@@ -199,3 +199,26 @@ async def test_each_incidents_priority_is_read_once(
     await sc.step(redis_url, sync_redis, sc.status("u1", "1", "resolved"))
     await collector.refresh(aredis, [keys.DEFAULT])
     assert collector.state.open == {"3": 1} and collector.priorities.known == {"2": "3"}
+
+
+async def test_scrapes_that_arrive_together_share_one_reading(
+    redis_url: str, sync_redis: redis.Redis, aredis: aioredis.Redis
+) -> None:
+    """A flood of scrapes of the open /metrics costs Redis one reading at a time."""
+    await sc.step(redis_url, sync_redis, sc.on_duty("u1", 114.0, 22.55))
+
+    def readings() -> int:
+        stats: Any = sync_redis.info("commandstats")
+        return int(stats["cmdstat_xinfo|groups"]["calls"])
+
+    alone = StateCollector()
+    await alone.refresh(aredis, [keys.DEFAULT])
+    before = readings()
+    await alone.refresh(aredis, [keys.DEFAULT])
+    one = readings() - before
+    assert one > 0
+    flooded = StateCollector()
+    before = readings()
+    await asyncio.gather(*(flooded.refresh(aredis, [keys.DEFAULT]) for _ in range(20)))
+    assert readings() - before == one
+    assert flooded.state is not None and flooded.state.units == {"available": 1}
