@@ -9,6 +9,7 @@ folder) writes the documentation's copies there as well.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -18,8 +19,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import cv2
+import numpy as np
 import pytest
+from aiohttp import web
 
+from gateway.console.settings import ConsoleSettings
 from gateway.testing import (
     TEST_CITY,
     TEST_POLES,
@@ -265,3 +270,44 @@ def test_bench_map_quick(capsys: pytest.CaptureFixture[str]) -> None:
         )
     assert figures["city_300_units"]["unit_layer_p95_ms"] > 0
     assert "SwiftShader" in figures["renderer"]
+
+
+@contextlib.asynccontextmanager
+async def tile_server() -> AsyncIterator[tuple[str, list[str]]]:
+    """A raster tile server on another origin (another port): its URL template and the paths
+    it was asked for."""
+    asked: list[str] = []
+    ok, png = cv2.imencode(".png", np.full((256, 256, 3), 40, np.uint8))
+    assert ok
+
+    async def tile(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        return web.Response(body=png.tobytes(), content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/{z}/{x}/{y}.png", tile)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}/{{z}}/{{x}}/{{y}}.png", asked
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_configured_tile_url_draws_under_the_streets(redis_url: str, browser: Any) -> None:
+    async with tile_server() as (template, asked):
+        console = ConsoleSettings(tile_url=template)
+        async with served_gateway(redis_url, console=console) as (host, port):
+            gateway = f"http://{host}:{port}"
+            page, requests, violations = await page_on(browser, {"width": 1024, "height": 700})
+            await signed_in(page, gateway)
+            await page.wait_for_selector("#map[data-roads=loaded]", timeout=30_000)
+            street_map = await page.evaluate_handle("document.getElementById('map').streetMap")
+            await page.evaluate(SETTLED, street_map)
+    assert asked and all(re.fullmatch(r"/\d+/\d+/\d+\.png", p) for p in asked)
+    tiles_origin = template.split("/{z}")[0]
+    assert [u for u in only_from(gateway, requests) if not u.startswith(tiles_origin)] == []
+    assert violations == []
