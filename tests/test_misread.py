@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from gateway.testing import TEST_CITY, bearer, gateway_client, operator_token, store_poles
 from polewatch.geo import haversine_m
 from polewatch.poles import misread
-from polewatch.poles.codes import CodeError
-from polewatch.poles.index import FAR_M, PoleIndex
+from polewatch.poles.codes import CodeError, normalize
+from polewatch.poles.index import FAR_M, PoleIndex, _neighbours, _plausible
 from polewatch.poles.model import Pole
 
 BAOAN = (113.9290, 22.6996)  # where 6013158 stands in the demo city
@@ -133,6 +133,21 @@ def test_any_index_and_any_heard_code(codes: list[str], heard: str) -> None:
         if resolution.pole is not None:
             assert resolution.pole in [c.pole for c in resolution.candidates]
         assert set(resolution.checks) <= {"look_alikes", "nearer_candidate", "far_from_caller"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(CODES, min_size=1, max_size=40, unique=True), CODES)
+def test_generated_misreadings_are_the_plausible_part_of_the_search(
+    codes: list[str], heard: str
+) -> None:
+    key = normalize(heard)
+    # real codes around the heard one: plausible misreadings and arbitrary one-edit ones
+    near = [*misread.plausible_variants(key), *(key[:i] + key[i + 1 :] for i in range(len(key)))]
+    near += [key[:i] + "4" + key[i + 1 :] for i in range(len(key))]
+    tables = PoleIndex([pole(c, *BAOAN) for c in {*codes, *near} if c])._tables
+    searched = _neighbours(key, tables)
+    wanted = {k: v for k, v in searched.items() if v[1] <= misread.PLAUSIBLE}
+    assert _plausible(key, tables) == wanted
 
 
 @settings(max_examples=300, deadline=None)

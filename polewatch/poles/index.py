@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Final, Protocol
 
 from polewatch.geo import haversine_m
@@ -38,6 +38,8 @@ NEAR_SCALE_M: Final = 5000.0
 NEAR_MAX_PENALTY: Final = 2.0
 FAR_M: Final = 2000.0
 """A resolved pole farther than this from the caller's position is flagged ``far_from_caller``."""
+CHEAPEST: Final = min(COST["confusion"], *misread.PAIRS.values(), COST["transposition"])
+"""The cheapest one mistake that keeps the length."""
 SAME_PLACE_M: Final = 300.0
 """A real code's look-alikes closer than this to it send a unit to the same place: not shown."""
 
@@ -201,17 +203,16 @@ def _neighbours(key: str, tables: _Tables) -> dict[str, tuple[MistakeKind, float
         if other != key and (other not in best or cost < best[other][1]):
             best[other] = (kind, cost)
 
-    for other in tables.skeletons.get(skeleton(key), ()):
-        differing = sum(a != b for a, b in zip(key, other, strict=True))
-        offer(other, "confusion", COST["confusion"] * differing)
+    for other, cost in _look_alikes(key, tables):
+        offer(other, "confusion", cost)
     for other, _ in tables.deletes.get(key, ()):
         offer(other, *misread.dropped(key, other))
     for deleted, at in _deletions(key).items():
         if deleted in tables.by_key:
             offer(deleted, *misread.added(key, deleted))
         for other, other_at in tables.deletes.get(deleted, ()):
-            if len(other) != len(key) or other in best:
-                continue
+            if len(other) != len(key) or other in best and best[other][1] <= CHEAPEST:
+                continue  # nothing of the same length can beat what it has
             if other_at == at:  # the one place they differ: the common case, no scan
                 offer(other, *misread.substitution(key[at], other[at]))
                 continue
@@ -221,6 +222,24 @@ def _neighbours(key: str, tables: _Tables) -> dict[str, tuple[MistakeKind, float
             if mistake is not None:
                 offer(other, *mistake)
     return best
+
+
+def _look_alikes(key: str, tables: _Tables) -> Iterator[tuple[str, float]]:
+    """Codes that differ from ``key`` only in letter/digit look-alikes, and the cost."""
+    for other in tables.skeletons.get(skeleton(key), ()):
+        if other != key:
+            yield other, COST["confusion"] * sum(a != b for a, b in zip(key, other, strict=True))
+
+
+def _plausible(key: str, tables: _Tables) -> dict[str, tuple[MistakeKind, float]]:
+    """What :func:`_neighbours` finds at most :data:`~polewatch.poles.misread.PLAUSIBLE`
+    away, by generating the few plausible misreadings instead of searching every edit (an
+    exact code's check then costs microseconds)."""
+    found = {k: v for k, v in misread.plausible_variants(key).items() if k in tables.by_key}
+    for other, cost in _look_alikes(key, tables):
+        if cost <= misread.PLAUSIBLE and (other not in found or cost < found[other][1]):
+            found[other] = ("confusion", cost)
+    return found
 
 
 def _checked(
@@ -236,8 +255,10 @@ def _checked(
     ranked beside it, and the checks they call for."""
     own = normalize(pole.code)
     scored: list[tuple[Pole, MistakeKind, float]] = [(pole, kind, COST[kind])]
-    for other, (mistake, cost) in _neighbours(key, tables).items():
-        if other != own and (near is not None or cost <= misread.PLAUSIBLE):
+    # without the caller's position only plausible misreadings are worth a call-taker's time
+    found = _neighbours(key, tables) if near is not None else _plausible(key, tables)
+    for other, (mistake, cost) in found.items():
+        if other != own:
             scored += [
                 (p, mistake, cost)
                 for p in tables.by_key[other]

@@ -52,9 +52,41 @@ PAIRS: Final[dict[frozenset[str], float]] = {
     frozenset("59"): 0.8,  # "five" and "nine" over a radio
 }
 """Digit pairs that people confuse, with the cost of one such confusion."""
+LOOKALIKES: Final[dict[str, tuple[tuple[str, float], ...]]] = {
+    char: tuple(sorted(
+        {(b, COST["confusion"]) for a, b in CONFUSABLE if a == char}
+        | {(other, cost) for pair, cost in PAIRS.items() if char in pair
+           for other in pair - {char}}
+    ))
+    for char in {c for pair in CONFUSABLE for c in pair} | {c for pair in PAIRS for c in pair}
+}  # fmt: skip
+"""Each character a confusion can stand for, with the cost: what a plausible misreading of a
+code may have been, generated instead of searched."""
 PLAUSIBLE: Final = 0.8
 """Neighbours of a real code at most this costly are offered beside it even when the caller's
 position is unknown (a cheaper mistake than an arbitrary wrong digit)."""
+
+
+def plausible_variants(key: str) -> dict[str, tuple[MistakeKind, float]]:
+    """Every code one plausible mistake (cost at most :data:`PLAUSIBLE`) from ``key``: one
+    confused character, two neighbours swapped, a doubled or an undoubled digit; with the
+    kind and cost of the mistake, cheapest kept."""
+    found: dict[str, tuple[MistakeKind, float]] = {}
+
+    def offer(code: str, kind: MistakeKind, cost: float) -> None:
+        if code != key and (code not in found or cost < found[code][1]):
+            found[code] = (kind, cost)
+
+    for i, char in enumerate(key):
+        head, tail = key[:i], key[i + 1 :]
+        for other, cost in LOOKALIKES.get(char, ()):
+            offer(head + other + tail, "confusion", cost)
+        if tail and tail[0] != char:
+            offer(head + tail[0] + char + tail[1:], "transposition", COST["transposition"])
+        if tail and tail[0] == char:
+            offer(head + tail, "doubled", COST["doubled"])  # heard twice, painted once
+        offer(head + char + char + tail, "dropped_double", COST["dropped_double"])
+    return found
 
 
 def substitution(heard: str, code: str) -> tuple[MistakeKind, float]:
