@@ -303,7 +303,8 @@ def _markers(args: argparse.Namespace) -> int:
         return _fail(f"no such pole in {city!r}: {', '.join(map(repr, missing))}", 1)
     if not poles:
         return _fail(f"no pole in {city!r} matches", 1)
-    plates = [markers.layout(p, args.base_url, size=size) for p in poles]
+    language = _settings(args).language
+    plates = [markers.layout(p, args.base_url, size=size, language=language) for p in poles]
     out = Path(args.out)
     try:
         if out.suffix.lower() == ".pdf":

@@ -3,18 +3,22 @@
 A plate (default 150 x 200 mm portrait, any size from :func:`parse_size`) carries what real
 markers carry: a red "110" at the top, the pole code in large type running down the plate one
 character per line (as on Shenzhen's poles), and the QR code that opens the pole's help page
-``{base_url}/p/{code}`` (error correction Q, the 4-module quiet zone kept clear), with a short
-line in small type under it. Around the trim line each page has 3 mm of bleed (the plate's
-background runs into it) and crop marks in a slug outside it; the PDF also declares its
-TrimBox and BleedBox. :func:`layout` computes every shape once, in millimetres; :func:`svg`
-and :func:`write_pdf` only translate those shapes, so the two formats cannot disagree.
+``{base_url}/p/{code}`` (error correction Q, the 4-module quiet zone kept clear), with short
+lines in small type under it: how to get help in the city's language and in English (a
+Chinese plate: ``紧急求助：扫码或按报警按钮`` over ``Emergency: scan or press the button``).
+Around the trim line each page has 3 mm of bleed (the plate's background runs into it) and
+crop marks in a slug outside it; the PDF also declares its TrimBox and BleedBox.
+:func:`layout` computes every shape once, in millimetres; :func:`svg` and :func:`write_pdf`
+only translate those shapes, so the two formats cannot disagree.
 
 Text that came from an inventory (codes, city names) is XML-escaped in the SVG, and characters
 XML cannot hold at all are shown as U+FFFD; in the URL the code is percent-encoded, which the
 gateway's ``/p/{code}`` route decodes back.
 
 Fonts: DejaVu Sans Bold, bundled with matplotlib (already a dependency), embedded (subset) in
-the PDF; the SVG names it with generic fallbacks. Nothing is downloaded.
+the PDF; text it has no glyphs for (Chinese, Korean codes and instructions) is drawn in the PDF
+as outlines of Noto Sans CJK SC (:mod:`polewatch.poles.platefont`). The SVG names both fonts
+with generic fallbacks. Nothing is downloaded.
 
 Why ReportLab for the PDF: it installs from PyPI as a wheel with no system libraries, takes
 page geometry in exact units, embeds TrueType subsets, sets TrimBox/BleedBox (what a print
@@ -36,6 +40,8 @@ from xml.sax.saxutils import escape, quoteattr
 
 import segno
 
+from polewatch import i18n
+from polewatch.poles import platefont
 from polewatch.poles.model import Pole
 
 DEFAULT_SIZE: Final = (150.0, 200.0)
@@ -47,11 +53,11 @@ SLUG_MM: Final = 10.0
 """Page margin outside the trim line: bleed, then the crop marks out to the page edge."""
 MARK_GAP_MM: Final = BLEED_MM + 1.0
 """Crop marks start this far from the trim line, clear of the bleed."""
-EMERGENCY_LINE: Final = "Emergency: scan or press the button"
+EMERGENCY_LINE: Final = i18n.translate("plate.instruction", i18n.ENGLISH)
 RED: Final = "#d7141a"
 INK: Final = "#111111"
 WHITE: Final = "#ffffff"
-FONT_FAMILY: Final = "'DejaVu Sans', Verdana, Arial, Helvetica, sans-serif"
+FONT_FAMILY: Final = "'DejaVu Sans', 'Noto Sans CJK SC', Verdana, Arial, Helvetica, sans-serif"
 CAP_HEIGHT: Final = 0.729
 """DejaVu Sans Bold cap height per em: centres a character on its line."""
 _MM_PT: Final = 72 / 25.4
@@ -166,7 +172,17 @@ def text_width(text: str, size: float) -> float:
     """Width in mm of ``text`` set in the plate font at ``size`` mm."""
     from reportlab.pdfbase.pdfmetrics import stringWidth
 
+    if _outlined(text):
+        return platefont.width(text, size)
     return float(stringWidth(text, _font(), size))
+
+
+def _outlined(text: str) -> bool:
+    """Whether ``text`` needs the CJK font: DejaVu lacks one of its characters, Noto has all."""
+    from reportlab.pdfbase import pdfmetrics
+
+    face = pdfmetrics.getFont(_font()).face
+    return any(ord(ch) not in face.charToGlyph for ch in text) and platefont.has_glyphs(text)
 
 
 def _fit(text: str, size: float, width: float) -> float:
@@ -181,8 +197,10 @@ def layout(
     *,
     size: tuple[float, float] = DEFAULT_SIZE,
     city: str | None = None,
+    language: str = i18n.ENGLISH,
 ) -> Plate:
-    """Every shape of one pole's plate (a :class:`Pole`, or just its code)."""
+    """Every shape of one pole's plate (a :class:`Pole`, or just its code); the instruction in
+    ``language`` and, when that is not English, in English under it."""
     code = pole if isinstance(pole, str) else pole.code
     city = city if city is not None else (None if isinstance(pole, str) else pole.city)
     width, height = size
@@ -218,8 +236,10 @@ def layout(
     module = side / modules
     qr_x = qr_left + (qr_w - side) / 2
     add(QR(qr_x, body_top, module, side, _runs(qr), url))
-    lines = [EMERGENCY_LINE, " · ".join(x for x in (city and city.upper(), code) if x)]
-    small = min(footer / 3.2, 0.045 * qr_w)
+    own = i18n.translate("plate.instruction", language)
+    lines = [*dict.fromkeys((own, EMERGENCY_LINE))]
+    lines.append(" · ".join(x for x in (city and city.upper(), code) if x))
+    small = min(footer / (1.4 * len(lines) + 0.4), 0.045 * qr_w)
     for n, line in enumerate(lines):
         line_size = _fit(line, small, qr_w)
         add(Text(qr_left + qr_w / 2, body_top + side + (n + 1) * 1.4 * small, line_size, line))
@@ -339,8 +359,15 @@ def write_pdf(plates: list[Plate], out: str | Path | IO[bytes], *, title: str = 
                 canvas.line(*pt(s.x1, s.y1), *pt(s.x2, s.y2))
             elif isinstance(s, Text):
                 canvas.setFillColor(HexColor(s.color))
-                canvas.setFont(font, s.size * _MM_PT)
-                canvas.drawCentredString(*pt(s.x, s.y), s.text)
+                if _outlined(s.text):
+                    x, y = pt(s.x, s.y)
+                    outline = platefont.draw_centred(
+                        canvas.beginPath, s.text, x, y, s.size * _MM_PT
+                    )
+                    canvas.drawPath(outline, stroke=0, fill=1)
+                else:
+                    canvas.setFont(font, s.size * _MM_PT)
+                    canvas.drawCentredString(*pt(s.x, s.y), s.text)
             else:
                 canvas.setFillColor(HexColor("#000000"))
                 path = canvas.beginPath()
