@@ -57,6 +57,8 @@ def _demo(args: argparse.Namespace) -> int:
     class DemoSettings(Settings, frozen=True, kw_only=True):
         redis_url: str = ""
         """Empty: start a private redis-server under the run folder."""
+        database_url: str = ""
+        """The incident archive (``DATABASE_URL``); empty: a private PostgreSQL."""
 
     try:
         settings = load(DemoSettings, section="demo")
@@ -68,6 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
     return run(
         DemoOptions(
             redis_url=settings.redis_url or None,
+            database_url=settings.database_url or None,
             cluster=args.cluster,
             redis_cluster=settings.redis_cluster,
             zones=zones,

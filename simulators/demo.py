@@ -38,7 +38,7 @@ from polewatch.embedded import EmbeddedCluster, EmbeddedRedis, free_port
 from polewatch.poles.model import Pole
 from polewatch.roads import load_roads
 from polewatch.settings import load
-from simulators.system import PIDS, Processes, Store, start_private
+from simulators.system import PIDS, Processes, Store, start_archive, start_private
 
 if TYPE_CHECKING:
     from simulators.doors import DemoDoor
@@ -77,6 +77,9 @@ class DemoOptions:
     """``redis_url`` names a node of a Redis Cluster."""
     zones: str = ""
     """The dispatch zones file every service is given (empty: one zone)."""
+    database_url: str | None = None
+    """The incident archive (``DATABASE_URL``); ``None``: a private PostgreSQL under the run
+    folder."""
 
 
 def project_run_dir() -> Path:
@@ -94,14 +97,18 @@ def run(options: DemoOptions) -> int:
         store, server = start_private(options.run_dir, masters=options.cluster, zones=options.zones)
     else:
         store = Store(options.redis_url, cluster=options.redis_cluster, zones=options.zones)
+    archive = start_archive(options.run_dir) if options.database_url is None else None
+    database_url = options.database_url or (archive.url if archive is not None else None)
     try:
-        return asyncio.run(_demo(options, store))
+        return asyncio.run(_demo(options, store, database_url))
     finally:
         if server is not None:
             server.stop()
+        if archive is not None:
+            archive.stop()
 
 
-async def _demo(options: DemoOptions, store: Store) -> int:
+async def _demo(options: DemoOptions, store: Store, database_url: str | None) -> int:
     from gateway.auth import mint  # the demo is a composition root: it may know the gateway
     from gateway.console.accounts import demo_console
     from polewatch.poles.city import generate_city
@@ -134,16 +141,21 @@ async def _demo(options: DemoOptions, store: Store) -> int:
     secret = secrets.token_urlsafe(24)
     port = options.port or free_port()
     env = dict(os.environ, **store.env(), POLEWATCH_SECRET=secret, POLEWATCH_CITY=options.city)
+    archive_env = {"DATABASE_URL": database_url} if database_url else {}
+    env.update(archive_env)
     password = secrets.token_urlsafe(6)  # the command centre's demo login (see the banner)
     env["POLEWATCH_CONSOLE"] = demo_console("demo", password)
     procs = Processes(options.run_dir, env)
     base = f"http://{options.host}:{port}"
     env_file = write_env(options.run_dir, {**store.env(), "POLEWATCH_SECRET": secret,
-                         "POLEWATCH_CITY": options.city, "POLEWATCH_GATEWAY": base})  # fmt: skip
+                         "POLEWATCH_CITY": options.city, "POLEWATCH_GATEWAY": base,
+                         **archive_env})  # fmt: skip
     try:
         for n in range(options.dispatchers):
             procs.start(f"dispatcher-{n + 1}", "dispatcher", "--consumer", f"demo-{n + 1}")
         procs.start("gateway", "gateway", "--host", options.host, "--port", str(port))
+        if database_url:
+            procs.start("archiver", "archiver", "--consumer", "demo-archiver")
         cameras = _start_cameras(options, poles, procs)
         doors = plan_doors(poles, options.doors, options.seed) if options.doors > 0 else []
         door_url = ""
@@ -167,6 +179,7 @@ async def _demo(options: DemoOptions, store: Store) -> int:
             f"  cameras:            {_cameras_line(cameras)}\n"
             f"  doors:              {_doors_line(doors)}\n"
             f"  redis:              {store.describe()}\n"
+            f"  incident archive:   {database_url or 'none'}\n"
             f"  logs:               {options.run_dir}/\n"
             f"  another shell:      source {env_file}  (then e.g. polewatch token unit U0001)\n"
             "Ctrl-C stops everything.\n",

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from polewatch import keys
 from polewatch.connection import connect, connect_sync
 from polewatch.embedded import EmbeddedCluster, EmbeddedRedis, die_with_parent
+from polewatch.embedded_pg import EmbeddedPostgres, PostgresNotFound
 from polewatch.settings import Settings, SettingsError
 from polewatch.zones import ZoneMap
 
@@ -140,6 +141,21 @@ def start_private(
             assert node.process is not None
             pids.write(f"{node.process.pid} redis-server\n")
     return Store(server.url, cluster=masters > 0, zones=zones, masters=masters), server
+
+
+def start_archive(run_dir: Path) -> EmbeddedPostgres | None:
+    """Start the private PostgreSQL of the incident archive (data in ``run_dir/postgres``,
+    kept between runs), tied to this process; ``None`` (with a note) when PostgreSQL is not
+    installed: the demo then runs without an archive. The caller stops the server."""
+    try:
+        server = EmbeddedPostgres(run_dir / "postgres", tied_to_parent=True).start()
+    except PostgresNotFound as exc:
+        print(f"polewatch demo: no incident archive ({exc})", flush=True)
+        return None
+    assert server.process is not None
+    with (run_dir / PIDS).open("a") as pids:
+        pids.write(f"{server.process.pid} postgres\n")
+    return server
 
 
 class Processes:
