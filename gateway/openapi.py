@@ -116,7 +116,7 @@ ERROR_SCHEMA: Final = {
 STANDARD: Final = {
     400: "Malformed request (not JSON, bad query)",
     401: "Missing, invalid or expired token",
-    403: "The token's role may not do this",
+    403: "The token's role may not do this, or the request came from another site's page",
     404: "Not found",
     413: "Request body too large",
     415: "The body is not application/json",
@@ -220,6 +220,8 @@ def _operation(route: web.AbstractRoute, doc: Doc, path: str) -> dict[str, Any]:
         codes |= {400, 413, 415, 422}
     if doc.roles:
         codes |= {401, 403}
+    if route.method not in ("GET", "HEAD", "OPTIONS"):
+        codes |= {403}  # another site's page acting through a browser (gateway.origin)
     if PARAM.search(path):
         codes |= {404}  # the router's answer for a value it cannot route (or an unknown one)
     if doc.store:

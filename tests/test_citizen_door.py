@@ -96,6 +96,9 @@ async def test_other_sites_pages_change_nothing(
 ) -> None:
     document = await (await client.get("/api/openapi.json")).json()
     routes = state_changing(document)
+    for ops in document["paths"].values():
+        for method, op in ops.items():
+            assert method in ("get", "head") or "403" in op["responses"], op["operationId"]
     assert ("POST", "/api/alarms") in routes and ("POST", "/api/console/login") in routes
     assert ("POST", "/api/incidents/xincident/cancel") in routes
     foreign = (
