@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,7 +21,8 @@ from analytics.assessment import build_assessment
 from analytics.charts import _style
 from analytics.periods import PeriodError, month, quarter
 from analytics.report import render_html, render_pdf
-from analytics.simulation import known_week, write_incidents_to
+from analytics.simulation import known_week, write_incidents, write_incidents_to
+from gateway.testing import bearer, gateway_client, operator_token
 from polewatch import districts
 from polewatch.cli import main
 from polewatch.poles.gridnames import grid_label
@@ -153,3 +155,23 @@ def test_pdf_report_embeds_the_chinese_title_as_text(tmp_path: Path) -> None:
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True)
     assert "CJK" in fonts.stdout
     assert "社会治安评估" in render_html(a)
+
+
+async def test_console_reports_follow_the_language_and_take_district_names(
+    redis_url: str, aredis: aioredis.Redis
+) -> None:
+    await write_incidents(aredis, known_week(START))
+    query = "from=2025-11-24&to=2025-11-30&district=福田区"
+    async with gateway_client(redis_url) as client:
+        auth = bearer(operator_token("desk"))
+        zh = await client.get(f"/api/console/reports/assessment.html?{query}",
+                              headers={**auth, "Accept-Language": "zh-CN"})  # fmt: skip
+        assert zh.status == 200 and "社会治安评估：福田区" in await zh.text()
+        en = await client.get(f"/api/console/reports/assessment.html?{query}&lang=en",
+                              headers=auth)  # fmt: skip
+        assert "Public-security assessment: Futian" in await en.text()
+        table = await client.get(f"/api/console/reports/incidents.csv?{query}",
+                                 headers={**auth, "Accept-Language": "zh-CN"})  # fmt: skip
+        rows = list(csv.reader(io.StringIO(await table.text())))
+        assert rows[0][0] == "事件编号" and len(rows) > 1
+        assert {r[rows[0].index("辖区")] for r in rows[1:]} == {"Futian"}

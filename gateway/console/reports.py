@@ -24,17 +24,19 @@ from analytics import (
 from analytics.cli import parse_time
 from analytics.exports import ExportOptions
 from gateway.auth import authorize
+from gateway.console.language import request_language
 from gateway.errors import HttpError, json_response
 from gateway.openapi import Query, api, path_value
 from gateway.state import GATEWAY, Gateway
-from polewatch import wire
+from polewatch import districts, wire
 
 OPERATORS: Final = ("operator", "supervisor")
 QUARTER_S: Final = 91 * 86_400.0
 PERIOD: Final = (
     Query("from", "Start: YYYY-MM-DD (local midnight) or ISO date-time; default 91 days ago"),
     Query("to", "End: YYYY-MM-DD (that whole day) or ISO date-time; default now"),
-    Query("district", "One district (default: the whole city)"),
+    Query("district", "One district, by any of its names: 福田区, Futian, futian (default: all)"),
+    Query("lang", "Language of the report (zh-CN, en); default: cookie, Accept-Language"),
     Query("token", "The operator's token, for links opened by the browser"),
 )
 REPORT_CSP: Final = (
@@ -65,7 +67,8 @@ def period(request: web.Request, utc_offset_min: int) -> tuple[float, float, str
         raise HttpError(422, str(exc)) from None
     if end <= start:
         raise HttpError(422, "'to' must be after 'from'")
-    return start, end, request.query.get("district") or None
+    district = request.query.get("district")
+    return start, end, districts.canonical(district) if district else None
 
 
 def _attachment(body: bytes, content_type: str, name: str) -> web.Response:
@@ -95,8 +98,9 @@ async def assessment(request: web.Request) -> web.Response:
     offset = gw.settings.console.utc_offset_min
     start, end, district = period(request, offset)
     report = await assess(
-        gw.need_redis(), start, end, district=district, utc_offset_min=offset, zones=gw.zones
-    )
+        gw.need_redis(), start, end, district=district, utc_offset_min=offset, zones=gw.zones,
+        language=request_language(request),
+    )  # fmt: skip
     fmt = request.match_info["fmt"]
     if fmt == "html":
         page = await asyncio.to_thread(render_html, report)
@@ -119,8 +123,9 @@ async def csv(request: web.Request) -> web.Response:
     offset = gw.settings.console.utc_offset_min
     start, end, district = period(request, offset)
     text = await incidents_csv(
-        gw.need_redis(), start, end, district=district, utc_offset_min=offset, zones=gw.zones
-    )
+        gw.need_redis(), start, end, district=district, utc_offset_min=offset, zones=gw.zones,
+        language=request_language(request),
+    )  # fmt: skip
     return _attachment(text.encode(), "text/csv", "incidents.csv")
 
 

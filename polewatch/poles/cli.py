@@ -22,6 +22,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from polewatch import districts
 from polewatch.connection import connect
 from polewatch.poles.codes import CodeError, side_of_road
 from polewatch.poles.inventory import FIELDS, InventoryError, read_inventory
@@ -76,7 +77,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mark = actions.add_parser("markers", help="printable pole plates: PDF, or one SVG per pole")
     mark.add_argument("codes", nargs="*", metavar="CODE", help="poles to print (exact codes)")
     mark.add_argument("--road", help="every pole on this road")
-    mark.add_argument("--district", help="every pole in this district")
+    mark.add_argument("--district", help="every pole in this district (福田区, Futian, futian)")
     mark.add_argument("--limit", type=int, help="at most this many poles (by code)")
     mark.add_argument("--base-url", required=True, help="the gateway, e.g. https://pw.example")
     mark.add_argument("--out", required=True, help="FILE.pdf (one page each), FILE.svg or DIR")
@@ -290,7 +291,7 @@ def _markers(args: argparse.Namespace) -> int:
                 p
                 for p in poles
                 if (args.road is None or p.road == args.road)
-                and (args.district is None or p.district == args.district)
+                and (args.district is None or districts.same(p.district, args.district))
             ]
             return poles[: args.limit], missing
 
