@@ -100,4 +100,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "exact_resolve": _timed(index.resolve, exact[: len(fuzzy) * 4]),
         "fuzzy_resolve": _timed(index.resolve, fuzzy),
         "fuzzy_resolve_near": _timed(lambda q: index.resolve(q, near=near), fuzzy),
+        # a real code with the caller's position: every look-alike ranked by distance
+        "exact_resolve_near": _timed(lambda q: index.resolve(q, near=near), exact[: len(fuzzy)]),
     }
