@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -19,6 +20,9 @@ from gateway.testing import TEST_SECRET, gateway_client
 from polewatch import keys
 
 PASSWORD = "correct horse battery staple"
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 USERS = {"ada": Account(role="supervisor", password=hash_password(PASSWORD))}
 
 
@@ -119,3 +123,27 @@ async def test_a_right_password_gets_an_expiring_token(
         verify(TEST_SECRET, expired)
     me = await client.get("/api/console/me", headers={"Authorization": f"Bearer {expired}"})
     assert me.status == 401
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+async def test_the_console_says_when_to_try_again(redis_url: str) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with gateway_client(redis_url, console=console(account_free=1, backoff_s=60)) as c:
+        base = str(c.make_url("")).rstrip("/")
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            try:
+                page = await browser.new_page(locale="en-US")
+                await page.goto(f"{base}/console/")
+                await page.fill("#login-name", "ada")
+                for _ in range(2):
+                    await page.fill("#login-password", "wrong")
+                    await page.click("#login-submit")
+                    await expect(page.locator("#login-error")).not_to_be_empty()
+                await page.fill("#login-password", PASSWORD)
+                await page.click("#login-submit")
+                await expect(page.locator("#login-error")).to_contain_text("try again in 60 s")
+                assert await page.locator("#app").is_hidden()
+            finally:
+                await browser.close()

@@ -49,7 +49,8 @@ async function signIn(event) {
     }
   } catch (err) {
     session = null;
-    $("login-error").textContent = err.status === 401 ? t("console.bad_login") : err.message;
+    $("login-error").textContent = err.status === 401 ? t("console.bad_login")
+      : err.status === 429 ? t("login.locked", { s: (err.body && err.body.retry_after) || 1 }) : err.message;
     return;
   }
   sessionStorage.setItem(KEY, JSON.stringify(session));
