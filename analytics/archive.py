@@ -96,6 +96,7 @@ async def assess(
     redis: aioredis.Redis | None = None,
     zones: ZoneMap | None = None,
     utc_offset_min: int = 0,
+    **presentation: Any,
 ) -> Assessment:
     """The assessment of ``[start, end)`` against the period before, from the archive (and,
     with ``redis``, the incidents not archived yet). From the archive alone it is aggregated
@@ -103,7 +104,7 @@ async def assess(
     of both come to Python and are summed as the Redis reader does."""
     if redis is None:
         return await archive_figures.assess(
-            conn, start, end, district=district, utc_offset_min=utc_offset_min
+            conn, start, end, district=district, utc_offset_min=utc_offset_min, **presentation
         )
     previous_start = start - (end - start)
     current = await incident_times(conn, start, end, district=district, redis=redis, zones=zones)
@@ -111,8 +112,9 @@ async def assess(
         conn, previous_start, start, district=district, redis=redis, zones=zones
     )
     return build_assessment(
-        current, previous, start, end, district=district, utc_offset_min=utc_offset_min
-    )
+        current, previous, start, end, district=district, utc_offset_min=utc_offset_min,
+        **presentation,
+    )  # fmt: skip
 
 
 async def load_incident(
@@ -168,3 +170,68 @@ async def load_incident(
     return IncidentRecord(
         incident=incident, alarm_ids=[a[0] for a in alarm_rows], alarms=alarms, timeline=timeline
     )
+
+
+# --- the report commands' data source: Redis alone, or the archive and Redis ----------------
+
+
+async def times_from(
+    redis: aioredis.Redis,
+    start: float,
+    end: float,
+    *,
+    database_url: str = "",
+    district: str | None = None,
+    zones: ZoneMap | None = None,
+) -> list[IncidentTimes]:
+    """The incidents of a period for the CSV and the response times: from Redis alone without
+    a ``database_url``, else archived ones plus those Redis holds that are not archived yet."""
+    if not database_url:
+        return await redis_incident_times(redis, start, end, district=district, zones=zones)
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        return await incident_times(conn, start, end, district=district, redis=redis, zones=zones)
+
+
+async def assess_from(
+    redis: aioredis.Redis,
+    start: float,
+    end: float,
+    *,
+    database_url: str = "",
+    district: str | None = None,
+    zones: ZoneMap | None = None,
+    utc_offset_min: int = 0,
+    **presentation: Any,
+) -> Assessment:
+    """:func:`analytics.assessment.assess` without a ``database_url``; else :func:`assess`
+    over the archive and the incidents Redis holds that are not archived yet."""
+    if not database_url:
+        from analytics.assessment import assess as assess_redis
+
+        return await assess_redis(
+            redis, start, end, district=district, zones=zones, utc_offset_min=utc_offset_min,
+            **presentation,
+        )  # fmt: skip
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        return await assess(
+            conn, start, end, district=district, redis=redis, zones=zones,
+            utc_offset_min=utc_offset_min, **presentation,
+        )  # fmt: skip
+
+
+async def record_from(
+    redis: aioredis.Redis,
+    incident_id: str,
+    *,
+    database_url: str = "",
+    zones: ZoneMap | None = None,
+) -> IncidentRecord | None:
+    """An incident for CAP / EIDO export: from Redis while it is there (the hot, current
+    state), else, with a ``database_url``, from the archive."""
+    from analytics.incidents import load_incident as load_from_redis
+
+    record = await load_from_redis(redis, incident_id, zones=zones)
+    if record is not None or not database_url:
+        return record
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        return await load_incident(conn, incident_id)

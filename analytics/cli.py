@@ -3,7 +3,9 @@
 Settings come from :mod:`polewatch.settings` (section ``[analytics]``: ``redis_url``,
 ``redis_cluster`` and ``zones`` as every service has them, and the exporting agency's
 ``sender``, ``agency``, ``utc_offset_min``); ``--redis-url`` overrides. Reports read the audit
-streams of every zone; an export reads the incident in its own zone.
+streams of every zone; an export reads the incident in its own zone. With ``database_url``
+(``DATABASE_URL``) reports read the incident archive as well (:mod:`analytics.archive`), and
+an incident no longer in Redis is exported from the archive.
 A period is ``--quarter 2026-Q4``, ``--month 2026-10`` or ``--from``/``--to``: dates are
 ``YYYY-MM-DD`` (local midnight; a ``--to`` date includes that whole day) or ISO 8601 date-times.
 Local time is the ``timezone`` setting (Asia/Shanghai by default; ``utc_offset_min`` or
@@ -28,16 +30,15 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException, RedisError
 
-from analytics.assessment import assess
+from analytics.archive import assess_from, record_from, times_from
 from analytics.csv_export import write_incidents_csv
 from analytics.exports import ExportOptions, cap_xml, eido_json
-from analytics.incidents import load_incident
 from analytics.periods import bounds, month, quarter
 from analytics.report import render_html, render_pdf, render_png
-from analytics.response_times import incident_times, response_times
+from analytics.response_times import IncidentTimes, summarize
 from polewatch import districts, i18n
 from polewatch.connection import connect
-from polewatch.settings import Settings, SettingsError, load
+from polewatch.settings import Settings, SettingsError, check_database_url, load
 
 T = TypeVar("T")
 REPORT_FORMATS: Final = (".html", ".pdf", ".png")
@@ -49,6 +50,13 @@ class AnalyticsSettings(Settings, frozen=True, kw_only=True):
     sender: str = "polewatch@localhost"
     """The exporting system's globally unique name (CAP ``sender``, EIDO agency id)."""
     agency: str = "polewatch command centre"
+    database_url: str = ""
+    """The incident archive (``DATABASE_URL``); empty: reports read Redis alone."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_database_url(self.database_url)
+
     utc_offset_min: int | None = None
     """Local time of reports and exports as a fixed offset, minutes east of UTC (Shenzhen:
     480); unset: the ``timezone`` setting's offset at the start of the period."""
@@ -203,9 +211,9 @@ def _assessment(args: argparse.Namespace) -> int:
     zones, language = s.zone_map(), args.lang or s.language
     report = _run(
         s,
-        lambda r: assess(
+        lambda r: assess_from(
             r, start, end, district=args.district, utc_offset_min=offset, zones=zones,
-            language=language,
+            language=language, database_url=s.database_url,
         ),
     )  # fmt: skip
     if suffix == ".html":
@@ -216,13 +224,24 @@ def _assessment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _incidents(
+    args: argparse.Namespace, s: AnalyticsSettings, start: float, end: float
+) -> list[IncidentTimes]:
+    """The period's incidents: from Redis, and from the archive with ``database_url``."""
+    return _run(
+        s,
+        lambda r: times_from(
+            r, start, end, district=args.district, zones=s.zone_map(),
+            database_url=s.database_url,
+        ),
+    )  # fmt: skip
+
+
 @_guarded
 def _csv(args: argparse.Namespace) -> int:
     s = _settings(args)
     start, end, offset = _range(args, s)
-    incidents = _run(
-        s, lambda r: incident_times(r, start, end, district=args.district, zones=s.zone_map())
-    )
+    incidents = _incidents(args, s, start, end)
     language = args.lang or s.language
     if str(args.out) == "-":
         write_incidents_csv(sys.stdout, incidents, utc_offset_min=offset, language=language)
@@ -236,9 +255,8 @@ def _csv(args: argparse.Namespace) -> int:
 def _times(args: argparse.Namespace) -> int:
     s = _settings(args)
     start, end, _ = _range(args, s)
-    figures = _run(
-        s, lambda r: response_times(r, start, end, district=args.district, zones=s.zone_map())
-    )
+    incidents = _incidents(args, s, start, end)
+    figures = summarize(incidents, start, end, args.district)
     print(msgspec.json.format(msgspec.json.encode(figures), indent=2).decode())
     return 0
 
@@ -247,7 +265,9 @@ def _times(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     s = _settings(args)
     zones = s.zone_map()
-    record = _run(s, lambda r: load_incident(r, args.incident, zones=zones))
+    record = _run(
+        s, lambda r: record_from(r, args.incident, zones=zones, database_url=s.database_url)
+    )
     if record is None:
         return _fail(f"no incident {args.incident!r}", 1)
     # CAP and EIDO carry explicit offsets: the local one at export time is as good as any

@@ -4,26 +4,12 @@
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import msgspec
 
-from polewatch.settings import Settings
+from polewatch.settings import Settings, check_database_url
 
 Positive = Annotated[int, msgspec.Meta(gt=0)]
-
-
-def check_database_url(url: str) -> None:
-    """Raise ``ValueError`` naming ``database_url`` unless ``url`` is a PostgreSQL URL."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres") or not (parts.hostname or parts.path):
-        raise ValueError(
-            f"database_url: {url!r} is not a PostgreSQL URL (postgresql://user@host:port/database)"
-        )
-    try:
-        _ = parts.port
-    except ValueError:
-        raise ValueError(f"database_url: {url!r} has an invalid port") from None
 
 
 class ArchiverSettings(Settings, frozen=True, kw_only=True):
@@ -46,5 +32,4 @@ class ArchiverSettings(Settings, frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.database_url:
-            check_database_url(self.database_url)
+        check_database_url(self.database_url)

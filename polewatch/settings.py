@@ -18,6 +18,7 @@ import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -85,6 +86,23 @@ def _zone_map(path: str) -> ZoneMap:
         return ZoneMap.load(path)
     except ZoneError as exc:
         raise ValueError(f"zones: {exc}") from None
+
+
+def check_database_url(url: str) -> None:
+    """Raise ``ValueError`` naming ``database_url`` unless ``url`` is empty or a PostgreSQL URL
+    (the incident archive's ``DATABASE_URL``)."""
+    if not url:
+        return
+    parts = urlsplit(url)
+    try:
+        ok = parts.scheme in ("postgresql", "postgres") and bool(parts.hostname or parts.path)
+        _ = parts.port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"database_url: {url!r} is not a PostgreSQL URL (postgresql://user@host:port/db)"
+        )
 
 
 S = TypeVar("S", bound=Settings)

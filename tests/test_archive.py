@@ -4,9 +4,11 @@ the Redis readers on the same simulated week."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 import redis.asyncio as aioredis
@@ -19,6 +21,7 @@ from analytics.simulation import simulate_week, write_incidents
 from archiver.service import GROUP, Metrics, ZoneArchiver
 from archiver.settings import ArchiverSettings
 from polewatch import keys, wire
+from polewatch.cli import main
 from polewatch.settings import SettingsError, load
 
 WEEK = 1_767_225_600.0  # 2026-01-01 00:00 UTC
@@ -191,3 +194,28 @@ def test_compose_runs_the_archiver_against_its_postgis_service() -> None:
         settings.database_url.startswith("postgresql://") and "@postgis:" in settings.database_url
     )
     assert settings.metrics_port == 9102
+
+
+async def test_reports_and_exports_read_the_archive_once_redis_let_go(
+    aredis: aioredis.Redis,
+    redis_url: str,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    week = simulate_week(WEEK, seed=10, per_day=5)
+    await write_incidents(aredis, week)
+    await archiver(aredis, database_url).run(burst=True)
+    await aredis.flushall()  # retention and the audit stream's cap: Redis holds none of it
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("POLEWATCH_UTC_OFFSET_MIN", "0")
+    period = ["--from", "2026-01-01", "--to", "2026-01-07"]
+    assert await asyncio.to_thread(main, ["report", "times", *period]) == 0
+    figures = msgspec.json.decode(capsys.readouterr().out)
+    assert figures["incidents"] == len(week)
+    assert await asyncio.to_thread(main, ["export", "eido", week[3].id]) == 0
+    assert week[3].id in capsys.readouterr().out
+    monkeypatch.setenv("DATABASE_URL", "mysql://nope")
+    assert await asyncio.to_thread(main, ["report", "times", *period]) == 2
+    assert "database_url" in capsys.readouterr().err
