@@ -188,6 +188,9 @@ async def test_console_map_draws_streets_with_chinese_names_from_the_gateway_onl
         await page.click("#queue li[data-id=I2]")
     answer = await (await routed.value).json()
     assert answer["source"] == "road" and len(answer["coords"]) > 2, answer
+    figures = page.locator("#detail [data-road-unit='P-2']")
+    await figures.filter(has_text="by road").wait_for()
+    assert re.fullmatch(r"\d+(\.\d)? k?m by road, about \d+ min", await figures.inner_text())
     await page.wait_for_function(
         "m => m.gl.querySourceFeatures('routes').length > 0", arg=street_map
     )

@@ -406,7 +406,12 @@ async function loadRoutes(inc) {
   const found = await Promise.all(units.map((u) => fetchRoute(api, [u.lon, u.lat], [inc.lon, inc.lat])));
   if (S.selected !== inc.id) return;
   S.routed = new Map(units.map((u, i) => [u.id, found[i]]).filter(([, r]) => r && r.coords));
+  S.routedFor = inc.id;
   S.routes = [...S.routed.values()].map((r) => r.coords);
+  for (const [id, r] of S.routed) { // the road figures beside each unit of the open detail
+    const span = document.querySelector(`#detail [data-road-unit="${CSS.escape(id)}"]`);
+    if (span && r.source === "road") span.textContent = roadText(r.distance_m, r.eta_s);
+  }
   map.redraw();
 }
 
@@ -449,7 +454,7 @@ async function openIncident(id, focus = true) {
 }
 
 function closeDetail() {
-  S.selected = null; S.detail = null; S.routes = []; S.routed = null;
+  S.selected = null; S.detail = null; S.routes = []; S.routed = null; S.routedFor = null;
   $("detail").hidden = true;
   renderQueue(); map.redraw();
 }
@@ -473,8 +478,10 @@ function renderDetail() {
   const units = inc.units.map((id) => {
     const u = S.units.get(id);
     const d = u && u.lon != null ? haversine(u.lon, u.lat, inc.lon, inc.lat) : null;
+    const road = S.routedFor === inc.id && S.routed.get(id);
     return el("li", {}, el("b", { text: id }), el("span", {}, el(`span.chip.${u ? u.status : "off_duty"}`, { text: u ? unitStatusName(u.status) : "?" })),
-      el("span", { text: d == null ? t("console.position_unknown") : `${distanceText(d)} · ${t("console.eta", { t: durationText(d / speed) })}` }));
+      el("span", { dataset: { roadUnit: id }, text: road && road.source === "road" ? roadText(road.distance_m, road.eta_s)
+        : d == null ? t("console.position_unknown") : `${distanceText(d)} · ${t("console.eta", { t: durationText(d / speed) })}` }));
   });
   fill($("detail"),
     el("div.head", {},
