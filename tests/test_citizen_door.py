@@ -10,10 +10,17 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, make_mocked_request
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
+from gateway.metrics import Metrics
+from gateway.origin import origin_of, refusal
+from gateway.settings import GatewaySettings
+from gateway.state import GATEWAY, Gateway
 from gateway.testing import (
     TEST_POLES,
     bearer,
@@ -185,3 +192,30 @@ async def test_a_report_far_from_its_pole_is_flagged_on_the_incident(
     flags = {i["pole"]: i.get("caller_far_m") for i in listed["incidents"]}
     assert flags[POLE.code] is not None and flags[POLE.code] > FAR_M
     assert flags[beside.code] is None
+
+
+APP = web.Application()
+APP[GATEWAY] = Gateway(
+    settings=GatewaySettings(secret="x" * 16, public_url="https://pw.example"), metrics=Metrics()
+)
+HEADER = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["POST", "PUT", "DELETE", "PATCH"]), HEADER | st.none(), HEADER | st.none())
+def test_any_origin_headers_are_judged_without_error(
+    method: str, origin: str | None, site: str | None
+) -> None:
+    headers = {"Host": "pw.example"}
+    if origin is not None:
+        headers["Origin"] = origin
+    if site is not None:
+        headers["Sec-Fetch-Site"] = site
+    why = refusal(make_mocked_request(method, "/api/alarms", headers=headers, app=APP))
+    own = origin is not None and origin_of(origin) in ("http://pw.example", "https://pw.example")
+    if (site or "").strip().lower() in ("same-origin", "none") or own:
+        assert why is None
+    elif origin is None and not (site or "").strip():
+        assert why is None  # no browser page
+    else:
+        assert why is not None and "refused" in why
