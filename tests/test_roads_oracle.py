@@ -121,8 +121,8 @@ def test_the_fastest_unit_is_the_one_an_exhaustive_dijkstra_finds(shenzhen: Road
     rng = np.random.default_rng(10)
     unit_points = [(float(x), float(y)) for x, y in random_points(shenzhen, rng, UNITS)]
     alarm_points = [(float(x), float(y)) for x, y in random_points(shenzhen, rng, ALARMS)]
-    units = [shenzhen.snap(*p) for p in unit_points]
-    alarms = [shenzhen.snap(*p) for p in alarm_points]
+    units = [shenzhen.snap(*p, role="source") for p in unit_points]
+    alarms = [shenzhen.snap(*p, role="target") for p in alarm_points]
     assert all(s is not None for s in units) and all(s is not None for s in alarms)
     truth = oracle_seconds(shenzhen, units, alarms)  # type: ignore[arg-type]
     reachable = 0

@@ -33,16 +33,19 @@ def way(coords: list[tuple[float, float]], highway: str, name: str, **props: Any
     return parse_feature(feature, source="hand", number=1)
 
 
-def town() -> RoadNetwork:
+def town_ways() -> list[Way]:
     """A one-way expressway (east) between a north and a south street; the streets meet only
     3 km to the east, by a street passing under the expressway (no junction with it)."""
-    ways = [
+    return [
         *way([(113.990, LAT_X), (114.010, LAT_X), (114.030, LAT_X)], "motorway", "滨海大道"),
         *way([(113.995, LAT_N), (114.005, LAT_N), (114.025, LAT_N)], "residential", "北街"),
         *way([(113.995, LAT_S), (114.005, LAT_S), (114.025, LAT_S)], "residential", "南街"),
         *way([(114.025, LAT_N), (114.025, LAT_S)], "residential", "东街"),
     ]
-    return build_network(ways)
+
+
+def town() -> RoadNetwork:
+    return build_network(town_ways())
 
 
 def test_the_nearest_unit_across_an_expressway_loses_to_a_farther_one_on_the_same_side() -> None:
@@ -72,6 +75,22 @@ def test_one_way_roads_are_driven_one_way_and_limits_cut_the_search() -> None:
     assert net.drive_times_to(*west, [east]) == [None]  # against the expressway, no way back
     assert net.drive_times_to(*east, [west], limit_s=forward.time_s / 2) == [None]
     assert net.fastest_mps == pytest.approx(70 / 3.6)
+
+
+def test_units_on_dead_end_one_ways_snap_to_roads_that_lead_somewhere() -> None:
+    stub = way([(114.0, LAT_N), (114.0, LAT_N + 0.001)], "residential", "死路", oneway="yes")
+    net = build_network([*town_ways(), *stub])
+    unit = (114.0003, LAT_N + 0.0009)  # 31 m from the one-way stub, 100 m from 北街
+    on_stub = net.snap(*unit)
+    assert on_stub is not None and on_stub.offroad_m < 35
+    assert net.names[int(net.arrays["way"][on_stub.edge])] == "死路"
+    as_unit = net.snap(*unit, role="source")  # the stub leads nowhere: out of it, no way
+    assert as_unit is not None and as_unit.lat == pytest.approx(LAT_N)
+    as_alarm = net.snap(*unit, role="target")  # but it can be driven into
+    assert as_alarm is not None and as_alarm.edge == on_stub.edge
+    leg = net.drive_times_to(114.005, LAT_S, [unit])[0]
+    assert leg is not None and leg.distance_m > 4000
+    assert net.drive_times_to(*unit, [(114.005, LAT_N)])[0] is not None
 
 
 def test_points_off_the_map_do_not_snap() -> None:

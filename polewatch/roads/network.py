@@ -21,7 +21,7 @@ lock. Each call is pure CPU for about a millisecond: call it directly from async
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -35,6 +35,14 @@ __all__ = ["AT_NODE_M", "MAX_OFFROAD_M", "SHIFT", "Leg", "RoadNetwork", "Route",
 
 MAX_OFFROAD_M = 1000.0
 """A point farther than this from every road does not snap (``None``)."""
+Role = Literal["any", "source", "target"]
+_ROLES = {"any": 0, "source": 1, "target": 2}
+MAIN_SLACK_M = 100.0
+"""A unit snaps to a road from which it can drive into the city's main network (its largest
+strongly connected part), an alarm to one that can be driven to from there, rather than to
+a nearer road that cannot (a stub cut off by the edge of the extract, a one-way piece that
+leads nowhere), when that costs at most this much more off-road: the point would otherwise
+be unreachable by road. Every unit so placed reaches every alarm so placed."""
 _FORMAT = 1
 
 
@@ -106,6 +114,8 @@ class RoadNetwork:
         self._ky = float(local_xy(np.zeros(1), np.ones(1), self._lat0)[0, 1])
         self._a, self._b = xy[self.u], xy[self.v]
         self._index = SegmentIndex(self._a, self._b)
+        self._reach = [np.flatnonzero(mask) for mask in self._search.reach()]
+        self._reach_index = [SegmentIndex(self._a[r], self._b[r]) for r in self._reach]
 
     @property
     def nodes(self) -> int:
@@ -121,22 +131,37 @@ class RoadNetwork:
         return self._search.chains.junctions
 
     # --- snapping ---------------------------------------------------------------------------
-    def snap(self, lon: float, lat: float) -> Snap | None:
-        """The nearest point on the nearest edge, or ``None`` beyond :data:`MAX_OFFROAD_M`."""
-        edge, t, plon, plat, off = self._snap_many(np.array([[lon, lat]], dtype=np.float64))
+    def snap(self, lon: float, lat: float, role: Role = "any") -> Snap | None:
+        """Where a point meets the roads, or ``None`` beyond :data:`MAX_OFFROAD_M`: the nearest
+        point of the nearest edge; for a ``"source"`` (a unit) or a ``"target"`` (an alarm),
+        the nearest edge that can drive into / be driven to from the main network, when that
+        costs at most :data:`MAIN_SLACK_M` more (what ``drive_times_to`` and ``route`` use)."""
+        roles = np.array([_ROLES[role]])
+        points = np.array([[lon, lat]], dtype=np.float64)
+        edge, t, plon, plat, off = self._snap_many(points, roles)
         if edge[0] < 0:
             return None
         return Snap(int(edge[0]), float(t[0]), float(plon[0]), float(plat[0]), float(off[0]))
 
-    def _snap_many(self, points: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Edge (-1: none), fraction, snapped lon/lat and off-road metres of each point."""
+    def _snap_many(self, points: np.ndarray, roles: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Edge (-1: none), fraction, snapped lon/lat and off-road metres of each point;
+        ``roles``: 0 any, 1 source, 2 target (see :meth:`snap`)."""
         count = len(points)
         edge = np.full(count, -1, dtype=np.int64)
         finite = np.isfinite(points).all(axis=1)
         xy = np.column_stack([points[:, 0] * self._kx, points[:, 1] * self._ky])
         if finite.any() and self.edges:
             which = np.flatnonzero(finite)
-            edge[which] = self._index.nearest(xy[which], MAX_OFFROAD_M * 1.01)[0]
+            found, _, away = self._index.nearest(xy[which], MAX_OFFROAD_M * 1.01)
+            edge[which] = found
+            for role in (1, 2):
+                mine = which[roles[which] == role]
+                if not len(mine):
+                    continue
+                reach, index = self._reach[role - 1], self._reach_index[role - 1]
+                alt, _, alt_away = index.nearest(xy[mine], MAX_OFFROAD_M * 1.01)
+                better = (alt >= 0) & (alt_away <= away[roles[which] == role] + MAIN_SLACK_M)
+                edge[mine] = np.where(better, reach[np.maximum(alt, 0)], edge[mine])
         ok = edge >= 0
         e = np.where(ok, edge, 0)
         a, d = self._a[e], self._b[e] - self._a[e]
@@ -163,7 +188,7 @@ class RoadNetwork:
         if not sources:
             return []
         points = np.array([(target_lon, target_lat), *sources], dtype=np.float64).reshape(-1, 2)
-        edge, t, _, _, off = self._snap_many(points)
+        edge, t, _, _, off = self._snap_many(points, _target_then_sources(len(points)))
         if edge[0] < 0:
             return [None] * len(sources)
         pos = self._search.positions(np.maximum(edge, 0), t)
@@ -189,7 +214,7 @@ class RoadNetwork:
         """The fastest drive and its line, or ``None`` when one end does not snap or the
         destination cannot be reached."""
         points = np.array([(to_lon, to_lat), (from_lon, from_lat)], dtype=np.float64)
-        edge, t, plon, plat, off = self._snap_many(points)
+        edge, t, plon, plat, off = self._snap_many(points, _target_then_sources(2))
         if edge[0] < 0 or edge[1] < 0:
             return None
         target, source = _split(self._search.positions(edge, t))
@@ -253,6 +278,12 @@ class RoadNetwork:
                        city=city, version=version)  # fmt: skip
         except (msgspec.DecodeError, msgspec.ValidationError, KeyError, TypeError) as exc:
             raise ValueError(f"not a road graph: {exc}") from None
+
+
+def _target_then_sources(count: int) -> np.ndarray:
+    roles = np.ones(count, dtype=np.int64)
+    roles[0] = 2
+    return roles
 
 
 def _split(pos: Any) -> tuple[Any, Any]:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.csgraph import breadth_first_order, connected_components, dijkstra
 
 from polewatch.roads.chains import Chains, contract
 
@@ -92,6 +92,25 @@ class ChainSearch:
         indices = np.concatenate([tail[keep], [n, n]]).astype(np.int32)
         data = np.concatenate([np.maximum(weight[keep], 1.0), [1.0, 1.0]])
         return csr_matrix((data, indices, indptr), shape=(n + 1, n + 1)), chain[keep]
+
+    def reach(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per segment: whether a point on it can drive into the city's main network (its
+        largest strongly connected part), and whether it can be driven to from there."""
+        c, n = self.chains, self.chains.junctions
+        if n == 0:
+            empty = np.zeros(len(c.seg_chain), dtype=np.bool_)
+            return empty, empty
+        _, label = connected_components(self._graph, directed=True, connection="strong")
+        root = int(np.flatnonzero(label[:n] == np.bincount(label[:n]).argmax())[0])
+        to_main = np.zeros(n + 1, dtype=np.bool_)  # the reversed graph: who reaches the root
+        to_main[breadth_first_order(self._graph, root, return_predecessors=False)] = True
+        from_main = np.zeros(n + 1, dtype=np.bool_)
+        forward = self._graph.T.tocsr()
+        from_main[breadth_first_order(forward, root, return_predecessors=False)] = True
+        two_way = ~c.oneway
+        leaves = to_main[c.end] | (two_way & to_main[c.start])
+        reached = from_main[c.start] | (two_way & from_main[c.end])
+        return np.asarray(leaves[c.seg_chain]), np.asarray(reached[c.seg_chain])
 
     def positions(self, seg: np.ndarray, t: np.ndarray) -> Positions:
         """The positions of points at fraction ``t`` of segments ``seg`` (``u`` to ``v``)."""
