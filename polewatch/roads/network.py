@@ -114,7 +114,8 @@ class RoadNetwork:
         self._ky = float(local_xy(np.zeros(1), np.ones(1), self._lat0)[0, 1])
         self._a, self._b = xy[self.u], xy[self.v]
         self._index = SegmentIndex(self._a, self._b)
-        self._reach = [np.flatnonzero(mask) for mask in self._search.reach()]
+        self._reach_mask = self._search.reach()
+        self._reach = [np.flatnonzero(mask) for mask in self._reach_mask]
         self._reach_index = [SegmentIndex(self._a[r], self._b[r]) for r in self._reach]
 
     @property
@@ -154,14 +155,15 @@ class RoadNetwork:
             which = np.flatnonzero(finite)
             found, _, away = self._index.nearest(xy[which], MAX_OFFROAD_M * 1.01)
             edge[which] = found
-            for role in (1, 2):
-                mine = which[roles[which] == role]
-                if not len(mine):
+            for role in (1, 2):  # points whose nearest road does not fit their role
+                fits = self._reach_mask[role - 1][np.maximum(found, 0)]
+                moved = (roles[which] == role) & (found >= 0) & ~fits
+                if not moved.any():
                     continue
                 reach, index = self._reach[role - 1], self._reach_index[role - 1]
-                alt, _, alt_away = index.nearest(xy[mine], MAX_OFFROAD_M * 1.01)
-                better = (alt >= 0) & (alt_away <= away[roles[which] == role] + MAIN_SLACK_M)
-                edge[mine] = np.where(better, reach[np.maximum(alt, 0)], edge[mine])
+                alt, _, alt_away = index.nearest(xy[which[moved]], MAX_OFFROAD_M * 1.01)
+                better = (alt >= 0) & (alt_away <= away[moved] + MAIN_SLACK_M)
+                edge[which[moved]] = np.where(better, reach[np.maximum(alt, 0)], found[moved])
         ok = edge >= 0
         e = np.where(ok, edge, 0)
         a, d = self._a[e], self._b[e] - self._a[e]
