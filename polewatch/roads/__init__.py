@@ -9,8 +9,10 @@ distances in metres)::
                                                  # cached: one GET per call while unchanged
     net = load_roads_sync(redis_client, "shenzhen")  # the same, synchronous client
 
-    net.snap(lon, lat) -> Snap | None            # nearest point on the nearest road edge:
-                                                 # .lon .lat .offroad_m .edge .t
+    net.snap(lon, lat, role="any") -> Snap | None  # nearest point on the nearest road edge:
+                                                 # .lon .lat .offroad_m .edge .t; role
+                                                 # "source"/"target": as drive_times_to
+                                                 # places units / alarms (docs/roads.md)
     net.drive_times_to(lon, lat, [(lon, lat), ...], limit_s=None) -> list[Leg | None]
         # one-to-many: each source's drive to the target, .time_s .distance_m (off-road legs
         # at net.offroad_mps included); None: off the map (> 1 km from any road),
