@@ -31,6 +31,8 @@ from polewatch import connection, deadletter, keys, wire
 
 log = logging.getLogger("polewatch.archiver")
 GROUP = keys.ARCHIVE_GROUP
+Bad = list[tuple[Any, dict[bytes, bytes], str]]
+"""Entries to dead-letter: ``(entry id, fields, reason)``."""
 
 
 class Metrics:
@@ -120,15 +122,7 @@ class ZoneArchiver:
 
     async def process(self, entries: list[Any]) -> None:
         """Archive one batch of ``(id, fields)`` audit entries, then acknowledge it."""
-        rows: list[writer.AuditRow] = []
-        bad: list[tuple[Any, dict[bytes, bytes], str]] = []
-        for entry_id, fields in entries:
-            try:
-                event = wire.decode_entry(fields, wire.IncidentEvent)
-            except wire.WireError as exc:
-                bad.append((entry_id, fields, exc.reason))
-                continue
-            rows.append(writer.AuditRow(self.zone.name, _text(entry_id), event, fields[wire.FIELD]))
+        rows, bad = decode_batch(self.zone.name, entries)
         incidents = await self._incidents(rows, bad)
         await self._write(incidents, rows, bad)
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -149,9 +143,7 @@ class ZoneArchiver:
         self.metrics.entries.inc(len(rows))
         self.metrics.deadletters.inc(len(bad))
 
-    async def _incidents(
-        self, rows: list[writer.AuditRow], bad: list[tuple[Any, dict[bytes, bytes], str]]
-    ) -> list[writer.Archived]:
+    async def _incidents(self, rows: list[writer.AuditRow], bad: Bad) -> list[writer.Archived]:
         """The incidents the batch archives; an unreadable one dead-letters its events."""
         closing = {r.event.incident for r in rows if r.event.event in TERMINAL}
         others = {r.event.incident for r in rows} - closing
@@ -168,7 +160,7 @@ class ZoneArchiver:
         self,
         incidents: list[writer.Archived],
         rows: list[writer.AuditRow],
-        bad: list[tuple[Any, dict[bytes, bytes], str]],
+        bad: Bad,
     ) -> None:
         try:
             await self._database(lambda c: writer.write(c, incidents, rows))
@@ -202,6 +194,21 @@ class ZoneArchiver:
                     await self._pg.close()
                     self._pg = None
                 await asyncio.sleep(self.settings.retry_s)
+
+
+def decode_batch(zone: str, entries: list[Any]) -> tuple[list[writer.AuditRow], Bad]:
+    """Split ``(id, fields)`` audit entries into decoded rows and entries to dead-letter with
+    the reason; every entry lands in exactly one of them."""
+    rows: list[writer.AuditRow] = []
+    bad: Bad = []
+    for entry_id, fields in entries:
+        try:
+            event = wire.decode_entry(fields or {}, wire.IncidentEvent)
+        except wire.WireError as exc:
+            bad.append((entry_id, fields or {}, exc.reason))
+            continue
+        rows.append(writer.AuditRow(zone, _text(entry_id), event, fields[wire.FIELD]))
+    return rows, bad
 
 
 async def _ensure_group(redis: aioredis.Redis, stream: str) -> None:

@@ -12,17 +12,19 @@ import msgspec
 import psycopg
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import given
+from hypothesis import strategies as st
 
 from analytics import archive
 from analytics.assessment import build_assessment
 from analytics.incidents import load_incident
 from analytics.response_times import incident_times as redis_incident_times
 from analytics.simulation import simulate_week, write_incidents
-from archiver.service import GROUP, Metrics, ZoneArchiver
+from archiver.service import GROUP, Metrics, ZoneArchiver, decode_batch
 from archiver.settings import ArchiverSettings
 from polewatch import keys, wire
 from polewatch.cli import main
-from polewatch.settings import SettingsError, load
+from polewatch.settings import SettingsError, check_database_url, load
 
 WEEK = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 
@@ -219,3 +221,40 @@ async def test_reports_and_exports_read_the_archive_once_redis_let_go(
     monkeypatch.setenv("DATABASE_URL", "mysql://nope")
     assert await asyncio.to_thread(main, ["report", "times", *period]) == 2
     assert "database_url" in capsys.readouterr().err
+
+
+def _events() -> st.SearchStrategy[wire.IncidentEvent]:
+    return st.builds(
+        wire.IncidentEvent,
+        incident=st.from_regex(r"[a-z0-9-]{1,12}", fullmatch=True),
+        event=st.sampled_from(["new", "dispatched", "closed", "cancelled"]),
+        ts=st.floats(0, 4e9),
+    )
+
+
+def _text(value: bytes) -> str:
+    return value.decode()
+
+
+_fields = st.dictionaries(st.sampled_from([wire.FIELD, b"x", b"m2"]), st.binary(max_size=64))
+
+
+@given(st.lists(st.one_of(_fields, st.builds(lambda e: wire.entry(e), _events())), max_size=20))
+def test_every_audit_entry_is_archived_or_dead_lettered_with_a_reason(entries: list[Any]) -> None:
+    batch = [(f"{n + 1}-0".encode(), fields) for n, fields in enumerate(entries)]
+    rows, bad = decode_batch("", batch)
+    assert len(rows) + len(bad) == len(batch)
+    assert {r.entry_id for r in rows}.isdisjoint({_text(b[0]) for b in bad})
+    assert all(reason for _, _, reason in bad)
+    for row in rows:
+        assert wire.decode(row.body, wire.IncidentEvent) == row.event
+
+
+@given(st.text(max_size=80))
+def test_any_database_url_is_accepted_or_refused_naming_the_key(url: str) -> None:
+    try:
+        check_database_url(url)
+    except ValueError as exc:
+        assert str(exc).startswith("database_url:")
+    else:
+        assert url == "" or url.split(":", 1)[0] in ("postgresql", "postgres")
