@@ -175,3 +175,14 @@ async def test_console_reports_follow_the_language_and_take_district_names(
         rows = list(csv.reader(io.StringIO(await table.text())))
         assert rows[0][0] == "事件编号" and len(rows) > 1
         assert {r[rows[0].index("辖区")] for r in rows[1:]} == {"Futian"}
+
+
+async def test_pages_get_grid_names_from_the_gateway(redis_url: str) -> None:
+    grid = grid_of(114.0553, 22.5431)
+    async with gateway_client(redis_url) as client:
+        named = await client.get(f"/i18n/grids?ids={grid},NS-0101&lang=zh-CN")
+        assert await named.json() == {grid: grid_label(grid, "zh-CN"), "NS-0101": "NS-0101"}
+        english = await client.get(f"/i18n/grids?ids={grid}", headers={"Accept-Language": "en"})
+        assert (await english.json())[grid].startswith("Futian·Area ")
+        for bad in ("", "<b>", ",".join(["x"] * 201)):
+            assert (await client.get(f"/i18n/grids?ids={bad}")).status == 422

@@ -5,16 +5,21 @@ so pages show local times. ``gateway/console/static/i18n.js`` is its browser sid
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Final
 
 from aiohttp import web
 
-from gateway.errors import json_response
+from gateway.errors import HttpError, json_response
 from gateway.openapi import Query, api
 from gateway.state import GATEWAY
 from polewatch import i18n
+from polewatch.poles.gridnames import city_grid_names, grid_label
 
 COOKIE_MAX_AGE_S: Final = 365 * 24 * 3600
+MAX_GRIDS: Final = 200
+GRID_ID: Final = re.compile(r"[A-Za-z0-9_.:@#/-]{1,32}")
 
 routes = web.RouteTableDef()
 
@@ -55,3 +60,25 @@ async def catalogue(request: web.Request) -> web.Response:
     response = json_response(body, headers={"Cache-Control": "no-cache"})
     remember(request, response, language)
     return response
+
+
+@routes.get("/i18n/grids")
+@api(
+    tag="console",
+    store=False,
+    query=(
+        Query("ids", f"Grid ids, comma-separated (at most {MAX_GRIDS})", required=True),
+        Query("lang", "A language tag (zh-CN, en); default: cookie, Accept-Language"),
+    ),
+    answers={422: "Malformed or too many grid ids"},
+)
+async def grid_names(request: web.Request) -> web.Response:
+    """Responsibility grids by their human names (福田·片区07·23): id -> name."""
+    ids = [i for i in request.query.get("ids", "").split(",") if i]
+    if not ids or len(ids) > MAX_GRIDS or not all(GRID_ID.fullmatch(i) for i in ids):
+        raise HttpError(422, f"ids: 1 to {MAX_GRIDS} grid ids, comma-separated")
+    language = request_language(request)
+    await asyncio.to_thread(city_grid_names)  # built once, off the event loop
+    names = {grid: grid_label(grid, language) for grid in ids}
+    headers = {"Cache-Control": "max-age=3600", "Vary": "Accept-Language, Cookie"}
+    return json_response(names, headers=headers)

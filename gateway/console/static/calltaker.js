@@ -5,7 +5,7 @@
 // the place with the caller.
 
 import { el, fill, distanceText, label, beep } from "./common.js";
-import { t, tOr, typeName, districtName } from "./i18n.js";
+import { t, tOr, typeName, districtName, showGrid } from "./i18n.js";
 
 const TYPES = ["call", "citizen_sos", "intrusion", "crowd", "loitering", "door_forced", "tamper"];
 const FAR_M = 2000; // the gateway's own limit (polewatch.poles.index.FAR_M)
@@ -115,7 +115,7 @@ export function callTaker({ api, S, map, audio }) {
     fill($("call-result"), el("div.pole-card", {},
       el("div.code", { text: pole.code }),
       el("div", { text: [pole.road, districtName(pole.district)].filter(Boolean).join(t("common.comma")) }),
-      el("div.muted", { text: `${t("console.pole_grid", { grid: pole.grid_name || pole.grid || "–" })} · ${pole.lat.toFixed(5)}, ${pole.lon.toFixed(5)}` }),
+      showGrid(el("div.muted"), pole.grid, (grid) => `${t("console.pole_grid", { grid })} · ${pole.lat.toFixed(5)}, ${pole.lon.toFixed(5)}`),
       others.length ? el("div.also", {}, el("span.muted", { text: t("call.also") }),
         el("ol.cands#look-alikes", {}, others.map((c) => candidate(c)))) : null,
       form, notice));

@@ -104,3 +104,24 @@ export const timeText = (ts) => format(ts, { hour: "2-digit", minute: "2-digit",
 export const dateTimeText = (ts) => format(ts, {
   year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
 });
+
+const gridNames = new Map();
+
+/** Show a responsibility grid in ``node`` by its human name (福田·片区07·23): the id at once,
+ *  the name when the gateway has answered (names are cached for the page's life). */
+export function showGrid(node, id, format = (name) => name) {
+  if (!id) { node.textContent = format("–"); return node; }
+  node.title = id;
+  node.textContent = format(gridNames.get(id) || id);
+  if (!gridNames.has(id)) {
+    gridNames.set(id, null);
+    const query = new URLSearchParams({ ids: id, lang: catalogue.lang });
+    fetch(`/i18n/grids?${query}`, { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.json() : {}))
+      .then((names) => { gridNames.set(id, names[id] || id); node.textContent = format(gridNames.get(id)); })
+      .catch(() => gridNames.delete(id));
+  } else if (gridNames.get(id) === null) {
+    setTimeout(() => showGrid(node, id, format), 300); // a request for it is on its way
+  }
+  return node;
+}
