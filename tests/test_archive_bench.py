@@ -1,0 +1,23 @@
+"""``polewatch bench archive --json --quick`` runs and reports what the docs quote."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def test_the_archive_bench_reports_throughput_and_the_assessment_time() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "polewatch.cli", "bench", "archive", "--json", "--quick"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    archive = out["archive"]
+    assert archive["incidents"] > 900 and archive["incidents_per_s"] > 0
+    assert archive["audit_entries"] > archive["incidents"]
+    assert out["archive_2_consumers"]["consumers"] == 2
+    quarter = out["assessment"]["quarter"]
+    assert quarter["city"]["incidents"] > quarter["district"]["incidents"] > 0
+    assert quarter["city"]["indexes"] == ["incident_created"]
