@@ -186,3 +186,11 @@ async def test_pages_get_grid_names_from_the_gateway(redis_url: str) -> None:
         assert (await english.json())[grid].startswith("Futian·Area ")
         for bad in ("", "<b>", ",".join(["x"] * 201)):
             assert (await client.get(f"/i18n/grids?ids={bad}")).status == 422
+
+
+@given(st.text(max_size=40))
+def test_any_district_text_names_one_district_or_none(text: str) -> None:
+    found = districts.find(text)
+    name = districts.canonical(text)
+    assert districts.canonical(name) == name  # idempotent
+    assert found is None or (name == found.name and districts.same(text, found.chinese))
