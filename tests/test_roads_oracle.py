@@ -14,11 +14,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import shapely
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
 from polewatch.geo import haversine_m
-from polewatch.roads import RoadNetwork, Snap, build_network, read_roads
+from polewatch.roads import (
+    FeatureError,
+    RoadNetwork,
+    Snap,
+    build_network,
+    parse_feature,
+    read_roads,
+)
 from polewatch.roads.network import AT_NODE_M
 
 ALARMS, UNITS = 1000, 200
@@ -173,3 +182,53 @@ def test_bench_route_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert out["incidents"] == 20 and out["candidates"] == 50 and out["legs_reached"] > 500
     assert out["max_diff_s"] < 0.5  # the router agrees with the exhaustive reference
     assert out["graph"]["nodes"] > 10_000 and out["router"]["p50_ms"] > 0
+
+
+lattice = st.tuples(st.integers(0, 5), st.integers(0, 5))
+small_ways = st.lists(
+    st.tuples(
+        st.lists(lattice, min_size=2, max_size=5, unique=True),
+        st.sampled_from(["primary", "residential", "motorway", "trunk_link"]),
+        st.sampled_from([None, "yes", "-1", "no"]),
+    ),
+    min_size=1,
+    max_size=7,
+)
+spots = st.tuples(st.floats(113.9995, 114.003), st.floats(22.4995, 22.503))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ways=small_ways,
+    alarms=st.lists(spots, min_size=1, max_size=3),
+    units=st.lists(spots, min_size=1, max_size=5),
+)
+def test_any_small_network_routes_like_an_exhaustive_dijkstra(
+    ways: list[tuple[list[tuple[int, int]], str, str | None]],
+    alarms: list[tuple[float, float]],
+    units: list[tuple[float, float]],
+) -> None:
+    """Rings, loops, parallel roads, one-way pieces meeting head to head: the contracted
+    search and its partial costs agree with the plain split graph."""
+    parsed = []
+    for cells, highway, oneway in ways:
+        coords = [[114.0 + i * 0.0005, 22.5 + j * 0.0005] for i, j in cells]
+        props = {"highway": highway, **({"oneway": oneway} if oneway else {})}
+        feature = {"properties": props, "geometry": {"type": "LineString", "coordinates": coords}}
+        try:
+            parsed += parse_feature(feature)
+        except FeatureError:
+            continue  # self-intersecting: refused, tested elsewhere
+    assume(parsed)
+    net = build_network(parsed)
+    assume(net.edges > 0)
+    unit_snaps = [net.snap(*p, role="source") for p in units]
+    alarm_snaps = [net.snap(*p, role="target") for p in alarms]
+    assert all(s is not None for s in [*unit_snaps, *alarm_snaps])
+    truth = oracle_seconds(net, unit_snaps, alarm_snaps)  # type: ignore[arg-type]
+    for j, alarm in enumerate(alarms):
+        legs = net.drive_times_to(*alarm, units)
+        times = np.array([np.inf if leg is None else leg.time_s for leg in legs])
+        assert np.array_equal(np.isfinite(times), np.isfinite(truth[:, j]))
+        finite = np.isfinite(times)
+        assert np.abs(times[finite] - truth[finite, j]).max(initial=0.0) <= 0.5

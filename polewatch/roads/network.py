@@ -158,9 +158,9 @@ class RoadNetwork:
             for role in (1, 2):  # points whose nearest road does not fit their role
                 fits = self._reach_mask[role - 1][np.maximum(found, 0)]
                 moved = (roles[which] == role) & (found >= 0) & ~fits
-                if not moved.any():
-                    continue
                 reach, index = self._reach[role - 1], self._reach_index[role - 1]
+                if not moved.any() or not len(reach):
+                    continue
                 alt, _, alt_away = index.nearest(xy[which[moved]], MAX_OFFROAD_M * 1.01)
                 better = (alt >= 0) & (alt_away <= away[moved] + MAIN_SLACK_M)
                 edge[which[moved]] = np.where(better, reach[np.maximum(alt, 0)], found[moved])
