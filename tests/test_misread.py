@@ -16,7 +16,15 @@ from gateway.testing import TEST_CITY, bearer, gateway_client, operator_token, s
 from polewatch.geo import haversine_m
 from polewatch.poles import misread
 from polewatch.poles.codes import CodeError, normalize
-from polewatch.poles.index import FAR_M, PoleIndex, _neighbours, _plausible
+from polewatch.poles.index import (
+    FAR_M,
+    GENERATE_MAX,
+    PoleIndex,
+    _neighbours,
+    _plausible,
+    _searched,
+    _with_look_alikes,
+)
 from polewatch.poles.model import Pole
 
 BAOAN = (113.9290, 22.6996)  # where 6013158 stands in the demo city
@@ -137,17 +145,19 @@ def test_any_index_and_any_heard_code(codes: list[str], heard: str) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(CODES, min_size=1, max_size=40, unique=True), CODES)
-def test_generated_misreadings_are_the_plausible_part_of_the_search(
-    codes: list[str], heard: str
-) -> None:
+def test_generated_misreadings_are_what_the_search_finds(codes: list[str], heard: str) -> None:
     key = normalize(heard)
     # real codes around the heard one: plausible misreadings and arbitrary one-edit ones
     near = [*misread.plausible_variants(key), *(key[:i] + key[i + 1 :] for i in range(len(key)))]
     near += [key[:i] + "4" + key[i + 1 :] for i in range(len(key))]
     tables = PoleIndex([pole(c, *BAOAN) for c in {*codes, *near} if c])._tables
-    searched = _neighbours(key, tables)
+    searched = _searched(key, tables)
     wanted = {k: v for k, v in searched.items() if v[1] <= misread.PLAUSIBLE}
     assert _plausible(key, tables) == wanted
+    generated = misread.one_edit_variants(key, tables.alphabet, tables.by_key)
+    assert _with_look_alikes(key, tables, generated) == searched
+    if len(tables.alphabet) <= GENERATE_MAX:
+        assert _neighbours(key, tables, generate=True) == searched
 
 
 @settings(max_examples=300, deadline=None)

@@ -40,6 +40,8 @@ FAR_M: Final = 2000.0
 """A resolved pole farther than this from the caller's position is flagged ``far_from_caller``."""
 CHEAPEST: Final = min(COST["confusion"], *misread.PAIRS.values(), COST["transposition"])
 """The cheapest one mistake that keeps the length."""
+GENERATE_MAX: Final = 12
+"""Largest alphabet of codes whose one-mistake neighbours are generated rather than searched."""
 SAME_PLACE_M: Final = 300.0
 """A real code's look-alikes closer than this to it send a unit to the same place: not shown."""
 
@@ -72,7 +74,7 @@ def _deletions(key: str) -> dict[str, int]:
 class _Tables:
     """Every lookup table of one registry version (never mutated after construction)."""
 
-    __slots__ = ("by_code", "by_key", "deletes", "skeletons")
+    __slots__ = ("alphabet", "by_code", "by_key", "deletes", "skeletons")
 
     def __init__(self, poles: Iterable[Pole]) -> None:
         self.by_code: dict[str, Pole] = {}
@@ -83,6 +85,8 @@ class _Tables:
         self.by_key: dict[str, tuple[Pole, ...]] = {k: tuple(v) for k, v in by_key.items()}
         self.deletes: dict[str, list[tuple[str, int]]] = {}
         self.skeletons: dict[str, list[str]] = {}
+        self.alphabet = "".join(sorted({char for key in self.by_key for char in key}))
+        """Every character of the codes: small (digits) lets neighbours be generated."""
         for key in self.by_key:
             for deleted, at in _deletions(key).items():
                 self.deletes.setdefault(deleted, []).append((key, at))
@@ -195,8 +199,20 @@ class PoleIndex:
         await self.source.follow(self.refresh_if_changed, poll_s=poll_s, ready=ready)
 
 
-def _neighbours(key: str, tables: _Tables) -> dict[str, tuple[MistakeKind, float]]:
-    """Codes (normalised keys) one mistake from ``key``, with the cheapest kind and cost."""
+def _neighbours(
+    key: str, tables: _Tables, *, generate: bool = False
+) -> dict[str, tuple[MistakeKind, float]]:
+    """Codes (normalised keys) one mistake from ``key``, with the cheapest kind and cost:
+    searched in the deletion index, or with ``generate`` and a small alphabet, generated (every
+    variant a dictionary probe: faster for a real code, whose deletion buckets are full)."""
+    if not generate or len(tables.alphabet) > GENERATE_MAX:
+        return _searched(key, tables)
+    found = misread.one_edit_variants(key, tables.alphabet, tables.by_key)
+    return _with_look_alikes(key, tables, found)
+
+
+def _searched(key: str, tables: _Tables) -> dict[str, tuple[MistakeKind, float]]:
+    """:func:`_neighbours` by the deletion index (any alphabet)."""
     best: dict[str, tuple[MistakeKind, float]] = {}
 
     def offer(other: str, kind: MistakeKind, cost: float) -> None:
@@ -236,8 +252,19 @@ def _plausible(key: str, tables: _Tables) -> dict[str, tuple[MistakeKind, float]
     away, by generating the few plausible misreadings instead of searching every edit (an
     exact code's check then costs microseconds)."""
     found = {k: v for k, v in misread.plausible_variants(key).items() if k in tables.by_key}
+    return _with_look_alikes(key, tables, found, misread.PLAUSIBLE)
+
+
+def _with_look_alikes(
+    key: str,
+    tables: _Tables,
+    found: dict[str, tuple[MistakeKind, float]],
+    limit: float = float("inf"),
+) -> dict[str, tuple[MistakeKind, float]]:
+    """``found`` with the codes that differ from ``key`` in any number of look-alikes
+    (costing at most ``limit``), the cheaper mistake kept."""
     for other, cost in _look_alikes(key, tables):
-        if cost <= misread.PLAUSIBLE and (other not in found or cost < found[other][1]):
+        if cost <= limit and (other not in found or cost < found[other][1]):
             found[other] = ("confusion", cost)
     return found
 
@@ -256,7 +283,7 @@ def _checked(
     own = normalize(pole.code)
     scored: list[tuple[Pole, MistakeKind, float]] = [(pole, kind, COST[kind])]
     # without the caller's position only plausible misreadings are worth a call-taker's time
-    found = _neighbours(key, tables) if near is not None else _plausible(key, tables)
+    found = _neighbours(key, tables, generate=True) if near else _plausible(key, tables)
     for other, (mistake, cost) in found.items():
         if other != own:
             scored += [

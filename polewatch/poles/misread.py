@@ -24,6 +24,7 @@ adds the distance from the caller's position when one is known.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Final
 
 from polewatch.poles.codes import CONFUSABLE
@@ -86,6 +87,31 @@ def plausible_variants(key: str) -> dict[str, tuple[MistakeKind, float]]:
         if tail and tail[0] == char:
             offer(head + tail, "doubled", COST["doubled"])  # heard twice, painted once
         offer(head + char + char + tail, "dropped_double", COST["dropped_double"])
+    return found
+
+
+def one_edit_variants(
+    key: str, alphabet: str, among: Container[str]
+) -> dict[str, tuple[MistakeKind, float]]:
+    """Every code ``among`` the known ones, over ``alphabet``, one mistake from ``key`` (one
+    wrong, missing or extra character, or two neighbours swapped), with the kind and cost,
+    cheapest kept: the search of an index done by generation, for small alphabets (Shenzhen's
+    ten digits)."""
+    found = {k: v for k, v in plausible_variants(key).items() if k in among}
+
+    def offer(code: str, kind: MistakeKind, cost: float) -> None:
+        if code != key and (code not in found or cost < found[code][1]):
+            found[code] = (kind, cost)
+
+    for i in range(len(key) + 1):
+        head, char, tail, rest = key[:i], key[i : i + 1], key[i + 1 :], key[i:]
+        for other in alphabet:
+            if (longer := head + other + rest) in among:
+                offer(longer, *dropped(key, longer))
+            if char and other != char and (changed := head + other + tail) in among:
+                offer(changed, *substitution(char, other))
+        if char and (shorter := head + tail) in among:
+            offer(shorter, *added(key, shorter))
     return found
 
 
