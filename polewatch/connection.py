@@ -7,6 +7,7 @@ import asyncio
 import functools
 import time
 from typing import Any, cast
+from urllib.parse import quote
 
 import redis
 import redis.asyncio as aioredis
@@ -46,7 +47,7 @@ def connect(
     if cluster:
         client: Any = _cluster_class().from_url(
             url,
-            client_name=name,
+            client_name=client_name(name),
             retry=AsyncRetry(ExponentialBackoff(cap=2.0, base=0.05), retries),
             retry_on_error=list(RETRY_ERRORS),
             max_connections=max_connections,
@@ -59,7 +60,7 @@ def connect(
         url,
         max_connections=max_connections,
         timeout=wait_for_connection_s,
-        client_name=name,
+        client_name=client_name(name),
         retry=AsyncRetry(ExponentialBackoff(cap=2.0, base=0.05), retries),
         retry_on_error=list(RETRY_ERRORS),
         health_check_interval=15,
@@ -78,7 +79,7 @@ def connect_sync(
     if cluster:
         client: Any = _sync_cluster_class().from_url(
             url,
-            client_name=name,
+            client_name=client_name(name),
             retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
             retry_on_error=list(RETRY_ERRORS),
             **kwargs,
@@ -87,12 +88,18 @@ def connect_sync(
 
     return redis.Redis.from_url(
         url,
-        client_name=name,
+        client_name=client_name(name),
         retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries),
         retry_on_error=list(RETRY_ERRORS),
         health_check_interval=15,
         **kwargs,
     )
+
+
+def client_name(name: str) -> str:
+    """``name`` as Redis takes it for CLIENT SETNAME (printable ASCII, no spaces): other
+    characters percent-encoded, so a button at pole ``가락지하차도-01`` can still connect."""
+    return "".join(c if "!" <= c <= "~" and c != "%" else quote(c, safe="") for c in name)
 
 
 UNREACHABLE: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)

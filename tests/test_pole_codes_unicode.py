@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from gateway.testing import TEST_CITY, gateway_client, store_poles
 from polewatch.cli import main
+from polewatch.connection import connect
 from polewatch.poles.codes import CodeError, normalize, registrable
 from polewatch.poles.index import PoleIndex
 from polewatch.poles.inventory import read_inventory
@@ -142,3 +143,13 @@ def test_lookup_keys_fold_width_and_case_but_not_lookalikes() -> None:
     assert normalize("S6Q0O36") != normalize("SGQ0036")
     with pytest.raises(CodeError):
         normalize("a\u200bb")
+
+
+async def test_a_button_at_a_korean_pole_can_connect(redis_url: str) -> None:
+    """Redis refuses non-ASCII client names; the connection encodes them."""
+    client = connect(redis_url, name="button:가락지하차도-01")
+    try:
+        assert await client.ping()
+        assert await client.client_getname() == "button:" + quote("가락지하차도", safe="") + "-01"
+    finally:
+        await client.aclose()
