@@ -32,7 +32,7 @@ from msgspec import Meta
 
 from polewatch import settings
 from polewatch.poles.model import Pole
-from polewatch.wire import Ident, Lat, Lon
+from polewatch.wire import Ident, Lat, Lon, PoleRef
 
 Seconds = Annotated[float, Meta(gt=0.0, le=86400.0)]
 DoorId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@#/-]+$")]
@@ -44,7 +44,7 @@ class Door(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
 
     id: DoorId
     controller: DoorId
-    pole: Ident | None = None
+    pole: PoleRef | None = None
     lon: Lon | None = None
     lat: Lat | None = None
     district: str | None = None

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal, TypeAlias
 import msgspec
 from msgspec import Meta
 
+from polewatch.wire import PoleRef
+
 Coord = Annotated[float, Meta(ge=-100_000.0, le=100_000.0)]
 PointT: TypeAlias = tuple[Coord, Coord]
 Seconds = Annotated[float, Meta(ge=0.0, le=86_400.0)]
@@ -120,7 +122,7 @@ class CameraConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     id: Name
     source: Annotated[str, Meta(min_length=1)]
     """RTSP / HTTP(S) MJPEG URL, a file path, or a local device (``0``, ``/dev/video0``)."""
-    pole: Name | None = None
+    pole: PoleRef | None = None
     """Pole code; its place, district and grid come from the pole registry."""
     lon: Annotated[float, Meta(ge=-180.0, le=180.0)] | None = None
     lat: Annotated[float, Meta(ge=-90.0, le=90.0)] | None = None
