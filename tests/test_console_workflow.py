@@ -171,7 +171,8 @@ async def test_the_operators_workflow_in_the_console(desk: Desk) -> None:
 
     ids = await finished_city(desk)
     await desk.unit("U4", KEYUAN)
-    first = await desk.alarm(KEYUAN, "two men fighting, one has a bottle", phone="13800000001")
+    first = await desk.alarm(KEYUAN, "two men fighting, one has a bottle", phone="13800000001",
+                             lon=KEYUAN.lon + 0.0005, lat=KEYUAN.lat)  # fmt: skip
     merged = (await desk.incident_of(first))["incident"]["id"]
     resp = await desk.client.post("/api/incidents", headers=bearer(operator_token("bo")), json={
         "pole": KEYUAN.code, "type": "call", "text": "neighbour hears shouting"})  # fmt: skip
@@ -218,6 +219,7 @@ async def test_the_operators_workflow_in_the_console(desk: Desk) -> None:
                 "two men fighting",
                 "neighbour hears",
                 "13800000001",
+                "reporter 51 m from the pole",  # the citizen's phone was there
             ):
                 assert seen in text, seen
             await dialog.locator(".split-choice", has_text="neighbour").locator("input").check()

@@ -3,7 +3,7 @@
 // reports apart, and the history of finished incidents (search, then open any of them: a
 // resolved one can be closed with an evaluation from its detail).
 
-import { el, fill } from "./common.js";
+import { el, fill, distanceText } from "./common.js";
 import { t, stateName, typeName, timeText, districtName } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -77,6 +77,8 @@ export function askSplit(inc, alarms) {
       el("span.src", { text: ` · ${a.source || "?"} · ${timeText(a.ts)}` }),
       a.text ? el("span.text", { text: ` · “${a.text.length > 80 ? `${a.text.slice(0, 79)}…` : a.text}”` }) : null,
       a.phone ? el("span.src", { text: ` · ☎ ${a.phone}` }) : null,
+      a.extra && a.extra.caller_distance_m != null
+        ? el("span.src", { text: ` · ${t("workflow.reporter_away", { distance: distanceText(a.extra.caller_distance_m) })}` }) : null,
       el("span.muted", { text: ` · ${a.id}` }))));
   return ask("split-dialog", t("workflow.split_title", { id: inc.id }), el("div.split-list", {}, choices),
     t("console.split"), (problem) => {
