@@ -96,9 +96,9 @@ def qr_text(plate: Plate) -> str:
     return str(text)
 
 
-CODES = st.text(
-    st.characters(codec="utf-8"), min_size=1, max_size=40
-) | st.text(alphabet="가락지하차도福田罗湖路AБβ0１2-_.:/# <>&\u200b\u0301", min_size=1, max_size=34)
+CODES = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40) | st.text(
+    alphabet="가락지하차도福田罗湖路AБβ0１2-_.:/# <>&\u200b\u0301", min_size=1, max_size=34
+)
 
 
 @settings(max_examples=150, deadline=None)

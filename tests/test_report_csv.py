@@ -78,8 +78,9 @@ def test_cells_that_look_like_formulas_are_defused() -> None:
 def test_csv_command(redis_url: str, tmp_path: Path) -> None:
     write_incidents_to(redis_url, known_week(START))
     out = tmp_path / "week.csv"
+    # UTC days, as the hand computation counts them (the default is the city's time zone)
     args = ["report", "csv", "--from", "2025-11-24", "--to", "2025-11-30", "--utc-offset", "0",
-            "--redis-url", redis_url]  # fmt: skip (UTC days, as the hand computation counts)
+            "--redis-url", redis_url]  # fmt: skip
     assert main([*args, "--out", str(out)]) == 0
     rows = list(csv.reader(io.StringIO(out.read_text(), newline="")))
     assert len(rows) == 1 + 9
