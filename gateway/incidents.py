@@ -27,6 +27,7 @@ from gateway.state import GATEWAY, Gateway
 from gateway.writer import Overloaded
 from polewatch import geo, keys, records, wire
 from polewatch.poles.codes import CodeError
+from polewatch.poles.index import FAR_M
 from polewatch.zones import unit_zone
 
 MAX_LIST: Final = 500
@@ -92,8 +93,10 @@ async def get_pole(request: web.Request) -> web.Response:
     code = path_value(request, "code", "not a pole code")
     caller = caller_position(request.query)
     near = None if caller is None else (caller.lon, caller.lat)
+    # a fix that says it is rough (a cell's: kilometres) is "far" only beyond twice its radius
+    far_m = max(FAR_M, 2 * (caller.accuracy_m or 0)) if caller is not None else FAR_M
     try:
-        resolution = gw.need_poles().resolve(code, near=near, limit=10)
+        resolution = gw.need_poles().resolve(code, near=near, limit=10, far_m=far_m)
     except CodeError as exc:
         raise HttpError(422, f"not a pole code: {exc}") from None
     answer = {

@@ -116,3 +116,15 @@ async def test_the_lookup_takes_a_pasted_link(client: TestClient[Any, Any]) -> N
     assert body["candidates"][0]["distance_m"] > 12_000
     resp = await client.get(f"/api/poles/{pole.code}", params={"at": "Futian"}, headers=headers)
     assert resp.status == 422 and "'at'" in (await resp.json())["error"]
+
+
+async def test_a_rough_fix_is_far_only_beyond_its_own_radius(client: TestClient[Any, Any]) -> None:
+    pole = TEST_POLES[0]
+    headers = bearer(operator_token("alice"))
+    five_km_east = pole.lon + 0.0487
+    for radius, far in ((50, True), (4000, False)):  # a GPS fix, a cell's
+        fix = f"lt={pole.lat};lg={five_km_east};rd={radius}"
+        resp = await client.get(f"/api/poles/{pole.code}", params={"at": fix}, headers=headers)
+        body = await resp.json()
+        assert body["caller"]["accuracy_m"] == radius
+        assert ("far_from_caller" in body["checks"]) is far, radius

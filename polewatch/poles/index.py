@@ -148,6 +148,8 @@ class PoleIndex:
         code: str,
         near: tuple[float, float] | None = None,
         limit: int = 10,
+        *,
+        far_m: float = FAR_M,
     ) -> Resolution:
         """Resolve what a caller read out.
 
@@ -156,7 +158,8 @@ class PoleIndex:
         one-mistake neighbour when ``near`` is given), and ``checks`` says what to confirm.
         Otherwise ``candidates`` ranks up to ``limit`` poles one mistake away (see the module
         for the kinds and costs). With ``near`` = (lon, lat) scores grow with the distance from
-        it, so a near pole beats a far one of a similar cost. Raises
+        it, so a near pole beats a far one of a similar cost, and a pole farther than ``far_m``
+        from it is flagged (a rough fix, e.g. a cell's, deserves a larger ``far_m``). Raises
         :class:`~polewatch.poles.codes.CodeError` for input that cannot be a
         code (empty, too long, control characters).
         """
@@ -164,10 +167,10 @@ class PoleIndex:
         tables = self._tables
         exact = tables.by_code.get(code) or tables.by_code.get(code.strip())
         if exact is not None:
-            return _checked(code, exact, "exact", key, tables, near, limit)
+            return _checked(code, exact, "exact", key, tables, near, limit, far_m)
         hits = tables.by_key.get(key, ())
         if len(hits) == 1:
-            return _checked(code, hits[0], "normalized", key, tables, near, limit)
+            return _checked(code, hits[0], "normalized", key, tables, near, limit, far_m)
         if hits:
             ranked = _rank([(p, "normalized", COST["normalized"]) for p in hits], near, limit)
             return Resolution(query=code, pole=None, candidates=ranked)
@@ -277,6 +280,7 @@ def _checked(
     tables: _Tables,
     near: tuple[float, float] | None,
     limit: int,
+    far_m: float,
 ) -> Resolution:
     """The answer for a code that names ``pole``: the pole, its real look-alikes elsewhere
     ranked beside it, and the checks they call for."""
@@ -298,7 +302,7 @@ def _checked(
     if ranked[0].pole is not pole:
         checks.append("nearer_candidate")
     mine = next(c for c in ranked if c.pole is pole)
-    if mine.distance_m is not None and mine.distance_m > FAR_M:
+    if mine.distance_m is not None and mine.distance_m > far_m:
         checks.append("far_from_caller")
     shown = ranked[: max(limit, 1)]
     if mine not in shown:
