@@ -600,13 +600,17 @@ async function renderAnalytics() {
       card(durationText(o.alarm_to_scene.p50), t("console.card.scene_p50")), card(durationText(o.alarm_to_scene.p90), t("console.card.scene_p90")),
       card(durationText(o.alarm_to_dispatch.p50), t("console.card.dispatch_p50")), card(durationText(o.resolution.p50), t("console.card.resolution_p50"))),
     chart(t("console.by_priority"), times.by_priority, metric),
-    chart(t("console.by_district"), times.by_district, metric),
-    chart(t("console.slowest_grids"), grids, metric));
+    chart(t("console.by_district"), times.by_district, metric, (node, key) => { node.textContent = short(districtName(key)); }),
+    chart(t("console.slowest_grids"), grids, metric, (node, key) => showGrid(node, key, short)));
 }
 
 const card = (n, l) => el("div.card", {}, el("div.n", { text: String(n) }), el("div.l", { text: l }));
 
-function chart(title, groups, metric) {
+const short = (text) => (text.length > 17 ? `${text.slice(0, 16)}…` : text);
+
+/** A bar chart of p50/p90 per group; ``name(node, key)`` writes a group's label (districts and
+ *  grids by their names in the page's language). */
+function chart(title, groups, metric, name = (node, key) => { node.textContent = short(key); }) {
   const rows = groups.filter((g) => g.metrics[metric].count > 0);
   const W = 440, row = 22, left = 120, top = 8, H = top + rows.length * row + 24;
   const max = Math.max(1, ...rows.map((g) => g.metrics[metric].p90 || 0));
@@ -615,7 +619,7 @@ function chart(title, groups, metric) {
     rows.map((g, i) => {
       const y = top + i * row, m = g.metrics[metric];
       return [
-        svg("text", { x: left - 8, y: y + 14, "text-anchor": "end" }, g.key.length > 17 ? `${g.key.slice(0, 16)}…` : g.key),
+        named(svg("text", { x: left - 8, y: y + 14, "text-anchor": "end" }), g.key, name),
         svg("rect", { class: "bar90", x: left, y: y + 3, width: Math.max(1, scale(m.p90)), height: 15, rx: 2 }),
         svg("rect", { class: "bar50", x: left, y: y + 3, width: Math.max(1, scale(m.p50)), height: 15, rx: 2 }),
         svg("text", { class: "v", x: left + scale(m.p90) + 6, y: y + 14 }, `${durationText(m.p50)} / ${durationText(m.p90)}`),
@@ -624,6 +628,8 @@ function chart(title, groups, metric) {
     svg("text", { x: left, y: H - 6 }, t("console.chart_legend")));
   return el("div.chart", {}, el("h2", { text: title }), rows.length ? body : el("p.muted", { text: t("console.no_data") }));
 }
+
+const named = (node, key, name) => { name(node, key); return node; };
 
 // ---------------------------------------------------------------- views
 function show(view) {
