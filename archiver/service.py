@@ -26,8 +26,9 @@ from redis.exceptions import ResponseError
 
 from archiver import schema, writer
 from archiver.settings import ArchiverSettings
-from archiver.source import TERMINAL, read_incidents, retention_keys
+from archiver.source import TERMINAL, read_incidents, retain
 from polewatch import connection, deadletter, keys, wire
+from polewatch.connection import UNREACHABLE
 
 log = logging.getLogger("polewatch.archiver")
 GROUP = keys.ARCHIVE_GROUP
@@ -81,17 +82,26 @@ class ZoneArchiver:
         own = True
         try:
             while True:
-                entries = await self._read("0", block=None) if own else []
-                own = bool(entries)
-                if not own:
-                    entries = await self._claim() or await self._read(
-                        ">", block=None if burst else self.settings.block_ms
-                    )
-                if entries:
-                    await self.process(entries)
-                elif burst:
-                    return
-                await self._lag()
+                try:
+                    entries = await self._read("0", block=None) if own else []
+                    own = bool(entries)
+                    if not own:
+                        entries = await self._claim() or await self._read(
+                            ">", block=None if burst else self.settings.block_ms
+                        )
+                    if entries:
+                        await self.process(entries)
+                    elif burst:
+                        return
+                    await self._lag()
+                except UNREACHABLE as exc:
+                    # Redis (or a cluster node) failed mid-batch: what was read stays pending
+                    # and is read again from the start of this consumer's pending list.
+                    if connection.stopping():
+                        raise
+                    log.warning("Redis error (%s); reading the pending entries again", exc)
+                    own = True
+                    await asyncio.sleep(self.settings.retry_s)
         finally:
             await self.aclose()
 
@@ -126,13 +136,7 @@ class ZoneArchiver:
         incidents = await self._incidents(rows, bad)
         await self._write(incidents, rows, bad)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for inc in incidents:
-                names = retention_keys(self.zone, inc)
-                for name in names:
-                    if inc.incident.state in TERMINAL:
-                        pipe.expire(name, self.settings.retention_s)
-                    else:
-                        pipe.persist(name)
+            retain(pipe, self.zone, incidents, self.settings.retention_s)
             for entry_id, fields, reason in bad:
                 deadletter.add(pipe, self.stream, GROUP, entry_id, fields, reason,
                                self.settings.consumer, to=self.zone.deadletter)  # fmt: skip

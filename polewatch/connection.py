@@ -144,9 +144,17 @@ async def wait_ready(client: aioredis.Redis, within_s: float = 30.0) -> None:
 
 # redis-py finds the slot of an FCALL by asking a node (COMMAND GETKEYS, one more round trip
 # with every argument) where it parses EVAL's numkeys itself; these do the same for FCALL.
+# XREAD / XREADGROUP too: the asyncio cluster client's COMMAND GETKEYS breaks its connection
+# when several tasks ask at once ("Connection closed by server"; the archiver's zone tasks).
 def _fcall_slot(client: Any, command: str, args: tuple[Any, ...]) -> int | None:
-    if command.upper() in ("FCALL", "FCALL_RO") and len(args) >= 3 and int(args[1]) > 0:
+    name = command.upper()
+    if name in ("FCALL", "FCALL_RO") and len(args) >= 3 and int(args[1]) > 0:
         return int(client.keyslot(args[2]))
+    if name in ("XREAD", "XREADGROUP"):
+        words = [a.upper() if isinstance(a, str) else a for a in args]
+        for marker in ("STREAMS", b"STREAMS"):
+            if marker in words and words.index(marker) + 1 < len(args):
+                return int(client.keyslot(args[words.index(marker) + 1]))
     return None
 
 
