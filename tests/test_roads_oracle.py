@@ -209,7 +209,8 @@ def test_any_small_network_routes_like_an_exhaustive_dijkstra(
     units: list[tuple[float, float]],
 ) -> None:
     """Rings, loops, parallel roads, one-way pieces meeting head to head: the contracted
-    search and its partial costs agree with the plain split graph."""
+    search and its partial costs agree with the plain split graph, and routes draw the drive
+    they time (this found two wrong route lines: parallel roads, a one-way ring)."""
     parsed = []
     for cells, highway, oneway in ways:
         coords = [[114.0 + i * 0.0005, 22.5 + j * 0.0005] for i, j in cells]
@@ -232,3 +233,11 @@ def test_any_small_network_routes_like_an_exhaustive_dijkstra(
         assert np.array_equal(np.isfinite(times), np.isfinite(truth[:, j]))
         finite = np.isfinite(times)
         assert np.abs(times[finite] - truth[finite, j]).max(initial=0.0) <= 0.5
+        route = net.route(*units[0], *alarm)  # its line is the drive it times
+        assert (route is None) == (legs[0] is None)
+        if route is not None and legs[0] is not None:
+            assert route.time_s == pytest.approx(legs[0].time_s, abs=0.01)
+            line = sum(
+                haversine_m(*a, *b) for a, b in zip(route.path, route.path[1:], strict=False)
+            )
+            assert line == pytest.approx(route.distance_m, rel=0.002, abs=1.0)

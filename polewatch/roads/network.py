@@ -225,9 +225,9 @@ class RoadNetwork:
         best, how = self._search.best(dist, target, source)
         if best[0] == np.inf:
             return None
-        segments = self._search.path(target, source, int(how[0]), pred)
+        segments, nodes = self._search.path(target, source, int(how[0]), pred)
         path = [(from_lon, from_lat), (float(plon[1]), float(plat[1]))]
-        path += [(float(self.lon[n]), float(self.lat[n])) for n in self._turns(segments)]
+        path += [(float(self.lon[n]), float(self.lat[n])) for n in nodes]
         path += [(float(plon[0]), float(plat[0])), (to_lon, to_lat)]
         walk = float(off[0] + off[1])
         return Route(
@@ -236,16 +236,6 @@ class RoadNetwork:
             path=_dedupe(path),
             roads=self._road_names(segments),
         )
-
-    def _turns(self, segments: list[int]) -> list[int]:
-        """The nodes a drive over ``segments`` passes, between its first and last."""
-        nodes: list[int] = []
-        for s, nxt in zip(segments, segments[1:], strict=False):
-            common = {int(self.u[s]), int(self.v[s])} & {int(self.u[nxt]), int(self.v[nxt])}
-            if len(common) > 1 and nodes:
-                common.discard(nodes[-1])
-            nodes.append(min(common))
-        return nodes
 
     def _road_names(self, segments: list[int]) -> list[str]:
         names: list[str] = []

@@ -169,27 +169,44 @@ class ChainSearch:
         return np.minimum(cost, direct), how
 
     def path(self, target: Positions, source: Positions, how: int, pred: np.ndarray
-             ) -> list[int]:  # fmt: skip
-        """The segments of a source's drive (index 0 of both), in order."""
+             ) -> tuple[list[int], list[int]]:  # fmt: skip
+        """The segments of a source's drive (index 0 of both) in order, and the nodes it
+        passes between its first and last point."""
         c = self.chains
         cs, i = int(source.chain[0]), int(source.place[0])
         ct, k = int(target.chain[0]), int(target.place[0])
+        segs, nodes = c.segments[cs], c.nodes[cs]
         if how == DIRECT:
-            segs = c.segments[cs]
-            return segs[i : k + 1] if i <= k else segs[k : i + 1][::-1]
-        out = c.segments[cs][i:] if how == END else c.segments[cs][i::-1]
-        j = int(c.end[cs] if how == END else c.start[cs])
-        n = c.junctions
+            if i <= k:
+                return segs[i : k + 1], nodes[i + 1 : k + 1]
+            return segs[k : i + 1][::-1], nodes[k + 1 : i + 1][::-1]
+        if how == END:
+            out, passed = segs[i:], nodes[i + 1 :]
+        else:
+            out, passed = segs[i::-1], nodes[i::-1]
+        j = passed[-1]
         while True:
-            nxt = int(pred[j])
-            if nxt == n or nxt < 0:
+            nxt = int(pred[c.junction_id[j]])
+            if nxt == c.junctions or nxt < 0:
                 break
-            row = slice(self._graph.indptr[nxt], self._graph.indptr[nxt + 1])
-            hit = int(np.flatnonzero(self._graph.indices[row] == j)[0])
-            chain = int(self._arc_chain[self._graph.indptr[nxt] + hit])
-            forward = int(c.start[chain]) == j and int(c.end[chain]) == nxt
+            chain = self._arc(int(c.junction_id[j]), nxt)
+            forward = int(c.start[chain]) == c.junction_id[j] and int(c.end[chain]) == nxt
             out += c.segments[chain] if forward else c.segments[chain][::-1]
-            j = nxt
-        if j == int(c.start[ct]) and (j != int(c.end[ct]) or target.head[0] <= target.tail[0]):
-            return out + c.segments[ct][: k + 1]
-        return out + c.segments[ct][k:][::-1]
+            passed += (c.nodes[chain] if forward else c.nodes[chain][::-1])[1:]
+            j = passed[-1]
+        last = c.nodes[ct]
+        # enter the target's chain as the search did (see search(): the end only when allowed,
+        # and of a loop's two ends the cheaper)
+        by_end = not c.oneway[ct] or target.tail_m[0] <= AT_NODE_M
+        at = c.junction_id[j]
+        if at == c.start[ct] and (
+            at != c.end[ct] or not by_end or target.head[0] <= target.tail[0]
+        ):
+            return out + c.segments[ct][: k + 1], passed + last[1 : k + 1]
+        return out + c.segments[ct][k:][::-1], passed + last[k + 1 : -1][::-1]
+
+    def _arc(self, tail: int, head: int) -> int:
+        """The chain of the search arc ``tail -> head`` (forward)."""
+        g = self._graph
+        row = slice(g.indptr[head], g.indptr[head + 1])  # the reversed graph: row = head
+        return int(self._arc_chain[g.indptr[head] + int(np.flatnonzero(g.indices[row] == tail)[0])])
