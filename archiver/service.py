@@ -241,7 +241,9 @@ async def serve(settings: ArchiverSettings, *, burst: bool = False) -> None:
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
-        server, thread = start_http_server(settings.metrics_port, registry=metrics.registry)
+        server, thread = start_http_server(
+            settings.metrics_port, addr=settings.metrics_addr, registry=metrics.registry
+        )
         close_metrics = (server, thread)
     zone_map = settings.zone_map()
     zones = zone_map.all_keys() if zone_map.zoned else [keys.DEFAULT]

@@ -27,6 +27,8 @@ class ArchiverSettings(Settings, frozen=True, kw_only=True):
     block_ms: Positive = 1000
     claim_idle_ms: Positive = 30_000
     """Entries another archiver left pending this long are taken over (it crashed)."""
+    metrics_addr: str = "127.0.0.1"
+    """Address of the Prometheus endpoint (``metrics_port``): loopback unless told."""
     retry_s: float = 1.0
     """Pause before retrying a batch the database refused (it is down, restarting)."""
 

@@ -258,3 +258,18 @@ def test_any_database_url_is_accepted_or_refused_naming_the_key(url: str) -> Non
         assert str(exc).startswith("database_url:")
     else:
         assert url == "" or url.split(":", 1)[0] in ("postgresql", "postgres")
+
+
+async def test_the_archivers_lag_and_counts_are_metrics(
+    aredis: aioredis.Redis, database_url: str
+) -> None:
+    from prometheus_client import generate_latest
+
+    week = simulate_week(WEEK, seed=11, per_day=2)
+    entries = await write_incidents(aredis, week)
+    worker = archiver(aredis, database_url)
+    await worker.run(burst=True)
+    text = generate_latest(worker.metrics.registry).decode()
+    assert 'polewatch_archiver_lag_entries{zone="default"} 0.0' in text
+    assert f"polewatch_archiver_incidents_total {float(len(week))}" in text
+    assert f"polewatch_archiver_audit_entries_total {float(entries)}" in text
