@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from analytics.simulation import known_week, write_incidents
 from gateway.console.accounts import hash_password
 from gateway.console.settings import Account, ConsoleSettings
 from gateway.testing import TEST_POLES, gateway_client, store_poles, unit_token
@@ -146,4 +149,20 @@ async def test_console_in_both_languages_with_city_time(
     await page.click("#call-form button[type=submit]")
     await expect(page.locator("#call-raise")).to_have_text("立案" if chinese else "Raise incident")
     await shot(page, f"console-{'zh' if chinese else 'en'}")
+    assert not problems, problems
+
+
+async def test_console_analytics_names_districts_in_chinese(
+    client: TestClient[Any, Any], browser: Browser, aredis: aioredis.Redis
+) -> None:
+    await write_incidents(aredis, known_week(time.time() - 8 * 86_400))
+    url = str(client.make_url("/console/"))
+    page, problems = await open_page(browser, "zh-CN", url, viewport={"width": 1440, "height": 900})
+    await page.fill("#login-name", "ada")
+    await page.fill("#login-password", PASSWORD)
+    await page.click("#login-submit")
+    await page.click("[data-view=analytics]")
+    by_district = page.locator(".chart", has_text="按辖区")
+    await expect(by_district.locator("svg text").first).to_have_text(re.compile("福田区|罗湖区"))
+    await shot(page, "console-analytics-zh")
     assert not problems, problems

@@ -1,6 +1,8 @@
 // Shared by the command centre and the patrol app: DOM building (text only, never HTML from
 // data), the API client, geodesy and formatting.
 
+import { tOr } from "./i18n.js";
+
 /** Build an element: el("div#id.card.p1", {title: "x", onclick: f}, child, "text", ...).
  *  Strings become text nodes, so data can never become markup. */
 export function el(spec, attrs = {}, ...children) {
@@ -119,10 +121,12 @@ export function distanceText(m) {
 export function durationText(s) {
   if (s === null || s === undefined || !isFinite(s)) return "–";
   s = Math.max(0, Math.round(s));
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
+  const two = (n) => String(n).padStart(2, "0");
+  if (s < 60) return tOr("duration.short.s", "{n}s", { n: s });
+  if (s < 3600) return tOr("duration.short.m_s", "{m}m {s}s", { m: Math.floor(s / 60), s: two(s % 60) });
   const h = Math.floor(s / 3600);
-  return h < 48 ? `${h}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m` : `${Math.floor(h / 24)}d`;
+  return h < 48 ? tOr("duration.short.h_m", "{h}h {m}m", { h, m: two(Math.floor((s % 3600) / 60)) })
+    : tOr("duration.short.d", "{n}d", { n: Math.floor(h / 24) });
 }
 
 export function clockText(ts) {

@@ -32,14 +32,18 @@ export const timeZone = () => catalogue.timezone;
 /** The message ``key`` with ``{name}`` placeholders filled; the key itself when unknown. */
 export function t(key, params = {}) {
   const text = catalogue.messages[key];
-  if (text === undefined) return key;
-  return text.replace(/\{([a-z_][a-z0-9_]*)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+  return text === undefined ? key : fillIn(text, params);
 }
 
 /** The message ``key`` if the catalogue has it, else ``fallback`` (for open sets: custom
- *  alarm types a deployment adds). */
-export function tOr(key, fallback) {
-  return key in catalogue.messages ? t(key) : fallback;
+ *  alarm types a deployment adds; for text needed before or without a catalogue), with
+ *  ``{name}`` placeholders filled from ``params``. */
+export function tOr(key, fallback, params = {}) {
+  return fillIn(key in catalogue.messages ? catalogue.messages[key] : fallback, params);
+}
+
+function fillIn(text, params) {
+  return String(text).replace(/\{([a-z_][a-z0-9_]*)\}/g, (m, name) => (name in params ? String(params[name]) : m));
 }
 
 const pretty = (s) => String(s ?? "").replaceAll("_", " ");
