@@ -136,7 +136,9 @@ class ZoneArchiver:
         incidents = await self._incidents(rows, bad)
         await self._write(incidents, rows, bad)
         async with self.redis.pipeline(transaction=False) as pipe:
-            retain(pipe, self.zone, incidents, self.settings.retention_s)
+            done = {a.incident.id for a in incidents}
+            joined = [r.event.alarm for r in rows if r.event.alarm and r.event.incident not in done]
+            retain(pipe, self.zone, incidents, self.settings.retention_s, joined)
             for entry_id, fields, reason in bad:
                 deadletter.add(pipe, self.stream, GROUP, entry_id, fields, reason,
                                self.settings.consumer, to=self.zone.deadletter)  # fmt: skip

@@ -75,11 +75,20 @@ async def read_incidents(
     return out
 
 
-def retain(pipe: Any, zone: keys.Zone, incidents: Sequence[Archived], retention_s: int) -> None:
+def retain(
+    pipe: Any,
+    zone: keys.Zone,
+    incidents: Sequence[Archived],
+    retention_s: int,
+    joined: Sequence[str] = (),
+) -> None:
     """Queue on ``pipe`` one call that gives the keys of archived closed incidents their
-    retention time and makes those of reopened ones persistent again."""
-    names: list[str] = []
-    seconds: list[int] = []
+    retention time and makes those of reopened ones persistent again, as well as the bodies
+    of the ``joined`` alarms (ones that opened or joined an incident not archived yet): the
+    dispatcher stores bodies with a TTL, and a body must not leave before its incident is
+    archived."""
+    names = [zone.alarm_body(a) for a in joined]
+    seconds = [0] * len(names)
     for inc in incidents:
         mine = retention_keys(zone, inc)
         names += mine

@@ -86,10 +86,13 @@ async def test_an_open_incident_stays_in_redis_without_expiry(
     open_one = week[0]
     open_one.steps = list(open_one.steps)[:2]  # dispatched, acknowledged: still open
     await write_incidents(aredis, week)
+    body = keys.alarm_body(f"sim-{open_one.id}")
+    await aredis.expire(body, 3600)  # the dispatcher stores alarm bodies with a TTL
     await archiver(aredis, database_url).run(burst=True)
     assert await count(pg, "incident") == len(week) - 1
     assert await aredis.ttl(keys.incident(open_one.id)) == -1
     assert await aredis.ttl(keys.incident_timeline(open_one.id)) == -1
+    assert await aredis.ttl(body) == -1  # kept until the incident is archived
 
 
 async def test_a_reopened_incident_is_archived_again_and_kept_in_redis(
