@@ -7,12 +7,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.testing import gateway_client
 from polewatch import i18n
+from polewatch.settings import Settings, SettingsError, load
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("gateway", "polewatch", "analytics", "simulators", "edge", "dispatcher")
@@ -123,3 +125,13 @@ async def _catalogue(client: TestClient[Any, Any], headers: dict[str, str]) -> A
     response = await client.get("/i18n/catalogue.json", headers=headers)
     assert response.status == 200
     return await response.json()
+
+
+def test_language_and_timezone_settings_fail_at_start_naming_the_key() -> None:
+    assert load(Settings, section="x", env={}).timezone == "Asia/Shanghai"
+    assert load(Settings, section="x", env={}).language == "zh-CN"
+    for env, key in (({"POLEWATCH_LANGUAGE": "fr"}, "language"),
+                     ({"POLEWATCH_TIMEZONE": "Asia/Shenzhen"}, "timezone"),
+                     ({"POLEWATCH_TIMEZONE": "../../etc/passwd"}, "timezone")):  # fmt: skip
+        with pytest.raises(SettingsError, match=key):
+            load(Settings, section="x", env=env)
