@@ -16,6 +16,8 @@ The town (metres east/north of the scene, all roads two-way, 35 km/h)::
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from dispatcher import scenario as sc
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
 from polewatch import keys, wire
-from polewatch.roads import RoadStore, Way, build_network, read_roads, to_geojson
+from polewatch.roads import RoadNetwork, RoadStore, Way, build_network, read_roads, to_geojson
 
 LON, LAT = 114.05, 22.55
 MPS = 35 / 3.6
@@ -163,19 +165,49 @@ def test_interleave_puts_each_shortlist_before_its_alarm() -> None:
     assert drive.interleave(args, None) is args
 
 
+@pytest.fixture(scope="module")
+def central(data_dir: Path) -> tuple[RoadNetwork, bytes]:
+    """The central Shenzhen graph and its GeoJSON."""
+    report = read_roads([data_dir / "roads" / "shenzhen_central_roads.geojson"])
+    return build_network(report.ways), to_geojson(report.ways)
+
+
+async def test_racing_replicas_never_double_assign_by_road(
+    redis_url: str, sync_redis: redis.Redis, central: tuple[RoadNetwork, bytes]
+) -> None:
+    from tests.test_dispatch_replicas import check_invariants, populate
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await RoadStore(client, "shenzhen").store(*central)
+    finally:
+        await client.aclose()
+    populate(sync_redis, seed=11, units=400, alarms=0)
+    await sc.drain(redis_url)  # on duty first: a list is made before its batch runs
+    alarms = populate(sync_redis, seed=12, units=0, alarms=1000)
+    await asyncio.gather(
+        *(sc.drain(redis_url, consumer=name, batch_size=40) for name in ("r1", "r2"))
+    )
+    states = check_invariants(sync_redis, alarms)
+    assert states["dispatched"] > 200 and states["escalated"] > 0
+    audit: Any = sync_redis.xrange(keys.AUDIT)
+    events = [wire.decode_entry(fields, wire.IncidentEvent) for _, fields in audit]
+    routes = Counter(e.route for e in events if e.event == "dispatched")
+    assert routes["road"] > 50, routes  # the central area's alarms went by road
+
+
 async def test_the_choice_is_the_routers_best_on_the_shenzhen_graph(
-    redis_url: str, sync_redis: redis.Redis, data_dir: Path
+    redis_url: str, sync_redis: redis.Redis, central: tuple[RoadNetwork, bytes]
 ) -> None:
     """A few dozen alarms, one at a time, among 80 units along the central Shenzhen roads: the
     unit dispatched is the one the router finds fastest among the free ones (ties within 1 s)."""
     from tests.test_roads_oracle import random_points
 
-    report = read_roads([data_dir / "roads" / "shenzhen_central_roads.geojson"])
-    net = build_network(report.ways)
+    net = central[0]
     client = aioredis.Redis.from_url(redis_url)
     rng = np.random.default_rng(7)
     try:
-        await RoadStore(client, "shenzhen").store(net, to_geojson(report.ways))
+        await RoadStore(client, "shenzhen").store(*central)
         places = [(float(lon), float(lat)) for lon, lat in random_points(net, rng, 80)]
         sc.write(sync_redis, [sc.on_duty(f"u{i}", *p) for i, p in enumerate(places)])
         settings = DispatcherSettings(redis_url=redis_url, consumer="e2e")
