@@ -35,7 +35,6 @@ COMMENT ON COLUMN incident.times IS 'event -> first time it happened (from the t
 CREATE INDEX incident_created ON incident (created)
     INCLUDE (id, type, priority, state, district, grid, pole, alarm_ts, reports);
 CREATE INDEX incident_district_created ON incident (district, created);
-CREATE INDEX incident_grid_created ON incident (grid, created);
 CREATE INDEX incident_geom ON incident USING gist (geom);
 
 CREATE TABLE incident_event (
@@ -79,5 +78,5 @@ CREATE TABLE audit (
     PRIMARY KEY (zone, entry_id)
 );
 COMMENT ON TABLE audit IS 'every decodable entry of the audit stream(s), keyed by stream id';
-CREATE INDEX audit_incident ON audit (incident);
-CREATE INDEX audit_ts ON audit (ts);
+-- No secondary indexes: the trail is written at the stream's pace and read rarely (an
+-- incident's own history is incident_event); add one when a query needs it.
