@@ -63,10 +63,7 @@ class AnalyticsSettings(Settings, frozen=True, kw_only=True):
 
     def offset_min(self, at: float) -> int:
         """Minutes east of UTC of local time at Unix time ``at``."""
-        if self.utc_offset_min is not None:
-            return self.utc_offset_min
-        offset = datetime.fromtimestamp(at, zoneinfo.ZoneInfo(self.timezone)).utcoffset()
-        return int((offset or timedelta()).total_seconds() // 60)
+        return self.utc_offset_min if self.utc_offset_min is not None else self.utc_offset_at(at)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

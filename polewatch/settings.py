@@ -16,6 +16,7 @@ import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -69,6 +70,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def zone_map(self) -> ZoneMap:
         """The deployment's dispatch zones (loaded once per file)."""
         return _zone_map(self.zones)
+
+    def utc_offset_at(self, at: float) -> int:
+        """Minutes east of UTC of the city's local time (``timezone``) at Unix time ``at``."""
+        offset = datetime.fromtimestamp(at, zoneinfo.ZoneInfo(self.timezone)).utcoffset()
+        return int((offset or timedelta()).total_seconds() // 60)
 
 
 def _check_locale(timezone: str, language: str) -> None:

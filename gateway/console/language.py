@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Final
 
 from aiohttp import web
 
 from gateway.errors import HttpError, json_response
 from gateway.openapi import Query, api
-from gateway.state import GATEWAY
+from gateway.state import GATEWAY, Gateway
 from polewatch import i18n
 from polewatch.poles.gridnames import city_grid_names, grid_label
 
@@ -29,6 +30,13 @@ def request_language(request: web.Request) -> str:
     explicit = request.query.get("lang") or request.cookies.get(i18n.COOKIE)
     default = request.app[GATEWAY].settings.language
     return i18n.choose(explicit, request.headers.get("Accept-Language"), default)
+
+
+def local_offset(gw: Gateway) -> int:
+    """The command centre's local time now, minutes east of UTC: ``[gateway.console]
+    utc_offset_min`` when set, else the ``timezone`` setting's offset."""
+    fixed = gw.settings.console.utc_offset_min
+    return fixed if fixed is not None else gw.settings.utc_offset_at(time.time())
 
 
 def remember(request: web.Request, response: web.StreamResponse, language: str) -> None:

@@ -19,6 +19,7 @@ from aiohttp import web
 from numpy.typing import NDArray
 
 from gateway.auth import authorize
+from gateway.console.language import local_offset
 from gateway.console.pages import revalidated
 from gateway.errors import HttpError, json_response
 from gateway.openapi import Query, api
@@ -261,6 +262,6 @@ async def config(request: web.Request) -> web.Response:
     c = gw.settings.console
     return json_response({
         "tile_url": c.tile_url, "center": c.map_center, "zoom": c.map_zoom,
-        "speed_mps": gw.settings.patrol_speed_mps, "utc_offset_min": c.utc_offset_min,
+        "speed_mps": gw.settings.patrol_speed_mps, "utc_offset_min": local_offset(gw),
         "city": gw.settings.city,
     })  # fmt: skip

@@ -24,7 +24,7 @@ from analytics import (
 from analytics.cli import parse_time
 from analytics.exports import ExportOptions
 from gateway.auth import authorize
-from gateway.console.language import request_language
+from gateway.console.language import local_offset, request_language
 from gateway.errors import HttpError, json_response
 from gateway.openapi import Query, api, path_value
 from gateway.state import GATEWAY, Gateway
@@ -84,7 +84,7 @@ def _attachment(body: bytes, content_type: str, name: str) -> web.Response:
 async def times(request: web.Request) -> web.Response:
     """Response-time percentiles per district, grid and priority (the charts' data)."""
     gw = _operator(request)
-    start, end, district = period(request, gw.settings.console.utc_offset_min)
+    start, end, district = period(request, local_offset(gw))
     figures = await response_times(gw.need_redis(), start, end, district=district, zones=gw.zones)
     return json_response(figures)
 
@@ -95,7 +95,7 @@ async def times(request: web.Request) -> web.Response:
 async def assessment(request: web.Request) -> web.Response:
     """The public-security assessment of a period (HTML page, PDF or PNG with charts)."""
     gw = _operator(request)
-    offset = gw.settings.console.utc_offset_min
+    offset = local_offset(gw)
     start, end, district = period(request, offset)
     report = await assess(
         gw.need_redis(), start, end, district=district, utc_offset_min=offset, zones=gw.zones,
@@ -120,7 +120,7 @@ async def assessment(request: web.Request) -> web.Response:
 async def csv(request: web.Request) -> web.Response:
     """Every incident of the period, one row each with every transition time."""
     gw = _operator(request)
-    offset = gw.settings.console.utc_offset_min
+    offset = local_offset(gw)
     start, end, district = period(request, offset)
     text = await incidents_csv(
         gw.need_redis(), start, end, district=district, utc_offset_min=offset, zones=gw.zones,
@@ -143,7 +143,7 @@ async def export(request: web.Request) -> web.Response:
     if record is None:
         raise HttpError(404, f"no incident {iid!r}")
     c = gw.settings.console
-    options = ExportOptions(sender=c.sender, agency=c.agency, utc_offset_min=c.utc_offset_min)
+    options = ExportOptions(sender=c.sender, agency=c.agency, utc_offset_min=local_offset(gw))
     if request.match_info["fmt"] == "cap":
         return _attachment(cap_xml(record, options), "application/xml", f"{iid}.cap.xml")
     return _attachment(eido_json(record, options), "application/json", f"{iid}.eido.json")

@@ -54,8 +54,9 @@ class ConsoleSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     map_center: tuple[float, float] = (114.06, 22.56)
     """Where the map opens (lon, lat): Shenzhen by default."""
     map_zoom: float = 11.0
-    utc_offset_min: int = 480
-    """Local time of the report pages and exports, minutes east of UTC (Shenzhen: 480)."""
+    utc_offset_min: int | None = None
+    """Local time of the report pages and exports as a fixed offset, minutes east of UTC
+    (Shenzhen: 480); unset: the gateway's ``timezone`` setting."""
     sender: str = "polewatch@localhost"
     """The exporting system's name in CAP / EIDO exports."""
     agency: str = "polewatch command centre"
