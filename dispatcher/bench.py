@@ -11,6 +11,12 @@ one run, so their ratios are fair on a noisy machine:
 * ``latency``: alarms offered at a fixed rate by another process, units resolving their jobs
   after a while so they come free again; from the alarm's ``ts`` (set when it is written) to the
   Dispatch's ``ts`` (Redis TIME when it is written to the unit's inbox).
+
+These three choose units by straight line (``drive_time`` off), as before drive time existed.
+``throughput_drive_time`` and ``latency_drive_time`` run the same with the Shenzhen road graph
+stored and dispatch by drive time (:mod:`dispatcher.drive`), in the same rounds;
+``drive_time_ratio`` is its throughput over the straight-line one, and ``drive_time`` says
+how many alarms the graph ranked (an alarm off the graph's area falls back to straight line).
 """
 
 from __future__ import annotations
@@ -25,16 +31,22 @@ import time
 from collections import deque
 from typing import Any, NamedTuple
 
+import msgspec
 import numpy as np
 import redis
 import redis.asyncio as aioredis
 
-from dispatcher import library
+from dispatcher import drive, library
 from dispatcher.priorities import PriorityTable
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
 from polewatch import keys, wire
 from polewatch.embedded import EmbeddedRedis
+from polewatch.roads import RoadNetwork, RoadStore, build_network, read_roads, to_geojson
+from polewatch.roads.bench import DATA, FILES
+
+Roads = tuple[RoadNetwork, bytes] | None
+"""The graph and its GeoJSON to store for a drive-time run; ``None``: straight line."""
 
 SHENZHEN_BBOX = (113.75, 22.45, 114.62, 22.85)
 TYPE_MIX = {
@@ -118,15 +130,21 @@ def fields(message: wire.Message) -> Any:
     return wire.entry(message)
 
 
-async def reset(client: aioredis.Redis, table: PriorityTable, units: list[wire.PatrolDuty]) -> None:
-    """An empty Redis with the functions loaded and the units on duty (direct calls)."""
+async def reset(
+    client: aioredis.Redis, table: PriorityTable, units: list[wire.PatrolDuty], roads: Roads = None
+) -> None:
+    """An empty Redis with the functions loaded, the road graph stored (given one) and the units
+    on duty (direct calls)."""
     await client.flushall()
     await library.load(client, table)
+    if roads is not None:
+        await RoadStore(client, "shenzhen").store(*roads)
     conf = library.settings_arg(DispatcherSettings(), "bench-setup")
+    now = time.time()  # positions reported now: a long run must not find them stale
     for start in range(0, len(units), BATCH):
         args: list[bytes] = []
         for u in units[start : start + BATCH]:
-            args += (library.PATROL, b"", wire.encode(u))
+            args += (library.PATROL, b"", wire.encode(msgspec.structs.replace(u, ts=now)))
         await client.fcall(library.BATCH, 0, conf, *args)
 
 
@@ -137,22 +155,32 @@ async def _redis_cpu(client: aioredis.Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-def settings(url: str, **kw: Any) -> DispatcherSettings:
-    return DispatcherSettings(redis_url=url, consumer="bench", batch_size=BATCH, **kw)
+def settings(url: str, roads: Roads = None, **kw: Any) -> DispatcherSettings:
+    return DispatcherSettings(
+        redis_url=url, consumer="bench", batch_size=BATCH, drive_time=roads is not None, **kw
+    )
+
+
+def shenzhen_roads() -> Roads:
+    """The Shenzhen road graph (both files of ``data/roads``), or ``None`` without the data."""
+    if not all((DATA / f).exists() for f in FILES):
+        return None
+    report = read_roads([DATA / f for f in FILES])
+    return build_network(report.ways, city="shenzhen"), to_geojson(report.ways)
 
 
 async def throughput(
-    url: str, plan: list[dict[str, Any]], units: list[wire.PatrolDuty]
+    url: str, plan: list[dict[str, Any]], units: list[wire.PatrolDuty], roads: Roads = None
 ) -> dict[str, Any]:
     client = aioredis.Redis.from_url(url)
-    await reset(client, PriorityTable(), units)
+    await reset(client, PriorityTable(), units, roads)
     now = time.time()
     for start in range(0, len(plan), 2000):
         async with client.pipeline(transaction=False) as pipe:
             for n in range(start, min(start + 2000, len(plan))):
                 pipe.xadd(keys.ALARMS, fields(make_alarm(plan[n], n, now)))
             await pipe.execute()
-    dispatcher = Dispatcher(settings(url), burst=True)
+    dispatcher = Dispatcher(settings(url, roads), burst=True)
     redis_cpu, own_cpu = await _redis_cpu(client), time.process_time()
     started = time.perf_counter()
     await dispatcher.run()
@@ -168,7 +196,17 @@ async def throughput(
         "dead_letters": t["deadletter"], "batch_size": BATCH,
         "redis_cpu_us_per_alarm": round(redis_cpu / len(plan) * 1e6, 1),
         "dispatcher_cpu_us_per_alarm": round(own_cpu / len(plan) * 1e6, 1),
+        **_ranked(dispatcher, roads),
     }  # fmt: skip
+
+
+def _ranked(dispatcher: Dispatcher, roads: Roads) -> dict[str, Any]:
+    """What the drive-time ranking did: lists by road, fallbacks by reason."""
+    if roads is None:
+        return {}
+    counts = dict(dispatcher.ranker.counts)
+    return {"shortlists": counts, "ranked_by_road_share": round(
+        counts.get(drive.ROAD, 0) / max(sum(counts.values()), 1), 3)}  # fmt: skip
 
 
 async def raw_ceiling(
@@ -240,11 +278,16 @@ def produce(url: str, plan: list[dict[str, Any]], rate: float, job_s: float) -> 
 
 
 async def latency(
-    url: str, plan: list[dict[str, Any]], units: list[wire.PatrolDuty], rate: float, job_s: float
+    url: str,
+    plan: list[dict[str, Any]],
+    units: list[wire.PatrolDuty],
+    rate: float,
+    job_s: float,
+    roads: Roads = None,
 ) -> dict[str, Any]:
     client = aioredis.Redis.from_url(url)
-    await reset(client, PriorityTable(), units)
-    dispatcher = Dispatcher(settings(url, block_ms=200))
+    await reset(client, PriorityTable(), units, roads)
+    dispatcher = Dispatcher(settings(url, roads, block_ms=200))
     task = asyncio.create_task(dispatcher.run())
     producer = multiprocessing.get_context("spawn").Process(
         target=produce, args=(url, plan, rate, job_s), daemon=True
@@ -266,7 +309,7 @@ async def latency(
         "dispatched": t["dispatched"], "escalated": t["escalated"],
         "resolved": t["patrol"], "measured_dispatches": len(lat),
         **{f"p{q}_ms": round(float(np.percentile(ms, q)), 3) for q in (50, 90, 99, 99.9)},
-        "max_ms": round(float(ms.max()), 3),
+        "max_ms": round(float(ms.max()), 3), **_ranked(dispatcher, roads),
     }  # fmt: skip
 
 
@@ -294,17 +337,19 @@ def _median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return {**ranked[len(ranked) // 2], "rounds_alarms_per_s": [r["alarms_per_s"] for r in rounds]}
 
 
-async def _bench(url: str, quick: bool, places: list[Place]) -> dict[str, Any]:
+async def _bench(url: str, quick: bool, places: list[Place], roads: Roads) -> dict[str, Any]:
     n, rounds = (3_000, 1) if quick else (10_000, 3)
     plan = alarm_plan(places, n, seed=2)
     # Enough units that the preloaded alarms are really dispatched (a big force on duty);
     # the latency run uses 2,000 units that come free again after each job.
     tp_units = unit_events(places, int(n * (1 - REPEAT_SHARE)) + 2_000, seed=3)
-    # Alternating rounds, so both sides see the same (shared, noisy) machine.
-    tps, raws = [], []
+    # Alternating rounds, so every side sees the same (shared, noisy) machine.
+    tps, raws, drives = [], [], []
     for _ in range(rounds):
         tps.append(await throughput(url, plan, tp_units))
         raws.append(await raw_ceiling(url, plan, tp_units))
+        if roads is not None:
+            drives.append(await throughput(url, plan, tp_units, roads))
     ratios = sorted(t["alarms_per_s"] / r["alarms_per_s"] for t, r in zip(tps, raws, strict=True))
     out: dict[str, Any] = {
         "throughput": _median_round(tps),
@@ -313,7 +358,15 @@ async def _bench(url: str, quick: bool, places: list[Place]) -> dict[str, Any]:
         "ratio_rounds": [round(x, 3) for x in ratios],
     }
     lat_plan = alarm_plan(places, 2_000 if quick else 10_000, seed=4)
-    out["latency"] = await latency(url, lat_plan, unit_events(places, 2_000, 5), 1000.0, 1.0)
+    lat_units = unit_events(places, 2_000, 5)
+    out["latency"] = await latency(url, lat_plan, lat_units, 1000.0, 1.0)
+    if roads is not None:
+        pairs = zip(drives, tps, strict=True)
+        by_road = sorted(d["alarms_per_s"] / t["alarms_per_s"] for d, t in pairs)
+        out["throughput_drive_time"] = _median_round(drives)
+        out["drive_time_ratio"] = round(by_road[len(by_road) // 2], 3)
+        out["drive_time_ratio_rounds"] = [round(x, 3) for x in by_road]
+        out["latency_drive_time"] = await latency(url, lat_plan, lat_units, 1000.0, 1.0, roads)
     return out
 
 
@@ -324,7 +377,11 @@ def _targets(result: dict[str, Any]) -> dict[str, bool]:
         "p50<=2ms": lat["p50_ms"] <= 2.0,
         "p99<=10ms": lat["p99_ms"] <= 10.0,
         "ratio>=0.5": result["ratio_to_ceiling"] >= 0.5,
-    }
+        **({} if "drive_time_ratio" not in result else {
+            "drive_time_ratio>=0.8": result["drive_time_ratio"] >= 0.8,
+            "drive_time_p99<=10ms": result["latency_drive_time"]["p99_ms"] <= 10.0,
+        }),
+    }  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -333,10 +390,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ``--redis-url``, one run on that server, which must be empty: the bench flushes it
     between rounds and refuses to touch a Redis that holds anything."""
     places, source = city(100_000, seed=1)
+    roads = shenzhen_roads()
     out: dict[str, Any] = {
         "city": {"poles": len(places), "source": source},
         "machine": {"cpus": os.cpu_count()},
         "command": "polewatch bench dispatch --json" + (" --quick" if args.quick else ""),
+        "road_graph": None
+        if roads is None
+        else {"nodes": roads[0].nodes, "edges": roads[0].edges, "files": list(FILES)},  # fmt: skip
     }
     if args.redis_url:
         probe = redis.Redis.from_url(args.redis_url)
@@ -347,11 +408,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"polewatch bench dispatch: {args.redis_url} holds {keys_held} keys; "
                 "the bench flushes its Redis, so give it an empty spare one"
             )
-        out["given_redis"] = asyncio.run(_bench(args.redis_url, args.quick, places))
+        out["given_redis"] = asyncio.run(_bench(args.redis_url, args.quick, places, roads))
         out["targets"] = _targets(out["given_redis"])
         return out
     for name, aof in (("no_persistence", False), ("aof_everysec", True)):
         with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(tmp, appendonly=aof) as srv:
-            out[name] = asyncio.run(_bench(srv.url, args.quick, places))
+            out[name] = asyncio.run(_bench(srv.url, args.quick, places, roads))
             out[name]["targets"] = _targets(out[name])
     return out

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -35,6 +36,8 @@ from polewatch.roads import RoadNetwork, load_roads
 
 log = logging.getLogger("polewatch.dispatcher")
 
+ROAD: str = "road"
+"""The count of lists ranked by road (:attr:`Ranker.counts`; the others count by reason)."""
 RANK: bytes = b"r"
 """The code of a shortlist entry in ``pw_batch`` (it applies to the alarm after it)."""
 NO_GRAPH: str = "no road graph"
@@ -65,6 +68,9 @@ class Ranker:
         self.shortlist_max = max(settings.shortlist_max, settings.shortlist)
         self.max_radius_m = settings.max_radius_m
         self.expire_batch = settings.expire_batch
+        self._box: tuple[RoadNetwork, float, float, float, float] | None = None
+        self.counts: Counter[str] = Counter()
+        """Lists made since start: :data:`ROAD`, or the reason the graph could not answer."""
         self.escalated_batch = settings.escalated_batch
 
     async def refresh(self, client: aioredis.Redis) -> None:
@@ -124,18 +130,19 @@ class Ranker:
             return None
         net = self.network
         if net is None:
+            self.counts[NO_GRAPH] += len(places)
             return [_pack({"why": NO_GRAPH})] * len(places)
-        first = await _search(client, zone, places, self.max_radius_m, self.shortlist)
-        lists: list[dict[str, Any]] = []
+        lists: list[dict[str, Any]] = [{"why": OFF_ROAD}] * len(places)
+        on = [i for i, (lon, lat) in enumerate(places) if self._on_map(net, lon, lat)]
+        first = await _search(client, zone, [places[i] for i in on], self.max_radius_m,
+                              self.shortlist)  # fmt: skip
         wider: dict[int, float] = {}
-        for i, ((lon, lat), found) in enumerate(zip(places, first, strict=True)):
-            ranked = self._drive(net, lon, lat, found)
-            lists.append(ranked)
-            best = ranked["t"][0] if ranked.get("t") else None
+        for i, found in zip(on, first, strict=True):
+            ranked = lists[i] = self._drive(net, *places[i], found)
             if len(found.units) < self.shortlist:
                 ranked["b"] = self.max_radius_m / net.fastest_mps
-            elif best is not None:
-                reach = net.fastest_mps * best
+            elif ranked.get("t"):
+                reach = net.fastest_mps * ranked["t"][0]
                 ranked["b"] = found.air_m[-1] / net.fastest_mps
                 if found.air_m[-1] < reach:
                     wider[i] = min(reach, self.max_radius_m)
@@ -145,26 +152,40 @@ class Ranker:
                 client, zone, [places[i] for i in at], [wider[i] for i in at], self.shortlist_max
             )
             for i, found in zip(at, more, strict=True):
-                lon, lat = places[i]
-                ranked = self._drive(net, lon, lat, found)
+                # (a unit more than twice as slow as the best is of no use to the Function)
+                ranked = lists[i] = self._drive(net, *places[i], found, 2 * lists[i]["t"][0] + 60)
                 full = len(found.units) >= self.shortlist_max
                 ranked["b"] = (found.air_m[-1] if full else wider[i]) / net.fastest_mps
-                lists[i] = ranked
-        return [_pack(ranked) for ranked in lists]
+        self.counts.update(ranked.get("why", ROAD) for ranked in lists)
+        return [_pack(ranked, self.shortlist) for ranked in lists]
 
-    def _drive(self, net: RoadNetwork, lon: float, lat: float, found: Found) -> dict[str, Any]:
-        """The units of ``found`` that can drive to the place, fastest first."""
+    def _on_map(self, net: RoadNetwork, lon: float, lat: float) -> bool:
+        """Whether a place may meet the roads: within 1 km of the graph's box (most of a city
+        may lie outside the graph's area; a snap costs as much as a search)."""
+        if self._box is None or self._box[0] is not net:
+            margin = 0.011  # degrees: over the 1 km a point may lie off the roads
+            self._box = (net, float(net.lon.min()) - margin, float(net.lat.min()) - margin,
+                         float(net.lon.max()) + margin, float(net.lat.max()) + margin)  # fmt: skip
+        _, lon0, lat0, lon1, lat1 = self._box
+        return lon0 <= lon <= lon1 and lat0 <= lat <= lat1
+
+    def _drive(
+        self, net: RoadNetwork, lon: float, lat: float, found: Found, limit: float | None = None
+    ) -> dict[str, Any]:
+        """The units of ``found`` that can drive to the place within ``limit`` s, fastest
+        first."""
         if not found.units:
             return {"u": [], "t": [], "d": []}
         # A bound that spares most of the graph: a unit slower than it is slower than one
         # that made it; when none made it, ask again without (a far or badly linked place).
-        limit = found.air_m[-1] / min(net.fastest_mps, 5.0) + 300.0
+        limit = limit or found.air_m[-1] / min(net.fastest_mps, 5.0) + 300.0
         legs = net.drive_times_to(lon, lat, found.places, limit_s=limit)
         if not any(legs):
+            if net.snap(lon, lat, role="target") is None:
+                return {"why": OFF_ROAD}
             legs = net.drive_times_to(lon, lat, found.places)
         if not any(legs):
-            reachable = net.drive_times_to(lon, lat, [(lon, lat)])
-            return {"why": UNREACHABLE if any(reachable) else OFF_ROAD}
+            return {"why": UNREACHABLE}
         order = sorted(
             (leg.time_s, leg.distance_m, unit)
             for unit, leg in zip(found.units, legs, strict=True)
@@ -204,9 +225,16 @@ async def _search(
     return out
 
 
-def _pack(ranked: dict[str, Any]) -> bytes:
+def _pack(ranked: dict[str, Any], keep: int = 0) -> bytes:
+    """The list as the Function reads it, its ``keep`` fastest units only (the Function rarely
+    looks further; the rest would cost Redis time to unpack): then it holds every free unit
+    only up to the last one kept."""
+    if keep and len(ranked.get("u", ())) > keep:
+        ranked = {k: v[:keep] for k, v in ranked.items() if k in ("u", "t", "d")} | {
+            "b": min(ranked.get("b", math.inf), ranked["t"][keep - 1])
+        }
     if "b" in ranked and not math.isfinite(ranked["b"]):
-        del ranked["b"]
+        ranked = {k: v for k, v in ranked.items() if k != "b"}
     return _ENCODER.encode(ranked)
 
 

@@ -44,7 +44,8 @@ class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fie
     shortlist: Annotated[int, Meta(ge=1, le=1_000)] = 12
     """Free units taken nearest by air first, then ranked by drive time (the search widens to
     every unit that could still be faster, up to ``shortlist_max``)."""
-    shortlist_max: Annotated[int, Meta(ge=1, le=10_000)] = 200
+    shortlist_max: Annotated[int, Meta(ge=1, le=10_000)] = 64
+    """At most this many units are ranked for one place (each costs the router a snap)."""
     tick_s: Positive = 0.5
     """How often ack deadlines are checked and escalated incidents retried."""
     unresponsive_after: Annotated[int, Meta(ge=0)] = 2
