@@ -70,6 +70,8 @@ function signOut(message = "") {
 async function start() {
   try {
     await api.get("/api/console/me");
+    // before the app shows: its tabs (analytics) read the configuration
+    S.config = S.config || await api.get("/api/console/config");
   } catch {
     return signOut();
   }
@@ -79,7 +81,6 @@ async function start() {
   // the session ends when its token does (the gateway refuses it from then on anyway)
   clearTimeout(S.expiry);
   if (session.expires) S.expiry = setTimeout(() => signOut(t("console.session_ended")), Math.max(0, session.expires * 1000 - Date.now()));
-  S.config = S.config || await api.get("/api/console/config");
   if (!map) setupMap();
   connect();
 }
