@@ -249,6 +249,11 @@ async def serve(settings: ArchiverSettings, *, burst: bool = False) -> None:
         close_metrics = (server, thread)
     zone_map = settings.zone_map()
     zones = zone_map.all_keys() if zone_map.zoned else [keys.DEFAULT]
+    # One command at a time until the client knows the cluster: redis-py's asyncio cluster
+    # client can break a connection that several tasks open at once.
+    await connection.wait_ready(redis)
+    for z in zones:
+        await _ensure_group(redis, z.audit)
     tasks = [
         asyncio.create_task(ZoneArchiver(redis, settings, z, metrics).run(burst=burst))
         for z in zones

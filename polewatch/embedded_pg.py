@@ -19,10 +19,11 @@ import stat
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from polewatch.embedded import die_with_parent, free_port
+from polewatch.embedded import free_port
 
 USER = "polewatch"
 """The database superuser and database name of an embedded cluster."""
@@ -125,7 +126,7 @@ class EmbeddedPostgres:
             [server_bin("postgres"), "-D", str(self.pgdata), "-p", str(self.port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, user=self.user, cwd="/",
-            preexec_fn=die_with_parent if self.tied_to_parent else None,
+            preexec_fn=_tied_to_parent() if self.tied_to_parent else None,
         )  # fmt: skip
         log.close()
         self._wait_ready(timeout)
@@ -163,16 +164,20 @@ class EmbeddedPostgres:
             conn.execute(f'CREATE DATABASE "{USER}"')
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Fast shutdown (SIGINT: sessions end, a checkpoint is written) and wait."""
+        """Fast shutdown (SIGINT: sessions end, a checkpoint is written) and wait. A cluster
+        that had to live outside its run folder (see :meth:`_prepare`) is deleted: nothing
+        could find it again."""
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
 
     def kill(self) -> None:
         """SIGKILL the server and its backends, as a crash would (for fault tests); a later
@@ -193,7 +198,7 @@ class EmbeddedPostgres:
     def remove(self) -> None:
         """Stop and delete the cluster's files."""
         self.stop()
-        shutil.rmtree(self._private or self.root / "pgdata", ignore_errors=True)
+        shutil.rmtree(self.root / "pgdata", ignore_errors=True)
 
     def __enter__(self) -> EmbeddedPostgres:
         return self.start()
@@ -205,6 +210,23 @@ class EmbeddedPostgres:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _tied_to_parent() -> Callable[[], None] | None:
+    """``preexec_fn`` that has the kernel stop the server (SIGINT: fast shutdown) when its
+    parent dies. Everything is loaded here, in the parent: the child already runs as the
+    server's user, who may not read this Python's modules (root's pyenv is 0700)."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux: the owner's cleanup alone
+        return None
+
+    def tie() -> None:
+        prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
+
+    return tie
 
 
 def _children(pid: int) -> list[int]:
