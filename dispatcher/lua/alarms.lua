@@ -13,45 +13,48 @@ local function alarm_type(name)
   p = cmsgpack.unpack(raw)
   if p.group == '' then p.group = name end
   p.capability = p.capability or ''
+  p.priority_s, p.units_s, p.radius_s = A(p.priority), A(p.units), A(p.radius_m)
   TYPES[name] = p
   return p
 end
 
--- An open incident of the group within the radius whose last report is within the window.
+-- An open incident of the group within the radius whose last report is within the window
+-- (loaded: the report joins it).
 local function find_merge(m, p)
   local area = key('merge_area', p.group)
-  local res = redis.call('GEOSEARCH', area, 'FROMLONLAT', m.lon, m.lat,
-                         'BYRADIUS', p.radius_m, 'm', 'ASC', 'COUNT', 16)
+  local lon, lat = at(m)
+  local res = redis.call('GEOSEARCH', area, 'FROMLONLAT', lon, lat,
+                         'BYRADIUS', p.radius_s, 'm', 'ASC', 'COUNT', '16')
   for _, id in ipairs(res) do
-    local h = redis.call('HMGET', key('incident', id), 'state', 'last_ts')
-    if not OPEN[h[1]] then
+    local inc = load_incident(id)
+    if not inc or not OPEN[inc.state] then
       redis.call('ZREM', area, id)  -- lazily forget incidents that are over
-    elseif math.abs(m.ts - (tonumber(h[2]) or 0)) <= p.window_s then
-      return id
+    elseif math.abs(m.ts - inc.last_ts) <= p.window_s then
+      return inc
     end
   end
   return nil
 end
 
-local function join(id, m, p)
-  local inc = load_incident(id)
-  local k = key('incident', id)
-  inc.reports = redis.call('HINCRBY', k, 'reports', 1)
-  redis.call('RPUSH', key('incident_alarms', id), m.id)
-  if m.ts > inc.last_ts then redis.call('HSET', k, 'last_ts', ts(m.ts)) end
+local function join(inc, m, p)
+  inc.reports = inc.reports + 1
+  local f = {'reports', A(inc.reports)}
+  redis.call('RPUSH', key('incident_alarms', inc.id), m.id)
+  if m.ts > inc.last_ts then f[#f + 1] = 'last_ts'; f[#f + 1] = ts(m.ts) end
   if m.extra and m.extra.caller_far_m then
-    redis.call('HSET', k, 'caller_far_m', m.extra.caller_far_m)
+    f[#f + 1] = 'caller_far_m'; f[#f + 1] = m.extra.caller_far_m
   end
   local more = false
   if p.priority < inc.priority then
     inc.priority = p.priority
-    redis.call('HSET', k, 'priority', p.priority)
+    f[#f + 1] = 'priority'; f[#f + 1] = p.priority_s
     if p.units > inc.wanted then
       inc.wanted = p.units
-      redis.call('HSET', k, 'wanted', p.units)
+      f[#f + 1] = 'wanted'; f[#f + 1] = p.units_s
       more = inc.state ~= 'escalated'
     end
   end
+  redis.call('HSET', key('incident', inc.id), unpack(f))  -- one write of what the report changed
   event(inc, 'report', {alarm = m.id, reports = inc.reports, priority = inc.priority})
   if more then fill(inc) end
   stat('merged')
@@ -60,10 +63,10 @@ end
 local function create(m, p, raw_alarm_id)
   local id = C.id_prefix .. redis.call('INCR', K.INCIDENT_SEQ)
   local alarm_ts = ts(m.ts)
-  -- (Lua numbers go to Redis with 14 significant digits: plenty for degrees, not for times)
-  local f = {'id', id, 'state', 'new', 'priority', p.priority, 'type', m.type,
-             'group', p.group, 'lon', m.lon, 'lat', m.lat, 'created', now_s(),
-             'reports', 1, 'units', '', 'wanted', p.units, 'first_alarm', m.id,
+  local lon, lat = at(m)
+  local f = {'id', id, 'state', 'new', 'priority', p.priority_s, 'type', m.type,
+             'group', p.group, 'lon', lon, 'lat', lat, 'created', now_s(),
+             'reports', '1', 'units', '', 'wanted', p.units_s, 'first_alarm', m.id,
              'alarm_ts', alarm_ts, 'last_ts', alarm_ts, 't_new', now_s(),
              'capability', p.capability}
   for _, name in ipairs({'pole', 'district', 'grid', 'text'}) do
@@ -71,30 +74,32 @@ local function create(m, p, raw_alarm_id)
   end
   local far = m.extra and m.extra.caller_far_m  -- reporter far from the pole (gateway)
   if far then f[#f + 1] = 'caller_far_m'; f[#f + 1] = far end
-  redis.call('HSET', key('incident', id), unpack(f))
-  redis.call('ZADD', K.INCIDENTS_OPEN, NOW, id)
-  redis.call('GEOADD', key('merge_area', p.group), m.lon, m.lat, id)
+  redis.call('ZADD', K.INCIDENTS_OPEN, now_s(), id)
+  redis.call('GEOADD', key('merge_area', p.group), lon, lat, id)
   redis.call('RPUSH', key('incident_alarms', id), m.id)
   local inc = {id = id, state = 'new', priority = p.priority, type = m.type, group = p.group,
-               lon = m.lon, lat = m.lat, grid = m.grid or '', units = {}, wanted = p.units,
+               lon = m.lon, lat = m.lat, lon_s = lon, lat_s = lat, grid = m.grid or '', units = {}, wanted = p.units,
                capability = p.capability, reports = 1, pole = nonempty(m.pole),
                district = nonempty(m.district), text = nonempty(m.text), alarm_ts = m.ts,
-               fresh = true, rank = RANK}
+               fresh = true, rank = RANK, fields = f}
   event(inc, 'new', {alarm = m.id, priority = p.priority, reports = 1})
   stat('incidents')
   fill(inc)
+  -- Its hash once, with what its first decision added (state, units, t_dispatched...).
+  redis.call('HSET', key('incident', id), unpack(f))
+  inc.fields = nil
   inc.fresh = false  -- from here on (a split in the same entry...) treat it as any other
   return id
 end
 
 local function on_alarm(m, raw)
-  clock()
   stat('alarms')
   local akey = key('alarm', m.id)
   if redis.call('EXISTS', akey) == 1 then stat('duplicates'); return end
   local p = alarm_type(m.type)
-  local id = find_merge(m, p)
-  if id then join(id, m, p) else id = create(m, p) end
-  redis.call('SET', akey, id, 'EX', C.alarm_ttl_s)
-  redis.call('SET', key('alarm_body', m.id), raw, 'EX', C.alarm_ttl_s)
+  local id
+  local inc = find_merge(m, p)
+  if inc then join(inc, m, p); id = inc.id else id = create(m, p) end
+  redis.call('SET', akey, id, 'EX', S.alarm_ttl_s)
+  redis.call('SET', key('alarm_body', m.id), raw, 'EX', S.alarm_ttl_s)
 end

@@ -41,7 +41,8 @@ local K             -- the keys of the current call's zone (cached per prefix in
 local K_OF = {}
 
 local C             -- settings of the current call
-local NOW = 0       -- server time (seconds, float), refreshed by clock()
+local S             -- the numeric settings as the strings Redis is given (A below)
+local NOW = 0       -- server time (seconds, float), read once per call by begin()
 local STATS         -- counters of the current call
 local TYPES         -- alarm-type parameters read during the current call
 local FREED         -- units freed during the current entry (offered to escalated incidents)
@@ -71,11 +72,14 @@ local INCIDENT_FIELDS = {'id', 'state', 'priority', 'type', 'group', 'lon', 'lat
 -- small helpers
 
 local NOW_S         -- NOW as a decimal string (microseconds), made when first needed
+local ACK_BY_S      -- when a dispatch made in this call must be acknowledged (an argument)
 
+-- Once per call: a batch lasts milliseconds, and one TIME per entry was one of its ~26
+-- commands per alarm. Everything a call writes carries the time it started.
 local function clock()
   local t = redis.call('TIME')
   NOW = tonumber(t[1]) + tonumber(t[2]) / 1e6
-  NOW_S = nil
+  NOW_S, ACK_BY_S = nil, nil
   return NOW
 end
 
@@ -92,6 +96,17 @@ local function key(name, id)
 end
 
 local function ts(x) return string.format('%.6f', x) end
+
+-- A number as redis.call would send it (it formats each number argument with %.17g, a
+-- tenth of a call's cost): numbers used on every alarm are formatted once, by these.
+local function A(x) return string.format('%.17g', x) end
+
+-- The place of an alarm or incident as command arguments, formatted once.
+local function at(x)
+  local lon = x.lon_s
+  if not lon then lon = A(x.lon); x.lon_s = lon; x.lat_s = A(x.lat) end
+  return lon, x.lat_s
+end
 -- The value, or nil for the empty strings and missing fields Redis hands back.
 local function nonempty(s) if s == nil or s == false or s == '' then return nil end return s end
 
@@ -136,6 +151,9 @@ end
 
 local function begin(settings)
   C = cmsgpack.unpack(settings)
+  S = {radii = {}}
+  for name, v in pairs(C) do if type(v) == 'number' then S[name] = A(v) end end
+  for i, r in ipairs(C.radii) do S.radii[i] = A(r) end
   K = zone_keys(C.prefix)
   STATS, TYPES, FREED, TIMELINE, TOUCHED = {}, {}, {}, {}, {}
   RANK, RANKS = nil, {}

@@ -18,13 +18,11 @@ local function handle(code, raw)
   local m = cmsgpack.unpack(raw)
   if code == 'a' then on_alarm(m, raw)
   elseif code == 'p' then
-    clock()
     stat('patrol')
     if m.k == 'pos' then on_position(m)
     elseif m.k == 'duty' then on_duty(m)
     else on_status(m) end
   else
-    clock()
     stat('commands')
     on_command(m)
   end

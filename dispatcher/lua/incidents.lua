@@ -10,15 +10,26 @@ local function load_incident(id)
   if not h[1] then return nil end
   return {
     id = h[1], state = h[2], priority = tonumber(h[3]), type = h[4], group = h[5],
-    lon = tonumber(h[6]), lat = tonumber(h[7]), grid = h[8] or '', units = split(h[9]),
+    lon = tonumber(h[6]), lat = tonumber(h[7]), lon_s = h[6], lat_s = h[7], grid = h[8] or '', units = split(h[9]),
     wanted = tonumber(h[10]) or 1, capability = h[11] or '', reports = tonumber(h[12]) or 1,
     pole = nonempty(h[13]), district = nonempty(h[14]), text = nonempty(h[15]),
     alarm_ts = tonumber(h[16]), last_ts = tonumber(h[17]) or 0,
   }
 end
 
+-- Write fields (a flat name, value list) of the incident's hash. An incident being created
+-- keeps them (inc.fields) until its first decision is made: create() writes it all at once.
+local function hset(inc, f)
+  local pending = inc.fields
+  if pending then
+    for i = 1, #f do pending[#pending + 1] = f[i] end
+  else
+    redis.call('HSET', key('incident', inc.id), unpack(f))
+  end
+end
+
 local function save_units(inc)
-  redis.call('HSET', key('incident', inc.id), 'units', table.concat(inc.units, ','))
+  hset(inc, {'units', table.concat(inc.units, ',')})
 end
 
 -- Append an IncidentEvent to the audit stream now, and to the incident's timeline (and its
@@ -28,7 +39,7 @@ local function event(inc, name, ev)
   ev.k, ev.v, ev.incident, ev.event, ev.ts = 'incident', 1, inc.id, name, NOW
   ev.actor = ev.actor or 'dispatcher'
   local packed = cmsgpack.pack(ev)
-  redis.call('XADD', K.AUDIT, 'MAXLEN', '~', C.audit_maxlen, '*', 'm', packed)
+  redis.call('XADD', K.AUDIT, 'MAXLEN', '~', S.audit_maxlen, '*', 'm', packed)
   -- A flood of merged reports stays in the audit stream but would bloat the detail page.
   if name ~= 'report' or (ev.reports or 0) <= 100 then
     local list = TIMELINE[inc.id]
@@ -49,12 +60,11 @@ end
 -- Set the state (and its first-entered time), with any `extra` fields in the same write.
 -- An incident created in this call (`fresh`) has no t_<state> yet: one HSET does it all.
 local function transition(inc, state, ev, extra)
-  local k = key('incident', inc.id)
   local f = extra or {}
   f[#f + 1] = 'state'; f[#f + 1] = state
   if inc.fresh then f[#f + 1] = 't_' .. state; f[#f + 1] = now_s() end
-  redis.call('HSET', k, unpack(f))
-  if not inc.fresh then redis.call('HSETNX', k, 't_' .. state, now_s()) end
+  hset(inc, f)
+  if not inc.fresh then redis.call('HSETNX', key('incident', inc.id), 't_' .. state, now_s()) end
   inc.state = state
   event(inc, state, ev)
 end

@@ -8,12 +8,13 @@ local function on_position(m)
   local k = key('unit', m.unit)
   local h = redis.call('HMGET', k, 'duty', 'status', 'seen')
   local seen = math.min(m.ts, NOW)
+  local lon, lat = at(m)
   redis.call('SADD', K.UNITS, m.unit)
-  redis.call('HSET', k, 'id', m.unit, 'lon', m.lon, 'lat', m.lat, 'seen', ts(seen))
+  redis.call('HSET', k, 'id', m.unit, 'lon', lon, 'lat', lat, 'seen', ts(seen))
   if h[1] == 'on_duty' then
-    redis.call('GEOADD', K.UNITS_GEO, m.lon, m.lat, m.unit)
+    redis.call('GEOADD', K.UNITS_GEO, lon, lat, m.unit)
     if h[2] == 'available' then
-      redis.call('GEOADD', K.UNITS_FREE_GEO, m.lon, m.lat, m.unit)
+      redis.call('GEOADD', K.UNITS_FREE_GEO, lon, lat, m.unit)
       -- Only a unit coming back from stale is news for escalated incidents; the timer
       -- retries them anyway, and doing it on every position would be costly.
       if not tonumber(h[3]) or NOW - tonumber(h[3]) > C.stale_after_s then

@@ -4,8 +4,16 @@
 -- ---------------------------------------------------------------------------------------
 -- units: finding the nearest eligible one, assigning, releasing
 
+-- Units looked at during the decision being made (find_unit): unit -> its grid when it may
+-- take the incident, else false. The searches of one decision (radii, grid preference) list
+-- the same nearest units again, and nothing changes a unit while the decision is made.
+local LOOKED = {}
+
 -- The unit's grid if it may take the incident, else nil.
 local function eligible(u, inc)
+  local known = LOOKED[u]
+  if known ~= nil then return known or nil end
+  LOOKED[u] = false
   -- (an incident created in this call has no tried units yet)
   if not inc.fresh and redis.call('SISMEMBER', key('incident_tried', inc.id), u) == 1 then
     return nil
@@ -18,23 +26,41 @@ local function eligible(u, inc)
       not string.find(',' .. (h[2] or '') .. ',', ',' .. inc.capability .. ',', 1, true) then
     return nil
   end
-  return h[3] or ''
+  LOOKED[u] = h[3] or ''
+  return LOOKED[u]
 end
 
+-- The first eligible unit of a search's answer (nearest first) up to `upto` m, in grid
+-- `want_grid` when given: unit, m, grid.
+local function first_eligible(inc, res, upto, want_grid)
+  for i = 1, #res do
+    local d = tonumber(res[i][2])
+    if d > upto then return nil end
+    local g = eligible(res[i][1], inc)
+    if g and (not want_grid or g == want_grid) then return res[i][1], d, g end
+  end
+  return nil
+end
+
+-- The decision's last search around the incident: its answer, and the distance up to which
+-- that answer lists every free unit. The grid preference looks there before searching again.
+local SEARCHED, COVERS
+
 -- Nearest eligible free unit within radius (in grid `want_grid` when given).
-local function nearest_within(inc, radius, want_grid)
-  local count = 8
+-- (`radius_s`: the radius as an argument, when it is one of the settings' radii)
+local function nearest_within(inc, radius, want_grid, radius_s)
+  local count, count_s = 8, '8'
+  local lon, lat = at(inc)
   while true do
-    local res = redis.call('GEOSEARCH', K.UNITS_FREE_GEO, 'FROMLONLAT', inc.lon, inc.lat,
-                           'BYRADIUS', radius, 'm', 'ASC', 'COUNT', count, 'WITHDIST')
-    for i = 1, #res do
-      local g = eligible(res[i][1], inc)
-      if g and (not want_grid or g == want_grid) then
-        return res[i][1], tonumber(res[i][2]), g
-      end
-    end
-    if #res < count then return nil end
+    local res = redis.call('GEOSEARCH', K.UNITS_FREE_GEO, 'FROMLONLAT', lon, lat,
+                           'BYRADIUS', radius_s or radius, 'm', 'ASC', 'COUNT', count_s,
+                           'WITHDIST')
+    SEARCHED, COVERS = res, radius
+    if #res == count then COVERS = tonumber(res[#res][2]) end
+    local u, d, g = first_eligible(inc, res, radius, want_grid)
+    if u or #res < count then return u, d, g end
     count = count * 4  -- all of the closest were ineligible: look further down the list
+    count_s = A(count)
   end
 end
 
@@ -64,6 +90,7 @@ end
 -- by the expanding straight-line search, the reason kept in inc.why for the audit. By air, a
 -- unit of the incident's own grid wins when it is at most grid_pref_m farther than the nearest.
 local function find_unit(inc)
+  LOOKED = {}
   local rank = inc.rank
   if rank and rank.u then
     local u, d, eta = ranked_unit(inc, rank)
@@ -78,11 +105,13 @@ local function find_unit(inc)
   -- Nobody free at all (an overloaded zone): one question, not one per radius. (A GEOSEARCH
   -- ... ANY over the largest radius would cost more than the searches it saves.)
   if redis.call('ZCARD', K.UNITS_FREE_GEO) == 0 then return nil end
-  for _, r in ipairs(C.radii) do
-    local u, d, g = nearest_within(inc, r)
+  for i, r in ipairs(C.radii) do
+    local u, d, g = nearest_within(inc, r, nil, S.radii[i])
     if u then
       if C.grid_pref_m > 0 and inc.grid ~= '' and g ~= inc.grid then
-        local gu, gd = nearest_within(inc, d + C.grid_pref_m, inc.grid)
+        local reach, gu, gd = d + C.grid_pref_m
+        if reach < COVERS then gu, gd = first_eligible(inc, SEARCHED, reach, inc.grid)
+        else gu, gd = nearest_within(inc, reach, inc.grid) end
         if gu then return gu, gd end
       end
       return u, d
@@ -92,7 +121,7 @@ local function find_unit(inc)
 end
 
 local function notify_unit(u, msg)
-  redis.call('XADD', key('unit_inbox', u), 'MAXLEN', '~', C.inbox_maxlen, '*', 'm',
+  redis.call('XADD', key('unit_inbox', u), 'MAXLEN', '~', S.inbox_maxlen, '*', 'm',
              cmsgpack.pack(msg))
   redis.call('PUBLISH', K.UNIT_NOTIFY, u)
 end
@@ -104,6 +133,7 @@ local function assign(inc, u, d, actor, eta)
   redis.call('HSET', key('unit', u), 'status', 'dispatched', 'incident', inc.id)
   inc.units[#inc.units + 1] = u
   local ack_by = NOW + C.ack_timeout_s
+  if not ACK_BY_S then ACK_BY_S = A(ack_by) end
   notify_unit(u, {
     k = 'dispatch', v = 1, incident = inc.id, unit = u, priority = inc.priority,
     type = inc.type, lon = inc.lon, lat = inc.lat, ts = NOW, ack_by = ack_by,
@@ -111,7 +141,7 @@ local function assign(inc, u, d, actor, eta)
     grid = nonempty(inc.grid), text = inc.text, distance_m = d, reports = inc.reports,
     eta_s = eta, route = d and (eta and 'road' or 'air'),
   })
-  redis.call('ZADD', K.ACK_DEADLINES, ack_by, inc.id .. '|' .. u)
+  redis.call('ZADD', K.ACK_DEADLINES, ACK_BY_S, inc.id .. '|' .. u)
   local ev = {unit = u, actor = actor, priority = inc.priority, distance_m = d, eta_s = eta,
               route = d and (eta and 'road' or 'air')}
   if d and not eta then
@@ -123,7 +153,7 @@ local function assign(inc, u, d, actor, eta)
   local units = {'units', table.concat(inc.units, ',')}
   if #inc.units == 1 and inc.state ~= 'dispatched' then transition(inc, 'dispatched', ev, units)
   else
-    redis.call('HSET', key('incident', inc.id), unpack(units))
+    hset(inc, units)
     event(inc, 'dispatched', ev)
   end
   stat('dispatched')
@@ -139,13 +169,13 @@ local function fill(inc, actor)
   if #inc.units >= inc.wanted then
     if not inc.fresh then redis.call('ZREM', K.ESCALATED, inc.id) end
   elseif #inc.units == 0 and inc.state ~= 'escalated' then
-    redis.call('ZADD', K.ESCALATED, 'NX', NOW, inc.id)
+    redis.call('ZADD', K.ESCALATED, 'NX', now_s(), inc.id)
     transition(inc, 'escalated', {detail = 'no free unit within ' .. C.max_radius_m .. ' m',
                                   priority = inc.priority})
     stat('escalated')
   else
     -- Short of units (a P1 wanting two got one): keep retrying, without a state change.
-    redis.call('ZADD', K.ESCALATED, 'NX', NOW, inc.id)
+    redis.call('ZADD', K.ESCALATED, 'NX', now_s(), inc.id)
   end
 end
 
