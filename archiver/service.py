@@ -75,13 +75,15 @@ class ZoneArchiver:
         self.metrics = metrics
         self.stream = zone.audit
         self._pg: psycopg.AsyncConnection[Any] | None = None
+        self.stop = asyncio.Event()
+        """Set it to have :meth:`run` return after the batch in hand (SIGTERM does)."""
 
     async def run(self, *, burst: bool = False) -> None:
         """Consume until cancelled (with ``burst``: until the stream is drained)."""
         await _ensure_group(self.redis, self.stream)
         own = True
         try:
-            while True:
+            while not self.stop.is_set():
                 try:
                     entries = await self._read("0", block=None) if own else []
                     own = bool(entries)
@@ -254,13 +256,19 @@ async def serve(settings: ArchiverSettings, *, burst: bool = False) -> None:
     await connection.wait_ready(redis)
     for z in zones:
         await _ensure_group(redis, z.audit)
-    tasks = [
-        asyncio.create_task(ZoneArchiver(redis, settings, z, metrics).run(burst=burst))
-        for z in zones
-    ]
+    archivers = [ZoneArchiver(redis, settings, z, metrics) for z in zones]
+    tasks = [asyncio.create_task(a.run(burst=burst)) for a in archivers]
     loop = asyncio.get_running_loop()
+
+    def drain() -> None:
+        # Finish the batches in hand (each is one transaction), then stop; past the drain
+        # time, cancel: a cancelled batch stays pending and is archived by the next start.
+        for a in archivers:
+            a.stop.set()
+        loop.call_later(settings.drain_s, lambda: [t.cancel() for t in tasks])
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: [t.cancel() for t in tasks])
+        loop.add_signal_handler(sig, drain)
     try:
         await asyncio.gather(*tasks)
     except asyncio.CancelledError:

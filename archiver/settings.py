@@ -29,6 +29,8 @@ class ArchiverSettings(Settings, frozen=True, kw_only=True):
     """Entries another archiver left pending this long are taken over (it crashed)."""
     metrics_addr: str = "127.0.0.1"
     """Address of the Prometheus endpoint (``metrics_port``): loopback unless told."""
+    drain_s: float = 10.0
+    """On SIGTERM, how long the batches in hand may take before they are cancelled."""
     retry_s: float = 1.0
     """Pause before retrying a batch the database refused (it is down, restarting)."""
 

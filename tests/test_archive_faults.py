@@ -196,3 +196,17 @@ async def _length_grew(redis: aioredis.Redis, by: int) -> bool:
     length = int(await redis.xlen(keys.AUDIT))
     start = _marks.setdefault(id(redis), length)
     return length >= start + by
+
+
+async def test_sigterm_finishes_the_batch_in_hand_and_stops(
+    aredis: aioredis.Redis,
+    own_postgres: EmbeddedPostgres,
+    archiver_process: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    week = batch(1, "t")
+    await write_incidents(aredis, week)
+    proc = archiver_process(own_postgres.url)
+    await until(lambda: _rows(own_postgres.url, len(week)))
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(proc.wait, 15) == 0
+    assert (await aredis.xpending(keys.AUDIT, "archivers"))["pending"] == 0
