@@ -239,6 +239,28 @@ def camera_frame(camera_id: str) -> str:
     return f"{PREFIX}:camera:{camera_id}:frame"
 
 
+def camera_config(camera_id: str) -> str:
+    """Hash of a camera's configuration as the video agent should run it: ``version`` (an
+    integer that only grows), ``toml`` (the camera's TOML file), ``by``, ``ts``, and ``size``
+    (``WxH`` of the source frames, written by the agent)."""
+    return f"{PREFIX}:camera:{camera_id}:config"
+
+
+CAMERA_AUDIT: Final = f"{PREFIX}:audit:cameras"
+"""Stream: every camera configuration saved through the API (who, when, version)."""
+
+
+def clip(clip_id: str) -> str:
+    """An event clip (H.264 MP4) of a video alarm, with a TTL (see ``Alarm.clip``)."""
+    return f"{PREFIX}:clip:{clip_id}"
+
+
+def camera_clips(camera_id: str) -> str:
+    """Sorted set of a camera's stored clips, ``clip_id:bytes`` scored by time, for its size
+    budget."""
+    return f"{PREFIX}:camera:{camera_id}:clips"
+
+
 # --- abuse control -----------------------------------------------------------------------
 def ratelimit(scope: str, subject: str) -> str:
     """Token bucket (hash ``tokens``, ``ts``) of one rate-limited ``subject`` (a client address,

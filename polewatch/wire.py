@@ -72,6 +72,9 @@ class Alarm(Message, tag="alarm", frozen=True, kw_only=True):
     track: int | None = None
     snapshot: Ident | None = None
     """Key suffix of a stored JPEG snapshot (see ``keys.snapshot``)."""
+    clip: Ident | None = None
+    """Key suffix of the alarm's event clip (H.264 MP4, see ``keys.clip``); a video agent names
+    it when the alarm is raised and stores it once the seconds after the event are recorded."""
     extra: dict[str, str | int | float | bool] = {}
 
 
@@ -221,6 +224,8 @@ class Heartbeat(Message, tag="hb", frozen=True, kw_only=True):
     fps: Annotated[float, Meta(ge=0.0)] | None = None
     detail: Text | None = None
     pole: PoleRef | None = None
+    config_version: Annotated[int, Meta(ge=0)] | None = None
+    """The version of its configuration a video agent's camera runs (``keys.camera_config``)."""
 
 
 AnyMessage: TypeAlias = (
