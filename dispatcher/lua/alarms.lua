@@ -61,7 +61,7 @@ local function join(inc, m, p)
 end
 
 local function create(m, p, raw_alarm_id)
-  local id = C.id_prefix .. redis.call('INCR', K.INCIDENT_SEQ)
+  local id = C.id_prefix .. next_incident_number()
   local alarm_ts = ts(m.ts)
   local lon, lat = at(m)
   local f = {'id', id, 'state', 'new', 'priority', p.priority_s, 'type', m.type,

@@ -149,6 +149,40 @@ local function zone_keys(prefix)
   return k
 end
 
+-- The free units' set. Its size is asked once per call (find_unit asks before searching),
+-- then followed through the call's own changes, which all go through free_add/free_remove.
+local FREE_N
+
+local function free_count()
+  if not FREE_N then FREE_N = redis.call('ZCARD', K.UNITS_FREE_GEO) end
+  return FREE_N
+end
+
+local function free_add(lon, lat, u)
+  local n = redis.call('GEOADD', K.UNITS_FREE_GEO, lon, lat, u)
+  if FREE_N then FREE_N = FREE_N + n end
+end
+
+local function free_remove(u)
+  local n = redis.call('ZREM', K.UNITS_FREE_GEO, u)
+  if FREE_N then FREE_N = FREE_N - n end
+end
+
+-- Incident numbers: the first incident a call creates reserves `SEQ_WANT` numbers (one per
+-- entry of the batch: enough) with one INCRBY; result() gives back the unused ones. A call
+-- that fails in between leaves a gap in the numbers, never a number used twice.
+local SEQ_NEXT, SEQ_TOP, SEQ_WANT
+
+local function next_incident_number()
+  if not SEQ_NEXT or SEQ_NEXT > SEQ_TOP then
+    SEQ_TOP = redis.call('INCRBY', K.INCIDENT_SEQ, SEQ_WANT)
+    SEQ_NEXT = SEQ_TOP - SEQ_WANT + 1
+  end
+  local n = SEQ_NEXT
+  SEQ_NEXT = n + 1
+  return n
+end
+
 local function begin(settings)
   C = cmsgpack.unpack(settings)
   S = {radii = {}}
@@ -157,11 +191,15 @@ local function begin(settings)
   K = zone_keys(C.prefix)
   STATS, TYPES, FREED, TIMELINE, TOUCHED = {}, {}, {}, {}, {}
   RANK, RANKS = nil, {}
+  FREE_N, SEQ_NEXT, SEQ_TOP, SEQ_WANT = nil, nil, nil, 1
   for _, n in ipairs(STAT_NAMES) do STATS[n] = 0 end
   clock()
 end
 
 local function result()
+  if SEQ_NEXT and SEQ_NEXT <= SEQ_TOP then
+    redis.call('SET', K.INCIDENT_SEQ, SEQ_NEXT - 1)  -- the numbers reserved and not used
+  end
   local out = {}
   for i, n in ipairs(STAT_NAMES) do out[i] = STATS[n] end
   return out

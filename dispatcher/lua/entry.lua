@@ -60,6 +60,7 @@ local function batch(keys, args)
     return redis.error_reply('NOTYPES alarm-type table not loaded')
   end
   local pending = acknowledge(args)
+  SEQ_WANT = math.max(1, (#args - 1) / 3)  -- at most one incident per entry
   for i = 2, #args, 3 do
     local code, eid, raw = args[i], args[i + 1], args[i + 2]
     if code == 'r' then

@@ -14,7 +14,7 @@ local function on_position(m)
   if h[1] == 'on_duty' then
     redis.call('GEOADD', K.UNITS_GEO, lon, lat, m.unit)
     if h[2] == 'available' then
-      redis.call('GEOADD', K.UNITS_FREE_GEO, lon, lat, m.unit)
+      free_add(lon, lat, m.unit)
       -- Only a unit coming back from stale is news for escalated incidents; the timer
       -- retries them anyway, and doing it on every position would be costly.
       if not tonumber(h[3]) or NOW - tonumber(h[3]) > C.stale_after_s then
@@ -38,7 +38,7 @@ local function missed(inc, u)
   if C.unresponsive_after > 0 and n >= C.unresponsive_after
       and redis.call('HGET', k, 'status') == 'available' then
     redis.call('HSET', k, 'status', 'unresponsive')
-    redis.call('ZREM', K.UNITS_FREE_GEO, u)
+    free_remove(u)
     event(inc, 'unresponsive', {unit = u, detail = n .. ' dispatches in a row not acknowledged'})
     -- The phone tells the officer why nothing comes any more, and how to come back.
     notify_unit(u, {k = 'cancel', v = 1, incident = inc.id, unit = u, ts = NOW,
@@ -74,7 +74,7 @@ local function on_duty(m)
     if lon then
       redis.call('GEOADD', K.UNITS_GEO, lon, lat, u)
       if status == 'available' then
-        redis.call('GEOADD', K.UNITS_FREE_GEO, lon, lat, u)
+        free_add(lon, lat, u)
         FREED[#FREED + 1] = u
       end
     end
@@ -82,7 +82,7 @@ local function on_duty(m)
     -- Off duty first, so releasing it below does not put it back in the free set.
     redis.call('HSET', k, 'id', u, 'duty', 'off_duty', 'status', 'off_duty', 'missed', 0)
     redis.call('ZREM', K.UNITS_GEO, u)
-    redis.call('ZREM', K.UNITS_FREE_GEO, u)
+    free_remove(u)
     local inc = load_incident(nonempty(h[2]))
     if inc and OPEN[inc.state] and index_of(inc.units, u) then
       withdraw(inc, u, 'off duty')

@@ -104,7 +104,7 @@ local function find_unit(inc)
   end
   -- Nobody free at all (an overloaded zone): one question, not one per radius. (A GEOSEARCH
   -- ... ANY over the largest radius would cost more than the searches it saves.)
-  if redis.call('ZCARD', K.UNITS_FREE_GEO) == 0 then return nil end
+  if free_count() == 0 then return nil end
   for i, r in ipairs(C.radii) do
     local u, d, g = nearest_within(inc, r, nil, S.radii[i])
     if u then
@@ -129,7 +129,7 @@ end
 -- `eta` (s) is given when `d` is the road distance of a drive-time choice; without it `d` is
 -- the straight-line distance and inc.why says why the road graph was not used.
 local function assign(inc, u, d, actor, eta)
-  redis.call('ZREM', K.UNITS_FREE_GEO, u)
+  free_remove(u)
   redis.call('HSET', key('unit', u), 'status', 'dispatched', 'incident', inc.id)
   inc.units[#inc.units + 1] = u
   local ack_by = NOW + C.ack_timeout_s
@@ -186,7 +186,7 @@ local function free_unit(u)
   if h[1] == 'on_duty' then
     redis.call('HSET', k, 'status', 'available', 'incident', '')
     if h[2] then
-      redis.call('GEOADD', K.UNITS_FREE_GEO, h[2], h[3], u)
+      free_add(h[2], h[3], u)
       FREED[#FREED + 1] = u
     end
   else
