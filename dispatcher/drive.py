@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import msgspec
+import numpy as np
 import redis.asyncio as aioredis
 
 from dispatcher.library import ALARM
@@ -44,6 +45,8 @@ NO_GRAPH: str = "no road graph"
 OFF_ROAD: str = "the place is off the road graph"
 UNREACHABLE: str = "no free unit reachable by road"
 
+_USUAL_MPS = 5.0
+"""A slow city average (lights, turns): shortlists are sized for drives no slower."""
 _ENCODER = msgspec.msgpack.Encoder()
 _ALARM = msgspec.msgpack.Decoder(wire.Alarm)
 
@@ -68,7 +71,7 @@ class Ranker:
         self.shortlist_max = max(settings.shortlist_max, settings.shortlist)
         self.max_radius_m = settings.max_radius_m
         self.expire_batch = settings.expire_batch
-        self._box: tuple[RoadNetwork, float, float, float, float] | None = None
+        self._cells: tuple[RoadNetwork, set[int]] | None = None
         self.counts: Counter[str] = Counter()
         """Lists made since start: :data:`ROAD`, or the reason the graph could not answer."""
         self.escalated_batch = settings.escalated_batch
@@ -136,38 +139,57 @@ class Ranker:
         on = [i for i, (lon, lat) in enumerate(places) if self._on_map(net, lon, lat)]
         first = await _search(client, zone, [places[i] for i in on], self.max_radius_m,
                               self.shortlist)  # fmt: skip
+        # The nearest by air drives there in about air / 5 m/s + 1 min, so the best is most
+        # likely no slower: every unit that could beat that is within `guess` (one search and
+        # one ranking per place; the list's `b` says how far it proved to be complete).
         wider: dict[int, float] = {}
         for i, found in zip(on, first, strict=True):
-            ranked = lists[i] = self._drive(net, *places[i], found)
-            if len(found.units) < self.shortlist:
-                ranked["b"] = self.max_radius_m / net.fastest_mps
-            elif ranked.get("t"):
-                reach = net.fastest_mps * ranked["t"][0]
-                ranked["b"] = found.air_m[-1] / net.fastest_mps
-                if found.air_m[-1] < reach:
-                    wider[i] = min(reach, self.max_radius_m)
-        if wider:
-            at = list(wider)
-            more = await _search(
-                client, zone, [places[i] for i in at], [wider[i] for i in at], self.shortlist_max
-            )
-            for i, found in zip(at, more, strict=True):
-                # (a unit more than twice as slow as the best is of no use to the Function)
-                ranked = lists[i] = self._drive(net, *places[i], found, 2 * lists[i]["t"][0] + 60)
-                full = len(found.units) >= self.shortlist_max
-                ranked["b"] = (found.air_m[-1] if full else wider[i]) / net.fastest_mps
+            guess = net.fastest_mps * (found.air_m[0] / _USUAL_MPS + 60.0) if found.air_m else 0
+            if len(found.units) < self.shortlist or found.air_m[-1] >= guess:
+                lists[i] = self._ranked(net, i, places[i], found, self.shortlist, wider)
+            else:
+                wider[i] = min(guess, self.max_radius_m)
+        for _ in range(2):  # the guess, then (rarely) the radius the best drive proved needed
+            if not wider:
+                break
+            at, radii = list(wider), list(wider.values())
+            more = await _search(client, zone, [places[i] for i in at], radii, self.shortlist_max)
+            wider = {}
+            for i, radius, found in zip(at, radii, more, strict=True):
+                lists[i] = self._ranked(net, i, places[i], found, self.shortlist_max, wider, radius)
         self.counts.update(ranked.get("why", ROAD) for ranked in lists)
         return [_pack(ranked, self.shortlist) for ranked in lists]
 
+    def _ranked(
+        self,
+        net: RoadNetwork,
+        i: int,
+        place: tuple[float, float],
+        found: Found,
+        count: int,
+        wider: dict[int, float],
+        radius: float | None = None,
+    ) -> dict[str, Any]:
+        """Rank ``found`` (a search of ``count`` units within ``radius``, default the maximum)
+        and set its bound ``b``: the drive time up to which it holds every free unit. When the
+        best drive is slower than that and a wider search can help, ``wider[i]`` gets the
+        radius the best drive needs."""
+        ranked = self._drive(net, *place, found)
+        radius = self.max_radius_m if radius is None else radius
+        full = len(found.units) >= count
+        ranked["b"] = (found.air_m[-1] if full else radius) / net.fastest_mps
+        best = ranked["t"][0] if ranked.get("t") else None
+        can_widen = count < self.shortlist_max if full else radius < self.max_radius_m
+        if best is not None and ranked["b"] < best and can_widen:
+            wider[i] = min(net.fastest_mps * best, self.max_radius_m)
+        return ranked
+
     def _on_map(self, net: RoadNetwork, lon: float, lat: float) -> bool:
-        """Whether a place may meet the roads: within 1 km of the graph's box (most of a city
-        may lie outside the graph's area; a snap costs as much as a search)."""
-        if self._box is None or self._box[0] is not net:
-            margin = 0.011  # degrees: over the 1 km a point may lie off the roads
-            self._box = (net, float(net.lon.min()) - margin, float(net.lat.min()) - margin,
-                         float(net.lon.max()) + margin, float(net.lat.max()) + margin)  # fmt: skip
-        _, lon0, lat0, lon1, lat1 = self._box
-        return lon0 <= lon <= lon1 and lat0 <= lat <= lat1
+        """Whether a place may meet the roads: in a cell of :func:`_near_roads` (most of a city
+        may lie far from the graph's roads, and a snap costs as much as a search)."""
+        if self._cells is None or self._cells[0] is not net:
+            self._cells = (net, _near_roads(net))
+        return _cell(lon, lat) in self._cells[1]
 
     def _drive(
         self, net: RoadNetwork, lon: float, lat: float, found: Found, limit: float | None = None
@@ -178,7 +200,7 @@ class Ranker:
             return {"u": [], "t": [], "d": []}
         # A bound that spares most of the graph: a unit slower than it is slower than one
         # that made it; when none made it, ask again without (a far or badly linked place).
-        limit = limit or found.air_m[-1] / min(net.fastest_mps, 5.0) + 300.0
+        limit = limit or found.air_m[-1] / min(net.fastest_mps, _USUAL_MPS) + 300.0
         legs = net.drive_times_to(lon, lat, found.places, limit_s=limit)
         if not any(legs):
             if net.snap(lon, lat, role="target") is None:
@@ -223,6 +245,30 @@ async def _search(
             where.append((float(ulon), float(ulat)))
         out.append(Found(units, air, where))
     return out
+
+
+_CELL_DEG = 0.005
+"""Cells of about 500 m (Shenzhen's latitude) for :func:`_near_roads`."""
+
+
+def _cell(lon: float, lat: float) -> int:
+    return int(math.floor(lon / _CELL_DEG)) * 1_000_000 + int(math.floor(lat / _CELL_DEG))
+
+
+def _near_roads(net: RoadNetwork) -> set[int]:
+    """The cells within about 1.5 km of a road of ``net`` (points every 250 m along its edges,
+    three cells around each): a place in no such cell is more than 1 km from every road."""
+    length = net.arrays["length_m"]
+    steps = np.ceil(length / 250.0).astype(np.int64) + 1
+    edge = np.repeat(np.arange(len(length)), steps)
+    start = np.cumsum(steps) - steps
+    frac = (np.arange(len(edge)) - np.repeat(start, steps)) / np.maximum(steps[edge] - 1, 1)
+    lon = net.lon[net.u[edge]] * (1 - frac) + net.lon[net.v[edge]] * frac
+    lat = net.lat[net.u[edge]] * (1 - frac) + net.lat[net.v[edge]] * frac
+    ix, iy = np.floor(lon / _CELL_DEG).astype(np.int64), np.floor(lat / _CELL_DEG).astype(np.int64)
+    near = np.arange(-3, 4)
+    cells = (ix[:, None, None] + near[None, :, None]) * 1_000_000 + (iy[:, None, None] + near)
+    return set(np.unique(cells).tolist())
 
 
 def _pack(ranked: dict[str, Any], keep: int = 0) -> bytes:
