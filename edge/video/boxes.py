@@ -12,13 +12,15 @@ Point = tuple[float, float]
 
 
 class Box(NamedTuple):
-    """``x, y`` top-left corner, ``w, h`` size, ``score`` the detector's confidence."""
+    """``x, y`` top-left corner, ``w, h`` size, ``score`` the detector's confidence, ``label``
+    the object's class (``person``, ``car``, ...)."""
 
     x: float
     y: float
     w: float
     h: float
     score: float = 1.0
+    label: str = "person"
 
     @property
     def foot(self) -> Point:
@@ -30,7 +32,7 @@ class Box(NamedTuple):
         return (self.x + self.w / 2.0, self.y + self.h / 2.0)
 
     def scaled(self, sx: float, sy: float) -> Box:
-        return Box(self.x * sx, self.y * sy, self.w * sx, self.h * sy, self.score)
+        return Box(self.x * sx, self.y * sy, self.w * sx, self.h * sy, self.score, self.label)
 
     def grown(self, margin: float, width: float, height: float) -> Box:
         """The box grown by ``margin`` px on each side, clipped to a ``width x height`` frame."""
@@ -38,7 +40,7 @@ class Box(NamedTuple):
         y0 = max(0.0, self.y - margin)
         x1 = min(width, self.x + self.w + margin)
         y1 = min(height, self.y + self.h + margin)
-        return Box(x0, y0, max(0.0, x1 - x0), max(0.0, y1 - y0), self.score)
+        return Box(x0, y0, max(0.0, x1 - x0), max(0.0, y1 - y0), self.score, self.label)
 
     def as_list(self, digits: int = 1) -> list[float]:
         return [round(v, digits) for v in (self.x, self.y, self.w, self.h)] + [round(self.score, 3)]
@@ -99,7 +101,7 @@ def merge_overlapping(boxes: Sequence[Box]) -> list[Box]:
                     break
             if merged:
                 break
-    return [Box(*b) for b in out]
+    return [Box(b[0], b[1], b[2], b[3]) for b in out]
 
 
 def side_of(line: tuple[Point, Point], p: Point) -> float:

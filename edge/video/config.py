@@ -21,6 +21,8 @@ Coord = Annotated[float, Meta(ge=-100_000.0, le=100_000.0)]
 PointT: TypeAlias = tuple[Coord, Coord]
 Seconds = Annotated[float, Meta(ge=0.0, le=86_400.0)]
 Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:@#/-]+$")]
+ClassName: TypeAlias = Literal["person", "bicycle", "car", "motorbike", "bus", "truck", "vehicle"]
+"""What a rule is about; ``vehicle`` is every vehicle class."""
 _SCHEDULE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
@@ -53,14 +55,32 @@ class Analysis(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
 
 class DetectorConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    kind: Literal["hog", "onnx", "motion"] = "hog"
+    """The people detector."""
+
+    kind: Literal["hog", "onnx", "motion", "nanodet"] = "hog"
     """``hog``: OpenCV's people detector; ``onnx``: a YOLO-style model at ``model``;
-    ``motion``: every moving blob counts as a person."""
+    ``motion``: every moving blob counts as a person; ``nanodet``: the vendored COCO model."""
     model: str | None = None
     """Path of the ONNX model (kind ``onnx``); read from disk, never downloaded."""
     threshold: Annotated[float, Meta(ge=-10.0, le=10.0)] | None = None
     """Detection threshold: HOG's SVM margin (default 0.5), the ONNX model's score (0.4)."""
     input_size: Annotated[int, Meta(ge=32, le=4096)] = 640
+
+
+class VehicleConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The vehicle detector (``[vehicles]``; without the table no vehicle is looked for)."""
+
+    kind: Literal["nanodet", "motion"] = "nanodet"
+    """``nanodet``: the vendored COCO model (edge/video/models); ``motion``: every moving blob
+    wider than tall is a car (synthetic scenes)."""
+    classes: list[ClassName] = msgspec.field(default_factory=lambda: ["vehicle"])
+    threshold: Annotated[float, Meta(gt=0.0, lt=1.0)] = 0.35
+    interval: Annotated[float, Meta(ge=0.0, le=60.0)] = 0.5
+    """Seconds between detector runs (the budget); tracks hold their place in between."""
+    min_size: Annotated[float, Meta(ge=4.0, le=4096.0)] = 16.0
+    """Smallest vehicle side worth reporting, in source pixels."""
+    model: str | None = None
+    """Another NanoDet-style ONNX file; default: the vendored model."""
 
 
 class _Rule(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="type"):
@@ -75,6 +95,8 @@ class ZoneRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag
     polygon: list[PointT]
     schedule: list[str] = []
     """Windows ``HH:MM-HH:MM`` in the camera's time zone; may cross midnight."""
+    classes: list[ClassName] = msgspec.field(default_factory=lambda: ["person"])
+    """What counts: ``["vehicle"]`` makes a pedestrian-only zone."""
 
 
 class TripwireRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="tripwire"):
@@ -84,17 +106,21 @@ class TripwireRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True,
     line: list[PointT]
     direction: Literal["a_to_b", "b_to_a", "any"] = "any"
     cooldown: Seconds = 2.0
+    classes: list[ClassName] = msgspec.field(default_factory=lambda: ["person"])
+    """What counts: ``["vehicle"]`` with a direction is a one-way street's wrong way."""
 
 
 class LoiteringRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="loitering"):
     polygon: list[PointT]
     dwell: Seconds = 30.0
+    classes: list[ClassName] = msgspec.field(default_factory=lambda: ["person"])
 
 
 class CrowdRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="crowd"):
     min_people: Annotated[int, Meta(ge=2, le=1000)] = 5
     duration: Seconds = 10.0
     polygon: list[PointT] | None = None
+    classes: list[ClassName] = msgspec.field(default_factory=lambda: ["person"])
 
 
 class TamperRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="tamper"):
@@ -111,8 +137,37 @@ class OfflineRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, 
     """Seconds offline (or stalled) before the alarm."""
 
 
+class MotionRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="motion"):
+    """Anything moving over ``area`` of the polygon (the whole frame without one) for
+    ``duration`` seconds, during the schedule; ``analysis.motion_mask`` is never motion."""
+
+    polygon: list[PointT] | None = None
+    area: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.02
+    """Share of the polygon that must move."""
+    duration: Seconds = 1.0
+    schedule: list[str] = []
+
+
+class NoParkingRule(_Rule, frozen=True, kw_only=True, forbid_unknown_fields=True, tag="no_parking"):
+    """A vehicle stands still inside the polygon for ``stopped`` seconds (once per stop)."""
+
+    polygon: list[PointT]
+    stopped: Seconds = 60.0
+    tolerance: Annotated[float, Meta(gt=0.0, le=2.0)] = 0.3
+    """Movement, as a share of the vehicle's width, that still counts as standing."""
+    classes: list[ClassName] = msgspec.field(default_factory=lambda: ["vehicle"])
+    schedule: list[str] = []
+
+
 RuleConfig: TypeAlias = (
-    ZoneRule | TripwireRule | LoiteringRule | CrowdRule | TamperRule | OfflineRule
+    ZoneRule
+    | TripwireRule
+    | LoiteringRule
+    | CrowdRule
+    | TamperRule
+    | OfflineRule
+    | MotionRule
+    | NoParkingRule
 )
 
 
@@ -131,6 +186,7 @@ class CameraConfig(_Strict, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     timezone: str = "UTC"
     analysis: Analysis = Analysis()
     detector: DetectorConfig = DetectorConfig()
+    vehicles: VehicleConfig | None = None
     rules: list[RuleConfig] = []
 
     def rule_name(self, index: int) -> str:
@@ -217,6 +273,12 @@ def _check(config: CameraConfig) -> list[str]:
                 out.append(f"{key}.line: expected two points")
             elif rule.line[0] == rule.line[1]:
                 out.append(f"{key}.line: the two points are the same")
+        wants = set(getattr(rule, "classes", ()))
+        if isinstance(rule, ZoneRule | TripwireRule | LoiteringRule | CrowdRule | NoParkingRule):
+            if not wants:
+                out.append(f"{key}.classes: name at least one class")
+            elif wants - {"person"} and config.vehicles is None:
+                out.append(f"{key}.classes: vehicles need a [vehicles] table (the detector)")
         polygon = getattr(rule, "polygon", None)
         if polygon is not None and len(polygon) < 3:
             out.append(f"{key}.polygon: a polygon needs at least three points")

@@ -74,6 +74,11 @@ class Mog2Motion:
         out: Frame = cv2.GaussianBlur(grey, (3, 3), 0)
         return out
 
+    @property
+    def scale(self) -> float:
+        """Working resolution over source resolution (of :attr:`foreground`)."""
+        return self._scale
+
     def detect(self, frame: Frame) -> list[Box]:
         grey = self._prepare(frame)
         fg = self._mog.apply(grey)

@@ -16,6 +16,7 @@ from edge.video import rules as rules_mod
 from edge.video.boxes import Box, containment
 from edge.video.detect import Detector, HogDetector, MotionBoxDetector, OnnxDetector
 from edge.video.motion import Frame, Mog2Motion, MotionDetector
+from edge.video.objects import MODEL, MotionVehicleDetector, NanoDetector
 from edge.video.rules import Event, Rule, Scene
 from edge.video.track import Track, Tracker
 
@@ -65,6 +66,8 @@ class Analyzer:
         person_height: tuple[float, float] = (48.0, 400.0),
         sweep: int = 0,
         steady_hits: int = 4,
+        vehicles: Detector | None = None,
+        vehicle_every: int = 1,
     ) -> None:
         self.motion = motion
         self.detector = detector
@@ -79,6 +82,12 @@ class Analyzer:
         self._scale = 1.0
         self.steady_hits = steady_hits
         """Hits after which a track is searched for every other frame only (0: every frame)."""
+        self.vehicles = vehicles
+        """The vehicle detector (None: people only), run every ``vehicle_every`` frames on the
+        motion regions and the vehicles' tracks; its own tracker holds them in between."""
+        self.vehicle_every = max(1, vehicle_every)
+        self.vehicle_tracker = Tracker(max_misses=3, coast=1, first_id=1_000_000)
+        self._vehicle_tracks: list[Track] = []
 
     def analyse(self, image: Frame, frame: int, ts: float) -> Result:
         """Run every stage over one frame."""
@@ -131,10 +140,35 @@ class Analyzer:
         else:
             detections = []
         tracks = self.tracker.update(frame, detections)
-        boxes = [Box(*t.box[:4], round(t.score, 3)) for t in tracks]
-        scene = Scene(frame, ts, tracks, image)
+        if self.vehicles is not None:
+            if self._frames % self.vehicle_every == 1 or self.vehicle_every == 1:
+                self._vehicle_tracks = self._find_vehicles(image, blobs, w0, h0, frame)
+            tracks = tracks + self._vehicle_tracks
+        boxes = [Box(*t.box[:4], round(t.score, 3), t.label) for t in tracks]
+        scene = Scene(
+            frame,
+            ts,
+            tracks,
+            image,
+            foreground=getattr(self.motion, "foreground", None),
+            motion_scale=getattr(self.motion, "scale", 1.0),
+        )
         events = [e for rule in self.rules for e in rule.update(scene)]
         return Result(frame, ts, boxes, tracks, events, regions)
+
+    def _find_vehicles(
+        self, image: Frame, blobs: Sequence[Box], w0: int, h0: int, frame: int
+    ) -> list[Track]:
+        assert self.vehicles is not None
+        regions = [Box(*b[:4], 0.0) for b in blobs]
+        regions += [
+            Box(*t.predicted().grown(t.box.w * 0.25, w0, h0)[:4], t.box.h)
+            for t in self.vehicle_tracker.tracks
+        ]
+        if self.sweep and (self._frames - 1) % self.sweep < self.vehicle_every:
+            regions.append(Box(0.0, 0.0, float(w0), float(h0), 1.0))
+        found = self.vehicles.detect(image, regions) if regions else []
+        return self.vehicle_tracker.update(frame, found)
 
     def status(self, status: str, frame: int, ts: float) -> list[Event]:
         """Tell the rules about the capture's state when there is no frame (offline)."""
@@ -164,11 +198,21 @@ def build(config: cfg.CameraConfig) -> Analyzer:
         )
     elif d.kind == "motion":
         detector = MotionBoxDetector(min_height=a.person_min_height, max_height=a.person_max_height)
+    elif d.kind == "nanodet":
+        detector = NanoDetector(["person"], threshold=0.35 if d.threshold is None else d.threshold)
     else:
         detector = HogDetector(min_height=a.person_min_height, max_height=a.person_max_height)
         if d.threshold is not None:
             detector.threshold = d.threshold
     fps = a.fps
+    vehicles: Detector | None = None
+    v = config.vehicles
+    if v is not None and v.kind == "motion":
+        vehicles = MotionVehicleDetector(min_side=v.min_size)
+    elif v is not None:
+        vehicles = NanoDetector(
+            v.classes, model=v.model or MODEL, threshold=v.threshold, min_side=v.min_size
+        )
     return Analyzer(
         motion=Mog2Motion(width=a.motion_width, mask=a.motion_mask),
         detector=detector,
@@ -178,5 +222,7 @@ def build(config: cfg.CameraConfig) -> Analyzer:
         person_height=(a.person_min_height, a.person_max_height),
         sweep=round(a.sweep * fps),
         # Skipping steady tracks saves detector time; motion boxes cost nothing to recompute.
-        steady_hits=0 if config.detector.kind == "motion" else 4,
+        steady_hits=0 if config.detector.kind in ("motion", "nanodet") else 4,
+        vehicles=vehicles,
+        vehicle_every=max(1, round((v.interval if v else 0.0) * fps)),
     )

@@ -1,7 +1,8 @@
 """Offline replay: a camera's pipeline over a video file, as fast as it goes, to JSON lines.
 
 One line per analysed frame, ``{"frame": i, "boxes": [[x, y, w, h, score], ...]}`` in the
-video's own pixels, and one per event, ``{"frame": i, "event": {"rule": ..., ...}}``.
+video's own pixels (with ``"labels": ["person", "car", ...]`` beside the boxes when a camera
+looks for vehicles and found one), and one per event, ``{"frame": i, "event": {...}}``.
 """
 
 from __future__ import annotations
@@ -82,8 +83,10 @@ def run(
         r = analyzer.analyse(image, index, index / fps)
         result.boxes[index] = r.boxes
         if out is not None:
-            out.write(json.dumps({"frame": index, "boxes": [b.as_list() for b in r.boxes]}))
-            out.write("\n")
+            line: dict[str, Any] = {"frame": index, "boxes": [b.as_list() for b in r.boxes]}
+            if any(b.label != "person" for b in r.boxes):
+                line["labels"] = [b.label for b in r.boxes]  # only with [vehicles]
+            out.write(json.dumps(line) + "\n")
         for e in r.events:
             event = e.to_json()
             result.events.append((index, event))

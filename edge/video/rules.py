@@ -33,6 +33,9 @@ class Scene:
     image: Frame | None = None
     status: str = "online"
     """The capture's status: ``online``, ``stalled`` or ``offline``."""
+    foreground: Frame | None = None
+    """The motion gate's binary mask of what moved (masks applied), at ``motion_scale``."""
+    motion_scale: float = 1.0
 
 
 @dataclass
@@ -64,7 +67,7 @@ class Rule(Protocol):
     def update(self, scene: Scene) -> list[Event]: ...
 
 
-class _Cooldown:
+class Cooldown:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self._last: dict[object, float] = {}
@@ -77,12 +80,20 @@ class _Cooldown:
         return True
 
 
-def _inside(polygon: Sequence[Point], p: Point) -> bool:
+def of_classes(tracks: Sequence[Track], classes: Sequence[str]) -> list[Track]:
+    """The tracks of the given classes (``vehicle``: every vehicle class)."""
+    from edge.video.objects import expand
+
+    wanted = expand(classes)
+    return [t for t in tracks if t.label in wanted]
+
+
+def inside(polygon: Sequence[Point], p: Point) -> bool:
     contour = np.asarray(polygon, dtype=np.float32)
     return cv2.pointPolygonTest(contour, (float(p[0]), float(p[1])), False) >= 0
 
 
-def _in_schedule(windows: Sequence[str], ts: float, tz: ZoneInfo) -> bool:
+def in_schedule(windows: Sequence[str], ts: float, tz: ZoneInfo) -> bool:
     if not windows:
         return True
     now = datetime.fromtimestamp(ts, tz)
@@ -101,18 +112,18 @@ class ZoneIntrusion:
 
     def __init__(self, name: str, c: cfg.ZoneRule, tz: ZoneInfo) -> None:
         self.name, self.c, self.tz = name, c, tz
-        self._cool = _Cooldown(c.cooldown)
+        self._cool = Cooldown(c.cooldown)
         self._inside: set[int] = set()
 
     def update(self, scene: Scene) -> list[Event]:
         events = []
         now_inside = set()
-        for t in scene.tracks:
-            if t.misses or not t.confirmed or not _inside(self.c.polygon, t.box.foot):
+        for t in of_classes(scene.tracks, self.c.classes):
+            if t.misses or not t.confirmed or not inside(self.c.polygon, t.box.foot):
                 continue
             now_inside.add(t.id)
             entered = t.id not in self._inside
-            active = entered and _in_schedule(self.c.schedule, scene.ts, self.tz)
+            active = entered and in_schedule(self.c.schedule, scene.ts, self.tz)
             if active and self._cool.ready(None, scene.ts):
                 events.append(Event("zone", self.name, scene.frame, scene.ts, t.id, t.box))
         self._inside = now_inside | {
@@ -131,12 +142,12 @@ class Tripwire:
     def __init__(self, name: str, c: cfg.TripwireRule, margin: float = 3.0) -> None:
         self.name, self.c, self.margin = name, c, margin
         self.line: tuple[Point, Point] = (c.line[0], c.line[1])
-        self._cool = _Cooldown(c.cooldown)
+        self._cool = Cooldown(c.cooldown)
         self._side: dict[int, tuple[str, Point]] = {}
 
     def update(self, scene: Scene) -> list[Event]:
         events = []
-        for t in scene.tracks:
+        for t in of_classes(scene.tracks, self.c.classes):
             if t.misses or not t.confirmed:
                 continue
             foot = t.box.foot
@@ -184,14 +195,14 @@ class Loitering:
     def __init__(self, name: str, c: cfg.LoiteringRule) -> None:
         self.name, self.c = name, c
         self._since: dict[int, float] = {}
-        self._cool = _Cooldown(c.cooldown)
+        self._cool = Cooldown(c.cooldown)
         self._fired: set[int] = set()
 
     def update(self, scene: Scene) -> list[Event]:
         events = []
         live = set()
-        for t in scene.tracks:
-            if not t.confirmed or not _inside(self.c.polygon, t.box.foot):
+        for t in of_classes(scene.tracks, self.c.classes):
+            if not t.confirmed or not inside(self.c.polygon, t.box.foot):
                 continue
             live.add(t.id)
             since = self._since.setdefault(t.id, scene.ts)
@@ -220,12 +231,14 @@ class Crowd:
     def __init__(self, name: str, c: cfg.CrowdRule) -> None:
         self.name, self.c = name, c
         self._since: float | None = None
-        self._cool = _Cooldown(c.cooldown)
+        self._cool = Cooldown(c.cooldown)
 
     def update(self, scene: Scene) -> list[Event]:
         poly = self.c.polygon
         people = [
-            t for t in scene.tracks if t.confirmed and (poly is None or _inside(poly, t.box.foot))
+            t
+            for t in of_classes(scene.tracks, self.c.classes)
+            if t.confirmed and (poly is None or inside(poly, t.box.foot))
         ]
         if len(people) < self.c.min_people:
             self._since = None
@@ -256,7 +269,7 @@ class Tamper:
         self._ref: Frame | None = None
         self._ref_sharp = 0.0
         self._since: dict[str, float] = {}
-        self._cool = _Cooldown(c.cooldown)
+        self._cool = Cooldown(c.cooldown)
         self._window = cv2.createHanningWindow(self._SIZE, cv2.CV_32F)
 
     def update(self, scene: Scene) -> list[Event]:
@@ -325,6 +338,8 @@ class CameraOffline:
 
 def build(config: cfg.CameraConfig) -> list[Rule]:
     """The camera's rules, in configuration order."""
+    from edge.video import activity
+
     tz = ZoneInfo(config.timezone)
     rules: list[Rule] = []
     for i, c in enumerate(config.rules):
@@ -339,6 +354,10 @@ def build(config: cfg.CameraConfig) -> list[Rule]:
             rules.append(Crowd(name, c))
         elif isinstance(c, cfg.TamperRule):
             rules.append(Tamper(name, c))
+        elif isinstance(c, cfg.MotionRule):
+            rules.append(activity.ZoneMotion(name, c, tz))
+        elif isinstance(c, cfg.NoParkingRule):
+            rules.append(activity.NoParking(name, c, tz))
         else:
             rules.append(CameraOffline(name, c))
     return rules

@@ -42,7 +42,13 @@ class Track:
 
     def predicted(self) -> Box:
         vx, vy = self.velocity
-        return Box(self.box.x + vx, self.box.y + vy, self.box.w, self.box.h, self.box.score)
+        b = self.box
+        return Box(b.x + vx, b.y + vy, b.w, b.h, b.score, b.label)
+
+    @property
+    def label(self) -> str:
+        """The object's class, as last detected."""
+        return self.box.label
 
 
 class Tracker:
@@ -62,6 +68,7 @@ class Tracker:
         coast: int = 4,
         min_iou: float = 0.1,
         at_once: float = 2.0,
+        first_id: int = 1,
     ) -> None:
         self.confirm_hits = confirm_hits
         self.max_misses = max_misses
@@ -70,7 +77,7 @@ class Tracker:
         self.at_once = at_once
         """A first sighting scoring at least this is reported before it is confirmed."""
         self.tracks: list[Track] = []
-        self._next_id = 1
+        self._next_id = first_id
 
     def update(self, frame: int, detections: Sequence[Box]) -> list[Track]:
         """Advance one frame; returns the tracks to report (confirmed, seen or coasting)."""
@@ -131,7 +138,7 @@ class Tracker:
         w = 0.6 * box.w + 0.4 * old.w
         h = 0.6 * box.h + 0.4 * old.h
         cx, cy = box.centre
-        box = Box(cx - w / 2, cy - h / 2, w, h, box.score)
+        box = Box(cx - w / 2, cy - h / 2, w, h, box.score, box.label)
         track.hits += 1
         track.score = 0.7 * track.score + 0.3 * box.score
         prev = track.feet[-1] if track.feet else (frame - gap, old.foot)

@@ -1,0 +1,72 @@
+"""The vendored COCO detector on real frames: the parked van and car at the top right of vtest's
+first frame (hand-marked boxes), people against vtest's ground truth, crops mapped back to the
+frame, and the model file the one PROVENANCE.md names."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import pytest
+
+from edge.video import evaluate, replay
+from edge.video.boxes import Box, iou_matrix
+from edge.video.motion import Frame
+from edge.video.objects import MODEL, VEHICLES, NanoDetector, expand
+
+# Hand-marked on frame 0 of vtest.avi (768x576): a white van and the front of a parked car.
+VAN = Box(652, 44, 70, 56)
+CAR = Box(734, 52, 34, 40)
+
+
+@pytest.fixture(scope="module")
+def first_frames(data_dir: Path) -> list[Frame]:
+    return [img for _, img in replay.frames(data_dir / "video" / "vtest.avi", limit=10)]
+
+
+def test_the_parked_vehicles_of_vtest_are_found_as_vehicles(first_frames: list[Frame]) -> None:
+    detector = NanoDetector(["vehicle"])
+    # A region around the kerb, as a track or the motion gate would give it.
+    found = detector.detect(first_frames[0], [Box(600, 30, 168, 80)])
+    assert found and all(b.label in VEHICLES for b in found)
+    overlap = iou_matrix([VAN, CAR], found)
+    assert overlap[0].max() >= 0.6 and overlap[1].max() >= 0.5
+    # The same objects from a whole-frame search (the sweep), in frame coordinates.
+    whole = detector.detect(first_frames[0], [Box(0, 0, 768, 576)])
+    assert iou_matrix([VAN], whole).max() >= 0.6
+
+
+def test_people_only_when_asked_and_measured_on_ground_truth(
+    first_frames: list[Frame], data_dir: Path
+) -> None:
+    truth = evaluate.read_mot(data_dir / "video" / "vtest_gt_frames_001_050.txt")
+    vehicles = NanoDetector(["vehicle"])
+    people = NanoDetector(["person"])
+    boxes = {}
+    for i, image in enumerate(first_frames):
+        assert all(b.label != "person" for b in vehicles.run(image))
+        found = people.detect(image, [Box(0, 0, 768, 576)])
+        assert {b.label for b in found} <= {"person"}
+        boxes[i] = found
+    quality = evaluate.detection_quality(boxes, {i: truth[i] for i in range(10)}, 0.5)
+    # Whole frames squeezed to 416 px: the figures docs/edge-agents.md reports for 50 frames.
+    assert quality["recall"] >= 0.7 and quality["precision"] >= 0.45
+
+
+def test_classes_expand_and_nothing_is_found_in_an_empty_region(
+    first_frames: list[Frame],
+) -> None:
+    assert expand(["vehicle", "person"]) == {"person", *VEHICLES}
+    detector = NanoDetector(["car"])
+    assert detector.detect(first_frames[0], []) == []
+    assert detector.calls == 0
+    assert detector.run(first_frames[0][:0]) == []
+
+
+def test_the_model_is_the_vendored_file_named_in_its_provenance() -> None:
+    provenance = (MODEL.parent / "PROVENANCE.md").read_text()
+    sha = re.search(rf"{re.escape(MODEL.name)}\W+sha256\W+([0-9a-f]{{64}})", provenance)
+    assert sha is not None
+    assert hashlib.sha256(MODEL.read_bytes()).hexdigest() == sha.group(1)
+    assert (MODEL.parent / "LICENSE").read_text().count("Apache License") >= 1
