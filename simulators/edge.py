@@ -12,13 +12,13 @@ analysis runs at about 5 fps so the demo stays within two shared cores.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.video.config import toml_table
 from polewatch.poles.model import Pole
 
 SCENE_FPS = 10.0
@@ -60,25 +60,6 @@ def spread(poles: Sequence[Pole], count: int, seed: int) -> list[Pole]:
         if pole not in chosen:
             chosen.append(pole)
     return chosen
-
-
-def toml_value(value: object) -> str:
-    """A TOML literal of a string, number, bool or (nested) list; JSON's string escapes are
-    valid TOML basic strings."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    raise TypeError(f"no TOML literal for {value!r}")
-
-
-def toml_table(header: str, table: dict[str, object]) -> str:
-    """``[header]`` (or the top level when empty) with ``key = value`` lines."""
-    lines = [header] if header else []
-    lines += [f"{k} = {toml_value(v)}" for k, v in table.items() if v is not None]
-    return "\n".join(lines) + "\n"
 
 
 # --- the camera configs --------------------------------------------------------------------

@@ -23,10 +23,11 @@ from typing import Protocol
 import cv2
 import redis.asyncio as aioredis
 
+from edge import lifecycle
 from edge.publisher import AlarmPublisher
 from edge.spool import FileSpool, MemorySpool
 from edge.video import config as cfg
-from edge.video import pipeline
+from edge.video import pipeline, reconfigure
 from edge.video.boxes import Box
 from edge.video.capture import Capture
 from edge.video.motion import Frame
@@ -133,8 +134,16 @@ class CameraWorker:
         sink: Sink,
         stop: threading.Event,
         conf: VideoSettings,
+        path: Path | None = None,
     ) -> None:
         self.config, self.place, self.sink, self.stop, self.conf = config, place, sink, stop, conf
+        self.path = path
+        """The camera's TOML file (rewritten with each configuration version applied)."""
+        self.version = 0
+        """The configuration version running (``keys.camera_config``); 0: not published."""
+        self.size: tuple[int, int] | None = None
+        self._pending: tuple[cfg.CameraConfig, int] | None = None
+        self._lock = threading.Lock()
         self.analyzer = pipeline.build(config)
         self.capture = Capture(
             config.source,
@@ -157,6 +166,22 @@ class CameraWorker:
         self._thread.join(timeout)
         self.capture.join(timeout)
 
+    def reconfigure(self, config: cfg.CameraConfig, version: int) -> None:
+        """Run ``config`` from the next frame on (thread-safe). Zones, lines, rules, detector
+        and analysis change at once (tracks and rule state start afresh); the source and the
+        place stay those of the start."""
+        with self._lock:
+            self._pending = (config, version)
+
+    def _take_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            config, version = pending
+            self.analyzer = pipeline.build(config)
+            self.config, self.version = config, version
+            self._heartbeat(self.capture.status, self.capture.fps)
+
     def _heartbeat(self, status: str, fps: float, detail: str = "") -> None:
         hb = wire.Heartbeat(
             source=f"camera:{self.config.id}",
@@ -166,6 +191,7 @@ class CameraWorker:
             fps=round(fps, 2),
             detail=detail or None,
             pole=self.place.pole,
+            config_version=self.version or None,
         )
         self.sink.heartbeat(hb)
 
@@ -178,6 +204,7 @@ class CameraWorker:
         last_analysed = 0.0
         index = 0
         while not self.stop.is_set():
+            self._take_pending()
             grabbed = self.capture.latest(timeout=0.5)
             now = time.monotonic()
             if now >= next_hb:
@@ -189,6 +216,8 @@ class CameraWorker:
             if now - last_analysed < interval * 0.9:
                 continue  # the camera sends more frames than the analysis wants
             last_analysed = now
+            if self.size is None:
+                self.size = (grabbed.image.shape[1], grabbed.image.shape[0])
             result = self.analyzer.analyse(grabbed.image, grabbed.index, grabbed.ts)
             index = grabbed.index
             self._emit(result.events, grabbed.image, result.boxes)
@@ -232,9 +261,14 @@ async def locate(config: cfg.CameraConfig, client: aioredis.Redis, city: str) ->
 
 
 async def serve(
-    configs: Sequence[cfg.CameraConfig], conf: VideoSettings, stop: asyncio.Event | None = None
+    configs: Sequence[cfg.CameraConfig],
+    conf: VideoSettings,
+    stop: asyncio.Event | None = None,
+    paths: Sequence[Path | None] = (),
 ) -> None:
-    """Run the cameras until ``stop`` (or SIGINT/SIGTERM); drain the publisher on the way out."""
+    """Run the cameras until ``stop`` (or SIGINT/SIGTERM); drain the publisher on the way out.
+    Each camera's configuration is published to Redis and newer versions saved there are
+    applied live; ``paths`` (the configs' files, in order) are rewritten with them."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -247,20 +281,28 @@ async def serve(
     publisher = AlarmPublisher.from_settings(conf, name="video-agent", spool=spool)
     async with publisher:
         client = connection.connect(
-            conf.redis_url, name="video-agent:poles", cluster=conf.redis_cluster
+            conf.redis_url, name="video-agent:config", cluster=conf.redis_cluster
         )
         try:
             places = [await locate(c, client, conf.city) for c in configs]
-        finally:
+            sink = PublisherSink(publisher)
+            files = list(paths) + [None] * (len(configs) - len(paths))
+            workers = [
+                CameraWorker(c, p, sink, halt, conf, f)
+                for c, p, f in zip(configs, places, files, strict=True)
+            ]
+            await reconfigure.publish_files(client, workers)
+        except BaseException:
             await client.aclose()
-        sink = PublisherSink(publisher)
-        workers = [
-            CameraWorker(c, p, sink, halt, conf).start()
-            for c, p in zip(configs, places, strict=True)
-        ]
+            raise
+        for w in workers:
+            w.start()
+        watcher = asyncio.create_task(reconfigure.watch(client, workers, stop))
         try:
             await stop.wait()
         finally:
+            await lifecycle.cancel([watcher])
+            await client.aclose()
             halt.set()
             await asyncio.to_thread(_join_all, workers)
             for w in workers:
@@ -296,13 +338,14 @@ def main(args: argparse.Namespace) -> int:
             overrides=overrides,
         )
         configs = [cfg.load(path) for path in cameras]
+        paths: list[Path | None] = [Path(path) for path in cameras]
     except (settings.SettingsError, cfg.ConfigError) as exc:
         print(f"polewatch edge video: {exc}", file=sys.stderr)
         return 2
     logs.setup("video-agent", conf.log_level)
     cv2.setNumThreads(1)
     try:
-        asyncio.run(serve(configs, conf))
+        asyncio.run(serve(configs, conf, paths=paths))
     except cfg.ConfigError as exc:
         print(f"polewatch edge video: {exc}", file=sys.stderr)
         return 2

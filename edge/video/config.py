@@ -7,6 +7,7 @@ frames (what ``polewatch replay`` prints), whatever resolution the analysis runs
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -229,6 +230,45 @@ def load(path: str | Path) -> CameraConfig:
             config, detector=msgspec.structs.replace(config.detector, model=str(model))
         )
     return config
+
+
+def loads(text: str, *, where: str = "camera config") -> CameraConfig:
+    """Validate a camera's TOML text (what the configuration API receives)."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where} is not valid TOML: {exc}") from None
+    return parse(data, where=where)
+
+
+def dumps(config: CameraConfig) -> str:
+    """The TOML text of ``config`` (what :func:`loads` reads back to an equal config); the
+    comments of a hand-written file are not kept."""
+    data: dict[str, Any] = msgspec.to_builtins(config)
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict) and k != "rules"}
+    parts = [toml_table("", scalars)]
+    parts += [toml_table(f"[{k}]", v) for k, v in data.items() if isinstance(v, dict)]
+    parts += [toml_table("[[rules]]", rule) for rule in data.get("rules", [])]
+    return "\n".join(parts)
+
+
+def toml_value(value: object) -> str:
+    """A TOML literal of a string, number, bool or (nested) list. JSON's string escapes are
+    valid TOML basic strings, except that TOML also wants DEL escaped."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML literal for {value!r}")
+
+
+def toml_table(header: str, table: dict[str, Any]) -> str:
+    """``[header]`` (or the top level when empty) with ``key = value`` lines."""
+    lines = [header] if header else []
+    lines += [f"{k} = {toml_value(v)}" for k, v in table.items() if v is not None]
+    return "\n".join(lines) + "\n"
 
 
 def _explain(message: str) -> str:

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
+import msgspec
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from edge.video import config as cfg
 from gateway.auth import authorize
+from gateway.bodies import Body
 from gateway.errors import HttpError, json_response
-from gateway.openapi import Query, api, path_value
+from gateway.openapi import Query, api, path_value, read_body
 from gateway.state import GATEWAY, Gateway
-from polewatch import keys, wire
+from polewatch import camera_configs, keys, wire
 from polewatch.poles.index import PoleIndex
 
 SCAN_HEARTBEATS: Final = 2000
@@ -35,6 +39,7 @@ def camera_view(hb: wire.Heartbeat, poles: PoleIndex | None = None) -> dict[str,
     view: dict[str, Any] = {
         "id": camera, "status": hb.status, "ts": hb.ts, "fps": hb.fps,
         "detail": hb.detail, "pole": hb.pole, "lon": None, "lat": None,
+        "config_version": hb.config_version,
     }  # fmt: skip
     pole = poles.get(hb.pole) if poles is not None and hb.pole else None
     if pole is not None:
@@ -71,6 +76,15 @@ async def latest_cameras(
                     "ts": alarm.ts, "snapshot": alarm.snapshot,
                 }  # fmt: skip
     return sorted(found.values(), key=lambda c: str(c["id"]))
+
+
+class CameraConfigEdit(Body, frozen=True, kw_only=True):
+    """A camera's new configuration: ``config`` (the TOML's tables as JSON, what the console's
+    editor sends) or ``toml`` (the file's text, comments kept), edited from version ``base``."""
+
+    base: Annotated[int, msgspec.Meta(ge=0)]
+    config: dict[str, Any] | None = None
+    toml: Annotated[str, msgspec.Meta(max_length=200_000)] | None = None
 
 
 def _operator(request: web.Request) -> Gateway:
@@ -147,3 +161,63 @@ async def snapshot(request: web.Request) -> web.Response:
     """A JPEG snapshot attached to an alarm."""
     snap = path_value(request, "snapshot", "malformed snapshot id")
     return await _stored_jpeg(request, keys.snapshot(snap), f"snapshot {snap!r} (expired?)")
+
+
+@routes.get("/api/console/cameras/{camera}/config")
+@api(tag="console", roles=OPERATORS, path={"camera": wire.Ident},
+     answers={404: "The camera has published no configuration",
+              422: "Malformed camera id"})  # fmt: skip
+async def get_camera_config(request: web.Request) -> web.Response:
+    """The camera's configuration as its agent runs it (or is about to): version, TOML text,
+    its tables as JSON, and the size of the camera's frames (the coordinates' pixels)."""
+    gw = _operator(request)
+    camera = path_value(request, "camera", "malformed camera id")
+    stored = await camera_configs.read(gw.need_redis(), camera)
+    if stored is None:
+        raise HttpError(404, f"camera {camera!r} has published no configuration")
+    config: Any = None
+    error: str | None = None
+    try:
+        config = msgspec.to_builtins(cfg.loads(stored.toml, where=camera))
+    except cfg.ConfigError as exc:
+        error = str(exc)
+    return json_response({
+        "camera": camera, "version": stored.version, "toml": stored.toml, "config": config,
+        "error": error, "size": stored.size, "by": stored.by, "ts": stored.ts,
+    })  # fmt: skip
+
+
+@routes.put("/api/console/cameras/{camera}/config")
+@api(tag="console", roles=OPERATORS, body=CameraConfigEdit, path={"camera": wire.Ident},
+     answers={409: "Saved by somebody else since `base`",
+              422: "Invalid configuration; the message names the key"})  # fmt: skip
+async def put_camera_config(request: web.Request) -> web.Response:
+    """Save the camera's next configuration version (audited); its agent applies it within
+    seconds, without a restart, and reports the version in its heartbeats."""
+    gw = _operator(request)
+    who = authorize(request, gw.settings.secret, *OPERATORS)
+    camera = path_value(request, "camera", "malformed camera id")
+    body: CameraConfigEdit = await read_body(request)
+    if (body.config is None) == (body.toml is None):
+        raise HttpError(422, "give either config or toml")
+    try:
+        if body.toml is not None:
+            text, config = body.toml, cfg.loads(body.toml, where="toml")
+        else:
+            config = cfg.parse(body.config or {}, where="config")
+            text = cfg.dumps(config)
+    except cfg.ConfigError as exc:
+        raise HttpError(422, str(exc)) from None
+    if config.id != camera:
+        raise HttpError(422, f"id: {config.id!r} is not this camera ({camera!r})")
+    redis = gw.need_redis()
+    try:
+        version = await camera_configs.save(
+            redis, camera, text, base=body.base, by=f"operator:{who.s}"
+        )
+    except camera_configs.VersionConflict as exc:
+        raise HttpError(409, str(exc), current=exc.current) from None
+    entry = {"ts": round(time.time(), 3), "login": who.s, "camera": camera,
+             "version": version, "base": body.base}  # fmt: skip
+    await redis.xadd(keys.CAMERA_AUDIT, entry, maxlen=10_000, approximate=True)  # type: ignore[arg-type]
+    return json_response({"camera": camera, "version": version})

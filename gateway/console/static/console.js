@@ -5,6 +5,7 @@
 import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep, playMjpeg } from "./common.js";
 import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, timeText, districtName, showGrid } from "./i18n.js";
 import { callTaker } from "./calltaker.js";
+import { openEditor } from "./cameras-editor.js";
 import { perform, askCancel, askSplit, history } from "./workflow.js";
 import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, loadStreets, POLE_ZOOM, roadText } from "./map.js";
 
@@ -554,7 +555,8 @@ function renderWall() {
     }
     fill(node.querySelector(".bar"), el("span.name", { text: c.id }), el(`span.chip.${c.status}`, { text: tOr(`camera.${c.status}`, c.status) }),
       el("span.muted", { text: `${c.fps != null ? `${c.fps.toFixed(1)} fps · ` : ""}${t("console.heard", { t: durationText(now - c.ts) })}` }),
-      c.pole ? el("span.muted", { text: t("console.pole", { code: c.pole }) }) : null);
+      c.pole ? el("span.muted", { text: t("console.pole", { code: c.pole }) }) : null,
+      el("button.edit", { type: "button", text: t("editor.edit"), onclick: () => openEditor(api, c.id, (id) => (S.cameras.get(id) || {}).config_version) }));
     const a = c.alarm;
     fill(node.querySelector(".last"), a ? [
       a.snapshot ? el("img", { src: api.url(`/api/console/snapshots/${encodeURIComponent(a.snapshot)}`), alt: t("console.latest_alarm_snapshot") }) : null,
