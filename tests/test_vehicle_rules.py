@@ -35,11 +35,15 @@ class Scripted:
 
     def detect(self, frame: Frame, regions: Sequence[Box]) -> list[Box]:
         self.calls += 1
-        return [p[self.frame] for p in self.paths if self.frame < len(p) and p[self.frame]]
+        return [b for p in self.paths if self.frame < len(p) and (b := p[self.frame]) is not None]
 
 
 def drive(
-    label: str, start: tuple[float, float], end: tuple[float, float], frames: int, size=(60, 30)
+    label: str,
+    start: tuple[float, float],
+    end: tuple[float, float],
+    frames: int,
+    size: tuple[float, float] = (60, 30),
 ) -> Path:
     """A vehicle (or person) whose ground point moves from ``start`` to ``end``, with a pixel
     of jitter as a detector gives."""

@@ -17,7 +17,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     replay.add_argument("video", help="video file")
     replay.add_argument("--camera", required=True, help="camera config (TOML)")
-    replay.add_argument("--out", required=True, help="JSON lines output ('-' for stdout)")
+    replay.add_argument("--out", default="-", help="JSON lines output (default '-': stdout)")
+    replay.add_argument(
+        "--annotate", metavar="OUT.mp4", help="also write the analysis drawn on the video (H.264)"
+    )
+    replay.add_argument(
+        "--json", action="store_true", help="machine use: no progress line on the terminal"
+    )
     replay.add_argument("--eval", metavar="GT.txt", help="MOT ground truth: print quality JSON")
     replay.add_argument("--iou", type=float, default=0.5, help="IoU for a match (--eval)")
     replay.add_argument(
@@ -55,9 +61,11 @@ def _replay(args: argparse.Namespace) -> int:
     # replay that users tune with, and measure by, must give the same answer every time.
     cv2.setNumThreads(1)
     out = sys.stdout if args.out == "-" else open(args.out, "w")  # noqa: SIM115
+    # The progress line goes to a terminal's stderr, unless the JSON lines go there too.
+    quiet = args.json or (args.out == "-" and sys.stdout.isatty())
     try:
-        result = replay.run(args.video, config, out, limit=args.frames)
-    except replay.VideoError as exc:
+        result = _run(args, config, out, quiet)
+    except (replay.VideoError, OSError) as exc:
         print(f"polewatch replay: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -84,6 +92,38 @@ def _replay(args: argparse.Namespace) -> int:
         report["motion_gate"] = result.gate
         print(json.dumps(report, indent=2), file=sys.stderr if args.out == "-" else sys.stdout)
     return 0
+
+
+def _run(args: argparse.Namespace, config: cfg.CameraConfig, out: Any, quiet: bool) -> Any:
+    """The replay, with its progress line and its annotated video when asked for."""
+    from edge.video import annotate, replay
+    from edge.video.progress import Progress
+
+    fps = replay.video_fps(args.video) or config.analysis.fps
+    stride = max(1, round(fps / config.analysis.fps))
+    total = replay.frame_count(args.video)
+    if args.frames:
+        total = min(total, args.frames) if total else args.frames
+    progress = Progress(-(-total // stride), enabled=False if quiet else None)
+    overlay = annotate.Overlay(config)
+    writer: annotate.VideoWriter | None = None
+
+    def observe(image: Any, result: Any, analyzer: Any) -> None:
+        nonlocal writer
+        if args.annotate:
+            if writer is None:
+                size = (image.shape[1], image.shape[0])
+                writer = annotate.VideoWriter(args.annotate, fps / stride, size)
+            writer.write(overlay.draw(image, result, analyzer))
+        progress.tick()
+
+    try:
+        result = replay.run(args.video, config, out, limit=args.frames, observe=observe)
+    finally:
+        if writer is not None:
+            writer.close()
+    progress.done()
+    return result
 
 
 def _agent(args: argparse.Namespace) -> int:

@@ -8,10 +8,10 @@ looks for vehicles and found one), and one per event, ``{"frame": i, "event": {.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeAlias
 
 import cv2
 
@@ -19,6 +19,8 @@ from edge.video import config as cfg
 from edge.video import pipeline
 from edge.video.boxes import Box
 from edge.video.motion import Frame
+
+Observer: TypeAlias = Callable[[Frame, pipeline.Result, pipeline.Analyzer], None]
 
 
 class VideoError(OSError):
@@ -48,6 +50,15 @@ def frames(
         cap.release()
 
 
+def frame_count(path: str | Path) -> int:
+    """The frame count the container declares (0 when it does not say)."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+    finally:
+        cap.release()
+
+
 def video_fps(path: str | Path) -> float:
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     try:
@@ -73,14 +84,18 @@ def run(
     out: IO[str] | None = None,
     *,
     limit: int | None = None,
+    observe: Observer | None = None,
 ) -> Replay:
-    """Replay ``video`` through ``config``'s pipeline, writing JSON lines to ``out``."""
+    """Replay ``video`` through ``config``'s pipeline, writing JSON lines to ``out``;
+    ``observe`` sees every analysed frame with its result (the annotated video, progress)."""
     fps = video_fps(video) or config.analysis.fps
     stride = max(1, round(fps / config.analysis.fps))
     analyzer = pipeline.build(config)
     result = Replay(fps=fps)
     for index, image in frames(video, stride=stride, limit=limit):
         r = analyzer.analyse(image, index, index / fps)
+        if observe is not None:
+            observe(image, r, analyzer)
         result.boxes[index] = r.boxes
         if out is not None:
             line: dict[str, Any] = {"frame": index, "boxes": [b.as_list() for b in r.boxes]}
