@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Protocol
 
 import cv2
+import msgspec
 import redis.asyncio as aioredis
 
 from edge import lifecycle
 from edge.publisher import AlarmPublisher
 from edge.spool import FileSpool, MemorySpool
+from edge.video import clips, pipeline, reconfigure
 from edge.video import config as cfg
-from edge.video import pipeline, reconfigure
 from edge.video.boxes import Box
 from edge.video.capture import Capture
 from edge.video.motion import Frame
@@ -62,6 +63,14 @@ class VideoSettings(settings.Settings, frozen=True, kw_only=True, forbid_unknown
     """A stream with no frame for this long is stalled (and reconnected)."""
     reconnect_max_s: float = 30.0
     """Cap of the exponential backoff between reconnection attempts."""
+    clips: bool = True
+    """Keep an event clip (H.264 MP4) of each video alarm."""
+    clip_pre_s: float = 5.0
+    clip_post_s: float = 10.0
+    clip_width: int = 640
+    clip_ttl_s: int = 3 * 24 * 3600
+    clip_budget_mb: float = 64.0
+    """Redis memory the clips of one camera may take; the oldest go first."""
 
 
 @dataclass(frozen=True)
@@ -81,13 +90,15 @@ class Sink(Protocol):
     def alarm(self, alarm: wire.Alarm, snapshot: bytes | None) -> None: ...
     def heartbeat(self, hb: wire.Heartbeat) -> None: ...
     def frame(self, camera_id: str, jpeg: bytes) -> None: ...
+    def clip(self, camera_id: str, clip_id: str, frames: list[clips.Still]) -> None: ...
 
 
 class PublisherSink:
     """A :class:`Sink` over the edge's store-and-forward :class:`AlarmPublisher`."""
 
-    def __init__(self, publisher: AlarmPublisher) -> None:
+    def __init__(self, publisher: AlarmPublisher, writer: clips.ClipWriter | None = None) -> None:
         self.publisher = publisher
+        self.writer = writer
 
     def alarm(self, alarm: wire.Alarm, snapshot: bytes | None) -> None:
         self.publisher.submit(alarm, snapshot=snapshot)
@@ -97,6 +108,10 @@ class PublisherSink:
 
     def frame(self, camera_id: str, jpeg: bytes) -> None:
         self.publisher.submit_frame(camera_id, jpeg)
+
+    def clip(self, camera_id: str, clip_id: str, frames: list[clips.Still]) -> None:
+        if self.writer is not None:
+            self.writer.submit(camera_id, clip_id, frames)
 
 
 def to_alarm(config: cfg.CameraConfig, place: Place, event: Event) -> wire.Alarm:
@@ -145,6 +160,11 @@ class CameraWorker:
         self._pending: tuple[cfg.CameraConfig, int] | None = None
         self._lock = threading.Lock()
         self.analyzer = pipeline.build(config)
+        self.clips = (
+            clips.ClipRecorder(conf.clip_pre_s, conf.clip_post_s, conf.clip_width)
+            if conf.clips
+            else None
+        )
         self.capture = Capture(
             config.source,
             stop=stop,
@@ -220,6 +240,10 @@ class CameraWorker:
                 self.size = (grabbed.image.shape[1], grabbed.image.shape[0])
             result = self.analyzer.analyse(grabbed.image, grabbed.index, grabbed.ts)
             index = grabbed.index
+            if self.clips is not None:
+                still = annotate(grabbed.image, result.boxes, width=self.conf.clip_width)
+                for clip_id, stills in self.clips.push(still, grabbed.ts):
+                    self.sink.clip(self.config.id, clip_id, stills)
             self._emit(result.events, grabbed.image, result.boxes)
             if now >= next_frame:
                 next_frame = now + self.conf.frame_s
@@ -235,6 +259,9 @@ class CameraWorker:
                 marked = [event.box] if event.box is not None else []
                 snapshot = jpeg(annotate(image, list(boxes), highlight=marked, width=640))
             alarm = to_alarm(self.config, self.place, event)
+            if image is not None and self.clips is not None:
+                clip = self.clips.start(alarm.id, event.ts)
+                alarm = msgspec.structs.replace(alarm, clip=clip)
             self.sink.alarm(alarm, snapshot)
             self.alarms += 1
             log.info("camera %s: %s alarm %s", self.config.id, alarm.type, alarm.id)
@@ -285,7 +312,13 @@ async def serve(
         )
         try:
             places = [await locate(c, client, conf.city) for c in configs]
-            sink = PublisherSink(publisher)
+            writer = clips.ClipWriter(
+                client,
+                loop,
+                ttl_s=conf.clip_ttl_s,
+                budget_bytes=round(conf.clip_budget_mb * 1024 * 1024),
+            )
+            sink = PublisherSink(publisher, writer)
             files = list(paths) + [None] * (len(configs) - len(paths))
             workers = [
                 CameraWorker(c, p, sink, halt, conf, f)
@@ -302,9 +335,10 @@ async def serve(
             await stop.wait()
         finally:
             await lifecycle.cancel([watcher])
-            await client.aclose()
             halt.set()
             await asyncio.to_thread(_join_all, workers)
+            await asyncio.to_thread(writer.close)
+            await client.aclose()
             for w in workers:
                 await publisher.heartbeat(
                     wire.Heartbeat(

@@ -163,6 +163,22 @@ async def snapshot(request: web.Request) -> web.Response:
     return await _stored_jpeg(request, keys.snapshot(snap), f"snapshot {snap!r} (expired?)")
 
 
+@routes.get("/api/console/clips/{clip}")
+@api(tag="console", roles=OPERATORS, content="video/mp4", path={"clip": wire.Ident},
+     answers={404: "Still recording, expired or dropped for the camera's budget",
+              422: "Malformed clip id"})  # fmt: skip
+async def clip(request: web.Request) -> web.Response:
+    """The event clip (H.264 MP4) of a video alarm (``clip`` of the alarm)."""
+    gw = _operator(request)
+    clip_id = path_value(request, "clip", "malformed clip id")
+    data: Any = await gw.need_redis().get(keys.clip(clip_id))
+    if data is None:
+        raise HttpError(404, f"clip {clip_id!r} is still being recorded, or has expired")
+    return web.Response(
+        body=data, content_type="video/mp4", headers={"Cache-Control": "private, max-age=3600"}
+    )
+
+
 @routes.get("/api/console/cameras/{camera}/config")
 @api(tag="console", roles=OPERATORS, path={"camera": wire.Ident},
      answers={404: "The camera has published no configuration",

@@ -176,3 +176,16 @@ export async function openEditor(api, id, running) {
   redraw();
   return dialog;
 }
+
+/** The event clip of a video alarm in the incident detail (H.264 MP4, played by the browser
+ *  itself); until it is stored (10 s after the event) a note says it is recording. */
+export function clipPlayer(api, id) {
+  const url = api.url(`/api/console/clips/${encodeURIComponent(id)}`);
+  const video = el("video.clip", { src: url, controls: true, muted: true, preload: "metadata", title: t("incident.clip") });
+  const box = el("div.clip", {}, video);
+  video.addEventListener("error", () => {
+    fill(box, el("span.muted", { text: t("incident.clip_pending") }),
+      el("button", { type: "button", text: t("incident.clip_retry"), onclick: () => box.replaceWith(clipPlayer(api, id)) }));
+  }, { once: true });
+  return box;
+}

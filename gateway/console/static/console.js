@@ -5,7 +5,7 @@
 import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep, playMjpeg } from "./common.js";
 import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, timeText, districtName, showGrid } from "./i18n.js";
 import { callTaker } from "./calltaker.js";
-import { openEditor } from "./cameras-editor.js";
+import { openEditor, clipPlayer } from "./cameras-editor.js";
 import { perform, askCancel, askSplit, history } from "./workflow.js";
 import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, loadStreets, POLE_ZOOM, roadText } from "./map.js";
 
@@ -529,7 +529,8 @@ function renderDetail() {
       a.text ? el("div.text", { text: a.text }) : null,
       a.phone ? el("div.src", { text: `☎ ${a.phone}` }) : null,
       a.expired ? el("div.src", { text: t("console.report_expired") }) : null,
-      a.snapshot ? el("img", { src: api.url(`/api/console/snapshots/${encodeURIComponent(a.snapshot)}`), alt: t("console.snapshot"), loading: "lazy" }) : null))));
+      a.snapshot ? el("img", { src: api.url(`/api/console/snapshots/${encodeURIComponent(a.snapshot)}`), alt: t("console.snapshot"), loading: "lazy" }) : null,
+      a.clip ? clipPlayer(api, a.clip) : null))));
   $("detail").hidden = false;
 }
 
