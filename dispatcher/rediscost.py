@@ -1,0 +1,51 @@
+"""What Redis spends on a piece of work: CPU seconds and commands, as deltas of ``INFO``.
+
+Redis CPU per alarm is the figure that decides how many shards a city needs
+(docs/scaling.md), and CPU seconds do not depend on how busy a shared machine is, so the
+benchmarks report it. Commands called inside the Redis functions count in ``INFO
+commandstats`` like any others, so the delta says which commands each alarm costs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+
+class Snapshot:
+    """Redis' CPU seconds and command counts at one moment (:meth:`take`)."""
+
+    def __init__(self, cpu_s: float, calls: dict[str, int]) -> None:
+        self.cpu_s = cpu_s
+        self.calls = calls
+
+    @classmethod
+    async def take(cls, client: aioredis.Redis) -> Snapshot:
+        cpu, stats = await client.info("cpu"), await client.info("commandstats")
+        calls = {
+            name.removeprefix("cmdstat_"): int(value["calls"])
+            for name, value in stats.items()
+            if isinstance(value, dict)
+        }
+        return cls(float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"]), calls)
+
+    async def since(self, client: aioredis.Redis, per: int, top: int = 12) -> dict[str, Any]:
+        """Redis CPU (µs) and commands per unit of work (``per`` of them) since this snapshot;
+        the ``top`` commands by count, per unit of work."""
+        now = await Snapshot.take(client)
+        calls = {
+            name: n - self.calls.get(name, 0)
+            for name, n in now.calls.items()
+            if n > self.calls.get(name, 0) and name not in _OBSERVER
+        }
+        ranked = sorted(calls.items(), key=lambda kv: -kv[1])[:top]
+        return {
+            "redis_cpu_us_per_alarm": round((now.cpu_s - self.cpu_s) / per * 1e6, 1),
+            "redis_commands_per_alarm": round(sum(calls.values()) / per, 2),
+            "redis_commands": {name: round(n / per, 3) for name, n in ranked},
+        }
+
+
+_OBSERVER = {"info"}
+"""The measurement's own commands."""
