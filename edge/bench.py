@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import msgspec
 
 from edge.video import config as cfg
 from edge.video import pipeline, replay
@@ -32,13 +33,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     decode_s = time.perf_counter() - start
 
     analyzer = pipeline.build(config)
-    events = 0
-    start = time.perf_counter()
-    analysed = 0
-    for index, image in replay.frames(VIDEO, limit=limit):
-        events += len(analyzer.analyse(image, index, index / 10.0).events)
-        analysed += 1
-    pipeline_s = time.perf_counter() - start
+    analysed, events, pipeline_s, image = _pipeline(analyzer, limit)
     detector_px = getattr(analyzer.detector, "pixels", None)
     h, w = image.shape[:2]
 
@@ -59,4 +54,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             round(detector_px / analysed / (w * h), 3) if detector_px is not None else None
         ),
         "events": events,
+        "vehicles": _with_vehicles(config, limit, pipeline_fps),
+    }
+
+
+def _pipeline(analyzer: pipeline.Analyzer, limit: int | None) -> tuple[int, int, float, Any]:
+    """Frames analysed, events, seconds, and the last frame of one run over vtest."""
+    events = analysed = 0
+    image = None
+    start = time.perf_counter()
+    for index, image in replay.frames(VIDEO, limit=limit):
+        events += len(analyzer.analyse(image, index, index / 10.0).events)
+        analysed += 1
+    return analysed, events, time.perf_counter() - start, image
+
+
+def _with_vehicles(
+    config: cfg.CameraConfig, limit: int | None, people_fps: float
+) -> dict[str, Any]:
+    """The same run with the vendored COCO vehicle detector on (``[vehicles]`` defaults: every
+    0.5 s on the motion regions and vehicle tracks): its cost beside people only."""
+    config = msgspec.structs.replace(config, vehicles=cfg.VehicleConfig())
+    analyzer = pipeline.build(config)
+    analysed, _, seconds, _ = _pipeline(analyzer, limit)
+    fps = analysed / seconds
+    runs = getattr(analyzer.vehicles, "calls", 0)
+    model_s = getattr(analyzer.vehicles, "seconds", 0.0)
+    return {
+        "interval_s": config.vehicles.interval if config.vehicles else None,
+        "pipeline_fps": round(fps, 1),
+        "ratio_to_people_only": round(fps / people_fps, 3),
+        "detector_runs_per_frame": round(runs / analysed, 3),
+        "detector_ms_per_run": round(1000 * model_s / runs, 1) if runs else None,
+        "detector_ms_per_frame": round(1000 * model_s / analysed, 2),
+        "vehicle_tracks": analyzer.vehicle_tracker.created,
     }

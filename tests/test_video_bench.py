@@ -22,3 +22,10 @@ def test_bench_edge_quick_reports_pipeline_against_decode(
     )
     gate = out["motion_gate"]
     assert gate["frames"] == 200 and 0 < gate["area_to_detector"] < 0.5
+    # The cost with the vendored vehicle detector on, measured in the same run.
+    vehicles = out["vehicles"]
+    assert vehicles["detector_runs_per_frame"] == pytest.approx(0.2, abs=0.02)  # every 0.5 s
+    assert vehicles["detector_ms_per_run"] > 0 and vehicles["pipeline_fps"] > 0
+    assert vehicles["ratio_to_people_only"] == pytest.approx(
+        vehicles["pipeline_fps"] / out["pipeline_fps"], rel=0.01
+    )

@@ -8,6 +8,7 @@ vehicle far away is searched at a useful scale. Boxes carry the class in :attr:`
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,8 @@ class NanoDetector:
         self.min_side = min_side
         self.calls = 0
         """Model runs so far (the detector's workload)."""
+        self.seconds = 0.0
+        """Time spent in those runs (``polewatch bench edge`` reports it)."""
 
     def detect(self, frame: Frame, regions: Sequence[Box]) -> list[Box]:
         """Objects of the configured classes inside the square around ``regions``."""
@@ -100,6 +103,7 @@ class NanoDetector:
         h, w = image.shape[:2]
         if h == 0 or w == 0:
             return []
+        start = time.perf_counter()
         blob = cv2.dnn.blobFromImage(
             image, 1 / 255.0, (self.size, self.size), swapRB=True, crop=False
         )
@@ -114,7 +118,9 @@ class NanoDetector:
         found: list[Box] = []
         for stride, score_name, box_name in self._levels:
             found.extend(self._decode(outputs[score_name][0], outputs[box_name][0], stride, w, h))
-        return _nms_per_class(found)
+        found = _nms_per_class(found)
+        self.seconds += time.perf_counter() - start
+        return found
 
     def _decode(
         self, scores: npt.NDArray[Any], dist: npt.NDArray[Any], stride: int, w: int, h: int

@@ -77,7 +77,13 @@ class Tracker:
         self.at_once = at_once
         """A first sighting scoring at least this is reported before it is confirmed."""
         self.tracks: list[Track] = []
+        self._first_id = first_id
         self._next_id = first_id
+
+    @property
+    def created(self) -> int:
+        """Tracks started so far."""
+        return self._next_id - self._first_id
 
     def update(self, frame: int, detections: Sequence[Box]) -> list[Track]:
         """Advance one frame; returns the tracks to report (confirmed, seen or coasting)."""
