@@ -134,3 +134,13 @@ def test_bad_motion_rule_names_the_key(rule: dict[str, Any], key: str) -> None:
 def test_any_motion_rule_table_is_accepted_or_a_config_error(rule: dict[str, Any]) -> None:
     with contextlib.suppress(cfg.ConfigError):
         camera({"type": "motion", **rule})
+
+
+def test_every_rule_type_has_an_alarm_type_on_the_wire() -> None:
+    from typing import get_args
+
+    from edge.video.agent import ALARM_TYPES
+
+    tags = {rule.__struct_config__.tag for rule in get_args(cfg.RuleConfig)}
+    assert {"motion", "no_parking"} <= tags
+    assert tags <= set(ALARM_TYPES)

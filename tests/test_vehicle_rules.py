@@ -143,6 +143,7 @@ def test_a_vehicle_crossing_against_the_one_way_line() -> None:
     walker = drive("person", (300, 80), (20, 80), 30, size=(20, 60))
     events = run(camera(WRONG_WAY), [right_way, wrong_way, walker])
     assert [(e.name, e.detail["direction"]) for e in events] == [("one-way", "a_to_b")]
+    assert events[0].detail["class"] == "truck"
 
 
 PEDESTRIAN = {"type": "zone", "name": "plaza", "polygon": ZONE, "classes": ["vehicle"]}
@@ -155,6 +156,7 @@ def test_a_vehicle_in_a_pedestrian_only_zone(label: str) -> None:
     events = run(camera(PEDESTRIAN), [rider, *people])
     assert [(e.rule, e.name) for e in events] == [("zone", "plaza")]
     assert events[0].box is not None and events[0].box.label == label
+    assert events[0].to_json()["class"] == label
 
 
 def test_people_rules_ignore_vehicles_and_class_lists_are_checked() -> None:

@@ -46,6 +46,8 @@ ALARM_TYPES = {
     "crowd": "crowd",
     "tamper": "tamper",
     "offline": "camera_offline",
+    "motion": "motion",
+    "no_parking": "no_parking",
 }
 """Rule type -> alarm type of the dispatcher's priority table."""
 

@@ -88,6 +88,12 @@ def of_classes(tracks: Sequence[Track], classes: Sequence[str]) -> list[Track]:
     return [t for t in tracks if t.label in wanted]
 
 
+def _kind(track: Track) -> dict[str, Any]:
+    """``{"class": "car"}`` for events about anything but a person (people's events keep the
+    shape they always had)."""
+    return {} if track.label == "person" else {"class": track.label}
+
+
 def inside(polygon: Sequence[Point], p: Point) -> bool:
     contour = np.asarray(polygon, dtype=np.float32)
     return cv2.pointPolygonTest(contour, (float(p[0]), float(p[1])), False) >= 0
@@ -125,7 +131,9 @@ class ZoneIntrusion:
             entered = t.id not in self._inside
             active = entered and in_schedule(self.c.schedule, scene.ts, self.tz)
             if active and self._cool.ready(None, scene.ts):
-                events.append(Event("zone", self.name, scene.frame, scene.ts, t.id, t.box))
+                events.append(
+                    Event("zone", self.name, scene.frame, scene.ts, t.id, t.box, _kind(t))
+                )
         self._inside = now_inside | {
             t.id for t in scene.tracks if t.misses and t.id in self._inside
         }
@@ -180,7 +188,7 @@ class Tripwire:
                         scene.ts,
                         t.id,
                         t.box,
-                        {"direction": direction},
+                        {"direction": direction, **_kind(t)},
                     )
                 )
         live = {t.id for t in scene.tracks}
