@@ -3,10 +3,11 @@
 :func:`write_cameras` writes one TOML file per camera into ``run_dir/cameras/`` for the real
 video agent (``polewatch edge video --camera FILE ...``). Cameras are mounted on poles of
 different districts, so their alarms carry a pole's place and they appear on the command
-centre's map and camera wall. The synthetic camera comes first (it needs no shared data):
-people crossing a tripwire, a crowd forming and a loiterer, rendered once into the run folder.
-The vtest cameras replay ``shared/data/video/vtest.avi`` (skipped with a note when the shared
-data is missing). Rules and cooldowns are chosen so alarms are a trickle (a few a minute), and
+centre's map and camera wall. The vtest cameras replay ``shared/data/video/vtest.avi``
+(skipped with a note when the shared data is missing); the synthetic scenes need no data and
+are rendered once into the run folder: the street with vehicles and the door at night of
+:mod:`simulators.scenes`, and the plaza (people crossing a tripwire, a crowd forming and a
+loiterer). Rules and cooldowns are chosen so alarms are a trickle (a few a minute), and
 analysis runs at about 5 fps so the demo stays within two shared cores.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from edge.video.config import toml_table
 from polewatch.poles.model import Pole
+from simulators import scenes
 
 SCENE_FPS = 10.0
 SCENE_SIZE = (480, 360)
@@ -112,8 +114,9 @@ def write_cameras(
     data_dir: Path | None = None,
     timezone: str = "Asia/Shanghai",
 ) -> list[Camera]:
-    """Write ``count`` camera configs into ``run_dir/cameras``: a synthetic scene first, then
-    vtest replays (when ``data_dir`` has the video), then more synthetic ones."""
+    """Write ``count`` camera configs into ``run_dir/cameras``: vtest (when ``data_dir`` has
+    the video), the street with vehicles, the door at night, the people's plaza, vtest from
+    its middle, then the synthetic ones again."""
     folder = run_dir / "cameras"
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.toml"):
@@ -123,24 +126,33 @@ def write_cameras(
         vtest = None
     if vtest is None and count > 1:
         print("polewatch demo: no shared/data/video/vtest.avi: only synthetic cameras")
-    plan: list[tuple[str, str, list[dict[str, object]], dict[str, object]]] = []
-    scene = render_scene(folder / SCENE_FILE) if count else None
-    vtests = list(_VTEST_CAMERAS) if vtest is not None else []
-    analysis: dict[str, object]
+    Table = dict[str, object]
+    plan: list[tuple[str, str, list[Table], Table, dict[str, Table]]] = []
+    synthetic = ["traffic", "door", "plaza"]
+    order = ["vtest", *synthetic, "vtest"] if vtest is not None else []
+    vtests = list(_VTEST_CAMERAS)
+    people: Table = {"fps": ANALYSIS_FPS, "person_min_height": 40, "person_max_height": 160}
     for n in range(count):
-        if n > 0 and vtests and vtest is not None:
+        kind = order[n] if n < len(order) else synthetic[(n - len(order)) % len(synthetic)]
+        if kind == "vtest" and vtest is not None:
             name, rules = vtests.pop(0)
             replay = vtest
             if not vtests:  # the second replay starts halfway: not the same picture twice
                 replay = rotated_copy(vtest, folder / "vtest-from-400.avi", 400)
             # people in this view are 70-120 px tall (see edge/video/vtest.toml)
-            analysis = {"fps": ANALYSIS_FPS, "person_min_height": 64, "person_max_height": 240}
-            plan.append((f"vtest-{name}", str(replay), rules, analysis))
+            analysis: Table = {"fps": ANALYSIS_FPS, "person_min_height": 64,
+                               "person_max_height": 240}  # fmt: skip
+            plan.append((f"vtest-{name}", str(replay), rules, analysis, {}))
+        elif kind == "plaza":
+            scene = render_scene(folder / SCENE_FILE)
+            plan.append((f"plaza-{n + 1}", str(scene), _SYNTHETIC_RULES, people, {}))
         else:
-            analysis = {"fps": ANALYSIS_FPS, "person_min_height": 40, "person_max_height": 160}
-            plan.append((f"street-{n + 1}", str(scene), _SYNTHETIC_RULES, analysis))
+            made = scenes.STREET if kind == "traffic" else scenes.DOOR_NIGHT
+            extra: dict[str, Table] = {"vehicles": made.vehicles} if made.vehicles else {}
+            source = str(scenes.render(made, folder))
+            plan.append((f"{kind}-{n + 1}", source, made.rules, made.analysis, extra))
     cameras = []
-    for (camera_id, source, rules, analysis), pole in zip(
+    for (camera_id, source, rules, analysis, tables), pole in zip(
         plan, spread(poles, len(plan), seed), strict=True
     ):
         kind = "hog" if camera_id.startswith("vtest") else "motion"
@@ -153,6 +165,8 @@ def write_cameras(
         )  # fmt: skip
         text += "\n" + toml_table("[analysis]", analysis)
         text += "\n" + toml_table("[detector]", {"kind": kind})
+        for table, values in tables.items():
+            text += "\n" + toml_table(f"[{table}]", values)
         for rule in rules:
             text += "\n" + toml_table("[[rules]]", rule)
         path = folder / f"{camera_id}.toml"

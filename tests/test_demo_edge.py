@@ -67,7 +67,7 @@ def test_the_demo_runs_cameras_and_doors_on_real_poles(tmp_path: Path, redis_url
         assert len(configs) == 2 and (tmp_path / "doors.toml").is_file()
         expected = {path.stem for path in configs}
         assert all(camera in banner for camera in expected), banner
-        # the synthetic scene's first walker crosses the tripwire ~10 s into the video
+        # the street's wrong-way car crosses the one-way line ~15 s into the video
         deadline = time.monotonic() + 60
         while True:
             cameras, camera_alarms, door_alarms = _edge_seen(client)
@@ -141,13 +141,14 @@ def test_without_shared_data_every_camera_is_synthetic_and_valid(
     ]  # fmt: skip
     cameras = write_cameras(tmp_path, poles, 3, seed=7, data_dir=None)
     assert "only synthetic cameras" in capsys.readouterr().out
-    assert [c.id for c in cameras] == ["street-1", "street-2", "street-3"]
+    assert [c.id for c in cameras] == ["traffic-1", "door-2", "plaza-3"]
     assert len({c.pole.district for c in cameras}) == 3
+    rules = {
+        "traffic-1": {"TripwireRule", "NoParkingRule", "ZoneRule"},
+        "door-2": {"MotionRule", "LoiteringRule", "ZoneRule"},
+        "plaza-3": {"TripwireRule", "CrowdRule", "LoiteringRule"},
+    }
     for camera in cameras:
         config = video_config.load(camera.config)  # the agent's own strict loader
         assert config.pole == camera.pole.code and Path(config.source).is_file()
-        assert {type(r).__name__ for r in config.rules} == {
-            "TripwireRule",
-            "CrowdRule",
-            "LoiteringRule",
-        }
+        assert {type(r).__name__ for r in config.rules} == rules[camera.id]
