@@ -5,11 +5,14 @@ pedestrian-only zone; people and vehicles never stand in for each other."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edge.video import config as cfg
 from edge.video import rules as rules_mod
@@ -171,3 +174,32 @@ def test_people_rules_ignore_vehicles_and_class_lists_are_checked() -> None:
         camera({**PEDESTRIAN, "classes": ["lorry"]})
     with pytest.raises(cfg.ConfigError, match=r"vehicles\.kind"):
         cfg.parse({"id": "x", "source": "s", "lon": 1, "lat": 1, "vehicles": {"kind": "yolo"}})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["kind", "classes", "threshold", "interval", "min_size", "model", "x"]),
+        st.one_of(
+            st.none(),
+            st.floats(allow_nan=True),
+            st.integers(),
+            st.text(max_size=8),
+            st.lists(st.sampled_from(["car", "vehicle", "person", "tram", ""]), max_size=3),
+        ),
+    ),
+    st.dictionaries(
+        st.sampled_from(["polygon", "stopped", "tolerance", "classes", "schedule", "y"]),
+        st.one_of(
+            st.floats(allow_nan=True),
+            st.text(max_size=8),
+            st.lists(st.lists(st.integers(-5, 500), max_size=3), max_size=5),
+        ),
+    ),
+)
+def test_any_vehicles_table_and_no_parking_rule_is_accepted_or_a_config_error(
+    vehicles: dict[str, Any], rule: dict[str, Any]
+) -> None:
+    data = {"id": "x", "source": "s", "lon": 1, "lat": 1, "vehicles": vehicles}
+    with contextlib.suppress(cfg.ConfigError):
+        cfg.parse({**data, "rules": [{"type": "no_parking", **rule}]})
