@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.console.settings import ConsoleSettings
-from polewatch.settings import Settings, SettingsError
+from polewatch.settings import Settings, SettingsError, check_database_url
 
 
 class GatewaySettings(Settings, frozen=True, kw_only=True):
@@ -37,6 +37,14 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     """Retries (with backoff, about 10 s in all) before a request fails with 503."""
     console: ConsoleSettings = ConsoleSettings()
     """The command centre: logins and map (see :mod:`gateway.console.settings`)."""
+    database_url: str = ""
+    """The incident archive (``DATABASE_URL``, as the archiver's): the command centre's
+    figures, reports and exports read archived incidents there and recent ones in Redis;
+    empty: Redis alone."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_database_url(self.database_url)
 
 
 def check(settings: GatewaySettings) -> GatewaySettings:

@@ -35,6 +35,16 @@ def demo(run_dir: Path, *args: str, env: dict[str, str] | None = None) -> subpro
     )  # fmt: skip
 
 
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Kill a demo still running (a test failed) and close its pipe, so a failure leaves no
+    unclosed file to warn about in the next test."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
 def wait_for_line(proc: subprocess.Popen[str], needle: str, within_s: float) -> list[str]:
     assert proc.stdout is not None
     lines: list[str] = []

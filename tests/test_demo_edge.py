@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
-from test_demo import alive, demo, wait_for_line
+from test_demo import alive, demo, stop, wait_for_line
 
 from edge.door import config as door_config
 from edge.door.agent import DoorAgent
@@ -22,6 +22,12 @@ from polewatch.poles.model import Pole
 from polewatch.poles.registry import PoleRegistry
 from simulators.doors import DoorControllers, plan_doors, write_doors
 from simulators.edge import write_cameras
+
+DEMO_PROCESSES = (
+    "postgres", "dispatcher-1", "dispatcher-2", "gateway", "archiver", "video-agent",
+    "door-agent",
+)  # fmt: skip
+"""The demo's children in this test: the incident archive's server, then the services."""
 
 
 def _poles_exist(url: str, codes: set[str]) -> set[str]:
@@ -76,14 +82,13 @@ def test_the_demo_runs_cameras_and_doors_on_real_poles(tmp_path: Path, redis_url
             assert proc.poll() is None, proc.communicate()[0]
             assert time.monotonic() < deadline, (cameras, camera_alarms, door_alarms)
             time.sleep(0.5)
-        pids = [int(line.split()[0]) for line in (tmp_path / "demo.pids").read_text().split("\n")
-                if line]  # fmt: skip
-        assert len(pids) == 5  # dispatchers, gateway, video agent, door agent
+        lines = (tmp_path / "demo.pids").read_text().splitlines()
+        pids = [int(line.split()[0]) for line in lines]
+        assert sorted(line.split()[1] for line in lines) == sorted(DEMO_PROCESSES), lines
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop(proc)
         client.close()
     assert proc.returncode == 0, out
     poles = {a.pole for a in camera_alarms + door_alarms}

@@ -1,10 +1,12 @@
 """The vendored COCO detector on real frames: the parked van and car at the top right of vtest's
-first frame (hand-marked boxes), people against vtest's ground truth, crops mapped back to the
-frame, and the model file the one PROVENANCE.md names."""
+first frame (hand-marked boxes), the same two breaking a no-parking rule in a replay, people
+against vtest's ground truth, crops mapped back to the frame, and the model file the one
+PROVENANCE.md names."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from edge.video import evaluate, replay
 from edge.video.boxes import Box, iou_matrix
 from edge.video.motion import Frame
 from edge.video.objects import MODEL, VEHICLES, NanoDetector, expand
+from polewatch.cli import main
 
 # Hand-marked on frame 0 of vtest.avi (768x576): a white van and the front of a parked car.
 VAN = Box(652, 44, 70, 56)
@@ -70,3 +73,28 @@ def test_the_model_is_the_vendored_file_named_in_its_provenance() -> None:
     assert sha is not None
     assert hashlib.sha256(MODEL.read_bytes()).hexdigest() == sha.group(1)
     assert (MODEL.parent / "LICENSE").read_text().count("Apache License") >= 1
+
+
+def test_parked_vehicles_of_vtest_break_a_no_parking_rule(data_dir: Path, tmp_path: Path) -> None:
+    """Real footage, the real detector, the real rules: the van and the car parked at the kerb
+    stand in a 5 s no-parking zone; the walkway, where only people go, stays quiet."""
+    camera = tmp_path / "kerb.toml"
+    camera.write_text(
+        'id = "vtest"\nsource = "vtest.avi"\nlon = 114.05\nlat = 22.54\n'
+        "[analysis]\nperson_min_height = 64\nperson_max_height = 240\n"
+        '[detector]\nkind = "motion"\n[vehicles]\n'
+        '[[rules]]\ntype = "no_parking"\nname = "kerb"\nstopped = 5\n'
+        "polygon = [[600, 60], [768, 60], [768, 130], [600, 130]]\n"
+        '[[rules]]\ntype = "no_parking"\nname = "walkway"\nstopped = 5\n'
+        "polygon = [[0, 200], [768, 200], [768, 576], [0, 576]]\n"
+    )
+    out = tmp_path / "out.jsonl"
+    video = data_dir / "video" / "vtest.avi"
+    args = ["replay", str(video), "--camera", str(camera), "--out", str(out), "--frames", "80"]
+    assert main([*args, "--json"]) == 0
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    events = [x["event"] for x in lines if "event" in x]
+    assert sorted((e["name"], e["class"]) for e in events) == [("kerb", "car"), ("kerb", "truck")]
+    assert all(5.0 <= e["ts"] <= 6.5 for e in events)
+    boxes = [Box(*e["box"]) for e in events]
+    assert iou_matrix([VAN, CAR], boxes).max(axis=1).min() >= 0.5

@@ -58,7 +58,8 @@ def _pts(points: list[Point]) -> np.ndarray[Any, Any]:
 def _label(img: Frame, text: str, org: tuple[int, int], colour: tuple[int, int, int]) -> None:
     """Text on a dark plate so it reads on any background."""
     (w, h), base = cv2.getTextSize(text, _FONT, 0.45, 1)
-    x, y = max(0, org[0]), max(h + 2, org[1])
+    x = max(0, min(org[0], img.shape[1] - w - 4))
+    y = max(h + 2, org[1])
     cv2.rectangle(img, (x, y - h - 3), (x + w + 4, y + base), (20, 20, 20), -1)
     cv2.putText(img, text, (x + 2, y - 1), _FONT, 0.45, colour, 1, cv2.LINE_AA)
 

@@ -1,27 +1,27 @@
 """Analytics served to the command centre: response-time figures for the charts, the
 quarterly assessment (HTML, PDF, PNG), the incidents CSV, and any incident as CAP 1.2 XML or
-NENA EIDO JSON. The work is :mod:`analytics`'; this module only answers HTTP with it."""
+NENA EIDO JSON. The work is :mod:`analytics`'; this module only answers HTTP with it.
+
+With the gateway's ``database_url`` (the incident archive) the figures read archived incidents
+in PostgreSQL (psycopg's async driver) and those Redis holds that are not archived yet; an
+export reads Redis while it has the incident, else the archive (:mod:`analytics.archive`)."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Final
 
+import psycopg
 from aiohttp import web
 
-from analytics import (
-    assess,
-    cap_xml,
-    eido_json,
-    incidents_csv,
-    load_incident,
-    render_html,
-    render_pdf,
-    render_png,
-    response_times,
-)
+from analytics import cap_xml, eido_json, render_html, render_pdf, render_png, summarize
+from analytics.archive import assess_from, record_from, times_from
 from analytics.cli import parse_time
+from analytics.csv_export import write_incidents_csv
 from analytics.exports import ExportOptions
 from gateway.auth import authorize
 from gateway.console.language import local_offset, request_language
@@ -44,7 +44,10 @@ REPORT_CSP: Final = (
     "form-action 'none'; frame-ancestors 'self'"
 )
 """The assessment page is self-contained and has no script at all."""
-BAD_PERIOD: Final = {422: "'from' or 'to' is not a date, or 'to' is not after 'from'"}
+BAD_PERIOD: Final = {
+    422: "'from' or 'to' is not a date, or 'to' is not after 'from'",
+    503: "The incident archive (database_url) does not answer",
+}
 
 routes = web.RouteTableDef()
 
@@ -71,6 +74,15 @@ def period(request: web.Request, utc_offset_min: int) -> tuple[float, float, str
     return start, end, districts.canonical(district) if district else None
 
 
+@asynccontextmanager
+async def _archive() -> AsyncIterator[None]:
+    """A database error of the archive becomes a 503 naming it (it is down, restarting)."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise HttpError(503, f"the incident archive does not answer: {exc}") from None
+
+
 def _attachment(body: bytes, content_type: str, name: str) -> web.Response:
     return web.Response(
         body=body, content_type=content_type,
@@ -85,8 +97,12 @@ async def times(request: web.Request) -> web.Response:
     """Response-time percentiles per district, grid and priority (the charts' data)."""
     gw = _operator(request)
     start, end, district = period(request, local_offset(gw))
-    figures = await response_times(gw.need_redis(), start, end, district=district, zones=gw.zones)
-    return json_response(figures)
+    async with _archive():
+        incidents = await times_from(
+            gw.need_redis(), start, end, district=district, zones=gw.zones,
+            database_url=gw.settings.database_url,
+        )  # fmt: skip
+    return json_response(summarize(incidents, start, end, district))
 
 
 @routes.get("/api/console/reports/assessment.{fmt:html|pdf|png}")
@@ -97,10 +113,12 @@ async def assessment(request: web.Request) -> web.Response:
     gw = _operator(request)
     offset = local_offset(gw)
     start, end, district = period(request, offset)
-    report = await assess(
-        gw.need_redis(), start, end, district=district, utc_offset_min=offset, zones=gw.zones,
-        language=request_language(request),
-    )  # fmt: skip
+    async with _archive():
+        report = await assess_from(
+            gw.need_redis(), start, end, district=district, utc_offset_min=offset,
+            zones=gw.zones, language=request_language(request),
+            database_url=gw.settings.database_url,
+        )  # fmt: skip
     fmt = request.match_info["fmt"]
     if fmt == "html":
         page = await asyncio.to_thread(render_html, report)
@@ -122,11 +140,14 @@ async def csv(request: web.Request) -> web.Response:
     gw = _operator(request)
     offset = local_offset(gw)
     start, end, district = period(request, offset)
-    text = await incidents_csv(
-        gw.need_redis(), start, end, district=district, utc_offset_min=offset, zones=gw.zones,
-        language=request_language(request),
-    )  # fmt: skip
-    return _attachment(text.encode(), "text/csv", "incidents.csv")
+    async with _archive():
+        incidents = await times_from(
+            gw.need_redis(), start, end, district=district, zones=gw.zones,
+            database_url=gw.settings.database_url,
+        )  # fmt: skip
+    text = io.StringIO()
+    write_incidents_csv(text, incidents, utc_offset_min=offset, language=request_language(request))
+    return _attachment(text.getvalue().encode(), "text/csv", "incidents.csv")
 
 
 @routes.get("/api/console/incidents/{incident}/export.{fmt:cap|eido}")
@@ -139,7 +160,10 @@ async def export(request: web.Request) -> web.Response:
     gw = _operator(request)
     iid = path_value(request, "incident")
     gw.incident_zone(iid)  # 404 for an id of no zone of this deployment
-    record = await load_incident(gw.need_redis(), iid, zones=gw.zones)
+    async with _archive():
+        record = await record_from(
+            gw.need_redis(), iid, zones=gw.zones, database_url=gw.settings.database_url
+        )
     if record is None:
         raise HttpError(404, f"no incident {iid!r}")
     c = gw.settings.console
