@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 import psycopg
 import pytest
+import redis
 import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,6 +23,7 @@ from analytics.response_times import incident_times as redis_incident_times
 from analytics.simulation import simulate_week, write_incidents
 from archiver.service import GROUP, Metrics, ZoneArchiver, decode_batch
 from archiver.settings import ArchiverSettings
+from dispatcher import scenario as sc
 from polewatch import keys, wire
 from polewatch.cli import main
 from polewatch.settings import SettingsError, check_database_url, load
@@ -112,6 +114,38 @@ async def test_a_reopened_incident_is_archived_again_and_kept_in_redis(
         await pg.execute("SELECT state, evaluation FROM incident WHERE id = %s", (iid,))
     ).fetchone()
     assert row == ("dispatched", 2)
+
+
+async def test_the_dispatcher_keeps_an_amended_archived_incident_until_archived_again(
+    redis_url: str,
+    sync_redis: redis.Redis,
+    aredis: aioredis.Redis,
+    database_url: str,
+    pg: psycopg.AsyncConnection[Any],
+) -> None:
+    """The dispatcher itself makes the keys persistent as it amends an archived incident, so
+    an archiver down for longer than the retention time cannot let the amendment expire."""
+    sc.units_east(sync_redis, 114.05, 22.55, {"near": 200})
+    await sc.step(redis_url, sync_redis, sc.alarm(114.05, 22.55))
+    await sc.step(redis_url, sync_redis, sc.command("cancel", "1", detail="false alarm"))
+    await archiver(aredis, database_url, retention_s=3600).run(burst=True)
+    listed: Any = await aredis.lrange(keys.incident_alarms("1"), 0, -1)
+    alarm_ids = [a.decode() for a in listed]
+    kept = [keys.incident("1"), keys.incident_timeline("1"), keys.incident_alarms("1"),
+            *(keys.alarm_body(a) for a in alarm_ids)]  # fmt: skip
+    assert all(0 < ttl <= 3600 for ttl in [await aredis.ttl(k) for k in kept])
+    # the unit that let incident 1 time out is restored on it: an event after its end
+    sync_redis.hset(keys.unit("near"), mapping={"status": "unresponsive", "missed": 2})
+    await sc.step(redis_url, sync_redis, sc.command("restore_unit", "1", unit="near"))
+    assert sc.timeline(sync_redis)[-1].event == "restored"
+    assert sc.incident(sync_redis).state == "cancelled"
+    assert [await aredis.ttl(k) for k in kept] == [-1] * len(kept)
+    await archiver(aredis, database_url, retention_s=3600).run(burst=True)
+    assert all(0 < ttl <= 3600 for ttl in [await aredis.ttl(k) for k in kept])
+    events = await (
+        await pg.execute("SELECT event FROM incident_event WHERE incident = '1' ORDER BY seq")
+    ).fetchall()
+    assert events[-1] == ("restored",)
 
 
 async def test_bad_audit_entries_are_dead_lettered_and_the_rest_archived(

@@ -32,9 +32,26 @@ local function save_units(inc)
   hset(inc, {'units', table.concat(inc.units, ',')})
 end
 
+-- States after which the archiver archives an incident and gives its keys a retention TTL.
+local TERMINAL = {closed = true, cancelled = true, merged = true}
+
+-- An archived incident amended (an event after its end) or reopened keeps its keys until the
+-- archiver has it again, however long the archiver is down: retention must never expire it.
+local function keep(inc)
+  local alarms = key('incident_alarms', inc.id)
+  for _, a in ipairs(redis.call('LRANGE', alarms, 0, -1)) do
+    redis.call('PERSIST', key('alarm_body', a))
+  end
+  redis.call('PERSIST', key('incident', inc.id))
+  redis.call('PERSIST', key('incident_timeline', inc.id))
+  redis.call('PERSIST', alarms)
+  redis.call('PERSIST', key('incident_tried', inc.id))
+end
+
 -- Append an IncidentEvent to the audit stream now, and to the incident's timeline (and its
 -- announcement) when the entry is done: one RPUSH and one PUBLISH per incident and entry.
 local function event(inc, name, ev)
+  if TERMINAL[inc.state] and name ~= inc.state then keep(inc) end
   ev = ev or {}
   ev.k, ev.v, ev.incident, ev.event, ev.ts = 'incident', 1, inc.id, name, NOW
   ev.actor = ev.actor or 'dispatcher'
@@ -65,6 +82,7 @@ local function transition(inc, state, ev, extra)
   if inc.fresh then f[#f + 1] = 't_' .. state; f[#f + 1] = now_s() end
   hset(inc, f)
   if not inc.fresh then redis.call('HSETNX', key('incident', inc.id), 't_' .. state, now_s()) end
+  if TERMINAL[inc.state] then keep(inc) end  -- reopened
   inc.state = state
   event(inc, state, ev)
 end
