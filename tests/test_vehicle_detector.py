@@ -98,3 +98,21 @@ def test_parked_vehicles_of_vtest_break_a_no_parking_rule(data_dir: Path, tmp_pa
     assert all(5.0 <= e["ts"] <= 6.5 for e in events)
     boxes = [Box(*e["box"]) for e in events]
     assert iou_matrix([VAN, CAR], boxes).max(axis=1).min() >= 0.5
+
+
+def test_a_vehicle_model_path_is_checked_at_start_naming_the_key(tmp_path: Path) -> None:
+    from edge.video import config as cfg
+
+    camera = tmp_path / "cam.toml"
+    camera.write_text(
+        'id = "c"\nsource = "x"\nlon = 1\nlat = 1\n[vehicles]\nmodel = "missing.onnx"\n'
+    )
+    with pytest.raises(cfg.ConfigError, match=r"vehicles\.model: .*missing\.onnx does not exist"):
+        cfg.load(camera)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mine.onnx").write_bytes(MODEL.read_bytes())
+    camera.write_text(camera.read_text().replace("missing.onnx", "models/mine.onnx"))
+    loaded = cfg.load(camera)
+    assert loaded.vehicles is not None and loaded.vehicles.model == str(
+        tmp_path / "models/mine.onnx"
+    )

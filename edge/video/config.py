@@ -221,15 +221,26 @@ def load(path: str | Path) -> CameraConfig:
         raise ConfigError(f"camera config {path} is not valid TOML: {exc}") from None
     config = parse(data, where=str(path))
     if config.detector.kind == "onnx" and config.detector.model:
-        model = Path(config.detector.model)
-        if not model.is_absolute():
-            model = path.parent / model
-        if not model.is_file():
-            raise ConfigError(f"{path}: detector.model: {model} does not exist")
+        model = _model(path, config.detector.model, "detector.model")
         config = msgspec.structs.replace(
-            config, detector=msgspec.structs.replace(config.detector, model=str(model))
+            config, detector=msgspec.structs.replace(config.detector, model=model)
+        )
+    if config.vehicles is not None and config.vehicles.model:
+        model = _model(path, config.vehicles.model, "vehicles.model")
+        config = msgspec.structs.replace(
+            config, vehicles=msgspec.structs.replace(config.vehicles, model=model)
         )
     return config
+
+
+def _model(config_path: Path, value: str, key: str) -> str:
+    """A model file named in a config, relative to the config's folder; it must exist."""
+    model = Path(value)
+    if not model.is_absolute():
+        model = config_path.parent / model
+    if not model.is_file():
+        raise ConfigError(f"{config_path}: {key}: {model} does not exist")
+    return str(model)
 
 
 def loads(text: str, *, where: str = "camera config") -> CameraConfig:
