@@ -66,13 +66,13 @@ async def read(redis: aioredis.Redis, camera: str) -> Stored | None:
     if not raw or b"version" not in raw or b"toml" not in raw:
         return None
     size = None
-    w, _, h = raw.get(b"size", b"").decode().partition("x")
+    w, _, h = raw.get(b"size", b"").decode(errors="replace").partition("x")
     if w.isdigit() and h.isdigit():
         size = (int(w), int(h))
     return Stored(
         int(raw[b"version"]),
-        raw[b"toml"].decode(),
-        raw.get(b"by", b"").decode(),
+        raw[b"toml"].decode(errors="replace"),
+        raw.get(b"by", b"").decode(errors="replace"),
         float(raw.get(b"ts", b"0") or 0),
         size,
     )

@@ -30,6 +30,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 PASSWORD = "tuning-the-gate-2026"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 OPERATOR = bearer(operator_token("ada"))
 
 
@@ -193,11 +194,14 @@ async def test_an_operator_draws_a_tripwire_and_the_running_agent_counts_a_cross
             await page.locator("#cam-editor .rule[data-type=tripwire] input[name=cooldown]").blur()
             await page.click("#editor-save")
             await page.wait_for_selector("#cam-editor .status.ok")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "camera-editor.png"))
             await page.wait_for_selector("#cam-editor .running[data-running='2']", timeout=15_000)
             found = await testing.until(lambda: crossings(sync_redis, "drawn-line"), within_s=30)
             assert found[0].camera == CAMERA
             stored = tomllib.loads(sync_redis.hget(keys.camera_config(CAMERA), "toml").decode())  # type: ignore[union-attr]
             (x1, y1), (x2, y2) = stored["rules"][0]["line"]
             assert abs(x1 - 160) <= 2 and abs(x2 - 160) <= 2 and abs(y1 - 100) <= 2
+            assert stored["rules"][0]["cooldown"] == 0  # the edited parameter was saved
         finally:
             await browser.close()

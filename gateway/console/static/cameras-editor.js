@@ -94,6 +94,12 @@ export async function openEditor(api, id, running) {
   }
 
   function redraw() {
+    drawOverlay();
+    renderRules();
+  }
+
+  /** Only the picture: editing a field must not rebuild the fields (focus would be lost). */
+  function drawOverlay() {
     const shapes = cfg.rules.flatMap((r, i) => shape(r.type, r.line || r.polygon, r.name || `${r.type}-${i}`, r.direction));
     const masks = cfg.analysis.motion_mask.flatMap((m, i) => shape("mask", m, t("editor.mask_n", { n: i + 1 })));
     const drawing = E.tool ? [
@@ -102,13 +108,14 @@ export async function openEditor(api, id, running) {
     fill(overlay, masks, shapes, drawing);
     hint.textContent = E.tool ? t(SHAPES[E.tool] === "line" ? "editor.hint_line" : "editor.hint_polygon") : "";
     for (const b of tools.querySelectorAll(".tool")) b.classList.toggle("active", b.dataset.tool === E.tool);
-    renderRules();
   }
 
   function shape(kind, pts, name, direction) {
     if (!pts || !pts.length) return [];
     const colour = COLOUR[kind] || "#5fd4e6";
-    const text = svg("text", { x: pts[0][0] + 4, y: pts[0][1] - 6, fill: colour }, name);
+    const fs = Math.max(8, Math.round(((E.size && E.size[0]) || 640) / 40));
+    const label = (x, y, text) => svg("text", { x, y, fill: colour, "font-size": fs, "stroke-width": fs / 5 }, text);
+    const text = label(pts[0][0] + 4, pts[0][1] - 6, name);
     if (kind !== "tripwire") {
       return [svg("polygon", { points: pts.map((p) => p.join(",")).join(" "), class: kind === "mask" ? "mask" : "zone", stroke: colour }), text];
     }
@@ -122,13 +129,13 @@ export async function openEditor(api, id, running) {
     return [svg("defs", {}, svg("marker", { id: "arrowhead", viewBox: "0 0 10 10", refX: 8, refY: 5, markerWidth: 6, markerHeight: 6, orient: "auto" },
       svg("path", { d: "M0,0 L10,5 L0,10 z", fill: colour }))),
     svg("line", { x1, y1, x2, y2, class: "tripwire", stroke: colour }), arrows,
-    svg("text", { x: x1 + 4, y: y1 - 6, fill: colour }, `${name} (a)`)];
+    label(x1 + 4, y1 - 6, `${name} (a)`)];
   }
 
   function renderRules() {
     const rows = cfg.rules.map((r, i) => el("div.rule", { dataset: { index: i, type: r.type } },
       el("span.type", { text: tOr(`editor.rule_${r.type}`, typeName(r.type)) }),
-      el("input.name", { value: r.name || "", "aria-label": t("editor.name"), onchange: (e) => { r.name = e.target.value || undefined; redraw(); } }),
+      el("input.name", { value: r.name || "", "aria-label": t("editor.name"), onchange: (e) => { r.name = e.target.value || undefined; drawOverlay(); } }),
       (PARAMS[r.type] || []).map((key) => param(r, key)),
       Object.entries(r).filter(([k, v]) => Array.isArray(v) && v.every((x) => typeof x === "string") && k !== "schedule")
         .map(([k]) => listParam(r, k)),
@@ -142,7 +149,7 @@ export async function openEditor(api, id, running) {
   function param(rule, key) {
     const label = t(`editor.param_${key}`);
     if (key === "direction") {
-      return el("label", {}, label, el("select", { name: key, onchange: (e) => { rule.direction = e.target.value; redraw(); } },
+      return el("label", {}, label, el("select", { name: key, onchange: (e) => { rule.direction = e.target.value; drawOverlay(); } },
         DIRECTIONS.map((d) => el("option", { value: d, text: t(`editor.direction_${d}`), selected: (rule.direction || "any") === d }))));
     }
     if (key === "schedule") return listParam(rule, key);
