@@ -189,6 +189,11 @@ async def test_an_operator_draws_a_tripwire_and_the_running_agent_counts_a_cross
             for fx, fy in ((0.5, 100 / 240), (0.5, 235 / 240)):  # across the walkway
                 await page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
             assert await page.locator("#cam-editor .overlay line.tripwire").count() == 1
+            await page.click("#cam-editor button[data-tool=mask]")  # a tree in the corner
+            for fx, fy in ((0.05, 0.05), (0.25, 0.05), (0.15, 0.25)):
+                await page.mouse.click(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy)
+            await page.click("#editor-finish")
+            assert await page.locator("#cam-editor .overlay polygon.mask").count() == 1
             await page.fill("#cam-editor .rule[data-type=tripwire] input.name", "drawn-line")
             await page.fill("#cam-editor .rule[data-type=tripwire] input[name=cooldown]", "0")
             await page.locator("#cam-editor .rule[data-type=tripwire] input[name=cooldown]").blur()
@@ -203,5 +208,6 @@ async def test_an_operator_draws_a_tripwire_and_the_running_agent_counts_a_cross
             (x1, y1), (x2, y2) = stored["rules"][0]["line"]
             assert abs(x1 - 160) <= 2 and abs(x2 - 160) <= 2 and abs(y1 - 100) <= 2
             assert stored["rules"][0]["cooldown"] == 0  # the edited parameter was saved
+            assert len(stored["analysis"]["motion_mask"]) == 1
         finally:
             await browser.close()

@@ -6,11 +6,13 @@
 import { el, fill, svg } from "./common.js";
 import { t, tOr, typeName } from "./i18n.js";
 
-const SHAPES = { tripwire: "line", zone: "polygon", loitering: "polygon", mask: "polygon" };
+const SHAPES = { tripwire: "line", zone: "polygon", loitering: "polygon", motion: "polygon", no_parking: "polygon", mask: "polygon" };
 const DEFAULTS = {
   tripwire: { direction: "any", cooldown: 2 },
   zone: { cooldown: 30 },
   loitering: { dwell: 30, cooldown: 30 },
+  motion: { area: 0.02, duration: 1, cooldown: 30 },
+  no_parking: { stopped: 60, cooldown: 60 },
 };
 /** Parameters an operator may set per rule type (any other field is kept as it is). */
 const PARAMS = {
@@ -20,9 +22,11 @@ const PARAMS = {
   crowd: ["min_people", "duration", "cooldown"],
   tamper: ["duration", "cooldown"],
   offline: ["after", "cooldown"],
+  motion: ["area", "duration", "schedule", "cooldown"],
+  no_parking: ["stopped", "schedule", "cooldown"],
 };
 const DIRECTIONS = ["any", "a_to_b", "b_to_a"];
-const COLOUR = { tripwire: "#ffcf4a", zone: "#ff5f56", loitering: "#e3a13b", mask: "#8a96a8" };
+const COLOUR = { tripwire: "#ffcf4a", zone: "#ff5f56", loitering: "#e3a13b", motion: "#c77dff", no_parking: "#40c8f0", mask: "#8a96a8" };
 
 /** Open the editor of camera ``id`` in a modal dialog; ``running(id)`` is the configuration
  *  version the camera's agent reports (from the live camera list). */
@@ -42,7 +46,7 @@ export async function openEditor(api, id, running) {
   const status = el("p.status");
   const running_ = el("span.running");
   const tools = el("div.tools", {},
-    ["tripwire", "zone", "loitering", "mask"].map((kind) => el(`button.tool`, {
+    Object.keys(SHAPES).map((kind) => el(`button.tool`, {
       type: "button", dataset: { tool: kind }, text: t(`editor.draw_${kind}`),
       onclick: () => { E.tool = kind; E.points = []; redraw(); },
     })),
@@ -117,7 +121,7 @@ export async function openEditor(api, id, running) {
     const label = (x, y, text) => svg("text", { x, y, fill: colour, "font-size": fs, "stroke-width": fs / 5 }, text);
     const text = label(pts[0][0] + 4, pts[0][1] - 6, name);
     if (kind !== "tripwire") {
-      return [svg("polygon", { points: pts.map((p) => p.join(",")).join(" "), class: kind === "mask" ? "mask" : "zone", stroke: colour }), text];
+      return [svg("polygon", { points: pts.map((p) => p.join(",")).join(" "), class: kind === "mask" ? "mask" : "zone", stroke: colour, fill: colour }), text];
     }
     const [[x1, y1], [x2, y2]] = pts;
     const mx = (x1 + x2) / 2, my = (y1 + y2) / 2, len = Math.hypot(x2 - x1, y2 - y1) || 1;
