@@ -60,6 +60,10 @@ DEFAULTS: Final[Mapping[str, AlarmType]] = {
     "loitering": _t(3, "loitering", radius_m=120.0),
     "crowd": _t(2, "crowd", radius_m=200.0, window_s=900.0),
     "tamper": _t(3, "camera"),
+    # a camera's motion rule (any movement where none is expected) and a vehicle left in a
+    # no-parking zone: someone should look, nobody is in danger yet
+    "motion": _t(3, "intrusion", radius_m=100.0),
+    "no_parking": _t(4, "traffic", window_s=1800.0),
     "camera_offline": _t(4, "camera", window_s=3600.0),
     # access control: doors and readers of one entrance
     "door_forced": _t(2, "door"),
