@@ -4,10 +4,11 @@ It starts (or reuses, with ``REDIS_URL``) a Redis, or with ``--cluster N`` a Red
 masters whose dispatch zones are the city's districts (see :mod:`simulators.system`), makes
 sure the Shenzhen demo city is in the pole registry, starts dispatcher replicas, the gateway
 and the edge agents as real processes (every one given the same Redis and zones), then runs the
-simulated patrol fleet and citizens against the gateway's real API. It prints where to look
-and a one-line summary every few seconds. Ctrl-C (or SIGTERM) stops everything in order:
-simulators, gateway, dispatchers, then the private Redis (every node of a private cluster); no
-process is left behind.
+simulated patrol fleet, citizens and a supervisor (who closes resolved incidents with an
+evaluation, which is what fills the incident archive) against the gateway's real API. It
+prints where to look and a one-line summary every few seconds. Ctrl-C (or SIGTERM) stops
+everything in order: simulators, gateway, dispatchers, then the private Redis (every node of a
+private cluster); no process is left behind.
 
 The city stands on Shenzhen's real roads where the shared data has them (``data/roads``): at
 start the demo imports them as the city's road graph when Redis holds none yet (the same
@@ -38,7 +39,14 @@ from polewatch.embedded import EmbeddedCluster, EmbeddedRedis, free_port
 from polewatch.poles.model import Pole
 from polewatch.roads import load_roads
 from polewatch.settings import load
-from simulators.system import PIDS, Processes, Store, start_archive, start_private
+from simulators.system import (
+    PIDS,
+    ArchiveTally,
+    Processes,
+    Store,
+    start_archive,
+    start_private,
+)
 
 if TYPE_CHECKING:
     from simulators.doors import DemoDoor
@@ -116,6 +124,7 @@ async def _demo(options: DemoOptions, store: Store, database_url: str | None) ->
     from simulators.citizens import Citizens
     from simulators.doors import DoorControllers, plan_doors, write_doors
     from simulators.patrols import PatrolBehaviour, PatrolFleet, make_units
+    from simulators.supervisors import Supervisor
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -195,10 +204,17 @@ async def _demo(options: DemoOptions, store: Store, database_url: str | None) ->
         )
         citizens = Citizens(base, poles, options.rate * options.time_scale, options.seed)
         edge = EdgeTally(len(cameras), len(doors))
+        # a supervisor closes resolved incidents (with an evaluation): what fills the archive
+        chief = mint(secret, "supervisor", "sim-supervisor", 12 * 3600)
+        supervisor = Supervisor(base, chief, options.seed, time_scale=options.time_scale)
+        archive = ArchiveTally(database_url)
         tasks = [
             asyncio.create_task(fleet.run(stop)),
             asyncio.create_task(citizens.run(stop)),
-            asyncio.create_task(_report(client, store, fleet, citizens, procs, stop, edge)),
+            asyncio.create_task(supervisor.run(stop)),
+            asyncio.create_task(
+                _report(client, store, fleet, procs, stop, edge, supervisor, archive)
+            ),
         ]
         if door_url:
             controllers = DoorControllers(door_url, doors, options.seed, options.door_rate)
@@ -336,10 +352,11 @@ async def _report(
     client: aioredis.Redis,
     store: Store,
     fleet: object,
-    citizens: object,
     procs: Processes,
     stop: asyncio.Event,
     edge: EdgeTally,
+    supervisor: object,
+    archive: ArchiveTally,
 ) -> None:
     """Print a one-line picture of the city every few seconds (summed over the zones)."""
     zones = store.zone_keys
@@ -359,9 +376,11 @@ async def _report(
         counts = await pipe.execute()
         alarms, open_, escalated, free, on_duty, audit = (sum(counts[i::6]) for i in range(6))
         await edge.update(client, [zone.alarms for zone in zones])
+        await archive.update(client, zones)
         print(
             f"[{time.strftime('%H:%M:%S')}] alarms {alarms}  open incidents {open_} "
             f"(escalated {escalated})  units free {free}/{on_duty}  "
-            f"connected {getattr(fleet, 'connected', '?')}  audit events {audit}{edge}{where}",
+            f"connected {getattr(fleet, 'connected', '?')}  audit events {audit}{edge}"
+            f"{getattr(supervisor, 'stats', '')}{archive}{where}",
             flush=True,
         )

@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -201,3 +202,45 @@ class Processes:
                 proc.kill()
                 proc.wait()
         self.children.clear()
+
+
+class ArchiveTally:
+    """The incident archive's progress for the demo's status line: incidents archived in
+    PostgreSQL, and the archivers' lag (audit entries not yet read by their group, summed over
+    the zones)."""
+
+    def __init__(self, database_url: str | None) -> None:
+        self.database_url = database_url
+        self.archived: int | None = None
+        self.lag: int | None = None
+
+    async def update(self, client: aioredis.Redis, zones: list[keys.Zone]) -> None:
+        if not self.database_url:
+            return
+        import psycopg  # only a demo with an archive needs the driver
+
+        lag = 0
+        try:
+            for zone in zones:
+                groups: Any = await client.xinfo_groups(zone.audit)
+                lag += sum(int(g.get("lag") or 0) for g in groups
+                           if _text(g.get("name")) == keys.ARCHIVE_GROUP)  # fmt: skip
+            self.lag = lag
+        except redis.RedisError:  # no audit stream yet, or no group yet
+            self.lag = None
+        try:
+            async with await psycopg.AsyncConnection.connect(self.database_url) as conn:
+                row = await (await conn.execute("SELECT count(*) FROM incident")).fetchone()
+            self.archived = int(row[0]) if row else 0
+        except psycopg.Error:
+            self.archived = None
+
+    def __str__(self) -> str:
+        if not self.database_url:
+            return ""
+        show = ["?" if v is None else str(v) for v in (self.archived, self.lag)]
+        return f"  archived {show[0]} (archive lag {show[1]} entries)"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
