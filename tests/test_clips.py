@@ -1,6 +1,6 @@
 """Event clips: each video alarm names a clip from a few seconds before to a few after, stored
 as H.264 MP4 in Redis with an expiry and a per-camera size budget, served to operators, and
-played by Chromium itself."""
+played by Chromium itself in the console's incident detail."""
 
 from __future__ import annotations
 
@@ -14,9 +14,13 @@ import numpy as np
 import pytest
 import redis
 
+from dispatcher.service import Dispatcher
+from dispatcher.settings import DispatcherSettings
 from edge import testing
 from edge.video import agent, clips, synthetic
 from edge.video import config as cfg
+from gateway.console.accounts import hash_password
+from gateway.console.settings import Account, ConsoleSettings
 from gateway.testing import bearer, gateway_client, operator_token
 from polewatch import keys
 
@@ -25,6 +29,8 @@ HAS_CHROMIUM = CHROMIUM.exists()
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 OPERATOR = bearer(operator_token("ada"))
+PASSWORD = "clips-of-the-night-2026"
+CONSOLE = ConsoleSettings(users={"ada": Account(role="operator", password=hash_password(PASSWORD))})
 
 
 def frame(i: int) -> np.ndarray[Any, Any]:
@@ -85,7 +91,7 @@ async def test_a_camera_keeps_its_clips_within_its_budget_and_they_expire(aredis
     assert dropped == ["c2", "c3"] and await aredis.exists(keys.clip("big"))
 
 
-async def test_an_alarm_carries_a_clip_that_the_console_serves_and_chromium_plays(
+async def test_an_alarm_carries_a_clip_that_the_incident_detail_plays(
     tmp_path: Path, redis_url: str, sync_redis: redis.Redis
 ) -> None:
     frames = synthetic.scene([synthetic.walk((30, 200), (290, 200), 30)], lead=30)
@@ -100,10 +106,12 @@ async def test_an_alarm_carries_a_clip_that_the_console_serves_and_chromium_play
     conf = agent.VideoSettings(redis_url=redis_url, clip_pre_s=1.0, clip_post_s=1.0)
     stop = asyncio.Event()
     task = asyncio.create_task(agent.serve([camera], conf, stop))
+    dispatcher = Dispatcher(DispatcherSettings(redis_url=redis_url, block_ms=100))
+    dispatching = asyncio.create_task(dispatcher.run())
     try:
         alarm = (await testing.until(lambda: testing.alarms(sync_redis), within_s=30))[0]
         assert alarm.clip is not None
-        async with gateway_client(redis_url) as client:
+        async with gateway_client(redis_url, console=CONSOLE) as client:
             url = f"/api/console/clips/{alarm.clip}"
             mp4 = await testing.until(lambda: sync_redis.get(keys.clip(alarm.clip)), within_s=20)
             codec, count = h264(mp4)
@@ -114,29 +122,35 @@ async def test_an_alarm_carries_a_clip_that_the_console_serves_and_chromium_play
             assert (await client.get("/api/console/clips/none", headers=OPERATOR)).status == 404
             assert (await client.get(url)).status == 401
             if HAS_CHROMIUM:
-                await _chromium_plays(str(client.make_url(url)) + "?token=" + operator_token("a"))
+                await _incident_detail_plays(str(client.make_url("/console/")), alarm.clip)
     finally:
+        dispatcher.stop()
         stop.set()
         await asyncio.wait_for(task, 20)
+        await asyncio.wait_for(dispatching, 10)
 
 
-async def _chromium_plays(url: str) -> None:
+async def _incident_detail_plays(console: str, clip: str) -> None:
+    """An operator opens the incident in the console; its detail plays the alarm's clip."""
     playwright_api = pytest.importorskip("playwright.async_api")
     async with playwright_api.async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            page = await browser.new_page()
-            await page.goto(url.split("/api/")[0] + "/console/")
-            played = await page.evaluate(
-                """url => new Promise((resolve) => {
-                  const v = document.createElement("video");
-                  v.muted = true;
-                  v.onloadeddata = () => resolve([v.videoWidth, v.duration]);
-                  v.onerror = () => resolve(["error", v.error && v.error.code]);
-                  v.src = url;
-                  document.body.append(v);
-                })""",
-                url,
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
+            await page.goto(console)
+            await page.fill("#login-name", "ada")
+            await page.fill("#login-password", PASSWORD)
+            await page.click("#login-submit")
+            await page.click("#queue li.q")
+            video = page.locator(f'#alarms .clip video[src*="/clips/{clip}?"]')
+            await video.wait_for()
+            played = await video.evaluate(
+                """v => new Promise((resolve) => {
+                  const done = () => resolve([v.videoWidth, v.duration]);
+                  if (v.readyState >= 2) done(); else v.addEventListener("loadeddata", done);
+                  v.addEventListener("error", () => resolve(["error", v.error && v.error.code]));
+                  v.play();
+                })"""
             )
             assert played[0] == 320 and played[1] > 1.0, played  # the camera's own width
         finally:
