@@ -13,6 +13,8 @@ from aiohttp import WSCloseCode, web
 from gateway import citizen, history, incidents, patrol, ratelimit, routes
 from gateway.console.site import install as install_console
 from gateway.errors import error_middleware
+from gateway.heap import keep_young_small
+from gateway.inboxes import Inboxes
 from gateway.metrics import Metrics
 from gateway.notify import Notifier
 from gateway.openapi import api, document
@@ -53,7 +55,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(routes.routes)
     app.router.add_get("/api/openapi.json", openapi_json, allow_head=False)
     app.router.add_get("/metrics", metrics_text, allow_head=False)
-    app.cleanup_ctx.extend([_redis, _notifier, _writer, _poles])
+    app.cleanup_ctx.extend([_redis, _notifier, _writer, _poles, _heap])
     app.on_shutdown.append(_close_streams)
     install_console(app)
     app[OPENAPI] = msgspec.json.encode(document(app, title=TITLE, version=VERSION))
@@ -92,7 +94,10 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
     gw = app[GATEWAY]
     assert gw.redis is not None
     gw.notifier = Notifier(gw.redis, (keys.UNIT_NOTIFY, keys.INCIDENT_NOTIFY))
-    async with running(gw.notifier.run()):
+    # one reader pushes every connected unit's inbox, woken by the unit ids announced
+    gw.inboxes = Inboxes(gw.redis, gw.zones, cluster=gw.settings.redis_cluster)
+    gw.notifier.listen(keys.UNIT_NOTIFY, gw.inboxes.wake)
+    async with running(gw.notifier.run()), running(gw.inboxes.run()):
         await asyncio.wait_for(gw.notifier.ready.wait(), 30)
         yield
 
@@ -119,6 +124,12 @@ async def _poles(app: web.Application) -> AsyncIterator[None]:
     gw.metrics.pole_index_loads.inc()
     log.info("pole index of %s: %d poles", gw.settings.city, len(gw.poles))
     async with running(gw.poles.follow(poll_s=gw.settings.pole_refresh_s)):
+        yield
+
+
+async def _heap(app: web.Application) -> AsyncIterator[None]:
+    settings = app[GATEWAY].settings
+    async with running(keep_young_small(settings.gc_freeze_s, settings.gc_full_s)):
         yield
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 POLES = 2000
+SECRET = "bench-secret-0123456789abcdef"
+"""Signs the tokens of the bench gateways (``polewatch bench fleet`` mints unit tokens)."""
 ROUNDS = 3
 CONNECTIONS = 64
 LUA = """
@@ -41,10 +43,9 @@ end
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark (``args.quick``: 3 s per server instead of 10)."""
-    import redis
 
     from polewatch import keys
-    from polewatch.embedded import EmbeddedRedis, free_port
+    from polewatch.embedded import free_port
 
     wrk = shutil.which("wrk")
     if wrk is None:
@@ -54,14 +55,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"3{road:03d}{pole:03d}" for road in range(1, 21) for pole in range(1, POLES // 20 + 1)
     ]
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pw-bench-")))
-        embedded = None
-        if not args.redis_url:
-            embedded = stack.enter_context(EmbeddedRedis(tmp / "redis", appendonly=False))
-        url = args.redis_url or embedded.url  # type: ignore[union-attr]
-        redis_pid = embedded.process.pid if embedded and embedded.process else None
-        client = redis.Redis.from_url(url)
-        stack.callback(client.close)
+        tmp, url, redis_pid, client = bench_redis(stack, args.redis_url, "pw-bench-")
         existed = bool(client.exists(keys.ALARMS))
         if existed and client.xinfo_groups(keys.ALARMS):
             raise SystemExit(
@@ -127,6 +121,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "bare": runs["bare"],
         "cpus": os.cpu_count(),
     }
+
+
+def bench_redis(
+    stack: contextlib.ExitStack, redis_url: str | None, prefix: str
+) -> tuple[Path, str, int | None, Any]:
+    """A temporary folder, the Redis to use (a private one unless ``redis_url``), the pid of
+    the private one (for its CPU time) and a synchronous client, all closed by ``stack``."""
+    import redis
+
+    from polewatch.embedded import EmbeddedRedis
+
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
+    embedded = None
+    if not redis_url:
+        embedded = stack.enter_context(EmbeddedRedis(tmp / "redis", appendonly=False))
+    url = redis_url or embedded.url  # type: ignore[union-attr]
+    redis_pid = embedded.process.pid if embedded and embedded.process else None
+    client = redis.Redis.from_url(url)
+    stack.callback(client.close)
+    return tmp, url, redis_pid, client
 
 
 def _store_poles(url: str, city: str, codes: list[str]) -> None:
@@ -239,9 +253,7 @@ def _serve(kind: str, port: int, url: str, city: str) -> None:
         from gateway.app import create_app
         from gateway.settings import GatewaySettings
 
-        app = create_app(
-            GatewaySettings(redis_url=url, city=city, secret="bench-secret-0123456789abcdef")
-        )
+        app = create_app(GatewaySettings(redis_url=url, city=city, secret=SECRET))
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 

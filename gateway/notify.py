@@ -6,6 +6,11 @@ registers (:meth:`Notifier.watch`) *before* it reads, clears its flag, reads, th
 publish that lands during the read sets the flag again, so nothing falls between the wake-up
 and the read. After a lost pub/sub connection every waiter is woken once, because messages
 published while it was down are gone.
+
+A payload is one id or several separated by single spaces (the dispatcher may announce a whole
+batch in one PUBLISH); each id wakes its own waiters. A *listener* (:meth:`Notifier.listen`)
+is called with every id of a channel instead, and with :data:`ANY` after a reconnect: the
+WebSocket fan-out (:mod:`gateway.inboxes`) uses one for all the units of the process.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -35,7 +40,13 @@ class Notifier:
         self.ready = asyncio.Event()
         """Set while the subscription is live."""
         self._waiters: dict[str, dict[str, set[asyncio.Event]]] = {c: {} for c in channels}
+        self._listeners: dict[str, list[Callable[[str], None]]] = {c: [] for c in channels}
         self.messages = 0
+
+    def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call ``callback(id)`` for every id published on ``channel`` (:data:`ANY` after a
+        reconnect, when anything may have been missed)."""
+        self._listeners[channel].append(callback)
 
     @contextlib.contextmanager
     def watch(self, channel: str, key: str) -> Iterator[asyncio.Event]:
@@ -53,10 +64,13 @@ class Notifier:
     def watchers(self, channel: str) -> int:
         return sum(len(w) for w in self._waiters[channel].values())
 
-    def _wake(self, channel: str, key: str) -> None:
-        waiters = self._waiters[channel]
-        for event in waiters.get(key, ()):
-            event.set()
+    def _wake(self, channel: str, payload: str) -> None:
+        waiters, listeners = self._waiters[channel], self._listeners[channel]
+        for key in payload.split(" "):
+            for event in waiters.get(key, ()):
+                event.set()
+            for listener in listeners:
+                listener(key)
         for event in waiters.get(ANY, ()):
             event.set()
 
@@ -66,6 +80,13 @@ class Notifier:
             for events in waiters.values():
                 for event in events:
                     event.set()
+        for listeners in self._listeners.values():
+            for listener in listeners:
+                listener(ANY)
+
+    def _reconnected(self, connection: object) -> None:
+        log.warning("pub/sub connection re-established; every waiter reads again")
+        self.wake_all()
 
     async def run(self) -> None:
         """Listen until cancelled, resubscribing with backoff after connection errors."""
@@ -74,6 +95,11 @@ class Notifier:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(*self.channels)
+                # redis-py reconnects a dropped subscription by itself (and resubscribes), so
+                # the loop below never sees the error: wake everyone on that reconnect too
+                connection = getattr(pubsub, "connection", None)
+                if connection is not None and hasattr(connection, "register_connect_callback"):
+                    connection.register_connect_callback(self._reconnected)
                 self.ready.set()
                 self.wake_all()  # whatever was published before (re)subscribing is lost
                 delay = 0.05

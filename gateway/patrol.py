@@ -12,8 +12,6 @@ to send anything else, so other reports are refused with "report a position firs
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -26,6 +24,7 @@ from aiohttp import ClientConnectionResetError, WSCloseCode, WSMsgType, web
 from gateway import bodies, frames
 from gateway.auth import Principal, authorize
 from gateway.errors import REDIS_DOWN, HttpError, json_response
+from gateway.inboxes import Inboxes, Subscriber
 from gateway.openapi import Query, api, path_value, read_body
 from gateway.state import GATEWAY, Gateway
 from gateway.writer import Overloaded
@@ -35,9 +34,6 @@ from polewatch.zones import unit_zone
 log = logging.getLogger(__name__)
 
 STREAM_ID: Final = re.compile(r"^(0|[0-9]{1,20}(-[0-9]{1,20})?)$")
-READ_CHUNK: Final = 100
-RECHECK_S: Final = 15.0
-"""A connected unit's inbox is read again at least this often, even without a notification."""
 NO_ZONE: Final = "report a position first (a duty or position report with lon and lat)"
 
 routes = web.RouteTableDef()
@@ -148,7 +144,7 @@ async def patrol_socket(request: web.Request) -> web.StreamResponse:
     last = request.query.get("last") or None
     if last is not None and not STREAM_ID.match(last):
         raise HttpError(400, "'last' must be a stream id such as 1700000000000-0")
-    redis, notifier = gw.need_redis(), gw.need_notifier()
+    redis, inboxes = gw.need_redis(), gw.need_inboxes()
     unit = Connected(who.subject, last or "0")
     known = await unit_zone(redis, gw.zones, unit.id)
     unit.zone = None if known is None else keys.zone(known)
@@ -159,18 +155,14 @@ async def patrol_socket(request: web.Request) -> web.StreamResponse:
     gw.streams.add(ws)
     gw.metrics.ws_clients.inc()
     try:
-        with notifier.watch(keys.UNIT_NOTIFY, unit.id) as landed:
-            if last is None and unit.zone is not None:
-                inbox = unit.zone.unit_inbox(unit.id)
-                unit.last = await _backlog_start(redis, inbox, gw.settings.ws_backlog)
-            await ws.send_str(frames.encode_hello(unit.id, unit.last))
-            pusher = asyncio.create_task(_push(gw, ws, redis, unit, landed))
-            try:
-                await _receive(gw, ws, unit, landed)
-            finally:
-                pusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ClientConnectionResetError):
-                    await pusher
+        if last is None and unit.zone is not None:
+            inbox = unit.zone.unit_inbox(unit.id)
+            unit.last = await _backlog_start(redis, inbox, gw.settings.ws_backlog)
+        await ws.send_str(frames.encode_hello(unit.id, unit.last))
+        # from here on the process' one inbox reader pushes (gateway.inboxes)
+        sub = Subscriber(unit.id, unit.last, ws, on_sent=gw.metrics.pushed.inc)
+        with inboxes.attach(sub, unit.zone):
+            await _receive(gw, ws, unit, inboxes)
     except ClientConnectionResetError as exc:
         # aiohttp's own error (Redis' are others): the unit hung up while we were writing to
         # it, which is how a phone going out of coverage ends its socket
@@ -183,7 +175,7 @@ async def patrol_socket(request: web.Request) -> web.StreamResponse:
 
 @dataclass
 class Connected:
-    """A unit on its socket: the last inbox id it was sent, and the zone of its inbox once it
+    """A unit on its socket: the id its push starts after, and the zone of its inbox once it
     is known (a unit new to a zoned deployment has none before its first position)."""
 
     id: str
@@ -199,51 +191,8 @@ async def _backlog_start(redis: aioredis.Redis, inbox: str, backlog: int) -> str
     return str(entries[-1][0].decode())
 
 
-async def _push(
-    gw: Gateway,
-    ws: web.WebSocketResponse,
-    redis: aioredis.Redis,
-    unit: Connected,
-    landed: asyncio.Event,
-) -> None:
-    """Send every inbox entry after ``unit.last``, then each new one as it lands."""
-    delay = 0.1
-    while not ws.closed:
-        landed.clear()  # before the read: a publish during it wakes us again
-        try:
-            await _send_inbox(gw, ws, redis, unit)
-        except REDIS_DOWN as exc:  # keep the socket; read on from ``last`` once it is back
-            log.warning("inbox of %s unreadable (%s); retrying in %.1f s", unit.id, exc, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-            continue
-        delay = 0.1
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(landed.wait(), RECHECK_S)
-
-
-async def _send_inbox(
-    gw: Gateway, ws: web.WebSocketResponse, redis: aioredis.Redis, unit: Connected
-) -> None:
-    if unit.zone is None:  # given one since (by a report on this socket or elsewhere)?
-        known = await unit_zone(redis, gw.zones, unit.id)
-        if known is None:
-            return
-        unit.zone = keys.zone(known)
-    inbox = unit.zone.unit_inbox(unit.id)
-    while True:
-        reply: Any = await redis.xread({inbox: unit.last}, count=READ_CHUNK)
-        entries: list[Any] = reply[0][1] if reply else []
-        for entry_id, fields in entries:
-            unit.last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            await ws.send_str(frames.encode_inbox(unit.last, fields))
-            gw.metrics.pushed.inc()
-        if len(entries) < READ_CHUNK:
-            return
-
-
 async def _receive(
-    gw: Gateway, ws: web.WebSocketResponse, unit: Connected, landed: asyncio.Event
+    gw: Gateway, ws: web.WebSocketResponse, unit: Connected, inboxes: Inboxes
 ) -> None:
     """Turn the unit's frames into patrol events, answering each with ok or error."""
     async for msg in ws:
@@ -260,7 +209,7 @@ async def _receive(
             if zone is None:
                 zone = await zone_of(gw, unit.id, item)
                 unit.zone = zone
-                landed.set()  # the pusher can read the inbox now
+                inboxes.located(unit.id, zone)  # its inbox can be read now
             entry = await publish(gw, unit_event(unit.id, item), zone)
         except HttpError as exc:
             await ws.send_str(frames.encode_error(exc.message, frame.ref))

@@ -26,6 +26,11 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     ws_backlog: int = 20
     """Inbox entries sent to a unit that connects without ``last``."""
     ws_heartbeat_s: float = 20.0
+    gc_freeze_s: float = 1.0
+    """How often what is alive is frozen out of the garbage collector's walks (0: never);
+    keeps collector pauses short with thousands of sockets (see :mod:`gateway.heap`)."""
+    gc_full_s: float = 600.0
+    """How often a full collection reclaims cycles among frozen objects (0: never)."""
     pole_refresh_s: float = 5.0
     """How often the pole index' version counter is checked besides the change notification."""
     patrol_speed_mps: float = 8.0

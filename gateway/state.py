@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from gateway.errors import HttpError
+from gateway.inboxes import Inboxes
 from gateway.metrics import Metrics
 from gateway.notify import Notifier
 from gateway.settings import GatewaySettings
@@ -32,6 +33,8 @@ class Gateway:
     redis: aioredis.Redis | None = None
     writer: StreamWriter | None = None
     notifier: Notifier | None = None
+    inboxes: Inboxes | None = None
+    """Reads every connected unit's inbox for the patrol WebSockets."""
     poles: PoleIndex | None = None
     streams: weakref.WeakSet[web.StreamResponse] = field(default_factory=weakref.WeakSet)
     """Open WebSockets and event streams, closed at shutdown."""
@@ -45,6 +48,9 @@ class Gateway:
 
     def need_notifier(self) -> Notifier:
         return _started(self.notifier)
+
+    def need_inboxes(self) -> Inboxes:
+        return _started(self.inboxes)
 
     def need_poles(self) -> PoleIndex:
         return _started(self.poles, "the pole registry is not loaded yet")

@@ -37,6 +37,7 @@ BENCHES: dict[str, str] = {
     "route": "polewatch.roads.bench:run",
     "archive": "archiver.bench:run",
     "map": "gateway.console.mapbench:run",
+    "fleet": "gateway.fleetbench:run",
     # "name": "module:function",
 }
 """``polewatch bench NAME`` -> ``module:function``; the function takes the parsed args and
@@ -61,6 +62,11 @@ def _register_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench.add_argument("--json", action="store_true", help="JSON only (the default output)")
     bench.add_argument("--redis-url", help="use this Redis instead of a private one")
     bench.add_argument("--quick", action="store_true", help="a short run, for smoke tests")
+    fleet = bench.add_argument_group("fleet", "polewatch bench fleet only")
+    fleet.add_argument("--sockets", type=int, help="patrol WebSockets to open (10000)")
+    fleet.add_argument("--period", type=float, help="seconds between a unit's positions (5)")
+    fleet.add_argument("--rate", type=float, help="dispatches pushed per second (100)")
+    fleet.add_argument("--seconds", type=float, help="length of the measured window (20)")
     bench.set_defaults(func=_run_bench)
 
 
