@@ -175,6 +175,7 @@ async def throughput(
                 pipe.xadd(keys.ALARMS, fields(make_alarm(plan[n], n, now)))
             await pipe.execute()
     dispatcher = Dispatcher(settings(url, roads), burst=True)
+    await dispatcher.prepare()  # startup (functions, the road graph's table) is not throughput
     before, own_cpu = await Snapshot.take(client), time.process_time()
     started = time.perf_counter()
     await dispatcher.run()
@@ -280,6 +281,7 @@ async def latency(
     client = aioredis.Redis.from_url(url)
     await reset(client, PriorityTable(), units, roads)
     dispatcher = Dispatcher(settings(url, roads, block_ms=200))
+    await dispatcher.prepare()  # ready before the first alarm, as a deployed one is
     task = asyncio.create_task(dispatcher.run())
     producer = multiprocessing.get_context("spawn").Process(
         target=produce, args=(url, plan, rate, job_s), daemon=True

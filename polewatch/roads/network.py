@@ -21,17 +21,18 @@ lock. Each call is pure CPU for about a millisecond: call it directly from async
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 import numpy as np
 
 from polewatch.roads.graph import Arrays, haversine_arr, local_xy
 from polewatch.roads.profile import Profile
-from polewatch.roads.search import AT_NODE_M, SHIFT, ChainSearch
+from polewatch.roads.search import AT_NODE_M, SHIFT, ChainSearch, Positions
 from polewatch.roads.snapping import SegmentIndex
+from polewatch.roads.table import TableSlot
 
-__all__ = ["AT_NODE_M", "MAX_OFFROAD_M", "SHIFT", "Leg", "RoadNetwork", "Route", "Snap"]
+__all__ = ["AT_NODE_M", "MAX_OFFROAD_M", "SHIFT", "Drives", "Leg", "RoadNetwork", "Route", "Snap"]
 
 MAX_OFFROAD_M = 1000.0
 """A point farther than this from every road does not snap (``None``)."""
@@ -43,6 +44,8 @@ strongly connected part), an alarm to one that can be driven to from there, rath
 a nearer road that cannot (a stub cut off by the edge of the extract, a one-way piece that
 leads nowhere), when that costs at most this much more off-road: the point would otherwise
 be unreachable by road. Every unit so placed reaches every alarm so placed."""
+SNAP_CACHE = 200_000
+"""Points whose snap :meth:`RoadNetwork.drive_times_batch` remembers (about 40 MB)."""
 _FORMAT = 1
 
 
@@ -63,6 +66,15 @@ class Leg(msgspec.Struct, frozen=True):
 
     time_s: float
     distance_m: float
+
+
+class Drives(NamedTuple):
+    """Many drives at once (:meth:`RoadNetwork.drive_times_batch`): per (place, unit) pair,
+    seconds and metres (``inf`` where there is none); per place, whether it met the roads."""
+
+    time_s: np.ndarray
+    distance_m: np.ndarray
+    placed: np.ndarray
 
 
 class Route(msgspec.Struct, frozen=True):
@@ -117,6 +129,8 @@ class RoadNetwork:
         self._reach_mask = self._search.reach()
         self._reach = [np.flatnonzero(mask) for mask in self._reach_mask]
         self._reach_index = [SegmentIndex(self._a[r], self._b[r]) for r in self._reach]
+        self._table = TableSlot(self._search)
+        self._snaps: dict[tuple[float, float, int], tuple[int, float, float]] = {}
 
     @property
     def nodes(self) -> int:
@@ -172,9 +186,30 @@ class RoadNetwork:
         t = np.where(ok, t, 0.0)
         px, py = a[:, 0] + t * d[:, 0], a[:, 1] + t * d[:, 1]
         plon, plat = px / self._kx, py / self._ky
-        off = haversine_arr(points[:, 0], points[:, 1], plon, plat)
+        safe = np.where(finite[:, None], points, 0.0)  # inf/nan points do not snap, quietly
+        off = haversine_arr(safe[:, 0], safe[:, 1], plon, plat)
         edge[ok & ~(off <= MAX_OFFROAD_M)] = -1
         return edge, t, plon, plat, off
+
+    def _snap_cached(self, points: np.ndarray, roles: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Edge, fraction and off-road metres of each point, as :meth:`_snap_many`, remembered
+        by exact position and role: alarms come from poles and units stand still between
+        batches, and a snap costs more than the rest of a drive (bounded: cleared when full)."""
+        cache = self._snaps
+        keys = list(zip(points[:, 0].tolist(), points[:, 1].tolist(), roles.tolist(),
+                        strict=True))  # fmt: skip
+        rows = [cache.get(k) for k in keys]
+        missing = [i for i, row in enumerate(rows) if row is None]
+        if missing:
+            at = np.array(missing)
+            edge, t, _, _, off = self._snap_many(points[at], roles[at])
+            if len(cache) + len(missing) > SNAP_CACHE:
+                cache.clear()
+            for i, row in zip(missing, zip(edge.tolist(), t.tolist(), off.tolist(), strict=True),
+                              strict=True):  # fmt: skip
+                cache[keys[i]] = rows[i] = row
+        table = np.array(rows, dtype=np.float64).reshape(-1, 3)
+        return table[:, 0].astype(np.int64), table[:, 1], table[:, 2]
 
     # --- searching ---------------------------------------------------------------------------
     def drive_times_to(
@@ -210,6 +245,47 @@ class RoadNetwork:
             else:
                 legs.append(Leg(time_s, (cost % SHIFT) / 10.0 + walk))
         return legs
+
+    def build_table(self) -> bool:
+        """Build the junction-to-junction table :meth:`drive_times_batch` uses (about 0.4 s
+        for Shenzhen: call it from a thread); ``False`` when the graph is too large for one
+        (:data:`polewatch.roads.table.MAX_JUNCTIONS`). Idempotent and thread-safe."""
+        return self._table.build() is not None
+
+    @property
+    def has_table(self) -> bool:
+        """Whether :meth:`drive_times_batch` reads the table (else it searches per place)."""
+        return self._table.table is not None
+
+    def drive_times_batch(self, targets: np.ndarray, sources: np.ndarray, of: np.ndarray) -> Drives:
+        """Each source's drive to its target ``targets[of[i]]`` (arrays of ``[lon, lat]``
+        rows; ``of`` an integer array, one entry per source): the same drives as
+        :meth:`drive_times_to`, with one snap for all the points and, once
+        :meth:`build_table` ran, table look-ups instead of a search per place."""
+        count = len(targets)
+        points = np.concatenate([np.asarray(targets, dtype=np.float64).reshape(-1, 2),
+                                 np.asarray(sources, dtype=np.float64).reshape(-1, 2)])  # fmt: skip
+        roles = np.ones(len(points), dtype=np.int64)
+        roles[:count] = 2
+        edge, t, off = self._snap_cached(points, roles)
+        placed = edge[:count] >= 0
+        pos = self._search.positions(np.maximum(edge, 0), t)
+        there, here = Positions(*(a[:count] for a in pos)), Positions(*(a[count:] for a in pos))
+        table = self._table.table
+        if table is not None:
+            cost = table.to_places(there, here, of)
+        else:
+            cost = np.full(len(of), np.inf)
+            for p in np.unique(of[placed[of]]).tolist():
+                mine = np.flatnonzero(of == p)
+                target = Positions(*(a[p : p + 1] for a in there))
+                dist, _ = self._search.search(target, np.inf, predecessors=False)
+                cost[mine] = self._search.best(dist, target, Positions(*(a[mine] for a in here)))[0]
+        ok = placed[of] & (edge[count:] >= 0) & np.isfinite(cost)
+        cost = np.where(ok, cost, 0.0)
+        walk = off[:count][of] + off[count:]
+        time_s = np.where(ok, (cost // SHIFT) / 1000.0 + walk / self.offroad_mps, np.inf)
+        return Drives(time_s, np.where(ok, (cost % SHIFT) / 10.0 + walk, np.inf), placed)
 
     def route(self, from_lon: float, from_lat: float, to_lon: float, to_lat: float
               ) -> Route | None:  # fmt: skip

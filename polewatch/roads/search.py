@@ -150,23 +150,15 @@ class ChainSearch:
     def best(self, dist: np.ndarray, target: Positions, sources: Positions
              ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """Each source's best packed cost to the target and how it leaves its chain."""
-        c = self.chains
-        ch = sources.chain
-        by_end = sources.tail + dist[c.end[ch]]
-        backward = ~c.oneway[ch] | (sources.head_m <= AT_NODE_M)
-        by_start = np.where(backward, sources.head + dist[c.start[ch]], np.inf)
-        how = np.where(by_end <= by_start, END, START)
-        cost = np.minimum(by_end, by_start)
-        same = ch == target.chain[0]
-        where_s = sources.place + sources.along
-        where_t = float(target.place[0] + target.along[0])
-        ahead = same & (where_s <= where_t)
-        behind = same & (where_s >= where_t) & ~c.oneway[ch]
-        direct = np.full(len(ch), np.inf)
-        direct[ahead] = target.head[0] - sources.head[ahead]
-        direct[behind] = sources.head[behind] - target.head[0]
-        how = np.where(direct <= cost, DIRECT, how)
-        return np.minimum(cost, direct), how
+        c, ch = self.chains, sources.chain
+        each = Positions(*(np.broadcast_to(a[:1], ch.shape) for a in target))
+        return leave(c, dist[c.end[ch]], dist[c.start[ch]], each, sources)
+
+    @property
+    def junction_graph(self) -> csr_matrix:
+        """The reversed graph of junctions (row ``j`` holds the arcs arriving at ``j``)."""
+        n = self.chains.junctions
+        return self._graph[:n, :n].tocsr()
 
     def path(self, target: Positions, source: Positions, how: int, pred: np.ndarray
              ) -> tuple[list[int], list[int]]:  # fmt: skip
@@ -210,3 +202,26 @@ class ChainSearch:
         g = self._graph
         row = slice(g.indptr[head], g.indptr[head + 1])  # the reversed graph: row = head
         return int(self._arc_chain[g.indptr[head] + int(np.flatnonzero(g.indices[row] == tail)[0])])
+
+
+def leave(chains: Chains, at_end: np.ndarray, at_start: np.ndarray, target: Positions,
+          sources: Positions) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Each source's best packed cost to its target (``target`` holds one per source) and how
+    it leaves its chain, given the packed cost from its chain's end and start junctions to that
+    target (``at_end``, ``at_start``)."""
+    c, ch = chains, sources.chain
+    by_end = sources.tail + at_end
+    backward = ~c.oneway[ch] | (sources.head_m <= AT_NODE_M)
+    by_start = np.where(backward, sources.head + at_start, np.inf)
+    how = np.where(by_end <= by_start, END, START)
+    cost = np.minimum(by_end, by_start)
+    same = ch == target.chain
+    where_s = sources.place + sources.along
+    where_t = target.place + target.along
+    ahead = same & (where_s <= where_t)
+    behind = same & (where_s >= where_t) & ~c.oneway[ch]
+    direct = np.full(len(ch), np.inf)
+    direct[ahead] = target.head[ahead] - sources.head[ahead]
+    direct[behind] = sources.head[behind] - target.head[behind]
+    how = np.where(direct <= cost, DIRECT, how)
+    return np.minimum(cost, direct), how
