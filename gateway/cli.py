@@ -16,6 +16,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve.add_argument("--host", help="listen address (default: setting 'host')")
     serve.add_argument("--port", type=int, help="listen port (default: setting 'port')")
     serve.add_argument("--config", help="TOML config file (default: $POLEWATCH_CONFIG)")
+    serve.add_argument(
+        "--processes",
+        type=int,
+        help="gateway processes sharing the port with SO_REUSEPORT (default: setting "
+        "'processes', 1); the kernel spreads connections over them",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=_serve)
 
     token = sub.add_parser("token", help="mint an access token for a patrol unit or an operator")
@@ -55,8 +62,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     from gateway.app import create_app
 
-    settings = _settings(args, host=args.host, port=args.port)
+    settings = _settings(args, host=args.host, port=args.port, processes=args.processes)
     logs.setup("gateway", settings.log_level)
+    if settings.processes > 1 and not args.reuse_port:
+        from gateway.processes import supervise
+
+        argv = ["gateway", "--host", settings.host, "--port", str(settings.port), "--reuse-port"]
+        argv += ["--config", args.config] if args.config else []
+        return supervise(argv, settings.processes, settings.shutdown_grace_s + 5)
     web.run_app(
         create_app(settings),
         host=settings.host,
@@ -64,6 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
         shutdown_timeout=settings.shutdown_grace_s,
         access_log=None,
         print=None,
+        reuse_port=args.reuse_port or None,
     )
     return 0
 

@@ -11,6 +11,9 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
 
     host: str = "127.0.0.1"
     port: int = 8080
+    processes: int = 1
+    """Gateway processes serving the port together (SO_REUSEPORT), each with its own sockets;
+    ``polewatch gateway`` starts and supervises them (see docs/scaling.md)."""
     secret: str = ""
     """Key that signs access tokens; required (``POLEWATCH_SECRET``), at least 16 characters."""
     unit_token_ttl_s: int = 12 * 3600
@@ -59,7 +62,9 @@ def check(settings: GatewaySettings) -> GatewaySettings:
             "setting 'secret' must be at least 16 characters "
             "(set POLEWATCH_SECRET or 'secret' in the [gateway] section)"
         )
-    for key in ("max_body_bytes", "alarm_batch_max", "alarm_queue_max", "port"):
+    for key in ("max_body_bytes", "alarm_batch_max", "alarm_queue_max", "port", "processes"):
         if getattr(settings, key) <= 0 and not (key == "port" and settings.port == 0):
             raise SettingsError(f"setting {key!r} must be positive")
+    if settings.processes > 1 and settings.port == 0:
+        raise SettingsError("setting 'processes' above 1 needs a fixed 'port' (they share it)")
     return settings

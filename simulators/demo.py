@@ -56,6 +56,8 @@ log = logging.getLogger("polewatch.demo")
 
 ENV_FILE = "env"
 """The demo's environment, in its run folder (``source .run/env``)."""
+GATEWAY_PROCESSES = 2
+"""Gateway processes behind the demo's one port (``polewatch gateway --processes``)."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,9 @@ async def _demo(options: DemoOptions, store: Store, database_url: str | None) ->
     try:
         for n in range(options.dispatchers):
             procs.start(f"dispatcher-{n + 1}", "dispatcher", "--consumer", f"demo-{n + 1}")
-        procs.start("gateway", "gateway", "--host", options.host, "--port", str(port))
+        # two gateway processes share the port (SO_REUSEPORT), as a city runs several
+        procs.start("gateway", "gateway", "--host", options.host, "--port", str(port),
+                    "--processes", str(GATEWAY_PROCESSES))  # fmt: skip
         if database_url:
             procs.start("archiver", "archiver", "--consumer", "demo-archiver")
         cameras = _start_cameras(options, poles, procs)
