@@ -297,7 +297,10 @@ class ButtonAgent:
                             ignore_subscribe_messages=True, timeout=self.conf.poll_s
                         )
                         mine = self.feedback.incident
-                        if message is None or mine is None or _text(message["data"]) == mine:
+                        # One incident id, or several separated by spaces (one announcement
+                        # per dispatcher batch).
+                        announced = (_text(message["data"]) or "").split(" ") if message else []
+                        if message is None or mine is None or mine in announced:
                             await self.refresh()
             except UNREACHABLE as exc:
                 if lifecycle.stopping():

@@ -47,7 +47,7 @@ local STATS         -- counters of the current call
 local TYPES         -- alarm-type parameters read during the current call
 local FREED         -- units freed during the current entry (offered to escalated incidents)
 local TIMELINE      -- incident id -> packed events of the current entry, pushed by flush()
-local TOUCHED       -- incidents to announce once at the end of the current entry
+local TOUCHED       -- incidents whose timeline the current entry added to
 -- Road shortlists computed by the dispatcher before the call (dispatcher/drive.py): RANK for
 -- the alarm being handled (pw_batch: the 'r' entry before it), RANKS[incident id] for pw_tick.
 -- A shortlist is {u = {unit ids}, t = {eta s}, d = {road m}} fastest first, or {why = reason}
@@ -183,6 +183,33 @@ local function next_incident_number()
   return n
 end
 
+-- Announcements: one PUBLISH per channel and call, its payload the ids (units whose inbox
+-- got an entry, incidents that changed) separated by single spaces, in messages of at most
+-- ANNOUNCE_MAX ids (ids never hold a space: wire.Ident). A subscriber splits the payload; the
+-- inbox stream and the incident hash stay the truth (what a subscriber missed while it
+-- reconnected, it reads there).
+local ANNOUNCE_MAX = 500
+local ANNOUNCE      -- channel -> the ids to announce there, in order (and [id] = true)
+
+local function announce(channel, id)
+  local ids = ANNOUNCE[channel]
+  if not ids then ids = {}; ANNOUNCE[channel] = ids end
+  if not ids[id] then ids[id] = true; ids[#ids + 1] = id end
+end
+
+local function publish_announcements()
+  for _, channel in ipairs({K.UNIT_NOTIFY, K.INCIDENT_NOTIFY}) do
+    local ids = ANNOUNCE[channel]
+    if ids then
+      for first = 1, #ids, ANNOUNCE_MAX do
+        redis.call('PUBLISH', channel,
+                   table.concat(ids, ' ', first, math.min(first + ANNOUNCE_MAX - 1, #ids)))
+      end
+    end
+  end
+  ANNOUNCE = {}
+end
+
 local function begin(settings)
   C = cmsgpack.unpack(settings)
   S = {radii = {}}
@@ -192,11 +219,13 @@ local function begin(settings)
   STATS, TYPES, FREED, TIMELINE, TOUCHED = {}, {}, {}, {}, {}
   RANK, RANKS = nil, {}
   FREE_N, SEQ_NEXT, SEQ_TOP, SEQ_WANT = nil, nil, nil, 1
+  ANNOUNCE = {}
   for _, n in ipairs(STAT_NAMES) do STATS[n] = 0 end
   clock()
 end
 
 local function result()
+  publish_announcements()
   if SEQ_NEXT and SEQ_NEXT <= SEQ_TOP then
     redis.call('SET', K.INCIDENT_SEQ, SEQ_NEXT - 1)  -- the numbers reserved and not used
   end

@@ -48,8 +48,9 @@ local function keep(inc)
   redis.call('PERSIST', key('incident_tried', inc.id))
 end
 
--- Append an IncidentEvent to the audit stream now, and to the incident's timeline (and its
--- announcement) when the entry is done: one RPUSH and one PUBLISH per incident and entry.
+-- Append an IncidentEvent to the audit stream now, and to the incident's timeline when the
+-- entry is done (one RPUSH per incident and entry); the incident is announced with the call's
+-- others when the call ends.
 local function event(inc, name, ev)
   if TERMINAL[inc.state] and name ~= inc.state then keep(inc) end
   ev = ev or {}
@@ -70,7 +71,7 @@ local function flush()
   for id, list in pairs(TIMELINE) do
     redis.call('RPUSH', key('incident_timeline', id), unpack(list))
   end
-  for id in pairs(TOUCHED) do redis.call('PUBLISH', K.INCIDENT_NOTIFY, id) end
+  for id in pairs(TOUCHED) do announce(K.INCIDENT_NOTIFY, id) end
   TIMELINE, TOUCHED = {}, {}
 end
 

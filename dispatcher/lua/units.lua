@@ -123,7 +123,7 @@ end
 local function notify_unit(u, msg)
   redis.call('XADD', key('unit_inbox', u), 'MAXLEN', '~', S.inbox_maxlen, '*', 'm',
              cmsgpack.pack(msg))
-  redis.call('PUBLISH', K.UNIT_NOTIFY, u)
+  announce(K.UNIT_NOTIFY, u)
 end
 
 -- `eta` (s) is given when `d` is the road distance of a drive-time choice; without it `d` is
