@@ -9,7 +9,9 @@ a million rows), two measurements in one run:
   dispatcher produces at 10,000 alarms/s when every alarm that is not another report of a
   recent one (the dispatch bench's 20 %) opens an incident that later closes: the rate the
   archive must sustain to keep up; ``archive_2_consumers`` is the same with two archivers in
-  the group (replicas share the stream);
+  the group in one process; ``archive_processes`` runs ``polewatch archiver --burst`` as one
+  and as two processes sharing the group, side by side on the same data (with the processes'
+  start-up and exit measured apart, on an empty stream);
 * ``assessment``: ``incidents`` archived incidents generated in SQL (``generate_series``, 8
   quarters), then the quarterly assessment of the last quarter against the one before
   (:func:`analytics.archive.assess`), the whole city and one district; with the indexes the
@@ -22,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import sys
 import tempfile
 import time
 from typing import Any, Final
@@ -92,6 +95,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         n = 1_000 if quick else 20_000
         out["archive"] = asyncio.run(_archive(red.url, pg.url, n))
         out["archive_2_consumers"] = asyncio.run(_archive(red.url, pg.url, n, consumers=2))
+        out["archive_processes"] = {
+            f"{k}_process{'es' if k > 1 else ''}": asyncio.run(
+                _archive(red.url, pg.url, n, processes=k)
+            )
+            for k in (1, 2)
+        }
         out["assessment"] = asyncio.run(_assessment(pg.url, 20_000 if quick else 1_000_000))
     needed = ALARMS_PER_S * (1 - REPEAT_SHARE)
     for name in ("archive", "archive_2_consumers"):
@@ -101,7 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _archive(
-    redis_url: str, database_url: str, n: int, *, consumers: int = 1
+    redis_url: str, database_url: str, n: int, *, consumers: int = 1, processes: int = 0
 ) -> dict[str, Any]:
     await migrate(database_url)
     redis = aioredis.Redis.from_url(redis_url)
@@ -114,6 +123,20 @@ async def _archive(
         for start in range(0, len(week), 2_000):
             await write_incidents(redis, week[start : start + 2_000])
         entries = int(await redis.xlen(keys.AUDIT))
+        if processes:
+            # start-up and exit alone: a burst archiver on Redis database 1, which is empty
+            startup = await _processes(redis_url.rsplit("/", 1)[0] + "/1", database_url, 1)
+            took = await _processes(redis_url, database_url, processes)
+            return {
+                "incidents": len(week),
+                "audit_entries": entries,
+                "seconds": round(took, 3),
+                "startup_seconds": round(startup, 3),
+                "incidents_per_s": round(len(week) / took, 1),
+                "incidents_per_s_after_startup": round(len(week) / max(took - startup, 1e-3), 1),
+                "batch": BATCH,
+                "processes": processes,
+            }
         archivers = [
             ZoneArchiver(
                 redis,
@@ -137,6 +160,35 @@ async def _archive(
         "batch": BATCH,
         "consumers": consumers,
     }
+
+
+async def _processes(redis_url: str, database_url: str, k: int) -> float:
+    """Seconds until ``k`` ``polewatch archiver --burst`` processes (one consumer group) have
+    drained the audit stream and exited."""
+    env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
+           "POLEWATCH_BATCH": str(BATCH)}  # fmt: skip
+    began = time.perf_counter()
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "polewatch.cli",
+            "archiver",
+            "--burst",
+            "--consumer",
+            f"bench-p{i}",
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        for i in range(k)
+    ]
+    for proc in procs:
+        _, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"archiver exited with {proc.returncode}: {err.decode()[-800:]}")
+    return time.perf_counter() - began
 
 
 async def _assessment(database_url: str, n: int) -> dict[str, Any]:

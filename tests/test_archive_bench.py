@@ -18,6 +18,9 @@ def test_the_archive_bench_reports_throughput_and_the_assessment_time() -> None:
     assert archive["incidents"] > 900 and archive["incidents_per_s"] > 0
     assert archive["audit_entries"] > archive["incidents"]
     assert out["archive_2_consumers"]["consumers"] == 2
+    processes = out["archive_processes"]  # polewatch archiver --burst, 1 and 2 side by side
+    assert [processes[k]["processes"] for k in ("1_process", "2_processes")] == [1, 2]
+    assert all(p["incidents"] == archive["incidents"] for p in processes.values())
     quarter = out["assessment"]["quarter"]
     assert quarter["city"]["incidents"] > quarter["district"]["incidents"] > 0
     assert quarter["city"]["indexes"] == ["incident_created"]

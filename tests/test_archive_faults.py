@@ -11,18 +11,21 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from analytics.simulation import simulate_week, write_incidents
 from archiver.service import Metrics, ZoneArchiver, migrate
 from archiver.settings import ArchiverSettings
 from polewatch import keys
+from polewatch.embedded import free_port
 from polewatch.embedded_pg import EmbeddedPostgres
 
 WEEK = 1_767_225_600.0
@@ -120,10 +123,12 @@ def _value(counter: Any) -> float:
 def archiver_process(redis_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(database_url: str, *extra: str) -> subprocess.Popen[bytes]:
+    def start(
+        database_url: str, *extra: str, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": database_url,
                "POLEWATCH_RETRY_S": "0.2", "POLEWATCH_BLOCK_MS": "100",
-               "POLEWATCH_BATCH": "50"}  # fmt: skip
+               "POLEWATCH_BATCH": "50", **(env or {})}  # fmt: skip
         proc = subprocess.Popen(
             [sys.executable, "-m", "polewatch.cli", "archiver", "--consumer", "a1", *extra],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -209,4 +214,62 @@ async def test_sigterm_finishes_the_batch_in_hand_and_stops(
     await until(lambda: _rows(own_postgres.url, len(week)))
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(proc.wait, 15) == 0
+    assert (await aredis.xpending(keys.AUDIT, "archivers"))["pending"] == 0
+
+
+async def _all_in(url: str, rows: tuple[int, int, int]) -> bool:
+    return await archived(url) == rows
+
+
+async def _summing(shares: Awaitable[list[float]], total: int) -> bool:
+    return sum(await shares) == total
+
+
+def _archived_entries(port: int) -> float:
+    """``polewatch_archiver_audit_entries_total`` of the archiver serving metrics on ``port``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    line = next(x for x in text.splitlines() if x.startswith("polewatch_archiver_audit_entries"))
+    return float(line.split()[-1])
+
+
+async def test_two_archiver_processes_share_the_stream_and_archive_each_incident_once(
+    aredis: aioredis.Redis,
+    own_postgres: EmbeddedPostgres,
+    archiver_process: Callable[..., subprocess.Popen[bytes]],
+) -> None:
+    ports = [free_port(), free_port()]
+    procs = [
+        archiver_process(
+            own_postgres.url, "--consumer", f"r{n}", env={"POLEWATCH_METRICS_PORT": str(port)}
+        )  # fmt: skip
+        for n, port in enumerate(ports)
+    ]
+
+    async def both_waiting() -> bool:
+        try:
+            consumers = await aredis.xinfo_consumers(keys.AUDIT, "archivers")
+        except redis.ResponseError:  # no group yet
+            return False
+        return len(consumers) == 2
+
+    await until(both_waiting)
+    weeks = [batch(n, "p", per_day=6) for n in range(1, 11)]
+    for week in weeks:  # arriving over time, as from the dispatcher: both replicas get some
+        await write_incidents(aredis, week)
+    total = sum(len(w) for w in weeks)
+    entries = int(await aredis.xlen(keys.AUDIT))
+    await until(lambda: _all_in(own_postgres.url, (total, entries, entries)), within_s=60)
+
+    async def shares() -> list[float]:
+        return [await asyncio.to_thread(_archived_entries, port) for port in ports]
+
+    # each counts what it acknowledged (just after its commit)
+    await until(lambda: _summing(shares(), entries))
+    counted = await shares()
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 15) == 0
+    assert await archived(own_postgres.url) == (total, entries, entries)  # each once
+    assert min(counted) > 0, counted  # both replicas did part of the work
     assert (await aredis.xpending(keys.AUDIT, "archivers"))["pending"] == 0
