@@ -111,10 +111,18 @@ async def _writer(app: web.Application) -> AsyncIterator[None]:
         queue_max=gw.settings.alarm_queue_max,
         on_batch=gw.metrics.batch.observe,
     )
-    async with running(gw.writer.run()):
+    gw.positions = StreamWriter(
+        gw.redis,
+        batch_max=gw.settings.alarm_batch_max,
+        queue_max=gw.settings.alarm_queue_max,
+        on_batch=gw.metrics.batch.observe,
+        linger_s=gw.settings.position_linger_ms / 1000,
+    )
+    async with running(gw.writer.run()), running(gw.positions.run()):
         yield
         # Requests still running at shutdown may have queued writes: store them first.
-        await asyncio.wait_for(gw.writer.drain(), gw.settings.shutdown_grace_s)
+        drained = asyncio.gather(gw.writer.drain(), gw.positions.drain())
+        await asyncio.wait_for(drained, gw.settings.shutdown_grace_s)
 
 
 async def _poles(app: web.Application) -> AsyncIterator[None]:

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         connect_s = time.monotonic() - t0
         load_before = os.getloadavg()
         cpu = _cpu_s(gateway_pid), _cpu_s(redis_pid)
+        batches = _write_batches(port)
         for c in clients:
             assert c.stdin is not None
             c.stdin.write(f"go {seconds}\n".encode())
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         written = _dispatch(client, units, rate, seconds)
         results = [_read(c.stdout) for c in clients]
         gateway_cpu, redis_cpu = _cpu_s(gateway_pid) - cpu[0], _cpu_s(redis_pid) - cpu[1]
+        entries, writes = (b - a for a, b in zip(batches, _write_batches(port), strict=True))
         load_after = os.getloadavg()
     held = sum(r["held"] for r in results)
     oks = sum(r["oks"] for r in results)
@@ -95,6 +97,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "max": round(latencies[-1], 2) if latencies else None,
         },
         "target_p99_ms": 50,
+        "entries_per_write": round(entries / writes, 1) if writes else None,
         "gateway_cpu_share": round(gateway_cpu / seconds, 3),
         "gateway_cpu_us_per_socket_s": round(1e6 * gateway_cpu / max(1.0, held * seconds), 2),
         "gateway_cpu_us_per_message": round(1e6 * gateway_cpu / max(1, messages), 1),
@@ -105,6 +108,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_after": [round(x, 2) for x in load_after],
         "cpus": os.cpu_count(),
     }
+
+
+def _write_batches(port: int) -> tuple[float, float]:
+    """Stream entries written and round trips that wrote them, from the gateway's metrics."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    found = dict.fromkeys(("_sum", "_count"), 0.0)
+    for line in text.splitlines():
+        for suffix in found:
+            if line.startswith(f"polewatch_gateway_write_batch_size{suffix} "):
+                found[suffix] = float(line.split()[1])
+    return found["_sum"], found["_count"]
 
 
 def _quantile(values: list[float], q: float) -> float | None:

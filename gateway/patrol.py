@@ -76,8 +76,10 @@ async def zone_of(
 
 async def publish(gw: Gateway, message: wire.Message, zone: keys.Zone = keys.DEFAULT) -> str:
     """Append a unit's report to the patrol-event stream of ``zone``; the entry id."""
+    positions = isinstance(message, wire.PatrolPosition)  # they may wait to share a write
+    writer = gw.need_positions() if positions else gw.need_writer()
     try:
-        return await gw.need_writer().add(zone.patrol_events, wire.entry(message))
+        return await writer.add(zone.patrol_events, wire.entry(message))
     except Overloaded as exc:
         raise HttpError(503, f"not accepted: {exc}; retry") from None
     except HttpError:

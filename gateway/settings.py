@@ -26,6 +26,8 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     """Most alarms written in one pipelined round trip."""
     alarm_queue_max: int = 20000
     """Alarms waiting to be written before the gateway answers 503 (back-pressure)."""
+    position_linger_ms: float = 10.0
+    """Units' positions wait this long for others to share their write (0: written at once)."""
     ws_backlog: int = 20
     """Inbox entries sent to a unit that connects without ``last``."""
     ws_heartbeat_s: float = 20.0

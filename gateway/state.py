@@ -32,6 +32,8 @@ class Gateway:
     """The deployment's dispatch zones (one, the default zone, without a ``zones`` file)."""
     redis: aioredis.Redis | None = None
     writer: StreamWriter | None = None
+    positions: StreamWriter | None = None
+    """The writer of units' positions (its batches linger: see ``position_linger_ms``)."""
     notifier: Notifier | None = None
     inboxes: Inboxes | None = None
     """Reads every connected unit's inbox for the patrol WebSockets."""
@@ -45,6 +47,9 @@ class Gateway:
 
     def need_writer(self) -> StreamWriter:
         return _started(self.writer)
+
+    def need_positions(self) -> StreamWriter:
+        return _started(self.positions)
 
     def need_notifier(self) -> Notifier:
         return _started(self.notifier)
