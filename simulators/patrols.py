@@ -7,8 +7,8 @@ realistic speed, reports on scene, works the incident and reports it resolved. A
 connection is resumed from the last stream id it saw, as the app does.
 
 With a road network (:mod:`polewatch.roads`) units drive along the roads: to a scene by the
-fastest route at the roads' speeds (the route's length over its drive time), and between jobs
-on patrol legs of about :attr:`PatrolBehaviour.cruise_leg_m` at the cruising speed, advancing
+fastest route, each road at its own speed (:attr:`polewatch.roads.Route.times`), and between
+jobs on patrol legs of about :attr:`PatrolBehaviour.cruise_leg_m` at the cruising speed, advancing
 along the route's line each tick (a unit on the mapped roads waits for a leg the roads reach
 rather than leave them; one off the map wanders as without a network). Where the network has
 no route to a scene (a unit or a scene more than a kilometre from every mapped road, a place
@@ -73,7 +73,8 @@ class SimUnit:
     job: dict[str, Any] | None = None
     path: list[tuple[float, float]] = field(default_factory=list)
     """The rest of the line being driven (``[lon, lat]`` points), on a road network."""
-    path_mps: float = 0.0
+    path_mps: list[float] = field(default_factory=list)
+    """The speed of each leg of :attr:`path` (into ``path[i]``): each road's own speed."""
     last_id: str = "0"
     stats: dict[str, int] = field(
         default_factory=lambda: {"dispatches": 0, "resolved": 0, "expired": 0}
@@ -96,15 +97,18 @@ class SimUnit:
         return left - speed * dt
 
     def follow(self, dt: float) -> float:
-        """Drive ``dt`` seconds along :attr:`path` at :attr:`path_mps`; return metres left."""
-        budget = self.path_mps * dt
+        """Drive ``dt`` seconds along :attr:`path`, each leg at its speed in :attr:`path_mps`;
+        return metres left."""
+        budget = dt
         while self.path and budget > 0:
             gap = haversine_m(self.lon, self.lat, *self.path[0])
-            if gap > budget:
-                self.step(1.0, self.path[0], budget)
+            mps = self.path_mps[0]
+            if gap > mps * budget:
+                self.step(budget, self.path[0], mps)
                 break
-            budget -= gap
+            budget -= gap / mps
             self.lon, self.lat = self.path.pop(0)
+            self.path_mps.pop(0)
         points = [(self.lon, self.lat), *self.path]
         return sum(haversine_m(*a, *b) for a, b in zip(points, points[1:], strict=False))
 
@@ -266,11 +270,14 @@ class PatrolFleet:
         if self.roads is not None:  # a search takes milliseconds: keep the loop free
             route = await asyncio.to_thread(self.roads.route, unit.lon, unit.lat, *target)
         if route is None or route.time_s <= 0 or len(route.path) < 2:
-            unit.path, unit.path_mps = [target], straight_mps
+            unit.path, unit.path_mps = [target], [straight_mps]
             return False
-        road_mps = route.distance_m / route.time_s
-        unit.path = [(float(lon), float(lat)) for lon, lat in route.path[1:]]
-        unit.path_mps = min(road_mps, cap_mps) if cap_mps > 0 else road_mps
+        unit.path, unit.path_mps = [], []
+        for a, b, ta, tb in zip(route.path, route.path[1:], route.times, route.times[1:],
+                                strict=False):  # fmt: skip
+            mps = haversine_m(*a, *b) / (tb - ta) if tb > ta else straight_mps
+            unit.path.append((float(b[0]), float(b[1])))
+            unit.path_mps.append(min(mps, cap_mps) if cap_mps > 0 else mps)
         return True
 
     async def _cruise(self, unit: SimUnit) -> None:

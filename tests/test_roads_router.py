@@ -66,6 +66,20 @@ def test_the_nearest_unit_across_an_expressway_loses_to_a_farther_one_on_the_sam
     assert abs(route.time_s - legs[0].time_s) < 0.01
 
 
+def test_a_route_says_when_it_passes_each_point_each_road_at_its_own_speed() -> None:
+    fast = way([(114.000, LAT_X), (114.010, LAT_X), (114.020, LAT_X)], "motorway", "滨海大道")
+    slow = way([(114.020, LAT_X), (114.030, LAT_X)], "residential", "南街")
+    net = build_network([*fast, *slow])
+    route = net.route(114.000, LAT_X, 114.030, LAT_X)
+    assert route is not None and len(route.times) == len(route.path) == 4
+    exit_s = haversine_m(114.000, LAT_X, 114.020, LAT_X) / (70 / 3.6)  # the motorway's speed
+    street_s = haversine_m(114.020, LAT_X, 114.030, LAT_X) / (18 / 3.6)  # residential
+    assert route.times[0] == 0.0 and route.times == sorted(route.times)
+    assert abs(route.times[2] - exit_s) < 0.5  # not where the average speed would put it
+    assert abs(route.times[-1] - (exit_s + street_s)) < 0.5
+    assert route.times[-1] == pytest.approx(route.time_s)
+
+
 def test_one_way_roads_are_driven_one_way_and_limits_cut_the_search() -> None:
     net = town()
     west, east = (113.991, LAT_X), (114.029, LAT_X)

@@ -31,6 +31,7 @@ from polewatch.roads.profile import Profile
 from polewatch.roads.search import AT_NODE_M, SHIFT, ChainSearch, Positions
 from polewatch.roads.snapping import SegmentIndex
 from polewatch.roads.table import TableSlot
+from polewatch.roads.timing import timed_path
 
 __all__ = ["AT_NODE_M", "MAX_OFFROAD_M", "SHIFT", "Drives", "Leg", "RoadNetwork", "Route", "Snap"]
 
@@ -79,12 +80,15 @@ class Drives(NamedTuple):
 
 class Route(msgspec.Struct, frozen=True):
     """A drive with its line, for drawing: ``path`` is ``[lon, lat]`` pairs from origin to
-    destination; ``roads`` the names of the named ways along it, in order."""
+    destination; ``roads`` the names of the named ways along it, in order; ``times`` each
+    path vertex's seconds from the origin, each road driven at its own speed (the last is
+    ``time_s``; see :mod:`polewatch.roads.timing`)."""
 
     time_s: float
     distance_m: float
     path: list[tuple[float, float]]
     roads: list[str]
+    times: list[float] = []
 
 
 class RoadNetwork:
@@ -302,15 +306,19 @@ class RoadNetwork:
         if best[0] == np.inf:
             return None
         segments, nodes = self._search.path(target, source, int(how[0]), pred)
-        path = [(from_lon, from_lat), (float(plon[1]), float(plat[1]))]
-        path += [(float(self.lon[n]), float(self.lat[n])) for n in nodes]
-        path += [(float(plon[0]), float(plat[0])), (to_lon, to_lat)]
+        line = [(from_lon, from_lat), (float(plon[1]), float(plat[1]))]
+        line += [(float(self.lon[n]), float(self.lat[n])) for n in nodes]
+        line += [(float(plon[0]), float(plat[0])), (to_lon, to_lat)]
+        speeds = self.arrays["speed_mps"][np.asarray(segments, dtype=np.int64)].tolist()
         walk = float(off[0] + off[1])
+        road_s = (best[0] // SHIFT) / 1000.0
+        path, times = timed_path(line, [self.offroad_mps, *speeds, self.offroad_mps], road_s)
         return Route(
-            time_s=(best[0] // SHIFT) / 1000.0 + walk / self.offroad_mps,
+            time_s=road_s + walk / self.offroad_mps,
             distance_m=(best[0] % SHIFT) / 10.0 + walk,
-            path=_dedupe(path),
+            path=path,
             roads=self._road_names(segments),
+            times=times,
         )
 
     def _road_names(self, segments: list[int]) -> list[str]:
@@ -357,11 +365,3 @@ def _target_then_sources(count: int) -> np.ndarray:
 def _split(pos: Any) -> tuple[Any, Any]:
     """The first position (the target) and the others, as positions."""
     return type(pos)(*(a[:1] for a in pos)), type(pos)(*(a[1:] for a in pos))
-
-
-def _dedupe(path: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for p in path:
-        if not out or abs(out[-1][0] - p[0]) + abs(out[-1][1] - p[1]) > 1e-7:
-            out.append(p)
-    return out
