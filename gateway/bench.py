@@ -184,15 +184,7 @@ def _server(kind: str, port: int, url: str, city: str) -> Iterator[int]:
     cmd = [sys.executable, "-m", "gateway.bench", kind, str(port), url, city]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"the {kind} server exited with {proc.returncode}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the {kind} server did not start")
-            time.sleep(0.05)
+        wait_listening(proc, port, f"the {kind} server")
         yield proc.pid
     finally:
         proc.terminate()
@@ -201,6 +193,19 @@ def _server(kind: str, port: int, url: str, city: str) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def wait_listening(proc: subprocess.Popen[Any], port: int, what: str) -> None:
+    """Return once ``port`` accepts connections; an error if ``proc`` exits first."""
+    deadline = time.monotonic() + 60
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not start")
+        time.sleep(0.05)
 
 
 def _cpu_s(pid: int | None) -> float:
