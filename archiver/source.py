@@ -13,42 +13,74 @@ from polewatch import keys, records, wire
 TERMINAL: Final = frozenset({"closed", "cancelled", "merged"})
 """States after which an incident is archived (and the events that put it there)."""
 
-# One script call per batch instead of three commands per incident: the client's per-command
-# cost was most of the archiver's time. An incident's keys share its zone's hash tag, so the
-# call stays on one shard of a cluster.
-_READ: Final = """
+# One script call per batch reads the incidents, and one sets their retention, instead of
+# three commands per incident: the client's per-command cost was most of the archiver's time.
+# The scripts take incident ids and build the keys from the zone's key templates (ARGV): a
+# dozen arguments per incident cost more to send than the reads themselves. An incident's
+# keys share its zone's hash tag, named by KEYS[1], so a call stays on one cluster shard.
+_KEYS: Final = """
+local function key(n, id) return ARGV[2 * n - 1] .. id .. ARGV[2 * n] end
+"""
+_READ: Final = (
+    _KEYS
+    + """
 local out = {}
-for i = 1, #KEYS, 3 do
-  out[#out + 1] = redis.call('HGETALL', KEYS[i])
-  out[#out + 1] = redis.call('LRANGE', KEYS[i + 1], 0, -1)
-  out[#out + 1] = redis.call('LRANGE', KEYS[i + 2], 0, -1)
+for i = 11, #ARGV do
+  local id = ARGV[i]
+  local alarms = redis.call('LRANGE', key(3, id), 0, -1)
+  local bodies = {}
+  for j, a in ipairs(alarms) do bodies[j] = redis.call('GET', key(5, a)) end
+  out[#out + 1] = redis.call('HGETALL', key(1, id))
+  out[#out + 1] = redis.call('LRANGE', key(2, id), 0, -1)
+  out[#out + 1] = alarms
+  out[#out + 1] = bodies
 end
 return out
 """
-_RETAIN: Final = """
-for i, key in ipairs(KEYS) do
-  if ARGV[i] == '0' then redis.call('PERSIST', key) else redis.call('EXPIRE', key, ARGV[i]) end
+)
+_RETAIN: Final = (
+    _KEYS
+    + """
+local function each_key(id, f)
+  for _, a in ipairs(redis.call('LRANGE', key(3, id), 0, -1)) do f(key(5, a)) end
+  for n = 1, 4 do f(key(n, id)) end
 end
-return #KEYS
+local seconds, expiring, persisting = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
+local at = 14
+for i = at, at + expiring - 1 do
+  each_key(ARGV[i], function(k) redis.call('EXPIRE', k, seconds) end)
+end
+at = at + expiring
+for i = at, at + persisting - 1 do
+  each_key(ARGV[i], function(k) redis.call('PERSIST', k) end)
+end
+for i = at + persisting, #ARGV do redis.call('PERSIST', key(5, ARGV[i])) end
+return 1
 """
+)
+
+
+def _templates(zone: keys.Zone) -> list[str]:
+    """Each key kind's text before and after the id (incident, timeline, alarm list, tried
+    set, alarm body), as :mod:`polewatch.keys` builds them: the scripts' ``key(n, id)``."""
+    out: list[str] = []
+    for build in (zone.incident, zone.incident_timeline, zone.incident_alarms,
+                  zone.incident_tried, zone.alarm_body):  # fmt: skip
+        before, _, after = build("\x00").partition("\x00")
+        out += [before, after]
+    return out
 
 
 async def read_incidents(
     redis: aioredis.Redis, zone: keys.Zone, ids: Sequence[str]
 ) -> dict[str, Archived | str]:
-    """The incidents ``ids`` of ``zone`` with timelines and alarm bodies (two round trips);
+    """The incidents ``ids`` of ``zone`` with timelines and alarm bodies (one round trip);
     an incident whose hash does not parse maps to the reason, one that is gone is left out.
     Timeline entries that do not decode are left out of the archive."""
-    names = [
-        name
-        for iid in ids
-        for name in (zone.incident(iid), zone.incident_timeline(iid), zone.incident_alarms(iid))
-    ]
-    replies: Any = await redis.eval(_READ, len(names), *names)
+    replies: Any = await redis.eval(_READ, 1, zone.audit, *_templates(zone), *ids)
     out: dict[str, Archived | str] = {}
-    found: list[Archived] = []
     for n, iid in enumerate(ids):
-        flat, timeline, alarm_ids = replies[3 * n : 3 * n + 3]
+        flat, timeline, alarm_ids, bodies = replies[4 * n : 4 * n + 4]
         raw = dict(zip(flat[::2], flat[1::2], strict=True))
         try:
             incident = records.incident_from_hash(raw)
@@ -57,21 +89,13 @@ async def read_incidents(
             continue
         if incident is None:
             continue
-        archived = Archived(
+        out[iid] = Archived(
             zone=zone.name,
             incident=incident,
             timeline=[e for e in map(_event, timeline) if e is not None],
             alarm_ids=[_text(a) for a in alarm_ids],
-            alarms=[],
+            alarms=[b or None for b in bodies],  # a missing body comes back as false
         )
-        out[iid] = archived
-        found.append(archived)
-    bodies_wanted = [zone.alarm_body(a) for inc in found for a in inc.alarm_ids]
-    bodies: list[Any] = await redis.mget(bodies_wanted) if bodies_wanted else []
-    at = 0
-    for inc in found:
-        inc.alarms = list(bodies[at : at + len(inc.alarm_ids)])
-        at += len(inc.alarm_ids)
     return out
 
 
@@ -86,27 +110,13 @@ def retain(
     retention time and makes those of reopened ones persistent again, as well as the bodies
     of the ``joined`` alarms (ones that opened or joined an incident not archived yet): the
     dispatcher stores bodies with a TTL, and a body must not leave before its incident is
-    archived."""
-    names = [zone.alarm_body(a) for a in joined]
-    seconds = [0] * len(names)
-    for inc in incidents:
-        mine = retention_keys(zone, inc)
-        names += mine
-        seconds += [retention_s if inc.incident.state in TERMINAL else 0] * len(mine)
-    if names:
-        pipe.eval(_RETAIN, len(names), *names, *seconds)
-
-
-def retention_keys(zone: keys.Zone, archived: Archived) -> list[str]:
-    """The Redis keys of an archived incident that retention expires."""
-    iid = archived.incident.id
-    return [
-        zone.incident(iid),
-        zone.incident_timeline(iid),
-        zone.incident_alarms(iid),
-        zone.incident_tried(iid),
-        *(zone.alarm_body(a) for a in archived.alarm_ids),
-    ]
+    archived. The keys: the incident's hash,
+    timeline, alarm list, tried set and the bodies of its alarms."""
+    expiring = [a.incident.id for a in incidents if a.incident.state in TERMINAL]
+    persisting = [a.incident.id for a in incidents if a.incident.state not in TERMINAL]
+    if expiring or persisting or joined:
+        pipe.eval(_RETAIN, 1, zone.audit, *_templates(zone), retention_s, len(expiring),
+                  len(persisting), *expiring, *persisting, *joined)  # fmt: skip
 
 
 def _event(data: bytes) -> wire.IncidentEvent | None:
