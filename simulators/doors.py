@@ -24,8 +24,9 @@ from typing import Any
 
 import aiohttp
 
+from edge.video.config import toml_table
 from polewatch.poles.model import Pole
-from simulators.edge import spread, toml_table
+from simulators.edge import spread
 
 log = logging.getLogger(__name__)
 
