@@ -157,7 +157,8 @@ class ZoneArchiver:
         others = {r.event.incident for r in rows} - closing
         again = await self._database(lambda c: writer.archived_ids(c, sorted(others)))
         wanted = sorted(closing | again)
-        found = await read_incidents(self.redis, self.zone, wanted) if wanted else {}
+        known = {r.body: r.event for r in rows}  # the timelines hold the same bytes
+        found = await read_incidents(self.redis, self.zone, wanted, known) if wanted else {}
         unreadable = {iid: why for iid, why in found.items() if isinstance(why, str)}
         for r in [r for r in rows if r.event.incident in unreadable]:
             rows.remove(r)

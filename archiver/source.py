@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -72,11 +72,16 @@ def _templates(zone: keys.Zone) -> list[str]:
 
 
 async def read_incidents(
-    redis: aioredis.Redis, zone: keys.Zone, ids: Sequence[str]
+    redis: aioredis.Redis,
+    zone: keys.Zone,
+    ids: Sequence[str],
+    known: Mapping[bytes, wire.IncidentEvent] | None = None,
 ) -> dict[str, Archived | str]:
     """The incidents ``ids`` of ``zone`` with timelines and alarm bodies (one round trip);
     an incident whose hash does not parse maps to the reason, one that is gone is left out.
-    Timeline entries that do not decode are left out of the archive."""
+    Timeline entries that do not decode are left out of the archive. ``known``: events the
+    caller decoded already (the batch's audit entries, the same bytes as the timeline's)."""
+    known = known or {}
     replies: Any = await redis.eval(_READ, 1, zone.audit, *_templates(zone), *ids)
     out: dict[str, Archived | str] = {}
     for n, iid in enumerate(ids):
@@ -92,7 +97,7 @@ async def read_incidents(
         out[iid] = Archived(
             zone=zone.name,
             incident=incident,
-            timeline=[e for e in map(_event, timeline) if e is not None],
+            timeline=[e for e in (known.get(t) or _event(t) for t in timeline) if e is not None],
             alarm_ids=[_text(a) for a in alarm_ids],
             alarms=[b or None for b in bodies],  # a missing body comes back as false
         )
