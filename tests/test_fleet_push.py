@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_patrol_api import inbox_frames, receive, socket_url
 
 from gateway.heap import keep_young_small
@@ -67,6 +69,37 @@ async def test_the_notifier_takes_one_id_or_a_space_separated_batch(redis_url: s
         await asyncio.wait_for(four.wait(), 10)
     assert heard == ["U1", "U2", "U3", "U4"]
     await redis.aclose()
+
+
+IDS = st.lists(st.from_regex(r"[A-Za-z0-9_.:@#/-]{1,24}", fullmatch=True), min_size=1, max_size=8)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(ids=IDS)
+def test_any_batch_of_ids_wakes_exactly_those_ids_in_order(redis_url: str, ids: list[str]) -> None:
+    async def announce() -> list[str]:
+        redis = aioredis.Redis.from_url(redis_url)
+        notifier = Notifier(redis, (keys.UNIT_NOTIFY,))
+        heard: list[str] = []
+        done = asyncio.Event()
+
+        def hear(unit: str) -> None:
+            if unit != "*":  # the subscription's ANY
+                heard.append(unit)
+            if len(heard) == len(ids):
+                done.set()
+
+        notifier.listen(keys.UNIT_NOTIFY, hear)
+        async with running(notifier.run()):
+            await asyncio.wait_for(notifier.ready.wait(), 10)
+            await redis.publish(keys.UNIT_NOTIFY, " ".join(ids))
+            await asyncio.wait_for(done.wait(), 10)
+        await redis.aclose()
+        return heard
+
+    assert asyncio.run(announce()) == ids
 
 
 async def test_one_batched_announcement_reaches_every_unit_named_and_only_them(
