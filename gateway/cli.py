@@ -61,9 +61,11 @@ def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from gateway.app import create_app
+    from gateway.processes import raise_fd_limit
 
     settings = _settings(args, host=args.host, port=args.port, processes=args.processes)
     logs.setup("gateway", settings.log_level)
+    raise_fd_limit()  # one descriptor per unit's socket
     if settings.processes > 1 and not args.reuse_port:
         from gateway.processes import supervise
 

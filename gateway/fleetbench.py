@@ -27,7 +27,7 @@ from typing import IO, Any, Final
 
 from gateway.bench import SECRET, _cpu_s, bench_redis, wait_listening
 from gateway.bench import _server as gateway_server
-from gateway.fleetclient import raise_fd_limit
+from gateway.processes import raise_fd_limit
 
 SOCKETS_PER_CLIENT: Final = 2500
 COMPACT: Final = (",", ":")

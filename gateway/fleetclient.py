@@ -17,24 +17,17 @@ import asyncio
 import base64
 import json
 import os
-import resource
 import sys
 import time
 from typing import Any, Final
+
+from gateway.processes import raise_fd_limit
 
 TICK_S: Final = 0.05
 CONNECTING: Final = 200
 """Handshakes in flight at once."""
 POSITION: Final = '{"type":"position","lon":%.5f,"lat":%.5f,"ref":%d}'
 ACK: Final = '{"type":"ack","incident":"%s"}'
-
-
-def raise_fd_limit() -> int:
-    """Open files allowed: raised to the hard limit (one socket is one descriptor)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def frame(text: str, opcode: int = 0x1) -> bytes:

@@ -11,12 +11,22 @@ gateway does); when one child ends, the others are stopped too, so whatever runs
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
 from types import FrameType
 
 from polewatch.embedded import die_with_parent
+
+
+def raise_fd_limit() -> int:
+    """Open files allowed to this process, raised to the hard limit first (each socket is a
+    descriptor: a gateway holding 10,000 units needs more than the usual 1,024)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def supervise(argv: list[str], processes: int, grace_s: float) -> int:
