@@ -3,11 +3,13 @@ parser under hypothesis."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+import shapely
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -32,7 +34,7 @@ BAD_FILE: list[Any] = [
     feature([[114.05, 22.54]]),  # 4
     feature([[114.05, float("nan")], [114.06, 22.54]]),  # 5
     feature([[200.0, 22.54], [114.06, 22.54]]),  # 6
-    feature([[114.0, 22.5], [114.01, 22.51], [114.01, 22.5], [114.0, 22.51]]),  # 7 bow tie
+    feature([[114.05, 22.52], [114.06, 22.53], [114.06, 22.52], [114.05, 22.53]]),  # 7 kept: 2
     feature([[114.05, 22.55], [114.05, 22.55]]),  # 8
     feature([[114.05, 22.56], [114.06, 22.56]], name=""),  # 9 kept, unnamed
     feature([[114.05, 22.57], [114.06, 22.57]], highway="footway"),  # 10
@@ -51,7 +53,6 @@ REASONS = {
     4: "fewer than 2 points",
     5: "point 1 has a coordinate that is not finite",
     6: "point 1 has impossible coordinates (200.0, 22.54)",
-    7: "the line intersects itself",
     8: "zero length",
     10: "not drivable (highway=footway)",
     12: "outside every zone",
@@ -76,10 +77,14 @@ def test_bad_features_are_reported_by_number_and_the_good_ones_kept(
     assert [(d.feature, d.reason) for d in report.duplicates] == [
         (11, "identical to feature 1 (kept once)")
     ]
-    assert [w.feature for w in report.ways] == [1, 9, 14, 14]
+    assert [w.feature for w in report.ways] == [1, 7, 7, 9, 14, 14]
+    assert [(n.feature, n.reason) for n in report.notes] == [
+        (7, "crosses itself: imported as 2 simple way(s)")
+    ]
     assert report.unnamed == 1 and report.features == len(BAD_FILE)
     net = build_network(report.ways)
-    assert net.edges == 4 and net.route(114.05, 22.54, 114.07, 22.55) is not None
+    assert net.edges == 7 and net.route(114.05, 22.54, 114.07, 22.55) is not None
+    assert net.route(114.05, 22.52, 114.05, 22.53) is not None  # the bow tie, driven through
 
 
 def test_dangling_ends_snap_to_near_roads_but_flyovers_do_not(tmp_path: Path) -> None:
@@ -101,7 +106,7 @@ def test_cli_import_writes_a_version_and_reports(
     args = ["roads", "import", str(bad_file), "--city", "t", "--redis-url", redis_url]
     assert main([*args, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["version"] == 1 and out["ways"] == 5  # no zones set: Taipei is kept
+    assert out["version"] == 1 and out["ways"] == 7  # no zones set: Taipei is kept
     assert out["refused"] == len(REASONS) - 1
     assert main([*args, "--strict"]) == 1
     assert "stored the road graph of 't' (version 2)" in capsys.readouterr().out
@@ -252,3 +257,37 @@ def test_damaged_pbf_files_are_read_or_refused_as_a_whole(
         assert "d.osm.pbf" in str(exc)
         return
     assert all(len(w.coords) >= 2 for w in report.ways)
+
+
+def test_real_ways_that_cross_themselves_are_imported_with_a_note(data_dir: Path) -> None:
+    crossing = {549151492, 1194924348, 1194924350}  # service roads mapped out and back
+    report = read_roads([data_dir / "roads" / "shenzhen_central_roads.geojson"])
+    assert report.problems == []
+    assert {n.osm_id for n in report.notes} == crossing
+    assert all(n.reason.startswith("crosses itself: imported as") for n in report.notes)
+    assert crossing <= {w.osm_id for w in report.ways}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=2, max_size=12))
+def test_a_line_that_crosses_itself_is_imported_whole_in_simple_pieces(
+    grid: list[tuple[int, int]],
+) -> None:
+    coords = [[114.0 + x * 1e-3, 22.5 + y * 1e-3] for x, y in grid]
+    notes: list[str] = []
+    try:
+        ways = parse_feature(feature(coords), notes=notes)
+    except FeatureError as exc:  # only a line without length may be refused
+        assert str(exc) == "zero length"
+        return
+    lines = [shapely.LineString(w.coords) for w in ways]
+    assert all(line.is_simple for line in lines)
+    assert bool(notes) == (not shapely.LineString(coords).is_simple)
+    assert set(segments(coords)) == {s for w in ways for s in segments(w.coords)}
+    for k, way in enumerate(ways[1:], 1):  # each piece starts where the drive got to
+        assert way.coords[0] in {c for w in ways[:k] for c in w.coords}
+
+
+def segments(coords: Any) -> list[frozenset[tuple[float, float]]]:
+    points = [(float(x), float(y)) for x, y in coords]
+    return [frozenset(pair) for pair in itertools.pairwise(points) if pair[0] != pair[1]]

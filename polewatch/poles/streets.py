@@ -2,11 +2,11 @@
 
 :func:`read_streets` reads road GeoJSON files (LineStrings / MultiLineStrings with properties
 ``osm_id``, ``name``, ``name:en``, ``highway``) into :class:`Street` pieces in local metres.
-Several files may cover the same ground (the central and Bao'an extracts overlap, about 5 m
-apart): files are taken in order of how many of their ways carry an OSM id (most first), and
-the stretches of a later file's way that run within :data:`DUPLICATE_M` of an earlier file's
-way are cut out. The files are read by the road-network importer, which refuses unusable
-features (``polewatch roads import`` lists them one by one).
+The files are read by the road-network importer, which refuses unusable features
+(``polewatch roads import`` lists them one by one) and cuts a later file's copies of an
+earlier file's streets where several files cover the same ground (the central and Bao'an
+extracts overlap; :mod:`polewatch.roads.overlap`), so the poles stand along the same streets
+the graph routes over.
 
 :func:`place_poles` stands poles every 30-50 m on both sides of every piece, 8-15 m from its
 centre line, and drops those that would come nearer than 8 m to any road (the inside of a
@@ -38,8 +38,6 @@ from polewatch.roads.features import read_roads
 
 ROADS_DIR: Final = Path("roads")
 """Where the road files are, under the shared data folder."""
-DUPLICATE_M: Final = 12.0
-"""A vertex of a later file's way this close to an earlier file's way is the same road."""
 DENSIFY_M: Final = 20.0
 GAP_M: Final = (30.0, 50.0)
 KERB_M: Final = (8.0, 15.0)
@@ -113,32 +111,17 @@ def road_files(data_dir: Path) -> list[Path]:
 
 
 def read_streets(paths: Sequence[str | Path]) -> tuple[list[Street], int]:
-    """The usable, deduplicated streets of ``paths`` (read by the road-network importer,
-    :func:`polewatch.roads.features.read_roads`) and how many features it refused."""
+    """The usable streets of ``paths`` (read by the road-network importer,
+    :func:`polewatch.roads.features.read_roads`, which also cuts a later file's copies of an
+    earlier file's streets) and how many features it refused."""
     report = read_roads(paths)
-    by_file: dict[str, list[Street]] = {source: [] for source in report.sources}
+    streets = []
     for way in report.ways:
         coords = np.asarray(way.coords, dtype=np.float64)
         xy = np.column_stack(to_metres(coords[:, 0], coords[:, 1]))
         if _length(xy) > 0:
-            street = Street(way.name, way.name_en, way.highway, way.osm_id, _densify(xy))
-            by_file[way.source].append(street)
-    files = sorted(
-        by_file.values(), key=lambda f: -sum(s.osm_id is not None for s in f) / max(len(f), 1)
-    )
-    kept: list[Street] = []
-    for streets in files:
-        if kept and streets:
-            xy = np.concatenate([s.xy for s in streets])
-            fresh = _distance(_segments(kept), xy[:, 0], xy[:, 1]) > DUPLICATE_M
-            ends = np.cumsum([len(s.xy) for s in streets])
-            streets = [
-                piece
-                for s, part in zip(streets, np.split(fresh, ends[:-1]), strict=True)
-                for piece in _outside(s, part)
-            ]
-        kept += streets
-    return kept, len(report.problems)
+            streets.append(Street(way.name, way.name_en, way.highway, way.osm_id, _densify(xy)))
+    return streets, len(report.problems)
 
 
 def _lines(streets: Sequence[Street]) -> NDArray[np.object_]:
@@ -171,20 +154,6 @@ def _distance(tree: shapely.STRtree, x: Any, y: Any) -> NDArray[np.float64]:
     """Each point's distance to the nearest segment of ``tree``."""
     _, dist = tree.query_nearest(shapely.points(x, y), return_distance=True, all_matches=False)
     return dist  # type: ignore[no-any-return]
-
-
-def _outside(street: Street, fresh: NDArray[np.bool_]) -> list[Street]:
-    """The stretches of ``street`` made of ``fresh`` vertices (not along an earlier way)."""
-    if fresh.all():
-        return [street]
-    # runs of consecutive fresh vertices
-    edges = np.flatnonzero(np.diff(np.concatenate([[False], fresh, [False]]).astype(np.int8)))
-    pieces = []
-    for start, end in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-        xy = street.xy[start:end]
-        if len(xy) >= 2 and _length(xy) > 0:
-            pieces.append(Street(street.name, street.name_en, street.highway, street.osm_id, xy))
-    return pieces
 
 
 def place_poles(streets: Sequence[Street], rng: np.random.Generator) -> StreetPoles:

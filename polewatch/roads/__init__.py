@@ -20,6 +20,7 @@ distances in metres)::
     net.route(from_lon, from_lat, to_lon, to_lat) -> Route | None
         # .time_s .distance_m .path ([lon, lat] pairs, from the origin, for drawing)
         # .roads (names of the named roads along it, in order)
+        # .times (seconds from the origin at each path vertex, each road at its speed)
     net.fastest_mps   # no drive beats straight-line distance / fastest_mps: a unit farther
                       # by air than fastest_mps * best_time_s cannot be faster than best
     net.version, net.city

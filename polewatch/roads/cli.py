@@ -122,6 +122,8 @@ def _import(args: argparse.Namespace) -> int:
         "version": version,
         "problems": report.problems,
         "duplicate_features": report.duplicates,
+        "notes": report.notes,
+        "overlap": report.overlap,
     }
     if args.json:
         _print_json(summary)
@@ -136,6 +138,15 @@ def _import(args: argparse.Namespace) -> int:
             print(f"  {problem.source} feature {problem.feature}{osm}: {problem.reason}")
         if len(report.problems) > SHOWN_PROBLEMS:
             print(f"  ... and {len(report.problems) - SHOWN_PROBLEMS} more (--json lists all)")
+        for note in report.notes[:SHOWN_PROBLEMS]:
+            osm = f" [osm {note.osm_id}]" if note.osm_id is not None else ""
+            print(f"  note: {note.source} feature {note.feature}{osm}: {note.reason}")
+        if (cut := report.overlap) is not None:
+            print(
+                f"overlapping files: {cut.dropped_m / 1000:.1f} km of {', '.join(cut.files[1:])} "
+                f"dropped as duplicate of {cut.files[0]} ({cut.ways_dropped} ways whole, "
+                f"{cut.ways_cut} in part, {cut.joins} cut ends joined)"
+            )
         print(
             f"graph: {stats['nodes']} nodes, {stats['edges']} edges, {stats['vertex_snaps']} + "
             f"{stats['segment_snaps']} ends snapped, built in {built_s:.2f} s"

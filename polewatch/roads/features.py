@@ -4,10 +4,21 @@ through :mod:`polewatch.roads.osm`) into ways, with a report.
 Each feature either becomes one way per line part or is refused with its number (features
 count from 1, as the pole import counts GeoJSON rows) and the reason: not an object, no
 geometry, not a line, fewer than 2 points, coordinates that are not numbers, not finite or
-impossible, a zero-length or self-intersecting line, a road class nobody drives on (footway,
-steps...), or, when a zone map is given, a line wholly outside the zones. Unnamed ways are
-fine (real extracts have many) and counted. Ways identical to an earlier one (same class,
-direction and vertices, e.g. where two extracts overlap) are kept once and listed.
+impossible, a zero-length line, a road class nobody drives on (footway, steps...), or, when a
+zone map is given, a line wholly outside the zones. Unnamed ways are fine (real extracts have
+many) and counted. Ways identical to an earlier one (same class, direction and vertices, e.g.
+where two extracts overlap) are kept once and listed.
+
+A line that crosses or touches itself is a real road (a loop, a ramp spiral, a service road
+mapped out and back): it is split into simple pieces, each running up to the vertex before the
+segment that would cross (consecutive pieces share that vertex, so the drive goes on), pieces
+that only retrace earlier ones are dropped, and the report carries a note, not a refusal. The
+crossing itself does not become a junction: where a way really meets itself it shares a
+vertex, and pieces meeting at a shared vertex are joined there like any two ways; a crossing
+without one is a bridge.
+
+Several files that cover the same ground (two extracts made from different sources) are
+deduplicated by :func:`polewatch.roads.overlap.cut_overlaps`.
 
 A file that is not a GeoJSON FeatureCollection raises :class:`RoadsError`; a single bad
 feature raises :class:`FeatureError` from :func:`parse_feature` and is reported by
@@ -27,6 +38,7 @@ import msgspec
 import shapely
 
 from polewatch.geo import haversine_m, plausible
+from polewatch.roads.overlap import Overlap, cut_overlaps
 from polewatch.zones import ZoneMap
 
 NOT_DRIVABLE = frozenset(
@@ -83,12 +95,22 @@ class ImportReport(msgspec.Struct, kw_only=True):
     duplicates: list[FeatureProblem]
     """Features identical to an earlier way (kept once); the reason names the first."""
     unnamed: int
+    notes: list[FeatureProblem] = []
+    """Features imported with a change (split where they cross themselves); the reason says."""
+    overlap: Overlap | None = None
+    """What deduplicating several files cut (see :mod:`polewatch.roads.overlap`)."""
 
 
 def parse_feature(
-    feature: Any, *, source: str = "", number: int = 1, zones: ZoneMap | None = None
+    feature: Any,
+    *,
+    source: str = "",
+    number: int = 1,
+    zones: ZoneMap | None = None,
+    notes: list[str] | None = None,
 ) -> list[Way]:
-    """The ways of one GeoJSON feature, or :class:`FeatureError` with the reason."""
+    """The ways of one GeoJSON feature, or :class:`FeatureError` with the reason; what was
+    changed on the way in (a line split where it crosses itself) is appended to ``notes``."""
     if not isinstance(feature, dict):
         raise FeatureError("the feature is not an object")
     props = feature.get("properties")
@@ -115,17 +137,26 @@ def parse_feature(
     name, name_en = _text(props.get("name")), _text(props.get("name:en") or props.get("name_en"))
     osm_id, oneway = _osm_id(props.get("osm_id")), _oneway(props)
     maxspeed = _maxspeed(props.get("maxspeed"))
+    pieces = []
+    for i, line in enumerate(lines, 1):
+        simple = _simple_pieces(line)
+        if simple != [line] and notes is not None:
+            where = f"line {i}: " if len(lines) > 1 else ""
+            notes.append(f"{where}crosses itself: imported as {len(simple)} simple way(s)")
+        pieces += simple
     return [
         Way(source, number, line, highway, name, name_en, osm_id, oneway, maxspeed)
-        for line in lines
+        for line in pieces
     ]
 
 
 def read_roads(paths: Sequence[str | Path], *, zones: ZoneMap | None = None) -> ImportReport:
-    """Read every file in ``paths`` into one report (duplicates across files kept once)."""
+    """Read every file in ``paths`` into one report (duplicates across files kept once; a
+    later file's copies of an earlier file's streets cut, see :mod:`polewatch.roads.overlap`)."""
     ways: list[Way] = []
     problems: list[FeatureProblem] = []
     duplicates: list[FeatureProblem] = []
+    notes: list[FeatureProblem] = []
     first: dict[tuple[Any, ...], Way] = {}
     count = 0
     for path in paths:
@@ -133,10 +164,14 @@ def read_roads(paths: Sequence[str | Path], *, zones: ZoneMap | None = None) -> 
         for number, feature in enumerate(_features(Path(path)), start=1):
             count += 1
             try:
-                found = parse_feature(feature, source=source, number=number, zones=zones)
+                said: list[str] = []
+                found = parse_feature(
+                    feature, source=source, number=number, zones=zones, notes=said
+                )
             except FeatureError as exc:
                 problems.append(FeatureProblem(source, number, _osm_of(feature), str(exc)))
                 continue
+            notes += [FeatureProblem(source, number, _osm_of(feature), note) for note in said]
             for way in found:
                 key = (way.highway, way.oneway, tuple(way.coords))
                 seen = first.setdefault(key, way)
@@ -148,6 +183,7 @@ def read_roads(paths: Sequence[str | Path], *, zones: ZoneMap | None = None) -> 
                     )
                     reason = f"identical to feature {where} (kept once)"
                     duplicates.append(FeatureProblem(source, number, way.osm_id, reason))
+    ways, overlap = cut_overlaps(ways)
     return ImportReport(
         sources=[str(p) for p in paths],
         features=count,
@@ -155,6 +191,8 @@ def read_roads(paths: Sequence[str | Path], *, zones: ZoneMap | None = None) -> 
         problems=problems,
         duplicates=duplicates,
         unnamed=sum(1 for w in ways if not w.name),
+        notes=notes,
+        overlap=overlap if len(overlap.files) > 1 else None,
     )
 
 
@@ -228,9 +266,29 @@ def _line(part: Any, number: int | None) -> list[tuple[float, float]]:
         or sum(haversine_m(*a, *b) for a, b in zip(coords, coords[1:], strict=False)) < 0.01
     ):
         raise FeatureError(f"{where}zero length")
-    if not shapely.LineString(coords).is_simple:
-        raise FeatureError(f"{where}the line intersects itself")
     return coords
+
+
+def _simple_pieces(coords: list[tuple[float, float]]) -> list[list[tuple[float, float]]]:
+    """``coords`` cut into lines that do not cross themselves (see the module doc)."""
+    if shapely.LineString(coords).is_simple:
+        return [coords]
+    pieces: list[list[tuple[float, float]]] = []
+    piece = [coords[0]]
+    for point in coords[1:]:
+        if len(piece) > 1 and not shapely.LineString([*piece, point]).is_simple:
+            pieces.append(piece)
+            piece = [piece[-1]]
+        piece.append(point)
+    pieces.append(piece)
+    kept: list[list[tuple[float, float]]] = []
+    seen: set[frozenset[tuple[float, float]]] = set()
+    for piece in pieces:  # drop a piece that only drives back over earlier ones
+        segments = {frozenset(pair) for pair in zip(piece, piece[1:], strict=False)}
+        if not segments <= seen:
+            kept.append(piece)
+            seen |= segments
+    return kept
 
 
 def _inside(zones: ZoneMap, line: list[tuple[float, float]]) -> bool:

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
 from scipy.spatial import cKDTree
 
 from polewatch.geo import EARTH_RADIUS_M
-from polewatch.roads.features import Way
 from polewatch.roads.profile import Profile
+
+if TYPE_CHECKING:  # (features imports this module's neighbour overlap, which imports this)
+    from polewatch.roads.features import Way
 
 _KEY_SCALE = 1e7
 _M_PER_DEG = math.pi * EARTH_RADIUS_M / 180.0
