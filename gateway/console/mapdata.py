@@ -28,7 +28,7 @@ from polewatch import geo
 from polewatch.poles.city import find_data_dir, load_districts
 from polewatch.poles.grids import GRID_RESOLUTION
 from polewatch.poles.index import PoleIndex
-from polewatch.roads import RoadStore
+from polewatch.roads import RoadStore, read_roads, to_geojson
 
 ROLES: Final = ("operator", "supervisor", "unit")
 OSM_NOTICE: Final = "© OpenStreetMap contributors"
@@ -116,14 +116,15 @@ _ROADS = _RoadDocuments()
 
 @functools.lru_cache(maxsize=1)
 def roads_geojson(folder: Path | None = None) -> bytes:
-    """Every road file of the shared data (``roads/*.geojson``) as one FeatureCollection: what
-    the map draws before ``polewatch roads import`` has stored a city's roads."""
+    """Every road file of the shared data (``roads/*.geojson``) as one FeatureCollection, as
+    ``polewatch roads import`` would keep them: what the map draws before an import."""
     import msgspec
 
     paths = sorted((folder or find_data_dir() / "roads").glob("*.geojson"))
     if not paths:
         raise FileNotFoundError(f"no road files in {folder or find_data_dir() / 'roads'}")
-    features = [f for path in paths for f in road_features(msgspec.json.decode(path.read_bytes()))]
+    # through the importer: the overlapping files' duplicate streets cut as the graph cuts them
+    features = road_features(msgspec.json.decode(to_geojson(read_roads(paths).ways)))
     return msgspec.json.encode({
         "type": "FeatureCollection", "attribution": OSM_NOTICE, "features": features,
     })  # fmt: skip
