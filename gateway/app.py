@@ -95,7 +95,10 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
     assert gw.redis is not None
     gw.notifier = Notifier(gw.redis, (keys.UNIT_NOTIFY, keys.INCIDENT_NOTIFY))
     # one reader pushes every connected unit's inbox, woken by the unit ids announced
-    gw.inboxes = Inboxes(gw.redis, gw.zones, cluster=gw.settings.redis_cluster)
+    gw.inboxes = Inboxes(
+        gw.redis, gw.zones, cluster=gw.settings.redis_cluster,
+        recheck_s=gw.settings.inbox_recheck_s,
+    )  # fmt: skip
     gw.notifier.listen(keys.UNIT_NOTIFY, gw.inboxes.wake)
     async with running(gw.notifier.run()), running(gw.inboxes.run()):
         await asyncio.wait_for(gw.notifier.ready.wait(), 30)

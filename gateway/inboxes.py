@@ -5,11 +5,12 @@ it was sent) and one task reads for all of them. The unit ids announced on
 ``keys.UNIT_NOTIFY`` (one id or several separated by spaces) mark units *dirty*; the reader
 takes every dirty unit at once and sends one ``XREAD`` per zone with each inbox from its own
 last id (a zone's inboxes share its hash tag, so one command stays on one cluster shard).
-Every ``recheck_s`` all connected units are read the same way, a few commands for the whole
-fleet instead of a round trip per socket. Each entry is encoded to its frame once, however
-many sockets the unit has open, and queued to each socket without waiting for it to drain,
-so one slow phone never holds up the others. The inbox stream stays the truth: after a lost
-pub/sub connection every unit is read again, and a reconnecting unit resumes from its id.
+Every ``recheck_s`` all connected units are read the same way, in slices spread over that
+time, a few commands for the whole fleet instead of a round trip per socket. Each entry is
+encoded to its frame once, however many sockets the unit has open, and queued to each socket
+without waiting for it to drain, so one slow phone never holds up the others. The inbox
+stream stays the truth: after a lost pub/sub connection every unit is read again, and a
+reconnecting unit resumes from its id.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ READ_CHUNK: Final = 100
 """Entries read per inbox and round; a full inbox is read again at once."""
 KEYS_PER_READ: Final = 1000
 """Inboxes named in one ``XREAD`` (a sweep of the fleet is a few commands)."""
+SWEEP_STEPS: Final = 15
+"""Every unit is read at least every ``recheck_s`` in this many slices, evenly spread."""
 
 
 def _id(stream_id: str) -> tuple[int, int]:
@@ -135,11 +138,21 @@ class Inboxes:
     async def run(self) -> None:
         """Read dirty inboxes until cancelled; every unit at least every ``recheck_s``."""
         delay = 0.05
+        loop = asyncio.get_running_loop()
+        step = self.recheck_s / SWEEP_STEPS
+        sweep_at, sweep, share = loop.time() + step, list[str](), 1
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.recheck_s)
-            if not self._wakeup.is_set():
-                self._dirty.update(self._units)
+                await asyncio.wait_for(self._wakeup.wait(), max(0.0, sweep_at - loop.time()))
+            if loop.time() >= sweep_at:  # due however busy the announcements keep us
+                # a slice of the fleet each step, so no step stalls the loop (19,000 units at
+                # once took 80-120 ms)
+                if not sweep:
+                    sweep = list(self._units)
+                    share = max(1, -(-len(sweep) // SWEEP_STEPS))
+                self._dirty.update(sweep[-share:])
+                del sweep[-share:]
+                sweep_at = loop.time() + step
             self._wakeup.clear()
             dirty, self._dirty = self._dirty, set()
             try:
@@ -162,9 +175,9 @@ class Inboxes:
                 continue
             inbox = unit.zone.unit_inbox(name)
             inbox_unit[inbox] = name
-            by_zone.setdefault(unit.zone, {})[inbox] = min(
-                (s.last for s in unit.subscribers), key=_id
-            )
+            subs = unit.subscribers
+            last = next(iter(subs)).last if len(subs) == 1 else min((s.last for s in subs), key=_id)
+            by_zone.setdefault(unit.zone, {})[inbox] = last
         commands: list[dict[str, str]] = []
         for zone, streams in by_zone.items():
             # a zone's inboxes share a hash tag; the default zone's do not (one each on a cluster)

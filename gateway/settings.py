@@ -31,6 +31,8 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     ws_backlog: int = 20
     """Inbox entries sent to a unit that connects without ``last``."""
     ws_heartbeat_s: float = 20.0
+    inbox_recheck_s: float = 15.0
+    """Every connected unit's inbox is read at least this often, announced or not."""
     gc_freeze_s: float = 1.0
     """How often what is alive is frozen out of the garbage collector's walks (0: never);
     keeps collector pauses short with thousands of sockets (see :mod:`gateway.heap`)."""

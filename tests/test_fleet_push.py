@@ -150,6 +150,33 @@ async def test_nothing_is_missed_across_a_reconnect_or_a_lost_subscription(
     await ws.close()
 
 
+async def test_an_unannounced_entry_is_found_while_other_announcements_keep_coming(
+    redis_url: str, aredis: aioredis.Redis
+) -> None:
+    await store_poles(redis_url)
+    async with gateway_client(redis_url, inbox_recheck_s=0.5) as client:
+        sockets = [await client.ws_connect(socket_url(u)) for u in ("S1", "S2", "S3")]
+        for ws in sockets:
+            await receive(ws)
+        ws = sockets[0]
+        lost = await write(aredis, "S1", "I1")  # its announcement never came
+        stop = asyncio.Event()
+
+        async def busy() -> None:  # the rest of the fleet keeps the reader awake
+            while not stop.is_set():
+                await aredis.publish(keys.UNIT_NOTIFY, "S2 S3")
+                await asyncio.sleep(0.01)
+
+        chatter = asyncio.ensure_future(busy())
+        try:
+            assert [f["id"] for f in await inbox_frames(ws, 1)] == [lost]
+        finally:
+            stop.set()
+            await chatter
+        for ws in sockets:
+            await ws.close()
+
+
 async def test_the_heap_is_frozen_while_the_gateway_runs_and_unfrozen_after() -> None:
     assert gc.get_freeze_count() == 0
     async with running(keep_young_small(0.01, 0.02)):
