@@ -31,8 +31,10 @@ async def test_service_worker_caches_an_app_shell_that_exists(redis_url: str) ->
         assert "/patrol/" in shell and "/console/static/patrol.js" in shell
         for path in shell:
             assert (await client.get(path)).status == 200, path
-        # the worker never caches the API or the live channel
-        assert "/api/" not in source
+        assert "/patrol/maplibre-gl-worker.mjs" in shell
+        # the worker caches no API answer but the road document, nor the live channel
+        assert set(re.findall(r'"(/api/[^"]*)"', source)) == {"/api/console/map/roads"}
+        assert "/ws" not in source
 
 
 async def test_patrol_script_imports_only_files_that_are_served(redis_url: str) -> None:

@@ -314,3 +314,48 @@ async def test_a_configured_tile_url_draws_under_the_streets(redis_url: str, bro
     tiles_origin = template.split("/{z}")[0]
     assert [u for u in only_from(gateway, requests) if not u.startswith(tiles_origin)] == []
     assert violations == []
+
+
+KEPT_ETAG = """() => caches.match('/api/console/map/roads')
+  .then((kept) => (kept ? kept.headers.get('ETag') : null))"""
+"""The ETag of the service worker's copy of the road document (``null``: none kept)."""
+
+
+async def test_patrol_app_keeps_its_streets_offline(
+    gateway: str, aredis: Any, data_dir: Path, browser: Any
+) -> None:
+    """A phone that reloads the patrol app without signal still draws the streets: the service
+    worker keeps the road document (with its ETag) from the last load that had a network."""
+    await store_roads(aredis, data_dir)
+    job = {"k": "dispatch", "incident": "I-43", "type": "call", "priority": 2,
+           "lon": SCENE[0], "lat": SCENE[1], "ack_by": 0, "phase": "en_route"}  # fmt: skip
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844},
+        geolocation={"longitude": UNIT[0], "latitude": UNIT[1]}, permissions=["geolocation"],
+    )  # fmt: skip
+    page = await context.new_page()
+    await page.add_init_script(
+        f"localStorage.setItem('pw.patrol.job', {json.dumps(json.dumps(job))})"
+    )
+    roads = "m => m.gl.querySourceFeatures('roads').length"
+    await page.goto(f"{gateway}/patrol/?token={unit_token('P-8')}")
+    await page.wait_for_function("() => !!navigator.serviceWorker?.controller")
+    await page.reload()  # now under the worker: this load's road document is kept
+    await page.wait_for_selector("#minimap[data-roads=loaded]", timeout=30_000)
+    kept = await page.evaluate(KEPT_ETAG)
+    assert kept and kept.startswith('"')  # the gateway's ETag, kept with the document
+    await context.set_offline(True)
+    served: list[bool] = []
+
+    def answered(response: Any) -> None:
+        if "/map/roads" in response.url:
+            served.append(response.from_service_worker)
+
+    page.on("response", answered)
+    await page.reload()
+    await page.wait_for_selector("#minimap[data-roads=loaded]", timeout=30_000)
+    street_map = await page.evaluate_handle("document.getElementById('minimap').streetMap")
+    await page.evaluate(SETTLED, street_map)
+    assert await page.evaluate(roads, street_map) > 100
+    assert served == [True]  # from the service worker's copy: the network is gone
+    await context.close()

@@ -119,7 +119,19 @@ async def static_file(request: web.Request) -> web.Response:
 @api(tag="console", content="text/javascript", answers={404: "No such file"}, store=False)
 async def vendor_file(request: web.Request) -> web.Response:
     """The vendored map library (MapLibre GL JS, BSD-3-Clause): module, worker and styles."""
-    name = request.match_info["name"]
+    return _vendor(request, request.match_info["name"])
+
+
+@routes.get("/patrol/maplibre-gl-worker.mjs")
+@api(tag="patrol", content="text/javascript", store=False)
+async def patrol_map_worker(request: web.Request) -> web.Response:
+    """The map library's worker inside the patrol app's scope: a worker is under the service
+    worker whose scope holds its own address, so from here the app's service worker serves it
+    offline and sees (and keeps) the road document it loads."""
+    return _vendor(request, "maplibre-gl-worker.mjs")
+
+
+def _vendor(request: web.Request, name: str) -> web.Response:
     if not VENDOR.match(name):
         raise HttpError(404, "no such file")
     body = STATIC.joinpath("vendor", name).read_bytes()

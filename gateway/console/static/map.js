@@ -8,7 +8,7 @@
 //
 // Zoom levels follow the 256-pixel tile convention of the pages (MapLibre's own are one less).
 
-import { Map as MapLibre, AttributionControl } from "./vendor/maplibre-gl.mjs";
+import { Map as MapLibre, AttributionControl, setWorkerUrl } from "./vendor/maplibre-gl.mjs";
 import { t, tOr } from "./i18n.js";
 import {
   CanvasMap, GRID_ZOOM, POLE_ZOOM, districtLayer as flatDistricts, gridLayer as flatGrids,
@@ -97,7 +97,11 @@ function style(tileUrl) {
 /** The map: MapLibre below, the live layers' canvas above. ``canvas`` is the page's map
  *  element (it stays the overlay, so the pages' data attributes and labels stay on it). */
 export class StreetMap {
-  constructor(canvas, { center = [114.06, 22.56], zoom = 11, minZoom = 8, maxZoom = 19, tileUrl = "", api = null } = {}) {
+  constructor(canvas, { center = [114.06, 22.56], zoom = 11, minZoom = 8, maxZoom = 19, tileUrl = "", api = null,
+    workerUrl = "" } = {}) {
+    // The patrol app loads the map's worker from inside its service worker's scope, so that
+    // the worker (and the road document it fetches) works offline (see sw.js).
+    if (workerUrl) setWorkerUrl(new URL(workerUrl, location.href).href);
     this.canvas = canvas;
     this.ctx = canvas.getContext("2d");
     this.layers = [];

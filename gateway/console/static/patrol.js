@@ -46,7 +46,7 @@ function start() {
   $("signin").hidden = true;
   $("patrol").hidden = false;
   if (!P.map) {
-    P.map = openMap($("minimap"), { zoom: 14, api });
+    P.map = openMap($("minimap"), { zoom: 14, api, workerUrl: "/patrol/maplibre-gl-worker.mjs" });
     P.map.layers.push(districtLayer(() => P.districts), gridLayer(() => P.streets.grids),
       poleLayer(() => P.streets.poles), routeLayer(() => P.routes), sceneLayer);
     P.map.onview = (m) => loadStreets(api, m, P.streets);

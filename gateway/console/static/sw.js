@@ -1,7 +1,10 @@
 // The patrol app's service worker: the app shell is served from the cache when the network
 // is gone (a patrol car loses signal), and refreshed from the network whenever it is there.
-// API calls and the WebSocket are never cached.
-const CACHE = "polewatch-patrol-v2";
+// API calls and the WebSocket are never cached, except the road document (the street map's
+// data: public OpenStreetMap roads, the same for every user), kept with its ETag so that a
+// phone that reloads without signal still draws the streets.
+const CACHE = "polewatch-patrol-v3";
+const ROADS = "/api/console/map/roads";
 const SHELL = [
   "/patrol/",
   "/patrol/manifest.webmanifest",
@@ -13,7 +16,8 @@ const SHELL = [
   "/console/static/map.js",
   "/console/static/flatmap.js",
   "/console/static/vendor/maplibre-gl.mjs",
-  "/console/static/vendor/maplibre-gl-worker.mjs",
+  // the map's worker, served inside this worker's scope (pages.py) so that it is controlled
+  "/patrol/maplibre-gl-worker.mjs",
   "/console/static/vendor/maplibre-gl.css",
   "/console/static/icon.svg",
 ];
@@ -30,9 +34,33 @@ self.addEventListener("activate", (event) => {
   );
 });
 
+/** The road document: asked again with the kept copy's ETag (a 304 answers with the copy),
+ * kept when a new one comes, the kept copy when the network is gone. */
+async function roads(request) {
+  const cache = await caches.open(CACHE);
+  const kept = await cache.match(ROADS, { ignoreSearch: true, ignoreVary: true });
+  const headers = new Headers(request.headers);
+  const etag = kept && kept.headers.get("ETag");
+  if (etag) headers.set("If-None-Match", etag);
+  let response;
+  try {
+    response = await fetch(new Request(request, { headers }));
+  } catch (err) {
+    if (kept) return kept;
+    throw err;
+  }
+  if (response.status === 304 && kept) return kept;
+  if (response.ok) await cache.put(ROADS, response.clone());
+  return response;
+}
+
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== self.location.origin) return;
+  if (url.pathname === ROADS) {
+    event.respondWith(roads(event.request));
+    return;
+  }
   if (!SHELL.includes(url.pathname)) return;
   event.respondWith(
     fetch(event.request)
