@@ -261,6 +261,13 @@ class RoadNetwork:
         """Whether :meth:`drive_times_batch` reads the table (else it searches per place)."""
         return self._table.table is not None
 
+    def placed(self, points: np.ndarray) -> np.ndarray:
+        """Per ``[lon, lat]`` row, whether an alarm there meets the roads (snaps as a
+        ``"target"``; remembered like :meth:`drive_times_batch`'s snaps)."""
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        edge = self._snap_cached(points, np.full(len(points), 2, dtype=np.int64))[0]
+        return np.asarray(edge >= 0)
+
     def drive_times_batch(self, targets: np.ndarray, sources: np.ndarray, of: np.ndarray) -> Drives:
         """Each source's drive to its target ``targets[of[i]]`` (arrays of ``[lon, lat]``
         rows; ``of`` an integer array, one entry per source): the same drives as
