@@ -154,19 +154,13 @@ class Ranker:
             meets = net.placed(np.array([places[i] for i in on], dtype=np.float64)).tolist()
             on = [i for i, ok in zip(on, meets, strict=True) if ok]
         first = await self._nearest(client, zone, [places[i] for i in on])
-        # The nearest by air drives there in about air / 5 m/s + 1 min, so the best is most
-        # likely no slower: every unit that could beat that is within `guess` (one search and
-        # one ranking per place; the list's `b` says how far it proved to be complete).
+        # Ranked first, widened then only as far as the best drive proves needed: a search's
+        # cost in Redis grows with its radius, a ranking (junction table) costs microseconds.
         wider: dict[int, float] = {}
-        now: list[Job] = []
-        for i, found in zip(on, first, strict=True):
-            guess = net.fastest_mps * (found.air_m[0] / _USUAL_MPS + 60.0) if found.air_m else 0
-            if len(found.units) < self.shortlist or found.air_m[-1] >= guess:
-                now.append(Job(i, found, self.shortlist, self.max_radius_m))
-            else:
-                wider[i] = min(guess, self.max_radius_m)
+        now = [Job(i, found, self.shortlist, self.max_radius_m)
+               for i, found in zip(on, first, strict=True)]  # fmt: skip
         self._rank_all(net, places, now, lists, wider)
-        for _ in range(2):  # the guess, then (rarely) the radius the best drive proved needed
+        for _ in range(2):  # the radius the best drive proved needed (rarely twice)
             if not wider:
                 break
             at, radii = list(wider), list(wider.values())
