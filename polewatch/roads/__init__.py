@@ -21,6 +21,11 @@ distances in metres)::
         # .time_s .distance_m .path ([lon, lat] pairs, from the origin, for drawing)
         # .roads (names of the named roads along it, in order)
         # .times (seconds from the origin at each path vertex, each road at its speed)
+    net.drive_times_batch(targets, sources, of) -> Drives   # a whole batch at once: numpy
+        # [lon, lat] rows, of[i] = the target of source i; the same drives as drive_times_to,
+        # from a junction-to-junction table once net.build_table() ran (in a thread), snaps
+        # cached (docs/drive-time-speed.md)
+    net.placed(points) -> bool array   # whether an alarm at each point meets the roads
     net.fastest_mps   # no drive beats straight-line distance / fastest_mps: a unit farther
                       # by air than fastest_mps * best_time_s cannot be faster than best
     net.version, net.city
