@@ -59,6 +59,7 @@ def _edge_seen(client: redis.Redis) -> tuple[set[str], list[wire.Alarm], list[wi
     return cameras, camera_alarms, door_alarms
 
 
+@pytest.mark.timeout(240)  # four video agents, PostgreSQL and the archiver share two cores
 def test_the_demo_runs_cameras_and_doors_on_real_poles(tmp_path: Path, redis_url: str) -> None:
     # seed 15: the first door's first visit ends in a tamper alarm (the sequence of visits is
     # fixed by the seed; only how fast it plays depends on the machine)
@@ -73,8 +74,9 @@ def test_the_demo_runs_cameras_and_doors_on_real_poles(tmp_path: Path, redis_url
         assert len(configs) == 2 and (tmp_path / "doors.toml").is_file()
         expected = {path.stem for path in configs}
         assert all(camera in banner for camera in expected), banner
-        # the street's wrong-way car crosses the one-way line ~15 s into the video
-        deadline = time.monotonic() + 60
+        # the street's wrong-way car crosses the one-way line ~15 s into the video (25 s in
+        # all on an idle machine; a loaded one needs more)
+        deadline = time.monotonic() + 120
         while True:
             cameras, camera_alarms, door_alarms = _edge_seen(client)
             if cameras == expected and camera_alarms and door_alarms:
