@@ -178,9 +178,11 @@ async def test_a_report_far_from_its_pole_is_flagged_on_the_incident(
         )
         assert plain.status == 202
         deadline = time.monotonic() + 15
-        while len(await aredis.keys(keys.incident("*"))) < 2:
+        last = "0-0"
+        while len(await aredis.keys(keys.incident("*"))) < 2:  # woken by each audit entry
             assert time.monotonic() < deadline, "the dispatcher made no incidents"
-            await asyncio.sleep(0.05)
+            for _, entries in await aredis.xread({keys.AUDIT: last}, block=1000) or []:
+                last = entries[-1][0]
     finally:
         dispatcher.stop()
         await asyncio.wait_for(running, 10)
