@@ -7,6 +7,7 @@ browser cannot set headers (WebSocket, EventSource), as ``?token=``.
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Final, Literal, get_args
 
@@ -56,12 +57,18 @@ def mint(secret: str, role: str, subject: str, ttl_s: float, *, now: float | Non
 
 def verify(secret: str, token: str, *, now: float | None = None) -> Principal:
     """The principal of a valid token; :class:`TokenError` otherwise."""
+    serializer = URLSafeSerializer(secret, salt=SALT)
     try:
-        payload = URLSafeSerializer(secret, salt=SALT).loads(token)
+        payload = serializer.loads(token)
     except BadSignature:
         raise TokenError("invalid token") from None
     except Exception:  # itsdangerous may raise decoding errors on garbage
         raise TokenError("malformed token") from None
+    # Base64 ignores the spare low bits of its last character, so several spellings decode to
+    # the same signed bytes. Only the one spelling this gateway mints is accepted: a token is
+    # a string compared by value (lockouts, logs), and must not have look-alikes.
+    if not hmac.compare_digest(serializer.dumps(payload), token):
+        raise TokenError("invalid token")
     try:
         principal = msgspec.convert(payload, Principal)
     except msgspec.ValidationError:
