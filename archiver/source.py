@@ -18,21 +18,38 @@ TERMINAL: Final = frozenset({"closed", "cancelled", "merged"})
 # The scripts take incident ids and build the keys from the zone's key templates (ARGV): a
 # dozen arguments per incident cost more to send than the reads themselves. An incident's
 # keys share its zone's hash tag, named by KEYS[1], so a call stays on one cluster shard.
+# An alarm's record (key 6) holds '<incident id>\n<body>' since issue 15 (records written
+# before hold the id, the body in key 5); an incident's alarm list (key 3) is written once a
+# second alarm joins: until then its first_alarm field is all of it (polewatch/records.py).
 _KEYS: Final = """
 local function key(n, id) return ARGV[2 * n - 1] .. id .. ARGV[2 * n] end
+local function alarms(id)
+  local list = redis.call('LRANGE', key(3, id), 0, -1)
+  if #list == 0 then
+    local first = redis.call('HGET', key(1, id), 'first_alarm')
+    if first then list = {first} end
+  end
+  return list
+end
+local function body(a)
+  local v = redis.call('GET', key(6, a))
+  local cut = v and string.find(v, '\\n', 1, true)
+  if cut then return string.sub(v, cut + 1) end
+  return redis.call('GET', key(5, a))
+end
 """
 _READ: Final = (
     _KEYS
     + """
 local out = {}
-for i = 11, #ARGV do
+for i = 13, #ARGV do
   local id = ARGV[i]
-  local alarms = redis.call('LRANGE', key(3, id), 0, -1)
+  local ids = alarms(id)
   local bodies = {}
-  for j, a in ipairs(alarms) do bodies[j] = redis.call('GET', key(5, a)) end
+  for j, a in ipairs(ids) do bodies[j] = body(a) end
   out[#out + 1] = redis.call('HGETALL', key(1, id))
   out[#out + 1] = redis.call('LRANGE', key(2, id), 0, -1)
-  out[#out + 1] = alarms
+  out[#out + 1] = ids
   out[#out + 1] = bodies
 end
 return out
@@ -42,19 +59,21 @@ _RETAIN: Final = (
     _KEYS
     + """
 local function each_key(id, f)
-  for _, a in ipairs(redis.call('LRANGE', key(3, id), 0, -1)) do f(key(5, a)) end
+  for _, a in ipairs(alarms(id)) do f(key(6, a)); f(key(5, a)) end
   for n = 1, 4 do f(key(n, id)) end
 end
-local seconds, expiring, persisting = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
-local at = 14
-for i = at, at + expiring - 1 do
-  each_key(ARGV[i], function(k) redis.call('EXPIRE', k, seconds) end)
+local seconds, expiring, persisting = ARGV[13], tonumber(ARGV[14]), tonumber(ARGV[15])
+-- Retention never shortens an alarm record's own TTL (it is also the idempotency record).
+local function expire(k)
+  if redis.call('TTL', k) == -1 then redis.call('EXPIRE', k, seconds)
+  else redis.call('EXPIRE', k, seconds, 'GT') end
 end
+local function persist(k) redis.call('PERSIST', k) end
+local at = 16
+for i = at, at + expiring - 1 do each_key(ARGV[i], expire) end
 at = at + expiring
-for i = at, at + persisting - 1 do
-  each_key(ARGV[i], function(k) redis.call('PERSIST', k) end)
-end
-for i = at + persisting, #ARGV do redis.call('PERSIST', key(5, ARGV[i])) end
+for i = at, at + persisting - 1 do each_key(ARGV[i], persist) end
+for i = at + persisting, #ARGV do persist(key(6, ARGV[i])); persist(key(5, ARGV[i])) end
 return 1
 """
 )
@@ -62,10 +81,11 @@ return 1
 
 def _templates(zone: keys.Zone) -> list[str]:
     """Each key kind's text before and after the id (incident, timeline, alarm list, tried
-    set, alarm body), as :mod:`polewatch.keys` builds them: the scripts' ``key(n, id)``."""
+    set, alarm body, alarm record), as :mod:`polewatch.keys` builds them: the scripts'
+    ``key(n, id)``."""
     out: list[str] = []
     for build in (zone.incident, zone.incident_timeline, zone.incident_alarms,
-                  zone.incident_tried, zone.alarm_body):  # fmt: skip
+                  zone.incident_tried, zone.alarm_body, zone.alarm):  # fmt: skip
         before, _, after = build("\x00").partition("\x00")
         out += [before, after]
     return out

@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 from dispatcher import library
 from dispatcher.priorities import PriorityTable
 from dispatcher.settings import DispatcherSettings
-from polewatch import keys, wire
+from polewatch import keys, records, wire
 from polewatch.records import OPEN_STATES
 from polewatch.zones import ZoneMap
 
@@ -152,18 +152,24 @@ class Router:
             async with client.pipeline(transaction=False) as pipe:
                 for _, nearby, _ in foreign:
                     for _, i in nearby:
-                        pipe.hmget(keys.zone_of_incident(i).incident(i), "state", "last_ts")
+                        pipe.hmget(
+                            keys.zone_of_incident(i).incident(i),
+                            "state",
+                            *records.LAST_REPORT_FIELDS,
+                        )
                 replies = await pipe.execute()
             at = 0
             stale: list[tuple[str, str]] = []
             for c, nearby, home_unit in foreign:
                 window = self.table[c.alarm.type].window_s
                 target: str | None = None
-                for (key, i), (state, last) in zip(nearby, replies[at:], strict=False):
+                for (key, i), (state, *last) in zip(nearby, replies[at:], strict=False):
                     if _text(state or b"") not in OPEN_STATES:
                         if ":merge-refs:" in key:
                             stale.append((key, i))
-                    elif target is None and abs(c.alarm.ts - float(last or 0)) <= window:
+                    elif (
+                        target is None and abs(c.alarm.ts - records.last_report_ts(*last)) <= window
+                    ):
                         target = keys.zone_of_incident(i).name
                 at += len(nearby)
                 if target is not None:
@@ -224,10 +230,11 @@ class Router:
                 pipe.get(keys.zone(r.zone).alarm(r.alarm.id))
             taken: list[Any] = await pipe.execute()
         async with client.pipeline(transaction=False) as pipe:
-            for r, incident in zip(routes, taken, strict=True):
+            for r, record in zip(routes, taken, strict=True):
+                incident = records.alarm_incident(record)
                 if incident is not None:
                     ref = zone.merge_refs(self.table.group(r.alarm.type))
-                    pipe.geoadd(ref, (r.alarm.lon, r.alarm.lat, _text(incident)))
+                    pipe.geoadd(ref, (r.alarm.lon, r.alarm.lat, incident))
             await pipe.execute()
 
     async def _record(

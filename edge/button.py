@@ -262,14 +262,14 @@ class ButtonAgent:
         the home zone's dispatcher routed the alarm to another zone)."""
         home = self._home
         if not self.zones.zoned:
-            return _text(await self._client.get(home.alarm(alarm_id)))
+            return records.alarm_incident(await self._client.get(home.alarm(alarm_id)))
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.get(home.alarm(alarm_id))
             pipe.get(home.alarm_route(alarm_id))
             raw, route = await pipe.execute()
         if raw is None and route is not None:
             raw = await self._client.get(keys.zone(_text(route) or "").alarm(alarm_id))
-        return _text(raw)
+        return records.alarm_incident(raw)
 
     def _update(self, **changes: Any) -> None:
         before = msgspec.structs.asdict(self.feedback)

@@ -82,7 +82,7 @@ async def incident_of(
             for zone in where:
                 pipe.get(zone.alarm(alarm_id))
             found: list[Any] = await pipe.execute()
-        return next((_text(f) for f in found if f is not None), None)
+        return next((records.alarm_incident(f) for f in found if f is not None), None)
     if where[0].name:
         home = where[0]
         async with redis.pipeline(transaction=False) as pipe:
@@ -91,13 +91,13 @@ async def incident_of(
             record, route = await pipe.execute()
         if record is None and route is not None:
             record = await redis.get(keys.zone(_text(route)).alarm(alarm_id))
-        return None if record is None else _text(record)
+        return records.alarm_incident(record)
     key = keys.alarm(alarm_id)
     try:
         raw = await redis.get(key)
     except ResponseError:  # stored as a hash rather than a string
         raw = await redis.hget(key, "incident")
-    return None if raw is None else _text(raw)
+    return records.alarm_incident(raw)
 
 
 def _text(value: Any) -> str:

@@ -99,7 +99,11 @@ def _split(value: str | None) -> list[str]:
 
 
 def incident_from_hash(raw: dict[Any, Any]) -> Incident | None:
-    """Parse an incident hash (as returned by HGETALL); ``None`` for an empty one."""
+    """Parse an incident hash (as returned by HGETALL); ``None`` for an empty one.
+
+    Fields are stored once and derived here (the dispatcher writes them so since issue 15;
+    hashes written before carry them all): ``created`` is ``t_new``, ``group`` the type,
+    ``units`` empty, and the last report's time (:func:`last_report_ts`) the alarm's."""
     if not raw:
         return None
     h = _text(raw)
@@ -119,7 +123,7 @@ def incident_from_hash(raw: dict[Any, Any]) -> Incident | None:
         group=h.get("group", h["type"]),
         lon=float(h["lon"]),
         lat=float(h["lat"]),
-        created=float(h["created"]),
+        created=float(h.get("created") or h["t_new"]),
         reports=int(h.get("reports", "1")),
         pole=h.get("pole") or None,
         district=h.get("district") or None,
@@ -134,6 +138,17 @@ def incident_from_hash(raw: dict[Any, Any]) -> Incident | None:
         caller_far_m=opt_float("caller_far_m"),
         times=times,
     )
+
+
+LAST_REPORT_FIELDS: Final = ("last_ts", "alarm_ts")
+"""The fields to read (HMGET) for :func:`last_report_ts`."""
+
+
+def last_report_ts(last_ts: Any, alarm_ts: Any) -> float:
+    """The time of an incident's last report from its :data:`LAST_REPORT_FIELDS` (raw
+    values; ``last_ts`` is stored only once a later report came); 0 when neither is there."""
+    value = last_ts or alarm_ts
+    return float(value) if value else 0.0
 
 
 def unit_from_hash(raw: dict[Any, Any]) -> Unit | None:
@@ -181,13 +196,43 @@ def incident_zone(incident_id: str, zones: ZoneMap | None = None) -> keys.Zone:
     return keys.zone_of_incident(incident_id)
 
 
+ALARM_SEPARATOR: Final = b"\n"
+"""Between the incident id and the body in an alarm's record (ids never hold a newline)."""
+
+
+def alarm_record(raw: bytes | str | None) -> tuple[str | None, bytes | None]:
+    """The incident an alarm went to and the alarm itself (MessagePack), from the value of
+    its record (:func:`~polewatch.keys.Zone.alarm`): ``<incident id>\\n<body>``, one key
+    since issue 15. A record written before holds the id alone (its body is in
+    :func:`~polewatch.keys.Zone.alarm_body`): the body is ``None`` then, as for no record."""
+    if raw is None:
+        return None, None
+    data = raw.encode() if isinstance(raw, str) else raw
+    head, sep, body = data.partition(ALARM_SEPARATOR)
+    return head.decode(), (body if sep else None)
+
+
+def alarm_incident(raw: bytes | str | None) -> str | None:
+    """The incident id of an alarm's record value (:func:`alarm_record`); ``None`` for none."""
+    return alarm_record(raw)[0]
+
+
+def incident_alarm_ids(listed: list[Any], incident: Incident) -> list[str]:
+    """An incident's alarm ids from its alarm list (as LRANGE returns it): the list is
+    written once a second alarm joins; until then the ``first_alarm`` field is all of it."""
+    ids = [a.decode() if isinstance(a, bytes) else str(a) for a in listed]
+    if not ids and incident.first_alarm:
+        ids = [incident.first_alarm]
+    return ids
+
+
 async def read_incident(
     redis: aioredis.Redis, incident_id: str, zones: ZoneMap | None = None
 ) -> IncidentDetail | None:
-    """Read an incident, its timeline and its alarms (two round trips); ``None`` when there
-    is no such incident. Everything is read in the incident's zone (:func:`incident_zone`),
-    where its dispatcher also kept the bodies of the alarms it merged, so the MGET stays on
-    one shard of a cluster."""
+    """Read an incident, its timeline and its alarms (two round trips, a third for records
+    written before issue 15); ``None`` when there is no such incident. Everything is read in
+    the incident's zone (:func:`incident_zone`), where its dispatcher also kept the records
+    of the alarms it merged, so the MGET stays on one shard of a cluster."""
     zone = incident_zone(incident_id, zones)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.hgetall(zone.incident(incident_id))
@@ -197,10 +242,14 @@ async def read_incident(
     incident = incident_from_hash(raw)
     if incident is None:
         return None
-    alarm_ids = [a.decode() if isinstance(a, bytes) else str(a) for a in alarm_ids_raw]
-    bodies: list[Any] = (
-        await redis.mget([zone.alarm_body(a) for a in alarm_ids]) if alarm_ids else []
-    )
+    alarm_ids = incident_alarm_ids(alarm_ids_raw, incident)
+    found = await redis.mget([zone.alarm(a) for a in alarm_ids]) if alarm_ids else []
+    bodies: list[bytes | None] = [alarm_record(v)[1] for v in found]
+    older = [a for a, b in zip(alarm_ids, bodies, strict=True) if b is None]
+    if older:  # records written before issue 15 (or expired): the separate body keys
+        old_bodies: list[Any] = await redis.mget([zone.alarm_body(a) for a in older])
+        by_id = dict(zip(older, old_bodies, strict=True))
+        bodies = [by_id[a] if b is None else b for a, b in zip(alarm_ids, bodies, strict=True)]
     return IncidentDetail(
         incident=incident,
         timeline=[_decoded(item, wire.IncidentEvent) for item in timeline],

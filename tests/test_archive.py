@@ -24,7 +24,7 @@ from analytics.simulation import simulate_week, write_incidents
 from archiver.service import GROUP, Metrics, ZoneArchiver, decode_batch
 from archiver.settings import ArchiverSettings
 from dispatcher import scenario as sc
-from polewatch import keys, wire
+from polewatch import keys, records, wire
 from polewatch.cli import main
 from polewatch.settings import SettingsError, check_database_url, load
 
@@ -130,10 +130,13 @@ async def test_the_dispatcher_keeps_an_amended_archived_incident_until_archived_
     await sc.step(redis_url, sync_redis, sc.command("cancel", "1", detail="false alarm"))
     await archiver(aredis, database_url, retention_s=3600).run(burst=True)
     listed: Any = await aredis.lrange(keys.incident_alarms("1"), 0, -1)
-    alarm_ids = [a.decode() for a in listed]
-    kept = [keys.incident("1"), keys.incident_timeline("1"), keys.incident_alarms("1"),
-            *(keys.alarm_body(a) for a in alarm_ids)]  # fmt: skip
-    assert all(0 < ttl <= 3600 for ttl in [await aredis.ttl(k) for k in kept])
+    alarm_ids = records.incident_alarm_ids(listed, sc.incident(sync_redis))
+    assert alarm_ids
+    kept = [keys.incident("1"), keys.incident_timeline("1"), *(keys.alarm(a) for a in alarm_ids)]
+    # An alarm's record (with its body) is also its idempotency record: retention never
+    # shortens its own TTL; the incident's keys get the retention time.
+    ttls = [await aredis.ttl(k) for k in kept]
+    assert all(0 < ttl <= 3600 for ttl in ttls[:2]) and all(ttl > 0 for ttl in ttls[2:])
     # the unit that let incident 1 time out is restored on it: an event after its end
     sync_redis.hset(keys.unit("near"), mapping={"status": "unresponsive", "missed": 2})
     await sc.step(redis_url, sync_redis, sc.command("restore_unit", "1", unit="near"))

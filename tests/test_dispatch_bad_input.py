@@ -17,7 +17,7 @@ from dispatcher import intake
 from dispatcher import scenario as sc
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
-from polewatch import keys, wire
+from polewatch import keys, records, wire
 from polewatch.settings import SettingsError, load
 
 LON, LAT = 114.05, 22.55
@@ -70,7 +70,9 @@ async def test_bad_entries_are_dead_lettered_and_good_ones_dispatched(
         await asyncio.wait_for(task, 5)
 
     for alarm in (first, last):
-        assert sc.incident(sync_redis, sync_redis.get(keys.alarm(alarm.id)).decode()).units
+        assert sc.incident(
+            sync_redis, str(records.alarm_incident(sync_redis.get(keys.alarm(alarm.id))))
+        ).units
     dead = {(f[b"stream"], f[b"id"]): f for _, f in sync_redis.xrange(keys.DEADLETTER)}
     for name, entry_id in zip(BAD, bad_ids, strict=True):
         record = dead[keys.ALARMS.encode(), entry_id]

@@ -30,7 +30,7 @@ from dispatcher import drive, intake, library
 from dispatcher import scenario as sc
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
-from polewatch import keys, wire
+from polewatch import keys, records, wire
 from polewatch.roads import RoadNetwork, RoadStore, Way, build_network, read_roads, to_geojson
 
 LON, LAT = 114.05, 22.55
@@ -225,8 +225,8 @@ async def test_the_choice_is_the_routers_best_on_the_shenzhen_graph(
             )
             alarm = sc.alarm(lon, lat, type=f"kind{i}")
             await dispatcher.process([intake.Entry(keys.ALARMS, b"", wire.entry(alarm))])
-            incident: Any = sync_redis.get(keys.alarm(alarm.id))
-            (event,) = dispatched(sync_redis, incident.decode())
+            incident = records.alarm_incident(sync_redis.get(keys.alarm(alarm.id)))
+            (event,) = dispatched(sync_redis, str(incident))
             assert event.route == "road", event.detail
             assert event.unit is not None and times[event.unit] <= min(times.values()) + 1.0
             assert event.eta_s == pytest.approx(times[event.unit], abs=0.2)

@@ -15,9 +15,9 @@ LON, LAT = 114.05, 22.55
 
 
 def incident_id(client: redis.Redis, alarm_id: str) -> str:
-    value = client.get(keys.alarm(alarm_id))
+    value = records.alarm_incident(client.get(keys.alarm(alarm_id)))
     assert value is not None
-    return value.decode()
+    return value
 
 
 def incident(client: redis.Redis, iid: str) -> records.Incident:

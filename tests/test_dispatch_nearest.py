@@ -18,9 +18,9 @@ TOLERANCE_M = 1.0  # GEO positions are 52-bit geohashes: well under a metre off
 
 
 def incident_of(client: redis.Redis, alarm_id: str) -> records.Incident:
-    incident_id = client.get(keys.alarm(alarm_id))
+    incident_id = records.alarm_incident(client.get(keys.alarm(alarm_id)))
     assert incident_id is not None, f"alarm {alarm_id} went nowhere"
-    inc = records.incident_from_hash(client.hgetall(keys.incident(incident_id.decode())))
+    inc = records.incident_from_hash(client.hgetall(keys.incident(incident_id)))
     assert inc is not None
     return inc
 

@@ -7,7 +7,7 @@ import redis
 
 from dispatcher import scenario as sc
 from dispatcher.scenario import incident, step, timeline, unit
-from polewatch import keys, wire
+from polewatch import keys, records, wire
 
 LON, LAT = 114.05, 22.55
 
@@ -84,7 +84,7 @@ async def test_merge_two_incidents(redis_url: str, sync_redis: redis.Redis) -> N
     target, gone = incident(sync_redis, "1"), incident(sync_redis, "2")
     assert gone.state == "merged" and gone.merged_into == "1"
     assert target.reports == 2 and target.priority == 1
-    assert sync_redis.get(keys.alarm(far_alarm.id)) == b"1"
+    assert records.alarm_incident(sync_redis.get(keys.alarm(far_alarm.id))) == "1"
     for u in ("next", "far"):
         assert unit(sync_redis, u).status == "available"
     # A repeat of the merged alarm still changes nothing.
@@ -101,7 +101,7 @@ async def test_split_an_alarm_out(redis_url: str, sync_redis: redis.Redis) -> No
     assert incident(sync_redis).reports == 1
     new = incident(sync_redis, "2")
     assert new.first_alarm == second.id and new.units == ["next"] and new.type == "tripwire"
-    assert sync_redis.get(keys.alarm(second.id)) == b"2"
+    assert records.alarm_incident(sync_redis.get(keys.alarm(second.id))) == "2"
     # The only alarm of an incident cannot be split out.
     totals = await step(redis_url, sync_redis, sc.command("split", "2", other=second.id))
     assert totals["deadletter"] == 1

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from typing import Any
 
 import redis
 
@@ -45,7 +46,7 @@ def check_invariants(
 ) -> Counter[str]:
     """Everything that must hold after any number of replicas processed ``alarms``, in every
     zone (``zones``) or in a deployment without zones."""
-    seen: Counter[bytes] = Counter()
+    seen: Counter[str] = Counter()
     holder: dict[str, str] = {}
     states: Counter[str] = Counter()
     every = zones.all_keys() if zones else [keys.DEFAULT]
@@ -57,7 +58,8 @@ def check_invariants(
         for iid in (f"{prefix}{i}" for i in range(1, n + 1)):
             inc = records.incident_from_hash(client.hgetall(zone.incident(iid)))
             assert inc is not None
-            alarm_ids = client.lrange(zone.incident_alarms(iid), 0, -1)
+            listed: Any = client.lrange(zone.incident_alarms(iid), 0, -1)
+            alarm_ids = records.incident_alarm_ids(listed, inc)
             seen.update(alarm_ids)
             assert inc.reports == len(alarm_ids)
             states[inc.state] += 1
@@ -69,7 +71,7 @@ def check_invariants(
                 holder[u] = iid
                 assert client.hget(zone.unit(u), "incident") == iid.encode()
                 assert sc.home(client, u) is zone, f"unit {u} of another zone on {iid}"
-    assert seen == Counter(a.id.encode() for a in alarms), "an alarm is missing or doubled"
+    assert seen == Counter(a.id for a in alarms), "an alarm is missing or doubled"
     for a in alarms:
         taken = [z for z in every if client.get(z.alarm(a.id)) is not None]
         assert len(taken) == 1, f"alarm {a.id} recorded in zones {taken}"

@@ -13,7 +13,7 @@ import redis
 from dispatcher import scenario as sc
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
-from polewatch import keys
+from polewatch import keys, records
 from polewatch.embedded import EmbeddedRedis
 
 
@@ -43,7 +43,9 @@ async def test_replica_survives_a_redis_that_lost_everything(
         second = sc.alarm(114.1, 22.6)
         sc.write(client, [sc.on_duty("u2", 114.1, 22.61), second])
         await wait_for(lambda: client.exists(keys.alarm(second.id)), task)
-        assert sc.incident(client, client.get(keys.alarm(second.id)).decode()).units == ["u2"]
+        assert sc.incident(
+            client, str(records.alarm_incident(client.get(keys.alarm(second.id))))
+        ).units == ["u2"]
         assert "lost the dispatcher's setup" in caplog.text
     finally:
         dispatcher.stop()

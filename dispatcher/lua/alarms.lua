@@ -39,7 +39,7 @@ end
 local function join(inc, m, p)
   inc.reports = inc.reports + 1
   local f = {'reports', A(inc.reports)}
-  redis.call('RPUSH', key('incident_alarms', inc.id), m.id)
+  add_alarm(inc, m.id)
   if m.ts > inc.last_ts then f[#f + 1] = 'last_ts'; f[#f + 1] = ts(m.ts) end
   if m.extra and m.extra.caller_far_m then
     f[#f + 1] = 'caller_far_m'; f[#f + 1] = m.extra.caller_far_m
@@ -64,29 +64,31 @@ local function create(m, p, raw_alarm_id)
   local id = C.id_prefix .. next_incident_number()
   local alarm_ts = ts(m.ts)
   local lon, lat = at(m)
-  local f = {'id', id, 'state', 'new', 'priority', p.priority_s, 'type', m.type,
-             'group', p.group, 'lon', lon, 'lat', lat, 'created', now_s(),
-             'reports', '1', 'units', '', 'wanted', p.units_s, 'first_alarm', m.id,
-             'alarm_ts', alarm_ts, 'last_ts', alarm_ts, 't_new', now_s(),
-             'capability', p.capability}
+  -- Stored once (polewatch/records.py derives the rest): no 'created' (it is t_new), no
+  -- 'last_ts' while it is alarm_ts, no 'group' equal to the type, no empty fields.
+  local f = {id = id, state = 'new', priority = p.priority_s, type = m.type, lon = lon,
+             lat = lat, reports = '1', wanted = p.units_s, first_alarm = m.id,
+             alarm_ts = alarm_ts, t_new = now_s()}
+  if p.group ~= m.type then f.group = p.group end
+  if p.capability ~= '' then f.capability = p.capability end
   for _, name in ipairs({'pole', 'district', 'grid', 'text'}) do
-    if nonempty(m[name]) then f[#f + 1] = name; f[#f + 1] = m[name] end
+    if nonempty(m[name]) then f[name] = m[name] end
   end
-  local far = m.extra and m.extra.caller_far_m  -- reporter far from the pole (gateway)
-  if far then f[#f + 1] = 'caller_far_m'; f[#f + 1] = far end
+  f.caller_far_m = m.extra and m.extra.caller_far_m  -- reporter far from the pole (gateway)
   redis.call('ZADD', K.INCIDENTS_OPEN, now_s(), id)
   redis.call('GEOADD', key('merge_area', p.group), lon, lat, id)
-  redis.call('RPUSH', key('incident_alarms', id), m.id)
   local inc = {id = id, state = 'new', priority = p.priority, type = m.type, group = p.group,
                lon = m.lon, lat = m.lat, lon_s = lon, lat_s = lat, grid = m.grid or '', units = {}, wanted = p.units,
                capability = p.capability, reports = 1, pole = nonempty(m.pole),
                district = nonempty(m.district), text = nonempty(m.text), alarm_ts = m.ts,
-               fresh = true, rank = RANK, fields = f}
+               first_alarm = m.id, fresh = true, rank = RANK, fields = f}
   event(inc, 'new', {alarm = m.id, priority = p.priority, reports = 1})
   stat('incidents')
   fill(inc)
   -- Its hash once, with what its first decision added (state, units, t_dispatched...).
-  redis.call('HSET', key('incident', id), unpack(f))
+  local flat = {}
+  for name, v in pairs(f) do flat[#flat + 1] = name; flat[#flat + 1] = v end
+  redis.call('HSET', key('incident', id), unpack(flat))
   inc.fields = nil
   inc.fresh = false  -- from here on (a split in the same entry...) treat it as any other
   return id
@@ -100,6 +102,6 @@ local function on_alarm(m, raw)
   local id
   local inc = find_merge(m, p)
   if inc then join(inc, m, p); id = inc.id else id = create(m, p) end
-  redis.call('SET', akey, id, 'EX', S.alarm_ttl_s)
-  redis.call('SET', key('alarm_body', m.id), raw, 'EX', S.alarm_ttl_s)
+  -- The idempotency record and the alarm's body, one key (see alarm_body).
+  redis.call('SET', akey, id .. '\n' .. raw, 'EX', S.alarm_ttl_s)
 end

@@ -29,10 +29,9 @@ end
 local function merge_into(inc, other, m)
   if other.id == inc.id then reject('cannot merge an incident into itself') end
   require_open(other)
-  local alarms = redis.call('LRANGE', key('incident_alarms', other.id), 0, -1)
-  for _, a in ipairs(alarms) do
-    redis.call('RPUSH', key('incident_alarms', inc.id), a)
-    redis.call('SET', key('alarm', a), inc.id, 'KEEPTTL')
+  for _, a in ipairs(alarms_of(other)) do
+    add_alarm(inc, a)
+    repoint(a, inc.id)
   end
   local k = key('incident', inc.id)
   inc.reports = redis.call('HINCRBY', k, 'reports', other.reports)
@@ -51,7 +50,7 @@ end
 
 local function split_out(inc, alarm_id, m)
   if inc.reports <= 1 then reject('cannot split the only alarm of incident ' .. inc.id) end
-  local raw = redis.call('GET', key('alarm_body', alarm_id))
+  local raw = alarm_body(alarm_id)
   if not raw then reject('alarm ' .. alarm_id .. ' is unknown or expired') end
   if redis.call('LREM', key('incident_alarms', inc.id), 1, alarm_id) == 0 then
     reject('alarm ' .. alarm_id .. ' is not part of incident ' .. inc.id)
@@ -59,7 +58,7 @@ local function split_out(inc, alarm_id, m)
   inc.reports = redis.call('HINCRBY', key('incident', inc.id), 'reports', -1)
   local a = cmsgpack.unpack(raw)
   local new_id = create(a, alarm_type(a.type))
-  redis.call('SET', key('alarm', alarm_id), new_id, 'KEEPTTL')
+  repoint(alarm_id, new_id)
   event(inc, 'report', {actor = m.actor, alarm = alarm_id, reports = inc.reports,
                         detail = 'alarm split out into ' .. new_id})
 end

@@ -66,7 +66,7 @@ local ORDER = {new = 0, escalated = 0, dispatched = 1, acknowledged = 2, en_rout
 
 local INCIDENT_FIELDS = {'id', 'state', 'priority', 'type', 'group', 'lon', 'lat', 'grid',
                          'units', 'wanted', 'capability', 'reports', 'pole', 'district', 'text',
-                         'alarm_ts', 'last_ts'}
+                         'alarm_ts', 'last_ts', 'first_alarm'}
 
 -- ---------------------------------------------------------------------------------------
 -- small helpers
