@@ -209,7 +209,7 @@ def alarm_record(raw: bytes | str | None) -> tuple[str | None, bytes | None]:
         return None, None
     data = raw.encode() if isinstance(raw, str) else raw
     head, sep, body = data.partition(ALARM_SEPARATOR)
-    return head.decode(), (body if sep else None)
+    return head.decode(errors="replace"), (body if sep else None)
 
 
 def alarm_incident(raw: bytes | str | None) -> str | None:
