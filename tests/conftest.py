@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio as aioredis
+from hypothesis import settings
 
 from polewatch.embedded import EmbeddedCluster, EmbeddedRedis
 from polewatch.embedded_pg import EmbeddedPostgres
@@ -16,6 +18,44 @@ from polewatch.poles.model import Pole
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
+
+# Hypothesis profiles. "ci" (the default) explores the same examples on every run, so a suite that
+# passed here cannot fail in CI by the luck of the draw, and has no deadline, since a loaded
+# machine makes any per-example time limit a coin toss (and a FlakyFailure when the replay is
+# fast). "stress" (HYPOTHESIS_PROFILE=stress, with `-p no:timeout` or a long --timeout) draws
+# fresh examples, STRESS_FACTOR times as many as each test asks for: run it by hand to find the
+# rare failures before CI does.
+STRESS_FACTOR = 20
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("stress", deadline=None, derandomize=False, print_blob=True)
+settings.load_profile("ci")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Load the profile named by HYPOTHESIS_PROFILE, if set (else "ci", or the hypothesis plugin's
+    --hypothesis-profile); test modules are imported after this, so their @settings inherit it."""
+    if os.environ.get("HYPOTHESIS_PROFILE"):
+        settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under "stress", multiply every hypothesis test's own max_examples by STRESS_FACTOR."""
+    if settings.get_current_profile_name() != "stress":
+        return
+    stressed: set[object] = set()
+    for item in items:
+        test = getattr(getattr(item, "obj", None), "__func__", getattr(item, "obj", None))
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if own is not None and getattr(test, "is_hypothesis_test", False):
+            test._hypothesis_internal_use_settings = _stressed(own)  # type: ignore[union-attr]
+        machine = getattr(item, "cls", None)  # a RuleBasedStateMachine's TestCase
+        if isinstance(getattr(machine, "settings", None), settings) and machine not in stressed:
+            stressed.add(machine)
+            machine.settings = _stressed(machine.settings)  # type: ignore[union-attr]
+
+
+def _stressed(own: settings) -> settings:
+    return settings(own, max_examples=own.max_examples * STRESS_FACTOR, derandomize=False)
 
 
 @pytest.fixture(scope="session")

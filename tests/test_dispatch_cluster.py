@@ -141,7 +141,10 @@ def test_a_replica_sigkilled_under_load_on_the_cluster_loses_nothing(
 ) -> None:
     env = {"POLEWATCH_REDIS_CLUSTER": "true", "POLEWATCH_ZONES": str(zones_file), **FAST_CLAIM}
     populate(cluster, seed=31, units=600, alarms=0, zones=zones)
-    doomed = service(cluster_url, "d1", "dispatcher", "--consumer", "doomed", **env)
+    # The doomed replica's XREADGROUP BLOCK outlasts the test, so a read it waits in when it is
+    # frozen stays open and Redis itself hands it the next entries of that zone.
+    doomed = service(cluster_url, "d1", "dispatcher", "--consumer", "doomed",
+                     **env, POLEWATCH_BLOCK_MS="60000")  # fmt: skip
     survivor = service(cluster_url, "d2", "dispatcher", "--consumer", "survivor", **env)
     processes += [doomed, survivor]
 
@@ -165,16 +168,29 @@ def test_a_replica_sigkilled_under_load_on_the_cluster_loses_nothing(
             for z in zones.all_keys()
         )
 
+    def waiting_for_entries() -> bool:
+        """The doomed replica is blocked in XREADGROUP on some zone's streams."""
+        return any(
+            c.get("name") == "dispatcher:doomed" and c.get("cmd") == "xreadgroup"
+            and "b" in c.get("flags", "")
+            for node in cluster.get_primaries()  # type: ignore[attr-defined]
+            for c in cluster.client_list(target_nodes=node)  # type: ignore[call-arg]
+        )  # fmt: skip
+
     feed(400)
-    holding = 0
-    for _ in range(40):
+    # Freeze the doomed replica while it waits for entries (not at a moment it merely may hold
+    # some, which a loaded machine can make never come), then feed on: the blocked read takes
+    # that zone's next entries, so the frozen replica holds delivered, unprocessed entries.
+    # Again only if the read ended between the look and the freeze (an entry came in).
+    frozen_by = time.monotonic() + 60
+    while True:
+        wait_until(waiting_for_entries, 60, "the doomed replica waiting in XREADGROUP")
         doomed.send_signal(signal.SIGSTOP)
         feed(100)
-        holding = held()
-        if holding:
+        if held():
             break
+        assert time.monotonic() < frozen_by, "the doomed replica never held entries when frozen"
         doomed.send_signal(signal.SIGCONT)
-    assert holding, "the doomed replica never held entries when frozen"
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     feed(800)

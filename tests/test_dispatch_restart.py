@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from dispatcher import scenario as sc
 from dispatcher.service import Dispatcher
@@ -17,12 +18,17 @@ from polewatch import keys, records
 from polewatch.embedded import EmbeddedRedis
 
 
-async def wait_for(condition: Callable[[], object], task: asyncio.Task[None]) -> None:
+async def wait_for(condition: Callable[[], object], url: str, task: asyncio.Task[None]) -> None:
+    """Wait until ``condition()`` holds, woken by each audit entry the dispatcher writes
+    (XREAD BLOCK on a fresh connection: the server may have been restarted empty)."""
     deadline = time.monotonic() + 20
-    while not condition():
-        assert not task.done(), task.exception() if task.done() else ""
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
+    last = "0-0"
+    async with aioredis.Redis.from_url(url) as reader:
+        while not condition():
+            assert not task.done(), task.exception() if task.done() else ""
+            assert time.monotonic() < deadline, "condition not met in time"
+            for _, entries in await reader.xread({keys.AUDIT: last}, block=500) or []:
+                last = entries[-1][0]
 
 
 async def test_replica_survives_a_redis_that_lost_everything(
@@ -37,12 +43,12 @@ async def test_replica_survives_a_redis_that_lost_everything(
         sc.write(client, [sc.on_duty("u1", 114.0, 22.55)])
         first = sc.alarm(114.0, 22.5)
         sc.write(client, [first])
-        await wait_for(lambda: client.exists(keys.alarm(first.id)), task)
+        await wait_for(lambda: client.exists(keys.alarm(first.id)), server.url, task)
         server.stop()
         server.start()  # same port, empty: no functions, no groups, no data
         second = sc.alarm(114.1, 22.6)
         sc.write(client, [sc.on_duty("u2", 114.1, 22.61), second])
-        await wait_for(lambda: client.exists(keys.alarm(second.id)), task)
+        await wait_for(lambda: client.exists(keys.alarm(second.id)), server.url, task)
         assert sc.incident(
             client, str(records.alarm_incident(client.get(keys.alarm(second.id))))
         ).units == ["u2"]
