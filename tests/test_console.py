@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
 from gateway.console.accounts import check_password, hash_password
+from gateway.console.live import FEED
 from gateway.console.mapdata import parse_bbox
 from gateway.console.settings import Account, ConsoleSettings
 from gateway.errors import HttpError
@@ -184,6 +185,59 @@ async def test_live_feed_sends_the_picture_then_each_change(redis_url: str) -> N
                 break
         assert cancelled[0]["incident"] == incident and cancelled[0]["actor"] == "ada"
         live.close()
+
+
+async def stream_reads(redis: Any) -> int:
+    """XREAD and XREVRANGE commands the Redis server has answered (INFO commandstats)."""
+    stats = await redis.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("xread", "xrevrange"))
+
+
+async def test_live_feed_reads_streams_only_while_a_console_listens(redis_url: str) -> None:
+    await store_poles(redis_url)
+    redis = connect(redis_url, name="test-stats")
+    async with gateway_client(redis_url) as client:
+        feed = client.server.app[FEED]
+        unit = bearer(unit_token("U1"))
+
+        async def report(lon: float) -> None:
+            answer = await client.post("/api/patrol/position", headers=unit,
+                                       json={"lon": lon, "lat": POLE.lat})  # fmt: skip
+            assert answer.status == 202
+
+        await client.post("/api/patrol/duty", headers=unit, json={
+            "duty": "on_duty", "lon": POLE.lon + 0.001, "lat": POLE.lat})  # fmt: skip
+        await dispatch_round(redis_url)
+        before = await stream_reads(redis)
+        for step in range(5):  # no console: positions are written, nobody reads them back
+            await report(POLE.lon + 0.0001 * step)
+        assert await redis.xlen(keys.PATROL_EVENTS) >= 6
+        assert await stream_reads(redis) == before
+        assert feed.reads == 0 and feed.starts == 0 and feed.idle.is_set()
+
+        live = await client.get(f"/api/console/live?token={operator_token('ada')}")
+        picture = await sse_event(live, "picture")  # the current snapshot first, as before
+        assert [u["id"] for u in picture["units"]] == ["U1"]
+        await report(POLE.lon + 0.002)
+        while True:  # then each change
+            units = await sse_event(live, "units")
+            if units[0]["lon"] == pytest.approx(POLE.lon + 0.002):
+                break
+        assert feed.starts == 1 and feed.reads > 0
+        live.close()
+
+        await asyncio.wait_for(feed.idle.wait(), 10)  # the last console left: the reader stops
+        after, reads = await stream_reads(redis), feed.reads
+        await report(POLE.lon + 0.003)
+        assert await stream_reads(redis) == after and feed.reads == reads
+
+        await dispatch_round(redis_url)
+        again = await client.get(f"/api/console/live?token={operator_token('ada')}")
+        picture = await sse_event(again, "picture")  # a new console starts it again
+        assert picture["units"][0]["lon"] == pytest.approx(POLE.lon + 0.003)
+        assert feed.starts == 2
+        again.close()
+    await redis.aclose()
 
 
 async def test_live_feed_needs_an_operator(redis_url: str) -> None:
