@@ -13,13 +13,12 @@ import msgspec
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from edge.video import config as cfg
 from gateway.auth import authorize
 from gateway.bodies import Body
 from gateway.errors import HttpError, json_response
 from gateway.openapi import Query, api, path_value, read_body
 from gateway.state import GATEWAY, Gateway
-from polewatch import camera_configs, keys, wire
+from polewatch import camera_configs, camera_schema, keys, wire
 from polewatch.poles.index import PoleIndex
 
 SCAN_HEARTBEATS: Final = 2000
@@ -194,8 +193,8 @@ async def get_camera_config(request: web.Request) -> web.Response:
     config: Any = None
     error: str | None = None
     try:
-        config = msgspec.to_builtins(cfg.loads(stored.toml, where=camera))
-    except cfg.ConfigError as exc:
+        config = msgspec.to_builtins(camera_schema.loads(stored.toml, where=camera))
+    except camera_schema.ConfigError as exc:
         error = str(exc)
     return json_response({
         "camera": camera, "version": stored.version, "toml": stored.toml, "config": config,
@@ -218,11 +217,11 @@ async def put_camera_config(request: web.Request) -> web.Response:
         raise HttpError(422, "give either config or toml")
     try:
         if body.toml is not None:
-            text, config = body.toml, cfg.loads(body.toml, where="toml")
+            text, config = body.toml, camera_schema.loads(body.toml, where="toml")
         else:
-            config = cfg.parse(body.config or {}, where="config")
-            text = cfg.dumps(config)
-    except cfg.ConfigError as exc:
+            config = camera_schema.parse(body.config or {}, where="config")
+            text = camera_schema.dumps(config)
+    except camera_schema.ConfigError as exc:
         raise HttpError(422, str(exc)) from None
     if config.id != camera:
         raise HttpError(422, f"id: {config.id!r} is not this camera ({camera!r})")
