@@ -15,18 +15,13 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from gateway.benchrig import bench_redis, cpu_s, server
+
 POLES = 2000
-SECRET = "bench-secret-0123456789abcdef"
-"""Signs the tokens of the bench gateways (``polewatch bench fleet`` mints unit tokens)."""
 ROUNDS = 3
 CONNECTIONS = 64
 LUA = """
@@ -72,19 +67,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(1 if args.quick else ROUNDS):
             for name in ("bare", "gateway"):
                 port = free_port()
-                with _server(name, port, url, city) as pid:
+                with server(name, port, url, city) as pid:
                     _warm_up(wrk, port, script)
                     before = client.xlen(keys.ALARMS)
-                    cpu = _cpu_s(pid), _cpu_s(redis_pid)
+                    cpu = cpu_s(pid), cpu_s(redis_pid)
                     result = _wrk(wrk, port, script, duration)
-                    server_cpu = _cpu_s(pid) - cpu[0]
+                    server_cpu = cpu_s(pid) - cpu[0]
                     result["stored_in_redis"] = client.xlen(keys.ALARMS) - before
                     result["server_cpu_us_per_request"] = round(
                         1e6 * server_cpu / result["requests"], 1
                     )
                     result["requests_per_cpu_s"] = round(result["requests"] / server_cpu)
                     if redis_pid and name == "gateway":
-                        redis_cpu = _cpu_s(redis_pid) - cpu[1]
+                        redis_cpu = cpu_s(redis_pid) - cpu[1]
                         result["redis_cpu_us_per_alarm"] = round(
                             1e6 * redis_cpu / result["requests"], 1
                         )
@@ -123,26 +118,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def bench_redis(
-    stack: contextlib.ExitStack, redis_url: str | None, prefix: str
-) -> tuple[Path, str, int | None, Any]:
-    """A temporary folder, the Redis to use (a private one unless ``redis_url``), the pid of
-    the private one (for its CPU time) and a synchronous client, all closed by ``stack``."""
-    import redis
-
-    from polewatch.embedded import EmbeddedRedis
-
-    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=prefix)))
-    embedded = None
-    if not redis_url:
-        embedded = stack.enter_context(EmbeddedRedis(tmp / "redis", appendonly=False))
-    url = redis_url or embedded.url  # type: ignore[union-attr]
-    redis_pid = embedded.process.pid if embedded and embedded.process else None
-    client = redis.Redis.from_url(url)
-    stack.callback(client.close)
-    return tmp, url, redis_pid, client
-
-
 def _store_poles(url: str, city: str, codes: list[str]) -> None:
     import asyncio
 
@@ -176,46 +151,6 @@ def _drop_poles(client: Any, city: str) -> None:
     client.srem(keys.CITIES, city)
 
 
-@contextlib.contextmanager
-def _server(kind: str, port: int, url: str, city: str) -> Iterator[int]:
-    # The citizen rate limits would (rightly) refuse one client's flood at 2,000 poles; the
-    # bench measures the alarm path itself, so they are off (they cost one script call more).
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "POLEWATCH_RATELIMIT_ENABLED": "false"}
-    cmd = [sys.executable, "-m", "gateway.bench", kind, str(port), url, city]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
-    try:
-        wait_listening(proc, port, f"the {kind} server")
-        yield proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_listening(proc: subprocess.Popen[Any], port: int, what: str) -> None:
-    """Return once ``port`` accepts connections; an error if ``proc`` exits first."""
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} did not start")
-        time.sleep(0.05)
-
-
-def _cpu_s(pid: int | None) -> float:
-    """User + system CPU seconds a process has used so far (Linux /proc)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _warm_up(wrk: str, port: int, script: Path) -> None:
     base = f"http://127.0.0.1:{port}"
     subprocess.run([wrk, "-t1", "-c8", "-d1s", "-s", str(script), base], capture_output=True)
@@ -241,26 +176,3 @@ def _wrk(wrk: str, port: int, script: Path, duration: int) -> dict[str, Any]:
         "socket_errors": errors.group(1).strip() if errors else None,
         "latency": {f"p{k}": v for k, v in latency.items()},
     }
-
-
-def _serve(kind: str, port: int, url: str, city: str) -> None:
-    from aiohttp import web
-
-    if kind == "bare":
-
-        async def accept(request: web.Request) -> web.Response:
-            await request.read()
-            return web.json_response({"status": "received"}, status=202)
-
-        app = web.Application()
-        app.router.add_post("/api/alarms", accept)
-    else:
-        from gateway.app import create_app
-        from gateway.settings import GatewaySettings
-
-        app = create_app(GatewaySettings(redis_url=url, city=city, secret=SECRET))
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
-
-
-if __name__ == "__main__":
-    _serve(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4])

@@ -25,8 +25,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
-from gateway.bench import SECRET, _cpu_s, bench_redis, wait_listening
-from gateway.bench import _server as gateway_server
+from gateway.benchrig import SECRET, bench_redis, cpu_s, serving
+from gateway.benchrig import server as gateway_server
 from gateway.processes import raise_fd_limit
 
 SOCKETS_PER_CLIENT: Final = 2500
@@ -102,7 +102,7 @@ def _round(
         ]
         opened = [_read(c.stdout) for c in clients]
         connect_s = time.monotonic() - t0
-        cpu = _cpu_s(server_pid), _cpu_s(redis_pid)
+        cpu = cpu_s(server_pid), cpu_s(redis_pid)
         batches = _write_batches(port) if redis else (0.0, 0.0)
         for c in clients:
             assert c.stdin is not None
@@ -114,7 +114,7 @@ def _round(
         else:
             written = _dispatch(redis[1], units, rate, seconds)
         results = [_read(c.stdout) for c in clients]
-        server_cpu, redis_cpu = _cpu_s(server_pid) - cpu[0], _cpu_s(redis_pid) - cpu[1]
+        server_cpu, redis_cpu = cpu_s(server_pid) - cpu[0], cpu_s(redis_pid) - cpu[1]
         after = _write_batches(port) if redis else (0.0, 0.0)
     entries, writes = after[0] - batches[0], after[1] - batches[1]
     held = sum(r["held"] for r in results)
@@ -187,12 +187,8 @@ def _client(tmp: Path, port: int, units: list[str], period: float) -> Any:
 @contextlib.contextmanager
 def _bare_server(port: int, rate: float) -> Iterator[int]:
     cmd = [sys.executable, "-m", "gateway.fleetbench", str(port), str(rate)]
-    with subprocess.Popen(cmd, stdout=subprocess.DEVNULL) as proc:
-        try:
-            wait_listening(proc, port, "the bare server")
-            yield proc.pid
-        finally:
-            proc.kill()
+    with serving(cmd, port, "the bare server") as pid:
+        yield pid
 
 
 def _serve_bare(port: int, rate: float) -> None:
