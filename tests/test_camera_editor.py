@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+from browser import launch, needs_chromium
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,9 +27,6 @@ from gateway.testing import bearer, gateway_client, operator_token, unit_token
 from polewatch import camera_configs, keys, wire
 
 CAMERA = "gate-cam"
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 PASSWORD = "tuning-the-gate-2026"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 OPERATOR = bearer(operator_token("ada"))
@@ -159,7 +157,7 @@ def test_any_text_parses_or_is_refused_naming_why(text: str) -> None:
         assert str(exc).startswith("toml")
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+@needs_chromium
 async def test_an_operator_draws_a_tripwire_and_the_running_agent_counts_a_crossing(
     tmp_path: Path, redis_url: str, sync_redis: redis.Redis
 ) -> None:
@@ -173,7 +171,7 @@ async def test_an_operator_draws_a_tripwire_and_the_running_agent_counts_a_cross
     ):
         await testing.until(lambda: sync_redis.get(keys.camera_frame(CAMERA)), within_s=20)
         await testing.until(lambda: sync_redis.hget(keys.camera_config(CAMERA), "size"))
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = await launch(p)
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 1000})
             await page.goto(str(client.make_url("/console/")))

@@ -7,24 +7,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
+from browser import launch, needs_chromium
 
 from gateway.testing import TEST_POLES, served_gateway, store_poles, stream_alarms
 from polewatch import keys
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 POLE = TEST_POLES[0]
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+pytestmark = needs_chromium
 
 EVIL_PAGE = """<!doctype html><html><body>
 <form id="f" method="post" action="{gateway}/api/alarms" enctype="text/plain" target="sink">
@@ -94,7 +91,7 @@ async def test_another_sites_page_cannot_raise_alarms(
 
     answered: list[tuple[str, int]] = []
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = await launch(p)
         try:
             page = await browser.new_page()
             page.on("response", lambda r: answered.append((r.request.method, r.status))
@@ -119,7 +116,7 @@ async def test_the_pole_page_sends_the_phones_position(redis_url: str, gateway: 
 
     far: Any = {"latitude": POLE.lat, "longitude": POLE.lon + 0.12}  # about 12 km east
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = await launch(p)
         try:
             allowed = await browser.new_context(permissions=["geolocation"], geolocation=far)
             page = await allowed.new_page()

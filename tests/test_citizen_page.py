@@ -3,21 +3,18 @@ the live status as the incident moves on."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
+from browser import launch
 from playwright.async_api import Browser, async_playwright, expect
 
 from gateway.testing import TEST_POLES, gateway_client, store_poles, write_incident
 from polewatch import keys, wire
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 POLE = TEST_POLES[0]
 
 
@@ -31,7 +28,7 @@ async def client(redis_url: str) -> AsyncIterator[TestClient[Any, Any]]:
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = await launch(pw)
         yield browser
         await browser.close()
 

@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 import redis
+from browser import CHROMIUM, launch
 
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
@@ -24,10 +25,7 @@ from gateway.console.settings import Account, ConsoleSettings
 from gateway.testing import bearer, gateway_client, operator_token
 from polewatch import keys
 
-CHROMIUM = Path("/usr/bin/chromium")
 HAS_CHROMIUM = CHROMIUM.exists()
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 OPERATOR = bearer(operator_token("ada"))
 PASSWORD = "clips-of-the-night-2026"
 CONSOLE = ConsoleSettings(users={"ada": Account(role="operator", password=hash_password(PASSWORD))})
@@ -134,7 +132,7 @@ async def _incident_detail_plays(console: str, clip: str) -> None:
     """An operator opens the incident in the console; its detail plays the alarm's clip."""
     playwright_api = pytest.importorskip("playwright.async_api")
     async with playwright_api.async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = await launch(p)
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
             await page.goto(console)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from browser import launch, needs_chromium
 
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
@@ -22,9 +22,6 @@ from gateway.console.settings import Account, ConsoleSettings
 from gateway.testing import TEST_POLES, bearer, gateway_client, operator_token, store_poles
 from gateway.testing import unit_token as token
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 PASSWORD = "late-shift-2026"
 CONSOLE = ConsoleSettings(
     users={"ada": Account(role="supervisor", password=hash_password(PASSWORD))}
@@ -165,7 +162,7 @@ async def test_a_cancellation_needs_a_reason(desk: Desk) -> None:
         assert resp.status == 422, body
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+@needs_chromium
 async def test_the_operators_workflow_in_the_console(desk: Desk) -> None:
     from playwright.async_api import async_playwright, expect
 
@@ -184,7 +181,7 @@ async def test_the_operators_workflow_in_the_console(desk: Desk) -> None:
     await until(two_reports)
     base = str(desk.client.make_url("")).rstrip("/")
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = await launch(p)
         try:
             page = await (
                 await browser.new_context(viewport={"width": 1600, "height": 1000})

@@ -58,6 +58,17 @@ def wait_until(check: Callable[[], Any], within_s: float, what: str) -> Any:
         time.sleep(0.05)
 
 
+async def until_async(
+    check: Callable[[], Any], within_s: float, what: str, task: asyncio.Task[None]
+) -> None:
+    """:func:`wait_until` inside an event loop (``task`` does the work and must not end)."""
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert not task.done(), task.exception() if task.done() else what
+        assert time.monotonic() < deadline, f"not within {within_s} s: {what}"
+        await asyncio.sleep(0.05)
+
+
 def service(url: str, name: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
     """A polewatch service process (log to a pipe we never read: DEVNULL keeps it simple)."""
     # Rate limits off: these tests press Help far faster than any citizen (test_ratelimit.py)
@@ -228,17 +239,23 @@ def test_redis_crashed_under_load_keeps_every_acknowledged_alarm(
     base = gateway(url, processes)
     answers: list[tuple[int, dict[str, Any]]] = []
 
+    def accepted_count() -> int:
+        return sum(status == 202 for status, _ in answers)
+
     async def scenario() -> int:
         stop = asyncio.Event()
         load = asyncio.create_task(raise_alarms(base, [c for c, _, _ in poles], stop, answers))
-        await asyncio.sleep(1.0)
+        # Under load before the crash and again after the restart: counts, not durations, so a
+        # slow machine takes longer instead of failing.
+        await until_async(lambda: accepted_count() > 20, 60, "load before the crash", load)
         before = len(answers)
         assert aof_redis.process is not None
         aof_redis.process.kill()  # a crash: no shutdown, no final AOF rewrite
         aof_redis.process.wait()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # down for a while: presses meanwhile are refused (503)
         aof_redis.start()  # same port, same data folder: the AOF is replayed
-        await asyncio.sleep(2.0)
+        after = accepted_count()
+        await until_async(lambda: accepted_count() > after + 20, 60, "load after the restart", load)
         stop.set()
         await load
         return before

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
+from browser import launch
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from analytics.simulation import known_week, write_incidents
@@ -24,10 +25,6 @@ from gateway.console.accounts import hash_password
 from gateway.console.settings import Account, ConsoleSettings
 from gateway.testing import TEST_POLES, gateway_client, store_poles, unit_token
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]  # fmt: skip
 POLE = TEST_POLES[0]
 PASSWORD = "shenzhen-night-shift"
 CONSOLE = ConsoleSettings(
@@ -47,7 +44,7 @@ async def client(redis_url: str) -> AsyncIterator[TestClient[Any, Any]]:
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = await launch(pw, webgl=True)
         yield browser
         await browser.close()
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
+from browser import launch, needs_chromium
 
 from gateway.auth import TokenError, mint, verify
 from gateway.console.accounts import hash_password
@@ -20,9 +20,6 @@ from gateway.testing import TEST_SECRET, gateway_client
 from polewatch import keys
 
 PASSWORD = "correct horse battery staple"
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 USERS = {"ada": Account(role="supervisor", password=hash_password(PASSWORD))}
 
 
@@ -123,14 +120,14 @@ async def test_a_right_password_gets_an_expiring_token(
     assert me.status == 401
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+@needs_chromium
 async def test_the_console_says_when_to_try_again(redis_url: str) -> None:
     from playwright.async_api import async_playwright, expect
 
     async with gateway_client(redis_url, console=console(account_free=1, backoff_s=60)) as c:
         base = str(c.make_url("")).rstrip("/")
         async with async_playwright() as p:
-            browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            browser = await launch(p)
             try:
                 page = await browser.new_page(locale="en-US")
                 await page.goto(f"{base}/console/")

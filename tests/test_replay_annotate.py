@@ -13,20 +13,12 @@ from typing import Any
 
 import av
 import pytest
+from browser import launch_sync, needs_chromium
 
 from edge.video import synthetic
 from edge.video.progress import Progress
 from polewatch.cli import main
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 CAMERA = """
 id = "synth"
 source = "synthetic"
@@ -129,7 +121,7 @@ def test_lines_counts_masks_boxes_and_captions_are_drawn(
     assert edge[1] > 150 and edge[2] < 150
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+@needs_chromium
 def test_chromium_plays_the_annotated_video(
     annotated: tuple[Path, list[dict[str, Any]]],
 ) -> None:
@@ -139,7 +131,7 @@ def test_chromium_plays_the_annotated_video(
     page_file = mp4.with_name("play.html")
     page_file.write_text(f'<video id="v" muted src="{mp4.name}"></video>')
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = launch_sync(p)
         try:
             page = browser.new_page()
             page.goto(page_file.as_uri())

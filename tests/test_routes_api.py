@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 import shapely
 from aiohttp.test_utils import TestClient
+from browser import launch
 from hypothesis import given
 from hypothesis import strategies as st
 from playwright.async_api import async_playwright, expect
@@ -36,9 +36,6 @@ from polewatch.roads import RoadStore, build_network, read_roads, to_geojson
 # An L of two roads: from A east 1 km to B (primary), from B north 1 km to C (primary). A unit
 # at A reaches C by road in about 2 km, though C is 1.4 km away by air.
 A, B, C = (113.9300, 22.5200), (113.9397, 22.5200), (113.9397, 22.5290)
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 FAR = (114.2000, 22.7000)
 """More than a kilometre from every road: the graph cannot answer."""
 
@@ -187,7 +184,7 @@ async def test_the_help_page_says_how_long_by_road(
 ) -> None:
     pole = TEST_POLES[0]
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        browser = await launch(pw)
         page = await browser.new_page(viewport={"width": 390, "height": 844})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import pytest
 from aiohttp import web
+from browser import launch, needs_chromium
 
 from gateway.console.settings import ConsoleSettings
 from gateway.testing import (
@@ -38,10 +39,6 @@ from polewatch.roads import RoadStore, build_network, read_roads, to_geojson
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run",
-        "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]  # fmt: skip
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 FUTIAN_STREET = (114.0545, 22.5415)
 """Shennan Boulevard (深南大道) at Futian: a street every operator knows."""
@@ -54,7 +51,7 @@ SCENE_INCIDENTS = [(114.0560, 22.5420, 1, "new"), (114.0498, 22.5385, 2, "dispat
                    (114.0640, 22.5430, 3, "new")]  # fmt: skip
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+pytestmark = needs_chromium
 
 SETTLED = """m => new Promise((done) => {
   const check = () => (m.gl.loaded() && !m.gl.isMoving() ? done(true) : m.gl.once('idle', check));
@@ -103,7 +100,7 @@ async def live_scene(redis: Any) -> None:
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     async with playwright_api.async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        launched = await launch(pw, webgl=True)
         try:
             yield launched
         finally:
@@ -247,8 +244,7 @@ async def test_patrol_app_shows_the_road_route_and_eta(
 
 async def test_console_without_webgl_falls_back_to_the_flat_map(gateway: str) -> None:
     async with playwright_api.async_playwright() as pw:
-        no_webgl = [a for a in ARGS if "swiftshader" not in a] + ["--disable-3d-apis"]
-        browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=no_webgl)
+        browser = await launch(pw, "--disable-3d-apis")
         try:
             page, requests, violations = await page_on(browser, {"width": 1280, "height": 720})
             await signed_in(page, gateway)

@@ -5,11 +5,10 @@ until it answers (goes off and on duty again) or an operator restores it, which 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
+from browser import launch, needs_chromium
 
 from dispatcher import scenario as sc
 from gateway.console.accounts import hash_password
@@ -131,13 +130,10 @@ async def test_an_operator_restores_an_unresponsive_unit_and_it_is_audited(
     assert sc.incident(sync_redis, fifth).units == ["idle"]
 
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 PASSWORD = "night-shift-2026"
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+@needs_chromium
 async def test_the_console_shows_an_unresponsive_unit_and_restores_it(
     redis_url: str, sync_redis: redis.Redis
 ) -> None:
@@ -149,7 +145,7 @@ async def test_the_console_shows_an_unresponsive_unit_and_restores_it(
     console = ConsoleSettings(users={"ada": Account(role="supervisor",
                                                     password=hash_password(PASSWORD))})  # fmt: skip
     async with gateway_client(redis_url, console=console) as client, async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = await launch(p)
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 900})
             page.on("dialog", lambda d: asyncio.ensure_future(d.accept("reached by radio")))

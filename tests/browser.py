@@ -1,0 +1,40 @@
+"""Headless Chromium for the page tests: Debian's ``/usr/bin/chromium`` driven by Playwright
+(never ``playwright install``), launched with the same arguments by every module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser, Playwright
+    from playwright.sync_api import Browser as SyncBrowser
+    from playwright.sync_api import Playwright as SyncPlaywright
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run")  # fmt: skip
+WEBGL = ("--use-angle=swiftshader", "--enable-unsafe-swiftshader")
+"""WebGL drawn on the CPU (SwiftShader): the street map needs it, no GPU is lent."""
+
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
+
+
+def arguments(*extra: str, webgl: bool = False) -> list[str]:
+    return [*ARGS, *(WEBGL if webgl else ()), *extra]
+
+
+async def launch(playwright: Playwright, *extra: str, webgl: bool = False) -> Browser:
+    """Chromium, headless, with the house arguments (plus ``extra``; SwiftShader if ``webgl``)."""
+    return await playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=arguments(*extra, webgl=webgl)
+    )
+
+
+def launch_sync(playwright: SyncPlaywright, *extra: str, webgl: bool = False) -> SyncBrowser:
+    """:func:`launch` for Playwright's synchronous API."""
+    return playwright.chromium.launch(
+        executable_path=str(CHROMIUM), args=arguments(*extra, webgl=webgl)
+    )
