@@ -274,7 +274,7 @@ async def test_operator_and_patrol_work_an_incident_end_to_end(system: dict[str,
             print(f"alarm raised -> in the queue and on the map: {seen_after * 1000:.0f} ms")
 
             # --- the patrol phone rings; the unit accepts
-            await patrol.wait_for_selector(f"#job-type:has-text('{incident}')", timeout=5000)
+            await patrol.wait_for_selector(f"#job-type:has-text('{incident}')", timeout=10_000)
             metres = geo.haversine_m(pole.lon + 0.001, pole.lat, pole.lon, pole.lat)
             assert await patrol.inner_text("#job-distance") == f"{round(metres)} m"
             assert (await patrol.inner_text("#job-bearing")).endswith("W")
@@ -302,8 +302,8 @@ async def test_operator_and_patrol_work_an_incident_end_to_end(system: dict[str,
             # --- reassign to U2: U1's phone is told, U2 gets it
             await console.select_option("#reassign-unit", "U2")
             await console.click("#do-reassign")
-            await console.wait_for_selector("#detail .assigned li:has-text('U2')", timeout=5000)
-            await patrol.wait_for_selector("#idle:not([hidden])", timeout=5000)
+            await console.wait_for_selector("#detail .assigned li:has-text('U2')", timeout=10_000)
+            await patrol.wait_for_selector("#idle:not([hidden])", timeout=10_000)
             await console.wait_for_selector("#timeline li:has-text('ada')")
             await console.wait_for_selector("#map[data-poles]:not([data-poles='0'])")
             await console.screenshot(path=ARTIFACTS / "command-centre.png")
@@ -311,7 +311,7 @@ async def test_operator_and_patrol_work_an_incident_end_to_end(system: dict[str,
             # --- U2 works it through the patrol API; the operator closes it with an evaluation
             for action in ("acknowledged", "on_scene", "resolved"):
                 await report(client, "U2", incident, action)
-            await console.wait_for_selector("#do-close:not([disabled])", timeout=5000)
+            await console.wait_for_selector("#do-close:not([disabled])", timeout=10_000)
             await console.select_option("#evaluation", "4")
             await console.click("#do-close")
             await console.wait_for_selector(f'#queue li.q[data-id="{incident}"]', state="detached")
