@@ -15,7 +15,7 @@ from gateway.console.site import install as install_console
 from gateway.errors import error_middleware
 from gateway.heap import keep_young_small
 from gateway.inboxes import Inboxes
-from gateway.metrics import Metrics
+from gateway.metrics import METRICS_ANSWERS, Metrics
 from gateway.notify import Notifier
 from gateway.openapi import api, document
 from gateway.origin import same_origin_only
@@ -39,7 +39,7 @@ Context = Callable[[web.Application], AsyncIterator[None]]
 def create_app(settings: GatewaySettings) -> web.Application:
     """The gateway as an aiohttp application (not yet started)."""
     check(settings)
-    metrics = Metrics()
+    metrics = Metrics(token=settings.metrics_token)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[metrics.middleware(), error_middleware, same_origin_only],
@@ -68,10 +68,13 @@ async def openapi_json(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
-@api(tag="system", content="text/plain", store=False)
+@api(tag="system", content="text/plain", store=False, answers=METRICS_ANSWERS)
 async def metrics_text(request: web.Request) -> web.Response:
-    """Prometheus metrics: requests, alarms accepted, WebSocket clients, write batch sizes."""
+    """Prometheus metrics: requests, alarms accepted, WebSocket clients, write batch sizes;
+    every process of a group summed. Needs the ``metrics_token`` bearer token; without that
+    setting, loopback clients only."""
     gw = request.app[GATEWAY]
+    gw.metrics.check_access(request)
     if gw.redis is not None:  # the deployment's state too (polewatch.operations)
         await gw.metrics.state.refresh(gw.redis, gw.zones.all_keys())
     return await gw.metrics.handle(request)

@@ -6,15 +6,21 @@ and inbox reader, and shares nothing else with the others (the state is in Redis
 process only supervises: SIGTERM or SIGINT is passed on to every child (each drains as one
 gateway does); when one child ends, the others are stopped too, so whatever runs the gateway
 (the demo, compose's restart policy, systemd) sees it end and restarts the whole group.
+
+The children share one more thing: a folder of metric files (prometheus_client's multiprocess
+mode, ``PROMETHEUS_MULTIPROC_DIR``), so the process that takes a scrape answers with the
+figures of all of them (:mod:`gateway.metrics`); it is made at start and removed at the end.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from types import FrameType
 
 from polewatch.embedded import die_with_parent
@@ -32,9 +38,21 @@ def raise_fd_limit() -> int:
 def supervise(argv: list[str], processes: int, grace_s: float) -> int:
     """Run ``polewatch ARGV`` ``processes`` times until one ends or a signal comes; the exit
     status is 0 after a signal, else the first child's."""
+    metrics = tempfile.mkdtemp(prefix="polewatch-gateway-metrics-")
+    try:
+        return _supervise(argv, processes, grace_s, {**os.environ, METRICS_DIR: metrics})
+    finally:
+        shutil.rmtree(metrics, ignore_errors=True)
+
+
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's own variable: where a process of a group writes its metrics."""
+
+
+def _supervise(argv: list[str], processes: int, grace_s: float, env: dict[str, str]) -> int:
+    cmd = [sys.executable, "-m", "polewatch.cli", *argv]
     children = [
-        subprocess.Popen([sys.executable, "-m", "polewatch.cli", *argv], preexec_fn=die_with_parent)
-        for _ in range(processes)
+        subprocess.Popen(cmd, env=env, preexec_fn=die_with_parent) for _ in range(processes)
     ]
     stopping = False
 

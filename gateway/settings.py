@@ -49,6 +49,9 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     """Retries (with backoff, about 10 s in all) before a request fails with 503."""
     console: ConsoleSettings = ConsoleSettings()
     """The command centre: logins and map (see :mod:`gateway.console.settings`)."""
+    metrics_token: str = ""
+    """Bearer token Prometheus presents to scrape ``/metrics`` (at least 16 characters);
+    empty: ``/metrics`` answers loopback clients only (see docs/gateway-fleet.md)."""
     database_url: str = ""
     """The incident archive (``DATABASE_URL``, as the archiver's): the command centre's
     figures, reports and exports read archived incidents there and recent ones in Redis;
@@ -69,6 +72,14 @@ def check(settings: GatewaySettings) -> GatewaySettings:
     for key in ("max_body_bytes", "alarm_batch_max", "alarm_queue_max", "port", "processes"):
         if getattr(settings, key) <= 0 and not (key == "port" and settings.port == 0):
             raise SettingsError(f"setting {key!r} must be positive")
+    if settings.metrics_token and (
+        len(settings.metrics_token) < 16 or not settings.metrics_token.isprintable()
+        or any(c.isspace() for c in settings.metrics_token)
+    ):  # fmt: skip
+        raise SettingsError(
+            "setting 'metrics_token' must be empty (loopback scrapes only) or at least 16 "
+            "printable characters without spaces"
+        )
     if settings.processes > 1 and settings.port == 0:
         raise SettingsError("setting 'processes' above 1 needs a fixed 'port' (they share it)")
     return settings

@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dispatcher import scenario as sc
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
+from gateway.settings import GatewaySettings, check
 from gateway.testing import gateway_client
 from polewatch import keys, wire
 from polewatch.embedded import free_port
@@ -75,6 +76,13 @@ def test_the_monitoring_profile_wires_prometheus_and_grafana_to_the_services() -
     jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
     assert jobs["gateway"]["static_configs"][0]["targets"] == ["gateway:8080"]
     assert "8080" in services["gateway"]["command"]
+    # the gateway's /metrics wants its metrics_token: Prometheus writes the same one to the
+    # file its scrape config names, and the gateway accepts it (at least 16 characters)
+    token = services["gateway"]["environment"]["POLEWATCH_METRICS_TOKEN"]
+    assert services["prometheus"]["environment"]["POLEWATCH_METRICS_TOKEN"] == token
+    assert check(GatewaySettings(secret="x" * 16, metrics_token=token)).metrics_token == token
+    token_file = jobs["gateway"]["authorization"]["credentials_file"]
+    assert f"> {token_file} &&" in " ".join(services["prometheus"]["entrypoint"])
     env = services["dispatcher"]["environment"]
     assert jobs["dispatcher"]["dns_sd_configs"][0]["port"] == int(env["POLEWATCH_METRICS_PORT"])
     assert env["POLEWATCH_METRICS_ADDR"] == "0.0.0.0"  # reachable by Prometheus in compose
