@@ -3,7 +3,7 @@ and :class:`~analytics.incidents.IncidentRecord` as the Redis readers, read from
 (``archiver/`` writes it).
 
 Closed, cancelled and merged incidents live here for years; open ones only in Redis.
-:func:`incident_times` of a period therefore returns the archived incidents of the period and,
+:class:`Incidents` of a period therefore returns the archived incidents of the period and,
 given a Redis client, the not-yet-archived ones Redis still has (an incident in both counts
 once, as archived). The figures equal the Redis readers' on the same incidents: times are
 stored as the same Unix-second floats and ``times`` holds the first time of each event.
@@ -11,6 +11,9 @@ stored as the same Unix-second floats and ``times`` holds the first time of each
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -25,11 +28,36 @@ from analytics.response_times import incident_times as redis_incident_times
 from polewatch import records, wire
 from polewatch.zones import ZoneMap
 
-_TIMES: Final = """
-SELECT id, type, priority, state, created, district, grid, pole, alarm_ts, reports, times::text
-FROM incident WHERE created >= %s AND created < %s {district} ORDER BY created, id
-"""
+# What each reader selects: field of its struct -> SQL expression, in the SELECT's order.
+_TIMES_COLUMNS: Final = {
+    "id": "id", "type": "type", "priority": "priority", "state": "state", "created": "created",
+    "district": "district", "grid": "grid", "pole": "pole", "alarm_ts": "alarm_ts",
+    "reports": "reports", "times": "times::text",
+}  # fmt: skip
+_INCIDENT_COLUMNS: Final = {
+    "id": "id", "state": "state", "priority": "priority", "type": "type", "group": "merge_group",
+    "lon": "ST_X(geom)", "lat": "ST_Y(geom)", "created": "created", "reports": "reports",
+    "pole": "pole", "district": "district", "grid": "grid", "text": "text", "wanted": "wanted",
+    "first_alarm": "first_alarm", "alarm_ts": "alarm_ts", "evaluation": "evaluation",
+    "merged_into": "merged_into", "times": "times::text",
+}  # fmt: skip
+_EVENT_COLUMNS: Final = {
+    name: name
+    for name in ("event", "ts", "unit", "alarm", "actor", "detail", "priority", "reports")
+}
+_TIMES: Final = (
+    f"SELECT {', '.join(_TIMES_COLUMNS.values())} FROM incident"
+    " WHERE created >= %s AND created < %s {district} ORDER BY created, id"
+)
 _times_decoder = msgspec.json.Decoder(dict[str, float])
+
+
+def _fields(columns: Mapping[str, str], row: Sequence[Any]) -> dict[str, Any]:
+    """A row selected by ``columns`` as field -> value, ``times`` (JSON text) decoded."""
+    fields = dict(zip(columns, row, strict=True))
+    if "times" in fields:
+        fields["times"] = _times_decoder.decode(fields["times"])
+    return fields
 
 
 def times_query(start: float, end: float, district: str | None) -> tuple[str, tuple[Any, ...]]:
@@ -48,43 +76,7 @@ async def archived_times(
     async with conn.cursor(binary=True) as cur:
         await cur.execute(query, params)
         rows = await cur.fetchall()
-    return [
-        IncidentTimes(
-            id=r[0],
-            type=r[1],
-            priority=r[2],
-            state=r[3],
-            created=r[4],
-            district=r[5],
-            grid=r[6],
-            pole=r[7],
-            alarm_ts=r[8],
-            reports=r[9],
-            times=_times_decoder.decode(r[10]),
-        )  # fmt: skip
-        for r in rows
-    ]
-
-
-async def incident_times(
-    conn: psycopg.AsyncConnection[Any],
-    start: float,
-    end: float,
-    *,
-    district: str | None = None,
-    redis: aioredis.Redis | None = None,
-    zones: ZoneMap | None = None,
-) -> list[IncidentTimes]:
-    """The archived incidents of the period, plus (with ``redis``) those Redis holds that the
-    archive does not have yet; oldest first."""
-    archived = await archived_times(conn, start, end, district=district)
-    if redis is None:
-        return archived
-    have = {t.id for t in archived}
-    recent = await redis_incident_times(redis, start, end, district=district, zones=zones)
-    merged = archived + [t for t in recent if t.id not in have]
-    merged.sort(key=lambda t: (t.created, t.id))
-    return merged
+    return [IncidentTimes(**_fields(_TIMES_COLUMNS, r)) for r in rows]
 
 
 async def assess(
@@ -93,28 +85,12 @@ async def assess(
     end: float,
     *,
     district: str | None = None,
-    redis: aioredis.Redis | None = None,
-    zones: ZoneMap | None = None,
-    utc_offset_min: int = 0,
-    **presentation: Any,
+    **options: Any,
 ) -> Assessment:
-    """The assessment of ``[start, end)`` against the period before, from the archive (and,
-    with ``redis``, the incidents not archived yet). From the archive alone it is aggregated
-    inside PostgreSQL (:func:`analytics.archive_figures.assess`); with ``redis`` the incidents
-    of both come to Python and are summed as the Redis reader does."""
-    if redis is None:
-        return await archive_figures.assess(
-            conn, start, end, district=district, utc_offset_min=utc_offset_min, **presentation
-        )
-    previous_start = start - (end - start)
-    current = await incident_times(conn, start, end, district=district, redis=redis, zones=zones)
-    previous = await incident_times(
-        conn, previous_start, start, district=district, redis=redis, zones=zones
-    )
-    return build_assessment(
-        current, previous, start, end, district=district, utc_offset_min=utc_offset_min,
-        **presentation,
-    )  # fmt: skip
+    """The assessment of ``[start, end)`` from the archive alone, aggregated inside PostgreSQL
+    (:func:`analytics.archive_figures.assess`); ``options``: ``utc_offset_min`` and the
+    presentation (``language``)."""
+    return await archive_figures.assess(conn, start, end, district=district, **options)
 
 
 async def load_incident(
@@ -123,37 +99,19 @@ async def load_incident(
     """An archived incident with its alarms and timeline, for CSV, CAP and EIDO exports of old
     incidents; ``None`` when the archive does not have it."""
     cur = await conn.execute(
-        "SELECT id, state, priority, type, merge_group, ST_X(geom), ST_Y(geom), created, reports,"
-        " pole, district, grid, text, wanted, first_alarm, alarm_ts, evaluation, merged_into,"
-        " times::text FROM incident WHERE id = %s",
+        f"SELECT {', '.join(_INCIDENT_COLUMNS.values())} FROM incident WHERE id = %s",
         (incident_id,),
     )
     row = await cur.fetchone()
     if row is None:
         return None
-    incident = records.Incident(
-        id=row[0], state=row[1], priority=row[2], type=row[3], group=row[4], lon=row[5],
-        lat=row[6], created=row[7], reports=row[8], pole=row[9], district=row[10], grid=row[11],
-        text=row[12], wanted=row[13], first_alarm=row[14], alarm_ts=row[15], evaluation=row[16],
-        merged_into=row[17], times=_times_decoder.decode(row[18]),
-    )  # fmt: skip
+    incident = records.Incident(**_fields(_INCIDENT_COLUMNS, row))
     cur = await conn.execute(
-        "SELECT event, ts, unit, alarm, actor, detail, priority, reports FROM incident_event"
-        " WHERE incident = %s ORDER BY seq",
+        f"SELECT {', '.join(_EVENT_COLUMNS)} FROM incident_event WHERE incident = %s ORDER BY seq",
         (incident_id,),
     )
     timeline = [
-        wire.IncidentEvent(
-            incident=incident_id,
-            event=e[0],
-            ts=e[1],
-            unit=e[2],
-            alarm=e[3],
-            actor=e[4],
-            detail=e[5],
-            priority=e[6],
-            reports=e[7],
-        )  # fmt: skip
+        wire.IncidentEvent(incident=incident_id, **_fields(_EVENT_COLUMNS, e))
         for e in await cur.fetchall()
     ]
     cur = await conn.execute(
@@ -172,66 +130,92 @@ async def load_incident(
     )
 
 
-# --- the report commands' data source: Redis alone, or the archive and Redis ----------------
+# --- the readers' data source: Redis alone, the archive alone, or both ---------------------
 
 
-async def times_from(
-    redis: aioredis.Redis,
-    start: float,
-    end: float,
-    *,
-    database_url: str = "",
-    district: str | None = None,
-    zones: ZoneMap | None = None,
-) -> list[IncidentTimes]:
-    """The incidents of a period for the CSV and the response times: from Redis alone without
-    a ``database_url``, else archived ones plus those Redis holds that are not archived yet."""
-    if not database_url:
-        return await redis_incident_times(redis, start, end, district=district, zones=zones)
-    async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        return await incident_times(conn, start, end, district=district, redis=redis, zones=zones)
+@dataclass(frozen=True)
+class Incidents:
+    """Where the reports, the CSV and the exports read incidents: Redis (``redis``, the hot
+    state, with the ``zones`` of a zoned deployment), the archive (an open ``conn``, or one
+    opened per call from ``database_url``), or both. With both, a period's incidents are the
+    archived ones plus those Redis holds that are not archived yet (an incident in both counts
+    once, as archived), and one incident is read from Redis while Redis has it."""
 
+    redis: aioredis.Redis | None = None
+    database_url: str = ""
+    zones: ZoneMap | None = None
+    conn: psycopg.AsyncConnection[Any] | None = None
 
-async def assess_from(
-    redis: aioredis.Redis,
-    start: float,
-    end: float,
-    *,
-    database_url: str = "",
-    district: str | None = None,
-    zones: ZoneMap | None = None,
-    utc_offset_min: int = 0,
-    **presentation: Any,
-) -> Assessment:
-    """:func:`analytics.assessment.assess` without a ``database_url``; else :func:`assess`
-    over the archive and the incidents Redis holds that are not archived yet."""
-    if not database_url:
-        from analytics.assessment import assess as assess_redis
+    async def times(
+        self, start: float, end: float, *, district: str | None = None
+    ) -> list[IncidentTimes]:
+        """The incidents created in ``[start, end)`` (optionally of one district), oldest
+        first."""
+        async with self._archive() as conn:
+            if conn is None:
+                return await redis_incident_times(
+                    self._hot(), start, end, district=district, zones=self.zones
+                )
+            archived = await archived_times(conn, start, end, district=district)
+            if self.redis is None:
+                return archived
+            have = {t.id for t in archived}
+            recent = await redis_incident_times(
+                self.redis, start, end, district=district, zones=self.zones
+            )
+            merged = archived + [t for t in recent if t.id not in have]
+            merged.sort(key=lambda t: (t.created, t.id))
+            return merged
 
-        return await assess_redis(
-            redis, start, end, district=district, zones=zones, utc_offset_min=utc_offset_min,
-            **presentation,
-        )  # fmt: skip
-    async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        return await assess(
-            conn, start, end, district=district, redis=redis, zones=zones,
-            utc_offset_min=utc_offset_min, **presentation,
-        )  # fmt: skip
+    async def assess(
+        self,
+        start: float,
+        end: float,
+        *,
+        district: str | None = None,
+        utc_offset_min: int = 0,
+        **presentation: Any,
+    ) -> Assessment:
+        """The assessment of ``[start, end)`` against the period before. From the archive
+        alone it is aggregated inside PostgreSQL; from Redis alone by
+        :func:`analytics.assessment.assess`; with both, the incidents of both come to Python
+        and are summed as the Redis reader does."""
+        options = dict(district=district, utc_offset_min=utc_offset_min, **presentation)
+        if self.conn is None and not self.database_url:
+            from analytics.assessment import assess as assess_redis
 
+            return await assess_redis(self._hot(), start, end, zones=self.zones, **options)
+        if self.redis is None:
+            async with self._archive() as conn:
+                assert conn is not None
+                return await assess(conn, start, end, **options)
+        current = await self.times(start, end, district=district)
+        previous = await self.times(start - (end - start), start, district=district)
+        return build_assessment(current, previous, start, end, **options)
 
-async def record_from(
-    redis: aioredis.Redis,
-    incident_id: str,
-    *,
-    database_url: str = "",
-    zones: ZoneMap | None = None,
-) -> IncidentRecord | None:
-    """An incident for CAP / EIDO export: from Redis while it is there (the hot, current
-    state), else, with a ``database_url``, from the archive."""
-    from analytics.incidents import load_incident as load_from_redis
+    async def record(self, incident_id: str) -> IncidentRecord | None:
+        """An incident for CAP / EIDO export: from Redis while it is there (the hot, current
+        state), else from the archive; ``None`` when neither has it."""
+        if self.redis is not None:
+            from analytics.incidents import load_incident as load_from_redis
 
-    record = await load_from_redis(redis, incident_id, zones=zones)
-    if record is not None or not database_url:
-        return record
-    async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        return await load_incident(conn, incident_id)
+            record = await load_from_redis(self.redis, incident_id, zones=self.zones)
+            if record is not None:
+                return record
+        async with self._archive() as conn:
+            return None if conn is None else await load_incident(conn, incident_id)
+
+    def _hot(self) -> aioredis.Redis:
+        if self.redis is None:
+            raise ValueError("Incidents needs a Redis client, an archive, or both")
+        return self.redis
+
+    @contextlib.asynccontextmanager
+    async def _archive(self) -> AsyncIterator[psycopg.AsyncConnection[Any] | None]:
+        """The archive's connection for a block: the open one, one opened from
+        ``database_url``, or ``None`` without an archive."""
+        if self.conn is not None or not self.database_url:
+            yield self.conn
+            return
+        async with await psycopg.AsyncConnection.connect(self.database_url) as conn:
+            yield conn

@@ -30,7 +30,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException, RedisError
 
-from analytics.archive import assess_from, record_from, times_from
+from analytics.archive import Incidents
 from analytics.csv_export import write_incidents_csv
 from analytics.exports import ExportOptions, cap_xml, eido_json
 from analytics.periods import bounds, month, quarter
@@ -208,9 +208,8 @@ def _assessment(args: argparse.Namespace) -> int:
     zones, language = s.zone_map(), args.lang or s.language
     report = _run(
         s,
-        lambda r: assess_from(
-            r, start, end, district=args.district, utc_offset_min=offset, zones=zones,
-            language=language, database_url=s.database_url,
+        lambda r: Incidents(r, s.database_url, zones).assess(
+            start, end, district=args.district, utc_offset_min=offset, language=language
         ),
     )  # fmt: skip
     if suffix == ".html":
@@ -227,9 +226,8 @@ def _incidents(
     """The period's incidents: from Redis, and from the archive with ``database_url``."""
     return _run(
         s,
-        lambda r: times_from(
-            r, start, end, district=args.district, zones=s.zone_map(),
-            database_url=s.database_url,
+        lambda r: Incidents(r, s.database_url, s.zone_map()).times(
+            start, end, district=args.district
         ),
     )  # fmt: skip
 
@@ -262,9 +260,7 @@ def _times(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     s = _settings(args)
     zones = s.zone_map()
-    record = _run(
-        s, lambda r: record_from(r, args.incident, zones=zones, database_url=s.database_url)
-    )
+    record = _run(s, lambda r: Incidents(r, s.database_url, zones).record(args.incident))
     if record is None:
         return _fail(f"no incident {args.incident!r}", 1)
     # CAP and EIDO carry explicit offsets: the local one at export time is as good as any

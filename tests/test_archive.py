@@ -192,7 +192,8 @@ async def test_figures_from_sql_equal_the_redis_readers_on_a_simulated_week(
     now = await redis_incident_times(aredis, WEEK, end)
     expected = build_assessment(now, before, WEEK, end, utc_offset_min=480)
     assert await archive.assess(pg, WEEK, end, utc_offset_min=480) == expected
-    assert await archive.assess(pg, WEEK, end, utc_offset_min=480, redis=aredis) == expected
+    both_sources = archive.Incidents(aredis, conn=pg)
+    assert await both_sources.assess(WEEK, end, utc_offset_min=480) == expected
     futian = (
         [t for t in now if t.district == "Futian"],
         [t for t in before if t.district == "Futian"],
@@ -201,7 +202,7 @@ async def test_figures_from_sql_equal_the_redis_readers_on_a_simulated_week(
         *futian, WEEK, end, district="Futian"
     )
     # Not archived yet: still counted from Redis, once.
-    both = await archive.incident_times(pg, WEEK, end, redis=aredis)
+    both = await both_sources.times(WEEK, end)
     assert [t.id for t in both] == [t.id for t in now]
 
     exported = await archive.load_incident(pg, week[5].id)
@@ -210,6 +211,15 @@ async def test_figures_from_sql_equal_the_redis_readers_on_a_simulated_week(
     assert exported.timeline == live.timeline
     assert exported.alarms == live.alarms
     assert exported.incident.district == live.incident.district
+    # One reader for every source: Redis alone, the archive alone (a connection of its own),
+    # or both, where an incident Redis still has is read there.
+    archived = await archive.archived_times(pg, WEEK, end)
+    assert await archive.Incidents(aredis).times(WEEK, end) == now
+    assert await archive.Incidents(database_url=database_url).times(WEEK, end) == archived
+    from_archive = await archive.Incidents(database_url=database_url).record(week[5].id)
+    assert from_archive == exported
+    assert await archive.Incidents(aredis, database_url).record(week[5].id) == live
+    assert await archive.Incidents(aredis).record("no-such-incident") is None
 
 
 def test_a_bad_database_url_fails_at_start_naming_the_key() -> None:

@@ -19,7 +19,7 @@ import psycopg
 from aiohttp import web
 
 from analytics import cap_xml, eido_json, render_html, render_pdf, render_png, summarize
-from analytics.archive import assess_from, record_from, times_from
+from analytics.archive import Incidents
 from analytics.cli import parse_time
 from analytics.csv_export import write_incidents_csv
 from analytics.exports import ExportOptions
@@ -83,6 +83,11 @@ async def _archive() -> AsyncIterator[None]:
         raise HttpError(503, f"the incident archive does not answer: {exc}") from None
 
 
+def _incidents(gw: Gateway) -> Incidents:
+    """Redis, and the archive when ``database_url`` is set."""
+    return Incidents(gw.need_redis(), gw.settings.database_url, gw.zones)
+
+
 def _attachment(body: bytes, content_type: str, name: str) -> web.Response:
     return web.Response(
         body=body, content_type=content_type,
@@ -98,10 +103,7 @@ async def times(request: web.Request) -> web.Response:
     gw = _operator(request)
     start, end, district = period(request, local_offset(gw))
     async with _archive():
-        incidents = await times_from(
-            gw.need_redis(), start, end, district=district, zones=gw.zones,
-            database_url=gw.settings.database_url,
-        )  # fmt: skip
+        incidents = await _incidents(gw).times(start, end, district=district)
     return json_response(summarize(incidents, start, end, district))
 
 
@@ -114,10 +116,9 @@ async def assessment(request: web.Request) -> web.Response:
     offset = local_offset(gw)
     start, end, district = period(request, offset)
     async with _archive():
-        report = await assess_from(
-            gw.need_redis(), start, end, district=district, utc_offset_min=offset,
-            zones=gw.zones, language=request_language(request),
-            database_url=gw.settings.database_url,
+        report = await _incidents(gw).assess(
+            start, end, district=district, utc_offset_min=offset,
+            language=request_language(request),
         )  # fmt: skip
     fmt = request.match_info["fmt"]
     if fmt == "html":
@@ -141,10 +142,7 @@ async def csv(request: web.Request) -> web.Response:
     offset = local_offset(gw)
     start, end, district = period(request, offset)
     async with _archive():
-        incidents = await times_from(
-            gw.need_redis(), start, end, district=district, zones=gw.zones,
-            database_url=gw.settings.database_url,
-        )  # fmt: skip
+        incidents = await _incidents(gw).times(start, end, district=district)
     text = io.StringIO()
     write_incidents_csv(text, incidents, utc_offset_min=offset, language=request_language(request))
     return _attachment(text.getvalue().encode(), "text/csv", "incidents.csv")
@@ -161,9 +159,7 @@ async def export(request: web.Request) -> web.Response:
     iid = path_value(request, "incident")
     gw.incident_zone(iid)  # 404 for an id of no zone of this deployment
     async with _archive():
-        record = await record_from(
-            gw.need_redis(), iid, zones=gw.zones, database_url=gw.settings.database_url
-        )
+        record = await _incidents(gw).record(iid)
     if record is None:
         raise HttpError(404, f"no incident {iid!r}")
     c = gw.settings.console
