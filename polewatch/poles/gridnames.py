@@ -55,8 +55,8 @@ class GridNames:
                 return grid
             area = h3.cell_to_parent(grid, AREA_RESOLUTION)
             number = h3.cell_to_child_pos(grid, AREA_RESOLUTION) + 1
-        except (ValueError, TypeError, h3.H3BaseException):
-            return grid
+        except (ValueError, TypeError, OverflowError, h3.H3BaseException):
+            return grid  # OverflowError: a number beyond H3's 64 bits (another scheme's id)
         found = self._areas.get(area)
         if found is None:
             return grid
