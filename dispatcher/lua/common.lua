@@ -14,8 +14,9 @@ This file: the state of the current call and the small helpers.
 Functions
   pw_batch   ARGV[1] = settings (MessagePack map, library.settings_arg), then triples
              <stream code a|p|c> <entry id or ''> <canonical wire message (MessagePack)>.
-             The batch's entries are acknowledged first (XCLAIM JUSTID + XACK per stream);
-             one no longer pending (a replica that claimed it did the work) is skipped; ''
+             The batch's entries are acknowledged first (XPENDING over their range + XACK
+             per stream); one no longer pending (a replica that claimed it did the work) is
+             skipped; ''
              means "not from a stream" (benchmarks, tools). A rejected entry is dead-lettered
              here with the reason. Fails with NOTYPES, acknowledging nothing, when the
              alarm-type table is missing (Redis was flushed). Returns the STAT_NAMES counters.
