@@ -75,7 +75,7 @@ local function create(m, p, raw_alarm_id)
     if nonempty(m[name]) then f[name] = m[name] end
   end
   f.caller_far_m = m.extra and m.extra.caller_far_m  -- reporter far from the pole (gateway)
-  redis.call('ZADD', K.INCIDENTS_OPEN, now_s(), id)
+  opened(id)
   redis.call('GEOADD', key('merge_area', p.group), lon, lat, id)
   local inc = {id = id, state = 'new', priority = p.priority, type = m.type, group = p.group,
                lon = m.lon, lat = m.lat, lon_s = lon, lat_s = lat, grid = m.grid or '', units = {}, wanted = p.units,

@@ -211,6 +211,40 @@ local function publish_announcements()
   ANNOUNCE = {}
 end
 
+-- Per call, not per entry: the open-incident and ack-deadline sorted sets get one ZADD each
+-- when the call ends (result), with what it added and did not take back meanwhile. Nothing
+-- in a call reads them but to take back what it added itself (deadline_remove answers that).
+local OPENED        -- incidents created in this call: [i] = id, [id] = still open
+local DEADLINES     -- ack deadlines set in this call: [i] = member, [member] = still set
+
+local function opened(id) OPENED[#OPENED + 1] = id; OPENED[id] = true end
+
+local function deadline_add(member) DEADLINES[#DEADLINES + 1] = member; DEADLINES[member] = true end
+
+-- Take an incident off the open set; 1 if it was there.
+local function open_remove(id)
+  if OPENED[id] then OPENED[id] = false; return 1 end
+  return redis.call('ZREM', K.INCIDENTS_OPEN, id)
+end
+
+-- Take a dispatch's ack deadline away; 1 if it was set (the dispatch awaited an ack).
+local function deadline_remove(member)
+  if DEADLINES[member] then DEADLINES[member] = false; return 1 end
+  return redis.call('ZREM', K.ACK_DEADLINES, member)
+end
+
+local function zadd_kept(set, list, score)
+  local args, seen = {}, {}
+  for _, m in ipairs(list) do
+    if list[m] and not seen[m] then
+      seen[m] = true
+      args[#args + 1] = score; args[#args + 1] = m
+      if #args >= 1000 then redis.call('ZADD', set, unpack(args)); args = {} end
+    end
+  end
+  if #args > 0 then redis.call('ZADD', set, unpack(args)) end
+end
+
 local function begin(settings)
   C = cmsgpack.unpack(settings)
   S = {radii = {}}
@@ -220,12 +254,14 @@ local function begin(settings)
   STATS, TYPES, FREED, TIMELINE, TOUCHED = {}, {}, {}, {}, {}
   RANK, RANKS = nil, {}
   FREE_N, SEQ_NEXT, SEQ_TOP, SEQ_WANT = nil, nil, nil, 1
-  ANNOUNCE = {}
+  ANNOUNCE, OPENED, DEADLINES = {}, {}, {}
   for _, n in ipairs(STAT_NAMES) do STATS[n] = 0 end
   clock()
 end
 
 local function result()
+  if #OPENED > 0 then zadd_kept(K.INCIDENTS_OPEN, OPENED, now_s()) end
+  if #DEADLINES > 0 then zadd_kept(K.ACK_DEADLINES, DEADLINES, ACK_BY_S) end
   publish_announcements()
   if SEQ_NEXT and SEQ_NEXT <= SEQ_TOP then
     redis.call('SET', K.INCIDENT_SEQ, SEQ_NEXT - 1)  -- the numbers reserved and not used

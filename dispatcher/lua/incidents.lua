@@ -135,7 +135,7 @@ end
 
 -- An incident leaving the open states: no longer mergeable, waiting or listed as open.
 local function close_out(inc)
-  redis.call('ZREM', K.INCIDENTS_OPEN, inc.id)
+  open_remove(inc.id)
   redis.call('ZREM', K.ESCALATED, inc.id)
   redis.call('ZREM', key('merge_area', inc.group), inc.id)
 end

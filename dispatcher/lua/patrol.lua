@@ -96,7 +96,7 @@ end
 local function resolve(inc, by, detail)
   transition(inc, 'resolved', {unit = by, actor = by, detail = detail})
   for _, u in ipairs(inc.units) do
-    redis.call('ZREM', K.ACK_DEADLINES, inc.id .. '|' .. u)
+    deadline_remove(inc.id .. '|' .. u)
     if redis.call('HGET', key('unit', u), 'incident') == inc.id then free_unit(u) end
     if u ~= by then
       notify_unit(u, {k = 'cancel', v = 1, incident = inc.id, unit = u,
@@ -113,7 +113,7 @@ local function on_status(m)
   if not index_of(inc.units, m.unit) then
     reject('unit ' .. m.unit .. ' is not assigned to incident ' .. inc.id)
   end
-  local pending = redis.call('ZREM', K.ACK_DEADLINES, inc.id .. '|' .. m.unit) == 1
+  local pending = deadline_remove(inc.id .. '|' .. m.unit) == 1
   if pending then redis.call('HSET', key('unit', m.unit), 'missed', 0) end  -- it answered
   local ev = {unit = m.unit, actor = m.unit, detail = m.detail}
   if m.action == 'declined' then

@@ -141,7 +141,7 @@ local function assign(inc, u, d, actor, eta)
     grid = nonempty(inc.grid), text = inc.text, distance_m = d, reports = inc.reports,
     eta_s = eta, route = d and (eta and 'road' or 'air'),
   })
-  redis.call('ZADD', K.ACK_DEADLINES, ACK_BY_S, inc.id .. '|' .. u)
+  deadline_add(inc.id .. '|' .. u)
   local ev = {unit = u, actor = actor, priority = inc.priority, distance_m = d, eta_s = eta,
               route = d and (eta and 'road' or 'air')}
   if d and not eta then
@@ -199,7 +199,7 @@ local function withdraw(inc, u, reason)
   local i = index_of(inc.units, u)
   if i then table.remove(inc.units, i) end
   save_units(inc)
-  redis.call('ZREM', K.ACK_DEADLINES, inc.id .. '|' .. u)
+  deadline_remove(inc.id .. '|' .. u)
   if redis.call('HGET', key('unit', u), 'incident') == inc.id then free_unit(u) end
   if reason then
     notify_unit(u, {k = 'cancel', v = 1, incident = inc.id, unit = u, reason = reason, ts = NOW})
