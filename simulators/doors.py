@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from edge.video.config import toml_table
+from polewatch.camera_schema import toml_table
 from polewatch.poles.model import Pole
 from simulators.edge import spread
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.video.config import toml_table
+from polewatch.camera_schema import toml_table
 from polewatch.poles.model import Pole
 from simulators import scenes
 
