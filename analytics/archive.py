@@ -19,6 +19,7 @@ from typing import Any, Final
 import msgspec
 import psycopg
 import redis.asyncio as aioredis
+from psycopg_pool import AsyncConnectionPool
 
 from analytics import archive_figures
 from analytics.assessment import Assessment, build_assessment
@@ -50,6 +51,19 @@ _TIMES: Final = (
     " WHERE created >= %s AND created < %s {district} ORDER BY created, id"
 )
 _times_decoder = msgspec.json.Decoder(dict[str, float])
+_MATCHED: Final = ("i.id", "i.pole", "i.type", "i.district", "i.grid", "i.text", "ev.detail")
+# The history's search: finished incidents, newest finish first. A finish is the time of the
+# event named like the state (``times`` keeps each event's first time); the text is matched
+# as the Redis search does, lower-cased by ICU (the C locale lowers ASCII only), and ids
+# compare byte-wise (COLLATE "C": Python's str order), so a cursor pages the same way.
+_FINISHED: Final = (
+    "SELECT {columns}, fin.ts, ev.detail FROM incident i"
+    " CROSS JOIN LATERAL (SELECT COALESCE((i.times->>i.state)::float8, i.created) AS ts) fin"
+    " LEFT JOIN LATERAL (SELECT e.detail FROM incident_event e WHERE e.incident = i.id"
+    "  AND e.event = i.state ORDER BY e.seq DESC LIMIT 1) ev ON true"
+    " WHERE i.state = ANY(%(states)s) {text} {before}"
+    ' ORDER BY fin.ts DESC, i.id COLLATE "C" DESC LIMIT %(limit)s'
+)
 
 
 def _fields(columns: Mapping[str, str], row: Sequence[Any]) -> dict[str, Any]:
@@ -130,6 +144,67 @@ async def load_incident(
     )
 
 
+@dataclass(frozen=True)
+class Finished:
+    """An archived incident as the history lists it: when it finished (the time of its
+    closing, cancellation or resolution) and that event's detail (a cancellation's reason)."""
+
+    incident: records.Incident
+    finished: float
+    detail: str | None
+
+
+async def finished_incidents(
+    conn: psycopg.AsyncConnection[Any],
+    states: Sequence[str],
+    text: str,
+    limit: int,
+    before: tuple[float, str] | None = None,
+) -> list[Finished]:
+    """Up to ``limit`` archived incidents in one of ``states`` whose id, pole, type,
+    district, grid, description or finishing detail contains ``text`` (any case), most
+    recently finished first (then by id, descending), all finished before ``before``
+    (``(finished, id)``, the last one of the previous page) when given."""
+    matched = " OR ".join(f'strpos(lower({f} COLLATE "und-x-icu"), %(text)s) > 0' for f in _MATCHED)
+    query = _FINISHED.format(
+        columns=", ".join(_INCIDENT_COLUMNS.values()),  # no name of fin's or ev's among them
+        text=f"AND ({matched})" if text else "",
+        before='AND (fin.ts, i.id COLLATE "C") < (%(ts)s, %(id)s)' if before else "",
+    )  # fmt: skip
+    params: dict[str, Any] = {"states": list(states), "text": text.lower(), "limit": limit}
+    if before is not None:
+        params.update(ts=before[0], id=before[1])
+    cur = await conn.execute(query, params)
+    width = len(_INCIDENT_COLUMNS)
+    return [
+        Finished(records.Incident(**_fields(_INCIDENT_COLUMNS, row[:width])), row[width],
+                 row[width + 1])
+        for row in await cur.fetchall()
+    ]  # fmt: skip
+
+
+async def archived_detail(
+    conn: psycopg.AsyncConnection[Any], incident_id: str
+) -> records.IncidentDetail | None:
+    """An archived incident as the console's incident detail shows it (the shape of
+    :func:`polewatch.records.read_incident`): its timeline, every alarm merged into it (an
+    alarm whose body had expired before it was archived is ``None``) and, as ``units``, every
+    unit named in its timeline; ``None`` when the archive does not have it."""
+    record = await load_incident(conn, incident_id)
+    if record is None:
+        return None
+    cur = await conn.execute("SELECT units FROM incident WHERE id = %s", (incident_id,))
+    row = await cur.fetchone()
+    units = list(row[0]) if row is not None else []
+    by_id = {a.id: a for a in record.alarms}
+    incident = msgspec.structs.replace(record.incident, units=units)
+    alarms: list[wire.Alarm | str | None] = [by_id.get(a) for a in record.alarm_ids]
+    return records.IncidentDetail(
+        incident=incident, timeline=list(record.timeline), alarm_ids=record.alarm_ids,
+        alarms=alarms,
+    )  # fmt: skip
+
+
 # --- the readers' data source: Redis alone, the archive alone, or both ---------------------
 
 
@@ -145,6 +220,13 @@ class Incidents:
     database_url: str = ""
     zones: ZoneMap | None = None
     conn: psycopg.AsyncConnection[Any] | None = None
+    pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+    """A pool of archive connections (the gateway's); taken before ``database_url``."""
+
+    @property
+    def archived(self) -> bool:
+        """Whether there is an archive to read (else Redis alone)."""
+        return self.conn is not None or self.pool is not None or bool(self.database_url)
 
     async def times(
         self, start: float, end: float, *, district: str | None = None
@@ -181,7 +263,7 @@ class Incidents:
         :func:`analytics.assessment.assess`; with both, the incidents of both come to Python
         and are summed as the Redis reader does."""
         options = dict(district=district, utc_offset_min=utc_offset_min, **presentation)
-        if self.conn is None and not self.database_url:
+        if not self.archived:
             from analytics.assessment import assess as assess_redis
 
             return await assess_redis(self._hot(), start, end, zones=self.zones, **options)
@@ -205,6 +287,19 @@ class Incidents:
         async with self._archive() as conn:
             return None if conn is None else await load_incident(conn, incident_id)
 
+    async def finished(
+        self, states: Sequence[str], text: str, limit: int, before: tuple[float, str] | None
+    ) -> list[Finished]:
+        """The archive's :func:`finished_incidents` (none without an archive)."""
+        async with self._archive() as conn:
+            return [] if conn is None else await finished_incidents(
+                conn, states, text, limit, before)  # fmt: skip
+
+    async def detail(self, incident_id: str) -> records.IncidentDetail | None:
+        """The archive's :func:`archived_detail` (``None`` without an archive)."""
+        async with self._archive() as conn:
+            return None if conn is None else await archived_detail(conn, incident_id)
+
     def _hot(self) -> aioredis.Redis:
         if self.redis is None:
             raise ValueError("Incidents needs a Redis client, an archive, or both")
@@ -214,6 +309,10 @@ class Incidents:
     async def _archive(self) -> AsyncIterator[psycopg.AsyncConnection[Any] | None]:
         """The archive's connection for a block: the open one, one opened from
         ``database_url``, or ``None`` without an archive."""
+        if self.pool is not None and self.conn is None:
+            async with self.pool.connection() as conn:
+                yield conn
+            return
         if self.conn is not None or not self.database_url:
             yield self.conn
             return

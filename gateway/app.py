@@ -11,6 +11,7 @@ import msgspec
 from aiohttp import WSCloseCode, web
 
 from gateway import citizen, history, incidents, patrol, ratelimit, routes
+from gateway.archive import archive_pool
 from gateway.console.site import install as install_console
 from gateway.errors import error_middleware
 from gateway.heap import keep_young_small
@@ -55,7 +56,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.add_routes(routes.routes)
     app.router.add_get("/api/openapi.json", openapi_json, allow_head=False)
     app.router.add_get("/metrics", metrics_text, allow_head=False)
-    app.cleanup_ctx.extend([_redis, _notifier, _writer, _poles, _heap])
+    app.cleanup_ctx.extend([_redis, _notifier, _writer, _poles, _heap, archive_pool])
     app.on_shutdown.append(_close_streams)
     install_console(app)
     app[OPENAPI] = msgspec.json.encode(document(app, title=TITLE, version=VERSION))

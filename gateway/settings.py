@@ -56,6 +56,11 @@ class GatewaySettings(Settings, frozen=True, kw_only=True):
     """The incident archive (``DATABASE_URL``, as the archiver's): the command centre's
     figures, reports and exports read archived incidents there and recent ones in Redis;
     empty: Redis alone."""
+    database_pool_size: int = 4
+    """Most connections the gateway process holds to the archive (a pool: one kept open, more
+    while requests wait)."""
+    database_timeout_s: float = 5.0
+    """How long a request waits for an archive connection before answering 503."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -80,6 +85,10 @@ def check(settings: GatewaySettings) -> GatewaySettings:
             "setting 'metrics_token' must be empty (loopback scrapes only) or at least 16 "
             "printable characters without spaces"
         )
+    if not 1 <= settings.database_pool_size <= 1000:
+        raise SettingsError("setting 'database_pool_size' must be 1 to 1000")
+    if not 0 < settings.database_timeout_s <= 600:
+        raise SettingsError("setting 'database_timeout_s' must be above 0 and at most 600 s")
     if settings.processes > 1 and settings.port == 0:
         raise SettingsError("setting 'processes' above 1 needs a fixed 'port' (they share it)")
     return settings

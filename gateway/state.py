@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import weakref
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import psycopg
 import redis.asyncio as aioredis
 from aiohttp import web
+from psycopg_pool import AsyncConnectionPool
 
 from gateway.errors import HttpError
 from gateway.inboxes import Inboxes
@@ -38,6 +40,8 @@ class Gateway:
     inboxes: Inboxes | None = None
     """Reads every connected unit's inbox for the patrol WebSockets."""
     poles: PoleIndex | None = None
+    archive: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+    """The incident archive's connections (``database_url``; see :mod:`gateway.archive`)."""
     streams: weakref.WeakSet[web.StreamResponse] = field(default_factory=weakref.WeakSet)
     """Open WebSockets and event streams, closed at shutdown."""
     closing: asyncio.Event = field(default_factory=asyncio.Event)

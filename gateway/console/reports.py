@@ -3,26 +3,25 @@ quarterly assessment (HTML, PDF, PNG), the incidents CSV, and any incident as CA
 NENA EIDO JSON. The work is :mod:`analytics`'; this module only answers HTTP with it.
 
 With the gateway's ``database_url`` (the incident archive) the figures read archived incidents
-in PostgreSQL (psycopg's async driver) and those Redis holds that are not archived yet; an
-export reads Redis while it has the incident, else the archive (:mod:`analytics.archive`)."""
+in PostgreSQL (psycopg's async driver; the gateway's pool, :mod:`gateway.archive`) and those
+Redis holds that are not archived yet; an export reads Redis while it has the incident, else
+the archive (:mod:`analytics.archive`)."""
 
 from __future__ import annotations
 
 import asyncio
 import io
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Final
 
-import psycopg
 from aiohttp import web
 
 from analytics import cap_xml, eido_json, render_html, render_pdf, render_png, summarize
-from analytics.archive import Incidents
 from analytics.cli import parse_time
 from analytics.csv_export import write_incidents_csv
 from analytics.exports import ExportOptions
+from gateway import archive
+from gateway.archive import ARCHIVE_DOWN, answering
 from gateway.auth import authorize
 from gateway.console.language import local_offset, request_language
 from gateway.errors import HttpError, json_response
@@ -46,7 +45,7 @@ REPORT_CSP: Final = (
 """The assessment page is self-contained and has no script at all."""
 BAD_PERIOD: Final = {
     422: "'from' or 'to' is not a date, or 'to' is not after 'from'",
-    503: "The incident archive (database_url) does not answer",
+    503: ARCHIVE_DOWN,
 }
 
 routes = web.RouteTableDef()
@@ -74,20 +73,6 @@ def period(request: web.Request, utc_offset_min: int) -> tuple[float, float, str
     return start, end, districts.canonical(district) if district else None
 
 
-@asynccontextmanager
-async def _archive() -> AsyncIterator[None]:
-    """A database error of the archive becomes a 503 naming it (it is down, restarting)."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise HttpError(503, f"the incident archive does not answer: {exc}") from None
-
-
-def _incidents(gw: Gateway) -> Incidents:
-    """Redis, and the archive when ``database_url`` is set."""
-    return Incidents(gw.need_redis(), gw.settings.database_url, gw.zones)
-
-
 def _attachment(body: bytes, content_type: str, name: str) -> web.Response:
     return web.Response(
         body=body, content_type=content_type,
@@ -102,8 +87,8 @@ async def times(request: web.Request) -> web.Response:
     """Response-time percentiles per district, grid and priority (the charts' data)."""
     gw = _operator(request)
     start, end, district = period(request, local_offset(gw))
-    async with _archive():
-        incidents = await _incidents(gw).times(start, end, district=district)
+    async with answering():
+        incidents = await archive.incidents(gw).times(start, end, district=district)
     return json_response(summarize(incidents, start, end, district))
 
 
@@ -115,8 +100,8 @@ async def assessment(request: web.Request) -> web.Response:
     gw = _operator(request)
     offset = local_offset(gw)
     start, end, district = period(request, offset)
-    async with _archive():
-        report = await _incidents(gw).assess(
+    async with answering():
+        report = await archive.incidents(gw).assess(
             start, end, district=district, utc_offset_min=offset,
             language=request_language(request),
         )  # fmt: skip
@@ -141,8 +126,8 @@ async def csv(request: web.Request) -> web.Response:
     gw = _operator(request)
     offset = local_offset(gw)
     start, end, district = period(request, offset)
-    async with _archive():
-        incidents = await _incidents(gw).times(start, end, district=district)
+    async with answering():
+        incidents = await archive.incidents(gw).times(start, end, district=district)
     text = io.StringIO()
     write_incidents_csv(text, incidents, utc_offset_min=offset, language=request_language(request))
     return _attachment(text.getvalue().encode(), "text/csv", "incidents.csv")
@@ -158,8 +143,8 @@ async def export(request: web.Request) -> web.Response:
     gw = _operator(request)
     iid = path_value(request, "incident")
     gw.incident_zone(iid)  # 404 for an id of no zone of this deployment
-    async with _archive():
-        record = await _incidents(gw).record(iid)
+    async with answering():
+        record = await archive.incidents(gw).record(iid)
     if record is None:
         raise HttpError(404, f"no incident {iid!r}")
     c = gw.settings.console
