@@ -347,12 +347,15 @@ class Dispatcher:
         self.metrics.record(counts)
 
     async def _every(self, period: float, action: Any) -> None:
-        while True:
+        # Until stopped, not only until cancelled: redis-py can swallow a cancellation that
+        # lands inside a command, which left a stopping replica asleep for a whole period.
+        while not self._stopping.is_set():
             try:
                 await action()
             except Exception:  # a failed tick or heartbeat must not stop the replica
                 log.exception("%s failed", getattr(action, "__name__", action))
-            await asyncio.sleep(period)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), period)
 
 
 async def serve(settings: DispatcherSettings, *, burst: bool = False) -> Dispatcher:
