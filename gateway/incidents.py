@@ -17,8 +17,9 @@ import msgspec
 from aiohttp import web
 from redis.asyncio import Redis
 
-from gateway import bodies
+from gateway import archive, bodies
 from gateway.alarms import candidate_view, find_pole, pole_view, raise_alarm
+from gateway.archive import ARCHIVE_DOWN, answering
 from gateway.auth import Principal, authorize
 from gateway.errors import HttpError, json_response
 from gateway.maplinks import Fix, PositionError, parse_position
@@ -238,17 +239,24 @@ def _limit(value: str | None) -> int:
 
 @routes.get("/api/incidents/{incident}")
 @api(tag="operator", roles=OPERATORS, path={"incident": wire.Ident},
-     answers={404: "No such incident", 422: "Malformed incident id"})  # fmt: skip
+     answers={404: "No such incident", 422: "Malformed incident id",
+              503: ARCHIVE_DOWN})  # fmt: skip
 async def get_incident(request: web.Request) -> web.Response:
-    """One incident: its hash, its timeline and the alarms merged into it."""
+    """One incident: its hash, its timeline and the alarms merged into it; from the archive
+    (``archived``: true) once Redis let it go."""
     gw, _ = _operator(request)
     iid = path_value(request, "incident")
     gw.incident_zone(iid)  # 404 for an id of no zone of this deployment
     detail = await records.read_incident(gw.need_redis(), iid, gw.zones)
+    archived = detail is None and gw.archive is not None
+    if archived:
+        async with answering():
+            detail = await archive.incidents(gw).detail(iid)
     if detail is None:
         raise HttpError(404, f"no incident {iid!r}")
     return json_response(
         {
+            "archived": archived,
             "incident": detail.incident,
             "timeline": [
                 {"k": "invalid", "error": e} if isinstance(e, str) else wire.to_builtins(e)
