@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from browser import launch, needs_chromium
 from hypothesis import given
 from hypothesis import strategies as st
 from test_console_archive import _drop_archived
@@ -19,6 +20,8 @@ from test_console_archive import _drop_archived
 from analytics.simulation import SimulatedIncident, Step, simulate_week, write_incidents
 from archiver.service import Metrics, ZoneArchiver, migrate
 from archiver.settings import ArchiverSettings
+from gateway.console.accounts import hash_password
+from gateway.console.settings import Account, ConsoleSettings
 from gateway.history import FINAL, MAX_RESULTS, Search, cursor, parse_cursor, parse_search
 from gateway.settings import GatewaySettings, check
 from gateway.testing import TEST_SECRET, bearer, gateway_client, operator_token
@@ -28,6 +31,10 @@ from polewatch.settings import SettingsError, load
 
 WEEK = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 DESK = bearer(operator_token("desk"))
+PASSWORD = "night-shift-2026"
+CONSOLE = ConsoleSettings(
+    users={"ada": Account(role="supervisor", password=hash_password(PASSWORD))}
+)
 OLD_DAYS = 4
 """Incidents created in the week's first days were archived and then left Redis."""
 
@@ -38,10 +45,11 @@ def _finished(inc: SimulatedIncident) -> float | None:
     return ends[0] if inc.state in FINAL else None
 
 
-def _week() -> list[SimulatedIncident]:
-    """28 incidents: a Chinese and an English description, three still resolved (Redis alone:
-    the archive takes closed ones), one still open, the rest closed or cancelled."""
-    week = simulate_week(WEEK, seed=31, per_day=4)
+def _week(per_day: int) -> list[SimulatedIncident]:
+    """``7 * per_day`` incidents: a Chinese and an English description, three still resolved
+    (Redis alone: the archive takes closed ones), one still open, the rest closed or
+    cancelled."""
+    week = simulate_week(WEEK, seed=31, per_day=per_day)
     week[2].text = "电动车被盗 at the gate"
     week[25].text = "Broken WINDOW, shop front"
     for inc in week[-4:-1]:
@@ -50,9 +58,11 @@ def _week() -> list[SimulatedIncident]:
     return week
 
 
-async def _archived_week(aredis: aioredis.Redis, database_url: str) -> list[SimulatedIncident]:
+async def _archived_week(
+    aredis: aioredis.Redis, database_url: str, per_day: int = 4
+) -> list[SimulatedIncident]:
     """The week written, archived, one incident evaluated, and the old ones gone from Redis."""
-    week = _week()
+    week = _week(per_day)
     await write_incidents(aredis, week)
     await aredis.hset(keys.incident(week[2].id), "evaluation", 4)
     settings = ArchiverSettings(database_url=database_url, batch=100)
@@ -143,6 +153,40 @@ async def test_without_an_archive_the_history_says_it_searches_redis_alone(
         ]
         answer = await client.get(f"/api/incidents/{week[2].id}", headers=DESK)
         assert answer.status == 404
+
+
+@needs_chromium
+async def test_the_console_pages_the_history_and_opens_an_archived_incident(
+    redis_url: str, aredis: aioredis.Redis, database_url: str
+) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    week = await _archived_week(aredis, database_url, per_day=8)
+    expected = _expected(week)
+    assert len(expected) > 50  # the console asks for 50 at a time
+    async with gateway_client(redis_url, database_url=database_url, console=CONSOLE) as client:
+        base = str(client.make_url("")).rstrip("/")
+        async with async_playwright() as p:
+            browser = await launch(p)
+            try:
+                page = await browser.new_page()
+                await page.goto(f"{base}/console/")
+                await page.fill("#login-name", "ada")
+                await page.fill("#login-password", PASSWORD)
+                await page.click("#login-submit")
+                await page.click("#history-form button[type=submit]")
+                rows = page.locator("#history-list li.h")
+                await expect(rows).to_have_count(50)
+                await page.click("#history-more")
+                await expect(rows).to_have_count(len(expected))
+                assert await rows.evaluate_all("(r) => r.map((li) => li.dataset.id)") == expected
+                await expect(page.locator("#history-more")).to_have_count(0)
+                await expect(page.locator("#history-note")).to_be_hidden()
+                await page.click(f"#history-list li[data-id='{week[2].id}']")
+                await expect(page.locator("#detail-archived")).to_be_visible()
+                await expect(page.locator("#timeline li")).to_have_count(len(week[2].steps) + 1)
+            finally:
+                await browser.close()
 
 
 async def test_bad_history_queries_are_a_422_naming_the_parameter(redis_url: str) -> None:

@@ -491,6 +491,7 @@ function renderDetail() {
       el("span.title", { text: `${typeName(inc.type)} #${inc.id}` }),
       el(`span.chip.${inc.state}`, { text: stateName(inc.state), id: "detail-state" }),
       el("button.ghost.close-x", { title: t("console.close_panel"), text: "×", onclick: closeDetail })),
+    S.detail.archived ? el("p.muted#detail-archived", { text: t("workflow.from_archive") }) : null,
     el("dl.kv", {},
       el("dt", { text: t("console.place") }), el("dd", { text: place(inc) }),
       inc.caller_far_m ? el("dd.far-warning#detail-far", { role: "alert", text: t("incident.far", { distance: distanceText(inc.caller_far_m) }) }) : null,

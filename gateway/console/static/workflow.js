@@ -88,23 +88,33 @@ export function askSplit(inc, alarms) {
     });
 }
 
-/** The history panel: finished incidents found by state and text; ``open`` shows one. */
+/** The history panel: finished incidents found by state and text, a page at a time (the
+ * archive's too, when the gateway has one; a note says when it has none); ``open`` shows one. */
 export function history(api, open) {
-  async function search(event) {
+  let next = null;
+  const row = (inc) => el("li.h", {
+    dataset: { id: inc.id, state: inc.state }, onclick: () => open(inc.id) },
+  el(`span.prio.p${inc.priority}`, { text: `P${inc.priority}` }),
+  el("span.type", { text: `${typeName(inc.type)} #${inc.id}` }),
+  el(`span.chip.${inc.state}`, { text: stateName(inc.state) }),
+  el("span.where", { text: [inc.pole, districtName(inc.district), timeText(inc.finished),
+    inc.reason, inc.archived ? t("workflow.archived") : null].filter(Boolean).join(" · ") }));
+  async function search(event, more = false) {
     if (event) event.preventDefault();
     const params = new URLSearchParams({ state: $("history-state").value, limit: "50" });
     const q = $("history-q").value.trim();
     if (q) params.set("q", q);
+    if (more && next) params.set("before", next);
     const list = $("history-list");
     try {
       const found = await api.get(`/api/console/history?${params}`);
-      fill(list, found.incidents.length ? found.incidents.map((inc) => el("li.h", {
-        dataset: { id: inc.id, state: inc.state }, onclick: () => open(inc.id) },
-      el(`span.prio.p${inc.priority}`, { text: `P${inc.priority}` }),
-      el("span.type", { text: `${typeName(inc.type)} #${inc.id}` }),
-      el(`span.chip.${inc.state}`, { text: stateName(inc.state) }),
-      el("span.where", { text: [inc.pole, districtName(inc.district),
-        timeText(inc.finished), inc.reason].filter(Boolean).join(" · ") }))) : el("li.empty", { text: t("workflow.history_none") }));
+      next = found.next;
+      const rows = found.incidents.map(row);
+      if (more) { list.querySelector("li.more")?.remove(); list.append(...rows); }
+      else fill(list, rows.length ? rows : el("li.empty", { text: t("workflow.history_none") }));
+      if (next) list.append(el("li.more", {}, el("button#history-more.ghost", { type: "button",
+        text: t("workflow.history_more"), onclick: () => search(null, true) })));
+      $("history-note").hidden = found.archive;
     } catch (err) {
       fill(list, el("li.error", { text: err.message }));
     }
