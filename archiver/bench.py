@@ -117,7 +117,7 @@ async def _archive(
     try:
         await redis.flushall()
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-            await conn.execute("TRUNCATE incident, audit CASCADE")
+            await conn.execute("TRUNCATE incident, incident_event, alarm, audit")
         per_day = max(1, n // 7)
         week = simulate_week(T0, seed=1, per_day=per_day)
         for start in range(0, len(week), 2_000):
@@ -193,7 +193,7 @@ async def _processes(redis_url: str, database_url: str, k: int) -> float:
 
 async def _assessment(database_url: str, n: int) -> dict[str, Any]:
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        await conn.execute("TRUNCATE incident CASCADE")
+        await conn.execute("TRUNCATE incident, incident_event, alarm")
         began = time.perf_counter()
         await conn.execute(_GENERATE, {"t0": T0, "span": 8 * QUARTER, "n": n})
         await conn.execute("VACUUM ANALYZE incident")  # as autovacuum leaves an archive

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 import redis.asyncio as aioredis
@@ -88,9 +88,9 @@ class ZoneArchiver:
                     entries = await self._read("0", block=None) if own else []
                     own = bool(entries)
                     if not own:
-                        entries = await self._claim() or await self._read(
-                            ">", block=None if burst else self.settings.block_ms
-                        )
+                        entries = await self._claim() or await self._read(">", block=None)
+                    if not entries and not burst:  # caught up: wait for new entries
+                        entries = await self._read(">", block=self.settings.block_ms)
                     if entries:
                         await self.process(entries)
                     elif burst:
@@ -114,6 +114,12 @@ class ZoneArchiver:
             self._pg = None
 
     async def _read(self, cursor: str, *, block: int | None) -> list[Any]:
+        if block is None:  # a script reads the batch: one flat reply, no per-entry dicts
+            flat = await self.redis.eval(
+                _READ, 1, self.stream, GROUP, self.settings.consumer, self.settings.batch,
+                cursor, wire.FIELD,
+            )  # fmt: skip
+            return _entries(flat)
         reply: Any = await self.redis.xreadgroup(
             GROUP, self.settings.consumer, {self.stream: cursor},
             count=self.settings.batch, block=block,
@@ -203,6 +209,37 @@ class ZoneArchiver:
                     await self._pg.close()
                     self._pg = None
                 await asyncio.sleep(self.settings.retry_s)
+
+
+# XREADGROUP in a script, its reply flattened to id, message, id, message, ...: redis-py's
+# XREADGROUP reply callback builds a dict per entry, about a quarter of the archiver's time
+# (side by side: archiver 88-93 -> 69-79 us per incident, Redis 38-39 -> 45-47 us). An entry
+# with other fields than the message comes back with all its fields (a list; empty if the
+# entry was deleted while pending).
+_READ: Final = """
+local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+                         'STREAMS', KEYS[1], ARGV[4])
+local out = {}
+if not reply or not reply[1] then return out end
+for _, e in ipairs(reply[1][2]) do
+  local fields = e[2] or {}
+  out[#out + 1] = e[1]
+  if #fields == 2 and fields[1] == ARGV[5] then out[#out + 1] = fields[2]
+  else out[#out + 1] = fields end
+end
+return out
+"""
+
+
+def _entries(flat: list[Any]) -> list[tuple[Any, dict[bytes, bytes]]]:
+    """``(id, fields)`` entries out of the :data:`_READ` script's flat reply."""
+    out: list[tuple[Any, dict[bytes, bytes]]] = []
+    for entry_id, value in zip(flat[::2], flat[1::2], strict=True):
+        if isinstance(value, list):
+            out.append((entry_id, dict(zip(value[::2], value[1::2], strict=True))))
+        else:
+            out.append((entry_id, {wire.FIELD: value}))
+    return out
 
 
 def decode_batch(zone: str, entries: list[Any]) -> tuple[list[writer.AuditRow], Bad]:

@@ -9,6 +9,7 @@ from typing import Any, Final
 
 import msgspec
 import psycopg
+from psycopg.types.json import set_json_dumps
 
 from analytics.response_times import METRICS, IncidentTimes
 from polewatch import records, wire
@@ -62,6 +63,22 @@ CREATE TEMP TABLE IF NOT EXISTS stage_audit ON COMMIT DELETE ROWS AS
     SELECT * FROM audit WITH NO DATA;
 """
 """Staging tables of the connection: a batch is COPied in, then upserted in four statements."""
+_F8: Final = "float8"
+_TYPES: Final = {
+    "stage_incident": [
+        "text", "text", "text", "int2", "text", "text", _F8, _F8, "int4", "int2", "text", "text",
+        "text", "text", "text[]", "text", "int2", "text", "jsonb", *[_F8] * len(METRICS), _F8,
+        _F8,
+    ],
+    "stage_event": ["text", "int4", "text", _F8, "text", "text", "text", "text", "int2", "int4"],
+    "stage_alarm": [
+        "text", "text", "int4", "text", "text", _F8, "text", "text", "text", "text", "bytea", _F8,
+        _F8,
+    ],
+    "stage_audit": ["text", "text", "text", "text", _F8, "bytea"],
+}  # fmt: skip
+"""Each staging table's column types: the batch is COPied in binary (no text formatting of
+numbers and escaping of strings)."""
 _INCIDENT: Final = f"""
 INSERT INTO incident ({_INCIDENT_COLUMNS}, geom)
 SELECT {_INCIDENT_COLUMNS}, ST_SetSRID(ST_MakePoint(lon, lat), 4326) FROM stage_incident
@@ -109,7 +126,7 @@ def _incident_row(a: Archived) -> tuple[Any, ...]:
     return (
         i.id, a.zone, i.state, i.priority, i.type, i.group, created, i.alarm_ts, a.reports(),
         i.wanted, i.pole, i.district, i.grid, i.text, units, i.first_alarm, i.evaluation,
-        i.merged_into, msgspec.json.encode(times).decode(), *(durations[m] for m in METRICS),
+        i.merged_into, times, *(durations[m] for m in METRICS),
         i.lon, i.lat,
     )  # fmt: skip
 
@@ -155,14 +172,20 @@ async def write(
         ]),
     ]  # fmt: skip
     async with conn.transaction(), conn.cursor() as cur:
+        set_json_dumps(_json, context=cur)
         await cur.execute(_STAGE)
         for table, upsert, rows in tables:
             if not rows:
                 continue
-            async with cur.copy(f"COPY {table} FROM STDIN".encode()) as copy:
+            async with cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)".encode()) as copy:
+                copy.set_types(_TYPES[table])
                 for row in rows:
                     await copy.write_row(row)
             await cur.execute(upsert.encode())
+
+
+def _json(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 async def archived_ids(conn: psycopg.AsyncConnection[Any], ids: Sequence[str]) -> set[str]:
