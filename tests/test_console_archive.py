@@ -70,7 +70,7 @@ async def test_an_archive_that_does_not_answer_is_a_503_naming_it(
 ) -> None:
     await write_incidents(aredis, simulate_week(WEEK, seed=22, per_day=1))
     nowhere = f"postgresql://nobody@127.0.0.1:{free_port()}/archive"
-    async with gateway_client(redis_url, database_url=nowhere) as client:
+    async with gateway_client(redis_url, database_url=nowhere, database_timeout_s=1.0) as client:
         answer = await client.get("/api/console/reports/times", params=PERIOD,
                                   headers=bearer(operator_token("ada")))  # fmt: skip
         assert answer.status == 503
