@@ -214,7 +214,7 @@ async def raw_ceiling(
     for start in range(0, len(plan), BATCH):
         args: list[bytes] = []
         for n in range(start, min(start + BATCH, len(plan))):
-            args += (library.ALARM, b"", wire.encode(make_alarm(plan[n], n, now)))
+            args += library.alarm_triples(wire.encode(make_alarm(plan[n], n, now)))
         calls.append(args)
     totals: dict[str, int] = {}
     before = await Snapshot.take(client)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final, NamedTuple
 
-from dispatcher.library import ALARM, COMMAND, PATROL
+from dispatcher.library import ALARM, COMMAND, PATROL, alarm_triples
 from polewatch import geo, wire
 
 # A zone's streams are ``<zone prefix>:<role>``; the role says what an entry holds.
@@ -105,8 +105,12 @@ def validate(entries: list[Entry]) -> tuple[list[tuple[Entry, bytes]], list[Reje
 
 
 def arguments(good: list[tuple[Entry, bytes]]) -> list[bytes]:
-    """The ``pw_batch`` entry triples of validated entries."""
+    """The ``pw_batch`` entry triples of validated entries (an alarm's digest after it)."""
     args: list[bytes] = []
     for entry, payload in good:
-        args += (_CODES[role(entry.stream)], entry.id, payload)
+        code = _CODES[role(entry.stream)]
+        if code == ALARM:
+            args += alarm_triples(payload, entry.id)
+        else:
+            args += (code, entry.id, payload)
     return args

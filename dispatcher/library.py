@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 
 from dispatcher.priorities import PriorityTable
 from dispatcher.settings import DispatcherSettings
-from polewatch import deadletter, keys
+from polewatch import deadletter, keys, wire
 
 LIBRARY: Final = "polewatch_dispatch"
 BATCH: Final = "pw_batch"
@@ -50,6 +50,11 @@ PATROL: Final = b"p"
 COMMAND: Final = b"c"
 """The first item of each ``pw_batch`` entry triple says which of the zone's streams it came
 from."""
+DIGEST: Final = b"f"
+"""A triple ``f`` ``''`` <:func:`digest`> right after an alarm's: the alarm as the function
+needs it, so it neither decodes the alarm nor formats its numbers (optional)."""
+
+_ALARM: Final = msgspec.msgpack.Decoder(wire.Alarm)
 
 _ZONED = {
     "ALARMS": "alarms",
@@ -127,6 +132,30 @@ async def load(
             pipe.delete(zone.dispatch_types)
             pipe.hset(zone.dispatch_types, mapping=packed)  # type: ignore[arg-type]
             await pipe.execute()
+
+
+def digest(alarm: wire.Alarm) -> bytes | None:
+    """The alarm's fields as ``pw_batch`` reads them from a ``DIGEST`` triple: a MessagePack
+    array of strings, absent fields as ``''``, numbers also formatted as the arguments they
+    become in the function (lon and lat as ``%.17g``, ts as ``%.6f``; ts also as ``repr``,
+    which reads back as the same double). ``None`` for an alarm with ``caller_far_m`` in its
+    extra (rare: the function decodes that one itself)."""
+    if "caller_far_m" in alarm.extra:
+        return None
+    return msgspec.msgpack.encode([
+        alarm.id, alarm.type, f"{alarm.lon:.17g}", f"{alarm.lat:.17g}", repr(alarm.ts),
+        f"{alarm.ts:.6f}", alarm.pole or "", alarm.district or "", alarm.grid or "",
+        alarm.text or "",
+    ])  # fmt: skip
+
+
+def alarm_triples(payload: bytes, entry_id: bytes = b"") -> list[bytes]:
+    """The ``pw_batch`` arguments of a valid alarm (its canonical encoding): its triple and,
+    when it has one, its digest's."""
+    flat = digest(_ALARM.decode(payload))
+    if flat is None:
+        return [ALARM, entry_id, payload]
+    return [ALARM, entry_id, payload, DIGEST, b"", flat]
 
 
 def settings_arg(

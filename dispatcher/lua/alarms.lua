@@ -40,7 +40,7 @@ local function join(inc, m, p)
   inc.reports = inc.reports + 1
   local f = {'reports', A(inc.reports)}
   add_alarm(inc, m.id)
-  if m.ts > inc.last_ts then f[#f + 1] = 'last_ts'; f[#f + 1] = ts(m.ts) end
+  if m.ts > inc.last_ts then f[#f + 1] = 'last_ts'; f[#f + 1] = m.ts_s or ts(m.ts) end
   if m.extra and m.extra.caller_far_m then
     f[#f + 1] = 'caller_far_m'; f[#f + 1] = m.extra.caller_far_m
   end
@@ -62,7 +62,7 @@ end
 
 local function create(m, p, raw_alarm_id)
   local id = C.id_prefix .. next_incident_number()
-  local alarm_ts = ts(m.ts)
+  local alarm_ts = m.ts_s or ts(m.ts)
   local lon, lat = at(m)
   -- Stored once (polewatch/records.py derives the rest): no 'created' (it is t_new), no
   -- 'last_ts' while it is alarm_ts, no 'group' equal to the type, no empty fields.

@@ -22,7 +22,9 @@ Functions
              alarm-type table is missing (Redis was flushed). Returns the STAT_NAMES counters.
              A triple 'r' '' <road shortlist (MessagePack)> gives the alarm after it its units
              ranked by drive time (dispatcher/drive.py); without one the alarm's unit is found
-             by the straight-line search, and the audit says so.
+             by the straight-line search, and the audit says so. A triple 'f' '' <digest>
+             right after an alarm's is the alarm's fields as library.digest made them
+             (spares decoding the alarm and formatting its numbers here); optional.
   pw_tick    ARGV[1] = settings, then pairs <incident id> <road shortlist>. Expires
              unacknowledged dispatches (re-dispatch to the next fastest) and retries escalated
              incidents. Returns the counters.
@@ -55,6 +57,9 @@ local TOUCHED       -- incidents whose timeline the current entry added to
 -- when the road graph could not answer.
 local RANK
 local RANKS
+-- The alarm being handled as the dispatcher digested it (pw_batch: the 'f' entry after it),
+-- or nil: then the alarm itself is decoded.
+local FLAT
 
 local STAT_NAMES = {'alarms', 'duplicates', 'incidents', 'merged', 'dispatched', 'escalated',
                     'rejected', 'skipped', 'patrol', 'commands', 'expired'}
@@ -252,7 +257,7 @@ local function begin(settings)
   for i, r in ipairs(C.radii) do S.radii[i] = A(r) end
   K = zone_keys(C.prefix)
   STATS, TYPES, FREED, TIMELINE, TOUCHED = {}, {}, {}, {}, {}
-  RANK, RANKS = nil, {}
+  RANK, RANKS, FLAT = nil, {}, nil
   FREE_N, SEQ_NEXT, SEQ_TOP, SEQ_WANT = nil, nil, nil, 1
   ANNOUNCE, OPENED, DEADLINES = {}, {}, {}
   for _, n in ipairs(STAT_NAMES) do STATS[n] = 0 end

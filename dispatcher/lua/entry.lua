@@ -14,8 +14,18 @@ local function dead_letter(stream, eid, raw, reason)
   stat('rejected')
 end
 
+-- An alarm as library.digest made it: its fields, numbers also formatted as the arguments they
+-- become (lon, lat %.17g; ts %.6f), absent ones as ''.
+local function digested(s)
+  local f = cmsgpack.unpack(s)
+  return {id = f[1], type = f[2], lon = tonumber(f[3]), lat = tonumber(f[4]), lon_s = f[3],
+          lat_s = f[4], ts = tonumber(f[5]), ts_s = f[6], pole = f[7], district = f[8],
+          grid = f[9], text = f[10]}
+end
+
 local function handle(code, raw)
-  local m = cmsgpack.unpack(raw)
+  local m
+  if code == 'a' and FLAT then m = digested(FLAT) else m = cmsgpack.unpack(raw) end
   if code == 'a' then on_alarm(m, raw)
   elseif code == 'p' then
     stat('patrol')
@@ -82,7 +92,8 @@ local function batch(keys, args)
     local code, eid, raw = args[i], args[i + 1], args[i + 2]
     if code == 'r' then
       RANK = cmsgpack.unpack(raw)  -- the road shortlist of the alarm that comes next
-    else
+    elseif code ~= 'f' then  -- (an alarm's digest is read with the alarm)
+      if code == 'a' and args[i + 3] == 'f' then FLAT = args[i + 5] end
       local stream = K[STREAMS[code]]
       if eid ~= '' and not pending[code .. eid] then
         stat('skipped')  -- already done by the replica that claimed it
@@ -99,7 +110,7 @@ local function batch(keys, args)
           dead_letter(stream, eid, raw, reason)
         end
       end
-      RANK = nil
+      RANK, FLAT = nil, nil
     end
   end
   return result()

@@ -1,0 +1,123 @@
+"""An alarm's digest (``library.digest``): the function decides exactly as from the alarm itself.
+
+The dispatcher hands ``pw_batch`` each alarm's fields pre-digested (numbers formatted as the
+function would format them) so the function neither decodes the alarm nor formats numbers;
+these tests hold the two paths to the same stored data, byte for byte where it is not a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+import redis
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dispatcher import bench, library
+from dispatcher.priorities import PriorityTable
+from dispatcher.settings import DispatcherSettings
+from polewatch import wire
+
+# Lua's own reading of the alarm: what the digest must equal.
+_LUA_FORMATS = """
+local m = cmsgpack.unpack(ARGV[1])
+return {string.format('%.17g', m.lon), string.format('%.17g', m.lat),
+        string.format('%.6f', m.ts), tostring(tonumber(ARGV[2]) == m.ts)}
+"""
+
+# Fields that hold the time of a call (two runs differ there and only there).
+_TIMES = {"ts", "ack_by", "seen"}
+
+
+def _alarm(n: int, **kw: Any) -> wire.Alarm:
+    base: dict[str, Any] = {"type": "citizen_sos", "lon": 114.0579, "lat": 22.5431}
+    return wire.Alarm(**{"id": f"d-{n}", "source": "test", "ts": 1_800_000_000.25, **base, **kw})
+
+
+# (the client is only read through: nothing carries over between examples)
+@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lon=st.floats(-180, 180, allow_nan=False),
+    lat=st.floats(-90, 90, allow_nan=False),
+    ts=st.floats(0, 4e9, allow_nan=False),
+)
+def test_the_digest_formats_numbers_as_the_function_does(
+    sync_redis: redis.Redis, lon: float, lat: float, ts: float
+) -> None:
+    alarm = _alarm(0, lon=lon, lat=lat, ts=ts)
+    flat = library.digest(alarm)
+    assert flat is not None
+    fields = msgpack.unpackb(flat)
+    lua: Any = sync_redis.eval(_LUA_FORMATS, 0, wire.encode(alarm), fields[4])
+    assert [x.decode() for x in lua] == [fields[2], fields[3], fields[5], "true"]
+
+
+def test_a_far_caller_is_decoded_by_the_function() -> None:
+    far = _alarm(1, extra={"caller_far_m": 420.5})
+    assert library.alarm_triples(wire.encode(far)) == [library.ALARM, b"", wire.encode(far)]
+    near = wire.encode(_alarm(2))
+    assert library.alarm_triples(near, b"1-0")[:4] == [library.ALARM, b"1-0", near,
+                                                       library.DIGEST]  # fmt: skip
+
+
+def _normal(packed: bytes) -> Any:
+    """A packed message less its times; anything else (an alarm id) as it is."""
+    try:
+        value = msgpack.unpackb(packed)
+    except ValueError:
+        return packed
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in _TIMES}
+    return value
+
+
+def _snapshot(client: Any) -> dict[bytes, Any]:
+    """Every key's content, less what holds a time (stream ids, t_* fields, scores...)."""
+    out: dict[bytes, Any] = {}
+    for name in client.scan_iter(count=1000):
+        kind = client.type(name)
+        if kind == b"hash":
+            h = client.hgetall(name)
+            out[name] = {k: v for k, v in h.items() if not k.startswith(b"t_") and k != b"seen"}
+        elif kind == b"string":
+            out[name] = client.get(name)
+        elif kind == b"list":
+            out[name] = [_normal(x) for x in client.lrange(name, 0, -1)]
+        elif kind == b"stream":
+            out[name] = [_normal(f[b"m"]) for _, f in client.xrange(name)]
+        elif kind == b"zset":
+            out[name] = sorted(client.zrange(name, 0, -1))
+        elif kind == b"set":
+            out[name] = sorted(client.smembers(name))
+    return out
+
+
+async def test_decisions_with_and_without_digests_are_the_same(
+    aredis: aioredis.Redis, sync_redis: redis.Redis
+) -> None:
+    places, _ = bench.city(3_000, seed=1)
+    plan = bench.alarm_plan(places, 240, seed=2)
+    units = bench.unit_events(places, 120, seed=3)
+    now = 1_800_000_000.0
+    alarms = [bench.make_alarm(t, n, now + n * 0.01) for n, t in enumerate(plan)]
+    alarms += [
+        _alarm(1, text="门口有人\n倒地", pole=None, district=None),
+        _alarm(2, grid="g-1", extra={"caller_far_m": 420.5}),
+        _alarm(1, text="a replay of d-1"),
+    ]
+    conf = library.settings_arg(DispatcherSettings(), "digest")
+    snapshots = []
+    for digested in (False, True):
+        await bench.reset(aredis, PriorityTable(), units)
+        args: list[bytes] = []
+        for alarm in alarms:
+            raw = wire.encode(alarm)
+            args += library.alarm_triples(raw) if digested else [library.ALARM, b"", raw]
+        assert (library.DIGEST in args) == digested
+        counts = library.counters(await aredis.fcall(library.BATCH, 0, conf, *args))
+        assert counts["duplicates"] == 1 and counts["rejected"] == 0
+        assert counts["dispatched"] > 100 and counts["merged"] > 10
+        snapshots.append(_snapshot(sync_redis))
+    assert snapshots[0] == snapshots[1]
