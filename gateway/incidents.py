@@ -253,7 +253,8 @@ async def get_incident(request: web.Request) -> web.Response:
         async with answering():
             detail = await archive.incidents(gw).detail(iid)
     if detail is None:
-        raise HttpError(404, f"no incident {iid!r}")
+        unarchived = "" if gw.archive else " in Redis (no incident archive is configured)"
+        raise HttpError(404, f"no incident {iid!r}{unarchived}")
     return json_response(
         {
             "archived": archived,

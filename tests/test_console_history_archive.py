@@ -153,6 +153,7 @@ async def test_without_an_archive_the_history_says_it_searches_redis_alone(
         ]
         answer = await client.get(f"/api/incidents/{week[2].id}", headers=DESK)
         assert answer.status == 404
+        assert "no incident archive" in (await answer.json())["error"]
 
 
 @needs_chromium
