@@ -257,6 +257,8 @@ async def test_the_operators_workflow_in_the_console(desk: Desk) -> None:
             await page.fill("#history-q", "bottle")
             await page.select_option("#history-state", "cancelled")
             await expect(page.locator("#history-list li.h")).to_have_count(1)
+            # no archive configured: the history says it searched Redis alone
+            await expect(page.locator("#history-note")).to_be_visible()
             await expect(page.locator("#notices li")).to_have_count(2)  # cancelled, closed
         finally:
             await browser.close()
