@@ -136,16 +136,16 @@ async def load(
 
 def digest(alarm: wire.Alarm) -> bytes | None:
     """The alarm's fields as ``pw_batch`` reads them from a ``DIGEST`` triple: a MessagePack
-    array of strings, absent fields as ``''``, numbers also formatted as the arguments they
-    become in the function (lon and lat as ``%.17g``, ts as ``%.6f``; ts also as ``repr``,
-    which reads back as the same double). ``None`` for an alarm with ``caller_far_m`` in its
-    extra (rare: the function decodes that one itself)."""
+    array of id, type, lon, lat, ts (doubles: read without parsing text), the same three
+    formatted as the arguments they become in the function (lon and lat as ``%.17g``, ts as
+    ``%.6f``), pole, district, grid, text (absent ones as ``''``). ``None`` for an alarm with
+    ``caller_far_m`` in its extra (rare: the function decodes that one itself)."""
     if "caller_far_m" in alarm.extra:
         return None
+    lon, lat, ts = float(alarm.lon), float(alarm.lat), float(alarm.ts)
     return msgspec.msgpack.encode([
-        alarm.id, alarm.type, f"{alarm.lon:.17g}", f"{alarm.lat:.17g}", repr(alarm.ts),
-        f"{alarm.ts:.6f}", alarm.pole or "", alarm.district or "", alarm.grid or "",
-        alarm.text or "",
+        alarm.id, alarm.type, lon, lat, ts, f"{lon:.17g}", f"{lat:.17g}", f"{ts:.6f}",
+        alarm.pole or "", alarm.district or "", alarm.grid or "", alarm.text or "",
     ])  # fmt: skip
 
 

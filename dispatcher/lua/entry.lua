@@ -18,9 +18,8 @@ end
 -- become (lon, lat %.17g; ts %.6f), absent ones as ''.
 local function digested(s)
   local f = cmsgpack.unpack(s)
-  return {id = f[1], type = f[2], lon = tonumber(f[3]), lat = tonumber(f[4]), lon_s = f[3],
-          lat_s = f[4], ts = tonumber(f[5]), ts_s = f[6], pole = f[7], district = f[8],
-          grid = f[9], text = f[10]}
+  return {id = f[1], type = f[2], lon = f[3], lat = f[4], ts = f[5], lon_s = f[6],
+          lat_s = f[7], ts_s = f[8], pole = f[9], district = f[10], grid = f[11], text = f[12]}
 end
 
 local function handle(code, raw)
