@@ -1,39 +1,47 @@
 """Dispatch by drive time: each alarm's road shortlist, made before the Redis Function runs.
 
 The Function claims units atomically but cannot route, so the replica ranks for it. For each
-place (an alarm's, or a waiting incident's in the timer) it takes the ``shortlist`` free units
-nearest by air (one pipelined GEOSEARCH for the whole batch), asks the road network for their
-drive times to the place, and widens the search to every free unit that could still be faster:
-no drive beats the straight line at ``fastest_mps``, so a unit farther by air than
-``fastest_mps * t_best`` cannot win (a second pipelined GEOSEARCH, for the places that need
-it). The list, fastest first, goes to the Function with the alarm, which claims the first unit
-still free and eligible (on duty, fresh position, capability, grid preference in seconds);
-a unit claimed since the list was made is simply skipped.
+place (an alarm's, or a waiting incident's in the timer) it takes the free units nearest by air
+(up to ``shortlist_max``, within ``max_radius_m``) and asks the road network for their drive
+times to the place. No drive beats the straight line at ``fastest_mps``, so a unit farther by
+air than the last one found cannot arrive sooner than that distance at that speed: the list is
+proven complete up to that time. The ``shortlist`` fastest, fastest first, go to the Function
+with the alarm, which claims the first unit still free and eligible (on duty, fresh position,
+capability, grid preference in seconds); a unit claimed since the list was made is skipped.
 
-The list carries ``b``, the drive time up to which it holds every free unit: a choice slower
-than that (its faster units were taken or ineligible) is still made by road, and the audit
-says it was not proven fastest. Where the graph cannot answer (no graph, a place off the
-roads, no unit reachable by road) the list says why and the Function falls back to the
+The searches by air run in the replica's copy of the zone's free set
+(:mod:`dispatcher.freeunits`), read again once it is ``free_units_refresh_ms`` old or the
+Function has reported more than ``free_units_max_claims`` claims since the read. A claimed
+unit still in the copy is one the Function skips, so each list keeps one more unit per claim
+since the read; a unit freed since the read is missing from the lists until the next one.
+
+The list carries ``b``, the drive time up to which it holds every unit free at the read: a
+choice slower than that (its faster units were taken or ineligible) is still made by road, and
+the audit says it was not proven fastest. Where the graph cannot answer (no graph, a place off
+the roads, no unit reachable by road) the list says why and the Function falls back to the
 straight-line search, auditing the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 import numpy as np
 import redis.asyncio as aioredis
 
+from dispatcher import freeunits
+from dispatcher.freeunits import FreeUnits, Nearby
 from dispatcher.library import ALARM
 from dispatcher.settings import DispatcherSettings
-from polewatch import keys, wire
+from polewatch import keys
 from polewatch.roads import RoadNetwork, load_roads
 
 log = logging.getLogger("polewatch.dispatcher")
@@ -49,15 +57,16 @@ UNREACHABLE: str = "no free unit reachable by road"
 _USUAL_MPS = 5.0
 """A slow city average (lights, turns): shortlists are sized for drives no slower."""
 _ENCODER = msgspec.msgpack.Encoder()
-_ALARM = msgspec.msgpack.Decoder(wire.Alarm)
 
 
-class Found(NamedTuple):
-    """Free units near a place by air: ids, straight-line metres, positions (nearest first)."""
+class _Place(msgspec.Struct):
+    """Where an alarm is (the rest of it, already validated, is the Function's)."""
 
-    units: list[str]
-    air_m: list[float]
-    places: list[tuple[float, float]]
+    lon: float
+    lat: float
+
+
+_PLACE = msgspec.msgpack.Decoder(_Place)
 
 
 class Ranker:
@@ -71,14 +80,20 @@ class Ranker:
         self.shortlist = settings.shortlist
         self.shortlist_max = max(settings.shortlist_max, settings.shortlist)
         self.max_radius_m = settings.max_radius_m
-        self.radii = settings.radii()
-        self._step = 0
-        """The step of :attr:`radii` the first search of a batch starts at."""
         self.expire_batch = settings.expire_batch
-        self._cells: tuple[RoadNetwork, set[int]] | None = None
+        self.escalated_batch = settings.escalated_batch
+        self.refresh_s = settings.free_units_refresh_ms / 1000.0
+        self.max_claims = settings.free_units_max_claims
+        self._free: dict[str, FreeUnits] = {}
+        """Each zone's copy of its free set (:mod:`dispatcher.freeunits`)."""
+        self._claims: Counter[str] = Counter()
+        """Units the Function reported claimed in each zone since its copy was read."""
+        self._reading: dict[str, asyncio.Future[FreeUnits]] = {}
+        self._since_read: Counter[str] = Counter()
+        """... and since the read under way began."""
+        self._cells: tuple[RoadNetwork, np.ndarray] | None = None
         self.counts: Counter[str] = Counter()
         """Lists made since start: :data:`ROAD`, or the reason the graph could not answer."""
-        self.escalated_batch = settings.escalated_batch
 
     async def refresh(self, client: aioredis.Redis) -> None:
         """Load the city's road graph when it changed (``polewatch roads import``): one GET
@@ -101,7 +116,16 @@ class Ranker:
                 network.version,
                 "junction table" if table else "search per place: too large for a table",
             )
+            await asyncio.to_thread(self._on_map, network, np.zeros((0, 2)))
         self.network = network
+
+    def claimed(self, zone: str, units: int) -> None:
+        """The Function answered a call in ``zone`` that claimed ``units`` units (its
+        ``dispatched`` counter): the zone's copy of the free set may still list them."""
+        if units and zone in self._free:
+            self._claims[zone] += units
+        if units and zone in self._since_read:
+            self._since_read[zone] += units
 
     async def arguments(
         self, client: aioredis.Redis, zone: keys.Zone, args: list[bytes]
@@ -110,8 +134,8 @@ class Ranker:
         places = []
         for i in range(0, len(args), 3):
             if args[i] == ALARM:
-                alarm = _ALARM.decode(args[i + 2])
-                places.append((alarm.lon, alarm.lat))
+                at = _PLACE.decode(args[i + 2])
+                places.append((at.lon, at.lat))
         if not places:
             return args
         return interleave(args, await self.rank(client, zone, places))
@@ -149,178 +173,128 @@ class Ranker:
             self.counts[NO_GRAPH] += len(places)
             return [_pack({"why": NO_GRAPH})] * len(places)
         lists: list[dict[str, Any]] = [{"why": OFF_ROAD}] * len(places)
-        on = [i for i, (lon, lat) in enumerate(places) if self._on_map(net, lon, lat)]
-        if on:  # a place that does not meet the roads needs no search
-            meets = net.placed(np.array([places[i] for i in on], dtype=np.float64)).tolist()
-            on = [i for i, ok in zip(on, meets, strict=True) if ok]
-        first = await self._nearest(client, zone, [places[i] for i in on])
-        # Ranked first, widened then only as far as the best drive proves needed: a search's
-        # cost in Redis grows with its radius, a ranking (junction table) costs microseconds.
-        wider: dict[int, float] = {}
-        now = [Job(i, found, self.shortlist, self.max_radius_m)
-               for i, found in zip(on, first, strict=True)]  # fmt: skip
-        self._rank_all(net, places, now, lists, wider)
-        for _ in range(2):  # the radius the best drive proved needed (rarely twice)
-            if not wider:
-                break
-            at, radii = list(wider), list(wider.values())
-            more = await _search(client, zone, [places[i] for i in at], radii, self.shortlist_max)
-            wider = {}
-            jobs = [Job(i, found, self.shortlist_max, radius)
-                    for i, radius, found in zip(at, radii, more, strict=True)]  # fmt: skip
-            self._rank_all(net, places, jobs, lists, wider)
+        points = np.asarray(places, dtype=np.float64).reshape(-1, 2)
+        on = np.flatnonzero(self._on_map(net, points))
+        if len(on):  # a place that does not meet the roads needs no search
+            on = on[net.placed(points[on])]
+        keep = self.shortlist
+        if len(on):
+            free, guard = await self._free_units(client, zone)
+            # Searching the copy costs about the same for 12 units as for 64: every place
+            # takes the most it may rank at once (no second, wider search), and its list
+            # keeps ``guard`` more units than usual (that many may be claimed already).
+            keep += guard
+            found = free.nearest(points[on], self.shortlist_max + guard, self.max_radius_m)
+            self._rank_all(net, points, on, free, found, lists)
         self.counts.update(ranked.get("why", ROAD) for ranked in lists)
-        return [_pack(ranked, self.shortlist) for ranked in lists]
+        return [_pack(ranked, keep) for ranked in lists]
 
-    async def _nearest(
-        self, client: aioredis.Redis, zone: keys.Zone, places: Sequence[tuple[float, float]]
-    ) -> list[Found]:
-        """The ``shortlist`` free units nearest by air to each place (within the maximum
-        radius), by expanding steps (:meth:`DispatcherSettings.radii`): a search's cost in
-        Redis grows with the units in its radius (30 km: about 430 us with 4,400 units on
-        duty, 1 km: 9 us). The first step is the one most places of the last batch needed."""
-        found: list[Found] = [Found([], [], [])] * len(places)
-        todo = list(range(len(places)))
-        ended: list[int] = []
-        for step in range(self._step, len(self.radii)):
-            radius, last = self.radii[step], step == len(self.radii) - 1
-            more = await _search(client, zone, [places[i] for i in todo], radius, self.shortlist)
-            left = []
-            for i, got in zip(todo, more, strict=True):
-                if last or len(got.units) >= self.shortlist:
-                    found[i] = got
-                    ended.append(step)
-                else:
-                    left.append(i)
-            todo = left
-            if not todo:
-                break
-        if ended:
-            self._step = sorted(ended)[len(ended) // 2]
-        return found
+    async def _free_units(self, client: aioredis.Redis, zone: keys.Zone) -> tuple[FreeUnits, int]:
+        """The zone's copy of its free set, and how many units the Function claimed since it
+        was read. A copy that misses too many claims (or none yet) is read now; one that is
+        only old is read again in the background while it keeps serving (a read of thousands
+        of units takes milliseconds: no batch should wait for it)."""
+        name = zone.name
+        reading = self._reading.get(name)
+        if reading is not None and reading.done():
+            del self._reading[name]
+            since = self._since_read.pop(name, 0)
+            copy = None if reading.cancelled() or reading.exception() else reading.result()
+            held = self._free.get(name)
+            if copy is not None and (held is None or copy.read_at > held.read_at):
+                self._free[name], self._claims[name] = copy, since
+        held = self._free.get(name)
+        if held is None or self._claims[name] > self.max_claims:
+            # Claims reported while the read is under way may be in it: counted (safe).
+            self._claims[name] = 0
+            held = self._free[name] = await freeunits.read(client, zone)
+        elif time.monotonic() - held.read_at >= self.refresh_s and name not in self._reading:
+            self._since_read[name] = 0
+            self._reading[name] = asyncio.ensure_future(freeunits.read(client, zone))
+        return held, self._claims[name]
+
+    async def close(self) -> None:
+        """Stop the reads under way (the replica stops)."""
+        for task in self._reading.values():
+            task.cancel()
+        for task in self._reading.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._reading.clear()
 
     def _rank_all(
         self,
         net: RoadNetwork,
-        places: Sequence[tuple[float, float]],
-        jobs: list[Job],
+        points: np.ndarray,
+        at: np.ndarray,
+        free: FreeUnits,
+        found: Nearby,
         lists: list[dict[str, Any]],
-        wider: dict[int, float],
     ) -> None:
-        """Rank each job's units by drive time into ``lists[job.place]`` (all drives of all
-        jobs at once: :meth:`RoadNetwork.drive_times_batch`) and set the list's bound ``b``:
-        the drive time up to which it holds every free unit (``job.found`` is a search of
-        ``job.wanted`` units within ``job.radius``). When the best drive is slower than that
-        and a wider search can help, ``wider[place]`` gets the radius the best drive needs."""
-        if not jobs:
-            return
-        targets = np.array([places[job.place] for job in jobs], dtype=np.float64)
-        sources = [p for job in jobs for p in job.found.places]
-        sizes = [len(job.found.units) for job in jobs]
-        of = np.repeat(np.arange(len(jobs)), sizes)
-        drives = net.drive_times_batch(targets, np.array(sources, dtype=np.float64), of)
-        times, metres = drives.time_s.tolist(), drives.distance_m.tolist()
-        placed = drives.placed.tolist()
-        start = 0
-        for k, (job, size) in enumerate(zip(jobs, sizes, strict=True)):
-            found, end = job.found, start + size
-            ranked = _order(found, times[start:end], metres[start:end], placed[k], net)
-            start = end
-            full = size >= job.wanted
-            ranked["b"] = (found.air_m[-1] if full else job.radius) / net.fastest_mps
-            best = ranked["t"][0] if ranked.get("t") else None
-            can_widen = job.wanted < self.shortlist_max if full else job.radius < self.max_radius_m
-            if best is not None and ranked["b"] < best and can_widen:
-                wider[job.place] = min(net.fastest_mps * best, self.max_radius_m)
-            lists[job.place] = ranked
+        """Rank the units found near each place ``at[i]`` by drive time into ``lists`` (all
+        drives at once: :meth:`RoadNetwork.drive_times_batch`) and set each list's bound ``b``:
+        the drive time up to which it holds every free unit: the last unit's distance by air
+        at ``fastest_mps`` when ``found.wanted`` units were found, else the radius searched.
+        The best drive is often slower than that (a full list of the nearest 64 units within
+        a few km); the Function then audits a choice slower than ``b`` as not proven."""
+        valid = found.member < len(free)
+        rows = np.nonzero(valid)[0]
+        listed = found.member[valid]
+        sources = np.stack([free.lon[listed], free.lat[listed]], axis=1)
+        drives = net.drive_times_batch(points[at], sources, rows)
+        times: np.ndarray = np.full(valid.shape, np.inf)
+        metres: np.ndarray = np.full(valid.shape, np.inf)
+        times[valid], metres[valid] = drives.time_s, drives.distance_m
+        # Only drives within a bound that a unit farther by air can hardly beat count, unless
+        # none is (a far or badly linked place): the list then holds every unit that can drive.
+        size = valid.sum(axis=1)
+        last = found.air_m[np.arange(len(at)), np.maximum(size - 1, 0)]
+        limit = last / min(net.fastest_mps, _USUAL_MPS) + 300.0
+        legs = times <= limit[:, None]
+        legs = np.where(legs.any(axis=1)[:, None], legs, np.isfinite(times))
+        times, metres = np.where(legs, times, np.inf), np.where(legs, metres, np.inf)
+        order = np.lexsort((metres, times))  # each row by drive time, then road metres
+        times = np.take_along_axis(times, order, axis=1)
+        metres = np.take_along_axis(metres, order, axis=1)
+        unit: np.ndarray = np.take_along_axis(found.member, order, axis=1)
+        counted = legs.sum(axis=1)
+        full = size >= found.wanted
+        bound = np.where(full, last, found.radius) / net.fastest_mps
+        t_round, d_round = np.round(times, 1).tolist(), np.round(metres, 1).tolist()
+        for i, place in enumerate(at.tolist()):
+            if not size[i]:
+                lists[place] = {"u": [], "t": [], "d": []}
+            elif not drives.placed[i]:
+                lists[place] = {"why": OFF_ROAD}
+            elif not counted[i]:
+                lists[place] = {"why": UNREACHABLE}
+            else:
+                n = int(counted[i])
+                ids = [free.units[u] for u in unit[i, :n].tolist()]
+                lists[place] = {"u": ids, "t": t_round[i][:n], "d": d_round[i][:n],
+                                "b": float(bound[i])}  # fmt: skip
 
-    def _on_map(self, net: RoadNetwork, lon: float, lat: float) -> bool:
-        """Whether a place may meet the roads: in a cell of :func:`_near_roads` (most of a city
-        may lie far from the graph's roads, and a snap costs as much as a search)."""
+    def _on_map(self, net: RoadNetwork, points: np.ndarray) -> np.ndarray:
+        """Per place, whether it may meet the roads: in a cell of :func:`_near_roads` (most of
+        a city may lie far from the graph's roads, and a snap costs as much as a search)."""
         if self._cells is None or self._cells[0] is not net:
             self._cells = (net, _near_roads(net))
-        return _cell(lon, lat) in self._cells[1]
-
-
-class Job(NamedTuple):
-    """Units found near a place, to rank: a search of ``wanted`` units within ``radius``."""
-
-    place: int
-    found: Found
-    wanted: int
-    radius: float
-
-
-def _order(
-    found: Found, times: list[float], metres: list[float], placed: bool, net: RoadNetwork
-) -> dict[str, Any]:
-    """The units of ``found`` by drive time, fastest first, or why there is no list. Only
-    drives within a bound that a unit farther by air can hardly beat count, unless none is
-    (a far or badly linked place): the list then holds every unit that can drive there."""
-    if not found.units:
-        return {"u": [], "t": [], "d": []}
-    if not placed:
-        return {"why": OFF_ROAD}
-    limit = found.air_m[-1] / min(net.fastest_mps, _USUAL_MPS) + 300.0
-    legs = [(t, d, u) for t, d, u in zip(times, metres, found.units, strict=True) if t <= limit]
-    if not legs:
-        legs = [(t, d, u) for t, d, u in zip(times, metres, found.units, strict=True)
-                if t < math.inf]  # fmt: skip
-    if not legs:
-        return {"why": UNREACHABLE}
-    legs.sort()
-    return {
-        "u": [unit for _, _, unit in legs],
-        "t": [round(t, 1) for t, _, _ in legs],
-        "d": [round(d, 1) for _, d, _ in legs],
-    }
-
-
-_NEAREST = """
-local out, count = {}, ARGV[1]
-for i = 2, #ARGV, 3 do
-  out[#out + 1] = redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', ARGV[i], ARGV[i + 1],
-    'BYRADIUS', ARGV[i + 2], 'm', 'ASC', 'COUNT', count, 'WITHDIST', 'WITHCOORD')
-end
-return cmsgpack.pack(out)
-"""
-"""The searches of a batch in one script, their replies as one MessagePack blob: redis-py
-packs and parses each pipelined command in Python (about 150 us a search of this shape)."""
-_FOUND = msgspec.msgpack.Decoder(list[list[tuple[str, float, tuple[float, float]]]],
-                                 strict=False)  # fmt: skip
-
-
-async def _search(
-    client: aioredis.Redis,
-    zone: keys.Zone,
-    places: Sequence[tuple[float, float]],
-    radius_m: float | Sequence[float],
-    count: int,
-) -> list[Found]:
-    """The free units nearest by air to each place within its radius, one round trip."""
-    if not places:
-        return []
-    radii = [radius_m] * len(places) if isinstance(radius_m, int | float) else list(radius_m)
-    args: list[float] = [count]
-    for (lon, lat), radius in zip(places, radii, strict=True):
-        args += (lon, lat, max(radius, 0.01))
-    blob = await client.register_script(_NEAREST)(keys=[zone.units_free_geo], args=args)
-    out = []
-    for reply in _FOUND.decode(blob):
-        units = [member for member, _, _ in reply]
-        out.append(Found(units, [d for _, d, _ in reply], [p for _, _, p in reply]))
-    return out
+        cells, mine = self._cells[1], _cells(points)  # cells: sorted
+        if not len(cells):
+            return np.zeros(len(mine), dtype=bool)
+        return np.asarray(cells[np.searchsorted(cells, mine).clip(0, len(cells) - 1)] == mine)
 
 
 _CELL_DEG = 0.005
 """Cells of about 500 m (Shenzhen's latitude) for :func:`_near_roads`."""
 
 
-def _cell(lon: float, lat: float) -> int:
-    return int(math.floor(lon / _CELL_DEG)) * 1_000_000 + int(math.floor(lat / _CELL_DEG))
+def _cells(points: np.ndarray) -> np.ndarray:
+    ix = np.floor(points[:, 0] / _CELL_DEG).astype(np.int64)
+    return ix * 1_000_000 + np.floor(points[:, 1] / _CELL_DEG).astype(np.int64)
 
 
-def _near_roads(net: RoadNetwork) -> set[int]:
+def _near_roads(net: RoadNetwork) -> np.ndarray:
     """The cells within about 1.5 km of a road of ``net`` (points every 250 m along its edges,
     three cells around each): a place in no such cell is more than 1 km from every road."""
     length = net.arrays["length_m"]
@@ -333,7 +307,7 @@ def _near_roads(net: RoadNetwork) -> set[int]:
     ix, iy = np.floor(lon / _CELL_DEG).astype(np.int64), np.floor(lat / _CELL_DEG).astype(np.int64)
     near = np.arange(-3, 4)
     cells = (ix[:, None, None] + near[None, :, None]) * 1_000_000 + (iy[:, None, None] + near)
-    return set(np.unique(cells).tolist())
+    return np.unique(cells)
 
 
 def _pack(ranked: dict[str, Any], keep: int = 0) -> bytes:

@@ -139,6 +139,7 @@ class Dispatcher:
             if not self.burst:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.heartbeat("stopping"), 2.0)
+            await self.ranker.close()
             if self._own_client and self._client is not None:
                 await self._client.aclose()
 
@@ -277,7 +278,7 @@ class Dispatcher:
                 pipe.fcall(library.BATCH, 1, zone.alarms, self._conf[zone.name], *args)
             replies = await pipe.execute()
         if args:
-            counts.update(library.counters(replies[-1]))
+            counts.update(self._answered(zone.name, replies[-1]))
         counts["deadletter"] = len(bad) + counts.get("rejected", 0)
         for rejected in bad:
             log.warning("dead-lettered %s %s: %s", rejected.entry.stream,
@@ -301,8 +302,8 @@ class Dispatcher:
             for target, args in by_zone.items():
                 other = keys.zone(target)
                 pipe.fcall(library.BATCH, 1, other.alarms, self._conf[target], *args)
-            for reply in await pipe.execute():
-                counts.update(library.counters(reply))
+            for target, reply in zip(by_zone, await pipe.execute(), strict=True):
+                counts.update(self._answered(target, reply))
         await self.router.remember(self.client, zone, list(away.values()))
         await self.client.xack(zone.alarms, keys.DISPATCH_GROUP, *(good[i][0].id for i in away))
         counts["routed"] = len(away)
@@ -318,9 +319,16 @@ class Dispatcher:
             reply = await self.client.fcall(
                 library.TICK, 1, zone.alarms, self._conf[zone.name], *waiting
             )
-            counts.update(library.counters(reply))
+            counts.update(self._answered(zone.name, reply))
         self._count(dict(counts))
         return dict(counts)
+
+    def _answered(self, zone: str, reply: list[Any]) -> dict[str, int]:
+        """A function's counters; the units it claimed are told to the ranker (its copy of
+        the zone's free set may still list them)."""
+        counts = library.counters(reply)
+        self.ranker.claimed(zone, counts.get("dispatched", 0))
+        return counts
 
     async def trim(self) -> None:
         """Trim the input streams behind the slowest consumer group (see :mod:`dispatcher.trim`)."""
