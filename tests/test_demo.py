@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import redis
 
 from polewatch import keys
@@ -59,6 +60,7 @@ def wait_for_line(proc: subprocess.Popen[str], needle: str, within_s: float) -> 
     raise AssertionError(f"{needle!r} not printed within {within_s} s:\n{''.join(lines)}")
 
 
+@pytest.mark.timeout(240)  # its own deadlines: 120 s to start, 90 s to run out (a loaded machine)
 def test_the_demo_dispatches_citizen_alarms_to_simulated_patrols(
     tmp_path: Path, redis_url: str
 ) -> None:
@@ -86,6 +88,7 @@ def test_the_demo_dispatches_citizen_alarms_to_simulated_patrols(
     client.close()
 
 
+@pytest.mark.timeout(240)  # its own deadlines: 120 s to start, 60 s to stop
 def test_ctrl_c_stops_every_process_of_the_embedded_demo(tmp_path: Path) -> None:
     proc = demo(tmp_path, "--units", "5", "--rate", "1")
     try:
