@@ -239,9 +239,10 @@ class Ranker:
         a few km); the Function then audits a choice slower than ``b`` as not proven."""
         valid = found.member < len(free)
         rows = np.nonzero(valid)[0]
-        listed = found.member[valid]
-        sources = np.stack([free.lon[listed], free.lat[listed]], axis=1)
-        drives = net.drive_times_batch(points[at], sources, rows)
+        # A unit near many places of the batch is snapped once.
+        units, source_of = np.unique(found.member[valid], return_inverse=True)
+        sources = np.stack([free.lon[units], free.lat[units]], axis=1)
+        drives = net.drive_times_batch(points[at], sources, rows, source_of)
         times: np.ndarray = np.full(valid.shape, np.inf)
         metres: np.ndarray = np.full(valid.shape, np.inf)
         times[valid], metres[valid] = drives.time_s, drives.distance_m
@@ -270,7 +271,7 @@ class Ranker:
                 lists[place] = {"why": UNREACHABLE}
             else:
                 n = int(counted[i])
-                ids = [free.units[u] for u in unit[i, :n].tolist()]
+                ids = [free.name(u) for u in unit[i, :n].tolist()]
                 lists[place] = {"u": ids, "t": t_round[i][:n], "d": d_round[i][:n],
                                 "b": float(bound[i])}  # fmt: skip
 

@@ -43,7 +43,8 @@ class Nearby(NamedTuple):
     """Free units near each of n places by air, nearest first: rows of one width."""
 
     member: np.ndarray
-    """(n, k) positions in :attr:`FreeUnits.units`; ``len(units)`` past a row's last unit."""
+    """(n, k) positions in the :class:`FreeUnits` (:meth:`FreeUnits.name`); its length past a
+    row's last unit."""
     air_m: np.ndarray
     """(n, k) straight-line metres (Redis' ``WITHDIST``); ``inf`` past a row's last unit."""
     wanted: np.ndarray
@@ -108,14 +109,19 @@ class FreeUnits:
     """A zone's free units as one read found them: ids, positions, a tree to search."""
 
     def __init__(self, units: Sequence[bytes | str], scores: np.ndarray, read_at: float) -> None:
-        self.units = [u.decode() if isinstance(u, bytes) else u for u in units]
+        self._units = list(units)
         self.lon, self.lat = decode(scores)
         self.read_at = read_at
         """``time.monotonic()`` when the set was read."""
-        self._tree = cKDTree(_on_sphere(self.lon, self.lat)) if self.units else None
+        self._tree = cKDTree(_on_sphere(self.lon, self.lat)) if self._units else None
 
     def __len__(self) -> int:
-        return len(self.units)
+        return len(self._units)
+
+    def name(self, member: int) -> str:
+        """The unit id at position ``member`` (decoded only when a list names it)."""
+        unit = self._units[member]
+        return unit.decode() if isinstance(unit, bytes) else unit
 
     def nearest(
         self,
@@ -129,7 +135,7 @@ class FreeUnits:
         at = np.asarray(places, dtype=np.float64).reshape(-1, 2)
         wanted = np.broadcast_to(np.asarray(count, dtype=np.int64), (len(at),))
         radii = np.broadcast_to(np.asarray(radius_m, dtype=np.float64), (len(at),))
-        total = len(self.units)
+        total = len(self._units)
         k = max(min(int(wanted.max(initial=0)) + _SPARE, total), 1)
         if self._tree is None or not len(at):
             empty = np.full((len(at), k), total)

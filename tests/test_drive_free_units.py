@@ -62,7 +62,7 @@ async def test_searches_answer_what_geosearch_answers(
             answer: Any = sync_redis.geosearch(KEY, longitude=lon, latitude=lat, radius=radius,
                                                unit="m", sort="ASC", count=count,
                                                withdist=True)  # fmt: skip
-            listed = [copy.units[i] for i in found.member[row] if i < len(copy)]
+            listed = [copy.name(i) for i in found.member[row].tolist() if i < len(copy)]
             assert listed == [m.decode() for m, _ in answer]
             metres = found.air_m[row][: len(listed)]
             assert metres.tolist() == pytest.approx([d for _, d in answer], abs=1e-3)

@@ -22,6 +22,12 @@ def agree(net: RoadNetwork, targets: np.ndarray, sources: np.ndarray) -> int:
     """Assert the batch drives equal the per-place ones; return how many were reached."""
     of = np.repeat(np.arange(len(targets)), len(sources))
     drives = net.drive_times_batch(targets, np.tile(sources, (len(targets), 1)), of)
+    # each unit given once, with the unit of every drive: the same drives
+    once = net.drive_times_batch(
+        targets, sources, of, np.tile(np.arange(len(sources)), len(targets))
+    )
+    assert np.array_equal(once.time_s, drives.time_s)
+    assert np.array_equal(once.distance_m, drives.distance_m)
     points = [(float(lon), float(lat)) for lon, lat in sources]
     reached = 0
     for p, (lon, lat) in enumerate(targets.tolist()):

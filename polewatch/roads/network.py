@@ -268,11 +268,19 @@ class RoadNetwork:
         edge = self._snap_cached(points, np.full(len(points), 2, dtype=np.int64))[0]
         return np.asarray(edge >= 0)
 
-    def drive_times_batch(self, targets: np.ndarray, sources: np.ndarray, of: np.ndarray) -> Drives:
+    def drive_times_batch(
+        self,
+        targets: np.ndarray,
+        sources: np.ndarray,
+        of: np.ndarray,
+        source_of: np.ndarray | None = None,
+    ) -> Drives:
         """Each source's drive to its target ``targets[of[i]]`` (arrays of ``[lon, lat]``
-        rows; ``of`` an integer array, one entry per source): the same drives as
+        rows; ``of`` an integer array, one entry per drive): the same drives as
         :meth:`drive_times_to`, with one snap for all the points and, once
-        :meth:`build_table` ran, table look-ups instead of a search per place."""
+        :meth:`build_table` ran, table look-ups instead of a search per place. With
+        ``source_of``, drive ``i`` starts at ``sources[source_of[i]]`` (a unit listed for
+        many places is snapped once)."""
         count = len(targets)
         points = np.concatenate([np.asarray(targets, dtype=np.float64).reshape(-1, 2),
                                  np.asarray(sources, dtype=np.float64).reshape(-1, 2)])  # fmt: skip
@@ -281,7 +289,8 @@ class RoadNetwork:
         edge, t, off = self._snap_cached(points, roles)
         placed = edge[:count] >= 0
         pos = self._search.positions(np.maximum(edge, 0), t)
-        there, here = Positions(*(a[:count] for a in pos)), Positions(*(a[count:] for a in pos))
+        pick = slice(count, None) if source_of is None else count + np.asarray(source_of)
+        there, here = Positions(*(a[:count] for a in pos)), Positions(*(a[pick] for a in pos))
         table = self._table.table
         if table is not None:
             cost = table.to_places(there, here, of)
@@ -292,9 +301,9 @@ class RoadNetwork:
                 target = Positions(*(a[p : p + 1] for a in there))
                 dist, _ = self._search.search(target, np.inf, predecessors=False)
                 cost[mine] = self._search.best(dist, target, Positions(*(a[mine] for a in here)))[0]
-        ok = placed[of] & (edge[count:] >= 0) & np.isfinite(cost)
+        ok = placed[of] & (edge[pick] >= 0) & np.isfinite(cost)
         cost = np.where(ok, cost, 0.0)
-        walk = off[:count][of] + off[count:]
+        walk = off[:count][of] + off[pick]
         time_s = np.where(ok, (cost // SHIFT) / 1000.0 + walk / self.offroad_mps, np.inf)
         return Drives(time_s, np.where(ok, (cost % SHIFT) / 10.0 + walk, np.inf), placed)
 
