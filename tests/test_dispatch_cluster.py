@@ -18,12 +18,19 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 from test_dispatch_replicas import check_invariants, populate
-from test_faults import FAST_CLAIM, processes, service, wait_until  # noqa: F401
+from test_faults import (  # noqa: F401
+    FAST_CLAIM,
+    freeze_holding_entries,
+    processes,
+    service,
+    wait_until,
+)
 
 from dispatcher import scenario as sc
 from polewatch import keys, wire
@@ -168,29 +175,15 @@ def test_a_replica_sigkilled_under_load_on_the_cluster_loses_nothing(
             for z in zones.all_keys()
         )
 
-    def waiting_for_entries() -> bool:
-        """The doomed replica is blocked in XREADGROUP on some zone's streams."""
-        return any(
-            c.get("name") == "dispatcher:doomed" and c.get("cmd") == "xreadgroup"
-            and "b" in c.get("flags", "")
+    def clients() -> list[dict[str, Any]]:
+        return [
+            c
             for node in cluster.get_primaries()  # type: ignore[attr-defined]
             for c in cluster.client_list(target_nodes=node)  # type: ignore[call-arg]
-        )  # fmt: skip
+        ]
 
     feed(400)
-    # Freeze the doomed replica while it waits for entries (not at a moment it merely may hold
-    # some, which a loaded machine can make never come), then feed on: the blocked read takes
-    # that zone's next entries, so the frozen replica holds delivered, unprocessed entries.
-    # Again only if the read ended between the look and the freeze (an entry came in).
-    frozen_by = time.monotonic() + 60
-    while True:
-        wait_until(waiting_for_entries, 60, "the doomed replica waiting in XREADGROUP")
-        doomed.send_signal(signal.SIGSTOP)
-        feed(100)
-        if held():
-            break
-        assert time.monotonic() < frozen_by, "the doomed replica never held entries when frozen"
-        doomed.send_signal(signal.SIGCONT)
+    freeze_holding_entries(doomed, clients, lambda: feed(100), held)
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     feed(800)

@@ -28,7 +28,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,38 @@ def pending_of(client: redis.Redis, consumer: str) -> int:
     return len(rows)
 
 
+def freeze_holding_entries(
+    proc: subprocess.Popen[bytes],
+    clients: Callable[[], Iterable[dict[str, Any]]],
+    feed: Callable[[], None],
+    held: Callable[[], int],
+    consumer: str = "doomed",
+) -> int:
+    """Freeze the replica ``consumer`` (started with a BLOCK that outlasts the test) while it
+    waits in XREADGROUP, as ``clients`` (CLIENT LIST rows) show, then ``feed``: the blocked read
+    takes the next entries, so the frozen replica holds delivered, unprocessed entries, whatever
+    a loaded machine does to its timing (hoping to freeze it mid-batch failed 2 runs in 6).
+    Again only if the read ended between the look and the freeze. Returns ``held()``."""
+
+    def waiting() -> bool:
+        return any(
+            c.get("name") == f"dispatcher:{consumer}" and c.get("cmd") == "xreadgroup"
+            and "b" in c.get("flags", "")
+            for c in clients()
+        )  # fmt: skip
+
+    frozen_by = time.monotonic() + 60
+    while True:
+        wait_until(waiting, 60, f"the {consumer} replica waiting in XREADGROUP")
+        proc.send_signal(signal.SIGSTOP)
+        feed()
+        holding = held()
+        if holding:
+            return holding
+        assert time.monotonic() < frozen_by, f"the {consumer} replica never held entries"
+        proc.send_signal(signal.SIGCONT)
+
+
 def all_recorded(client: redis.Redis, alarm_ids: list[str]) -> bool:
     """Every alarm has its idempotency record (the dispatcher took it into an incident)."""
     for start in range(0, len(alarm_ids), 1000):
@@ -128,7 +160,8 @@ def test_a_replica_sigkilled_under_load_loses_nothing_and_doubles_nothing(
     redis_url: str, sync_redis: redis.Redis, processes: list[subprocess.Popen[bytes]]
 ) -> None:
     units_on_duty(sync_redis, 800, seed=21)
-    doomed = service(redis_url, "dispatcher", "dispatcher", "--consumer", "doomed", **FAST_CLAIM)
+    doomed = service(redis_url, "dispatcher", "dispatcher", "--consumer", "doomed", **FAST_CLAIM,
+                     POLEWATCH_BLOCK_MS="60000")  # fmt: skip
     survivor = service(redis_url, "d2", "dispatcher", "--consumer", "survivor", **FAST_CLAIM)
     processes += [doomed, survivor]
     wait_until(lambda: sync_redis.zcard(keys.UNITS_FREE_GEO) == 800, 30, "units on duty")
@@ -143,16 +176,10 @@ def test_a_replica_sigkilled_under_load_loses_nothing_and_doubles_nothing(
             time.sleep(0.01)
 
     feed(600)
-    # Freeze the doomed replica until it holds delivered, unprocessed entries, then kill it.
-    held = 0
-    for _ in range(40):
-        doomed.send_signal(signal.SIGSTOP)
-        feed(100)
-        held = pending_of(sync_redis, "doomed")
-        if held:
-            break
-        doomed.send_signal(signal.SIGCONT)
-    assert held, "the doomed replica never held entries when frozen"
+    # Frozen holding delivered, unprocessed entries, then killed.
+    freeze_holding_entries(
+        doomed, sync_redis.client_list, lambda: feed(100), lambda: pending_of(sync_redis, "doomed")
+    )
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     feed(1200)  # the load goes on; the survivor does all of it and the dead one's share
