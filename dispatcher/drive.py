@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import math
 import time
@@ -117,6 +118,11 @@ class Ranker:
                 "junction table" if table else "search per place: too large for a table",
             )
             await asyncio.to_thread(self._on_map, network, np.zeros((0, 2)))
+            # What the replica holds for good now (graph, table, modules, caches) is moved out
+            # of the cyclic collector's sight: else each full collection scans it again, a
+            # pause of 15-50 ms (170 ms measured on a loaded machine) in the middle of a batch.
+            gc.collect()
+            gc.freeze()
         self.network = network
 
     def claimed(self, zone: str, units: int) -> None:
