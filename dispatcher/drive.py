@@ -178,7 +178,7 @@ class Ranker:
         if net is None:
             self.counts[NO_GRAPH] += len(places)
             return [_pack({"why": NO_GRAPH})] * len(places)
-        lists: list[dict[str, Any]] = [{"why": OFF_ROAD}] * len(places)
+        lists: list[dict[str, Any]] = [_OFF_ROAD] * len(places)
         points = np.asarray(places, dtype=np.float64).reshape(-1, 2)
         on = np.flatnonzero(self._on_map(net, points))
         if len(on):  # a place that does not meet the roads needs no search
@@ -193,7 +193,7 @@ class Ranker:
             found = free.nearest(points[on], self.shortlist_max + guard, self.max_radius_m)
             self._rank_all(net, points, on, free, found, lists)
         self.counts.update(ranked.get("why", ROAD) for ranked in lists)
-        return [_pack(ranked, keep) for ranked in lists]
+        return [_OFF_ROAD_PACKED if r is _OFF_ROAD else _pack(r, keep) for r in lists]
 
     async def _free_units(self, client: aioredis.Redis, zone: keys.Zone) -> tuple[FreeUnits, int]:
         """The zone's copy of its free set, and how many units the Function claimed since it
@@ -315,6 +315,11 @@ def _near_roads(net: RoadNetwork) -> np.ndarray:
     near = np.arange(-3, 4)
     cells = (ix[:, None, None] + near[None, :, None]) * 1_000_000 + (iy[:, None, None] + near)
     return np.unique(cells)
+
+
+_OFF_ROAD: dict[str, Any] = {"why": OFF_ROAD}
+_OFF_ROAD_PACKED = _ENCODER.encode(_OFF_ROAD)
+"""Most places of a city may lie off the graph's roads: their list is packed once."""
 
 
 def _pack(ranked: dict[str, Any], keep: int = 0) -> bytes:
