@@ -79,6 +79,8 @@ _TYPES: Final = {
 }  # fmt: skip
 """Each staging table's column types: the batch is COPied in binary (no text formatting of
 numbers and escaping of strings)."""
+_DIRECT: Final = {"stage_event": "incident_event", "stage_audit": "audit"}
+"""Staging tables whose rows are first COPied straight into their table (same columns)."""
 _INCIDENT: Final = f"""
 INSERT INTO incident ({_INCIDENT_COLUMNS}, geom)
 SELECT {_INCIDENT_COLUMNS}, ST_SetSRID(ST_MakePoint(lon, lat), 4326) FROM stage_incident
@@ -177,11 +179,26 @@ async def write(
         for table, upsert, rows in tables:
             if not rows:
                 continue
-            async with cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)".encode()) as copy:
-                copy.set_types(_TYPES[table])
-                for row in rows:
-                    await copy.write_row(row)
+            if table in _DIRECT:
+                # Rows written for the first time (all but a replay's or an amendment's) go
+                # straight into the table; a conflict undoes that and takes the upsert.
+                try:
+                    async with conn.transaction():
+                        await _copy(cur, _DIRECT[table], _TYPES[table], rows)
+                    continue
+                except psycopg.errors.UniqueViolation:
+                    pass
+            await _copy(cur, table, _TYPES[table], rows)
             await cur.execute(upsert.encode())
+
+
+async def _copy(
+    cur: psycopg.AsyncCursor[Any], table: str, types: list[str], rows: list[tuple[Any, ...]]
+) -> None:
+    async with cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)".encode()) as copy:
+        copy.set_types(types)
+        for row in rows:
+            await copy.write_row(row)
 
 
 def _json(value: Any) -> str:
