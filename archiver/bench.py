@@ -106,6 +106,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for name in ("archive", "archive_2_consumers"):
         out[name]["needed_incidents_per_s"] = needed
         out[name]["keeps_up_ratio"] = round(out[name]["incidents_per_s"] / needed, 2)
+    for measured in out["archive_processes"].values():  # start-up included, and after it
+        measured["keeps_up_ratio"] = round(measured["incidents_per_s"] / needed, 2)
+        measured["keeps_up_ratio_after_startup"] = round(
+            measured["incidents_per_s_after_startup"] / needed, 2
+        )
     return out
 
 

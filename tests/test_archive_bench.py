@@ -21,6 +21,7 @@ def test_the_archive_bench_reports_throughput_and_the_assessment_time() -> None:
     processes = out["archive_processes"]  # polewatch archiver --burst, 1 and 2 side by side
     assert [processes[k]["processes"] for k in ("1_process", "2_processes")] == [1, 2]
     assert all(p["incidents"] == archive["incidents"] for p in processes.values())
+    assert all(p["keeps_up_ratio_after_startup"] > 0 for p in processes.values())
     quarter = out["assessment"]["quarter"]
     assert quarter["city"]["incidents"] > quarter["district"]["incidents"] > 0
     assert quarter["city"]["indexes"] == ["incident_created"]
