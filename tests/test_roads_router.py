@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 import redis.asyncio as aioredis
@@ -160,3 +161,75 @@ async def test_one_graph_per_city_on_a_redis_cluster(cluster_url: str) -> None:
         assert synced is not None and synced.version == 2
     finally:
         sync.close()
+
+
+def one_way_through_cells(cells: list[tuple[int, int]]) -> RoadNetwork:
+    coords = [(114.0 + i * 0.0005, 22.5 + j * 0.0005) for i, j in cells]
+    return build_network(way(coords, "primary", "单行", oneway="yes"))
+
+
+@pytest.mark.parametrize(
+    "cells", [[(0, 0), (3, 1), (1, 0)], [(0, 0), (0, 2), (3, 1), (1, 0), (0, 1)]]
+)
+def test_a_unit_just_past_its_alarm_on_a_one_way_backs_up_to_the_bend_they_share(
+    cells: list[tuple[int, int]],
+) -> None:
+    """The stress profile's case: the alarm meets the one-way road at the bend (3, 1), the
+    unit 0.59 m past it. A point within a metre of a node is at the node, a bend as well as a
+    junction, so the unit backs up to the bend. The router found no drive (the line ends) or
+    drove round the ring (82.5 s instead of 40.3)."""
+    alarm, unit = (114.001953125, 22.5), (114.00167643893074, 22.50018760224317)
+    net = one_way_through_cells(cells)
+    at_unit, at_alarm = net.snap(*unit, role="source"), net.snap(*alarm, role="target")
+    assert at_unit is not None and at_alarm is not None
+    assert (at_alarm.lon, at_alarm.lat) == pytest.approx((114.0015, 22.5005))  # the bend
+    back = haversine_m(at_unit.lon, at_unit.lat, at_alarm.lon, at_alarm.lat)
+    assert 0.5 < back < 1.0
+    walk = at_unit.offroad_m + at_alarm.offroad_m
+    expected = walk / net.offroad_mps + back / (35 / 3.6)  # primary: 35 km/h
+    leg = net.drive_times_to(*alarm, [unit])[0]
+    assert leg is not None and leg.time_s == pytest.approx(expected, abs=0.01)
+    assert leg.distance_m == pytest.approx(walk + back, abs=0.1)
+    route = net.route(*unit, *alarm)
+    assert route is not None and route.time_s == pytest.approx(leg.time_s, abs=0.001)
+    assert (114.0015, 22.5005) in route.path
+    for table in (False, True):  # the dispatcher's batch, searching and from the table
+        assert not table or net.build_table()
+        batch = net.drive_times_batch(np.array([alarm]), np.array([unit]), np.array([0]))
+        assert batch.time_s[0] == pytest.approx(leg.time_s, abs=0.001)
+
+
+@pytest.mark.parametrize(
+    ("unit_m", "alarm_m", "road_m"),
+    [
+        (0.4, -0.4, 0.8),  # either side of the bend: through it
+        (0.6, 0.3, 0.9),  # just past the bend: back to it, then on
+        (-0.3, -0.6, 0.9),  # just before the bend: on to it, then back
+        (-0.5, -2.0, None),  # 1.5 m back, not at the bend: the road leads nowhere
+        (-0.6, 0.3, 0.9),  # ahead: driven as ever
+    ],
+)
+def test_points_within_a_metre_of_a_one_way_bend_are_at_the_bend(
+    unit_m: float, alarm_m: float, road_m: float | None
+) -> None:
+    """On a one-way road east through a bend at 114.001 (signed metres along the road from
+    the bend), as the exhaustive oracle's split graph has it."""
+    net = build_network(way([(114.0, LAT_X), (114.001, LAT_X), (114.002, LAT_X + 0.0001)],
+                            "primary", "单行", oneway="yes"))  # fmt: skip
+    per_m = 0.001 / haversine_m(114.0, LAT_X, 114.001, LAT_X)
+
+    def at(metres: float) -> tuple[float, float]:
+        if metres <= 0:
+            return (114.001 + metres * per_m, LAT_X)
+        bearing = np.array([0.001, 0.0001]) / haversine_m(114.001, LAT_X, 114.002, LAT_X + 0.0001)
+        return (114.001 + metres * bearing[0], LAT_X + metres * bearing[1])
+
+    leg = net.drive_times_to(*at(alarm_m), [at(unit_m)])[0]
+    if road_m is None:
+        assert leg is None
+        return
+    assert leg is not None and leg.distance_m == pytest.approx(road_m, abs=0.02)
+    route = net.route(*at(unit_m), *at(alarm_m))
+    assert route is not None and route.distance_m == pytest.approx(leg.distance_m)
+    line = sum(haversine_m(*a, *b) for a, b in zip(route.path, route.path[1:], strict=False))
+    assert line == pytest.approx(road_m, abs=0.02)

@@ -22,9 +22,12 @@ SHIFT = float(2**24)
 AT_NODE_M = 1.0
 """A point this close to a node is at the node: it may leave (or reach) it by any of the
 node's edges, even against the one-way edge it snapped to."""
-END, START, DIRECT = 0, 1, 2
-"""How a source's drive leaves its own chain: by its end, by its start, or straight along
-the chain to a target on the same chain."""
+END, START, DIRECT, VIA_BEFORE, VIA_AFTER = 0, 1, 2, 3, 4
+"""How a source's drive leaves its own chain: by its end, by its start, straight along the
+chain to a target on the same chain, or (a one-way chain, the target just behind the source)
+through a node within :data:`AT_NODE_M` of both: the node before the source's point or the
+one after the target's (on a one-way chain a point that close to a bend is at the bend, as
+at a junction)."""
 
 
 class Positions(NamedTuple):
@@ -41,6 +44,14 @@ class Positions(NamedTuple):
     """Packed cost from the point to the chain's end."""
     head_m: np.ndarray
     tail_m: np.ndarray
+    before: np.ndarray
+    """Packed cost from the chain's start to the node before the point (its segment's first
+    node in the chain's direction)."""
+    after: np.ndarray
+    """Packed cost from the chain's start to the node after the point."""
+    before_m: np.ndarray
+    """Metres from the node before the point to the point."""
+    after_m: np.ndarray
 
 
 def _pack(ms: np.ndarray, dm: np.ndarray) -> np.ndarray:
@@ -116,14 +127,18 @@ class ChainSearch:
         """The positions of points at fraction ``t`` of segments ``seg`` (``u`` to ``v``)."""
         c = self.chains
         along = np.where(c.seg_aligned[seg], t, 1.0 - t)
-        ms = self._pre_ms[seg] + np.rint(self._ms[seg] * along)
-        dm = self._pre_dm[seg] + np.rint(self._dm[seg] * along)
+        pre_ms, pre_dm = self._pre_ms[seg], self._pre_dm[seg]
+        ms = pre_ms + np.rint(self._ms[seg] * along)
+        dm = pre_dm + np.rint(self._dm[seg] * along)
         chain = c.seg_chain[seg]
-        head_m = self._pre_m[seg] + self._length[seg] * along
+        before_m = self._length[seg] * along
+        head_m = self._pre_m[seg] + before_m
         return Positions(
             chain, c.seg_index[seg], along, _pack(ms, dm),
             _pack(self._tot_ms[chain] - ms, self._tot_dm[chain] - dm),
             head_m, self._tot_m[chain] - head_m,
+            _pack(pre_ms, pre_dm), _pack(pre_ms + self._ms[seg], pre_dm + self._dm[seg]),
+            before_m, self._length[seg] - before_m,
         )  # fmt: skip
 
     def search(self, target: Positions, limit: float, predecessors: bool
@@ -168,6 +183,9 @@ class ChainSearch:
         cs, i = int(source.chain[0]), int(source.place[0])
         ct, k = int(target.chain[0]), int(target.place[0])
         segs, nodes = c.segments[cs], c.nodes[cs]
+        if how in (VIA_BEFORE, VIA_AFTER):  # back to a node and on (or back) to the target
+            node = nodes[i] if how == VIA_BEFORE else nodes[k + 1]
+            return [segs[i], segs[k]], [node]
         if how == DIRECT:
             if i <= k:
                 return segs[i : k + 1], nodes[i + 1 : k + 1]
@@ -224,4 +242,33 @@ def leave(chains: Chains, at_end: np.ndarray, at_start: np.ndarray, target: Posi
     direct[ahead] = target.head[ahead] - sources.head[ahead]
     direct[behind] = sources.head[behind] - target.head[behind]
     how = np.where(direct <= cost, DIRECT, how)
-    return np.minimum(cost, direct), how
+    cost = np.minimum(cost, direct)
+    stuck = np.flatnonzero(same & (where_s > where_t) & c.oneway[ch])
+    if len(stuck):
+        via, via_how = _via_node(Positions(*(a[stuck] for a in target)),
+                                 Positions(*(a[stuck] for a in sources)))  # fmt: skip
+        better = via < cost[stuck]
+        cost[stuck[better]], how[stuck[better]] = via[better], via_how[better]
+    return cost, how
+
+
+def _via_node(target: Positions, sources: Positions) -> tuple[np.ndarray, np.ndarray]:
+    """Sources just past their target on a one-way chain: the drive through a node within
+    :data:`AT_NODE_M` of the source behind it (it may leave the node by the chain) or of the
+    target ahead of it (it may be reached from the node), as the plain graph has it when
+    that node is a junction; ``inf`` where there is none."""
+    s_at = sources.before_m <= AT_NODE_M  # the source may back up to the node before it
+    t_at = target.after_m <= AT_NODE_M  # the target may be reached from the node after it
+    same_seg = sources.place == target.place
+    cost = np.full(len(same_seg), np.inf)
+    how = np.full(len(same_seg), VIA_BEFORE)
+    # one segment apart: both within a metre of the node between them
+    between = (sources.place == target.place + 1) & s_at & t_at
+    cost[between] = sources.head[between] - target.head[between]
+    # on one segment: back to its first node, or on to its last node and back
+    before = same_seg & s_at
+    cost[before] = (sources.head + target.head - 2 * sources.before)[before]
+    after = same_seg & t_at
+    by_after = np.where(after, 2 * target.after - sources.head - target.head, np.inf)
+    how[by_after < cost] = VIA_AFTER
+    return np.minimum(cost, by_after), how
