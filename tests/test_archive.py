@@ -21,6 +21,7 @@ from analytics.assessment import build_assessment
 from analytics.incidents import load_incident
 from analytics.response_times import incident_times as redis_incident_times
 from analytics.simulation import simulate_week, write_incidents
+from archiver import writer
 from archiver.service import GROUP, Metrics, ZoneArchiver, decode_batch
 from archiver.settings import ArchiverSettings
 from dispatcher import scenario as sc
@@ -344,3 +345,39 @@ async def test_the_scripted_batch_read_returns_what_xreadgroup_returns(
     assert await reader._read("0", block=None) == expected
     assert expected[1] == (ids[1], {})
     assert await reader._read(">", block=None) == []
+
+
+async def test_rows_already_archived_are_updated_through_the_upsert(
+    pg: psycopg.AsyncConnection[Any],
+) -> None:
+    # New timeline and audit rows are COPied straight into their tables; a batch that meets a
+    # row already there (a replay, an amendment) is written through the upserts instead.
+    def events(detail: str) -> list[wire.IncidentEvent]:
+        return [
+            wire.IncidentEvent(incident="x1", event="new", ts=WEEK),
+            wire.IncidentEvent(incident="x1", event="closed", ts=WEEK + 60, detail=detail),
+        ]
+
+    def batch(detail: str) -> tuple[list[writer.Archived], list[writer.AuditRow]]:
+        incident = records.Incident(
+            id="x1", state="closed", priority=2, type="call", group="call", lon=114.0,
+            lat=22.5, created=WEEK,
+        )  # fmt: skip
+        timeline = events(detail)
+        archived = writer.Archived(
+            zone="", incident=incident, timeline=timeline, alarm_ids=["a1"], alarms=[None]
+        )
+        audit = [
+            writer.AuditRow("", f"{n + 1}-0", e, wire.encode(e)) for n, e in enumerate(timeline)
+        ]
+        return [archived], audit
+
+    await writer.write(pg, *batch("first"))
+    incidents, audit = batch("amended")
+    await writer.write(pg, incidents, [*audit, writer.AuditRow("", "3-0", audit[1].event, b"x")])
+    rows = await (
+        await pg.execute("SELECT seq, detail FROM incident_event ORDER BY seq")
+    ).fetchall()
+    assert rows == [(0, None), (1, "amended")]
+    entries = await (await pg.execute("SELECT entry_id FROM audit ORDER BY entry_id")).fetchall()
+    assert entries == [("1-0",), ("2-0",), ("3-0",)]
