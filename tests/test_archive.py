@@ -331,7 +331,7 @@ async def test_the_scripted_batch_read_returns_what_xreadgroup_returns(
 ) -> None:
     # The archiver reads its batches through a script (a flat reply); any entry, whatever its
     # fields, comes back as XREADGROUP would give it, its own pending ones (deleted too) as well.
-    bodies: list[dict[bytes, bytes]] = [
+    bodies: list[dict[Any, Any]] = [
         {wire.FIELD: b"\x81\xa1k\xa8incident"}, {wire.FIELD: b""}, {b"other": b"x"},
         {wire.FIELD: b"m", b"extra": b"y", b"": b"z"}, {b"a": b"1", b"b": b"2"},
     ]  # fmt: skip
@@ -340,7 +340,7 @@ async def test_the_scripted_batch_read_returns_what_xreadgroup_returns(
     reader = archiver(aredis, database_url, consumer="scripted")
     assert await reader._read(">", block=None) == list(zip(ids, bodies, strict=True))
     await aredis.xdel(keys.AUDIT, ids[1])
-    mine = await aredis.xreadgroup(GROUP, "scripted", {keys.AUDIT: "0"})
+    mine: Any = await aredis.xreadgroup(GROUP, "scripted", {keys.AUDIT: "0"})
     expected = [(i, f or {}) for i, f in mine[0][1]]
     assert await reader._read("0", block=None) == expected
     assert expected[1] == (ids[1], {})
