@@ -50,6 +50,7 @@ _INCIDENT_COLUMNS: Final = (
     "id, zone, state, priority, type, merge_group, created, alarm_ts, reports, wanted, pole,"
     " district, grid, text, units, first_alarm, evaluation, merged_into, times, "
     + ", ".join(METRICS)
+    + ", revision"
 )
 _STAGE: Final = f"""
 CREATE TEMP TABLE IF NOT EXISTS stage_incident ON COMMIT DELETE ROWS AS
@@ -67,8 +68,8 @@ _F8: Final = "float8"
 _TYPES: Final = {
     "stage_incident": [
         "text", "text", "text", "int2", "text", "text", _F8, _F8, "int4", "int2", "text", "text",
-        "text", "text", "text[]", "text", "int2", "text", "jsonb", *[_F8] * len(METRICS), _F8,
-        _F8,
+        "text", "text", "text[]", "text", "int2", "text", "jsonb", *[_F8] * len(METRICS), "int4",
+        _F8, _F8,
     ],
     "stage_event": ["text", "int4", "text", _F8, "text", "text", "text", "text", "int2", "int4"],
     "stage_alarm": [
@@ -91,8 +92,12 @@ ON CONFLICT (id) DO UPDATE SET zone = EXCLUDED.zone, state = EXCLUDED.state,
     grid = EXCLUDED.grid, text = EXCLUDED.text, units = EXCLUDED.units,
     first_alarm = EXCLUDED.first_alarm, evaluation = EXCLUDED.evaluation,
     merged_into = EXCLUDED.merged_into, times = EXCLUDED.times, geom = EXCLUDED.geom,
-    archived_at = now(), {", ".join(f"{m} = EXCLUDED.{m}" for m in METRICS)}
+    archived_at = now(), revision = EXCLUDED.revision,
+    {", ".join(f"{m} = EXCLUDED.{m}" for m in METRICS)}
+WHERE incident.revision <= EXCLUDED.revision
 """
+"""An incident's row is replaced by a copy at least as new (``revision``: its timeline's
+length), never by an older one that another process read earlier and committed later."""
 _EVENT: Final = """
 INSERT INTO incident_event SELECT * FROM stage_event
 ON CONFLICT (incident, seq) DO UPDATE SET event = EXCLUDED.event, ts = EXCLUDED.ts,
@@ -128,7 +133,7 @@ def _incident_row(a: Archived) -> tuple[Any, ...]:
     return (
         i.id, a.zone, i.state, i.priority, i.type, i.group, created, i.alarm_ts, a.reports(),
         i.wanted, i.pole, i.district, i.grid, i.text, units, i.first_alarm, i.evaluation,
-        i.merged_into, times, *(durations[m] for m in METRICS),
+        i.merged_into, times, *(durations[m] for m in METRICS), len(a.timeline),
         i.lon, i.lat,
     )  # fmt: skip
 

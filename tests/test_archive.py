@@ -381,3 +381,32 @@ async def test_rows_already_archived_are_updated_through_the_upsert(
     assert rows == [(0, None), (1, "amended")]
     entries = await (await pg.execute("SELECT entry_id FROM audit ORDER BY entry_id")).fetchall()
     assert entries == [("1-0",), ("2-0",), ("3-0",)]
+
+
+async def test_an_older_copy_committed_later_does_not_replace_a_newer_one(
+    pg: psycopg.AsyncConnection[Any],
+) -> None:
+    # Two archiver processes read incident x2 at different moments (resolved, then closed with
+    # an evaluation) and commit in the other order: the archive keeps the closed copy.
+    timeline = [
+        wire.IncidentEvent(incident="x2", event="new", ts=WEEK),
+        wire.IncidentEvent(incident="x2", event="resolved", ts=WEEK + 60),
+        wire.IncidentEvent(incident="x2", event="closed", ts=WEEK + 90),
+    ]
+
+    def copy(state: str, events: int, evaluation: int | None) -> writer.Archived:
+        incident = records.Incident(
+            id="x2", state=state, priority=2, type="call", group="call", lon=114.0, lat=22.5,
+            created=WEEK, evaluation=evaluation,
+        )  # fmt: skip
+        return writer.Archived(
+            zone="", incident=incident, timeline=timeline[:events], alarm_ids=[], alarms=[]
+        )
+
+    await writer.write(pg, [copy("closed", 3, 5)], [])
+    await writer.write(pg, [copy("resolved", 2, None)], [])
+    row = await (await pg.execute("SELECT state, evaluation, revision FROM incident")).fetchone()
+    assert row == ("closed", 5, 3)
+    await writer.write(pg, [copy("closed", 3, 4)], [])  # the same revision, amended: applied
+    row = await (await pg.execute("SELECT state, evaluation, revision FROM incident")).fetchone()
+    assert row == ("closed", 4, 3)
