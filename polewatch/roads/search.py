@@ -44,14 +44,8 @@ class Positions(NamedTuple):
     """Packed cost from the point to the chain's end."""
     head_m: np.ndarray
     tail_m: np.ndarray
-    before: np.ndarray
-    """Packed cost from the chain's start to the node before the point (its segment's first
-    node in the chain's direction)."""
-    after: np.ndarray
-    """Packed cost from the chain's start to the node after the point."""
-    before_m: np.ndarray
-    """Metres from the node before the point to the point."""
-    after_m: np.ndarray
+    seg: np.ndarray
+    """The segment."""
 
 
 def _pack(ms: np.ndarray, dm: np.ndarray) -> np.ndarray:
@@ -127,19 +121,24 @@ class ChainSearch:
         """The positions of points at fraction ``t`` of segments ``seg`` (``u`` to ``v``)."""
         c = self.chains
         along = np.where(c.seg_aligned[seg], t, 1.0 - t)
-        pre_ms, pre_dm = self._pre_ms[seg], self._pre_dm[seg]
-        ms = pre_ms + np.rint(self._ms[seg] * along)
-        dm = pre_dm + np.rint(self._dm[seg] * along)
+        ms = self._pre_ms[seg] + np.rint(self._ms[seg] * along)
+        dm = self._pre_dm[seg] + np.rint(self._dm[seg] * along)
         chain = c.seg_chain[seg]
-        before_m = self._length[seg] * along
-        head_m = self._pre_m[seg] + before_m
+        head_m = self._pre_m[seg] + self._length[seg] * along
         return Positions(
             chain, c.seg_index[seg], along, _pack(ms, dm),
             _pack(self._tot_ms[chain] - ms, self._tot_dm[chain] - dm),
-            head_m, self._tot_m[chain] - head_m,
-            _pack(pre_ms, pre_dm), _pack(pre_ms + self._ms[seg], pre_dm + self._dm[seg]),
-            before_m, self._length[seg] - before_m,
+            head_m, self._tot_m[chain] - head_m, seg,
         )  # fmt: skip
+
+    def nodes_around(self, pos: Positions) -> tuple[np.ndarray, ...]:
+        """Packed cost from the chain's start to the nodes before and after each point (its
+        segment's ends, in the chain's direction), and the metres from the point to each."""
+        seg = pos.seg
+        pre_ms, pre_dm = self._pre_ms[seg], self._pre_dm[seg]
+        before_m = self._length[seg] * pos.along
+        return (_pack(pre_ms, pre_dm), _pack(pre_ms + self._ms[seg], pre_dm + self._dm[seg]),
+                before_m, self._length[seg] - before_m)  # fmt: skip
 
     def search(self, target: Positions, limit: float, predecessors: bool
                ) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
@@ -167,7 +166,7 @@ class ChainSearch:
         """Each source's best packed cost to the target and how it leaves its chain."""
         c, ch = self.chains, sources.chain
         each = Positions(*(np.broadcast_to(a[:1], ch.shape) for a in target))
-        return leave(c, dist[c.end[ch]], dist[c.start[ch]], each, sources)
+        return leave(self, dist[c.end[ch]], dist[c.start[ch]], each, sources)
 
     @property
     def junction_graph(self) -> csr_matrix:
@@ -222,12 +221,12 @@ class ChainSearch:
         return int(self._arc_chain[g.indptr[head] + int(np.flatnonzero(g.indices[row] == tail)[0])])
 
 
-def leave(chains: Chains, at_end: np.ndarray, at_start: np.ndarray, target: Positions,
+def leave(search: ChainSearch, at_end: np.ndarray, at_start: np.ndarray, target: Positions,
           sources: Positions) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Each source's best packed cost to its target (``target`` holds one per source) and how
     it leaves its chain, given the packed cost from its chain's end and start junctions to that
     target (``at_end``, ``at_start``)."""
-    c, ch = chains, sources.chain
+    c, ch = search.chains, sources.chain
     by_end = sources.tail + at_end
     backward = ~c.oneway[ch] | (sources.head_m <= AT_NODE_M)
     by_start = np.where(backward, sources.head + at_start, np.inf)
@@ -243,22 +242,25 @@ def leave(chains: Chains, at_end: np.ndarray, at_start: np.ndarray, target: Posi
     direct[behind] = sources.head[behind] - target.head[behind]
     how = np.where(direct <= cost, DIRECT, how)
     cost = np.minimum(cost, direct)
-    stuck = np.flatnonzero(same & (where_s > where_t) & c.oneway[ch])
-    if len(stuck):
-        via, via_how = _via_node(Positions(*(a[stuck] for a in target)),
+    stuck = np.flatnonzero(same & ~ahead & ~behind) if same.any() else None
+    if stuck is not None and len(stuck):  # one-way, the target behind the source
+        via, via_how = _via_node(search, Positions(*(a[stuck] for a in target)),
                                  Positions(*(a[stuck] for a in sources)))  # fmt: skip
         better = via < cost[stuck]
         cost[stuck[better]], how[stuck[better]] = via[better], via_how[better]
     return cost, how
 
 
-def _via_node(target: Positions, sources: Positions) -> tuple[np.ndarray, np.ndarray]:
+def _via_node(search: ChainSearch, target: Positions, sources: Positions
+              ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Sources just past their target on a one-way chain: the drive through a node within
     :data:`AT_NODE_M` of the source behind it (it may leave the node by the chain) or of the
     target ahead of it (it may be reached from the node), as the plain graph has it when
     that node is a junction; ``inf`` where there is none."""
-    s_at = sources.before_m <= AT_NODE_M  # the source may back up to the node before it
-    t_at = target.after_m <= AT_NODE_M  # the target may be reached from the node after it
+    s_before, _, s_before_m, _ = search.nodes_around(sources)
+    _, t_after, _, t_after_m = search.nodes_around(target)
+    s_at = s_before_m <= AT_NODE_M  # the source may back up to the node before it
+    t_at = t_after_m <= AT_NODE_M  # the target may be reached from the node after it
     same_seg = sources.place == target.place
     cost = np.full(len(same_seg), np.inf)
     how = np.full(len(same_seg), VIA_BEFORE)
@@ -267,8 +269,8 @@ def _via_node(target: Positions, sources: Positions) -> tuple[np.ndarray, np.nda
     cost[between] = sources.head[between] - target.head[between]
     # on one segment: back to its first node, or on to its last node and back
     before = same_seg & s_at
-    cost[before] = (sources.head + target.head - 2 * sources.before)[before]
+    cost[before] = (sources.head + target.head - 2 * s_before)[before]
     after = same_seg & t_at
-    by_after = np.where(after, 2 * target.after - sources.head - target.head, np.inf)
+    by_after = np.where(after, 2 * t_after - sources.head - target.head, np.inf)
     how[by_after < cost] = VIA_AFTER
     return np.minimum(cost, by_after), how

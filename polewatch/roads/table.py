@@ -44,6 +44,7 @@ class JunctionTable:
             rows = np.arange(first, min(first + _ROWS, n))
             self.cost[rows] = dijkstra(graph, directed=True, indices=rows)
         self.chains = search.chains
+        self._search = search
 
     def to_places(self, targets: Positions, sources: Positions, of: np.ndarray) -> np.ndarray:
         """Packed cost from each source to its target ``targets[of[i]]``."""
@@ -61,7 +62,8 @@ class JunctionTable:
 
         ch = sources.chain
         each = Positions(*(a[of] for a in targets))
-        return np.asarray(leave(c, to_target(c.end[ch]), to_target(c.start[ch]), each, sources)[0])
+        cost = leave(self._search, to_target(c.end[ch]), to_target(c.start[ch]), each, sources)
+        return np.asarray(cost[0])
 
 
 class TableSlot:
