@@ -61,16 +61,26 @@ BACKGROUND_DESK = bearer(operator_token("desk"))
 pytestmark = needs_chromium
 
 
-async def until(check: Callable[[], Awaitable[Any]], within_s: float = 10.0) -> Any:
-    """The first truthy result of ``check``, looked at every 50 ms, within a deadline."""
+async def until(check: Callable[[], Awaitable[Any]], redis_url: str, within_s: float = 10.0) -> Any:
+    """The first truthy result of ``check``, looked at again each time the dispatcher writes
+    to the audit stream (every change of an incident does), within a deadline."""
     deadline = time.monotonic() + within_s
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {within_s} s")
-        await asyncio.sleep(0.05)
+    audit = connect(redis_url, name="test-until")
+    try:
+        top: Any = await audit.xrevrange(keys.AUDIT, count=1)
+        last = top[0][0] if top else "0-0"  # taken before each check: nothing falls between
+        while True:
+            result = await check()
+            if result:
+                return result
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"condition not met within {within_s} s")
+            got: Any = await audit.xread({keys.AUDIT: last}, block=max(1, int(left * 1000)))
+            if got:
+                last = got[0][1][-1][0]
+    finally:
+        await audit.aclose()
 
 
 def city() -> tuple[list[Pole], Pole, list[Pole]]:
@@ -151,7 +161,7 @@ async def background_city(client: Any, redis_url: str, near: list[Pole]) -> tupl
         ok = reports == len(BACKGROUND) + 1 and all(i["state"] == "dispatched" for i in found)
         return found if ok else None
 
-    background = await until(all_dispatched)
+    background = await until(all_dispatched, redis_url)
     for n, incident in enumerate(background):
         for unit in incident["units"]:
             steps = ["acknowledged", "en_route", "on_scene"][: 1 + n % 3]

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,11 +33,7 @@ def test_sigterm_with_redis_gone_stops_within_the_grace_period(tmp_path: Path) -
     )
     try:
         client = redis.Redis.from_url(server.url)
-        deadline = time.monotonic() + 30
-        while not client.exists(keys.HEARTBEATS):  # the replica is up and consuming
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "dispatcher never sent a heartbeat"
-            time.sleep(0.05)
+        wait_for_heartbeat(client, lambda: proc.poll() is None)  # the replica is up, consuming
         client.close()
         server.kill()
         proc.send_signal(signal.SIGTERM)
@@ -62,7 +59,7 @@ async def test_a_stop_ends_the_periodic_jobs_even_if_a_cancellation_is_swallowed
 
     async def stubborn_trim() -> None:
         try:
-            await asyncio.sleep(3600)
+            await asyncio.Event().wait()  # a job that only ends when cancelled
         except asyncio.CancelledError:
             swallowed.set()  # what the racing library does: the cancellation is lost
 
@@ -70,7 +67,7 @@ async def test_a_stop_ends_the_periodic_jobs_even_if_a_cancellation_is_swallowed
     dispatcher = Dispatcher(DispatcherSettings(redis_url=redis_url, consumer="calm", block_ms=100))
     monkeypatch.setattr(dispatcher, "trim", stubborn_trim)
     task = asyncio.create_task(dispatcher.run())
-    await asyncio.to_thread(wait_for_heartbeat, sync_redis, task)
+    await asyncio.to_thread(wait_for_heartbeat, sync_redis, lambda: not task.done())
     dispatcher.stop()
     done, _ = await asyncio.wait({task}, timeout=60)  # before the fix: an hour, asleep
     if not done:
@@ -79,7 +76,12 @@ async def test_a_stop_ends_the_periodic_jobs_even_if_a_cancellation_is_swallowed
     task.result()
 
 
-def wait_for_heartbeat(client: redis.Redis, task: asyncio.Task[None]) -> None:
-    while not client.xlen(keys.HEARTBEATS):  # the replica is up and its periodic jobs run
-        assert not task.done()
-        time.sleep(0.02)
+def wait_for_heartbeat(
+    client: redis.Redis, alive: Callable[[], bool], within_s: float = 30.0
+) -> None:
+    """Block on the heartbeat stream until the replica's first heartbeat (it is up and its
+    periodic jobs run), checking every second that it is still alive."""
+    deadline = time.monotonic() + within_s
+    while not client.xread({keys.HEARTBEATS: "0-0"}, count=1, block=1000):
+        assert alive(), "the replica ended before its first heartbeat"
+        assert time.monotonic() < deadline, "the replica never sent a heartbeat"
