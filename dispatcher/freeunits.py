@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from scipy.spatial import cKDTree
 
 from polewatch import keys
-from polewatch.geo import EARTH_RADIUS_M
+from polewatch.geo import EARTH_RADIUS_M, haversine_many
 
 _STEP = 26
 """Bits per coordinate of a Redis GEO score (``GEO_STEP_MAX``)."""
@@ -79,17 +79,6 @@ def _centre(cell: np.ndarray, cells: float, bounds: tuple[float, float]) -> np.n
     first = low + (cell * 1.0 / cells) * scale
     last = low + ((cell + 1.0) * 1.0 / cells) * scale
     return np.clip((first + last) / 2, low, high)
-
-
-def distance_m(lon: Any, lat: Any, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
-    """Metres from (``lon``, ``lat``) (numbers, or arrays that broadcast) to each point, by
-    Redis' formula (``GEOSEARCH``'s ``WITHDIST``): haversine on a sphere of Redis' Earth
-    radius."""
-    lat1, lon1 = np.radians(lat), np.radians(lon)
-    lat2, lon2 = np.radians(lats), np.radians(lons)
-    u, v = np.sin((lat2 - lat1) / 2), np.sin((lon2 - lon1) / 2)
-    a = u * u + np.cos(lat1) * np.cos(lat2) * v * v
-    return np.asarray(2.0 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0))))
 
 
 def _on_sphere(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -145,7 +134,7 @@ class FreeUnits:
                                     distance_upper_bound=reach)  # fmt: skip
         found = index < total
         index = np.where(found, index, 0)
-        metres = distance_m(at[:, :1], at[:, 1:], self.lon[index], self.lat[index])
+        metres = haversine_many(at[:, :1], at[:, 1:], self.lon[index], self.lat[index])
         metres = np.where(found & (metres <= radii[:, None]), metres, np.inf)
         order = np.argsort(metres, axis=1, kind="stable")
         metres = np.take_along_axis(metres, order, axis=1)

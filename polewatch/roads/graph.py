@@ -22,7 +22,7 @@ import numpy as np
 import shapely
 from scipy.spatial import cKDTree
 
-from polewatch.geo import EARTH_RADIUS_M
+from polewatch.geo import EARTH_RADIUS_M, haversine_many
 from polewatch.roads.profile import Profile
 
 if TYPE_CHECKING:  # (features imports this module's neighbour overlap, which imports this)
@@ -40,17 +40,6 @@ def local_xy(lon: np.ndarray, lat: np.ndarray, lat0: float) -> np.ndarray:
     """Equirectangular metres around ``lat0`` (shape ``(n, 2)``), for indexes and snapping."""
     kx = _M_PER_DEG * math.cos(math.radians(lat0))
     return np.column_stack([np.asarray(lon) * kx, np.asarray(lat) * _M_PER_DEG])
-
-
-def haversine_arr(lon1: np.ndarray, lat1: np.ndarray, lon2: np.ndarray, lat2: np.ndarray
-                  ) -> np.ndarray:  # fmt: skip
-    """:func:`polewatch.geo.haversine_m`, vectorised."""
-    la1, la2 = np.radians(lat1), np.radians(lat2)
-    a = (
-        np.sin((la2 - la1) / 2) ** 2
-        + np.cos(la1) * np.cos(la2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    )
-    return np.asarray(2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(a))))
 
 
 def build(ways: Sequence[Way], profile: Profile) -> tuple[Arrays, dict[str, int]]:
@@ -117,7 +106,7 @@ def build(ways: Sequence[Way], profile: Profile) -> tuple[Arrays, dict[str, int]
         lat=lat,
         u=u,
         v=v,
-        length_m=haversine_arr(lon[u], lat[u], lon[v], lat[v]),
+        length_m=haversine_many(lon[u], lat[u], lon[v], lat[v]),
         speed_mps=np.array(speeds, dtype=np.float64),
         oneway=np.array(oneway, dtype=np.bool_),
         way=np.array(way_of, dtype=np.int32),

@@ -26,7 +26,8 @@ from typing import Any, Literal, NamedTuple
 import msgspec
 import numpy as np
 
-from polewatch.roads.graph import Arrays, haversine_arr, local_xy
+from polewatch.geo import haversine_many
+from polewatch.roads.graph import Arrays, local_xy
 from polewatch.roads.profile import Profile
 from polewatch.roads.search import AT_NODE_M, SHIFT, ChainSearch, Positions
 from polewatch.roads.snapping import SegmentIndex
@@ -191,7 +192,7 @@ class RoadNetwork:
         px, py = a[:, 0] + t * d[:, 0], a[:, 1] + t * d[:, 1]
         plon, plat = px / self._kx, py / self._ky
         safe = np.where(finite[:, None], points, 0.0)  # inf/nan points do not snap, quietly
-        off = haversine_arr(safe[:, 0], safe[:, 1], plon, plat)
+        off = haversine_many(safe[:, 0], safe[:, 1], plon, plat)
         edge[ok & ~(off <= MAX_OFFROAD_M)] = -1
         return edge, t, plon, plat, off
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from polewatch.roads.graph import haversine_arr
+from polewatch.geo import haversine_many
 
 _SAME = 1e-7
 """Consecutive vertices closer than this (degrees, summed) are one."""
@@ -32,7 +32,7 @@ def timed_path(
     and last legs are off-road, the others road segments whose times add
     up to ``road_s``."""
     xy = np.asarray(points, dtype=np.float64)
-    metres = haversine_arr(xy[:-1, 0], xy[:-1, 1], xy[1:, 0], xy[1:, 1])
+    metres = haversine_many(xy[:-1, 0], xy[:-1, 1], xy[1:, 0], xy[1:, 1])
     seconds = metres / np.asarray(leg_mps, dtype=np.float64)
     road = float(seconds[1:-1].sum())
     if road > 0:
