@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with (
         tempfile.TemporaryDirectory() as tmp,
         EmbeddedRedis(f"{tmp}/redis", appendonly=False) as red,
-        EmbeddedPostgres(f"{tmp}/pg") as pg,
+        EmbeddedPostgres(f"{tmp}/pg", keep=False) as pg,
     ):
         n = 1_000 if quick else 20_000
         out["archive"] = asyncio.run(_archive(red.url, pg.url, n))

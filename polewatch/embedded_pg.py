@@ -73,11 +73,19 @@ class EmbeddedPostgres:
     """Start a private PostgreSQL on a free port; a context manager, or call start/stop."""
 
     def __init__(
-        self, data_dir: str | Path, *, port: int | None = None, tied_to_parent: bool = False
+        self,
+        data_dir: str | Path,
+        *,
+        port: int | None = None,
+        tied_to_parent: bool = False,
+        keep: bool = True,
     ) -> None:
         self.root = Path(data_dir)
         self.port = port or free_port()
         self.tied_to_parent = tied_to_parent
+        self.keep = keep
+        """The cluster outlives :meth:`stop` (a later start on ``data_dir`` serves it again)
+        until :meth:`remove`; ``False``: a throw-away cluster, deleted by :meth:`stop`."""
         self.user = _run_as()
         self.process: subprocess.Popen[bytes] | None = None
         self._private: Path | None = None
@@ -96,9 +104,9 @@ class EmbeddedPostgres:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.user is not None and not _reachable(self.root) and self._private is None:
             # The server's user cannot enter a root-only folder (pytest's tmp dirs are 0700):
-            # keep the cluster in a folder of its own under the system's temporary dir.
-            self._private = Path(tempfile.mkdtemp(prefix="polewatch-pg-"))
-            os.chmod(self._private, 0o755)
+            # the cluster lives in a folder of its own under the system's temporary dir, and
+            # a link in the run folder lets a later start find it again.
+            self._private = _private_folder(self.root / "pgdata")
         if (self.pgdata / "PG_VERSION").exists():
             return
         self.pgdata.mkdir(parents=True, exist_ok=True)
@@ -164,9 +172,9 @@ class EmbeddedPostgres:
             conn.execute(f'CREATE DATABASE "{USER}"')
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Fast shutdown (SIGINT: sessions end, a checkpoint is written) and wait. A cluster
-        that had to live outside its run folder (see :meth:`_prepare`) is deleted: nothing
-        could find it again."""
+        """Fast shutdown (SIGINT: sessions end, a checkpoint is written) and wait. A kept
+        cluster stays for the next :meth:`start`; a throw-away one (``keep=False``) is
+        deleted."""
         proc, self.process = self.process, None
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -175,9 +183,8 @@ class EmbeddedPostgres:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        if self._private is not None:
-            shutil.rmtree(self._private, ignore_errors=True)
-            self._private = None
+        if not self.keep:
+            self._delete()
 
     def kill(self) -> None:
         """SIGKILL the server and its backends, as a crash would (for fault tests); a later
@@ -198,7 +205,17 @@ class EmbeddedPostgres:
     def remove(self) -> None:
         """Stop and delete the cluster's files."""
         self.stop()
-        shutil.rmtree(self.root / "pgdata", ignore_errors=True)
+        self._delete()
+
+    def _delete(self) -> None:
+        link = self.root / "pgdata"
+        if self._private is not None:
+            shutil.rmtree(self._private, ignore_errors=True)
+            self._private = None
+        if link.is_symlink():
+            link.unlink()
+        else:
+            shutil.rmtree(link, ignore_errors=True)
 
     def __enter__(self) -> EmbeddedPostgres:
         return self.start()
@@ -210,6 +227,20 @@ class EmbeddedPostgres:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _private_folder(link: Path) -> Path:
+    """The folder outside the run folder that holds the cluster ``link`` points to: the one
+    made by an earlier start, or a new one (``link`` is then made to point to it)."""
+    if link.is_symlink():
+        target = link.readlink()
+        if target.parent.is_dir():
+            return target.parent
+        link.unlink()  # its folder is gone (a cleaned temporary dir): start afresh
+    private = Path(tempfile.mkdtemp(prefix="polewatch-pg-"))
+    os.chmod(private, 0o755)
+    link.symlink_to(private / "pgdata", target_is_directory=True)
+    return private
 
 
 def _tied_to_parent() -> Callable[[], None] | None:
