@@ -1,36 +1,53 @@
 """A private redis-server on a free loopback port, for the demo, the tests and benchmarks.
 
 The server's data lives under a run folder (AOF on, ``appendfsync everysec``), it is bound to
-127.0.0.1 only, and it is shut down with the context that started it.
+127.0.0.1 only, and it is shut down with the context that started it. :class:`EmbeddedServer`
+is the shape every private server shares (:mod:`polewatch.embedded_pg` is the other).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import redis
 
 MIN_VERSION = (7, 0)
 
 
+def parent_death_signal(sig: int) -> Callable[[], None] | None:
+    """``preexec_fn`` that has the kernel send ``sig`` to the child when its parent dies;
+    ``None`` where that is not available (not Linux: the owner's cleanup alone). Everything is
+    loaded here, in the parent: a child running as another user may not read this Python's
+    modules (root's pyenv is 0700)."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def tie() -> None:
+        prctl(1, sig)  # PR_SET_PDEATHSIG
+
+    return tie
+
+
 def die_with_parent() -> None:
     """``preexec_fn`` for child processes: on Linux, the child gets SIGTERM when its parent
     dies, so a crashed or killed demo leaves no process behind."""
-    try:
-        import ctypes
-        import signal
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: rely on the owner's cleanup alone
-        pass
+    tie = parent_death_signal(signal.SIGTERM)
+    if tie is not None:
+        tie()
 
 
 class RedisNotFound(RuntimeError):
@@ -78,8 +95,91 @@ def server_binary() -> str:
     return path
 
 
-class EmbeddedRedis:
+class Embedded:
+    """Something its owner starts and stops: a context manager (``with`` starts it and stops
+    it on the way out), or call :meth:`start` and :meth:`stop`."""
+
+    def start(self, timeout: float = 10.0) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class EmbeddedServer(Embedded):
+    """A private server process on a free loopback port (``port`` picks one), in a session of
+    its own; :meth:`stop` asks it to end with :attr:`stop_signal` and waits, and with
+    ``tied_to_parent`` the kernel sends it that signal when the starting thread's process
+    dies (the demo; Linux only; off by default: the kernel ties it to the *thread*)."""
+
+    name: ClassVar[str]
+    stop_signal: ClassVar[int] = signal.SIGTERM
+    stop_timeout: ClassVar[float] = 10.0
+    probe_every_s: ClassVar[float] = 0.02
+
+    def __init__(self, *, port: int | None, tied_to_parent: bool) -> None:
+        self.port = port or free_port()
+        self.tied_to_parent = tied_to_parent
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _launch(self, args: list[str], **popen: Any) -> None:
+        tie = parent_death_signal(self.stop_signal) if self.tied_to_parent else None
+        self.process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=tie, **popen
+        )
+
+    def _wait_ready(self, timeout: float, answers: Callable[[], bool], log: Path) -> None:
+        """Return once ``answers()`` (one try) is true; a server that exits raises with its
+        log's tail, one still silent after ``timeout`` is stopped and raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                raise RuntimeError(f"{self.name} exited at start:\n{tail}")
+            if answers():
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"{self.name} did not answer on port {self.port}")
+            time.sleep(self.probe_every_s)
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the server to end (:attr:`stop_signal`) and wait for it; SIGKILL its process
+        group when it takes longer than ``timeout``."""
+        proc, self.process = self.process, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(self.stop_signal)
+        try:
+            proc.wait(self.stop_timeout if timeout is None else timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would (for fault tests)."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+class EmbeddedRedis(EmbeddedServer):
     """Start ``redis-server`` on a free port; use as a context manager or call start/stop."""
+
+    name = "redis-server"
 
     def __init__(
         self,
@@ -91,21 +191,17 @@ class EmbeddedRedis:
         extra_args: list[str] | None = None,
         tied_to_parent: bool = False,
     ) -> None:
+        super().__init__(port=port, tied_to_parent=tied_to_parent)
         self.data_dir = Path(data_dir)
-        self.port = port or free_port()
         self.appendonly = appendonly
         self.appendfsync = appendfsync
         self.extra_args = extra_args or []
-        self.tied_to_parent = tied_to_parent
-        """Kill the server when the starting thread's process dies (the demo; Linux only).
-        Off by default: the kernel ties it to the *thread* that started the server."""
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
+    def start(self, timeout: float = 10.0) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             server_binary(),
@@ -121,63 +217,23 @@ class EmbeddedRedis:
             "--maxclients", "10000",
             *self.extra_args,
         ]  # fmt: skip
-        self.process = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=die_with_parent if self.tied_to_parent else None,
-        )
+        self._launch(args)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + timeout
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except (redis.ConnectionError, redis.BusyLoadingError):
+                return False
+
         try:
-            while True:
-                if self.process.poll() is not None:
-                    log = (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"redis-server exited at start:\n{log}")
-                try:
-                    if client.ping():
-                        return self
-                except (redis.ConnectionError, redis.BusyLoadingError):
-                    pass
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise TimeoutError(f"redis-server did not answer on port {self.port}")
-                time.sleep(0.02)
+            self._wait_ready(timeout, answers, self.data_dir / "redis.log")
         finally:
             client.close()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server (SIGTERM: it finishes its AOF write) and wait for it."""
-        proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-    def kill(self) -> None:
-        """SIGKILL the server, as a crash would (for fault tests)."""
-        proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-    def __enter__(self) -> EmbeddedRedis:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self
 
 
-class EmbeddedCluster:
+class EmbeddedCluster(Embedded):
     """A Redis Cluster of ``masters`` redis-server processes on free loopback ports (no
     replicas), the 16,384 slots split evenly; ``url`` names the first node."""
 
@@ -216,7 +272,7 @@ class EmbeddedCluster:
     def urls(self) -> list[str]:
         return [n.url for n in self.nodes]
 
-    def start(self, timeout: float = 20.0) -> EmbeddedCluster:
+    def start(self, timeout: float = 20.0) -> Self:
         try:
             for node in self.nodes:
                 # A fresh cluster every time: a node that finds an old config would refuse
@@ -296,14 +352,3 @@ class EmbeddedCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
-
-    def __enter__(self) -> EmbeddedCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -19,11 +19,10 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
+from typing import Self
 
-from polewatch.embedded import free_port
+from polewatch.embedded import EmbeddedServer
 
 USER = "polewatch"
 """The database superuser and database name of an embedded cluster."""
@@ -69,8 +68,13 @@ def _reachable(path: Path) -> bool:
     return all(os.stat(p).st_mode & stat.S_IXOTH for p in (full, *full.parents))
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(EmbeddedServer):
     """Start a private PostgreSQL on a free port; a context manager, or call start/stop."""
+
+    name = "postgres"
+    stop_signal = signal.SIGINT  # fast shutdown: sessions end, a checkpoint is written
+    stop_timeout = 15.0
+    probe_every_s = 0.05
 
     def __init__(
         self,
@@ -80,14 +84,12 @@ class EmbeddedPostgres:
         tied_to_parent: bool = False,
         keep: bool = True,
     ) -> None:
+        super().__init__(port=port, tied_to_parent=tied_to_parent)
         self.root = Path(data_dir)
-        self.port = port or free_port()
-        self.tied_to_parent = tied_to_parent
         self.keep = keep
         """The cluster outlives :meth:`stop` (a later start on ``data_dir`` serves it again)
         until :meth:`remove`; ``False``: a throw-away cluster, deleted by :meth:`stop`."""
         self.user = _run_as()
-        self.process: subprocess.Popen[bytes] | None = None
         self._private: Path | None = None
 
     @property
@@ -127,37 +129,27 @@ class EmbeddedPostgres:
             conf.write("max_connections = 200\nshared_buffers = 128MB\n")
             conf.write("logging_collector = off\n")
 
-    def start(self, timeout: float = 30.0) -> EmbeddedPostgres:
-        self._prepare()
-        log = (self.pgdata / "postgres.log").open("ab")
-        self.process = subprocess.Popen(
-            [server_bin("postgres"), "-D", str(self.pgdata), "-p", str(self.port)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, user=self.user, cwd="/",
-            preexec_fn=_tied_to_parent() if self.tied_to_parent else None,
-        )  # fmt: skip
-        log.close()
-        self._wait_ready(timeout)
-        self._create_database()
-        return self
-
-    def _wait_ready(self, timeout: float) -> None:
+    def start(self, timeout: float = 30.0) -> Self:
         import psycopg
 
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                tail = (self.pgdata / "postgres.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"postgres exited at start:\n{tail}")
+        self._prepare()
+        log = self.pgdata / "postgres.log"
+        with log.open("ab") as out:
+            self._launch(
+                [server_bin("postgres"), "-D", str(self.pgdata), "-p", str(self.port)],
+                stdout=out, stderr=subprocess.STDOUT, user=self.user, cwd="/",
+            )  # fmt: skip
+
+        def answers() -> bool:
             try:
                 psycopg.connect(self._admin_url, connect_timeout=2).close()
-                return
             except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise TimeoutError(f"postgres did not answer on port {self.port}") from None
-                time.sleep(0.05)
+                return False
+            return True
+
+        self._wait_ready(timeout, answers, log)
+        self._create_database()
+        return self
 
     @property
     def _admin_url(self) -> str:
@@ -171,18 +163,11 @@ class EmbeddedPostgres:
                 return
             conn.execute(f'CREATE DATABASE "{USER}"')
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Fast shutdown (SIGINT: sessions end, a checkpoint is written) and wait. A kept
         cluster stays for the next :meth:`start`; a throw-away one (``keep=False``) is
         deleted."""
-        proc, self.process = self.process, None
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        super().stop(timeout)
         if not self.keep:
             self._delete()
 
@@ -217,17 +202,6 @@ class EmbeddedPostgres:
         else:
             shutil.rmtree(link, ignore_errors=True)
 
-    def __enter__(self) -> EmbeddedPostgres:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def _private_folder(link: Path) -> Path:
     """The folder outside the run folder that holds the cluster ``link`` points to: the one
@@ -241,23 +215,6 @@ def _private_folder(link: Path) -> Path:
     os.chmod(private, 0o755)
     link.symlink_to(private / "pgdata", target_is_directory=True)
     return private
-
-
-def _tied_to_parent() -> Callable[[], None] | None:
-    """``preexec_fn`` that has the kernel stop the server (SIGINT: fast shutdown) when its
-    parent dies. Everything is loaded here, in the parent: the child already runs as the
-    server's user, who may not read this Python's modules (root's pyenv is 0700)."""
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux: the owner's cleanup alone
-        return None
-
-    def tie() -> None:
-        prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG
-
-    return tie
 
 
 def _children(pid: int) -> list[int]:
