@@ -11,27 +11,23 @@ server. Exit status: 0 done, 1 not found (lookup, markers) or refused rows with 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from polewatch import districts
-from polewatch.connection import connect
 from polewatch.poles.codes import CodeError, side_of_road
 from polewatch.poles.inventory import FIELDS, InventoryError, read_inventory
 from polewatch.poles.model import Pole, Resolution
 from polewatch.poles.registry import PoleRegistry
 from polewatch.settings import Settings, SettingsError, load
+from polewatch.terminal import Report, common_options, lonlat, with_redis
 
 T = TypeVar("T")
-SHOWN_PROBLEMS = 50
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     imp.add_argument("--dry-run", action="store_true", help="check the file, write nothing")
     imp.add_argument("--replace", action="store_true", help="the city holds only these after")
     imp.add_argument("--strict", action="store_true", help="exit 1 if any row was refused")
-    _common(imp)
+    common_options(imp)
     imp.set_defaults(func=_import)
 
     gen = actions.add_parser("generate", help="generate the Shenzhen demo city into Redis")
@@ -63,15 +59,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     gen.add_argument("--roads", nargs="*", metavar="FILE",
                      help="road GeoJSON files to stand poles along (default: shared/data/roads; "
                           "none given: generated roads only)")  # fmt: skip
-    _common(gen)
+    common_options(gen)
     gen.set_defaults(func=_generate)
 
     look = actions.add_parser("lookup", help="where is pole CODE? (or what was meant)")
     look.add_argument("code")
-    look.add_argument("--near", metavar="LON,LAT", type=_lonlat, help="caller's rough position")
+    look.add_argument("--near", metavar="LON,LAT", type=lonlat, help="caller's rough position")
     look.add_argument("--city", help="registry (default: the city setting)")
     look.add_argument("--limit", type=int, default=10, help="candidates shown")
-    _common(look)
+    common_options(look)
     look.set_defaults(func=_lookup)
 
     mark = actions.add_parser("markers", help="printable pole plates: PDF, or one SVG per pole")
@@ -83,21 +79,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     mark.add_argument("--out", required=True, help="FILE.pdf (one page each), FILE.svg or DIR")
     mark.add_argument("--size", default="150x200", help="plate WIDTHxHEIGHT in mm (150x200)")
     mark.add_argument("--city", help="registry (default: the city setting)")
-    _common(mark)
+    common_options(mark)
     mark.set_defaults(func=_markers)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", help="Redis URL (default: the redis_url setting)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
-
-
-def _lonlat(text: str) -> tuple[float, float]:
-    try:
-        lon, lat = (float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LON,LAT, got {text!r}") from None
-    return lon, lat
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -105,37 +88,33 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load(Settings, section="poles", overrides=overrides)
 
 
+def _report(args: argparse.Namespace) -> Report:
+    """The command's output, its progress in the language setting."""
+    out = Report("poles", as_json=args.json)
+    with contextlib.suppress(SettingsError):  # reported where the settings are used
+        out.language = _settings(args).language
+    return out
+
+
 def _fail(message: str, status: int = 2) -> int:
-    print(f"polewatch poles: error: {message}", file=sys.stderr)
-    return status
+    return Report("poles").fail(message, status)
 
 
 def _with_redis(args: argparse.Namespace, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-    async def run() -> T:
-        settings = _settings(args)
-        client = connect(
-            settings.redis_url, name="polewatch-cli", retries=2, cluster=settings.redis_cluster
-        )
-        try:
-            return await work(client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(run())
-
-
-def _print_json(value: Any) -> None:
-    print(msgspec.json.format(msgspec.json.encode(value), indent=2).decode())
+    return with_redis(_settings(args), work)
 
 
 def _import(args: argparse.Namespace) -> int:
     columns = {f: getattr(args, f"col_{f}") for f in FIELDS if getattr(args, f"col_{f}")}
+    out = _report(args)
+    out.progress("cli.reading", source=args.file)
     try:
         report = read_inventory(args.file, city=args.city, columns=columns, fmt=args.format)
     except (InventoryError, OSError) as exc:
-        return _fail(f"{args.file}: {exc}")
+        return out.fail(f"{args.file}: {exc}")
     version = None
     if not args.dry_run:
+        out.progress("cli.storing", count=len(report.poles))
 
         async def store(client: aioredis.Redis) -> int:
             return await PoleRegistry(client, args.city).store(report.poles, replace=args.replace)
@@ -143,7 +122,7 @@ def _import(args: argparse.Namespace) -> int:
         try:
             version = _with_redis(args, store)
         except (RedisError, SettingsError) as exc:
-            return _fail(f"cannot write the registry: {exc}", 1)
+            return out.fail(f"cannot write the registry: {exc}", 1)
     summary = {
         "source": report.source,
         "format": report.format,
@@ -158,22 +137,18 @@ def _import(args: argparse.Namespace) -> int:
         "problems": report.problems,
     }
     if args.json:
-        _print_json(summary)
+        out.json(summary)
     else:
         used = ", ".join(f"{f}={c}" for f, c in report.columns.items() if c)
-        print(
+        out.line(
             f"{report.source} ({report.format}; {used or 'geometry'}): {report.rows} rows, "
             f"{len(report.poles)} valid, {len(report.problems)} refused"
         )
-        for problem in report.problems[:SHOWN_PROBLEMS]:
-            code = f" [{problem.code}]" if problem.code else ""
-            print(f"  row {problem.row}{code}: {problem.reason}")
-        if len(report.problems) > SHOWN_PROBLEMS:
-            print(f"  ... and {len(report.problems) - SHOWN_PROBLEMS} more (--json lists all)")
+        out.refused(report.problems, lambda p: f"row {p.row}" + (f" [{p.code}]" if p.code else ""))
         if args.dry_run:
-            print("dry run: nothing written")
+            out.line("dry run: nothing written")
         else:
-            print(f"imported {len(report.poles)} poles into {args.city!r} (version {version})")
+            out.line(f"imported {len(report.poles)} poles into {args.city!r} (version {version})")
     return 1 if args.strict and report.problems else 0
 
 
@@ -181,11 +156,13 @@ def _generate(args: argparse.Namespace) -> int:
     from polewatch.poles.city import find_data_dir, generate_city
     from polewatch.poles.streets import road_files
 
+    out = _report(args)
     started = time.perf_counter()
     roads = args.roads
     if roads is None:
         with contextlib.suppress(FileNotFoundError):  # no shared data: generated roads only
             roads = road_files(find_data_dir())
+    out.progress("cli.generating", city=args.city)
     try:
         poles = generate_city(
             seed=args.seed,
@@ -195,8 +172,9 @@ def _generate(args: argparse.Namespace) -> int:
             roads=roads or (),
         )
     except (OSError, ValueError) as exc:  # a road file that cannot be read: RoadsError
-        return _fail(str(exc))
+        return out.fail(str(exc))
     generated = time.perf_counter()
+    out.progress("cli.storing", count=len(poles))
 
     async def store(client: aioredis.Redis) -> int:
         return await PoleRegistry(client, args.city).store(poles, replace=True)
@@ -204,7 +182,7 @@ def _generate(args: argparse.Namespace) -> int:
     try:
         version = _with_redis(args, store)
     except (RedisError, SettingsError) as exc:
-        return _fail(f"cannot write the registry: {exc}", 1)
+        return out.fail(f"cannot write the registry: {exc}", 1)
     stored = time.perf_counter()
     summary = {
         "city": args.city,
@@ -220,9 +198,9 @@ def _generate(args: argparse.Namespace) -> int:
         "store_s": round(stored - generated, 3),
     }
     if args.json:
-        _print_json(summary)
+        out.json(summary)
     else:
-        print(
+        out.line(
             f"generated {len(poles)} poles of {args.city!r} on {summary['roads']} roads in "
             f"{summary['districts']} districts, {summary['grids']} grids "
             f"({summary['real_road_poles']} along real roads, "
@@ -251,7 +229,7 @@ def _lookup(args: argparse.Namespace) -> int:
     except (RedisError, SettingsError) as exc:
         return _fail(f"cannot read the registry: {exc}", 1)
     if args.json:
-        _print_json(resolution)
+        Report("poles").json(resolution)
     elif resolution.pole is not None:
         print(describe(resolution.pole))
     elif resolution.candidates:
@@ -325,7 +303,7 @@ def _markers(args: argparse.Namespace) -> int:
         return _fail(f"cannot write {args.out}: {exc}")
     summary = {"city": city, "poles": len(plates), "size_mm": list(size), "files": written}
     if args.json:
-        _print_json({**summary, "files": [str(p) for p in written]})
+        Report("poles").json({**summary, "files": [str(p) for p in written]})
     else:
         where = written[0] if len(written) == 1 else f"{len(written)} SVG files in {out}"
         print(f"{len(plates)} pole markers ({size[0]:g} x {size[1]:g} mm) -> {where}")

@@ -9,27 +9,18 @@ no graph stored (info, route) or no route, 2 bad input (unreadable file, bad opt
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from polewatch import i18n
-from polewatch.connection import connect
-from polewatch.poles.cli import _lonlat, _print_json
-from polewatch.roads.features import RoadsError, read_roads, to_geojson
+from polewatch.roads.features import FeatureProblem, RoadsError, read_roads, to_geojson
 from polewatch.roads.graph import build
 from polewatch.roads.network import RoadNetwork
 from polewatch.roads.profile import RoadSettings
 from polewatch.roads.store import RoadStore
 from polewatch.settings import SettingsError, load
-
-T = TypeVar("T")
-SHOWN_PROBLEMS = 50
+from polewatch.terminal import Report, common_options, lonlat, with_redis
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,8 +41,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     info.set_defaults(func=_info)
 
     route = actions.add_parser("route", help="the fastest drive between two points")
-    route.add_argument("origin", type=_lonlat, metavar="LON,LAT")
-    route.add_argument("destination", type=_lonlat, metavar="LON,LAT")
+    route.add_argument("origin", type=lonlat, metavar="LON,LAT")
+    route.add_argument("destination", type=lonlat, metavar="LON,LAT")
     route.add_argument("--lang", choices=i18n.LANGUAGES, help="default: the language setting")
     _common(route)
     route.set_defaults(func=_route)
@@ -59,8 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--city", help="the city (default: the city setting)")
-    parser.add_argument("--redis-url", help="Redis URL (default: the redis_url setting)")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    common_options(parser)
 
 
 def _settings(args: argparse.Namespace) -> RoadSettings:
@@ -69,44 +59,35 @@ def _settings(args: argparse.Namespace) -> RoadSettings:
 
 
 def _fail(message: str, status: int = 2) -> int:
-    print(f"polewatch roads: error: {message}", file=sys.stderr)
-    return status
-
-
-def _with_redis(settings: RoadSettings, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-    async def run() -> T:
-        client = connect(
-            settings.redis_url, name="polewatch-cli", retries=2, cluster=settings.redis_cluster
-        )
-        try:
-            return await work(client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(run())
+    return Report("roads").fail(message, status)
 
 
 def _import(args: argparse.Namespace) -> int:
+    out = Report("roads", as_json=args.json)
     try:
         settings = _settings(args)
+        out.language = settings.language
         city = args.city or settings.city
         started = time.perf_counter()
+        out.progress("cli.reading", source=", ".join(args.files))
         report = read_roads(args.files, zones=settings.zone_map())
         profile = settings.profile()
+        out.progress("cli.building", ways=len(report.ways))
         arrays, stats = build(report.ways, profile)
         network = RoadNetwork(arrays, profile=profile, names=[w.name for w in report.ways],
                               highways=[w.highway for w in report.ways], city=city)  # fmt: skip
         built_s = time.perf_counter() - started
     except (RoadsError, SettingsError, ValueError) as exc:
-        return _fail(str(exc))
+        return out.fail(str(exc))
     version = None
     if not args.dry_run and report.ways:
+        out.progress("cli.storing_roads", ways=len(report.ways))
         try:
-            version = _with_redis(
+            version = with_redis(
                 settings, lambda r: RoadStore(r, city).store(network, to_geojson(report.ways))
             )
         except RedisError as exc:
-            return _fail(f"cannot write the road graph: {exc}", 1)
+            return out.fail(f"cannot write the road graph: {exc}", 1)
     summary = {
         "sources": report.sources,
         "city": city,
@@ -126,36 +107,35 @@ def _import(args: argparse.Namespace) -> int:
         "overlap": report.overlap,
     }
     if args.json:
-        _print_json(summary)
+        out.json(summary)
     else:
-        print(
+        out.line(
             f"{', '.join(report.sources)}: {report.features} features, {len(report.ways)} ways "
             f"kept ({report.unnamed} unnamed), {len(report.problems)} refused, "
             f"{len(report.duplicates)} duplicates"
         )
-        for problem in report.problems[:SHOWN_PROBLEMS]:
-            osm = f" [osm {problem.osm_id}]" if problem.osm_id is not None else ""
-            print(f"  {problem.source} feature {problem.feature}{osm}: {problem.reason}")
-        if len(report.problems) > SHOWN_PROBLEMS:
-            print(f"  ... and {len(report.problems) - SHOWN_PROBLEMS} more (--json lists all)")
-        for note in report.notes[:SHOWN_PROBLEMS]:
-            osm = f" [osm {note.osm_id}]" if note.osm_id is not None else ""
-            print(f"  note: {note.source} feature {note.feature}{osm}: {note.reason}")
+        out.refused(report.problems, _feature)
+        out.refused(report.notes, _feature, label="note: ")
         if (cut := report.overlap) is not None:
-            print(
+            out.line(
                 f"overlapping files: {cut.dropped_m / 1000:.1f} km of {', '.join(cut.files[1:])} "
                 f"dropped as duplicate of {cut.files[0]} ({cut.ways_dropped} ways whole, "
                 f"{cut.ways_cut} in part, {cut.joins} cut ends joined)"
             )
-        print(
+        out.line(
             f"graph: {stats['nodes']} nodes, {stats['edges']} edges, {stats['vertex_snaps']} + "
             f"{stats['segment_snaps']} ends snapped, built in {built_s:.2f} s"
         )
         if args.dry_run or not report.ways:
-            print("nothing written")
+            out.line("nothing written")
         else:
-            print(f"stored the road graph of {city!r} (version {version})")
+            out.line(f"stored the road graph of {city!r} (version {version})")
     return 1 if args.strict and report.problems else 0
+
+
+def _feature(item: FeatureProblem) -> str:
+    osm = f" [osm {item.osm_id}]" if item.osm_id is not None else ""
+    return f"{item.source} feature {item.feature}{osm}"
 
 
 def _stored(args: argparse.Namespace) -> RoadNetwork | int:
@@ -163,7 +143,7 @@ def _stored(args: argparse.Namespace) -> RoadNetwork | int:
     try:
         settings = _settings(args)
         city = args.city or settings.city
-        network = _with_redis(settings, lambda r: RoadStore(r, city).load())
+        network = with_redis(settings, lambda r: RoadStore(r, city).load())
     except (RedisError, SettingsError, ValueError) as exc:
         return _fail(str(exc), 1)
     if network is None:
@@ -186,7 +166,7 @@ def _info(args: argparse.Namespace) -> int:
         "profile": network.profile,
     }
     if args.json:
-        _print_json(summary)
+        Report("roads").json(summary)
     else:
         print(f"road graph of {city!r}, version {network.version}: {network.nodes} nodes, "
               f"{network.edges} edges from {len(network.names)} ways; fastest "
@@ -200,7 +180,7 @@ def _route(args: argparse.Namespace) -> int:
         return network
     route = network.route(*args.origin, *args.destination)
     if args.json:
-        _print_json(route)
+        Report("roads").json(route)
     else:
         lang = args.lang or _settings(args).language
         if route is None:
