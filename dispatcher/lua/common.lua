@@ -169,9 +169,14 @@ local function free_add(lon, lat, u)
   if FREE_N then FREE_N = FREE_N + n end
 end
 
+-- Units taken off the free set by the current call, in order: the reply names them, so a
+-- replica's copy of the free set (dispatcher/freeunits.py) stops listing them.
+local LEFT_FREE
+
 local function free_remove(u)
   local n = redis.call('ZREM', K.UNITS_FREE_GEO, u)
   if FREE_N then FREE_N = FREE_N - n end
+  if n == 1 then LEFT_FREE[#LEFT_FREE + 1] = u end
 end
 
 -- Incident numbers: the first incident a call creates reserves `SEQ_WANT` numbers (one per
@@ -259,7 +264,7 @@ local function begin(settings)
   STATS, TYPES, FREED, TIMELINE, TOUCHED = {}, {}, {}, {}, {}
   RANK, RANKS, FLAT = nil, {}, nil
   FREE_N, SEQ_NEXT, SEQ_TOP, SEQ_WANT = nil, nil, nil, 1
-  ANNOUNCE, OPENED, DEADLINES = {}, {}, {}
+  ANNOUNCE, OPENED, DEADLINES, LEFT_FREE = {}, {}, {}, {}
   for _, n in ipairs(STAT_NAMES) do STATS[n] = 0 end
   clock()
 end
@@ -273,5 +278,6 @@ local function result()
   end
   local out = {}
   for i, n in ipairs(STAT_NAMES) do out[i] = STATS[n] end
+  out[#STAT_NAMES + 1] = LEFT_FREE  -- then the units the call took off the free set
   return out
 end
