@@ -40,6 +40,12 @@ end
 
 -- Stream ids as numbers, to compare them ('<ms>-<seq>'; ms fits a double exactly).
 local function before(a, b)
+  -- Nearly always: the same length and '-' at the same place, so ms and seq have equal lengths
+  -- and the text order is the numeric one (Redis writes no leading zeros). Two string.match
+  -- and four tonumber per entry were 3% of an alarm's instructions in the dispatcher's calls.
+  if #a == #b and string.find(a, '-', 1, true) == string.find(b, '-', 1, true) then
+    return a < b
+  end
   local ams, aseq = string.match(a, '^(%d+)-?(%d*)$')
   local bms, bseq = string.match(b, '^(%d+)-?(%d*)$')
   if not ams or not bms then return a < b end  -- not an id: XACK below says so
@@ -69,9 +75,11 @@ local function acknowledge(args)
     for i = 2, #list do
       if before(list[i], lo) then lo = list[i] elseif before(hi, list[i]) then hi = list[i] end
     end
+    local held = {}
+    pending[code] = held
     -- (the count: every entry of the range, whoever holds it)
     for _, e in ipairs(redis.call('XPENDING', stream, C.group, lo, hi, 1000000000)) do
-      pending[code .. e[1]] = true
+      held[e[1]] = true
     end
     redis.call('XACK', stream, C.group, unpack(list))
   end
@@ -80,6 +88,11 @@ end
 
 local function batch(keys, args)
   begin(args[1])
+  -- A call makes several kilobytes of garbage per entry while the live heap stays small: with
+  -- Lua's default pause (a cycle each time the heap doubles) the collector marked the library
+  -- many times a call. 400: a cycle when the heap is 4x the live size (1.4% of the instructions
+  -- of an alarm, callgrind). Not settable while the library loads, so set here.
+  collectgarbage('setpause', 400)
   -- Someone flushed Redis: refuse the whole batch (nothing acknowledged) so the replica
   -- loads its setup again and retries, rather than dead-lettering good alarms.
   if redis.call('EXISTS', K.DISPATCH_TYPES) == 0 then
@@ -94,7 +107,7 @@ local function batch(keys, args)
     elseif code ~= 'f' then  -- (an alarm's digest is read with the alarm)
       if code == 'a' and args[i + 3] == 'f' then FLAT = args[i + 5] end
       local stream = K[STREAMS[code]]
-      if eid ~= '' and not pending[code .. eid] then
+      if eid ~= '' and not pending[code][eid] then
         stat('skipped')  -- already done by the replica that claimed it
       else
         FREED = {}
