@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 from typing import Any
 
-from dispatcher.service import serve
+from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
 from polewatch.settings import SettingsError, load
+
+log = logging.getLogger("polewatch.dispatcher")
 
 
 def register(sub: Any) -> None:
@@ -40,3 +44,35 @@ def _run(args: argparse.Namespace) -> int:
     )
     asyncio.run(serve(settings, burst=args.burst))
     return 0
+
+
+async def serve(settings: DispatcherSettings, *, burst: bool = False) -> Dispatcher:
+    """Run a replica with SIGTERM/SIGINT handled (finish the batch in flight, then stop)."""
+    dispatcher = Dispatcher(settings, burst=burst)
+    loop = asyncio.get_running_loop()
+    running = asyncio.ensure_future(dispatcher.run())
+
+    def on_signal() -> None:
+        dispatcher.stop()
+        # Bounded: a batch stuck on an unreachable Redis must not hold the replica forever.
+        loop.call_later(settings.shutdown_grace_s, running.cancel)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    close_metrics = (
+        dispatcher.metrics.serve(settings.metrics_port, settings.metrics_addr)
+        if settings.metrics_port
+        else None
+    )
+    log.info("dispatcher %s starting (burst=%s)", dispatcher.consumer, burst)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        if running.cancelled():
+            log.warning("dispatcher %s stopped after the %.0f s grace period", dispatcher.consumer,
+                        settings.shutdown_grace_s)  # fmt: skip
+    finally:
+        if close_metrics:
+            close_metrics()
+    log.info("dispatcher %s stopped: %s", dispatcher.consumer, dict(dispatcher.totals))
+    return dispatcher

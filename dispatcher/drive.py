@@ -10,10 +10,11 @@ with the alarm, which claims the first unit still free and eligible (on duty, fr
 capability, grid preference in seconds); a unit claimed since the list was made is skipped.
 
 The searches by air run in the replica's copy of the zone's free set
-(:mod:`dispatcher.freeunits`), read again once it is ``free_units_refresh_ms`` old or the
-Function has reported more than ``free_units_max_claims`` claims since the read. A claimed
-unit still in the copy is one the Function skips, so each list keeps one more unit per claim
-since the read; a unit freed since the read is missing from the lists until the next one.
+(:mod:`dispatcher.freeunits`), read again once it is ``free_units_refresh_ms`` old. Each reply
+of the Function names the units it took off the free set; they are masked in the copy (and
+dropped from lists made before the reply came: :mod:`dispatcher.shortlist`). A unit taken by
+another replica is one the Function skips; a unit freed since the read is missing from the
+lists until the next one.
 
 The list carries ``b``, the drive time up to which it holds every unit free at the read: a
 choice slower than that (its faster units were taken or ineligible) is still made by road, and
@@ -28,11 +29,10 @@ import asyncio
 import contextlib
 import gc
 import logging
-import math
 import time
+import weakref
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 import numpy as np
@@ -42,6 +42,9 @@ from dispatcher import freeunits
 from dispatcher.freeunits import FreeUnits, Nearby
 from dispatcher.library import ALARM
 from dispatcher.settings import DispatcherSettings
+from dispatcher.shortlist import RANK as RANK
+from dispatcher.shortlist import Ranked, Shortlists
+from dispatcher.shortlist import interleave as interleave
 from polewatch import keys
 from polewatch.roads import RoadNetwork, load_roads
 
@@ -49,8 +52,6 @@ log = logging.getLogger("polewatch.dispatcher")
 
 ROAD: str = "road"
 """The count of lists ranked by road (:attr:`Ranker.counts`; the others count by reason)."""
-RANK: bytes = b"r"
-"""The code of a shortlist entry in ``pw_batch`` (it applies to the alarm after it)."""
 NO_GRAPH: str = "no road graph"
 OFF_ROAD: str = "the place is off the road graph"
 UNREACHABLE: str = "no free unit reachable by road"
@@ -84,14 +85,14 @@ class Ranker:
         self.expire_batch = settings.expire_batch
         self.escalated_batch = settings.escalated_batch
         self.refresh_s = settings.free_units_refresh_ms / 1000.0
-        self.max_claims = settings.free_units_max_claims
         self._free: dict[str, FreeUnits] = {}
         """Each zone's copy of its free set (:mod:`dispatcher.freeunits`)."""
-        self._claims: Counter[str] = Counter()
-        """Units the Function reported claimed in each zone since its copy was read."""
+        self._copies: dict[str, weakref.WeakSet[FreeUnits]] = {}
+        """Every copy of a zone still in use (the one held, those lists not yet sent refer to):
+        each is told the units the Function took."""
         self._reading: dict[str, asyncio.Future[FreeUnits]] = {}
-        self._since_read: Counter[str] = Counter()
-        """... and since the read under way began."""
+        self._hearing: dict[str, list[list[bytes | str]]] = {}
+        """Per zone, for each read under way, the units the Function took meanwhile."""
         self._cells: tuple[RoadNetwork, np.ndarray] | None = None
         self.counts: Counter[str] = Counter()
         """Lists made since start: :data:`ROAD`, or the reason the graph could not answer."""
@@ -125,26 +126,39 @@ class Ranker:
             gc.freeze()
         self.network = network
 
-    def claimed(self, zone: str, units: int) -> None:
-        """The Function answered a call in ``zone`` that claimed ``units`` units (its
-        ``dispatched`` counter): the zone's copy of the free set may still list them."""
-        if units and zone in self._free:
-            self._claims[zone] += units
-        if units and zone in self._since_read:
-            self._since_read[zone] += units
+    def claimed(self, zone: str, units: Sequence[bytes | str]) -> None:
+        """The Function answered a call in ``zone`` that took ``units`` off the free set
+        (:func:`library.left_free`): the zone's copies of the free set stop listing them."""
+        if not units:
+            return
+        for copy in self._copies.get(zone, ()):
+            copy.take(units)
+        for heard in self._hearing.get(zone, ()):
+            heard.extend(units)
 
     async def arguments(
         self, client: aioredis.Redis, zone: keys.Zone, args: list[bytes]
     ) -> list[bytes]:
         """``pw_batch`` triples with each alarm's shortlist put in front of it."""
-        places = []
-        for i in range(0, len(args), 3):
-            if args[i] == ALARM:
-                at = _PLACE.decode(args[i + 2])
-                places.append((at.lon, at.lat))
-        if not places:
-            return args
-        return interleave(args, await self.rank(client, zone, places))
+        return (await self.ranked(client, zone, args)).arguments()
+
+    async def ranked(
+        self,
+        client: aioredis.Redis,
+        zone: keys.Zone,
+        args: list[bytes],
+        places: list[tuple[float, float]] | None = None,
+    ) -> Ranked:
+        """``pw_batch`` triples with each alarm's shortlist, to be put together when the call
+        is made (:meth:`Ranked.arguments`: units taken meanwhile are left out). ``places``:
+        each alarm's, in order, when known (else read from the alarms)."""
+        if places is None:
+            places = []
+            for i in range(0, len(args), 3):
+                if args[i] == ALARM:
+                    at = _PLACE.decode(args[i + 2])
+                    places.append((at.lon, at.lat))
+        return Ranked(args, await self.shortlists(client, zone, places) if places else None)
 
     async def waiting(self, client: aioredis.Redis, zone: keys.Zone) -> list[bytes]:
         """``pw_tick``'s pairs <incident id> <shortlist> for the incidents the tick may give a
@@ -172,52 +186,67 @@ class Ranker:
         self, client: aioredis.Redis, zone: keys.Zone, places: Sequence[tuple[float, float]]
     ) -> list[bytes] | None:
         """The packed shortlist of each place (``None``: drive time is off, no lists)."""
+        lists = await self.shortlists(client, zone, places)
+        return None if lists is None else lists.packed()
+
+    async def shortlists(
+        self, client: aioredis.Redis, zone: keys.Zone, places: Sequence[tuple[float, float]]
+    ) -> Shortlists | None:
+        """The shortlist of each place, packed when sent (``None``: drive time is off)."""
         if not self.enabled:
             return None
         net = self.network
         if net is None:
             self.counts[NO_GRAPH] += len(places)
-            return [_pack({"why": NO_GRAPH})] * len(places)
-        lists: list[dict[str, Any]] = [_OFF_ROAD] * len(places)
+            return Shortlists([_NO_GRAPH_PACKED] * len(places))
         points = np.asarray(places, dtype=np.float64).reshape(-1, 2)
         on = np.flatnonzero(self._on_map(net, points))
         if len(on):  # a place that does not meet the roads needs no search
             on = on[net.placed(points[on])]
-        keep = self.shortlist
-        if len(on):
-            free, guard = await self._free_units(client, zone)
-            # Searching the copy costs about the same for 12 units as for 64: every place
-            # takes the most it may rank at once (no second, wider search), and its list
-            # keeps ``guard`` more units than usual (that many may be claimed already).
-            keep += guard
-            found = free.nearest(points[on], self.shortlist_max + guard, self.max_radius_m)
-            self._rank_all(net, points, on, free, found, lists)
-        self.counts.update(ranked.get("why", ROAD) for ranked in lists)
-        return [_OFF_ROAD_PACKED if r is _OFF_ROAD else _pack(r, keep) for r in lists]
+        self.counts[OFF_ROAD] += len(places) - len(on)
+        if not len(on):
+            return Shortlists([_OFF_ROAD_PACKED] * len(places))
+        free = await self._free_units(client, zone)
+        lists = Shortlists([_OFF_ROAD_PACKED] * len(places), free, self.shortlist)
+        # Searching the copy costs about the same for 12 units as for 64: every place takes
+        # the most it may rank at once (no second, wider search); the units taken since the
+        # lists were made leave them when they are sent.
+        found = free.nearest(points[on], self.shortlist_max, self.max_radius_m)
+        self._rank_all(net, points, on, free, found, lists)
+        return lists
 
-    async def _free_units(self, client: aioredis.Redis, zone: keys.Zone) -> tuple[FreeUnits, int]:
-        """The zone's copy of its free set, and how many units the Function claimed since it
-        was read. A copy that misses too many claims (or none yet) is read now; one that is
-        only old is read again in the background while it keeps serving (a read of thousands
-        of units takes milliseconds: no batch should wait for it)."""
+    async def _free_units(self, client: aioredis.Redis, zone: keys.Zone) -> FreeUnits:
+        """The zone's copy of its free set: read now the first time; then, once it is
+        ``refresh_s`` old, read again in the background while it keeps serving (a read of
+        thousands of units takes milliseconds: no batch should wait for it)."""
         name = zone.name
         reading = self._reading.get(name)
         if reading is not None and reading.done():
             del self._reading[name]
-            since = self._since_read.pop(name, 0)
             copy = None if reading.cancelled() or reading.exception() else reading.result()
             held = self._free.get(name)
             if copy is not None and (held is None or copy.read_at > held.read_at):
-                self._free[name], self._claims[name] = copy, since
+                self._free[name] = copy
         held = self._free.get(name)
-        if held is None or self._claims[name] > self.max_claims:
-            # Claims reported while the read is under way may be in it: counted (safe).
-            self._claims[name] = 0
-            held = self._free[name] = await freeunits.read(client, zone)
+        if held is None:
+            held = self._free[name] = await self._read(client, zone)
         elif time.monotonic() - held.read_at >= self.refresh_s and name not in self._reading:
-            self._since_read[name] = 0
-            self._reading[name] = asyncio.ensure_future(freeunits.read(client, zone))
-        return held, self._claims[name]
+            self._reading[name] = asyncio.ensure_future(self._read(client, zone))
+        return held
+
+    async def _read(self, client: aioredis.Redis, zone: keys.Zone) -> FreeUnits:
+        """A new copy of the zone's free set; the units the Function reported taken while it
+        was read are masked in it (they may be in it, if the read ran first: safe)."""
+        heard: list[bytes | str] = []
+        hearing = self._hearing.setdefault(zone.name, [])
+        hearing.append(heard)
+        try:
+            copy = await freeunits.read(client, zone)
+        finally:
+            hearing[:] = [h for h in hearing if h is not heard]
+        copy.take(heard)
+        self._copies.setdefault(zone.name, weakref.WeakSet()).add(copy)
+        return copy
 
     async def close(self) -> None:
         """Stop the reads under way (the replica stops)."""
@@ -235,7 +264,7 @@ class Ranker:
         at: np.ndarray,
         free: FreeUnits,
         found: Nearby,
-        lists: list[dict[str, Any]],
+        lists: Shortlists,
     ) -> None:
         """Rank the units found near each place ``at[i]`` by drive time into ``lists`` (all
         drives at once: :meth:`RoadNetwork.drive_times_batch`) and set each list's bound ``b``:
@@ -270,16 +299,17 @@ class Ranker:
         t_round, d_round = np.round(times, 1).tolist(), np.round(metres, 1).tolist()
         for i, place in enumerate(at.tolist()):
             if not size[i]:
-                lists[place] = {"u": [], "t": [], "d": []}
+                lists.set(place, _EMPTY_PACKED)  # nobody free within the radius
+                self.counts[ROAD] += 1
             elif not drives.placed[i]:
-                lists[place] = {"why": OFF_ROAD}
+                self.counts[OFF_ROAD] += 1
             elif not counted[i]:
-                lists[place] = {"why": UNREACHABLE}
+                lists.set(place, _UNREACHABLE_PACKED)
+                self.counts[UNREACHABLE] += 1
             else:
                 n = int(counted[i])
-                ids = [free.name(u) for u in unit[i, :n].tolist()]
-                lists[place] = {"u": ids, "t": t_round[i][:n], "d": d_round[i][:n],
-                                "b": float(bound[i])}  # fmt: skip
+                lists.add(place, unit[i, :n], t_round[i][:n], d_round[i][:n], float(bound[i]))
+                self.counts[ROAD] += 1
 
     def _on_map(self, net: RoadNetwork, points: np.ndarray) -> np.ndarray:
         """Per place, whether it may meet the roads: in a cell of :func:`_near_roads` (most of
@@ -317,33 +347,8 @@ def _near_roads(net: RoadNetwork) -> np.ndarray:
     return np.unique(cells)
 
 
-_OFF_ROAD: dict[str, Any] = {"why": OFF_ROAD}
-_OFF_ROAD_PACKED = _ENCODER.encode(_OFF_ROAD)
+_OFF_ROAD_PACKED = _ENCODER.encode({"why": OFF_ROAD})
 """Most places of a city may lie off the graph's roads: their list is packed once."""
-
-
-def _pack(ranked: dict[str, Any], keep: int = 0) -> bytes:
-    """The list as the Function reads it, its ``keep`` fastest units only (the Function rarely
-    looks further; the rest would cost Redis time to unpack): then it holds every free unit
-    only up to the last one kept."""
-    if keep and len(ranked.get("u", ())) > keep:
-        ranked = {k: v[:keep] for k, v in ranked.items() if k in ("u", "t", "d")} | {
-            "b": min(ranked.get("b", math.inf), ranked["t"][keep - 1])
-        }
-    if "b" in ranked and not math.isfinite(ranked["b"]):
-        ranked = {k: v for k, v in ranked.items() if k != "b"}
-    return _ENCODER.encode(ranked)
-
-
-def interleave(args: list[bytes], ranks: Sequence[bytes] | None) -> list[bytes]:
-    """``pw_batch`` triples with each alarm's shortlist triple put in front of it; ``ranks``
-    holds one list per alarm triple, in order (``None``: the triples as they are)."""
-    if ranks is None:
-        return args
-    out: list[bytes] = []
-    lists = iter(ranks)
-    for i in range(0, len(args), 3):
-        if args[i] == ALARM:
-            out += (RANK, b"", next(lists))
-        out += args[i : i + 3]
-    return out
+_NO_GRAPH_PACKED = _ENCODER.encode({"why": NO_GRAPH})
+_UNREACHABLE_PACKED = _ENCODER.encode({"why": UNREACHABLE})
+_EMPTY_PACKED = _ENCODER.encode({"u": [], "t": [], "d": []})

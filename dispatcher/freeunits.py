@@ -10,16 +10,17 @@ searched in a KD-tree over points on the sphere, all places of a batch at once. 
 Redis' own haversine, so a search here answers what ``GEOSEARCH ... BYRADIUS r m ASC COUNT n
 WITHDIST WITHCOORD`` answers on the same set.
 
-The copy is as old as its read (:attr:`FreeUnits.read_at`). A unit claimed since is still in it
-(the Function skips a unit no longer free, and :class:`~dispatcher.drive.Ranker` counts the
-claims it has heard of); a unit freed since is missing until the next read. How often the copy
-is read again is the ranker's business (``free_units_refresh_ms``, ``free_units_max_claims``).
+The copy is as old as its read (:attr:`FreeUnits.read_at`). The Function's reply names the units
+each call took off the free set; the ranker masks them in its copies (:meth:`FreeUnits.take`),
+so a search no longer finds them (one taken by another replica is skipped by the Function). A
+unit freed since the read is missing until the next one, which the ranker makes every
+``free_units_refresh_ms``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -51,6 +52,11 @@ class Nearby(NamedTuple):
     """(n,) the count each place asked for."""
     radius: np.ndarray
     """(n,) the radius each place was searched within."""
+
+
+def _other_type(unit: bytes | str) -> bytes | str:
+    """A unit id as text if given bytes, and as bytes if given text."""
+    return unit.decode() if isinstance(unit, bytes) else unit.encode()
 
 
 def _squeeze(bits: np.ndarray) -> np.ndarray:
@@ -102,10 +108,45 @@ class FreeUnits:
         self.lon, self.lat = decode(scores)
         self.read_at = read_at
         """``time.monotonic()`` when the set was read."""
-        self._tree = cKDTree(_on_sphere(self.lon, self.lat)) if self._units else None
+        self.taken = np.zeros(len(self._units), dtype=bool)
+        """Per unit: reported taken off the free set since the read (:meth:`take`)."""
+        self._index: dict[bytes | str, int] | None = None
+        self._points = _on_sphere(self.lon, self.lat)
+        self._tree = cKDTree(self._points) if self._units else None
+        self._live: np.ndarray | None = None
+        """The units in the tree (positions), when some are masked; ``None``: all."""
+        self._masked = False
 
     def __len__(self) -> int:
         return len(self._units)
+
+    def take(self, units: Iterable[bytes | str]) -> int:
+        """Mask ``units`` (ids the Function reported taken off the free set): searches no
+        longer find them. Ids the copy does not hold are ignored; how many were masked now."""
+        if self._index is None:  # (ids as the read answered them: the replies' are alike)
+            self._index = dict(zip(self._units, range(len(self._units)), strict=True))
+        index, found = self._index, []
+        for u in units:
+            i = index.get(u)
+            if i is None:
+                i = index.get(_other_type(u))
+            if i is not None:
+                found.append(i)
+        hits = np.array(found, dtype=np.int64)
+        new = hits[~self.taken[hits]] if len(hits) else hits
+        if len(new):
+            self.taken[new] = True
+            self._masked = True
+        return len(new)
+
+    def _search_tree(self) -> cKDTree | None:
+        """The tree of the units not masked (rebuilt, once per change, after :meth:`take`:
+        about 1 ms for 4,000 units)."""
+        if self._masked:
+            self._masked = False
+            self._live = np.flatnonzero(~self.taken)
+            self._tree = cKDTree(self._points[self._live]) if len(self._live) else None
+        return self._tree
 
     def name(self, member: int) -> str:
         """The unit id at position ``member`` (decoded only when a list names it)."""
@@ -125,15 +166,19 @@ class FreeUnits:
         wanted = np.broadcast_to(np.asarray(count, dtype=np.int64), (len(at),))
         radii = np.broadcast_to(np.asarray(radius_m, dtype=np.float64), (len(at),))
         total = len(self._units)
-        k = max(min(int(wanted.max(initial=0)) + _SPARE, total), 1)
-        if self._tree is None or not len(at):
+        tree = self._search_tree()
+        live = total if self._live is None else len(self._live)
+        k = max(min(int(wanted.max(initial=0)) + _SPARE, live), 1)
+        if tree is None or not len(at):
             empty = np.full((len(at), k), total)
             return Nearby(empty, np.full((len(at), k), np.inf), wanted, radii)
         reach = _chord(float(radii.max())) * (1 + 1e-9) + 1.0
-        _, index = self._tree.query(_on_sphere(at[:, 0], at[:, 1]), k=[*range(1, k + 1)],
-                                    distance_upper_bound=reach)  # fmt: skip
-        found = index < total
+        _, index = tree.query(_on_sphere(at[:, 0], at[:, 1]), k=[*range(1, k + 1)],
+                              distance_upper_bound=reach)  # fmt: skip
+        found = index < live
         index = np.where(found, index, 0)
+        if self._live is not None:
+            index = self._live[index]
         metres = haversine_many(at[:, :1], at[:, 1:], self.lon[index], self.lat[index])
         metres = np.where(found & (metres <= radii[:, None]), metres, np.inf)
         order = np.argsort(metres, axis=1, kind="stable")

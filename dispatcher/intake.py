@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final, NamedTuple
 
-from dispatcher.library import ALARM, COMMAND, PATROL, alarm_triples
+from dispatcher.library import ALARM, COMMAND, DIGEST, PATROL, alarm_triples, digest
 from polewatch import geo, wire
 
 # A zone's streams are ``<zone prefix>:<role>``; the role says what an entry holds.
@@ -67,9 +67,25 @@ def _order(entry: Entry) -> tuple[int, int, int]:
     return int(ms), _RANK[role(entry.stream)], int(seq or 0)
 
 
+class Checked(NamedTuple):
+    """A batch's entries checked (:func:`checked`)."""
+
+    good: list[tuple[Entry, bytes]]
+    """The good entries with their canonical messages."""
+    bad: list[Rejected]
+    args: list[bytes]
+    """The ``pw_batch`` triples of the good ones (as :func:`arguments` makes them)."""
+    places: list[tuple[float, float]]
+    """Each alarm's ``(lon, lat)``, in order."""
+
+
 def check(stream: str, fields: dict[bytes, bytes]) -> bytes:
     """The canonical encoding of a valid entry's message; :class:`wire.WireError` otherwise."""
-    message = wire.decode_entry(fields, _KINDS[role(stream)])
+    return wire.encode(_message(stream, fields))
+
+
+def _message(stream: str, fields: dict[bytes, bytes]) -> wire.Message:
+    message: wire.Message = wire.decode_entry(fields, _KINDS[role(stream)])
     if isinstance(message, wire.Alarm | wire.PatrolPosition):
         _place(message.lon, message.lat)
     elif isinstance(message, wire.PatrolDuty):
@@ -84,7 +100,7 @@ def check(stream: str, fields: dict[bytes, bytes]) -> bytes:
             raise wire.WireError("restore_unit needs 'unit'")
         if message.op in ("merge", "split") and not message.other:
             raise wire.WireError(f"{message.op} needs 'other'")
-    return wire.encode(message)
+    return message
 
 
 def _place(lon: float, lat: float) -> None:
@@ -102,6 +118,27 @@ def validate(entries: list[Entry]) -> tuple[list[tuple[Entry, bytes]], list[Reje
         except wire.WireError as exc:
             bad.append(Rejected(entry, exc.reason))
     return good, bad
+
+
+def checked(entries: list[Entry]) -> Checked:
+    """:func:`validate` and :func:`arguments` in one pass, each message decoded once (its
+    digest and place are taken from the checked message, not decoded again)."""
+    out = Checked([], [], [], [])
+    for entry in entries:
+        try:
+            message = _message(entry.stream, entry.fields)
+        except wire.WireError as exc:
+            out.bad.append(Rejected(entry, exc.reason))
+            continue
+        payload = wire.encode(message)
+        out.good.append((entry, payload))
+        code = _CODES[role(entry.stream)]
+        out.args.extend((code, entry.id, payload))
+        if isinstance(message, wire.Alarm):
+            out.places.append((message.lon, message.lat))
+            if (flat := digest(message)) is not None:
+                out.args.extend((DIGEST, b"", flat))
+    return out
 
 
 def arguments(good: list[tuple[Entry, bytes]]) -> list[bytes]:

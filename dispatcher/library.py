@@ -204,3 +204,9 @@ def settings_arg(
 def counters(reply: list[Any]) -> dict[str, int]:
     """The counters a function returned, by name."""
     return {name: int(value) for name, value in zip(STATS, reply, strict=False)}
+
+
+def left_free(reply: list[Any]) -> list[bytes | str]:
+    """The units a ``pw_batch`` or ``pw_tick`` call took off the free set (claimed, gone off
+    duty...), in order: the item after the counters (none from a library before it)."""
+    return list(reply[len(STATS)]) if len(reply) > len(STATS) else []

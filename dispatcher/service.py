@@ -19,12 +19,11 @@ import contextlib
 import logging
 import os
 import re
-import signal
 import socket
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 from redis.exceptions import ClusterError, RedisClusterException, ResponseError
@@ -36,6 +35,7 @@ from dispatcher.metrics import Metrics
 from dispatcher.priorities import PriorityTable
 from dispatcher.routing import Route, Router
 from dispatcher.settings import DispatcherSettings
+from dispatcher.shortlist import Ranked
 from polewatch import deadletter, keys, wire
 from polewatch.connection import connect, wait_ready
 
@@ -45,6 +45,16 @@ STREAMS = keys.DEFAULT.streams
 """The input streams of a deployment without zones."""
 HEARTBEAT_MAXLEN = 10_000
 _LOST_STATE = re.compile(r"NOGROUP|Function not found|NOTYPES")
+
+
+class _Batch(NamedTuple):
+    """A batch read, checked and ranked (:meth:`Dispatcher._prepare`), to be sent."""
+
+    good: list[tuple[intake.Entry, bytes]]
+    bad: list[intake.Rejected]
+    ranked: Ranked
+    replay: bool
+    prepared_s: float
 
 
 class Dispatcher:
@@ -179,30 +189,46 @@ class Dispatcher:
         # Entries this consumer name was given before a restart come first.
         await self._drain_own_pending(zone)
         next_claim = 0.0
-        # The next batch is read (and parsed) while Redis runs the functions on this one.
-        ahead: asyncio.Task[list[intake.Entry]] | None = None
+        # Two stages: batch n+1 is checked and ranked while Redis runs the functions on batch
+        # n (the read of n+2 waits behind n's call), and sent once n's reply is in: the calls
+        # stay in order, and n+1's lists lose the units n took (dispatcher.shortlist).
+        batch: _Batch | None = None
+        reading: asyncio.Future[list[intake.Entry]] | None = None
+        preparing: asyncio.Future[_Batch] | None = None
+        stopped = False
         try:
             while not self._stopping.is_set():
                 if time.monotonic() >= next_claim:
                     next_claim = time.monotonic() + self.settings.claim_every_s
                     if await self.claim(zone):
                         continue
-                entries = await (ahead or self._read(zone))
-                ahead = None
+                entries = await (reading or self._read(zone))
+                reading = None
                 if entries:
-                    ahead = asyncio.ensure_future(self._read(zone))
-                    await self.process(entries, zone)
+                    reading = asyncio.ensure_future(self._read(zone))
+                    preparing = asyncio.ensure_future(self._prepare(entries, zone))
+                if batch is not None:
+                    await self._send(batch, zone)
+                    batch = None
+                if preparing is not None:
+                    batch, preparing = await preparing, None
                 elif self.burst and not await self.claim(zone):
-                    return
+                    break
+            stopped = True
         finally:
-            # Stopping: what was read ahead is ours to do (or a dead replica's to claim).
-            if ahead is not None:
-                try:
-                    entries = await ahead
-                except Exception:  # the read failed with the rest: its entries stay pending
-                    entries = []
-                if entries:
+            # Stopping: what was read ahead is ours to do, in order. Failing: it stays pending
+            # (done after a restart by _drain_own_pending, or claimed by another replica).
+            if stopped:
+                if batch is not None:
+                    await self._send(batch, zone)
+                if reading is not None and (entries := await reading):
                     await self.process(entries, zone)
+            else:
+                for job in (preparing, reading):
+                    if job is not None:
+                        job.cancel()
+                        with contextlib.suppress(BaseException):
+                            await job
 
     async def _read(self, zone: keys.Zone) -> list[intake.Entry]:
         reply = await self.client.xreadgroup(
@@ -257,16 +283,33 @@ class Dispatcher:
         """Dead-letter the bad entries and hand the good ones to ``pw_batch`` on the zone's
         shard, in one round trip (border alarms another zone should take go there first);
         returns the counters."""
+        return await self._send(await self._prepare(entries, zone, replay=replay), zone)
+
+    async def _prepare(
+        self, entries: list[intake.Entry], zone: keys.Zone, *, replay: bool = False
+    ) -> _Batch:
+        """What a batch's call needs that no earlier call can change: the entries checked,
+        the alarms' road shortlists ranked (the units taken meanwhile leave them when sent)."""
         started = time.perf_counter()
-        good, bad = intake.validate(entries)
+        checked = intake.checked(entries)
+        ranked = await self.ranker.ranked(self.client, zone, checked.args, checked.places)
+        return _Batch(checked.good, checked.bad, ranked, replay, time.perf_counter() - started)
+
+    async def _send(self, batch: _Batch, zone: keys.Zone) -> dict[str, int]:
+        """Route ``batch``'s border alarms, then dead-letter its bad entries and run the good
+        ones in ``pw_batch``, in one round trip; the counters."""
+        started = time.perf_counter()
+        good, bad = batch.good, batch.bad
         away = await self.router.route(
-            self.client, zone, [p if e.is_alarm else None for e, p in good], replay=replay
+            self.client, zone, [p if e.is_alarm else None for e, p in good], replay=batch.replay
         )
         counts: Counter[str] = Counter()
-        if away:
+        if away:  # (rare: alarms near another zone's nearest unit) ranked again without them
             counts.update(await self._forward(zone, good, away))
             good = [g for i, g in enumerate(good) if i not in away]
-        args = await self.ranker.arguments(self.client, zone, intake.arguments(good))
+            args = await self.ranker.arguments(self.client, zone, intake.arguments(good))
+        else:
+            args = batch.ranked.arguments()
         async with self.client.pipeline(transaction=False) as pipe:
             for rejected in bad:
                 e = rejected.entry
@@ -284,7 +327,7 @@ class Dispatcher:
             log.warning("dead-lettered %s %s: %s", rejected.entry.stream,
                         rejected.entry.id, rejected.reason)  # fmt: skip
         self._count(dict(counts))
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started + batch.prepared_s)
         return dict(counts)
 
     async def _forward(
@@ -324,11 +367,10 @@ class Dispatcher:
         return dict(counts)
 
     def _answered(self, zone: str, reply: list[Any]) -> dict[str, int]:
-        """A function's counters; the units it claimed are told to the ranker (its copy of
-        the zone's free set may still list them)."""
-        counts = library.counters(reply)
-        self.ranker.claimed(zone, counts.get("dispatched", 0))
-        return counts
+        """A function's counters; the units it took off the free set are told to the ranker
+        (its copy of the zone's free set may still list them)."""
+        self.ranker.claimed(zone, library.left_free(reply))
+        return library.counters(reply)
 
     async def trim(self) -> None:
         """Trim the input streams behind the slowest consumer group (see :mod:`dispatcher.trim`)."""
@@ -364,35 +406,3 @@ class Dispatcher:
                 log.exception("%s failed", getattr(action, "__name__", action))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), period)
-
-
-async def serve(settings: DispatcherSettings, *, burst: bool = False) -> Dispatcher:
-    """Run a replica with SIGTERM/SIGINT handled (finish the batch in flight, then stop)."""
-    dispatcher = Dispatcher(settings, burst=burst)
-    loop = asyncio.get_running_loop()
-    running = asyncio.ensure_future(dispatcher.run())
-
-    def on_signal() -> None:
-        dispatcher.stop()
-        # Bounded: a batch stuck on an unreachable Redis must not hold the replica forever.
-        loop.call_later(settings.shutdown_grace_s, running.cancel)
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal)
-    close_metrics = (
-        dispatcher.metrics.serve(settings.metrics_port, settings.metrics_addr)
-        if settings.metrics_port
-        else None
-    )
-    log.info("dispatcher %s starting (burst=%s)", dispatcher.consumer, burst)
-    try:
-        with contextlib.suppress(asyncio.CancelledError):
-            await running
-        if running.cancelled():
-            log.warning("dispatcher %s stopped after the %.0f s grace period", dispatcher.consumer,
-                        settings.shutdown_grace_s)  # fmt: skip
-    finally:
-        if close_metrics:
-            close_metrics()
-    log.info("dispatcher %s stopped: %s", dispatcher.consumer, dict(dispatcher.totals))
-    return dispatcher

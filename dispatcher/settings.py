@@ -48,11 +48,9 @@ class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fie
     """At most this many units are ranked for one place (each costs the router a snap)."""
     free_units_refresh_ms: Annotated[float, Meta(ge=0)] = 50.0
     """By drive time, the shortlists search a copy of the zone's free units in the replica
-    (:mod:`dispatcher.freeunits`), read again when it is this old: a unit freed (or come on
-    duty) since the read is missed until then. 0: read before every ranking."""
-    free_units_max_claims: Annotated[int, Meta(ge=0)] = 64
-    """... and read again once the Function has claimed more units than this since the read
-    (each claim makes the lists one unit longer until then)."""
+    (:mod:`dispatcher.freeunits`), read again in the background when it is this old: a unit
+    freed (or come on duty) since the read is missed until then. The units the Function takes
+    are masked in it as its replies name them. 0: a read after every ranking."""
     tick_s: Positive = 0.5
     """How often ack deadlines are checked and escalated incidents retried."""
     unresponsive_after: Annotated[int, Meta(ge=0)] = 2

@@ -10,15 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 import msgpack
+import msgspec
 import redis
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dispatcher import bench, library
+from dispatcher import bench, intake, library
 from dispatcher.priorities import PriorityTable
 from dispatcher.settings import DispatcherSettings
-from polewatch import wire
+from polewatch import keys, wire
 
 # Lua's own reading of the alarm: what the digest must equal.
 _LUA_FORMATS = """
@@ -60,6 +61,32 @@ def test_a_far_caller_is_decoded_by_the_function() -> None:
     near = wire.encode(_alarm(2))
     assert library.alarm_triples(near, b"1-0")[:4] == [library.ALARM, b"1-0", near,
                                                        library.DIGEST]  # fmt: skip
+
+
+_ENTRY_BODIES = st.one_of(
+    st.builds(lambda lon, lat, ts, far, grid: msgspec.to_builtins(_alarm(
+        0, lon=lon, lat=lat, ts=ts, grid=grid, extra={"caller_far_m": 9.5} if far else {})),
+        st.floats(-180, 180), st.floats(-85, 85), st.floats(0, 4e9), st.booleans(),
+        st.none() | st.sampled_from(["g1", "g2"])),
+    st.dictionaries(st.sampled_from(["id", "type", "lon", "lat", "ts", "source", "k", "unit"]),
+                    st.none() | st.integers(-5, 5) | st.floats() | st.text(max_size=5)),
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(bodies=st.lists(st.tuples(st.sampled_from([0, 1, 2]), _ENTRY_BODIES), max_size=8))
+def test_one_decode_per_entry_makes_what_validate_and_arguments_make(
+    bodies: list[tuple[int, dict[str, Any]]],
+) -> None:
+    streams = [keys.ALARMS, keys.PATROL_EVENTS, keys.COMMANDS]
+    entries = [intake.Entry(streams[s], f"{i}-0".encode(), {b"m": msgspec.msgpack.encode(b)})
+               for i, (s, b) in enumerate(bodies)]  # fmt: skip
+    checked = intake.checked(entries)
+    good, bad = intake.validate(entries)
+    assert (checked.good, checked.bad) == (good, bad)
+    assert checked.args == intake.arguments(good)
+    alarms = [wire.decode(p) for e, p in good if e.is_alarm]
+    assert checked.places == [(a.lon, a.lat) for a in alarms if isinstance(a, wire.Alarm)]
 
 
 def _normal(packed: bytes) -> Any:

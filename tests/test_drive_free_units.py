@@ -1,8 +1,9 @@
 """The replica's copy of a zone's free units (dispatcher/freeunits.py), which the road
 shortlists search instead of GEOSEARCH: its positions are Redis' own (GEOPOS), its searches
 answer what GEOSEARCH answers on the same set, and a copy older than the set is safe: a unit
-claimed since the read is skipped by the Function, a unit freed since is listed after the next
-read.
+claimed by another replica since the read is skipped by the Function, one the Function says it
+took leaves the lists (even those made before it said so), a unit freed since is listed after
+the next read.
 """
 
 from __future__ import annotations
@@ -44,6 +45,35 @@ def test_positions_decode_as_geopos_answers(sync_redis: redis.Redis, places: lis
     answer: Any = sync_redis.geopos(KEY, *(m for m, _ in pairs))
     # GEOPOS prints 17 decimals: equal to 1e-12 degrees (a geohash cell is 5e-6 wide).
     assert np.array(answer, dtype=np.float64) == pytest.approx(np.stack([lon, lat], 1), abs=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(1, 50),
+    count=st.integers(1, 20),
+    taken=st.lists(st.integers(0, 60), max_size=60),
+    radius=st.sampled_from([3e5, 2e7]),
+)
+def test_a_masked_copy_searches_like_a_copy_without_those_units(
+    seed: int, size: int, count: int, taken: list[int], radius: float
+) -> None:
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 2**52, size=size).astype(np.float64)  # anywhere on Earth
+    names = [f"u{i}" for i in range(size)]
+    copy = freeunits.FreeUnits([n.encode() for n in names], scores, 0.0)
+    gone = sorted({f"u{i}" for i in taken})  # (some not in the copy: ignored)
+    assert copy.take(gone[: len(gone) // 2]) + copy.take([g.encode() for g in gone]) == len(
+        [g for g in gone if g in names]
+    )  # each unit masked once, as text or bytes
+    kept = [i for i, n in enumerate(names) if n not in gone]
+    without = freeunits.FreeUnits([names[i] for i in kept], scores[kept], 0.0)
+    places = rng.uniform([-180, -85], [180, 85], size=(6, 2))
+    masked, plain = copy.nearest(places, count, radius), without.nearest(places, count, radius)
+    for row in range(len(places)):
+        listed = [copy.name(i) for i in masked.member[row].tolist() if i < len(copy)]
+        assert listed == [without.name(i) for i in plain.member[row].tolist() if i < len(kept)]
+        assert masked.air_m[row][: len(listed)].tolist() == plain.air_m[row][: len(listed)].tolist()
 
 
 async def test_searches_answer_what_geosearch_answers(
@@ -100,12 +130,13 @@ async def test_a_stale_copy_is_safe_and_the_next_read_lists_units_freed_since(
     await sc.drain(redis_url)  # D is free since the read
     (stale,) = await ranker.rank(aredis, keys.DEFAULT, [(LON, LAT)]) or []
     assert "D" not in _units_of(stale)
-    ranker.claimed(keys.DEFAULT.name, conf.free_units_max_claims + 1)  # too many: read again
-    (fresh,) = await ranker.rank(aredis, keys.DEFAULT, [(LON, LAT)]) or []
+    fresh_ranker = drive.Ranker(conf)  # (its first list reads the set)
+    await fresh_ranker.refresh(aredis)
+    (fresh,) = await fresh_ranker.rank(aredis, keys.DEFAULT, [(LON, LAT)]) or []
     assert _units_of(fresh) == ["D"]  # B and C are taken; D is 400 m down the road
 
 
-async def test_claims_since_the_read_lengthen_the_lists(
+async def test_units_the_function_took_leave_the_lists_made_before_and_after(
     redis_url: str, sync_redis: redis.Redis, aredis: aioredis.Redis
 ) -> None:
     await store_town(redis_url)
@@ -117,6 +148,20 @@ async def test_claims_since_the_read_lengthen_the_lists(
     await ranker.refresh(aredis)
     (plain,) = await ranker.rank(aredis, keys.DEFAULT, [(LON, LAT)]) or []
     assert _units_of(plain) == ["s1", "s2", "s3"]
-    ranker.claimed(keys.DEFAULT.name, 2)  # two units claimed that the copy still lists
-    (longer,) = await ranker.rank(aredis, keys.DEFAULT, [(LON, LAT)]) or []
-    assert _units_of(longer) == ["s1", "s2", "s3", "s4", "s5"]
+    before = await ranker.shortlists(aredis, keys.DEFAULT, [(LON, LAT)])
+    assert before is not None and before.packed() == [plain]
+    # A call's reply names the units it took (here s1 claimed, s2 gone off duty) ...
+    args = library.alarm_triples(wire.encode(sc.alarm(LON, LAT))) + [
+        library.PATROL, b"", wire.encode(sc.off_duty("s2"))]  # fmt: skip
+    reply = await aredis.fcall(library.BATCH, 1, keys.ALARMS, library.settings_arg(conf, "t"),
+                               *drive.interleave(args, [plain]))  # fmt: skip
+    assert library.left_free(reply) == [b"s1", b"s2"]
+    ranker.claimed(keys.DEFAULT.name, library.left_free(reply))
+    # ... the list made before leaves them out when it is sent, still three units long and
+    # proven up to the third; lists made after never find them (the copy is not read again).
+    (sent,) = before.packed()
+    assert _units_of(sent) == ["s3", "s4", "s5"]
+    (after,) = await ranker.rank(aredis, keys.DEFAULT, [(LON, LAT)]) or []
+    assert after == sent
+    ranked: dict[str, Any] = msgspec.msgpack.decode(sent)
+    assert ranked["b"] == ranked["t"][-1]
