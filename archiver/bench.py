@@ -34,7 +34,7 @@ import redis.asyncio as aioredis
 
 from analytics import archive
 from analytics.simulation import simulate_week, write_incidents
-from archiver.service import Metrics, ZoneArchiver, migrate
+from archiver.service import Metrics, ZoneArchiver, fewer_collections, migrate
 from archiver.settings import ArchiverSettings
 from polewatch import keys
 from polewatch.embedded import EmbeddedRedis
@@ -152,7 +152,8 @@ async def _archive(
             for i in range(consumers)
         ]
         began = time.perf_counter()
-        await asyncio.gather(*(a.run(burst=True) for a in archivers))
+        with fewer_collections():  # as ``polewatch archiver`` runs them
+            await asyncio.gather(*(a.run(burst=True) for a in archivers))
         took = time.perf_counter() - began
     finally:
         await redis.aclose()

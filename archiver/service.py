@@ -15,52 +15,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import gc
 import logging
+import math
 import signal
-from typing import Any, Final
+import time
+from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import redis.asyncio as aioredis
-from prometheus_client import CollectorRegistry, Counter, Gauge
-from redis.exceptions import ResponseError
 
 from archiver import schema, writer
+from archiver.metrics import Metrics
 from archiver.settings import ArchiverSettings
 from archiver.source import TERMINAL, read_incidents, retain
+from archiver.stream import GROUP, READ, Bad, decode_batch, ensure_group, entries
 from polewatch import connection, deadletter, keys, wire
 from polewatch.connection import UNREACHABLE
 
+__all__ = [
+    "GROUP", "Metrics", "ZoneArchiver", "decode_batch", "fewer_collections", "migrate", "serve",
+]  # fmt: skip
 log = logging.getLogger("polewatch.archiver")
-GROUP = keys.ARCHIVE_GROUP
-Bad = list[tuple[Any, dict[bytes, bytes], str]]
-"""Entries to dead-letter: ``(entry id, fields, reason)``."""
 
 
-class Metrics:
-    """The archiver's Prometheus metrics (its own registry)."""
+@dataclasses.dataclass
+class _Batch:
+    """A batch read and decoded, its closed incidents read from Redis, not yet written."""
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.archived = Counter(
-            "polewatch_archiver_incidents_total", "Incidents written to the archive",
-            registry=self.registry,
-        )  # fmt: skip
-        self.entries = Counter(
-            "polewatch_archiver_audit_entries_total", "Audit entries archived",
-            registry=self.registry,
-        )  # fmt: skip
-        self.deadletters = Counter(
-            "polewatch_archiver_dead_letters_total", "Audit entries dead-lettered",
-            registry=self.registry,
-        )  # fmt: skip
-        self.lag = Gauge(
-            "polewatch_archiver_lag_entries", "Audit entries not yet read by the archivers",
-            ["zone"], registry=self.registry,
-        )  # fmt: skip
-        self.db_errors = Counter(
-            "polewatch_archiver_database_errors_total", "Batches the database refused",
-            registry=self.registry,
-        )  # fmt: skip
+    rows: list[writer.AuditRow]
+    bad: Bad
+    incidents: list[writer.Archived]
+    others: list[str]
+    """Incidents it touches without closing them: archived again if already archived."""
+    last: Any
+    """Its last entry's id."""
 
 
 class ZoneArchiver:
@@ -75,26 +66,39 @@ class ZoneArchiver:
         self.metrics = metrics
         self.stream = zone.audit
         self._pg: psycopg.AsyncConnection[Any] | None = None
+        self._own = True
+        """Whether this consumer's own pending entries may remain to be read (a restart)."""
+        self._acking: asyncio.Future[None] | None = None
+        """The acknowledgement in flight (of the batch committed last)."""
+        self._claimed = -math.inf
+        """When entries left by crashed replicas were last claimed (``time.monotonic``)."""
+        """The acknowledgement in flight (of the batch committed last)."""
         self.stop = asyncio.Event()
         """Set it to have :meth:`run` return after the batch in hand (SIGTERM does)."""
 
     async def run(self, *, burst: bool = False) -> None:
-        """Consume until cancelled (with ``burst``: until the stream is drained)."""
-        await _ensure_group(self.redis, self.stream)
-        own = True
+        """Consume until cancelled (with ``burst``: until the stream is drained).
+
+        Three batches are in hand at a time: while batch n is written (one transaction),
+        batch n + 1 is read, decoded and its incidents read from Redis, and batch n - 1,
+        committed, gets its retention time and is acknowledged; so this process, PostgreSQL
+        and Redis work at the same time. What must wait does: a batch's writing (with its
+        "already archived?" check) starts after the previous commit, its acknowledgement
+        after its own commit and the previous acknowledgement."""
+        await ensure_group(self.redis, self.stream)
+        self._own = True
+        batch: _Batch | None = None
         try:
             while not self.stop.is_set():
                 try:
-                    entries = await self._read("0", block=None) if own else []
-                    own = bool(entries)
-                    if not own:
-                        entries = await self._claim() or await self._read(">", block=None)
-                    if not entries and not burst:  # caught up: wait for new entries
-                        entries = await self._read(">", block=self.settings.block_ms)
-                    if entries:
-                        await self.process(entries)
-                    elif burst:
-                        return
+                    if batch is None:
+                        batch = await self._next(None, block=not burst and not self._acking)
+                        if batch is None and burst and not self._acking:
+                            return
+                    if batch is None:
+                        await self._acknowledged()
+                    else:
+                        batch = await self._write_reading_next(batch)
                     await self._lag()
                 except UNREACHABLE as exc:
                     # Redis (or a cluster node) failed mid-batch: what was read stays pending
@@ -102,10 +106,74 @@ class ZoneArchiver:
                     if connection.stopping():
                         raise
                     log.warning("Redis error (%s); reading the pending entries again", exc)
-                    own = True
+                    await self._settle()
+                    batch = None
+                    self._own = True
                     await asyncio.sleep(self.settings.retry_s)
+            try:  # stopped: what was read ahead is in hand too
+                if batch is not None:
+                    await self._write_reading_next(batch, reading=False)
+                await self._acknowledged()
+            except UNREACHABLE as exc:
+                log.warning("Redis error (%s) at the stop; the entries stay pending", exc)
         finally:
+            await self._settle(cancel=True)
             await self.aclose()
+
+    async def _write_reading_next(self, batch: _Batch, *, reading: bool = True) -> _Batch | None:
+        """Write ``batch`` while the next one is read and prepared and the previous one is
+        acknowledged; then start its own acknowledgement. The next batch, if any."""
+        writing = asyncio.ensure_future(self._commit(batch))
+        upcoming = None
+        try:
+            if reading:
+                upcoming = await self._next(batch.last, block=False)
+        except asyncio.CancelledError:
+            writing.cancel()
+            raise
+        except BaseException:
+            # The read failed (Redis): the write ends (or fails) first, then the caller reads
+            # this consumer's pending entries again, both batches' included.
+            await asyncio.gather(writing, return_exceptions=True)
+            raise
+        finally:
+            if writing.cancelled() or not writing.done():
+                await asyncio.gather(writing, return_exceptions=True)
+        writing.result()
+        await self._acknowledged()
+        self._acking = asyncio.ensure_future(self._acknowledge(batch))
+        return upcoming
+
+    async def _acknowledged(self) -> None:
+        """Wait for the acknowledgement in flight (raising its error)."""
+        acking, self._acking = self._acking, None
+        if acking is not None:
+            await acking
+
+    async def _settle(self, *, cancel: bool = False) -> None:
+        """End the acknowledgement in flight, ignoring its error (its entries stay pending)."""
+        acking, self._acking = self._acking, None
+        if acking is not None:
+            if cancel:
+                acking.cancel()
+            await asyncio.gather(acking, return_exceptions=True)
+
+    async def _next(self, after: Any, *, block: bool) -> _Batch | None:
+        """The next batch, read and prepared; ``None`` when there is none. Own pending entries
+        (after a restart) come first, read after ``after``, the last entry of the batch being
+        written (it is still pending); then entries a crashed replica left; then new ones,
+        waiting for them with ``block``."""
+        entries: list[Any] = []
+        if self._own:
+            entries = await self._read(after or "0", block=None)
+            self._own = bool(entries)
+        if not entries and time.monotonic() >= self._claimed + self.settings.claim_idle_ms / 2e3:
+            entries = await self._claim()
+        if not entries:
+            entries = await self._read(">", block=None) or await self._claim()
+        if not entries and block:
+            entries = await self._read(">", block=self.settings.block_ms)
+        return await self._prepare(entries) if entries else None
 
     async def aclose(self) -> None:
         """Close the database connection (:meth:`run` does on its way out)."""
@@ -116,10 +184,10 @@ class ZoneArchiver:
     async def _read(self, cursor: str, *, block: int | None) -> list[Any]:
         if block is None:  # a script reads the batch: one flat reply, no per-entry dicts
             flat = await self.redis.eval(
-                _READ, 1, self.stream, GROUP, self.settings.consumer, self.settings.batch,
+                READ, 1, self.stream, GROUP, self.settings.consumer, self.settings.batch,
                 cursor, wire.FIELD,
             )  # fmt: skip
-            return _entries(flat)
+            return entries(flat)
         reply: Any = await self.redis.xreadgroup(
             GROUP, self.settings.consumer, {self.stream: cursor},
             count=self.settings.batch, block=block,
@@ -127,6 +195,9 @@ class ZoneArchiver:
         return list(reply[0][1]) if reply else []
 
     async def _claim(self) -> list[Any]:
+        # Not every round: XAUTOCLAIM walks the pending list, which holds the batches in hand
+        # (about 1 us of Redis per entry). Each half idle time, and whenever nothing is new.
+        self._claimed = time.monotonic()
         reply = await self.redis.xautoclaim(
             self.stream, GROUP, self.settings.consumer, self.settings.claim_idle_ms,
             start_id="0-0", count=self.settings.batch,
@@ -140,9 +211,32 @@ class ZoneArchiver:
 
     async def process(self, entries: list[Any]) -> None:
         """Archive one batch of ``(id, fields)`` audit entries, then acknowledge it."""
+        batch = await self._prepare(entries)
+        await self._commit(batch)
+        await self._acknowledge(batch)
+
+    async def _prepare(self, entries: list[Any]) -> _Batch:
+        """Decode a batch of ``(id, fields)`` audit entries and read from Redis the incidents
+        it closes (closed, cancelled, merged). Nothing here asks the archive: what the batch
+        touches that is archived already is found by :meth:`_commit`, after the batch before
+        it was committed."""
         rows, bad = decode_batch(self.zone.name, entries)
-        incidents = await self._incidents(rows, bad)
-        await self._write(incidents, rows, bad)
+        closing = {r.event.incident for r in rows if r.event.event in TERMINAL}
+        others = {r.event.incident for r in rows} - closing
+        incidents = await self._incidents(sorted(closing), rows, bad)
+        return _Batch(rows, bad, incidents, sorted(others), entries[-1][0])
+
+    async def _commit(self, batch: _Batch) -> None:
+        """Archive a prepared batch, with the archived incidents it reopens or amends."""
+        again = await self._database(lambda c: writer.archived_ids(c, batch.others))
+        if again:
+            batch.incidents += await self._incidents(sorted(again), batch.rows, batch.bad)
+        await self._write(batch.incidents, batch.rows, batch.bad)
+
+    async def _acknowledge(self, batch: _Batch) -> None:
+        """After its commit: give a batch's incidents their retention time, dead-letter its
+        bad entries and acknowledge the rest."""
+        rows, bad, incidents = batch.rows, batch.bad, batch.incidents
         async with self.redis.pipeline(transaction=False) as pipe:
             done = {a.incident.id for a in incidents}
             joined = [r.event.alarm for r in rows if r.event.alarm and r.event.incident not in done]
@@ -157,14 +251,15 @@ class ZoneArchiver:
         self.metrics.entries.inc(len(rows))
         self.metrics.deadletters.inc(len(bad))
 
-    async def _incidents(self, rows: list[writer.AuditRow], bad: Bad) -> list[writer.Archived]:
-        """The incidents the batch archives; an unreadable one dead-letters its events."""
-        closing = {r.event.incident for r in rows if r.event.event in TERMINAL}
-        others = {r.event.incident for r in rows} - closing
-        again = await self._database(lambda c: writer.archived_ids(c, sorted(others)))
-        wanted = sorted(closing | again)
+    async def _incidents(
+        self, wanted: list[str], rows: list[writer.AuditRow], bad: Bad
+    ) -> list[writer.Archived]:
+        """The incidents ``wanted`` as Redis holds them; an unreadable one dead-letters its
+        events (moved from ``rows`` to ``bad``), one that is gone is left out."""
+        if not wanted:
+            return []
         known = {r.body: r.event for r in rows}  # the timelines hold the same bytes
-        found = await read_incidents(self.redis, self.zone, wanted, known) if wanted else {}
+        found = await read_incidents(self.redis, self.zone, wanted, known)
         unreadable = {iid: why for iid, why in found.items() if isinstance(why, str)}
         for r in [r for r in rows if r.event.incident in unreadable]:
             rows.remove(r)
@@ -211,56 +306,19 @@ class ZoneArchiver:
                 await asyncio.sleep(self.settings.retry_s)
 
 
-# XREADGROUP in a script, its reply flattened to id, message, id, message, ...: redis-py's
-# XREADGROUP reply callback builds a dict per entry, about a quarter of the archiver's time
-# (side by side: archiver 88-93 -> 69-79 us per incident, Redis 38-39 -> 45-47 us). An entry
-# with other fields than the message comes back with all its fields (a list; empty if the
-# entry was deleted while pending).
-_READ: Final = """
-local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
-                         'STREAMS', KEYS[1], ARGV[4])
-local out = {}
-if not reply or not reply[1] then return out end
-for _, e in ipairs(reply[1][2]) do
-  local fields = e[2] or {}
-  out[#out + 1] = e[1]
-  if #fields == 2 and fields[1] == ARGV[5] then out[#out + 1] = fields[2]
-  else out[#out + 1] = fields end
-end
-return out
-"""
-
-
-def _entries(flat: list[Any]) -> list[tuple[Any, dict[bytes, bytes]]]:
-    """``(id, fields)`` entries out of the :data:`_READ` script's flat reply."""
-    out: list[tuple[Any, dict[bytes, bytes]]] = []
-    for entry_id, value in zip(flat[::2], flat[1::2], strict=True):
-        if isinstance(value, list):
-            out.append((entry_id, dict(zip(value[::2], value[1::2], strict=True))))
-        else:
-            out.append((entry_id, {wire.FIELD: value}))
-    return out
-
-
-def decode_batch(zone: str, entries: list[Any]) -> tuple[list[writer.AuditRow], Bad]:
-    """Split ``(id, fields)`` audit entries into decoded rows and entries to dead-letter with
-    the reason; every entry lands in exactly one of them."""
-    rows: list[writer.AuditRow] = []
-    bad: Bad = []
-    for entry_id, fields in entries:
-        try:
-            event = wire.decode_entry(fields or {}, wire.IncidentEvent)
-        except wire.WireError as exc:
-            bad.append((entry_id, fields or {}, exc.reason))
-            continue
-        rows.append(writer.AuditRow(zone, _text(entry_id), event, fields[wire.FIELD]))
-    return rows, bad
-
-
-async def _ensure_group(redis: aioredis.Redis, stream: str) -> None:
-    """The ``archivers`` group from the start of the stream (the whole history is archived)."""
-    with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
-        await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Python's cycle collector every 100,000 net allocations instead of 700, for as long as
+    the archiver runs. A batch allocates about 100,000 objects (rows, events, incidents) that
+    live until it is acknowledged, and each collection walked them again: about 16 of the
+    archiver's 77 us per incident (timed with ``gc.callbacks``, 20,000 incidents), none
+    after. The archiver makes few reference cycles, so little waits for the collector."""
+    before = gc.get_threshold()
+    gc.set_threshold(100_000, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 async def migrate(database_url: str) -> list[int]:
@@ -293,7 +351,7 @@ async def serve(settings: ArchiverSettings, *, burst: bool = False) -> None:
     # client can break a connection that several tasks open at once.
     await connection.wait_ready(redis)
     for z in zones:
-        await _ensure_group(redis, z.audit)
+        await ensure_group(redis, z.audit)
     archivers = [ZoneArchiver(redis, settings, z, metrics) for z in zones]
     tasks = [asyncio.create_task(a.run(burst=burst)) for a in archivers]
     loop = asyncio.get_running_loop()
@@ -308,7 +366,8 @@ async def serve(settings: ArchiverSettings, *, burst: bool = False) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, drain)
     try:
-        await asyncio.gather(*tasks)
+        with fewer_collections():
+            await asyncio.gather(*tasks)
     except asyncio.CancelledError:
         pass
     finally:

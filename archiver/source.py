@@ -146,7 +146,7 @@ def retain(
 
 def _event(data: bytes) -> wire.IncidentEvent | None:
     try:
-        event: wire.IncidentEvent = wire.decode(data, wire.IncidentEvent)
+        event: wire.IncidentEvent = wire.decode(data, wire.StoredIncidentEvent)
     except wire.WireError:
         return None
     return event

@@ -123,6 +123,23 @@ class IncidentEvent(Message, tag="incident", frozen=True, kw_only=True):
     route: RouteSource | None = None
 
 
+StoredIdent = Annotated[str, Meta(min_length=1, max_length=128)]
+"""An :data:`Ident` read back from a stream that only polewatch's own services write: its
+length is checked again, its characters not (they were checked when it came in)."""
+
+
+class StoredIncidentEvent(IncidentEvent, tag="incident", frozen=True, kw_only=True):
+    """An :class:`IncidentEvent` as the archiver reads it back from the audit stream, which
+    only the dispatcher writes: everything is checked but the ids' patterns, most of the
+    decoding time (about 0.3 instead of 1.2 us an event). Decode with ``decode(data,
+    StoredIncidentEvent)``; it is an :class:`IncidentEvent` and encodes the same."""
+
+    incident: StoredIdent
+    unit: StoredIdent | None = None
+    alarm: StoredIdent | None = None
+    actor: StoredIdent | None = None
+
+
 class Dispatch(Message, tag="dispatch", frozen=True, kw_only=True):
     """An incident assigned to a unit, pushed to the unit's own stream."""
 
