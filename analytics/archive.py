@@ -64,6 +64,42 @@ _FINISHED: Final = (
     " WHERE i.state = ANY(%(states)s) {text} {before}"
     ' ORDER BY fin.ts DESC, i.id COLLATE "C" DESC LIMIT %(limit)s'
 )
+_BEFORE: Final = 'AND (fin.ts, i.id COLLATE "C") < (%(ts)s, %(id)s)'
+# A text is first looked for in the newest WINDOW finished incidents (below the cursor), read
+# in the history's order (index incident_finished) down to the first one past them, the edge:
+# a common text fills its page there.
+_EDGE: Final = (
+    "SELECT COALESCE((w.times->>w.state)::float8, w.created), w.id FROM incident w"
+    " WHERE w.state = ANY(%(states)s) {before}"
+    ' ORDER BY COALESCE((w.times->>w.state)::float8, w.created) DESC, w.id COLLATE "C" DESC'
+    " OFFSET %(window)s LIMIT 1"
+)
+_EDGE_BEFORE: Final = (
+    'AND (COALESCE((w.times->>w.state)::float8, w.created), w.id COLLATE "C") < (%(ts)s, %(id)s)'
+)
+_PAST_EDGE: Final = 'AND (fin.ts, i.id COLLATE "C") > (%(edge_ts)s, %(edge_id)s)'
+WINDOW = 2_000
+"""Newest finished incidents a text is looked for in before the indexes are read."""
+# Otherwise in two parts, each through a trigram index of migration 005 (the expressions are
+# the indexes', letter for letter): the planner reads the few candidates from the index (a
+# text found in few incidents, or nowhere) or the history's order up to the page. The
+# candidates are a superset: every field is then matched on its own. In the incident's fields:
+_IN_FIELDS: Final = (
+    "AND lower(COALESCE(i.id, '') || E'\\n' || COALESCE(i.pole, '') || E'\\n'"
+    " || COALESCE(i.type, '') || E'\\n' || COALESCE(i.district, '') || E'\\n'"
+    " || COALESCE(i.grid, '') || E'\\n' || COALESCE(i.text, '') COLLATE \"und-x-icu\")"
+    " LIKE %(like)s AND ({matched})"
+)
+# ... and the part found in the detail of the event named like the incident's state. Always
+# read from the index: the rows holding the text decide (as an array, the planner cannot
+# misjudge how many: a join read the history's whole order for a text found nowhere).
+_IN_DETAIL: Final = (
+    "AND i.id = ANY(ARRAY(SELECT e.incident FROM incident_event e JOIN incident s"
+    '  ON s.id = e.incident AND s.state = e.event WHERE lower(e.detail COLLATE "und-x-icu")'
+    "  LIKE %(like)s)) AND ({matched})"
+)
+TRIGRAM: Final = 3
+"""Characters a text needs for a trigram; a shorter one is matched as it is read."""
 
 
 def _fields(columns: Mapping[str, str], row: Sequence[Any]) -> dict[str, Any]:
@@ -165,22 +201,59 @@ async def finished_incidents(
     district, grid, description or finishing detail contains ``text`` (any case), most
     recently finished first (then by id, descending), all finished before ``before``
     (``(finished, id)``, the last one of the previous page) when given."""
-    matched = " OR ".join(f'strpos(lower({f} COLLATE "und-x-icu"), %(text)s) > 0' for f in _MATCHED)
-    query = _FINISHED.format(
-        columns=", ".join(_INCIDENT_COLUMNS.values()),  # no name of fin's or ev's among them
-        text=f"AND ({matched})" if text else "",
-        before='AND (fin.ts, i.id COLLATE "C") < (%(ts)s, %(id)s)' if before else "",
-    )  # fmt: skip
-    params: dict[str, Any] = {"states": list(states), "text": text.lower(), "limit": limit}
+    needle = text.lower()
+    like = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    params: dict[str, Any] = {"states": list(states), "text": needle, "like": like,
+                              "limit": limit}  # fmt: skip
     if before is not None:
         params.update(ts=before[0], id=before[1])
+    if not needle:
+        return _page(await _rows(conn, params, "", before), limit)
+    every = f"AND ({_matched(_MATCHED)})"
+    cur = await conn.execute(_EDGE.format(before=_EDGE_BEFORE if before else ""),
+                             {**params, "window": WINDOW})  # fmt: skip
+    edge = await cur.fetchone()
+    if edge is None:  # the newest are all there are
+        return _page(await _rows(conn, params, every, before), limit)
+    params.update(edge_ts=edge[0], edge_id=edge[1])
+    rows = await _rows(conn, params, every + " " + _PAST_EDGE, before)
+    if len(rows) < limit:  # not among the newest: through the indexes (a short text: all)
+        parts = [every] if len(needle) < TRIGRAM else [
+            _IN_FIELDS.format(matched=_matched(_MATCHED[:-1])),
+            _IN_DETAIL.format(matched=_matched(_MATCHED[-1:]))]  # fmt: skip
+        for part in parts:
+            rows += await _rows(conn, params, part, before)
+    return _page(rows, limit)
+
+
+async def _rows(
+    conn: psycopg.AsyncConnection[Any], params: Mapping[str, Any], text: str, before: object
+) -> list[tuple[Any, ...]]:
+    query = _FINISHED.format(
+        columns=", ".join(_INCIDENT_COLUMNS.values()),  # no name of fin's or ev's among them
+        text=text,
+        before=_BEFORE if before is not None else "",
+    )
     cur = await conn.execute(query, params)
+    return await cur.fetchall()
+
+
+def _page(rows: Sequence[tuple[Any, ...]], limit: int) -> list[Finished]:
+    """The first ``limit`` of ``rows`` (each incident once) in the history's order (ids as
+    Python's str compare: byte order, COLLATE "C")."""
     width = len(_INCIDENT_COLUMNS)
+    unique = {row[0]: row for row in rows}.values()
+    page = sorted(unique, key=lambda row: (row[width], row[0]), reverse=True)[:limit]
     return [
         Finished(records.Incident(**_fields(_INCIDENT_COLUMNS, row[:width])), row[width],
                  row[width + 1])
-        for row in await cur.fetchall()
+        for row in page
     ]  # fmt: skip
+
+
+def _matched(fields: Sequence[str]) -> str:
+    """SQL: one of ``fields`` holds the text, lower-cased by ICU as Python lowers it."""
+    return " OR ".join(f'strpos(lower({f} COLLATE "und-x-icu"), %(text)s) > 0' for f in fields)
 
 
 async def archived_detail(

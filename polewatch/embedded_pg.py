@@ -11,6 +11,7 @@ they are found there.
 from __future__ import annotations
 
 import contextlib
+import locale
 import os
 import pwd
 import shutil
@@ -60,6 +61,20 @@ def _run_as() -> str | None:
             continue
         return name
     raise PostgresNotFound("running as root and no 'postgres' or 'nobody' user to run as")
+
+
+def _ctype() -> str:
+    """LC_CTYPE of a new cluster: ``C.UTF-8`` where the C library has it, so that text search
+    (pg_trgm) takes Chinese characters for letters, else ``C``. Sorting is byte order either
+    way (LC_COLLATE C)."""
+    saved = locale.setlocale(locale.LC_CTYPE)
+    try:
+        locale.setlocale(locale.LC_CTYPE, "C.UTF-8")
+    except locale.Error:
+        return "C"
+    finally:
+        locale.setlocale(locale.LC_CTYPE, saved)
+    return "C.UTF-8"
 
 
 def _reachable(path: Path) -> bool:
@@ -116,7 +131,7 @@ class EmbeddedPostgres(EmbeddedServer):
             shutil.chown(self.pgdata, self.user, self.user)
         done = subprocess.run(
             [server_bin("initdb"), "-D", str(self.pgdata), "-U", USER, "--auth=trust",
-             "-E", "UTF8", "--no-locale", "--no-sync"],
+             "-E", "UTF8", "--locale=C", f"--lc-ctype={_ctype()}", "--no-sync"],
             capture_output=True, text=True, user=self.user, cwd="/",
         )  # fmt: skip
         if done.returncode != 0:
