@@ -9,6 +9,11 @@ in one transaction; only after the commit do its keys get their retention time (
 reopened one's are made persistent again) and the entries get acknowledged. A crash anywhere
 replays the batch: the upserts make that harmless. While the database is unreachable the
 batch is retried and nothing is acknowledged or expired.
+
+Three batches are in hand at a time (:meth:`ZoneArchiver.run`): one is written while the next
+is read and decoded and the previous one acknowledged, so this process, PostgreSQL and Redis
+work at the same time; a batch's "already archived?" check and its writing wait for the
+previous commit, its acknowledgement for its own commit and the previous acknowledgement.
 """
 
 from __future__ import annotations

@@ -1,0 +1,95 @@
+"""The archiver works on three batches at once (one written, the next read, the previous
+acknowledged): what must wait for a commit still does, and no batch is archived twice."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+import redis.asyncio as aioredis
+
+from analytics.simulation import simulate_week, write_incidents
+from archiver.service import GROUP, Metrics, ZoneArchiver
+from archiver.settings import ArchiverSettings
+from archiver.source import TERMINAL
+from polewatch import keys, wire
+
+WEEK = 1_767_225_600.0
+
+
+@pytest.fixture
+async def pg(database_url: str) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+async def one(pg: psycopg.AsyncConnection[Any], query: str, *params: Any) -> tuple[Any, ...]:
+    row = await (await pg.execute(query.encode(), params)).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+class AmendedOnceRead(ZoneArchiver):
+    """Amends an incident (as an operator would) right after the batch that closes it was read
+    from Redis, so the amendment is the next batch, read while the close is being written."""
+
+    amend: Any = None
+
+    async def _prepare(self, entries: list[Any]) -> Any:
+        batch = await super()._prepare(entries)
+        amend, self.amend = self.amend, None
+        if amend is not None:
+            await amend()
+        return batch
+
+
+async def test_an_amendment_read_while_its_close_is_written_is_archived_again(
+    aredis: aioredis.Redis, database_url: str, pg: psycopg.AsyncConnection[Any]
+) -> None:
+    closed = next(i for i in simulate_week(WEEK, seed=7, per_day=3) if i.state in TERMINAL)
+    entries = await write_incidents(aredis, [closed])
+    restored = wire.IncidentEvent(
+        incident=closed.id, event="restored", ts=WEEK + 8 * 86_400, unit="u-9", actor="op-1"
+    )
+
+    async def amend() -> None:
+        await aredis.hset(keys.incident(closed.id), "evaluation", "2")
+        await aredis.rpush(keys.incident_timeline(closed.id), wire.encode(restored))
+        entry: dict[Any, Any] = wire.entry(restored)
+        await aredis.xadd(keys.AUDIT, entry)
+
+    settings = ArchiverSettings(database_url=database_url, batch=entries, retention_s=3600)
+    archiver = AmendedOnceRead(aredis, settings, keys.DEFAULT, Metrics())
+    archiver.amend = amend
+    await archiver.run(burst=True)
+
+    # The amendment's "already archived?" check ran after the close was committed: the
+    # incident was read again and archived with it.
+    assert await one(pg, "SELECT evaluation, revision FROM incident") == (2, entries + 1)
+    last = "SELECT event FROM incident_event WHERE incident = %s ORDER BY seq DESC LIMIT 1"
+    assert await one(pg, last, closed.id) == ("restored",)
+    assert await one(pg, "SELECT count(*) FROM audit") == (entries + 1,)
+    assert 0 < await aredis.ttl(keys.incident(closed.id)) <= 3600
+    assert (await aredis.xpending(keys.AUDIT, GROUP))["pending"] == 0
+
+
+async def test_own_pending_entries_are_replayed_in_batches_each_once(
+    aredis: aioredis.Redis, database_url: str, pg: psycopg.AsyncConnection[Any]
+) -> None:
+    week = simulate_week(WEEK, seed=8, per_day=4)
+    entries = await write_incidents(aredis, week)
+    # A consumer read half the stream and died before archiving any of it.
+    await aredis.xgroup_create(keys.AUDIT, GROUP, id="0")
+    await aredis.xreadgroup(GROUP, "a1", {keys.AUDIT: ">"}, count=entries // 2)
+    settings = ArchiverSettings(database_url=database_url, batch=7, consumer="a1")
+    archiver = ZoneArchiver(aredis, settings, keys.DEFAULT, Metrics())
+    await archiver.run(burst=True)
+
+    assert await one(pg, "SELECT count(*) FROM incident") == (len(week),)
+    assert await one(pg, "SELECT count(*) FROM audit") == (entries,)
+    # Each entry was acknowledged once: no pending batch was read again while being written.
+    acked = archiver.metrics.registry.get_sample_value("polewatch_archiver_audit_entries_total")
+    assert acked == entries
+    assert (await aredis.xpending(keys.AUDIT, GROUP))["pending"] == 0
