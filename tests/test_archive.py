@@ -67,7 +67,7 @@ async def test_a_week_is_archived_once_and_redis_keeps_it_for_the_retention_time
     assert pending["pending"] == 0
 
     # A replay of everything (as after a crash before the acknowledgement) doubles nothing.
-    raw = await aredis.xrange(keys.AUDIT)
+    raw: Any = await aredis.xrange(keys.AUDIT)
     again = archiver(aredis, database_url)
     try:
         await again.process(list(raw))
@@ -108,7 +108,8 @@ async def test_a_reopened_incident_is_archived_again_and_kept_in_redis(
     await aredis.hset(keys.incident(iid), mapping={"state": "dispatched", "evaluation": 2})
     event = wire.IncidentEvent(incident=iid, event="dispatched", ts=WEEK + 9 * 86_400, unit="u-9")
     await aredis.rpush(keys.incident_timeline(iid), wire.encode(event))
-    await aredis.xadd(keys.AUDIT, wire.entry(event))
+    fields: dict[Any, Any] = wire.entry(event)  # redis-py's stubs take no dict[bytes, bytes]
+    await aredis.xadd(keys.AUDIT, fields)
     await archiver(aredis, database_url).run(burst=True)
     assert await aredis.ttl(keys.incident(iid)) == -1
     row = await (
@@ -161,11 +162,12 @@ async def test_bad_audit_entries_are_dead_lettered_and_the_rest_archived(
     await write_incidents(aredis, week)
     await aredis.hset(keys.incident("broken"), mapping={"id": "broken", "state": "closed"})
     closed = wire.IncidentEvent(incident="broken", event="closed", ts=WEEK + 100)
-    await aredis.xadd(keys.AUDIT, wire.entry(closed))
+    fields: dict[Any, Any] = wire.entry(closed)  # redis-py's stubs take no dict[bytes, bytes]
+    await aredis.xadd(keys.AUDIT, fields)
     await archiver(aredis, database_url).run(burst=True)
 
     assert await count(pg, "incident") == len(week)
-    dead = await aredis.xrange(keys.DEADLETTER)
+    dead: Any = await aredis.xrange(keys.DEADLETTER)
     reasons = [d[1][b"reason"].decode() for d in dead]
     assert len(reasons) == 3, reasons
     assert any("broken" in r and "unreadable" in r for r in reasons)

@@ -276,11 +276,13 @@ async def test_camera_wall_health_frames_and_snapshots(redis_url: str) -> None:
     try:
         hb = wire.Heartbeat(source="camera:cam-7", kind="camera", status="online",
                             ts=time.time(), fps=4.5, pole=POLE.code)  # fmt: skip
-        await redis.xadd(keys.HEARTBEATS, wire.entry(hb))
+        fields: dict[Any, Any] = wire.entry(hb)  # redis-py's stubs take no dict[bytes, bytes]
+        await redis.xadd(keys.HEARTBEATS, fields)
         alarm = wire.Alarm(id="a-cam-1", type="intrusion", source="camera:cam-7", ts=time.time(),
                            lon=POLE.lon, lat=POLE.lat, camera="cam-7", rule="fence",
                            snapshot="a-cam-1")  # fmt: skip
-        await redis.xadd(keys.ALARMS, wire.entry(alarm))
+        alarm_fields: dict[Any, Any] = wire.entry(alarm)
+        await redis.xadd(keys.ALARMS, alarm_fields)
         await redis.set(keys.snapshot("a-cam-1"), JPEG)
         await redis.set(keys.camera_frame("cam-7"), JPEG)
         async with gateway_client(redis_url) as client:
