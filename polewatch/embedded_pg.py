@@ -226,6 +226,11 @@ def _private_folder(link: Path) -> Path:
         if target.parent.is_dir():
             return target.parent
         link.unlink()  # its folder is gone (a cleaned temporary dir): start afresh
+    elif link.exists():
+        raise PostgresNotFound(
+            f"{link} holds a cluster the server's user cannot reach: let every folder above it "
+            "be entered (chmod o+x) or remove it"
+        )
     private = Path(tempfile.mkdtemp(prefix="polewatch-pg-"))
     os.chmod(private, 0o755)
     link.symlink_to(private / "pgdata", target_is_directory=True)

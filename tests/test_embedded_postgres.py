@@ -3,11 +3,13 @@ stop and a start, and a throw-away one that leaves nothing behind."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import psycopg
+import pytest
 
-from polewatch.embedded_pg import EmbeddedPostgres
+from polewatch.embedded_pg import EmbeddedPostgres, PostgresNotFound
 
 
 def test_a_kept_cluster_serves_its_rows_again_after_stop_and_start(tmp_path: Path) -> None:
@@ -42,3 +44,11 @@ def test_a_throw_away_cluster_is_deleted_by_stop(tmp_path: Path) -> None:
         assert (files / "PG_VERSION").is_file()
     assert not files.exists()
     assert not (tmp_path / "run" / "pgdata").exists()
+
+
+def test_a_cluster_the_server_cannot_reach_is_refused_by_name(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("only root's server runs as another user")
+    (tmp_path / "run" / "pgdata").mkdir(parents=True)  # tmp_path is root-only (0700)
+    with pytest.raises(PostgresNotFound, match="run/pgdata holds a cluster"):
+        EmbeddedPostgres(tmp_path / "run").start()
