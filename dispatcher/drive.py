@@ -230,9 +230,17 @@ class Ranker:
         held = self._free.get(name)
         if held is None:
             held = self._free[name] = await self._read(client, zone)
-        elif time.monotonic() - held.read_at >= self.refresh_s and name not in self._reading:
-            self._reading[name] = asyncio.ensure_future(self._read(client, zone))
+        self.read_if_due(client, zone)
         return held
+
+    def read_if_due(self, client: aioredis.Redis, zone: keys.Zone) -> None:
+        """Start reading the zone's copy again, in the background, if it is ``refresh_s``
+        old (the replica asks right before a call: Redis answers the read before the call)."""
+        held = self._free.get(zone.name)
+        if held is None or zone.name in self._reading:
+            return
+        if time.monotonic() - held.read_at >= self.refresh_s:
+            self._reading[zone.name] = asyncio.ensure_future(self._read(client, zone))
 
     async def _read(self, client: aioredis.Redis, zone: keys.Zone) -> FreeUnits:
         """A new copy of the zone's free set; the units the Function reported taken while it

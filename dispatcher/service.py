@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -23,19 +24,19 @@ import socket
 import threading
 import time
 from collections import Counter
-from typing import Any, NamedTuple
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ClusterError, RedisClusterException, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from dispatcher import drive, intake, library, trim
+from dispatcher import command, drive, intake, library, trim
+from dispatcher.command import Batch
 from dispatcher.metrics import Metrics
 from dispatcher.priorities import PriorityTable
 from dispatcher.routing import Route, Router
 from dispatcher.settings import DispatcherSettings
-from dispatcher.shortlist import Ranked
 from polewatch import deadletter, keys, wire
 from polewatch.connection import connect, wait_ready
 
@@ -45,16 +46,6 @@ STREAMS = keys.DEFAULT.streams
 """The input streams of a deployment without zones."""
 HEARTBEAT_MAXLEN = 10_000
 _LOST_STATE = re.compile(r"NOGROUP|Function not found|NOTYPES")
-
-
-class _Batch(NamedTuple):
-    """A batch read, checked and ranked (:meth:`Dispatcher._prepare`), to be sent."""
-
-    good: list[tuple[intake.Entry, bytes]]
-    bad: list[intake.Rejected]
-    ranked: Ranked
-    replay: bool
-    prepared_s: float
 
 
 class Dispatcher:
@@ -190,11 +181,12 @@ class Dispatcher:
         await self._drain_own_pending(zone)
         next_claim = 0.0
         # Two stages: batch n+1 is checked and ranked while Redis runs the functions on batch
-        # n (the read of n+2 waits behind n's call), and sent once n's reply is in: the calls
-        # stay in order, and n+1's lists lose the units n took (dispatcher.shortlist).
-        batch: _Batch | None = None
+        # n, and sent once n's reply is in: the calls stay in order, and n+1's lists lose the
+        # units n took (dispatcher.shortlist). The entries of n+1 (and a copy of the free set
+        # due) are asked for right before n's call: Redis answers them before it runs it.
+        batch: Batch | None = None
         reading: asyncio.Future[list[intake.Entry]] | None = None
-        preparing: asyncio.Future[_Batch] | None = None
+        sending: asyncio.Future[dict[str, int]] | None = None
         stopped = False
         try:
             while not self._stopping.is_set():
@@ -202,55 +194,41 @@ class Dispatcher:
                     next_claim = time.monotonic() + self.settings.claim_every_s
                     if await self.claim(zone):
                         continue
-                entries = await (reading or self._read(zone))
-                reading = None
-                if entries:
-                    reading = asyncio.ensure_future(self._read(zone))
-                    preparing = asyncio.ensure_future(self._prepare(entries, zone))
+                reading = asyncio.ensure_future(self._read(zone))
                 if batch is not None:
-                    await self._send(batch, zone)
-                    batch = None
-                if preparing is not None:
-                    batch, preparing = await preparing, None
-                elif self.burst and not await self.claim(zone):
+                    self.ranker.read_if_due(self.client, zone)
+                    send = functools.partial(self._send, batch, zone)
+                    sending, batch = await command.started(send), None
+                if entries := await reading:
+                    batch = await self._prepare(entries, zone)
+                if sending is not None:
+                    await sending
+                    sending = None
+                elif not entries and self.burst and not await self.claim(zone):
                     break
             stopped = True
         finally:
-            # Stopping: what was read ahead is ours to do, in order. Failing: it stays pending
-            # (done after a restart by _drain_own_pending, or claimed by another replica).
-            if stopped:
-                if batch is not None:
-                    await self._send(batch, zone)
-                if reading is not None and (entries := await reading):
-                    await self.process(entries, zone)
-            else:
-                for job in (preparing, reading):
+            if stopped and batch is not None:  # stopping: what was read is ours to do
+                await self._send(batch, zone)
+            elif not stopped:  # failing: what was read stays pending (for _drain_own_pending
+                for job in (reading, sending):  # after a restart, or another replica)
                     if job is not None:
                         job.cancel()
                         with contextlib.suppress(BaseException):
                             await job
 
-    async def _read(self, zone: keys.Zone) -> list[intake.Entry]:
+    async def _read(self, zone: keys.Zone, start: str = ">") -> list[intake.Entry]:
+        """New entries (``>``: blocking unless in burst mode), or from ``start`` on, entries
+        given to this consumer name before (a restart's)."""
+        block = None if self.burst or start != ">" else self.settings.block_ms
         reply = await self.client.xreadgroup(
-            keys.DISPATCH_GROUP,
-            self.consumer,
-            {s: ">" for s in zone.streams},
-            count=self.settings.batch_size,
-            block=None if self.burst else self.settings.block_ms,
-        )
+            keys.DISPATCH_GROUP, self.consumer, {s: start for s in zone.streams},
+            count=self.settings.batch_size, block=block,
+        )  # fmt: skip
         return intake.flatten(reply)
 
     async def _drain_own_pending(self, zone: keys.Zone) -> None:
-        while True:
-            reply = await self.client.xreadgroup(
-                keys.DISPATCH_GROUP,
-                self.consumer,
-                {s: "0" for s in zone.streams},
-                count=self.settings.batch_size,
-            )
-            entries = intake.flatten(reply)
-            if not entries:
-                return
+        while entries := await self._read(zone, "0"):
             await self.process(entries, zone, replay=True)
 
     async def claim(self, zone: keys.Zone = keys.DEFAULT) -> int:
@@ -287,41 +265,55 @@ class Dispatcher:
 
     async def _prepare(
         self, entries: list[intake.Entry], zone: keys.Zone, *, replay: bool = False
-    ) -> _Batch:
+    ) -> Batch:
         """What a batch's call needs that no earlier call can change: the entries checked,
         the alarms' road shortlists ranked (the units taken meanwhile leave them when sent)."""
         started = time.perf_counter()
         checked = intake.checked(entries)
         ranked = await self.ranker.ranked(self.client, zone, checked.args, checked.places)
-        return _Batch(checked.good, checked.bad, ranked, replay, time.perf_counter() - started)
+        packed = None  # (a batch with dead letters, or on a cluster, goes through redis-py)
+        if checked.args and not checked.bad and isinstance(self.client, aioredis.Redis):
+            packed = command.Command(zone.alarms, self._conf[zone.name], ranked)
+        took = time.perf_counter() - started
+        return Batch(checked.good, checked.bad, ranked, packed, replay, took)
 
-    async def _send(self, batch: _Batch, zone: keys.Zone) -> dict[str, int]:
+    async def _send(
+        self, batch: Batch, zone: keys.Zone, written: asyncio.Event | None = None
+    ) -> dict[str, int]:
         """Route ``batch``'s border alarms, then dead-letter its bad entries and run the good
-        ones in ``pw_batch``, in one round trip; the counters."""
+        ones in ``pw_batch``, in one round trip (``written`` is set once it is sent); the
+        counters."""
         started = time.perf_counter()
         good, bad = batch.good, batch.bad
         away = await self.router.route(
             self.client, zone, [p if e.is_alarm else None for e, p in good], replay=batch.replay
         )
         counts: Counter[str] = Counter()
+        reply: Any = None
         if away:  # (rare: alarms near another zone's nearest unit) ranked again without them
             counts.update(await self._forward(zone, good, away))
             good = [g for i, g in enumerate(good) if i not in away]
             args = await self.ranker.arguments(self.client, zone, intake.arguments(good))
+        elif batch.packed is not None:  # the usual batch: packed while the call before ran
+            reply, args = await command.call(self.client, batch.packed, written), []
         else:
             args = batch.ranked.arguments()
-        async with self.client.pipeline(transaction=False) as pipe:
-            for rejected in bad:
-                e = rejected.entry
-                deadletter.add(
-                    pipe, e.stream, keys.DISPATCH_GROUP, e.id, e.fields, rejected.reason,
-                    self.consumer, to=zone.deadletter,
-                )  # fmt: skip
-            if args:
-                pipe.fcall(library.BATCH, 1, zone.alarms, self._conf[zone.name], *args)
-            replies = await pipe.execute()
-        if args:
-            counts.update(self._answered(zone.name, replies[-1]))
+        if args or bad:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for rejected in bad:
+                    e = rejected.entry
+                    deadletter.add(
+                        pipe, e.stream, keys.DISPATCH_GROUP, e.id, e.fields, rejected.reason,
+                        self.consumer, to=zone.deadletter,
+                    )  # fmt: skip
+                if args:
+                    pipe.fcall(library.BATCH, 1, zone.alarms, self._conf[zone.name], *args)
+                if written is not None:
+                    written.set()  # (about to be)
+                replies = await pipe.execute()
+            reply = replies[-1] if args else None
+        if reply is not None:
+            counts.update(self._answered(zone.name, reply))
         counts["deadletter"] = len(bad) + counts.get("rejected", 0)
         for rejected in bad:
             log.warning("dead-lettered %s %s: %s", rejected.entry.stream,
