@@ -55,6 +55,8 @@ class _Batch:
     incidents: list[writer.Archived]
     others: list[str]
     """Incidents it touches without closing them: archived again if already archived."""
+    tables: writer.Tables
+    """Its rows, as written."""
     last: Any
     """Its last entry's id."""
 
@@ -229,14 +231,16 @@ class ZoneArchiver:
         closing = {r.event.incident for r in rows if r.event.event in TERMINAL}
         others = {r.event.incident for r in rows} - closing
         incidents = await self._incidents(sorted(closing), rows, bad)
-        return _Batch(rows, bad, incidents, sorted(others), entries[-1][0])
+        tables = writer.tables(incidents, rows)
+        return _Batch(rows, bad, incidents, sorted(others), tables, entries[-1][0])
 
     async def _commit(self, batch: _Batch) -> None:
         """Archive a prepared batch, with the archived incidents it reopens or amends."""
         again = await self._database(lambda c: writer.archived_ids(c, batch.others))
         if again:
             batch.incidents += await self._incidents(sorted(again), batch.rows, batch.bad)
-        await self._write(batch.incidents, batch.rows, batch.bad)
+            batch.tables = writer.tables(batch.incidents, batch.rows)
+        await self._write(batch.incidents, batch.rows, batch.bad, batch.tables)
 
     async def _acknowledge(self, batch: _Batch) -> None:
         """After its commit: give a batch's incidents their retention time, dead-letter its
@@ -276,9 +280,10 @@ class ZoneArchiver:
         incidents: list[writer.Archived],
         rows: list[writer.AuditRow],
         bad: Bad,
+        tables: writer.Tables,
     ) -> None:
         try:
-            await self._database(lambda c: writer.write(c, incidents, rows))
+            await self._database(lambda c: writer.write_tables(c, tables))
         except psycopg.DataError:
             # Something in the batch the database rejects (e.g. a NUL in a text): write the
             # incidents one by one and dead-letter the events of the ones it refuses.

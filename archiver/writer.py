@@ -157,15 +157,15 @@ def _alarm_rows(a: Archived) -> list[tuple[Any, ...]]:
     return rows
 
 
-async def write(
-    conn: psycopg.AsyncConnection[Any],
-    incidents: Sequence[Archived],
-    audit: Sequence[AuditRow] = (),
-) -> None:
-    """Upsert ``incidents`` (with their timelines and alarms) and insert the ``audit`` rows,
-    in one transaction (COPY into staging tables, then ``INSERT ... ON CONFLICT``): when this
-    returns, the archive has confirmed all of them."""
-    tables: list[tuple[str, str, list[tuple[Any, ...]]]] = [
+Tables = list[tuple[str, str, list[tuple[Any, ...]]]]
+"""Each staging table with its upsert and its rows (:func:`tables`, :func:`write_tables`)."""
+
+
+def tables(incidents: Sequence[Archived], audit: Sequence[AuditRow] = ()) -> Tables:
+    """The rows :func:`write_tables` writes for ``incidents`` (with their timelines and
+    alarms) and the ``audit`` rows: built apart from the transaction, so the archiver builds a
+    batch's while the batch before it is being written."""
+    return [
         ("stage_incident", _INCIDENT, [_incident_row(a) for a in incidents]),
         ("stage_event", _EVENT, [
             (a.incident.id, seq, e.event, e.ts, e.unit, e.alarm, e.actor, e.detail,
@@ -178,6 +178,21 @@ async def write(
             for r in audit
         ]),
     ]  # fmt: skip
+
+
+async def write(
+    conn: psycopg.AsyncConnection[Any],
+    incidents: Sequence[Archived],
+    audit: Sequence[AuditRow] = (),
+) -> None:
+    """Upsert ``incidents`` (with their timelines and alarms) and insert the ``audit`` rows,
+    in one transaction (COPY into staging tables, then ``INSERT ... ON CONFLICT``): when this
+    returns, the archive has confirmed all of them."""
+    await write_tables(conn, tables(incidents, audit))
+
+
+async def write_tables(conn: psycopg.AsyncConnection[Any], tables: Tables) -> None:
+    """:func:`write` of rows built by :func:`tables`."""
     async with conn.transaction(), conn.cursor() as cur:
         set_json_dumps(_json, context=cur)
         await cur.execute(_STAGE)
