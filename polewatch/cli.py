@@ -38,6 +38,7 @@ BENCHES: dict[str, str] = {
     "archive": "archiver.bench:run",
     "map": "gateway.console.mapbench:run",
     "fleet": "gateway.fleetbench:run",
+    "instructions": "dispatcher.instructions:run",
     # "name": "module:function",
 }
 """``polewatch bench NAME`` -> ``module:function``; the function takes the parsed args and
