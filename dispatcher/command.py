@@ -26,6 +26,9 @@ def _bulk(arg: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(arg), arg)
 
 
+_RANK_HEAD = _bulk(RANK) + _bulk(b"")
+
+
 class Command:
     """``FCALL pw_batch 1 <key> <settings> <entries...>`` as RESP, but for the shortlists."""
 
@@ -33,17 +36,18 @@ class Command:
         self._ranked = ranked
         args, ranks = ranked.args, ranked.lists
         count = 5 + len(args) + (3 * len(ranks) if ranks is not None else 0)
-        run = [b"*%d\r\n" % count] + [_bulk(a) for a in (b"FCALL", BATCH.encode(), b"1",
-                                                          key.encode(), conf)]  # fmt: skip
+        head = b"*%d\r\n" % count + b"".join(
+            _bulk(a) for a in (b"FCALL", BATCH.encode(), b"1", key.encode(), conf)
+        )
+        bulks = [b"$%d\r\n%b\r\n" % (len(a), a) for a in args]
+        alarms = [] if ranks is None else [i for i in range(0, len(args), 3) if args[i] == ALARM]
         self._runs: list[bytes] = []
-        """The packed arguments between two shortlists."""
-        for i in range(0, len(args), 3):
-            if ranks is not None and args[i] == ALARM:
-                run += (_bulk(RANK), _bulk(b""))
-                self._runs.append(b"".join(run))
-                run = []
-            run += (_bulk(args[i]), _bulk(args[i + 1]), _bulk(args[i + 2]))
-        self._runs.append(b"".join(run))
+        """The packed arguments between two shortlists (each alarm's goes before it)."""
+        start = 0
+        for at in alarms:
+            self._runs.append(head + b"".join(bulks[start:at]) + _RANK_HEAD)
+            head, start = b"", at
+        self._runs.append(head + b"".join(bulks[start:]))
 
     def packed(self) -> list[bytes]:
         """The command as of now (:meth:`Ranked.arguments`), in pieces to write in order."""
