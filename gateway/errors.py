@@ -9,6 +9,7 @@ from typing import Any, Final
 import msgspec
 from aiohttp import ClientConnectionResetError, web
 
+from polewatch import details
 from polewatch.connection import RETRY_ERRORS
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,11 @@ def error_response(
     status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> web.Response:
     """``{"error": message, **extra}`` with ``status``; a 503 always says when to retry
-    (``Retry-After``), as the document promises."""
+    (``Retry-After``), as the document promises. A message of one of the dispatcher's forms
+    (:mod:`polewatch.details`) also carries its ``error_key`` and ``error_args``."""
+    found = details.parse(message)
+    if found is not None:
+        extra = {"error_key": found.key, "error_args": found.args, **extra}
     if status == 503 and "Retry-After" not in (headers or {}):
         headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_S)}
     return json_response({"error": message, **extra}, status=status, headers=headers)

@@ -33,7 +33,7 @@ import msgspec
 
 from gateway import bodies
 from gateway.errors import HttpError
-from polewatch import wire
+from polewatch import details, wire
 
 
 class FrameError(ValueError):
@@ -121,7 +121,10 @@ def encode_hello(unit: str, last: str) -> str:
 def encode_inbox(entry_id: str, fields: dict[bytes, bytes]) -> str:
     """An inbox entry as a frame; an entry that does not decode is sent with its error."""
     try:
-        message: Any = wire.to_builtins(wire.decode_entry(fields, wire.UnitInbox))
+        decoded = wire.decode_entry(fields, wire.UnitInbox)
+        message: Any = wire.to_builtins(decoded)
+        if isinstance(decoded, wire.DispatchCancel):  # why it was withdrawn, in its language
+            details.label(message, "reason")
     except wire.WireError as exc:
         message = {"k": "invalid", "error": exc.reason}
     return _encoder.encode({"type": "inbox", "id": entry_id, "message": message}).decode()

@@ -26,7 +26,7 @@ from gateway.maplinks import Fix, PositionError, parse_position
 from gateway.openapi import Query, api, path_value, read_body
 from gateway.state import GATEWAY, Gateway
 from gateway.writer import Overloaded
-from polewatch import geo, keys, records, wire
+from polewatch import details, geo, keys, records, wire
 from polewatch.poles.codes import CodeError
 from polewatch.poles.index import FAR_M
 from polewatch.zones import unit_zone
@@ -260,7 +260,9 @@ async def get_incident(request: web.Request) -> web.Response:
             "archived": archived,
             "incident": detail.incident,
             "timeline": [
-                {"k": "invalid", "error": e} if isinstance(e, str) else wire.to_builtins(e)
+                {"k": "invalid", "error": e}
+                if isinstance(e, str)
+                else details.event_view(wire.to_builtins(e))
                 for e in detail.timeline
             ],
             "alarms": [
@@ -373,7 +375,7 @@ def _override(verb: str, op: wire.CommandOp, kind: type[bodies.Body]) -> Any:
         if op == "merge":
             other = getattr(body, "other", None)
             if other == iid:
-                raise HttpError(422, "an incident cannot be merged with itself")
+                raise HttpError(422, "cannot merge an incident into itself")
             if gw.zones.zoned and other and keys.zone_of_incident(other).name != zone.name:
                 raise HttpError(422, "incidents of different dispatch zones cannot be merged")
         return await send_command(gw, zone, command(op, iid, who.subject, body))

@@ -36,7 +36,7 @@ from gateway.incidents import Newest, unit_ids
 from gateway.openapi import api
 from gateway.state import GATEWAY
 from gateway.tasks import running
-from polewatch import keys, records, wire
+from polewatch import details, keys, records, wire
 from polewatch.connection import RETRY_ERRORS
 from polewatch.poles.index import PoleIndex
 
@@ -245,7 +245,8 @@ class Feed:
                     incidents[message.incident] = zone
                     if message.unit:
                         units[message.unit] = zone
-                    events.append({"id": entry_id.decode(), **wire.to_builtins(message)})
+                    view = {"id": entry_id.decode(), **wire.to_builtins(message)}
+                    events.append(details.event_view(view))
                 elif isinstance(message, wire.PatrolPosition):
                     positions[message.unit] = message
                     units[message.unit] = zone
@@ -306,7 +307,7 @@ async def picture(
     for entry_id, fields in reversed(recent):
         with contextlib.suppress(wire.WireError):
             message = wire.decode_entry(fields, wire.IncidentEvent)
-            audit.append({"id": entry_id.decode(), **wire.to_builtins(message)})
+            audit.append(details.event_view({"id": entry_id.decode(), **wire.to_builtins(message)}))
     return {
         "incidents": incidents,
         "units": units,

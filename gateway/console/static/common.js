@@ -1,7 +1,7 @@
 // Shared by the command centre and the patrol app: DOM building (text only, never HTML from
 // data), the API client, geodesy and formatting.
 
-import { tOr } from "./i18n.js";
+import { t, tOr, stateName } from "./i18n.js";
 
 /** Build an element: el("div#id.card.p1", {title: "x", onclick: f}, child, "text", ...).
  *  Strings become text nodes, so data can never become markup. */
@@ -117,6 +117,28 @@ export function distanceText(m) {
   if (m === null || m === undefined || !isFinite(m)) return "–";
   return m < 1000 ? `${Math.round(m)} m` : `${(m / 1000).toFixed(m < 10000 ? 1 : 0)} km`;
 }
+
+/** A text the dispatcher wrote (an event's ``detail``, a withdrawal's ``reason``, a refusal's
+ *  ``error``) in the reader's language: the gateway sends ``<field>_key`` and ``<field>_args``
+ *  beside it when it is one of the dispatcher's forms (polewatch/details.py); metres (``*_m``)
+ *  and seconds (``*_s``) are formatted, a nested reason is translated too. Otherwise, as written. */
+export function machineText(item, field = "detail") {
+  const key = item && item[`${field}_key`];
+  return key ? keyedText(key, item[`${field}_args`]) : item && item[field];
+}
+
+function keyedText(key, args) {
+  const params = {};
+  for (const [name, v] of Object.entries(args || {})) {
+    params[name] = v !== null && typeof v === "object" ? (v.key ? keyedText(v.key, v.args) : v.text)
+      : name.endsWith("_m") ? distanceText(v) : name.endsWith("_s") ? durationText(v)
+        : name === "state" ? stateName(v) : v;
+  }
+  return t(key, params);
+}
+
+/** The message of a failed API call (an ``ApiError``) in the reader's language. */
+export const errorText = (err) => machineText(err.body, "error") || err.message;
 
 export function durationText(s) {
   if (s === null || s === undefined || !isFinite(s)) return "–";

@@ -2,7 +2,7 @@
 // detail and actions, the call-taker panel, the camera wall and analytics. Data arrives once
 // as a "picture" and then as changes over one EventSource; nothing polls the whole state.
 
-import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep, playMjpeg } from "./common.js";
+import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep, playMjpeg, machineText, errorText } from "./common.js";
 import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, timeText, districtName, showGrid } from "./i18n.js";
 import { callTaker } from "./calltaker.js";
 import { openEditor, clipPlayer } from "./cameras-editor.js";
@@ -238,7 +238,7 @@ async function restoreUnit(u) {
   try {
     await api.post(`/api/units/${encodeURIComponent(u.id)}/restore`, reason ? { reason } : {});
     $("unit-summary").textContent = `${u.id}: ${tOr("unit.restore_sent", "back into the rotation")}`;
-  } catch (err) { $("unit-summary").textContent = err.message; }
+  } catch (err) { $("unit-summary").textContent = errorText(err); }
 }
 
 function renderActivity() {
@@ -246,7 +246,7 @@ function renderActivity() {
     el("span.t", { text: timeText(ev.ts) }),
     el("b", { text: `#${ev.incident}` }), ` ${stateName(ev.event)}`,
     ev.unit ? ` · ${ev.unit}` : "", ev.actor ? ` · ${t("console.activity_by", { actor: ev.actor })}` : "",
-    ev.detail ? ` · ${ev.detail}` : "")));
+    ev.detail ? ` · ${machineText(ev)}` : "")));
 }
 
 function renderStats() {
@@ -522,7 +522,7 @@ function renderDetail() {
     el("ol.timeline#timeline", {}, timeline.map((ev) => el(`li.${ev.event}`, {},
       el("span.t", { text: timeText(ev.ts) }),
       el("span", {}, el("b", { text: stateName(ev.event) }), ev.unit ? ` ${ev.unit}` : "",
-        ev.actor ? el("span.who", { text: ` · ${ev.actor}` }) : "", ev.detail ? el("span.who", { text: ` · ${ev.detail}` }) : "",
+        ev.actor ? el("span.who", { text: ` · ${ev.actor}` }) : "", ev.detail ? el("span.who.detail", { text: ` · ${machineText(ev)}` }) : "",
         ev.route === "road" && ev.eta_s != null ? el("span.who.road", { text: ` · ${roadText(ev.distance_m, ev.eta_s)}` }) : "")))),
     el("h3", { text: t("console.reports_n", { n: alarms.length }) }),
     el("ol.alarms#alarms", {}, alarms.map((a) => el("li", {},

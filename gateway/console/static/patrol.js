@@ -2,7 +2,7 @@
 // after a lost connection from the last stream id, kept in localStorage), ring, and are
 // answered with big buttons; the phone's position is shared while on duty.
 
-import { Api, el, fill, haversine, bearing, compass, distanceText, durationText, clockText, label, beep } from "./common.js";
+import { Api, el, fill, haversine, bearing, compass, distanceText, durationText, clockText, label, beep, machineText } from "./common.js";
 import { loadLanguage, t, translatePage, languageSwitch, stateName, typeName, timeText, districtName } from "./i18n.js";
 import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, roadText, loadStreets } from "./map.js";
 
@@ -108,7 +108,7 @@ function receive(frame) {
       log(t("patrol.dispatch", { incident: m.incident, type: typeName(m.type) }));
       renderJob();
     } else if (m.k === "cancel") {
-      log(t("patrol.withdrawn", { incident: m.incident, reason: m.reason }));
+      log(t("patrol.withdrawn", { incident: m.incident, reason: machineText(m, "reason") }));
       if (P.job && P.job.incident === m.incident) { P.job = null; saveJob(); renderJob(); }
     }
   } else if (frame.type === "error") {
