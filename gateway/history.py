@@ -2,46 +2,56 @@
 searched by text, so an operator can read them again and close any resolved one with an
 evaluation.
 
-Redis keeps no index of finished incidents; their finishing events are in each zone's audit
-stream. A search reads the audit streams backwards (newest first, one pipelined round trip
-per page across the zones, at most :data:`AUDIT_SCAN` entries per zone), takes the incidents
-whose resolution, closing or cancellation it finds, and reads their hashes while Redis still
-holds them (the retention window). With an archive (``database_url``) the search also reads
-the incidents Redis let go there (:func:`analytics.archive.finished_incidents`): each incident
-once, Redis' copy while Redis has it. Pages follow each other by a cursor (``next`` of one
-page is ``before`` of the next): the last incident shown, as ``<finished>/<id>``.
+Redis keeps no index of finished incidents; their ends are in each zone's audit stream. A page
+reads the streams backwards from where the previous page stopped, at most ``history_scan``
+entries (:mod:`gateway.endings`), and reads the hashes of the incidents whose end it finds
+while Redis holds them. With an archive (``database_url``) the page also reads the incidents
+Redis let go there (:func:`analytics.archive.finished_incidents`): each incident once, Redis'
+copy while Redis has it, in one order, ``(finished, id)`` newest first.
+
+A page shows only what both sides have searched completely: incidents placed at or after the
+Redis side's edge (how far back it has read). So a page may be short, even empty, and still
+give a cursor: ``next`` (``before`` of the next page) carries the last place shown (or the
+edge) and where each zone's stream is read on from; ``searched_to`` says how far back the
+search has gone.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
 from aiohttp import web
-from redis.asyncio import Redis
 
 from analytics.archive import Incidents
 from gateway.archive import ARCHIVE_DOWN, answering, incidents
 from gateway.auth import authorize
+from gateway.endings import FINAL, TOP, Found, Key, Scan, place
 from gateway.errors import HttpError, json_response
 from gateway.openapi import Query, api
 from gateway.state import GATEWAY, Gateway, incident_zone
-from polewatch import keys, records, wire
+from polewatch import records, wire
 
-FINAL: Final = ("resolved", "closed", "cancelled")
 STATES: Final = ("any", *FINAL)
-AUDIT_PAGE: Final = 1000
-AUDIT_SCAN: Final = 20_000
-"""Most audit entries one search reads per zone."""
 MAX_RESULTS: Final = 200
 MAX_QUERY: Final = 100
+_POSITION: Final = re.compile(r"([a-z0-9_]{0,24})=(\(?[0-9]{1,20}-[0-9]{1,20})")
 
 routes = web.RouteTableDef()
-Cursor = tuple[float, str]
-"""``(finished, id)`` of the last incident of a page: the next page is what sorts below it."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page ends: the next shows what is placed below ``key``, reading each zone's
+    audit stream on from ``positions`` (zone name -> stream id; a zone not named has nothing
+    left; ``None``: every zone from its newest entry)."""
+
+    key: Key
+    positions: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,10 @@ class Search:
     @property
     def states(self) -> tuple[str, ...]:
         return FINAL if self.state == "any" else (self.state,)
+
+    @property
+    def below(self) -> Key:
+        return TOP if self.before is None else self.before.key
 
 
 def parse_search(query: Mapping[str, str]) -> Search:
@@ -75,21 +89,32 @@ def parse_search(query: Mapping[str, str]) -> Search:
 
 
 def parse_cursor(text: str) -> Cursor:
-    """A page cursor ``<finished>/<id>`` (:func:`cursor`); :class:`ValueError` otherwise."""
-    ts, sep, iid = text.partition("/")
+    """A page cursor as :func:`cursor` writes it, ``<finished>/<id>`` then ``~<zone>=<stream
+    id>`` for each zone with more (an older gateway's ``<finished>/<id>`` alone: every zone
+    from its newest); :class:`ValueError` otherwise."""
+    place, tilde, rest = text.partition("~")
+    ts, sep, iid = place.partition("/")
     try:
         finished = float(ts) if ts.isascii() else math.nan
-        msgspec.convert(iid, wire.Ident)
+        if iid or not tilde:
+            msgspec.convert(iid, wire.Ident)
     except (ValueError, msgspec.ValidationError):
         finished = math.nan
-    if not sep or not math.isfinite(finished):
-        raise ValueError("'before' must be the 'next' of a previous page: <finished>/<id>")
-    return finished, iid
+    found = [_POSITION.fullmatch(p) for p in rest.split("~") if p] if tilde else []
+    ids = [int(n) for m in found if m for n in m[2].lstrip("(").split("-")]
+    if not sep or not math.isfinite(finished) or not all(found) or max(ids, default=0) >= 2**64:
+        raise ValueError("'before' must be the 'next' of a previous page")
+    positions = {m[1]: m[2] for m in found if m} if tilde else None
+    return Cursor((finished, iid), positions)
 
 
-def cursor(incident: Mapping[str, Any]) -> str:
-    """The cursor that pages on after ``incident`` (a found one)."""
-    return f"{float(incident['finished'])!r}/{incident['id']}"
+def cursor(at: Cursor) -> str:
+    """The text of a page cursor (:func:`parse_cursor` reads it back)."""
+    ts, iid = at.key
+    text = f"{ts!r}/{iid}"
+    if at.positions is None:
+        return text
+    return text + "~" + "~".join(f"{z}={p}" for z, p in sorted(at.positions.items()))
 
 
 @routes.get("/api/console/history")
@@ -102,15 +127,18 @@ def cursor(incident: Mapping[str, Any]) -> str:
         Query("q", "Text to find in the id, pole, type, district, grid or description"),
         Query("limit", "At most this many (default 50)",
               {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS}),
-        Query("before", "The 'next' of the previous page: the incidents that finished before"),
+        Query("before", "The 'next' of the previous page: the search goes on from there"),
     ),
     answers={422: "'state', 'q', 'limit' or 'before' out of range", 503: ARCHIVE_DOWN},
 )  # fmt: skip
 async def history(request: web.Request) -> web.Response:
     """Finished incidents (resolved, closed, cancelled), most recently finished first, each
     with ``finished`` (when), ``reason`` (the cancellation's, when cancelled) and ``archived``
-    (read from the archive); ``next``: the ``before`` of the next page (``null``: no more);
-    ``archive``: whether incidents Redis let go are searched too."""
+    (read from the archive). A page reads a bounded part of Redis' audit streams, so it may
+    hold fewer than ``limit`` and still have more after it: ``next`` is the ``before`` of the
+    next page (``null``: nothing more), ``searched_to`` how far back the search has gone
+    (seconds; ``null`` when it has gone through everything); ``archive``: whether incidents
+    Redis let go are searched too."""
     gw = request.app[GATEWAY]
     authorize(request, gw.settings.secret, "operator", "supervisor")
     try:
@@ -119,36 +147,48 @@ async def history(request: web.Request) -> web.Response:
         raise HttpError(422, str(exc)) from None
     source = incidents(gw)
     async with answering():
-        found, more = await _search(gw, source, search)
+        found, after = await _search(gw, source, search)
     return json_response({
-        "state": search.state, "q": search.text, "incidents": found,
-        "next": cursor(found[-1]) if more and found else None, "archive": source.archived,
+        "state": search.state, "q": search.text, "incidents": [_view(f) for f in found],
+        "next": cursor(after) if after else None,
+        "searched_to": after.key[0] if after else None, "archive": source.archived,
     })  # fmt: skip
 
 
-async def _search(gw: Gateway, source: Incidents, search: Search) -> tuple[list[Any], bool]:
-    """One page of ``search`` over Redis and the archive, and whether more follow. Each source
-    gives the first ``limit + 1`` of its own matches below the cursor, so the first ``limit``
-    of both together are the page's."""
-    want = search.limit + 1
-    hot = await finished(gw.need_redis(), gw.zones.all_keys(), search.state, search.text, want,
-                         search.before)  # fmt: skip
-    if source.archived:
-        hot += await _archived(gw, source, search, {i["id"] for i in hot})
-    hot.sort(key=lambda i: (i["finished"], i["id"]), reverse=True)
-    return hot[: search.limit], len(hot) > search.limit
+async def _search(
+    gw: Gateway, source: Incidents, search: Search
+) -> tuple[list[Found], Cursor | None]:
+    """One page of ``search`` over Redis and the archive, and the cursor after it (``None``:
+    nothing more)."""
+    positions = None if search.before is None else search.before.positions
+    scan = Scan(gw.need_redis(), gw.zones.all_keys(), positions, search.below, search.states,
+                lambda incident, detail: _matches(incident, search, detail))  # fmt: skip
+    await scan.run(search.limit, gw.settings.history_scan)
+    edge = scan.edge
+    hot = [f for f in scan.found.values() if f.key[0] >= edge]
+    cold = await _archived(gw, source, search, edge) if source.archived else []
+    merged = {f.incident.id: f for f in cold} | {f.incident.id: f for f in hot}
+    found = sorted(merged.values(), key=lambda f: f.key, reverse=True)
+    page = found[: search.limit]
+    if len(found) > search.limit:
+        below = page[-1].key
+    elif edge > -math.inf:
+        below = (edge, "")
+    else:
+        return page, None
+    return page, Cursor(below, scan.positions(below))
 
 
-async def _archived(
-    gw: Gateway, source: Incidents, search: Search, shown: set[str]
-) -> list[dict[str, Any]]:
-    """The archive's first ``limit + 1`` matches below the cursor that Redis did not give:
-    an incident Redis still holds is shown as Redis has it now (it may have been amended)."""
-    out: list[dict[str, Any]] = []
-    below = search.before
+async def _archived(gw: Gateway, source: Incidents, search: Search, edge: float) -> list[Found]:
+    """The archive's first ``limit + 1`` matches placed below the page's start and at or after
+    ``edge``: an incident Redis still holds is shown as Redis has it now (it may have been
+    amended), at its place there."""
+    out: list[Found] = []
+    below = search.below
     redis = gw.need_redis()
-    while len(out) <= search.limit:
-        rows = await source.finished(search.states, search.text, search.limit + 1, below)
+    while True:
+        rows = await source.finished(search.states, search.text, search.limit + 1,
+                                     None if below == TOP else below)  # fmt: skip
         held = [(r, z) for r in rows if (z := incident_zone(gw.zones, r.incident.id))]
         async with redis.pipeline(transaction=False) as pipe:
             for row, zone in held:
@@ -157,72 +197,15 @@ async def _archived(
         now = {r.incident.id: records.incident_from_hash(h)
                for (r, _), h in zip(held, hashes, strict=True)}  # fmt: skip
         for row in rows:
-            incident = now.get(row.incident.id) or row.incident
-            if incident.id in shown or not _matches(incident, search, row.detail):
-                continue
-            out.append(_view(incident, row.finished, row.detail, archived=True))
-        if len(rows) <= search.limit:
-            break
+            incident = now.get(row.incident.id)
+            key = (row.finished, row.incident.id) if incident is None else place(
+                incident, row.finished)  # fmt: skip
+            if edge <= key[0] and key < search.below and _matches(
+                    incident or row.incident, search, row.detail):  # fmt: skip
+                out.append(Found(key, incident or row.incident, row.detail, incident is None))
+        if len(rows) <= search.limit or len(out) > search.limit or rows[-1].finished < edge:
+            return out
         below = (rows[-1].finished, rows[-1].incident.id)
-    return out
-
-
-async def finished(
-    redis: Redis,
-    zones: Sequence[keys.Zone],
-    state: str,
-    text: str,
-    limit: int,
-    before: Cursor | None = None,
-) -> list[dict[str, Any]]:
-    """Up to ``limit`` finished incidents of ``zones`` now in ``state`` (``any``: any final
-    state) matching ``text`` that Redis holds, most recently finished first, all below
-    ``before`` when given."""
-    search = Search(state, text, limit, before)
-    seen: set[str] = set()
-    out: list[dict[str, Any]] = []
-    cursors = {z.name: "+" for z in zones}
-    read = 0
-    while cursors and len(out) < limit and read < AUDIT_SCAN:
-        live = [z for z in zones if z.name in cursors]
-        async with redis.pipeline(transaction=False) as pipe:
-            for zone in live:
-                pipe.xrevrange(zone.audit, max=cursors[zone.name], count=AUDIT_PAGE + 1)
-            pages: list[Any] = await pipe.execute()
-        read += AUDIT_PAGE
-        endings: list[tuple[float, keys.Zone, wire.IncidentEvent]] = []
-        for zone, page in zip(live, pages, strict=True):
-            if len(page) <= AUDIT_PAGE:
-                del cursors[zone.name]
-            else:
-                cursors[zone.name] = _id(page[-1][0])
-                page = page[:-1]
-            for _, fields in page:
-                event = _event(fields)
-                if event is not None and event.event in FINAL and event.incident not in seen:
-                    seen.add(event.incident)
-                    if before is None or (event.ts, event.incident) < before:
-                        endings.append((event.ts, zone, event))
-        endings.sort(key=lambda e: (e[0], e[2].incident), reverse=True)
-        out += await _matching(redis, endings, search)
-    return out[:limit]
-
-
-async def _matching(
-    redis: Redis,
-    endings: list[tuple[float, keys.Zone, wire.IncidentEvent]],
-    search: Search,
-) -> list[dict[str, Any]]:
-    async with redis.pipeline(transaction=False) as pipe:
-        for _, zone, event in endings:
-            pipe.hgetall(zone.incident(event.incident))
-        hashes: list[Any] = await pipe.execute()
-    out = []
-    for (ts, _, event), raw in zip(endings, hashes, strict=True):
-        incident = records.incident_from_hash(raw)
-        if incident is not None and _matches(incident, search, event.detail):
-            out.append(_view(incident, ts, event.detail, archived=False))
-    return out
 
 
 def _matches(incident: records.Incident, search: Search, detail: str | None) -> bool:
@@ -237,23 +220,8 @@ def _matches(incident: records.Incident, search: Search, detail: str | None) -> 
     return not needle or any(needle in f.lower() for f in fields if f)
 
 
-def _view(
-    incident: records.Incident, finished: float, detail: str | None, *, archived: bool
-) -> dict[str, Any]:
-    reason = detail if incident.state == "cancelled" else None
-    return {**msgspec.to_builtins(incident), "finished": finished, "reason": reason,
-            "archived": archived}  # fmt: skip
-
-
-def _id(raw: bytes | str) -> str:
-    """The stream id just before ``raw`` (an exclusive upper bound for the next page)."""
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    return "(" + text
-
-
-def _event(fields: Any) -> wire.IncidentEvent | None:
-    try:
-        event = wire.decode_entry(fields, wire.IncidentEvent)
-    except wire.WireError:
-        return None  # the dead-letter of the dispatcher's own audit: not ours to report
-    return event if isinstance(event, wire.IncidentEvent) else None
+def _view(found: Found) -> dict[str, Any]:
+    incident = found.incident
+    reason = found.detail if incident.state == "cancelled" else None
+    return {**msgspec.to_builtins(incident), "finished": found.key[0], "reason": reason,
+            "archived": found.archived}  # fmt: skip

@@ -3,8 +3,8 @@
 // reports apart, and the history of finished incidents (search, then open any of them: a
 // resolved one can be closed with an evaluation from its detail).
 
-import { el, fill, distanceText, errorText } from "./common.js";
-import { t, stateName, typeName, timeText, districtName } from "./i18n.js";
+import { el, fill, distanceText } from "./common.js";
+import { t, stateName, typeName, timeText, dateTimeText, districtName } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -25,7 +25,7 @@ export async function perform(api, incident, verb, body, done) {
     notify(`#${incident}: ${done}`);
     return true;
   } catch (err) {
-    notify(`#${incident}: ${errorText(err)}`, "error");
+    notify(`#${incident}: ${err.message}`, "error");
     return false;
   }
 }
@@ -89,7 +89,8 @@ export function askSplit(inc, alarms) {
 }
 
 /** The history panel: finished incidents found by state and text, a page at a time (the
- * archive's too, when the gateway has one; a note says when it has none); ``open`` shows one. */
+ * archive's too, when the gateway has one; a note says when it has none; a page that has
+ * more says how far back it has searched); ``open`` shows one. */
 export function history(api, open) {
   let next = null;
   const row = (inc) => el("li.h", {
@@ -114,6 +115,10 @@ export function history(api, open) {
       else fill(list, rows.length ? rows : el("li.empty", { text: t("workflow.history_none") }));
       if (next) list.append(el("li.more", {}, el("button#history-more.ghost", { type: "button",
         text: t("workflow.history_more"), onclick: () => search(null, true) })));
+      // A page reads a bounded part of Redis' audit streams: say how far back it has gone.
+      const searched = $("history-searched");
+      searched.hidden = !next;
+      searched.textContent = next ? t("workflow.history_searched", { time: dateTimeText(found.searched_to) }) : "";
       $("history-note").hidden = found.archive;
     } catch (err) {
       fill(list, el("li.error", { text: err.message }));
