@@ -3,7 +3,7 @@
 // reports apart, and the history of finished incidents (search, then open any of them: a
 // resolved one can be closed with an evaluation from its detail).
 
-import { el, fill, distanceText } from "./common.js";
+import { el, fill, distanceText, errorText } from "./common.js";
 import { t, stateName, typeName, timeText, dateTimeText, districtName } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -25,7 +25,7 @@ export async function perform(api, incident, verb, body, done) {
     notify(`#${incident}: ${done}`);
     return true;
   } catch (err) {
-    notify(`#${incident}: ${err.message}`, "error");
+    notify(`#${incident}: ${errorText(err)}`, "error");
     return false;
   }
 }
