@@ -17,6 +17,11 @@ These three choose units by straight line (``drive_time`` off), as before drive 
 stored and dispatch by drive time (:mod:`dispatcher.drive`), in the same rounds;
 ``drive_time_ratio`` is its throughput over the straight-line one, and ``drive_time`` says
 how many alarms the graph ranked (an alarm off the graph's area falls back to straight line).
+
+Besides Redis' CPU per alarm, each throughput reports the dispatcher's
+(``dispatcher_cpu_us_per_alarm``) and the part of it spent between a call's reply and the
+next call's write, while Redis waits (``dispatcher_cpu_between_calls_us_per_alarm``): with a
+core free for each, a batch costs Redis' time plus that part (docs/drive-time-speed.md).
 """
 
 from __future__ import annotations
@@ -190,6 +195,8 @@ async def throughput(
         "merged": t["merged"], "dispatched": t["dispatched"], "escalated": t["escalated"],
         "dead_letters": t["deadletter"], "batch_size": BATCH, **cost,
         "dispatcher_cpu_us_per_alarm": round(own_cpu / len(plan) * 1e6, 1),
+        "dispatcher_cpu_between_calls_us_per_alarm":
+            round(dispatcher.idle.cpu_s / len(plan) * 1e6, 1),
         **_ranked(dispatcher, roads),
     }  # fmt: skip
 

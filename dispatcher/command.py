@@ -10,6 +10,7 @@ road shortlists, which are packed when it is sent (they lose the units batch n t
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, TypeVar
 
@@ -105,3 +106,22 @@ async def started(send: Callable[[asyncio.Event], Awaitable[T]]) -> asyncio.Futu
     finally:
         waiting.cancel()
     return sending
+
+
+class Idle:
+    """The replica's process CPU between a call's reply and its next call's write, while
+    Redis waits for it (:attr:`cpu_s`; ``polewatch bench dispatch`` reports it per alarm)."""
+
+    def __init__(self) -> None:
+        self.cpu_s = 0.0
+        self._since: float | None = None
+
+    def replied(self) -> None:
+        """A call's reply is in."""
+        self._since = time.process_time()
+
+    def written(self) -> None:
+        """The next call is written (or failed)."""
+        if self._since is not None:
+            self.cpu_s += time.process_time() - self._since
+            self._since = None

@@ -42,8 +42,6 @@ from polewatch.connection import connect, wait_ready
 
 log = logging.getLogger("polewatch.dispatcher")
 
-STREAMS = keys.DEFAULT.streams
-"""The input streams of a deployment without zones."""
 HEARTBEAT_MAXLEN = 10_000
 _LOST_STATE = re.compile(r"NOGROUP|Function not found|NOTYPES")
 
@@ -81,6 +79,7 @@ class Dispatcher:
         """Road shortlists for the functions (the city's graph, reloaded when it changes)."""
         self._stopping = asyncio.Event()
         self._warming = False
+        self.idle = command.Idle()
 
     @property
     def client(self) -> aioredis.Redis:
@@ -100,9 +99,8 @@ class Dispatcher:
         """Load the functions and the alarm-type table; create the consumer group."""
         await wait_ready(self.client)
         if self.zone_map.zoned and not self._warming:
-            # Border distances for the whole city, in a daemon thread (the event loop neither
-            # waits for it nor for it at shutdown; alarms meanwhile compute the squares they
-            # need themselves).
+            # Border distances for the whole city, in a daemon thread (no one waits for it;
+            # alarms meanwhile compute the squares they need themselves).
             self._warming = True
             threading.Thread(target=self.zone_map.warm, name="zone-warm", daemon=True).start()
         await library.load(self.client, self.table, self.zone_map.all_keys())
@@ -110,9 +108,7 @@ class Dispatcher:
         for zone in self.zones:
             for stream in zone.streams:
                 with contextlib.suppress(ResponseError):  # BUSYGROUP: another replica made it
-                    await self.client.xgroup_create(
-                        stream, keys.DISPATCH_GROUP, id="0", mkstream=True
-                    )
+                    await self.client.xgroup_create(stream, keys.DISPATCH_GROUP, "0", mkstream=True)
 
     async def run(self) -> None:
         """Consume until stopped (or drained, in burst mode)."""
@@ -199,6 +195,7 @@ class Dispatcher:
                     self.ranker.read_if_due(self.client, zone)
                     send = functools.partial(self._send, batch, zone)
                     sending, batch = await command.started(send), None
+                    self.idle.written()
                 if entries := await reading:
                     batch = await self._prepare(entries, zone)
                 if sending is not None:
@@ -313,6 +310,7 @@ class Dispatcher:
                 replies = await pipe.execute()
             reply = replies[-1] if args else None
         if reply is not None:
+            self.idle.replied()
             counts.update(self._answered(zone.name, reply))
         counts["deadletter"] = len(bad) + counts.get("rejected", 0)
         for rejected in bad:
