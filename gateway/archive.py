@@ -53,6 +53,20 @@ async def archive_pool(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
 
 
+@contextlib.asynccontextmanager
+async def searching(gw: Gateway) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """An archive connection for one search of the history, in a transaction without parallel
+    query. The search reads few rows through its indexes; starting parallel workers cost more
+    than the rest of it for a text found nowhere (28-43 ms against 11-14 ms at 200,000
+    incidents, docs/console-history.md). The quarterly figures, which read many rows, keep
+    them: the setting ends with the transaction."""
+    if gw.archive is None:
+        raise ValueError("the history searches the archive only when there is one")
+    async with gw.archive.connection() as conn, conn.transaction():
+        await conn.execute("SET LOCAL max_parallel_workers_per_gather = 0")
+        yield conn
+
+
 def incidents(gw: Gateway) -> Incidents:
     """Where the console reads incidents: Redis, and the archive's pool when there is one."""
     return Incidents(gw.need_redis(), zones=gw.zones, pool=gw.archive)

@@ -27,8 +27,8 @@ from typing import Any, Final
 import msgspec
 from aiohttp import web
 
-from analytics.archive import Incidents
-from gateway.archive import ARCHIVE_DOWN, answering, incidents
+from analytics.archive import Incidents, finished_incidents
+from gateway.archive import ARCHIVE_DOWN, answering, incidents, searching
 from gateway.auth import authorize
 from gateway.endings import FINAL, TOP, Found, Key, Scan, place
 from gateway.errors import HttpError, json_response
@@ -166,7 +166,7 @@ async def _search(
     await scan.run(search.limit, gw.settings.history_scan)
     edge = scan.edge
     hot = [f for f in scan.found.values() if f.key[0] >= edge]
-    cold = await _archived(gw, source, search, edge) if source.archived else []
+    cold = await _archived(gw, search, edge) if source.archived else []
     merged = {f.incident.id: f for f in cold} | {f.incident.id: f for f in hot}
     found = sorted(merged.values(), key=lambda f: f.key, reverse=True)
     page = found[: search.limit]
@@ -179,7 +179,7 @@ async def _search(
     return page, Cursor(below, scan.positions(below))
 
 
-async def _archived(gw: Gateway, source: Incidents, search: Search, edge: float) -> list[Found]:
+async def _archived(gw: Gateway, search: Search, edge: float) -> list[Found]:
     """The archive's first ``limit + 1`` matches placed below the page's start and at or after
     ``edge``: an incident Redis still holds is shown as Redis has it now (it may have been
     amended), at its place there."""
@@ -187,8 +187,9 @@ async def _archived(gw: Gateway, source: Incidents, search: Search, edge: float)
     below = search.below
     redis = gw.need_redis()
     while True:
-        rows = await source.finished(search.states, search.text, search.limit + 1,
-                                     None if below == TOP else below)  # fmt: skip
+        async with searching(gw) as conn:
+            rows = await finished_incidents(conn, search.states, search.text, search.limit + 1,
+                                            None if below == TOP else below)  # fmt: skip
         held = [(r, z) for r in rows if (z := incident_zone(gw.zones, r.incident.id))]
         async with redis.pipeline(transaction=False) as pipe:
             for row, zone in held:

@@ -33,9 +33,11 @@ from test_console_history_archive import (
 from analytics.simulation import SimulatedIncident, Step, write_incidents
 from archiver.service import Metrics, ZoneArchiver
 from archiver.settings import ArchiverSettings
+from gateway.archive import searching
 from gateway.endings import FINAL
 from gateway.history import MAX_RESULTS
 from gateway.settings import GatewaySettings, check
+from gateway.state import GATEWAY
 from gateway.testing import TEST_SECRET, gateway_client
 from polewatch import keys, wire
 from polewatch.settings import SettingsError
@@ -162,6 +164,20 @@ def test_a_bad_read_budget_stops_the_gateway_naming_the_key() -> None:
     for bad in (0, 10_000_001):
         with pytest.raises(SettingsError, match="history_scan"):
             check(GatewaySettings(secret=TEST_SECRET, history_scan=bad))
+
+
+async def test_only_the_history_search_runs_without_parallel_workers(
+    redis_url: str, database_url: str
+) -> None:
+    show = "SHOW max_parallel_workers_per_gather"
+    async with gateway_client(redis_url, database_url=database_url,
+                              database_pool_size=1) as client:  # fmt: skip
+        gw = client.app[GATEWAY]
+        async with searching(gw) as conn:
+            assert await (await conn.execute(show)).fetchone() == ("0",)
+        assert gw.archive is not None
+        async with gw.archive.connection() as conn:  # the same one, as the reports get it
+            assert await (await conn.execute(show)).fetchone() != ("0",)
 
 
 def _zoned_city(zones: ZoneMap) -> list[SimulatedIncident]:
