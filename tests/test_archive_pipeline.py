@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import redis
 import redis.asyncio as aioredis
 
 from analytics.simulation import simulate_week, write_incidents
@@ -93,3 +94,41 @@ async def test_own_pending_entries_are_replayed_in_batches_each_once(
     acked = archiver.metrics.registry.get_sample_value("polewatch_archiver_audit_entries_total")
     assert acked == entries
     assert (await aredis.xpending(keys.AUDIT, GROUP))["pending"] == 0
+
+
+class AcknowledgementLostOnce(ZoneArchiver):
+    """Redis fails under the first acknowledgement, while the next batch is being written and
+    the one after it read."""
+
+    failed = False
+
+    async def _acknowledge(self, batch: Any) -> None:
+        if not self.failed:
+            self.failed = True
+            raise redis.ConnectionError("connection lost")
+        await super()._acknowledge(batch)
+
+
+async def test_a_redis_error_with_batches_in_hand_loses_and_doubles_nothing(
+    aredis: aioredis.Redis,
+    database_url: str,
+    pg: psycopg.AsyncConnection[Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    week = simulate_week(WEEK, seed=9, per_day=4)
+    entries = await write_incidents(aredis, week)
+    settings = ArchiverSettings(database_url=database_url, batch=7, retry_s=0.01)
+    archiver = AcknowledgementLostOnce(aredis, settings, keys.DEFAULT, Metrics())
+    await archiver.run(burst=True)
+
+    assert archiver.failed
+    assert "reading the pending entries again" in caplog.text
+    assert await one(pg, "SELECT count(*) FROM incident") == (len(week),)
+    assert await one(pg, "SELECT count(*) FROM audit") == (entries,)
+    assert await one(pg, "SELECT count(*) FROM incident_event") == (entries,)
+    # the batches in hand were read again from the pending list and acknowledged once each
+    acked = archiver.metrics.registry.get_sample_value("polewatch_archiver_audit_entries_total")
+    assert acked == entries
+    assert (await aredis.xpending(keys.AUDIT, GROUP))["pending"] == 0
+    ttls = [await aredis.ttl(keys.incident(i.id)) for i in week if i.state in TERMINAL]
+    assert ttls and all(ttl > 0 for ttl in ttls)
