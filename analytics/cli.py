@@ -17,7 +17,6 @@ Local time is the ``timezone`` setting (Asia/Shanghai by default; ``utc_offset_m
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 import zoneinfo
@@ -26,7 +25,6 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Final, TypeVar
 
-import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -37,8 +35,8 @@ from analytics.periods import bounds, month, quarter
 from analytics.report import render_html, render_pdf, render_png
 from analytics.response_times import IncidentTimes, summarize
 from polewatch import districts, i18n
-from polewatch.connection import connect
 from polewatch.settings import Settings, SettingsError, check_database_url, load
+from polewatch.terminal import Report, with_redis
 
 T = TypeVar("T")
 REPORT_FORMATS: Final = (".html", ".pdf", ".png")
@@ -137,23 +135,14 @@ def parse_time(text: str, utc_offset_min: int, *, end: bool = False) -> float:
     return (midnight + timedelta(days=1 if end else 0)).timestamp()
 
 
-def _fail(message: str, status: int = 2) -> int:
-    print(f"polewatch: error: {message}", file=sys.stderr)
-    return status
+def _report(args: argparse.Namespace) -> Report:
+    """What the command prints, named as it was called (``report csv``, ``export cap``)."""
+    kind = getattr(args, "report_command", None)
+    return Report(f"report {kind}" if kind else f"export {args.format}")
 
 
 def _run(settings: AnalyticsSettings, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-    async def run() -> T:
-        client = connect(
-            settings.redis_url, name="polewatch-analytics", retries=2,
-            cluster=settings.redis_cluster,
-        )  # fmt: skip
-        try:
-            return await work(client)
-        finally:
-            await client.aclose()
-
-    return asyncio.run(run())
+    return with_redis(settings, work, name="polewatch-analytics")
 
 
 def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -161,9 +150,9 @@ def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
         try:
             return handler(args)
         except (SettingsError, ValueError, OSError) as exc:
-            return _fail(str(exc))
+            return _report(args).fail(str(exc))
         except (RedisError, RedisClusterException) as exc:
-            return _fail(f"Redis: {exc}", 3)
+            return _report(args).fail(f"Redis: {exc}", 3)
 
     return run
 
@@ -202,7 +191,7 @@ def _rough(text: str) -> float:
 def _assessment(args: argparse.Namespace) -> int:
     suffix = args.out.suffix.lower()
     if suffix not in REPORT_FORMATS:
-        return _fail(f"--out must end in one of {', '.join(REPORT_FORMATS)}")
+        return _report(args).fail(f"--out must end in one of {', '.join(REPORT_FORMATS)}")
     s = _settings(args)
     start, end, offset = _range(args, s)
     zones, language = s.zone_map(), args.lang or s.language
@@ -251,8 +240,7 @@ def _times(args: argparse.Namespace) -> int:
     s = _settings(args)
     start, end, _ = _range(args, s)
     incidents = _incidents(args, s, start, end)
-    figures = summarize(incidents, start, end, args.district)
-    print(msgspec.json.format(msgspec.json.encode(figures), indent=2).decode())
+    _report(args).json(summarize(incidents, start, end, args.district))
     return 0
 
 
@@ -262,7 +250,7 @@ def _export(args: argparse.Namespace) -> int:
     zones = s.zone_map()
     record = _run(s, lambda r: Incidents(r, s.database_url, zones).record(args.incident))
     if record is None:
-        return _fail(f"no incident {args.incident!r}", 1)
+        return _report(args).fail(f"no incident {args.incident!r}", 1)
     # CAP and EIDO carry explicit offsets: the local one at export time is as good as any
     offset = s.offset_min(time.time())
     options = ExportOptions(sender=s.sender, agency=s.agency, utc_offset_min=offset)

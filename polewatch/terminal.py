@@ -97,13 +97,17 @@ def lonlat(text: str) -> tuple[float, float]:
     return lon, lat
 
 
-def with_redis(settings: Settings, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-    """Run ``work`` with a client of the settings' Redis (or cluster), closed after."""
+def with_redis(
+    settings: Settings,
+    work: Callable[[aioredis.Redis], Awaitable[T]],
+    *,
+    name: str = "polewatch-cli",
+) -> T:
+    """Run ``work`` with a client of the settings' Redis (or cluster), closed after (``name``:
+    the client's name in ``CLIENT LIST``)."""
 
     async def run() -> T:
-        client = connect(
-            settings.redis_url, name="polewatch-cli", retries=2, cluster=settings.redis_cluster
-        )
+        client = connect(settings.redis_url, name=name, retries=2, cluster=settings.redis_cluster)
         try:
             return await work(client)
         finally:
