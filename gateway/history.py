@@ -102,7 +102,9 @@ def parse_cursor(text: str) -> Cursor:
         finished = math.nan
     found = [_POSITION.fullmatch(p) for p in rest.split("~") if p] if tilde else []
     ids = [int(n) for m in found if m for n in m[2].lstrip("(").split("-")]
-    if not sep or not math.isfinite(finished) or not all(found) or max(ids, default=0) >= 2**64:
+    below_nothing = any(m and m[2] == "(0-0" for m in found)  # Redis refuses it; never written
+    if (not sep or not math.isfinite(finished) or not all(found)
+            or max(ids, default=0) >= 2**64 or below_nothing):  # fmt: skip
         raise ValueError("'before' must be the 'next' of a previous page")
     positions = {m[1]: m[2] for m in found if m} if tilde else None
     return Cursor((finished, iid), positions)
