@@ -18,16 +18,18 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiohttp.test_utils import TestClient
 from browser import launch, needs_chromium
+from redis import Redis
 from test_console_workflow import until
 
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
 from gateway import frames
 from gateway.console.accounts import hash_password
+from gateway.console.live import refusal
 from gateway.console.settings import Account, ConsoleSettings
 from gateway.testing import TEST_POLES, bearer, gateway_client, operator_token, store_poles
 from gateway.testing import unit_token as token
-from polewatch import details, i18n, wire
+from polewatch import details, i18n, keys, wire
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -38,12 +40,12 @@ DESK = bearer(operator_token("desk"))
 FUTIAN = TEST_POLES[3]
 SHOTS = os.environ.get("POLEWATCH_SCREENSHOTS")
 EXPECTED = {
-    "zh-CN": ("30 km范围内没有空闲警力", "直线距离 ", "不能将事件合并到其自身"),
+    "zh-CN": ("30 km范围内没有空闲警力", "直线距离 ", "不能将事件合并到其自身", "事件 #999 不存在"),
     "en-US": ("no free unit within 30 km", "straight line ",
-              "cannot merge an incident into itself"),
+              "cannot merge an incident into itself", "unknown incident #999"),
 }  # fmt: skip
-"""Per browser language: the escalation, the dispatch, the refused merge (the dispatch's reason
-is the catalogue's text of the key the API gave)."""
+"""Per browser language: the escalation, the dispatch, the merge the gateway refuses, the one
+the dispatcher refuses (the dispatch's reason is the catalogue's text of the key the API gave)."""
 
 
 @pytest.fixture
@@ -83,7 +85,9 @@ async def escalated_then_dispatched(client: TestClient[Any, Any]) -> dict[str, A
     return found
 
 
-async def test_the_detail_api_and_a_refusal_carry_keys(client: TestClient[Any, Any]) -> None:
+async def test_the_detail_api_and_a_refusal_carry_keys(
+    client: TestClient[Any, Any], sync_redis: Redis
+) -> None:
     found = await escalated_then_dispatched(client)
     by_event = {e["event"]: e for e in found["timeline"]}
     escalated, dispatched = by_event["escalated"], by_event["dispatched"]
@@ -102,6 +106,17 @@ async def test_the_detail_api_and_a_refusal_carry_keys(client: TestClient[Any, A
     assert (resp.status, await resp.json()) == (422, {
         "error": "cannot merge an incident into itself", "error_key": "reject.merge_self",
         "error_args": {}})  # fmt: skip
+    # accepted by the gateway, refused by the dispatcher: the console hears of it from the feed
+    resp = await client.post(f"/api/incidents/{iid}/merge", headers=DESK, json={"other": "999"})
+    assert resp.status == 202
+
+    async def dead_letter() -> Any:
+        return sync_redis.xrange(keys.DEFAULT.deadletter)
+
+    [(_, fields)] = await until(dead_letter)
+    assert refusal(fields, keys.DEFAULT) == {
+        "incident": iid, "op": "merge", "actor": "desk", "error": "unknown incident 999",
+        "error_key": "reject.unknown_incident", "error_args": {"incident": "999"}}  # fmt: skip
 
 
 def test_a_withdrawn_units_phone_gets_the_reasons_key() -> None:
@@ -138,7 +153,7 @@ async def read_in(
     """The incident's timeline, the activity feed and a refused merge, read under ``locale``."""
     from playwright.async_api import expect
 
-    escalation, dispatch, refusal, why = expected
+    escalation, dispatch, refused, refused_later, why = expected
     context = await browser.new_context(
         locale=locale, timezone_id="UTC", viewport={"width": 1440, "height": 900}
     )
@@ -157,7 +172,12 @@ async def read_in(
     await expect(page.locator("#activity")).to_contain_text(escalation)
     await page.fill("#merge-other", iid)
     await page.click("#do-merge")
-    await expect(page.locator("#notices li.error span")).to_have_text(f"#{iid}: {refusal}")
+    await expect(page.locator("#notices li.error span")).to_have_text(f"#{iid}: {refused}")
+    await page.fill("#merge-other", "999")
+    await page.click("#do-merge")
+    await expect(page.locator("#notices li.error span").nth(1)).to_have_text(
+        f"#{iid}: {refused_later}"
+    )
     if SHOTS:
         name = f"console-timeline-{locale[:2]}.png"
         await page.locator("#detail").screenshot(path=str(Path(SHOTS) / name))

@@ -4,6 +4,8 @@ and heartbeat streams and fans each change out to every open console as Server-S
 A console that connects gets the current picture once (open incidents, units, cameras, the
 latest audit entries), then only what changed: the incidents and units an audit or patrol
 entry touched, re-read in one pipelined round trip per batch. Nothing polls the whole state.
+The dead letters are followed too: a command the dispatcher refused (``refused`` events, the
+reason with its catalogue key) reaches the console that sent it, which had only heard "sent".
 A console too slow to keep up is dropped; its EventSource reconnects and starts afresh.
 
 The streams are followed only while a console listens in this process: the first one to
@@ -13,7 +15,7 @@ every position cost 0.4-0.6 s stalls.
 
 With dispatch zones every zone's audit and patrol streams are followed. One XREAD may only name
 streams of one hash slot on a Redis Cluster, so there one blocking reader follows each slot's
-streams (a zone's two share its hash tag), and their batches meet in one fan-out; on a single
+streams (a zone's share its hash tag), and their batches meet in one fan-out; on a single
 server one XREAD follows them all.
 """
 
@@ -75,6 +77,7 @@ class Feed:
         """Stream followed -> its zone (``None``: the deployment's heartbeats)."""
         for zone in self.zones:
             self._zone_of[zone.audit] = self._zone_of[zone.patrol_events] = zone
+            self._zone_of[zone.deadletter] = zone  # for the commands the dispatcher refused
         self._zone_of[keys.HEARTBEATS] = None
         self.listeners: set[asyncio.Queue[bytes | None]] = set()
         self.ready = asyncio.Event()
@@ -228,10 +231,15 @@ class Feed:
         units: dict[str, keys.Zone] = {}
         positions: dict[str, wire.PatrolPosition] = {}
         cameras: list[dict[str, Any]] = []
+        refused: list[dict[str, Any]] = []
         for stream, entries in reply:
             name = stream.decode() if isinstance(stream, bytes) else stream
             zone = self._zone_of.get(name)
             for entry_id, fields in entries:
+                if zone is not None and name == zone.deadletter:
+                    if (view := refusal(fields, zone)) is not None:
+                        refused.append(view)
+                    continue
                 try:
                     message = wire.decode_entry(fields)
                 except wire.WireError:
@@ -267,6 +275,25 @@ class Feed:
             self.broadcast("audit", events)
         if cameras:
             self.broadcast("cameras", cameras)
+        if refused:
+            self.broadcast("refused", refused)
+
+
+def refusal(fields: Mapping[bytes, bytes], zone: keys.Zone) -> dict[str, Any] | None:
+    """An operator's command that ``zone``'s dispatcher refused (a dead letter of its command
+    stream) as a console shows it to whoever sent it: ``incident``, ``op``, ``actor`` and the
+    reason as ``error``, with its catalogue key (:mod:`polewatch.details`); ``None`` for any
+    other dead letter."""
+    if fields.get(b"stream") != zone.commands.encode():
+        return None
+    try:
+        command = wire.decode(fields.get(b"raw:m", b""), wire.Command)
+    except wire.WireError:
+        return None
+    reason = fields.get(b"reason", b"").decode(errors="replace")
+    view = {"incident": command.incident, "op": command.op, "actor": command.actor,
+            "error": reason}  # fmt: skip
+    return details.label(view, "error")
 
 
 async def read_records(

@@ -6,7 +6,7 @@ import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, l
 import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, timeText, districtName, showGrid } from "./i18n.js";
 import { callTaker } from "./calltaker.js";
 import { openEditor, clipPlayer } from "./cameras-editor.js";
-import { perform, askCancel, askSplit, history } from "./workflow.js";
+import { perform, notify, askCancel, askSplit, history } from "./workflow.js";
 import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, loadStreets, POLE_ZOOM, roadText } from "./map.js";
 
 const KEY = "pw.console.session";
@@ -165,6 +165,9 @@ function connect() {
     S.audit = S.audit.concat(events).slice(-80);
     if (S.selected && events.some((ev) => ev.incident === S.selected)) openIncident(S.selected, false);
     schedule();
+  });
+  source.addEventListener("refused", (e) => { // the dispatcher refused an action sent from here
+    for (const r of JSON.parse(e.data)) if (session && r.actor === session.login) notify(`#${r.incident}: ${machineText(r, "error")}`, "error");
   });
   source.addEventListener("cameras", (e) => {
     for (const c of JSON.parse(e.data)) S.cameras.set(c.id, { ...S.cameras.get(c.id), ...c, alarm: (S.cameras.get(c.id) || {}).alarm });
