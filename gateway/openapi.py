@@ -110,9 +110,14 @@ def path_value(request: web.Request, name: str, refusal: str | None = None) -> s
 ERROR_SCHEMA: Final = {
     "type": "object",
     "required": ["error"],
-    "properties": {"error": {"type": "string"}},
+    "properties": {
+        "error": {"type": "string"},
+        "error_key": {"type": "string", "description": "A refusal in one of the dispatcher's "
+                      "forms: its message catalogue key (polewatch.details)"},
+        "error_args": {"type": "object", "description": "The key's parameters"},
+    },
     "additionalProperties": True,
-}
+}  # fmt: skip
 STANDARD: Final = {
     400: "Malformed request (not JSON, bad query)",
     401: "Missing, invalid or expired token",
