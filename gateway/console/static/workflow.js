@@ -110,15 +110,19 @@ export function history(api, open) {
     try {
       const found = await api.get(`/api/console/history?${params}`);
       next = found.next;
-      const rows = found.incidents.map(row);
-      if (more) { list.querySelector("li.more")?.remove(); list.append(...rows); }
-      else fill(list, rows.length ? rows : el("li.empty", { text: t("workflow.history_none") }));
-      if (next) list.append(el("li.more", {}, el("button#history-more.ghost", { type: "button",
-        text: t("workflow.history_more"), onclick: () => search(null, true) })));
-      // A page reads a bounded part of Redis' audit streams: say how far back it has gone.
+      if (!more) fill(list);
+      list.querySelector("li.empty")?.remove();
+      list.append(...found.incidents.map(row));
+      // A page may be short, even empty, and have more: it reads a bounded part of Redis'
+      // audit streams. "More" stays in sight below the list, with how far back it has gone.
+      if (!list.querySelector("li.h")) list.append(el("li.empty", {
+        text: t(next ? "workflow.history_none_yet" : "workflow.history_none") }));
       const searched = $("history-searched");
       searched.hidden = !next;
-      searched.textContent = next ? t("workflow.history_searched", { time: dateTimeText(found.searched_to) }) : "";
+      searched.replaceChildren(...(next ? [
+        `${t("workflow.history_searched", { time: dateTimeText(found.searched_to) })} `,
+        el("button#history-more.ghost", { type: "button", text: t("workflow.history_more"),
+          onclick: () => search(null, true) })] : []));
       $("history-note").hidden = found.archive;
     } catch (err) {
       fill(list, el("li.error", { text: err.message }));
