@@ -73,16 +73,18 @@ async def escalated_then_dispatched(client: TestClient[Any, Any]) -> dict[str, A
 
     iid = await until(incident)
 
-    async def detail(state: str) -> Any:
-        body = await (await client.get(f"/api/incidents/{iid}", headers=DESK)).json()
-        return body if body["incident"]["state"] == state else None
-
-    await until(lambda: detail("escalated"))
+    await until(lambda: incident_state(client, iid, "escalated"))
     resp = await client.post("/api/patrol/duty", headers=bearer(token("U1")), json={
         "duty": "on_duty", "lon": FUTIAN.lon + 0.003, "lat": FUTIAN.lat})  # fmt: skip
     assert resp.status == 202
-    found: dict[str, Any] = await until(lambda: detail("dispatched"))
+    found: dict[str, Any] = await until(lambda: incident_state(client, iid, "dispatched"))
     return found
+
+
+async def incident_state(client: TestClient[Any, Any], iid: str, state: str) -> Any:
+    """The incident's detail once it is in ``state`` (else None)."""
+    body = await (await client.get(f"/api/incidents/{iid}", headers=DESK)).json()
+    return body if body["incident"]["state"] == state else None
 
 
 async def test_the_detail_api_and_a_refusal_carry_keys(
@@ -131,7 +133,7 @@ def test_a_withdrawn_units_phone_gets_the_reasons_key() -> None:
 async def test_the_console_reads_details_in_the_browsers_language(
     client: TestClient[Any, Any],
 ) -> None:
-    from playwright.async_api import async_playwright
+    from playwright.async_api import async_playwright, expect
 
     found = await escalated_then_dispatched(client)
     iid = found["incident"]["id"]
@@ -143,6 +145,16 @@ async def test_the_console_reads_details_in_the_browsers_language(
                 reason = i18n.translate(why["key"], locale)
                 await read_in(browser, str(client.make_url("/console/")), iid, locale,
                               (*expected, reason))  # fmt: skip
+            # the unit's phone, told in Chinese why the incident was taken away
+            resp = await client.post(f"/api/incidents/{iid}/cancel", headers=DESK,
+                                     json={"reason": "caller called back"})  # fmt: skip
+            assert resp.status == 202
+            await until(lambda: incident_state(client, iid, "cancelled"))
+            context = await browser.new_context(locale="zh-CN")
+            page = await context.new_page()
+            await page.goto(str(client.make_url(f"/patrol/?token={token('U1')}")))
+            await expect(page.locator("#log")).to_contain_text(f"#{iid} 已撤回：已由 desk 撤销")
+            await context.close()
         finally:
             await browser.close()
 
