@@ -20,6 +20,7 @@ from gateway.metrics import METRICS_ANSWERS, Metrics
 from gateway.notify import Notifier
 from gateway.openapi import api, document
 from gateway.origin import same_origin_only
+from gateway.refusals import Refusals
 from gateway.settings import GatewaySettings, check
 from gateway.state import GATEWAY, Gateway
 from gateway.tasks import running
@@ -104,8 +105,17 @@ async def _notifier(app: web.Application) -> AsyncIterator[None]:
         recheck_s=gw.settings.inbox_recheck_s,
     )  # fmt: skip
     gw.notifier.listen(keys.UNIT_NOTIFY, gw.inboxes.wake)
-    async with running(gw.notifier.run()), running(gw.inboxes.run()):
+    # and one follows the dead letters for the answers the dispatcher refused
+    gw.refusals = Refusals(
+        gw.redis, gw.inboxes, gw.zones.all_keys(), cluster=gw.settings.redis_cluster
+    )
+    async with (
+        running(gw.notifier.run()),
+        running(gw.inboxes.run()),
+        running(gw.refusals.run()),
+    ):
         await asyncio.wait_for(gw.notifier.ready.wait(), 30)
+        await asyncio.wait_for(gw.refusals.ready.wait(), 30)
         yield
 
 

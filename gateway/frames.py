@@ -6,6 +6,14 @@ Server to unit::
     {"type": "inbox", "id": "<stream id>", "message": {"k": "dispatch", ...wire fields...}}
     {"type": "ok", "ref": <the frame's ref or null>, "entry": "<patrol-events id>"}
     {"type": "error", "ref": <ref or null>, "error": "<why>"}
+    {"type": "refused", "entry": "<patrol-events id an ok gave>", "incident": "I1",
+     "action": "declined", "error": "<the dispatcher's reason>", "error_key": "reject.…",
+     "error_args": {...}}
+
+A ``refused`` frame says that the dispatcher did not take an answer the gateway had already
+answered ``ok`` (:mod:`gateway.refusals`); ``error_key``/``error_args`` name the reason's
+catalogue entry when it is one of the dispatcher's forms. It is sent again when the unit
+reconnects within ten minutes, so a client acts only on answers it still holds as pending.
 
 ``inbox`` frames carry the unit's inbox entries (:class:`wire.Dispatch`, ``k: "dispatch"``;
 :class:`wire.DispatchCancel`, ``k: "cancel"``) in stream order; a client remembers the last
@@ -132,6 +140,13 @@ def encode_inbox(entry_id: str, fields: dict[bytes, bytes]) -> str:
 
 def encode_ok(ref: Any, entry: str) -> str:
     return _encoder.encode({"type": "ok", "ref": ref, "entry": entry}).decode()
+
+
+def encode_refused(entry: str, incident: str, action: str, error: str) -> str:
+    """The dispatcher refused the answer written as ``entry``; why, with its catalogue key."""
+    view = {"type": "refused", "entry": entry, "incident": incident, "action": action,
+            "error": error}  # fmt: skip
+    return _encoder.encode(details.label(view, "error")).decode()
 
 
 def encode_error(error: str, ref: Any) -> str:

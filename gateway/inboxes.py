@@ -59,6 +59,10 @@ class Subscriber:
 
     def push(self, frame: str, entry_id: str) -> None:
         self.last = entry_id
+        self.queue(frame)
+
+    def queue(self, frame: str) -> None:
+        """Send ``frame`` after those waiting, without waiting for the socket."""
         self.waiting.append(frame)
         if self.sender is None or self.sender.done():
             self.sender = asyncio.ensure_future(self._send())
@@ -124,6 +128,12 @@ class Inboxes:
         if (known := self._units.get(unit)) is not None:
             known.zone = zone
             self.wake(unit)
+
+    def send(self, unit: str, frame: str) -> None:
+        """Queue ``frame`` (not an inbox entry) to every socket of ``unit`` in this process."""
+        if (known := self._units.get(unit)) is not None:
+            for sub in known.subscribers:
+                sub.queue(frame)
 
     def wake(self, unit: str) -> None:
         """Read ``unit``'s inbox soon (:data:`gateway.notify.ANY`: every unit's)."""

@@ -164,6 +164,9 @@ async def patrol_socket(request: web.Request) -> web.StreamResponse:
         # from here on the process' one inbox reader pushes (gateway.inboxes)
         sub = Subscriber(unit.id, unit.last, ws, on_sent=gw.metrics.pushed.inc)
         with inboxes.attach(sub, unit.zone):
+            if gw.refusals is not None:  # those it may have missed while away
+                for frame in gw.refusals.recent(unit.id):
+                    sub.queue(frame)
             await _receive(gw, ws, unit, inboxes)
     except ClientConnectionResetError as exc:
         # aiohttp's own error (Redis' are others): the unit hung up while we were writing to

@@ -16,6 +16,7 @@ from gateway.errors import HttpError
 from gateway.inboxes import Inboxes
 from gateway.metrics import Metrics
 from gateway.notify import Notifier
+from gateway.refusals import Refusals
 from gateway.settings import GatewaySettings
 from gateway.writer import StreamWriter
 from polewatch import keys, records
@@ -39,6 +40,8 @@ class Gateway:
     notifier: Notifier | None = None
     inboxes: Inboxes | None = None
     """Reads every connected unit's inbox for the patrol WebSockets."""
+    refusals: Refusals | None = None
+    """Pushes the dispatcher's refusals of units' answers to their WebSockets."""
     poles: PoleIndex | None = None
     archive: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
     """The incident archive's connections (``database_url``; see :mod:`gateway.archive`)."""

@@ -36,6 +36,7 @@ from gateway.auth import authorize
 from gateway.console.cameras import camera_view, latest_cameras
 from gateway.incidents import Newest, unit_ids
 from gateway.openapi import api
+from gateway.refusals import refused
 from gateway.state import GATEWAY
 from gateway.tasks import running
 from polewatch import details, keys, records, wire
@@ -284,13 +285,10 @@ def refusal(fields: Mapping[bytes, bytes], zone: keys.Zone) -> dict[str, Any] | 
     stream) as a console shows it to whoever sent it: ``incident``, ``op``, ``actor`` and the
     reason as ``error``, with its catalogue key (:mod:`polewatch.details`); ``None`` for any
     other dead letter."""
-    if fields.get(b"stream") != zone.commands.encode():
+    found = refused(fields, zone.commands, wire.Command)
+    if found is None:
         return None
-    try:
-        command = wire.decode(fields.get(b"raw:m", b""), wire.Command)
-    except wire.WireError:
-        return None
-    reason = fields.get(b"reason", b"").decode(errors="replace")
+    command, reason = found
     view = {"incident": command.incident, "op": command.op, "actor": command.actor,
             "error": reason}  # fmt: skip
     return details.label(view, "error")
