@@ -7,14 +7,18 @@ import { loadLanguage, t, translatePage, languageSwitch, stateName, typeName, ti
 import { openMap, districtLayer, gridLayer, poleLayer, routeLayer, fetchRoute, roadText, loadStreets } from "./map.js";
 
 const $ = (id) => document.getElementById(id);
-const K = { token: "pw.patrol.token", last: "pw.patrol.last", job: "pw.patrol.job", duty: "pw.patrol.duty" };
+const K = { token: "pw.patrol.token", last: "pw.patrol.last", job: "pw.patrol.job", duty: "pw.patrol.duty", pending: "pw.patrol.pending" };
 const POSITION_EVERY_MS = 5000;
+const PENDING_MS = 600000; // the gateway sends a refusal again on reconnect for 10 minutes
 
 const P = {
   token: localStorage.getItem(K.token), unit: null, ws: null, backoff: 500, ref: 0,
   job: JSON.parse(localStorage.getItem(K.job) || "null"), here: null, sentAt: 0, audio: null,
   duty: localStorage.getItem(K.duty) === "on", districts: null, speed: 8, map: null, watch: null,
   streets: { grids: [], poles: [] }, framed: null,
+  // answers the dispatcher may still refuse: by ref until the gateway's ok names their entry,
+  // then by entry (kept across reloads); refusals that came before their ok, by entry
+  sent: {}, pending: JSON.parse(localStorage.getItem(K.pending) || "{}"), early: {},
 };
 const api = new Api(() => P.token);
 
@@ -90,6 +94,56 @@ function send(frame) {
   return true;
 }
 
+// ---------------------------------------------------------------- refused answers
+// The gateway says ok when an answer is on its way; the dispatcher may still refuse it (the
+// incident was closed meanwhile, another phone acknowledged it): a "refused" frame then names
+// the answer's entry. The officer is told why, and the job goes back to what the centre holds.
+const GONE = new Set(["reject.unknown_incident", "reject.incident_state", "reject.not_assigned"]);
+
+function savePending() {
+  const now = Date.now();
+  for (const [entry, s] of Object.entries(P.pending)) if (now - s.at > PENDING_MS) delete P.pending[entry];
+  localStorage.setItem(K.pending, JSON.stringify(P.pending));
+}
+
+function answered(frame) {
+  const sent = P.sent[frame.ref];
+  if (!sent) return;
+  delete P.sent[frame.ref];
+  P.pending[frame.entry] = { ...sent, at: Date.now() };
+  savePending();
+  if (P.early[frame.entry]) refused(P.early[frame.entry]);
+}
+
+function refused(frame) {
+  const sent = P.pending[frame.entry];
+  if (!sent) { // not (yet) known as ours: its ok may still come
+    if (Object.keys(P.early).length > 50) P.early = {};
+    P.early[frame.entry] = frame;
+    return;
+  }
+  delete P.pending[frame.entry];
+  delete P.early[frame.entry];
+  savePending();
+  const text = t("patrol.answer_refused", { incident: frame.incident, action: stateName(frame.action), error: machineText(frame, "error") });
+  log(text);
+  $("notice").textContent = text;
+  $("notice").hidden = false;
+  P.job = jobAfter(P.job, sent, frame.error_key);
+  saveJob();
+  renderJob();
+}
+
+/** The job as the centre holds it after refusing the answer ``sent``. */
+function jobAfter(job, sent, key) {
+  const same = job && job.incident === sent.incident;
+  if (GONE.has(key)) return same ? null : job; // no longer this unit's
+  if (job && !same) return job; // it has another job since
+  if (!sent.before) return job;
+  if (key === "reject.decline_answered") return { ...sent.before, phase: "acknowledged" }; // answered on another phone
+  return !job || job.phase === sent.action ? sent.before : job; // unless a later answer moved it on
+}
+
 function receive(frame) {
   if (frame.type === "hello") {
     P.unit = frame.unit;
@@ -101,6 +155,7 @@ function receive(frame) {
     localStorage.setItem(K.last, frame.id);
     const m = frame.message;
     if (m.k === "dispatch") {
+      $("notice").hidden = true;
       P.job = { ...m, phase: "dispatched" };
       saveJob();
       beep(P.audio);
@@ -113,6 +168,10 @@ function receive(frame) {
     }
   } else if (frame.type === "error") {
     log(t("patrol.refused", { error: frame.error }));
+  } else if (frame.type === "ok") {
+    answered(frame);
+  } else if (frame.type === "refused") {
+    refused(frame);
   }
 }
 
@@ -235,6 +294,8 @@ function answer(type, action) {
   if (!job) return;
   const frame = type === "status" ? { type, incident: job.incident, action } : { type, incident: job.incident };
   if (!send(frame)) return;
+  P.sent[P.ref] = { incident: job.incident, action: type === "ack" ? "acknowledged" : type === "decline" ? "declined" : action, before: { ...job } };
+  $("notice").hidden = true;
   if (type === "decline") { log(t("patrol.declined", { incident: job.incident })); P.job = null; }
   else { job.phase = type === "ack" ? "acknowledged" : action; log(`${job.incident}: ${stateName(job.phase)}`); }
   if (job.phase === "resolved") P.job = null;
@@ -293,6 +354,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   };
   $("accept").onclick = () => answer("ack");
   $("decline").onclick = () => answer("decline");
+  $("notice").onclick = () => { $("notice").hidden = true; };
   for (const b of $("progress").querySelectorAll("button")) b.onclick = () => answer("status", b.dataset.action);
   $("signout").onclick = () => {
     if (P.duty) sendDuty("off_duty");
