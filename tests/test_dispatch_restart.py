@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -57,3 +58,32 @@ async def test_replica_survives_a_redis_that_lost_everything(
         dispatcher.stop()
         await asyncio.wait_for(task, 10)
         client.close()
+
+
+async def test_a_failed_call_leaves_the_batches_read_ahead_to_the_restarted_loop(
+    redis_url: str, sync_redis: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The loop reads and prepares batch n+1 while batch n's call runs; when that call fails
+    (here: the functions are gone), n and what was read after it stay pending, and the loop,
+    started again, does them all: nothing is lost, nothing done twice."""
+    alarms = [sc.alarm(114.0 + i / 100, 22.5) for i in range(7)]
+    sc.write(sync_redis, [sc.on_duty(f"u{i}", 114.0 + i / 100, 22.5) for i in range(7)])
+    sc.write(sync_redis, alarms)
+    sends: list[int] = []
+
+    class LosesItsFunctionsOnce(Dispatcher):
+        async def _send(self, batch: Any, zone: keys.Zone, written: Any = None) -> dict[str, int]:
+            sends.append(len(batch.good))
+            if len(sends) == 2:  # the second batch: Redis lost the library meanwhile
+                await self.client.function_flush()
+            return await super()._send(batch, zone, written)
+
+    settings = DispatcherSettings(redis_url=redis_url, consumer="c", batch_size=2)
+    dispatcher = LosesItsFunctionsOnce(settings, burst=True)
+    await dispatcher.run()
+    assert "lost the dispatcher's setup" in caplog.text  # (the loop was started again)
+    assert dispatcher.totals["alarms"] == 7 and dispatcher.totals["duplicates"] == 0
+    assert {sc.incident(sync_redis, str(n + 1)).units[0] for n in range(7)} == {
+        f"u{i}" for i in range(7)}  # fmt: skip
+    for stream in (keys.ALARMS, keys.PATROL_EVENTS):
+        assert sync_redis.xpending(stream, keys.DISPATCH_GROUP)["pending"] == 0
