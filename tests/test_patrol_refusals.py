@@ -7,6 +7,7 @@ language and puts the job back as the dispatcher holds it."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,7 +17,7 @@ from browser import launch, needs_chromium
 from hypothesis import given
 from hypothesis import strategies as st
 from test_console_workflow import until
-from test_details_pages import client  # noqa: F401 (its fixture)
+from test_details_pages import SHOTS, client  # noqa: F401 (its fixture)
 from test_patrol_api import receive, socket_url
 
 from gateway.refusals import refused_answer
@@ -102,7 +103,9 @@ async def test_the_patrol_app_shows_a_refused_decline_and_keeps_the_job(
     async with async_playwright() as p:
         browser = await launch(p)
         for unit, (locale, reason) in zip(("U1", "U2"), EXPECTED.items(), strict=True):
-            context = await browser.new_context(locale=locale)
+            context = await browser.new_context(
+                locale=locale, viewport={"width": 390, "height": 844}
+            )
             page = await context.new_page()
             await page.goto(str(client.make_url(f"/patrol/?token={unit_token(unit)}")))
             await expect(page.locator("#answer")).to_be_visible()
@@ -111,6 +114,8 @@ async def test_the_patrol_app_shows_a_refused_decline_and_keeps_the_job(
             await expect(page.locator("#notice")).to_contain_text(reason)
             await expect(page.locator("#progress")).to_be_visible()  # the job is still its
             await expect(page.locator("#answer")).to_be_hidden()
+            if SHOTS:
+                await page.screenshot(path=str(Path(SHOTS) / f"patrol-refused-{locale[:2]}.png"))
             await context.close()
         await browser.close()
 

@@ -167,6 +167,7 @@ function receive(frame) {
       if (P.job && P.job.incident === m.incident) { P.job = null; saveJob(); renderJob(); }
     }
   } else if (frame.type === "error") {
+    delete P.sent[frame.ref]; // the gateway did not take it: nothing to wait for
     log(t("patrol.refused", { error: frame.error }));
   } else if (frame.type === "ok") {
     answered(frame);
