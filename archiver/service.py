@@ -14,6 +14,8 @@ Three batches are in hand at a time (:meth:`ZoneArchiver.run`): one is written w
 is read and decoded and the previous one acknowledged, so this process, PostgreSQL and Redis
 work at the same time; a batch's "already archived?" check and its writing wait for the
 previous commit, its acknowledgement for its own commit and the previous acknowledgement.
+After its commit, a batch's incidents whose timeline Redis has grown since they were read are
+archived again (an amendment another archiver checked before the commit).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import redis.asyncio as aioredis
 from archiver import schema, writer
 from archiver.metrics import Metrics
 from archiver.settings import ArchiverSettings
-from archiver.source import TERMINAL, read_incidents, retain
+from archiver.source import TERMINAL, grown, read_incidents, retain
 from archiver.stream import GROUP, READ, Bad, decode_batch, ensure_group, entries
 from polewatch import connection, deadletter, keys, wire
 from polewatch.connection import UNREACHABLE
@@ -79,19 +81,12 @@ class ZoneArchiver:
         """The acknowledgement in flight (of the batch committed last)."""
         self._claimed = -math.inf
         """When entries left by crashed replicas were last claimed (``time.monotonic``)."""
-        """The acknowledgement in flight (of the batch committed last)."""
         self.stop = asyncio.Event()
         """Set it to have :meth:`run` return after the batch in hand (SIGTERM does)."""
 
     async def run(self, *, burst: bool = False) -> None:
-        """Consume until cancelled (with ``burst``: until the stream is drained).
-
-        Three batches are in hand at a time: while batch n is written (one transaction),
-        batch n + 1 is read, decoded and its incidents read from Redis, and batch n - 1,
-        committed, gets its retention time and is acknowledged; so this process, PostgreSQL
-        and Redis work at the same time. What must wait does: a batch's writing (with its
-        "already archived?" check) starts after the previous commit, its acknowledgement
-        after its own commit and the previous acknowledgement."""
+        """Consume until cancelled (with ``burst``: until the stream is drained), three
+        batches in hand at a time (written, read, acknowledged: the module's docstring)."""
         await ensure_group(self.redis, self.stream)
         self._own = True
         batch: _Batch | None = None
@@ -213,7 +208,7 @@ class ZoneArchiver:
 
     async def _lag(self) -> None:
         for group in await self.redis.xinfo_groups(self.stream):
-            if _text(group.get("name")) == GROUP:
+            if group.get("name") in (GROUP, GROUP.encode()):
                 self.metrics.lag.labels(self.zone.name or "default").set(group.get("lag") or 0)
 
     async def process(self, entries: list[Any]) -> None:
@@ -241,6 +236,21 @@ class ZoneArchiver:
             batch.incidents += await self._incidents(sorted(again), batch.rows, batch.bad)
             batch.tables = writer.tables(batch.incidents, batch.rows)
         await self._write(batch.incidents, batch.rows, batch.bad, batch.tables)
+        await self._rewrite_grown(batch)
+
+    async def _rewrite_grown(self, batch: _Batch) -> None:
+        """After the commit: archive again the batch's incidents Redis changed since they were
+        read. Another archiver may have read the change (an amendment, a reopening) and found
+        them not archived before this commit; one made after this look is read after the
+        commit, by an archiver that finds them archived. No timing between processes counts."""
+        changed = set(await grown(self.redis, self.zone, batch.incidents))
+        if not changed:
+            return
+        found = await read_incidents(self.redis, self.zone, sorted(changed))
+        again = [a for a in found.values() if isinstance(a, writer.Archived)]
+        await self._write(again, [], batch.bad, writer.tables(again))
+        done = {a.incident.id for a in again}  # (what the database refused keeps its copy)
+        batch.incidents[:] = [a for a in batch.incidents if a.incident.id not in done] + again
 
     async def _acknowledge(self, batch: _Batch) -> None:
         """After its commit: give a batch's incidents their retention time, dead-letter its
@@ -388,7 +398,3 @@ async def serve(settings: ArchiverSettings, *, burst: bool = False) -> None:
         if close_metrics is not None:
             close_metrics[0].shutdown()
             close_metrics[0].server_close()
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import msgspec
 import redis.asyncio as aioredis
 
 from archiver.writer import Archived
@@ -78,6 +79,17 @@ return 1
 """
 )
 
+_GREW: Final = (
+    _KEYS
+    + """
+local read, out = cmsgpack.unpack(ARGV[13]), {}
+for i = 1, #read, 2 do
+  if redis.call('LLEN', key(2, read[i])) > read[i + 1] then out[#out + 1] = read[i] end
+end
+return out
+"""
+)
+
 
 def _templates(zone: keys.Zone) -> list[str]:
     """Each key kind's text before and after the id (incident, timeline, alarm list, tried
@@ -120,8 +132,24 @@ async def read_incidents(
             timeline=[e for e in (known.get(t) or _event(t) for t in timeline) if e is not None],
             alarm_ids=[_text(a) for a in alarm_ids],
             alarms=[b or None for b in bodies],  # a missing body comes back as false
+            read_length=len(timeline),
         )
     return out
+
+
+async def grown(redis: aioredis.Redis, zone: keys.Zone, incidents: Sequence[Archived]) -> list[str]:
+    """The ids of ``incidents`` whose timeline Redis holds is longer now than when they were
+    read (one call): they changed since (every change the dispatcher makes appends to it)."""
+    read: list[str | int] = []
+    for a in incidents:
+        if a.read_length >= 0:
+            read += (a.incident.id, a.read_length)
+    if not read:
+        return []
+    # one MessagePack argument: a thousand separate ones cost the client more than the check
+    packed = msgspec.msgpack.encode(read)
+    reply: Any = await redis.eval(_GREW, 1, zone.audit, *_templates(zone), packed)
+    return [_text(i) for i in reply]
 
 
 def retain(

@@ -33,6 +33,9 @@ class Archived(msgspec.Struct, kw_only=True):
     alarm_ids: list[str]
     alarms: list[bytes | None]
     """The MessagePack body of each of ``alarm_ids`` (``None``: expired or undecodable)."""
+    read_length: int = -1
+    """The timeline's length in Redis when it was read (undecodable entries included; -1:
+    not read from Redis)."""
 
     def times(self) -> dict[str, float]:
         """``event -> first time`` over the timeline, as the Redis readers count them."""

@@ -3,6 +3,7 @@ acknowledged): what must wait for a commit still does, and no batch is archived 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -73,6 +74,104 @@ async def test_an_amendment_read_while_its_close_is_written_is_archived_again(
     assert await one(pg, last, closed.id) == ("restored",)
     assert await one(pg, "SELECT count(*) FROM audit") == (entries + 1,)
     assert 0 < await aredis.ttl(keys.incident(closed.id)) <= 3600
+    assert (await aredis.xpending(keys.AUDIT, GROUP))["pending"] == 0
+
+
+class HeldBeforeWriting(ZoneArchiver):
+    """Holds its first batch's transaction (after its "already archived?" check) until
+    ``resume`` is set; ``held`` is set once it holds it and its read-ahead is done."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.holding, self.read_ahead = asyncio.Event(), asyncio.Event()
+        self.held, self.resume = asyncio.Event(), asyncio.Event()
+
+    def _check_held(self) -> None:
+        if self.holding.is_set() and self.read_ahead.is_set():
+            self.held.set()
+
+    async def _next(self, after: Any, *, block: bool) -> Any:
+        batch = await super()._next(after, block=block)
+        if after is not None:
+            self.read_ahead.set()
+            self._check_held()
+        return batch
+
+    async def _write(self, *args: Any) -> None:
+        if not self.holding.is_set():
+            self.holding.set()
+            self._check_held()
+            await self.resume.wait()
+        await super()._write(*args)
+
+
+async def _until(event: asyncio.Event, task: asyncio.Task[None]) -> None:
+    """Wait for ``event``, or for ``task`` to end first (then raise its error)."""
+    waiting = asyncio.ensure_future(event.wait())
+    await asyncio.wait({waiting, task}, return_when=asyncio.FIRST_COMPLETED)
+    if not waiting.done():
+        waiting.cancel()
+        task.result()
+        raise AssertionError("the archiver ended before the event")
+
+
+async def _amend(redis: aioredis.Redis, iid: str, reopen: wire.IncidentState | None) -> None:
+    """What the dispatcher writes when an operator amends a finished incident (evaluation 2
+    and a unit restored) or reopens it (its state becomes ``reopen``)."""
+    event = wire.IncidentEvent(
+        incident=iid, event=reopen or "restored", ts=WEEK + 8 * 86_400, unit="u-9", actor="op-1"
+    )
+    fields: dict[Any, Any] = {"evaluation": 2, **({"state": reopen} if reopen else {})}
+    await redis.hset(keys.incident(iid), mapping=fields)
+    await redis.rpush(keys.incident_timeline(iid), wire.encode(event))
+    entry: dict[Any, Any] = wire.entry(event)
+    await redis.xadd(keys.AUDIT, entry)
+
+
+@pytest.mark.parametrize("reopen", [None, "dispatched"], ids=["amended", "reopened"])
+async def test_an_amendment_another_archiver_checks_before_the_close_is_committed(
+    aredis: aioredis.Redis,
+    database_url: str,
+    pg: psycopg.AsyncConnection[Any],
+    reopen: wire.IncidentState | None,
+) -> None:
+    """Two archivers: A reads the close (and the incident as Redis then held it) and checks
+    the archive; the incident is amended; B reads the amendment, finds the incident not
+    archived yet and commits the amendment's audit row; then A commits its copy. The archive
+    ends with the amended one (A looks at Redis again after its commit)."""
+    closed = next(i for i in simulate_week(WEEK, seed=7, per_day=3) if i.state in TERMINAL)
+    entries = await write_incidents(aredis, [closed])
+    hold = 3_600_000  # no claiming of the other's pending entries in this test
+    a = HeldBeforeWriting(
+        aredis,
+        ArchiverSettings(
+            database_url=database_url, batch=entries, consumer="a", claim_idle_ms=hold
+        ),
+        keys.DEFAULT,
+        Metrics(),
+    )
+    b = ZoneArchiver(
+        aredis,
+        ArchiverSettings(database_url=database_url, consumer="b", claim_idle_ms=hold),
+        keys.DEFAULT,
+        Metrics(),
+    )
+    a_runs = asyncio.create_task(a.run(burst=True))
+    await _until(a.held, a_runs)
+    await _amend(aredis, closed.id, reopen)
+    await b.run(burst=True)
+    # B found nothing archived: the amendment is in the archive as an audit row only
+    assert await one(pg, "SELECT count(*), (SELECT count(*) FROM incident) FROM audit") == (1, 0)
+    a.resume.set()
+    await a_runs
+
+    amended = (reopen or closed.state, 2, entries + 1)
+    assert await one(pg, "SELECT state, evaluation, revision FROM incident") == amended
+    last = "SELECT event FROM incident_event WHERE incident = %s ORDER BY seq DESC LIMIT 1"
+    assert await one(pg, last, closed.id) == (reopen or "restored",)
+    assert await one(pg, "SELECT count(*) FROM audit") == (entries + 1,)
+    ttl = await aredis.ttl(keys.incident(closed.id))
+    assert ttl == -1 if reopen else 0 < ttl <= 604_800  # a reopened incident stays in Redis
     assert (await aredis.xpending(keys.AUDIT, GROUP))["pending"] == 0
 
 
