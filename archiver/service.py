@@ -249,8 +249,8 @@ class ZoneArchiver:
         found = await read_incidents(self.redis, self.zone, sorted(changed))
         again = [a for a in found.values() if isinstance(a, writer.Archived)]
         await self._write(again, [], batch.bad, writer.tables(again))
-        done = {a.incident.id for a in again}  # (what the database refused keeps its copy)
-        batch.incidents[:] = [a for a in batch.incidents if a.incident.id not in done] + again
+        # retention follows the new copies; one the database refused keeps its keys as they are
+        batch.incidents[:] = [a for a in batch.incidents if a.incident.id not in changed] + again
 
     async def _acknowledge(self, batch: _Batch) -> None:
         """After its commit: give a batch's incidents their retention time, dead-letter its
