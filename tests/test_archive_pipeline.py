@@ -16,6 +16,7 @@ from analytics.simulation import simulate_week, write_incidents
 from archiver.service import GROUP, Metrics, ZoneArchiver
 from archiver.settings import ArchiverSettings
 from archiver.source import TERMINAL
+from dispatcher import scenario as sc
 from polewatch import keys, wire
 
 WEEK = 1_767_225_600.0
@@ -128,6 +129,22 @@ async def _amend(redis: aioredis.Redis, iid: str, reopen: wire.IncidentState | N
     await redis.xadd(keys.AUDIT, entry)
 
 
+def _two_archivers(
+    redis: aioredis.Redis, database_url: str, *, batch: int
+) -> tuple[HeldBeforeWriting, ZoneArchiver]:
+    """A (holding its first batch of ``batch`` entries) and B, never claiming each other's
+    pending entries."""
+    hold = 3_600_000
+
+    def settings(consumer: str, batch: int = 2000) -> ArchiverSettings:
+        return ArchiverSettings(
+            database_url=database_url, batch=batch, consumer=consumer, claim_idle_ms=hold
+        )
+
+    a = HeldBeforeWriting(redis, settings("a", batch), keys.DEFAULT, Metrics())
+    return a, ZoneArchiver(redis, settings("b"), keys.DEFAULT, Metrics())
+
+
 @pytest.mark.parametrize("reopen", [None, "dispatched"], ids=["amended", "reopened"])
 async def test_an_amendment_another_archiver_checks_before_the_close_is_committed(
     aredis: aioredis.Redis,
@@ -141,21 +158,7 @@ async def test_an_amendment_another_archiver_checks_before_the_close_is_committe
     ends with the amended one (A looks at Redis again after its commit)."""
     closed = next(i for i in simulate_week(WEEK, seed=7, per_day=3) if i.state in TERMINAL)
     entries = await write_incidents(aredis, [closed])
-    hold = 3_600_000  # no claiming of the other's pending entries in this test
-    a = HeldBeforeWriting(
-        aredis,
-        ArchiverSettings(
-            database_url=database_url, batch=entries, consumer="a", claim_idle_ms=hold
-        ),
-        keys.DEFAULT,
-        Metrics(),
-    )
-    b = ZoneArchiver(
-        aredis,
-        ArchiverSettings(database_url=database_url, consumer="b", claim_idle_ms=hold),
-        keys.DEFAULT,
-        Metrics(),
-    )
+    a, b = _two_archivers(aredis, database_url, batch=entries)
     a_runs = asyncio.create_task(a.run(burst=True))
     await _until(a.held, a_runs)
     await _amend(aredis, closed.id, reopen)
@@ -172,6 +175,36 @@ async def test_an_amendment_another_archiver_checks_before_the_close_is_committe
     assert await one(pg, "SELECT count(*) FROM audit") == (entries + 1,)
     ttl = await aredis.ttl(keys.incident(closed.id))
     assert ttl == -1 if reopen else 0 < ttl <= 604_800  # a reopened incident stays in Redis
+    assert (await aredis.xpending(keys.AUDIT, GROUP))["pending"] == 0
+
+
+async def test_a_unit_the_dispatcher_restores_while_another_archiver_holds_the_cancel(
+    aredis: aioredis.Redis,
+    database_url: str,
+    pg: psycopg.AsyncConnection[Any],
+    redis_url: str,
+    sync_redis: redis.Redis,
+) -> None:
+    """The same with the dispatcher's own Functions: incident 1 is cancelled, A reads the
+    cancel, the unit that let it time out is restored on it (an event after its end), B
+    archives that event, A commits."""
+    sc.units_east(sync_redis, 114.05, 22.55, {"near": 200})
+    await sc.step(redis_url, sync_redis, sc.alarm(114.05, 22.55))
+    await sc.step(redis_url, sync_redis, sc.command("cancel", "1", detail="false alarm"))
+    a, b = _two_archivers(aredis, database_url, batch=int(await aredis.xlen(keys.AUDIT)))
+    a_runs = asyncio.create_task(a.run(burst=True))
+    await _until(a.held, a_runs)
+    sync_redis.hset(keys.unit("near"), mapping={"status": "unresponsive", "missed": 2})
+    await sc.step(redis_url, sync_redis, sc.command("restore_unit", "1", unit="near"))
+    await b.run(burst=True)
+    a.resume.set()
+    await a_runs
+
+    length = await aredis.llen(keys.incident_timeline("1"))
+    assert await one(pg, "SELECT state, revision FROM incident") == ("cancelled", length)
+    last = "SELECT event FROM incident_event WHERE incident = '1' ORDER BY seq DESC LIMIT 1"
+    assert await one(pg, last) == ("restored",)
+    assert 0 < await aredis.ttl(keys.incident("1")) <= 604_800
     assert (await aredis.xpending(keys.AUDIT, GROUP))["pending"] == 0
 
 
