@@ -18,10 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_console_workflow import until
 from test_details_pages import SHOTS, client  # noqa: F401 (its fixture)
+from test_gateway_cluster import NANSHAN, Run, dispatch_round, zoned_gateway  # noqa: F401
 from test_patrol_api import receive, socket_url
 
 from gateway.refusals import refused_answer
-from gateway.testing import TEST_POLES, bearer, unit_token
+from gateway.testing import TEST_POLES, bearer, store_poles, unit_token
 from polewatch import keys, wire
 
 
@@ -65,6 +66,28 @@ async def test_a_refused_answer_reaches_only_its_units_sockets(
     assert await receive(u1) == refused
     await u1.close()
     await u2.close()
+
+
+async def test_with_zones_on_a_cluster_the_refusal_comes_from_the_units_zone(
+    cluster_url: str,
+    zones_file: Path,
+    dispatch_round: Run,  # noqa: F811
+) -> None:
+    await store_poles(cluster_url, cluster=True)
+    async with zoned_gateway(cluster_url, zones_file) as client:  # noqa: F811
+        ws = await client.ws_connect(socket_url("U1"))
+        assert (await receive(ws))["type"] == "hello"
+        await ws.send_json({"type": "duty", "duty": "on_duty", "lon": NANSHAN.lon,
+                            "lat": NANSHAN.lat, "ref": 0})  # fmt: skip
+        assert (await receive(ws))["ref"] == 0
+        await ws.send_json({"type": "ack", "incident": "nanshan-999", "ref": 1})
+        ok = await receive(ws)
+        assert ok["ref"] == 1
+        await dispatch_round()  # the Nanshan dispatcher dead-letters it in Nanshan
+        while (refused := await receive(ws))["type"] != "refused":
+            pass
+        assert (refused["entry"], refused["error_key"]) == (ok["entry"], "reject.unknown_incident")
+        await ws.close()
 
 
 @given(st.dictionaries(st.sampled_from([b"stream", b"raw:m", b"id", b"reason", b"x"]),
