@@ -87,6 +87,7 @@ _ZONED = {
     "ESCALATED": "escalated",
     "ACK_DEADLINES": "ack_deadlines",
     "DISPATCH_TYPES": "dispatch_types",
+    "UNIT_CHANGES": "unit_changes",
 }
 _ZONED_TEMPLATES = (
     "unit",

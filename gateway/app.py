@@ -98,7 +98,9 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 async def _notifier(app: web.Application) -> AsyncIterator[None]:
     gw = app[GATEWAY]
     assert gw.redis is not None
-    gw.notifier = Notifier(gw.redis, (keys.UNIT_NOTIFY, keys.INCIDENT_NOTIFY))
+    # the console's live feed (gateway.console.live) listens to each zone's unit changes
+    unit_changes = tuple(zone.unit_changes for zone in gw.zones.all_keys())
+    gw.notifier = Notifier(gw.redis, (keys.UNIT_NOTIFY, keys.INCIDENT_NOTIFY, *unit_changes))
     # one reader pushes every connected unit's inbox, woken by the unit ids announced
     gw.inboxes = Inboxes(
         gw.redis, gw.zones, cluster=gw.settings.redis_cluster,

@@ -88,6 +88,7 @@ ROLES: Final[dict[str, list[str]]] = {
         "+discard",
         f"%R~{ALL}",
         f"&{keys.PREFIX}:notify:*",
+        f"&{ZONED.unit_changes}",  # each zone's, for the console's live feed
         "+script|load",
         # its writer appends a batch with one EVALSHA of a script that XADDs (keys declared)
         f"(+xadd +evalsha ~{keys.ALARMS} ~{keys.PATROL_EVENTS} ~{keys.COMMANDS}"

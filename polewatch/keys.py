@@ -33,7 +33,7 @@ class Zone:
 
     __slots__ = ("name", "prefix", "alarms", "patrol_events", "commands", "audit", "deadletter",
                  "units", "units_geo", "units_free_geo", "incident_seq", "incidents_open",
-                 "escalated", "ack_deadlines", "dispatch_types")  # fmt: skip
+                 "escalated", "ack_deadlines", "dispatch_types", "unit_changes")  # fmt: skip
 
     def __init__(self, name: str = "", *, prefix: str | None = None) -> None:
         self.name = name
@@ -70,6 +70,11 @@ class Zone:
         """Hash ``alarm type -> MessagePack parameters`` (priority, merge group, radius,
         window, units, capability; ``*`` is the default), written by the dispatcher at start,
         read by its functions."""
+        # --- pub/sub (PUBLISH reaches every node's subscribers on a cluster)
+        self.unit_changes = f"{p}:notify:unit-changes"
+        """Channel: ids of the zone's units whose record (duty, status) a dispatcher call
+        changed, space-separated, one PUBLISH per call at most; sent when the call's writes
+        are done, so a reader that hears it reads the new record (the console's live feed)."""
 
     def __repr__(self) -> str:
         return f"Zone({self.name!r})"

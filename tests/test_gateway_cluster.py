@@ -260,6 +260,18 @@ async def test_the_live_feed_follows_every_zone(
         kind, picture = await next_event(live)
     assert kind == "picture" and [u["id"] for u in picture["units"]] == ["U1", "U2"]
 
+    # A duty change no audit entry names: Futian's dispatcher announces it on its zone's
+    # channel, published on its shard, heard through the gateway's subscription.
+    await on_duty(client, "U3", FUTIAN.lon + 0.004, FUTIAN.lat)
+    await dispatch_round()
+    async with asyncio.timeout(10):
+        while True:
+            kind, data = await next_event(live)
+            if kind == "units" and [u for u in data if u["id"] == "U3"]:
+                break
+    (u3,) = [u for u in data if u["id"] == "U3"]
+    assert (u3["duty"], u3["status"]) == ("on_duty", "available")
+
     await press(client, NANSHAN)
     await press(client, FUTIAN)
     await dispatch_round()

@@ -151,6 +151,7 @@ local function zone_keys(prefix)
     if type(v) == 'table' then k[name] = {prefix .. v[1], v[2]}
     else k[name] = prefix .. v end
   end
+  k.ANNOUNCED = {k.UNIT_NOTIFY, k.INCIDENT_NOTIFY, k.UNIT_CHANGES}  -- publish_announcements
   K_OF[prefix] = k
   return k
 end
@@ -195,7 +196,8 @@ local function next_incident_number()
 end
 
 -- Announcements: one PUBLISH per channel and call, its payload the ids (units whose inbox
--- got an entry, incidents that changed) separated by single spaces, in messages of at most
+-- got an entry, incidents that changed, units whose record changed) separated by single
+-- spaces, in messages of at most
 -- ANNOUNCE_MAX ids (ids never hold a space: wire.Ident). A subscriber splits the payload; the
 -- inbox stream and the incident hash stay the truth (what a subscriber missed while it
 -- reconnected, it reads there).
@@ -208,8 +210,13 @@ local function announce(channel, id)
   if not ids[id] then ids[id] = true; ids[#ids + 1] = id end
 end
 
+-- A unit's record (duty, status) changed in this call. Readers that follow the patrol stream
+-- (the console's live feed) see a duty entry before this call applies it: the announcement,
+-- sent when the call's writes are done, tells them to read the unit again.
+local function unit_changed(u) announce(K.UNIT_CHANGES, u) end
+
 local function publish_announcements()
-  for _, channel in ipairs({K.UNIT_NOTIFY, K.INCIDENT_NOTIFY}) do
+  for _, channel in ipairs(K.ANNOUNCED) do
     local ids = ANNOUNCE[channel]
     if ids then
       for first = 1, #ids, ANNOUNCE_MAX do

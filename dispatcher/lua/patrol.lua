@@ -60,6 +60,7 @@ end
 local function on_duty(m)
   local u, k = m.unit, key('unit', m.unit)
   redis.call('SADD', K.UNITS, u)
+  unit_changed(u)
   local h = redis.call('HMGET', k, 'status', 'incident', 'lon', 'lat')
   if m.duty == 'on_duty' then
     local status = 'available'

@@ -183,6 +183,7 @@ end
 local function free_unit(u)
   local k = key('unit', u)
   local h = redis.call('HMGET', k, 'duty', 'lon', 'lat')
+  unit_changed(u)
   if h[1] == 'on_duty' then
     redis.call('HSET', k, 'status', 'available', 'incident', '')
     if h[2] then

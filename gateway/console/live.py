@@ -2,8 +2,11 @@
 and heartbeat streams and fans each change out to every open console as Server-Sent Events.
 
 A console that connects gets the current picture once (open incidents, units, cameras, the
-latest audit entries), then only what changed: the incidents and units an audit or patrol
-entry touched, re-read in one pipelined round trip per batch. Nothing polls the whole state.
+latest audit entries), then only what changed: the incidents and units an audit or position
+entry touched, and the units whose record a dispatcher call announced it changed (duty, status:
+``Zone.unit_changes``), re-read in one pipelined round trip per batch. Nothing polls the whole
+state. A duty entry itself is not read for its unit: the feed often sees it before the
+dispatcher has applied it, and would show the record as it was.
 The dead letters are followed too: a command the dispatcher refused (``refused`` events, the
 reason with its catalogue key) reaches the console that sent it, which had only heard "sent".
 A console too slow to keep up is dropped; its EventSource reconnects and starts afresh.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
@@ -35,6 +39,7 @@ from redis.crc import key_slot
 from gateway.auth import authorize
 from gateway.console.cameras import camera_view, latest_cameras
 from gateway.incidents import Newest, unit_ids
+from gateway.notify import ANY
 from gateway.openapi import api
 from gateway.refusals import refused
 from gateway.state import GATEWAY
@@ -93,6 +98,22 @@ class Feed:
         self.starts = 0
         self._changed = asyncio.Event()
         self._generation = 0
+        self._wake = asyncio.Event()
+        """Set when a stream batch or an announced unit waits for the fan-out."""
+        self._announced: dict[str, keys.Zone] = {}
+        self._every_unit = False
+
+    def unit_changed(self, zone: keys.Zone, unit: str) -> None:
+        """A dispatcher call in ``zone`` changed ``unit``'s record (a :class:`Notifier` listener
+        of ``zone.unit_changes``): read it again with the next fan-out; every unit after
+        :data:`~gateway.notify.ANY` (a lost subscription). Nothing while no console listens."""
+        if not self.listeners:
+            return
+        if unit == ANY:
+            self._every_unit = True
+        else:
+            self._announced[unit] = zone
+        self._wake.set()
 
     @contextlib.contextmanager
     def listen(self) -> Iterator[asyncio.Queue[bytes | None]]:
@@ -163,14 +184,21 @@ class Feed:
         delay = 0.05
         try:
             while True:
-                reply = await batches.get()
+                await self._wake.wait()
+                self._wake.clear()
+                reply: list[Any] = []
                 while not batches.empty():
                     reply += batches.get_nowait()
+                units, self._announced = self._announced, {}
+                every, self._every_unit = self._every_unit, False
                 try:
-                    await self._fan_out(reply)
+                    await self._fan_out(reply, units, every=every)
                     delay = 0.05
                 except tuple(RETRY_ERRORS) as exc:
                     log.warning("live feed lost Redis (%s); again in %.2f s", exc, delay)
+                    self._announced = units | self._announced  # read them when it is back
+                    self._every_unit |= every
+                    self._wake.set()
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 2.0)
                 self.batches += 1
@@ -224,12 +252,15 @@ class Feed:
                 name = stream.decode() if isinstance(stream, bytes) else stream
                 streams[name] = entries[-1][0].decode()
             await batches.put(reply)
+            self._wake.set()
             await asyncio.sleep(MIN_INTERVAL_S)  # under load the next read gathers more
 
-    async def _fan_out(self, reply: Any) -> None:
+    async def _fan_out(
+        self, reply: Any, announced: Mapping[str, keys.Zone], *, every: bool = False
+    ) -> None:
         events: list[dict[str, Any]] = []
         incidents: dict[str, keys.Zone] = {}
-        units: dict[str, keys.Zone] = {}
+        units: dict[str, keys.Zone] = dict(announced)
         positions: dict[str, wire.PatrolPosition] = {}
         cameras: list[dict[str, Any]] = []
         refused: list[dict[str, Any]] = []
@@ -259,10 +290,10 @@ class Feed:
                 elif isinstance(message, wire.PatrolPosition):
                     positions[message.unit] = message
                     units[message.unit] = zone
-                elif isinstance(message, wire.PatrolDuty | wire.PatrolStatus):
-                    units[message.unit] = zone
         if not self.listeners:
             return
+        if every:
+            units.update(await unit_ids(self.redis, self.zones))
         found_incidents, found_units = await read_records(self.redis, incidents, units)
         for unit in found_units:
             pos = positions.get(unit.id)
@@ -360,6 +391,8 @@ async def feed_context(app: web.Application) -> AsyncIterator[None]:
     gw = app[GATEWAY]
     feed = Feed(gw.need_redis(), gw.poles, gw.zones.all_keys(), cluster=gw.settings.redis_cluster)
     app[FEED] = feed
+    for zone in feed.zones:
+        gw.need_notifier().listen(zone.unit_changes, functools.partial(feed.unit_changed, zone))
     async with running(feed.run()):
         yield
 
