@@ -37,14 +37,15 @@ from aiohttp import web
 from redis.crc import key_slot
 
 from gateway.auth import authorize
-from gateway.console.cameras import camera_view, latest_cameras
-from gateway.incidents import Newest, unit_ids
+from gateway.console.cameras import camera_view
+from gateway.console.picture import picture, read_records
+from gateway.incidents import unit_ids
 from gateway.notify import ANY
 from gateway.openapi import api
 from gateway.refusals import refused
 from gateway.state import GATEWAY
 from gateway.tasks import running
-from polewatch import details, keys, records, wire
+from polewatch import details, keys, wire
 from polewatch.connection import RETRY_ERRORS
 from polewatch.poles.index import PoleIndex
 
@@ -56,8 +57,6 @@ MIN_INTERVAL_S: Final = 0.1
 """At most ten fan-outs a second: under load a batch gathers many changes into one."""
 QUEUE_MAX: Final = 512
 KEEPALIVE_S: Final = 15.0
-RECENT_AUDIT: Final = 60
-MAX_OPEN: Final = 2000
 
 _json = msgspec.json.Encoder()
 
@@ -323,58 +322,6 @@ def refusal(fields: Mapping[bytes, bytes], zone: keys.Zone) -> dict[str, Any] | 
     view = {"incident": command.incident, "op": command.op, "actor": command.actor,
             "error": reason}  # fmt: skip
     return details.label(view, "error")
-
-
-async def read_records(
-    redis: aioredis.Redis, incidents: Mapping[str, keys.Zone], units: Mapping[str, keys.Zone]
-) -> tuple[list[records.Incident], list[records.Unit]]:
-    """The incident and unit hashes named (id -> zone), in one pipelined round trip."""
-    if not incidents and not units:
-        return [], []
-    async with redis.pipeline(transaction=False) as pipe:
-        for i, zone in incidents.items():
-            pipe.hgetall(zone.incident(i))
-        for u, zone in units.items():
-            pipe.hgetall(zone.unit(u))
-        hashes: list[Any] = await pipe.execute()
-    found_i = [records.incident_from_hash(h) for h in hashes[: len(incidents)]]
-    found_u = [records.unit_from_hash(h) for h in hashes[len(incidents) :]]
-    return [i for i in found_i if i], [u for u in found_u if u]
-
-
-async def picture(
-    redis: aioredis.Redis,
-    poles: PoleIndex | None = None,
-    zones: Sequence[keys.Zone] = (keys.DEFAULT,),
-) -> dict[str, Any]:
-    """The whole current picture, sent once to a console when it connects."""
-    open_ids = await Newest(redis, [(z, z.incidents_open) for z in zones], MAX_OPEN).take(MAX_OPEN)
-    incidents, units = await read_records(
-        redis, {i: z for z, i in open_ids}, await unit_ids(redis, zones)
-    )
-    async with redis.pipeline(transaction=False) as pipe:
-        for zone in zones:
-            pipe.xrevrange(zone.audit, count=RECENT_AUDIT)
-        recent: list[Any] = [entry for entries in await pipe.execute() for entry in entries]
-    if len(zones) > 1:  # the latest of every zone's, oldest first as one stream would be
-        recent.sort(key=lambda entry: _stream_id(entry[0]), reverse=True)
-        del recent[RECENT_AUDIT:]
-    audit = []
-    for entry_id, fields in reversed(recent):
-        with contextlib.suppress(wire.WireError):
-            message = wire.decode_entry(fields, wire.IncidentEvent)
-            audit.append(details.event_view({"id": entry_id.decode(), **wire.to_builtins(message)}))
-    return {
-        "incidents": incidents,
-        "units": units,
-        "cameras": await latest_cameras(redis, poles, zones),
-        "audit": audit,
-    }
-
-
-def _stream_id(entry_id: bytes) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition(b"-")
-    return int(ms), int(seq or 0)
 
 
 FEED = web.AppKey("console_feed", Feed)
