@@ -107,3 +107,23 @@ async def test_units_an_operator_cancel_releases_come_back_free_on_the_console(
         assert shown["status"] == "available"
         assert shown == as_sent(await record(aredis, "U1"))
         live.close()
+
+
+async def test_after_a_lost_subscription_the_feed_reads_every_unit_again(
+    redis_url: str, aredis: aioredis.Redis
+) -> None:
+    await store_poles(redis_url)
+    await duty(aredis, "U1", "on_duty", POLE.lon + 0.001)
+    await duty(aredis, "U2", "on_duty", POLE.lon + 0.002)
+    await dispatch_round(redis_url)
+    async with gateway_client(redis_url) as client:
+        live = await client.get(f"/api/console/live?token={operator_token('ada')}")
+        picture = await sse_event(live, "picture")
+        assert {u["id"] for u in picture["units"]} == {"U1", "U2"}
+        # A change whose announcement nobody heard (made while the gateway's pub/sub was
+        # down), then the subscription drops: once it is back, every unit is read again.
+        await aredis.hset(keys.unit("U2"), "grid", "NS-0102")
+        assert await aredis.client_kill_filter(_type="pubsub") >= 1
+        shown, _ = await units_until(live, lambda u: u["id"] == "U2" and u["grid"] == "NS-0102")
+        assert shown == as_sent(await record(aredis, "U2"))
+        live.close()
