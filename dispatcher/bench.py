@@ -41,7 +41,7 @@ import numpy as np
 import redis
 import redis.asyncio as aioredis
 
-from dispatcher import drive, library
+from dispatcher import command, drive, library
 from dispatcher.priorities import PriorityTable
 from dispatcher.rediscost import Snapshot
 from dispatcher.service import Dispatcher
@@ -197,8 +197,18 @@ async def throughput(
         "dispatcher_cpu_us_per_alarm": round(own_cpu / len(plan) * 1e6, 1),
         "dispatcher_cpu_between_calls_us_per_alarm":
             round(dispatcher.idle.cpu_s / len(plan) * 1e6, 1),
+        **_waits(dispatcher.idle, started),
         **_ranked(dispatcher, roads),
     }  # fmt: skip
+
+
+def _waits(idle: command.Idle, started: float) -> dict[str, Any]:
+    """Where Redis waits for the loop, in wall milliseconds: before the first call is written
+    (the first batch read, checked and ranked: nothing to overlap), and between a reply and
+    the next call's write."""
+    first = None if idle.first_written is None else (idle.first_written - started) * 1e3
+    return {"first_call_written_ms": None if first is None else round(first, 1),
+            "wall_between_calls_ms": round(idle.wall_s * 1e3, 1)}  # fmt: skip
 
 
 def _ranked(dispatcher: Dispatcher, roads: Roads) -> dict[str, Any]:

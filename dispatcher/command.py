@@ -110,18 +110,26 @@ async def started(send: Callable[[asyncio.Event], Awaitable[T]]) -> asyncio.Futu
 
 class Idle:
     """The replica's process CPU between a call's reply and its next call's write, while
-    Redis waits for it (:attr:`cpu_s`; ``polewatch bench dispatch`` reports it per alarm)."""
+    Redis waits for it (:attr:`cpu_s`; ``polewatch bench dispatch`` reports it per alarm),
+    the wall time of those gaps (:attr:`wall_s`) and when the first call was written."""
 
     def __init__(self) -> None:
         self.cpu_s = 0.0
-        self._since: float | None = None
+        self.wall_s = 0.0
+        self.first_written: float | None = None
+        """``time.perf_counter()`` when the loop's first call was written."""
+        self._since: tuple[float, float] | None = None
 
     def replied(self) -> None:
         """A call's reply is in."""
-        self._since = time.process_time()
+        self._since = (time.process_time(), time.perf_counter())
 
     def written(self) -> None:
         """The next call is written (or failed)."""
+        if self.first_written is None:
+            self.first_written = time.perf_counter()
         if self._since is not None:
-            self.cpu_s += time.process_time() - self._since
+            cpu, wall = self._since
+            self.cpu_s += time.process_time() - cpu
+            self.wall_s += time.perf_counter() - wall
             self._since = None
