@@ -148,17 +148,21 @@ class Ranker:
         zone: keys.Zone,
         args: list[bytes],
         places: list[tuple[float, float]] | None = None,
+        *,
+        in_flight: bool = False,
     ) -> Ranked:
         """``pw_batch`` triples with each alarm's shortlist, to be put together when the call
         is made (:meth:`Ranked.arguments`: units taken meanwhile are left out). ``places``:
-        each alarm's, in order, when known (else read from the alarms)."""
+        each alarm's, in order, when known (else read from the alarms). ``in_flight``: a call
+        in this zone is under way (see :meth:`shortlists`)."""
         if places is None:
             places = []
             for i in range(0, len(args), 3):
                 if args[i] == ALARM:
                     at = _PLACE.decode(args[i + 2])
                     places.append((at.lon, at.lat))
-        return Ranked(args, await self.shortlists(client, zone, places) if places else None)
+        lists = await self.shortlists(client, zone, places, in_flight) if places else None
+        return Ranked(args, lists)
 
     async def waiting(self, client: aioredis.Redis, zone: keys.Zone) -> list[bytes]:
         """``pw_tick``'s pairs <incident id> <shortlist> for the incidents the tick may give a
@@ -190,9 +194,16 @@ class Ranker:
         return None if lists is None else lists.packed()
 
     async def shortlists(
-        self, client: aioredis.Redis, zone: keys.Zone, places: Sequence[tuple[float, float]]
+        self,
+        client: aioredis.Redis,
+        zone: keys.Zone,
+        places: Sequence[tuple[float, float]],
+        in_flight: bool = False,
     ) -> Shortlists | None:
-        """The shortlist of each place, packed when sent (``None``: drive time is off)."""
+        """The shortlist of each place, packed when sent (``None``: drive time is off).
+        ``in_flight``: a call in this zone is under way, so an old copy is not read again
+        before ranking (the read would wait behind that call; the loop asks for one before
+        each call, which keeps the copy fresh while calls follow each other)."""
         if not self.enabled:
             return None
         net = self.network
@@ -206,7 +217,7 @@ class Ranker:
         self.counts[OFF_ROAD] += len(places) - len(on)
         if not len(on):
             return Shortlists([_OFF_ROAD_PACKED] * len(places))
-        free = await self._free_units(client, zone)
+        free = await self._free_units(client, zone, in_flight)
         lists = Shortlists([_OFF_ROAD_PACKED] * len(places), free, self.shortlist)
         # Searching the copy costs about the same for 12 units as for 64: every place takes
         # the most it may rank at once (no second, wider search); the units taken since the
@@ -215,10 +226,15 @@ class Ranker:
         self._rank_all(net, points, on, free, found, lists)
         return lists
 
-    async def _free_units(self, client: aioredis.Redis, zone: keys.Zone) -> FreeUnits:
+    async def _free_units(
+        self, client: aioredis.Redis, zone: keys.Zone, in_flight: bool = False
+    ) -> FreeUnits:
         """The zone's copy of its free set: read now the first time; then, once it is
         ``refresh_s`` old, read again in the background while it keeps serving (a read of
-        thousands of units takes milliseconds: no batch should wait for it)."""
+        thousands of units takes milliseconds: no batch should wait for it). A copy that
+        is ``refresh_s`` old when no call is ``in_flight`` and no read under way (an idle
+        spell: nothing asked for one) is read again now: else the first batch after a
+        quiet minute would be ranked on units free a minute ago."""
         name = zone.name
         reading = self._reading.get(name)
         if reading is not None and reading.done():
@@ -228,7 +244,11 @@ class Ranker:
             if copy is not None and (held is None or copy.read_at > held.read_at):
                 self._free[name] = copy
         held = self._free.get(name)
-        if held is None:
+        if held is None or (
+            not in_flight
+            and name not in self._reading
+            and time.monotonic() - held.read_at >= self.refresh_s
+        ):
             held = self._free[name] = await self._read(client, zone)
         self.read_if_due(client, zone)
         return held

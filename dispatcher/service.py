@@ -197,7 +197,7 @@ class Dispatcher:
                     sending, batch = await command.started(send), None
                     self.idle.written()
                 if entries := await reading:
-                    batch = await self._prepare(entries, zone)
+                    batch = await self._prepare(entries, zone, in_flight=sending is not None)
                 if sending is not None:
                     await sending
                     sending = None
@@ -261,13 +261,21 @@ class Dispatcher:
         return await self._send(await self._prepare(entries, zone, replay=replay), zone)
 
     async def _prepare(
-        self, entries: list[intake.Entry], zone: keys.Zone, *, replay: bool = False
+        self,
+        entries: list[intake.Entry],
+        zone: keys.Zone,
+        *,
+        replay: bool = False,
+        in_flight: bool = False,
     ) -> Batch:
         """What a batch's call needs that no earlier call can change: the entries checked,
-        the alarms' road shortlists ranked (the units taken meanwhile leave them when sent)."""
+        the alarms' road shortlists ranked (the units taken meanwhile leave them when sent).
+        ``in_flight``: the zone's call before it is under way."""
         started = time.perf_counter()
         checked = intake.checked(entries)
-        ranked = await self.ranker.ranked(self.client, zone, checked.args, checked.places)
+        ranked = await self.ranker.ranked(
+            self.client, zone, checked.args, checked.places, in_flight=in_flight
+        )
         packed = None  # (a batch with dead letters, or on a cluster, goes through redis-py)
         if checked.args and not checked.bad and isinstance(self.client, aioredis.Redis):
             packed = command.Command(zone.alarms, self._conf[zone.name], ranked)

@@ -141,6 +141,30 @@ async def test_a_stale_shortlist_takes_its_next_unit(
     assert event.route == "road" and event.eta_s == pytest.approx(1200 / MPS, abs=1)
 
 
+async def test_a_unit_freed_while_idle_is_on_the_next_list(
+    redis_url: str, sync_redis: redis.Redis
+) -> None:
+    # The replica's copy of the free set was read for the last alarm; B comes on duty after
+    # it, while no alarm comes. The next alarm is ranked on a copy read after B came: B, not
+    # a straight-line fallback from a list without it (a copy as old as the quiet spell).
+    await store_town(redis_url)
+    conf = DispatcherSettings(redis_url=redis_url, consumer="t", free_units_refresh_ms=0)
+    dispatcher = Dispatcher(conf, burst=True)
+
+    async def step(message: wire.Message) -> None:
+        sc.write(sync_redis, [message])
+        await dispatcher.run()
+
+    await step(sc.on_duty("C", *at(0, -1200)))
+    await step(sc.alarm(LON, LAT, type="first"))
+    assert sc.incident(sync_redis, "1").units == ["C"]
+    await step(sc.on_duty("B", *at(0, -800)))
+    await step(sc.alarm(LON, LAT, type="second"))
+    assert sc.incident(sync_redis, "2").units == ["B"]
+    (event,) = dispatched(sync_redis, "2")
+    assert event.route == "road" and event.eta_s == pytest.approx(800 / MPS, abs=1)
+
+
 async def test_timeout_redispatch_goes_by_road(redis_url: str, sync_redis: redis.Redis) -> None:
     from tests.test_dispatch_lifecycle import wait_expired
 
