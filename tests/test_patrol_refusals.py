@@ -112,6 +112,8 @@ def test_a_units_answer_on_the_patrol_stream_is_its_refusal(reason: str, action:
 
 EXPECTED = {"zh-CN": "只能拒绝尚未确认的派警",
             "en-US": "only an unacknowledged dispatch can be declined"}  # fmt: skip
+NO_LOCATION = {"zh-CN": "本页面未获准使用位置", "en-US": "this page may not use the location"}
+"""What the app says where the browser refuses it the position (its own text is English)."""
 
 
 @needs_chromium
@@ -137,6 +139,7 @@ async def test_the_patrol_app_shows_a_refused_decline_and_keeps_the_job(
             await expect(page.locator("#notice")).to_contain_text(reason)
             await expect(page.locator("#progress")).to_be_visible()  # the job is still its
             await expect(page.locator("#answer")).to_be_hidden()
+            await expect(page.locator("#fix")).to_contain_text(NO_LOCATION[locale])
             if SHOTS:
                 await page.screenshot(path=str(Path(SHOTS) / f"patrol-refused-{locale[:2]}.png"))
             await context.close()

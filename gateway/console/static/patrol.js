@@ -192,6 +192,13 @@ function renderDuty() {
   $("duty").classList.toggle("on", P.duty);
 }
 
+// The browser's own geolocation messages are English: its error codes get the reader's words.
+const GEO_ERRORS = { 1: "patrol.position_denied", 2: "patrol.position_no_fix", 3: "patrol.position_timeout" };
+function geoErrorText(err) {
+  const key = GEO_ERRORS[err.code];
+  return key ? t(key) : t("patrol.position_unavailable", { error: err.message });
+}
+
 function watchPosition() {
   if (!navigator.geolocation || P.watch !== null) return;
   P.watch = navigator.geolocation.watchPosition((pos) => {
@@ -207,7 +214,7 @@ function watchPosition() {
       if (send(frame)) P.sentAt = Date.now();
     }
     renderNav();
-  }, (err) => { $("fix").textContent = t("patrol.position_unavailable", { error: err.message }); }, { enableHighAccuracy: true, maximumAge: 5000 });
+  }, (err) => { $("fix").textContent = geoErrorText(err); }, { enableHighAccuracy: true, maximumAge: 5000 });
 }
 
 // ---------------------------------------------------------------- the job
