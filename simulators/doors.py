@@ -17,7 +17,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,8 @@ class DoorControllers:
         """Cards whose holders went in through each door (anti-passback is per door)."""
         self.stats = DoorStats()
         self._seq = 0
+        self._progress = asyncio.Condition()
+        """Notified after each event is posted or fails (:meth:`until`)."""
         self._session: aiohttp.ClientSession | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -234,6 +236,14 @@ class DoorControllers:
         except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
             self.stats.failed += 1
             log.debug("door event not delivered: %r", exc)
+        finally:
+            async with self._progress:
+                self._progress.notify_all()
+
+    async def until(self, done: Callable[[DoorStats], bool]) -> None:
+        """Return once ``done(stats)`` holds, looked at again after each event sent."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: done(self.stats))
 
 
 def _reader(direction: str) -> str:

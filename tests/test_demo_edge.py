@@ -4,7 +4,10 @@ controllers feeding the real door agent raise alarms on real poles; Ctrl-C leave
 from __future__ import annotations
 
 import asyncio
+import os
+import select
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -44,19 +47,51 @@ def _poles_exist(url: str, codes: set[str]) -> set[str]:
     return asyncio.run(missing())
 
 
-def _edge_seen(client: redis.Redis) -> tuple[set[str], list[wire.Alarm], list[wire.Alarm]]:
-    """Cameras heard from, camera alarms and door alarms so far."""
-    cameras = set()
-    beats: Any = client.xrange(keys.HEARTBEATS)
-    entries: Any = client.xrange(keys.ALARMS)
-    for _, fields in beats:
-        hb = wire.decode_entry(fields, wire.Heartbeat)
-        if hb.kind == "camera" and hb.status == "online":
-            cameras.add(hb.source.removeprefix("camera:"))
-    alarms = [wire.decode_entry(f, wire.Alarm) for _, f in entries]
-    camera_alarms = [a for a in alarms if a.source.startswith("camera:")]
-    door_alarms = [a for a in alarms if a.source.startswith("door:")]
+def _edge_seen(
+    client: redis.Redis, expected: set[str], proc: subprocess.Popen[str], timeout_s: float
+) -> tuple[set[str], list[wire.Alarm], list[wire.Alarm]]:
+    """Cameras heard from, camera alarms and door alarms, once every expected camera is online
+    and both kinds of alarm came: read as the streams grow (XREAD BLOCK wakes on each entry)."""
+    cameras: set[str] = set()
+    camera_alarms: list[wire.Alarm] = []
+    door_alarms: list[wire.Alarm] = []
+    after: dict[str, str] = {keys.HEARTBEATS: "0", keys.ALARMS: "0"}
+    deadline = time.monotonic() + timeout_s
+    while not (cameras == expected and camera_alarms and door_alarms):
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, (cameras, camera_alarms, door_alarms)
+        reply: Any = client.xread(after, block=1000)  # type: ignore[arg-type]
+        for stream, entries in reply or []:
+            name = stream.decode()
+            after[name] = entries[-1][0].decode()
+            for _, fields in entries:
+                if name == keys.HEARTBEATS:
+                    hb = wire.decode_entry(fields, wire.Heartbeat)
+                    if hb.kind == "camera" and hb.status == "online":
+                        cameras.add(hb.source.removeprefix("camera:"))
+                    continue
+                alarm = wire.decode_entry(fields, wire.Alarm)
+                if alarm.source.startswith("camera:"):
+                    camera_alarms.append(alarm)
+                elif alarm.source.startswith("door:"):
+                    door_alarms.append(alarm)
     return cameras, camera_alarms, door_alarms
+
+
+def _still_alive(pids: list[int], timeout_s: float) -> list[int]:
+    """The processes of ``pids`` still alive after waiting up to ``timeout_s`` for each to exit
+    (a pidfd turns readable when its process ends; they are not our children)."""
+    deadline = time.monotonic() + timeout_s
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(fd)
+    return [pid for pid in pids if alive(pid)]
 
 
 @pytest.mark.timeout(240)  # four video agents, PostgreSQL and the archiver share two cores
@@ -76,14 +111,7 @@ def test_the_demo_runs_cameras_and_doors_on_real_poles(tmp_path: Path, redis_url
         assert all(camera in banner for camera in expected), banner
         # the street's wrong-way car crosses the one-way line ~15 s into the video (25 s in
         # all on an idle machine; a loaded one needs more)
-        deadline = time.monotonic() + 120
-        while True:
-            cameras, camera_alarms, door_alarms = _edge_seen(client)
-            if cameras == expected and camera_alarms and door_alarms:
-                break
-            assert proc.poll() is None, proc.communicate()[0]
-            assert time.monotonic() < deadline, (cameras, camera_alarms, door_alarms)
-            time.sleep(0.5)
+        cameras, camera_alarms, door_alarms = _edge_seen(client, expected, proc, 120)
         lines = (tmp_path / "demo.pids").read_text().splitlines()
         pids = [int(line.split()[0]) for line in lines]
         assert sorted(line.split()[1] for line in lines) == sorted(DEMO_PROCESSES), lines
@@ -98,10 +126,7 @@ def test_the_demo_runs_cameras_and_doors_on_real_poles(tmp_path: Path, redis_url
     assert not _poles_exist(redis_url, {p for p in poles if p is not None})
     assert all(a.district and a.lon and a.lat for a in camera_alarms + door_alarms)
     assert {a.camera for a in camera_alarms} <= expected
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not [pid for pid in pids if alive(pid)]
+    assert not _still_alive(pids, 10)
 
 
 async def test_simulated_controllers_speak_the_door_agents_language(
@@ -121,11 +146,9 @@ async def test_simulated_controllers_speak_the_door_agents_language(
     async with DoorAgent(conf) as agent:
         controllers = DoorControllers(f"http://127.0.0.1:{agent.http_port}", doors, 3, rate=4.0)
         task = asyncio.create_task(controllers.run(stop))
-        deadline = time.monotonic() + 45
-        while controllers.stats.posted < 20 or not controllers.stats.alarms:
-            assert time.monotonic() < deadline, controllers.stats
-            assert not task.done(), task
-            await asyncio.sleep(0.2)
+        enough = asyncio.create_task(controllers.until(lambda s: s.posted >= 20 and s.alarms > 0))
+        await asyncio.wait((enough, task), timeout=45, return_when=asyncio.FIRST_COMPLETED)
+        assert enough.done() and not task.done(), (controllers.stats, task)
         stop.set()
         await task
     stats = controllers.stats
