@@ -108,20 +108,9 @@ def _place(lon: float, lat: float) -> None:
         raise wire.WireError(f"impossible coordinates lon={lon} lat={lat}")
 
 
-def validate(entries: list[Entry]) -> tuple[list[tuple[Entry, bytes]], list[Rejected]]:
-    """The good entries with their canonical messages, and the rejected ones."""
-    good: list[tuple[Entry, bytes]] = []
-    bad: list[Rejected] = []
-    for entry in entries:
-        try:
-            good.append((entry, check(entry.stream, entry.fields)))
-        except wire.WireError as exc:
-            bad.append(Rejected(entry, exc.reason))
-    return good, bad
-
-
 def checked(entries: list[Entry]) -> Checked:
-    """:func:`validate` and :func:`arguments` in one pass, each message decoded once (its
+    """The good entries with their canonical messages (:func:`check`), the rejected ones, and
+    the good ones' :func:`arguments`, in one pass, each message decoded once (its
     digest and place are taken from the checked message, not decoded again)."""
     out = Checked([], [], [], [])
     for entry in entries:
