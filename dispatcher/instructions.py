@@ -14,6 +14,11 @@ dumped when it is done). Two states, each on a fresh server:
 
 Instructions are not time: a cache miss costs more than an add. Use it to compare two versions
 of the library or of the dispatcher side by side, not as a rate.
+
+``--profiles DIR`` keeps the two profiles (``DIR/cold.callgrind``, ``DIR/warm.callgrind``) for
+``callgrind_annotate``. Debian's redis-server is stripped, so only its exported functions have
+names there; a redis-server built from the same source with symbols, first on ``PATH``, names
+them all (docs/scaling.md, "fifth round").
 """
 
 from __future__ import annotations
@@ -119,8 +124,9 @@ async def count(url: str, server: CountedRedis, alarms: int, warm: int) -> dict[
     }  # fmt: skip
 
 
-def measure(alarms: int, warm: int) -> dict[str, Any]:
-    """Both states, each on a fresh redis-server under callgrind."""
+def measure(alarms: int, warm: int, profiles: Path | None = None) -> dict[str, Any]:
+    """Both states, each on a fresh redis-server under callgrind; each state's profile copied
+    to ``profiles/<state>.callgrind`` when ``profiles`` is given."""
     out: dict[str, Any] = {}
     for state, after in (("cold", 0), ("warm", warm)):
         with tempfile.TemporaryDirectory() as tmp:
@@ -129,6 +135,9 @@ def measure(alarms: int, warm: int) -> dict[str, Any]:
                 out[state] = asyncio.run(count(server.url, server, alarms, after))
             finally:
                 server.stop()
+            if profiles is not None:
+                profiles.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(Path(tmp) / "callgrind.out.1", profiles / f"{state}.callgrind")
     return out
 
 
@@ -140,5 +149,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     alarms, warm = (500, 500) if args.quick else (1_500, 3_000)
     return {
         "command": "polewatch bench instructions --json" + (" --quick" if args.quick else ""),
-        **measure(alarms, warm),
+        **measure(alarms, warm, args.profiles),
     }

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 COMMAND_MODULES: tuple[str, ...] = (
     "polewatch.poles.cli",
@@ -68,6 +69,10 @@ def _register_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     fleet.add_argument("--period", type=float, help="seconds between a unit's positions (5)")
     fleet.add_argument("--rate", type=float, help="dispatches pushed per second (100)")
     fleet.add_argument("--seconds", type=float, help="length of the measured window (20)")
+    counted = bench.add_argument_group("instructions", "polewatch bench instructions only")
+    counted.add_argument(
+        "--profiles", type=Path, metavar="DIR", help="keep the callgrind profiles in DIR"
+    )
     bench.set_defaults(func=_run_bench)
 
 

@@ -4,6 +4,7 @@ while a real dispatcher drains the bench's alarms (cold and after others)."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -32,8 +33,8 @@ def test_a_profile_without_totals_is_refused_by_name(text: str) -> None:
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
-def test_both_states_count_the_alarms_the_dispatcher_drained() -> None:
-    out = instructions.measure(alarms=40, warm=40)
+def test_both_states_count_the_alarms_the_dispatcher_drained(tmp_path: Path) -> None:
+    out = instructions.measure(alarms=40, warm=40, profiles=tmp_path / "profiles")
     for state, after in (("cold", 0), ("warm", 40)):
         got = out[state]
         assert got["alarms"] == 40 and got["after"] == after
@@ -41,3 +42,6 @@ def test_both_states_count_the_alarms_the_dispatcher_drained() -> None:
         # Every alarm costs commands (merge search, record, ...) and many instructions.
         assert got["redis_commands_per_alarm"] >= 5
         assert got["instructions_per_alarm"] > 10_000
+        # The profile kept is the one counted: its totals are the instructions reported.
+        kept = (tmp_path / "profiles" / f"{state}.callgrind").read_text()
+        assert round(instructions.totals(kept) / 40) == got["instructions_per_alarm"]
