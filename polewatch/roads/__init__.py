@@ -51,8 +51,6 @@ from polewatch.roads.features import (
     FeatureError,
     FeatureProblem,
     ImportReport,
-    RoadsError,
-    Way,
     parse_feature,
     read_roads,
     to_geojson,
@@ -61,6 +59,7 @@ from polewatch.roads.graph import build
 from polewatch.roads.network import Leg, RoadNetwork, Route, Snap
 from polewatch.roads.profile import Profile, RoadSettings
 from polewatch.roads.store import RoadStore, load_roads, load_roads_sync
+from polewatch.roads.ways import RoadsError, Way
 
 __all__ = [
     "FeatureError",

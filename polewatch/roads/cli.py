@@ -14,11 +14,12 @@ import time
 from redis.exceptions import RedisError
 
 from polewatch import i18n
-from polewatch.roads.features import FeatureProblem, RoadsError, read_roads, to_geojson
+from polewatch.roads.features import FeatureProblem, read_roads, to_geojson
 from polewatch.roads.graph import build
 from polewatch.roads.network import RoadNetwork
 from polewatch.roads.profile import RoadSettings
 from polewatch.roads.store import RoadStore
+from polewatch.roads.ways import RoadsError
 from polewatch.settings import SettingsError, load
 from polewatch.terminal import Report, common_options, lonlat, with_redis
 

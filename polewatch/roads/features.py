@@ -20,9 +20,9 @@ without one is a bridge.
 Several files that cover the same ground (two extracts made from different sources) are
 deduplicated by :func:`polewatch.roads.overlap.cut_overlaps`.
 
-A file that is not a GeoJSON FeatureCollection raises :class:`RoadsError`; a single bad
-feature raises :class:`FeatureError` from :func:`parse_feature` and is reported by
-:func:`read_roads`.
+A file that is not a GeoJSON FeatureCollection raises :class:`~polewatch.roads.ways.RoadsError`
+(the ways read are :class:`~polewatch.roads.ways.Way`); a single bad feature raises
+:class:`FeatureError` from :func:`parse_feature` and is reported by :func:`read_roads`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ import msgspec
 import shapely
 
 from polewatch.geo import haversine_m, plausible
+from polewatch.roads.osm import is_osm, osm_features
 from polewatch.roads.overlap import Overlap, cut_overlaps
+from polewatch.roads.ways import RoadsError, Way
 from polewatch.zones import ZoneMap
 
 NOT_DRIVABLE = frozenset(
@@ -50,30 +52,8 @@ _SPEED = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(km/h|kmh|kph|mph)?\s*$", re.IGNOREC
 _ONEWAY = {"yes": 1, "true": 1, "1": 1, "-1": -1, "reverse": -1, "no": 0, "false": 0, "0": 0}
 
 
-class RoadsError(ValueError):
-    """A road file cannot be read at all; the message says why."""
-
-
 class FeatureError(RoadsError):
     """One feature cannot become a road; the message is the reason."""
-
-
-class Way(msgspec.Struct, frozen=True):
-    """One drivable line of a road file, as read (no routing decisions yet)."""
-
-    source: str
-    feature: int
-    """The feature's number in its file, from 1."""
-    coords: list[tuple[float, float]]
-    """``(lon, lat)`` vertices, at least two distinct ones."""
-    highway: str
-    name: str | None = None
-    name_en: str | None = None
-    osm_id: int | None = None
-    oneway: int | None = None
-    """1 along the vertices, -1 against them, 0 both ways, ``None``: not tagged."""
-    maxspeed_kmh: float | None = None
-    """The posted limit when tagged and sane (5-150 km/h)."""
 
 
 class FeatureProblem(msgspec.Struct, frozen=True):
@@ -217,8 +197,6 @@ def to_geojson(ways: Iterable[Way]) -> bytes:
 
 # --- helpers -------------------------------------------------------------------------------
 def _features(path: Path) -> Iterable[Any]:
-    from polewatch.roads.osm import is_osm, osm_features
-
     if is_osm(path):
         return osm_features(path)
     try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
@@ -24,9 +23,7 @@ from scipy.spatial import cKDTree
 
 from polewatch.geo import EARTH_RADIUS_M, haversine_many
 from polewatch.roads.profile import Profile
-
-if TYPE_CHECKING:  # (features imports this module's neighbour overlap, which imports this)
-    from polewatch.roads.features import Way
+from polewatch.roads.ways import Way
 
 _KEY_SCALE = 1e7
 _M_PER_DEG = math.pi * EARTH_RADIUS_M / 180.0

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from polewatch.roads.features import RoadsError
+from polewatch.roads.ways import RoadsError
 
 SUFFIXES = (".pbf", ".osm", ".osm.bz2", ".osm.gz", ".o5m", ".opl")
 """File names read as OpenStreetMap data rather than GeoJSON."""

@@ -23,16 +23,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 import msgspec
 import numpy as np
 import shapely
 
 from polewatch.roads.graph import local_xy
-
-if TYPE_CHECKING:
-    from polewatch.roads.features import Way
+from polewatch.roads.ways import Way
 
 OVERLAP_M: Final = 18.0
 """A later way's point this close to an earlier way running the same way is a copy of it."""
