@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from edge.video import config as cfg
 from edge.video import pipeline, synthetic
 from edge.video.motion import Frame
-from edge.video.rules import Event
+from edge.video.scene import Event
 
 T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 DOOR = [[200, 60], [300, 60], [300, 200], [200, 200]]

@@ -19,7 +19,7 @@ from edge.video import rules as rules_mod
 from edge.video.boxes import Box
 from edge.video.motion import Frame, Mog2Motion
 from edge.video.pipeline import Analyzer
-from edge.video.rules import Event
+from edge.video.scene import Event
 from edge.video.track import Tracker
 
 FPS = 10

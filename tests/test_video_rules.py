@@ -12,7 +12,7 @@ from edge.video import config as cfg
 from edge.video import pipeline, synthetic
 from edge.video.boxes import Point
 from edge.video.motion import Frame
-from edge.video.rules import Event
+from edge.video.scene import Event
 
 
 def camera(*rules: dict[str, Any], **analysis: Any) -> cfg.CameraConfig:

@@ -1,8 +1,8 @@
 """Rules about what happens in a place rather than who crosses it: plain motion in a zone (for
 cameras where any movement at night is an alarm) and a vehicle standing in a no-parking zone.
 
-Both follow the house rules of :mod:`edge.video.rules`: a schedule, a cooldown, one event per
-happening.
+Both follow the house rules of :mod:`edge.video.rules` (a schedule, a cooldown, one event per
+happening), through what :mod:`edge.video.scene` gives every rule.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from edge.video import config as cfg
 from edge.video.boxes import Box, Point
 from edge.video.motion import Frame
-from edge.video.rules import Cooldown, Event, Scene, in_schedule, inside, of_classes
+from edge.video.scene import Cooldown, Event, Scene, in_schedule, inside, of_classes
 
 
 class ZoneMotion:

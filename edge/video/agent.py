@@ -32,7 +32,7 @@ from edge.video import config as cfg
 from edge.video.boxes import Box
 from edge.video.capture import Capture
 from edge.video.motion import Frame
-from edge.video.rules import Event
+from edge.video.scene import Event
 from edge.video.snapshot import annotate, jpeg
 from polewatch import connection, settings, wire
 from polewatch.poles.registry import PoleRegistry

@@ -18,7 +18,8 @@ from scipy.optimize import linear_sum_assignment
 
 from edge.video import config as cfg
 from edge.video.boxes import Box, iou_matrix
-from edge.video.rules import Scene, Tripwire
+from edge.video.rules import Tripwire
+from edge.video.scene import Scene
 from edge.video.track import Track
 
 

@@ -17,7 +17,7 @@ from edge.video.boxes import Box, containment
 from edge.video.detect import Detector, HogDetector, MotionBoxDetector, OnnxDetector
 from edge.video.motion import Frame, Mog2Motion, MotionDetector
 from edge.video.objects import MODEL, MotionVehicleDetector, NanoDetector
-from edge.video.rules import Event, Rule, Scene
+from edge.video.scene import Event, Rule, Scene
 from edge.video.track import Track, Tracker
 
 

@@ -1,116 +1,32 @@
 """Rules turn tracks and frames into events: zone intrusion, tripwire, loitering, crowd, tamper,
 camera offline.
 
-Each rule sees one :class:`Scene` per analysed frame and returns the events it raises. A
-cooldown makes one happening one alarm: a rule does not raise the same event again (for the
-same track, where it is about a track) until ``cooldown`` seconds have passed.
+Each rule sees one :class:`~edge.video.scene.Scene` per analysed frame and returns the events
+it raises. A cooldown makes one happening one alarm: a rule does not raise the same event again
+(for the same track, where it is about a track) until ``cooldown`` seconds have passed.
+:func:`build` makes a camera's rules, these and those of :mod:`edge.video.activity`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
 
+from edge.video import activity
 from edge.video import config as cfg
-from edge.video.boxes import Box, Point, segment_param, side_of
+from edge.video.boxes import Point, segment_param, side_of
 from edge.video.motion import Frame
+from edge.video.scene import Cooldown, Event, Rule, Scene, in_schedule, inside, of_classes
 from edge.video.track import Track
-
-
-@dataclass
-class Scene:
-    """What one analysed frame shows the rules."""
-
-    frame: int
-    ts: float
-    tracks: Sequence[Track]
-    image: Frame | None = None
-    status: str = "online"
-    """The capture's status: ``online``, ``stalled`` or ``offline``."""
-    foreground: Frame | None = None
-    """The motion gate's binary mask of what moved (masks applied), at ``motion_scale``."""
-    motion_scale: float = 1.0
-
-
-@dataclass
-class Event:
-    """A rule fired. ``rule`` is the rule's type, ``name`` its configured name."""
-
-    rule: str
-    name: str
-    frame: int
-    ts: float
-    track: int | None = None
-    box: Box | None = None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"rule": self.rule, "name": self.name}
-        out.update(self.detail)
-        if self.track is not None:
-            out["track"] = self.track
-        out["ts"] = round(self.ts, 3)
-        if self.box is not None:
-            out["box"] = self.box.as_list()
-        return out
-
-
-class Rule(Protocol):
-    name: str
-
-    def update(self, scene: Scene) -> list[Event]: ...
-
-
-class Cooldown:
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._last: dict[object, float] = {}
-
-    def ready(self, key: object, ts: float) -> bool:
-        last = self._last.get(key)
-        if last is not None and ts - last < self.seconds:
-            return False
-        self._last[key] = ts
-        return True
-
-
-def of_classes(tracks: Sequence[Track], classes: Sequence[str]) -> list[Track]:
-    """The tracks of the given classes (``vehicle``: every vehicle class)."""
-    from edge.video.objects import expand
-
-    wanted = expand(classes)
-    return [t for t in tracks if t.label in wanted]
 
 
 def _kind(track: Track) -> dict[str, Any]:
     """``{"class": "car"}`` for events about anything but a person (people's events keep the
     shape they always had)."""
     return {} if track.label == "person" else {"class": track.label}
-
-
-def inside(polygon: Sequence[Point], p: Point) -> bool:
-    contour = np.asarray(polygon, dtype=np.float32)
-    return cv2.pointPolygonTest(contour, (float(p[0]), float(p[1])), False) >= 0
-
-
-def in_schedule(windows: Sequence[str], ts: float, tz: ZoneInfo) -> bool:
-    if not windows:
-        return True
-    now = datetime.fromtimestamp(ts, tz)
-    minute = now.hour * 60 + now.minute
-    for window in windows:
-        start, end = window.split("-")
-        a = int(start[:2]) * 60 + int(start[3:])
-        b = int(end[:2]) * 60 + int(end[3:])
-        if (a <= minute < b) if a <= b else (minute >= a or minute < b):
-            return True
-    return False
 
 
 class ZoneIntrusion:
@@ -346,8 +262,6 @@ class CameraOffline:
 
 def build(config: cfg.CameraConfig) -> list[Rule]:
     """The camera's rules, in configuration order."""
-    from edge.video import activity
-
     tz = ZoneInfo(config.timezone)
     rules: list[Rule] = []
     for i, c in enumerate(config.rules):
