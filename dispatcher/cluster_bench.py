@@ -31,8 +31,8 @@ from typing import Any
 import redis
 from redis.cluster import RedisCluster
 
-from dispatcher import bench as dispatch_bench
 from dispatcher import scenario as sc
+from dispatcher import workload
 from polewatch import keys, wire
 from polewatch.embedded import EmbeddedCluster, EmbeddedRedis
 from polewatch.poles.city import BOUNDARIES_FILE, find_data_dir
@@ -61,7 +61,7 @@ def _dispatchers(url: str, count: int, env: dict[str, str]) -> Iterator[list[sub
                 **os.environ,
                 "REDIS_URL": url,
                 "POLEWATCH_LOG_LEVEL": "WARNING",
-                "POLEWATCH_BATCH_SIZE": str(dispatch_bench.BATCH),
+                "POLEWATCH_BATCH_SIZE": str(workload.BATCH),
                 "POLEWATCH_ACK_TIMEOUT_S": "3600",
                 **env,
             },  # fmt: skip
@@ -193,12 +193,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Entry point of ``polewatch bench cluster``."""
     count = 4000 if args.quick else 20_000
     dispatchers = getattr(args, "dispatchers", None) or 2
-    places, source = dispatch_bench.city(100_000, seed=1)
+    places, source = workload.city(100_000, seed=1)
     # As many units as the dispatch bench: enough that nothing escalates (the dispatch path).
-    units = dispatch_bench.unit_events(places, int(count * 0.8) + 2_000, seed=2)
+    units = workload.unit_events(places, int(count * 0.8) + 2_000, seed=2)
     now = time.time()
-    plan = dispatch_bench.alarm_plan(places, count, seed=3)
-    alarms = [dispatch_bench.make_alarm(t, n, now) for n, t in enumerate(plan)]
+    plan = workload.alarm_plan(places, count, seed=3)
+    alarms = [workload.make_alarm(t, n, now) for n, t in enumerate(plan)]
     out: dict[str, Any] = {
         "command": "polewatch bench cluster --json" + (" --quick" if args.quick else ""),
         "machine": {"cpus": os.cpu_count()},

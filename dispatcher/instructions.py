@@ -35,7 +35,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from dispatcher import bench
+from dispatcher import workload
 from dispatcher.priorities import PriorityTable
 from dispatcher.rediscost import Snapshot
 from dispatcher.service import Dispatcher
@@ -85,12 +85,12 @@ async def _alarms(client: aioredis.Redis, plan: list[dict[str, Any]], first: int
     now = time.time()
     async with client.pipeline(transaction=False) as pipe:
         for k in range(first, first + n):
-            pipe.xadd(keys.ALARMS, bench.fields(bench.make_alarm(plan[k], k, now)))
+            pipe.xadd(keys.ALARMS, workload.fields(workload.make_alarm(plan[k], k, now)))
         await pipe.execute()
 
 
 async def _drain(url: str) -> dict[str, int]:
-    dispatcher = Dispatcher(bench.settings(url), burst=True)
+    dispatcher = Dispatcher(workload.settings(url), burst=True)
     await dispatcher.prepare()
     await dispatcher.run()
     return dict(dispatcher.totals)
@@ -98,16 +98,18 @@ async def _drain(url: str) -> dict[str, int]:
 
 async def count(url: str, server: CountedRedis, alarms: int, warm: int) -> dict[str, Any]:
     """Instructions and commands per alarm for ``alarms`` alarms after ``warm`` others."""
-    places, _ = bench.city(100_000, seed=1)
-    plan = bench.alarm_plan(places, warm + alarms, seed=2)
-    units = bench.unit_events(places, int((warm + alarms) * (1 - bench.REPEAT_SHARE)) + 2_000, 3)
+    places, _ = workload.city(100_000, seed=1)
+    plan = workload.alarm_plan(places, warm + alarms, seed=2)
+    units = workload.unit_events(
+        places, int((warm + alarms) * (1 - workload.REPEAT_SHARE)) + 2_000, 3
+    )
     client = aioredis.Redis.from_url(url)
-    await bench.reset(client, PriorityTable(), units)
+    await workload.reset(client, PriorityTable(), units)
     if warm:
         await _alarms(client, plan, 0, warm)
         await _drain(url)
     await _alarms(client, plan, warm, alarms)
-    dispatcher = Dispatcher(bench.settings(url), burst=True)
+    dispatcher = Dispatcher(workload.settings(url), burst=True)
     await dispatcher.prepare()
     before = await Snapshot.take(client)
     server.zero()

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dispatcher import bench, intake, library
+from dispatcher import intake, library, workload
 from dispatcher.priorities import PriorityTable
 from dispatcher.settings import DispatcherSettings
 from polewatch import keys, wire
@@ -138,11 +138,11 @@ def _snapshot(client: Any) -> dict[bytes, Any]:
 async def test_decisions_with_and_without_digests_are_the_same(
     aredis: aioredis.Redis, sync_redis: redis.Redis
 ) -> None:
-    places, _ = bench.city(3_000, seed=1)
-    plan = bench.alarm_plan(places, 240, seed=2)
-    units = bench.unit_events(places, 120, seed=3)
+    places, _ = workload.city(3_000, seed=1)
+    plan = workload.alarm_plan(places, 240, seed=2)
+    units = workload.unit_events(places, 120, seed=3)
     now = 1_800_000_000.0
-    alarms = [bench.make_alarm(t, n, now + n * 0.01) for n, t in enumerate(plan)]
+    alarms = [workload.make_alarm(t, n, now + n * 0.01) for n, t in enumerate(plan)]
     alarms += [
         _alarm(1, text="门口有人\n倒地", pole=None, district=None),
         _alarm(2, grid="g-1", extra={"caller_far_m": 420.5}),
@@ -151,7 +151,7 @@ async def test_decisions_with_and_without_digests_are_the_same(
     conf = library.settings_arg(DispatcherSettings(), "digest")
     snapshots = []
     for digested in (False, True):
-        await bench.reset(aredis, PriorityTable(), units)
+        await workload.reset(aredis, PriorityTable(), units)
         args: list[bytes] = []
         for alarm in alarms:
             raw = wire.encode(alarm)
