@@ -5,6 +5,7 @@ Any number of replicas can run. Processing and acknowledgement happen in the sam
 so a replica killed mid-batch either did the batch or did not; entries left pending by a dead
 replica are claimed (XAUTOCLAIM) by a live one after ``claim_idle_ms``. A timer loop expires
 unacknowledged dispatches and retries escalated incidents; a heartbeat says the replica lives.
+Taking over a dead replica's entries and riding out Redis restarts: :mod:`dispatcher.recovery`.
 ``burst`` mode drains what is there, runs the timer once and returns (tests, batch jobs).
 
 A replica serves every zone of the deployment (or the ``serve_zones`` it is given), one
@@ -19,7 +20,6 @@ import contextlib
 import functools
 import logging
 import os
-import re
 import socket
 import threading
 import time
@@ -27,11 +27,9 @@ from collections import Counter
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import ClusterError, RedisClusterException, ResponseError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import ResponseError
 
-from dispatcher import command, drive, intake, library, trim
+from dispatcher import command, drive, intake, library, recovery, trim
 from dispatcher.command import Batch
 from dispatcher.metrics import Metrics
 from dispatcher.priorities import PriorityTable
@@ -43,7 +41,6 @@ from polewatch.connection import connect, wait_ready
 log = logging.getLogger("polewatch.dispatcher")
 
 HEARTBEAT_MAXLEN = 10_000
-_LOST_STATE = re.compile(r"NOGROUP|Function not found|NOTYPES")
 
 
 class Dispatcher:
@@ -141,36 +138,11 @@ class Dispatcher:
                 await self._client.aclose()
 
     async def _consume_resiliently(self, zone: keys.Zone) -> None:
-        """Consume ``zone``; ride out Redis restarts (and a Redis that lost the functions or
-        groups)."""
-        delay = 0.1
-        while True:
-            try:
-                await self._consume(zone)
-                return
-            except (RedisConnectionError, RedisTimeoutError, OSError, ClusterError,
-                    RedisClusterException) as exc:  # fmt: skip
-                if self.burst:
-                    raise
-                log.warning("Redis unavailable (%s); retrying in %.1f s", exc, delay)
-            except ResponseError as exc:
-                if not _LOST_STATE.search(str(exc)):
-                    raise
-                log.warning("Redis lost the dispatcher's setup (%s); loading it again", exc)
-            except Exception:
-                # Anything else (seen: redis-py's cluster client failing inside a connection
-                # that a dying node closed): a batch is atomic, so starting the zone's loop
-                # again is safe; what was read and not done stays pending and is claimed.
-                if self.burst:
-                    raise
-                log.exception("zone %r: unexpected error; its loop starts again", zone.name)
-            if self._stopping.is_set():
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
-            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
-                await self.prepare()
-                delay = 0.1
+        """Consume ``zone``; ride out Redis restarts (see :func:`recovery.resiliently`)."""
+        consume = functools.partial(self._consume, zone)
+        await recovery.resiliently(
+            consume, self.prepare, zone=zone.name, burst=self.burst, stopping=self._stopping
+        )
 
     async def _consume(self, zone: keys.Zone) -> None:
         # Entries this consumer name was given before a restart come first.
@@ -231,25 +203,12 @@ class Dispatcher:
     async def claim(self, zone: keys.Zone = keys.DEFAULT) -> int:
         """Take over and process entries idle too long in other (dead) consumers."""
         done = 0
-        for stream in zone.streams:
-            start: Any = "0-0"
-            while True:
-                nxt, items, *_ = await self.client.xautoclaim(
-                    stream,
-                    keys.DISPATCH_GROUP,
-                    self.consumer,
-                    self.settings.claim_idle_ms,
-                    start_id=start,
-                    count=self.settings.batch_size,
-                )
-                entries = intake.flatten([(stream, items)])
-                if entries:
-                    log.info("claimed %d idle entries of %s", len(entries), stream)
-                    await self.process(entries, zone, replay=True)
-                    done += len(entries)
-                if nxt in (b"0-0", "0-0"):
-                    break
-                start = nxt
+        idle_ms, count = self.settings.claim_idle_ms, self.settings.batch_size
+        taken = recovery.idle_entries(self.client, zone, self.consumer, idle_ms, count)
+        async with contextlib.aclosing(taken):
+            async for entries in taken:
+                await self.process(entries, zone, replay=True)
+                done += len(entries)
         return done
 
     async def process(
