@@ -63,6 +63,11 @@ def _ms(entry_id: Any) -> int:
     return int(_text(entry_id).partition("-")[0])
 
 
+def entry_time(entry_id: Any) -> float:
+    """When a stream entry was added (the milliseconds of its id), in seconds."""
+    return _ms(entry_id) / 1000
+
+
 class Group(msgspec.Struct, frozen=True):
     stream: str
     group: str
@@ -144,7 +149,8 @@ async def _units(redis: aioredis.Redis, zone: keys.Zone) -> Counter[str]:
     return Counter(s or "off_duty" for s in await _field(redis, ids, zone.unit, "status"))
 
 
-async def _groups(redis: aioredis.Redis, stream: str, now: float) -> list[Group]:
+async def groups(redis: aioredis.Redis, stream: str, now: float) -> list[Group]:
+    """Every consumer group of ``stream``: how much it holds and how far behind it is."""
     try:
         infos: list[dict[str, Any]] = await redis.xinfo_groups(stream)
     except ResponseError:  # no such stream yet
@@ -213,7 +219,7 @@ async def read(
             lengths: list[int] = await pipe.execute()
         state.streams.update(zip(streams, lengths, strict=True))
         for stream in (*zone.streams, zone.audit):  # the audit's readers: the archivers
-            state.groups += await _groups(redis, stream, now)
+            state.groups += await groups(redis, stream, now)
     state.streams[keys.HEARTBEATS] = int(await redis.xlen(keys.HEARTBEATS))
     state.agents, state.agent_age = await _agents(redis, now)
     priorities.end()

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from gateway.testing import operator_token
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, Playwright
@@ -38,3 +41,12 @@ def launch_sync(playwright: SyncPlaywright, *extra: str, webgl: bool = False) ->
     return playwright.chromium.launch(
         executable_path=str(CHROMIUM), args=arguments(*extra, webgl=webgl)
     )
+
+
+async def signed_in(page: Any, gateway: str) -> None:
+    """The command centre, signed in with an operator's token (as the token login keeps it)."""
+    session = {"login": "ada", "role": "operator", "token": operator_token("ada")}
+    await page.add_init_script(
+        f"sessionStorage.setItem('pw.console.session', {json.dumps(json.dumps(session))})"
+    )
+    await page.goto(f"{gateway}/console/")

@@ -23,13 +23,12 @@ import cv2
 import numpy as np
 import pytest
 from aiohttp import web
-from browser import launch, needs_chromium
+from browser import launch, needs_chromium, signed_in
 
 from gateway.console.settings import ConsoleSettings
 from gateway.testing import (
     TEST_CITY,
     TEST_POLES,
-    operator_token,
     served_gateway,
     store_poles,
     unit_token,
@@ -123,15 +122,6 @@ async def shot(page: Any, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / name))
     if folder := os.environ.get("PW_MAP_SCREENSHOTS"):
         await page.screenshot(path=str(Path(folder) / name))
-
-
-async def signed_in(page: Any, gateway: str) -> None:
-    """The command centre, signed in with an operator's token (as the token login keeps it)."""
-    session = {"login": "ada", "role": "operator", "token": operator_token("ada")}
-    await page.add_init_script(
-        f"sessionStorage.setItem('pw.console.session', {json.dumps(json.dumps(session))})"
-    )
-    await page.goto(f"{gateway}/console/")
 
 
 def only_from(base: str, requests: list[str]) -> list[str]:

@@ -37,6 +37,7 @@ from aiohttp import web
 from redis.crc import key_slot
 
 from gateway.auth import authorize
+from gateway.console.backlog import Watch
 from gateway.console.cameras import camera_view
 from gateway.console.picture import picture, read_records
 from gateway.incidents import unit_ids
@@ -126,6 +127,10 @@ class Feed:
         finally:
             self.listeners.discard(queue)
             self._changed.set()
+
+    async def listened(self) -> None:
+        """Return at once while a console listens, else when one starts to."""
+        await self._until(lambda: bool(self.listeners))
 
     def close_all(self) -> None:
         """Tell every console to end its stream (shutdown)."""
@@ -325,6 +330,7 @@ def refusal(fields: Mapping[bytes, bytes], zone: keys.Zone) -> dict[str, Any] | 
 
 
 FEED = web.AppKey("console_feed", Feed)
+WATCH = web.AppKey("console_dispatch_watch", Watch)
 
 
 async def close_feed(app: web.Application) -> None:
@@ -340,7 +346,10 @@ async def feed_context(app: web.Application) -> AsyncIterator[None]:
     app[FEED] = feed
     for zone in feed.zones:
         gw.need_notifier().listen(zone.unit_changes, functools.partial(feed.unit_changed, zone))
-    async with running(feed.run()):
+    console = gw.settings.console
+    watch = Watch(feed.redis, feed.zones, console.dispatch_alert_s, console.dispatch_check_s)
+    app[WATCH] = watch
+    async with running(feed.run()), running(watch.run(feed)):
         yield
 
 
@@ -351,7 +360,9 @@ routes = web.RouteTableDef()
 @api(tag="console", roles=("operator", "supervisor"), content="text/event-stream")
 async def live(request: web.Request) -> web.StreamResponse:
     """The operations picture as Server-Sent Events: ``picture`` once, then ``incidents``,
-    ``units``, ``audit`` and ``cameras`` as they change."""
+    ``units``, ``audit`` and ``cameras`` as they change, ``refused`` for a command the
+    dispatcher refused, and ``dispatch`` while alarms, answers or commands wait too long for a
+    dispatcher (the picture's ``dispatch`` is the latest such reading)."""
     gw = request.app[GATEWAY]
     authorize(request, gw.settings.secret, "operator", "supervisor")
     feed = request.app[FEED]
@@ -365,6 +376,7 @@ async def live(request: web.Request) -> web.StreamResponse:
     with feed.listen() as queue:
         await feed.ready.wait()
         whole = await picture(gw.need_redis(), gw.poles, feed.zones)
+        whole["dispatch"] = request.app[WATCH].last
         await response.prepare(request)
         gw.streams.add(response)
         gw.metrics.sse_clients.inc()

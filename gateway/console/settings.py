@@ -54,6 +54,11 @@ class ConsoleSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     map_center: tuple[float, float] = (114.06, 22.56)
     """Where the map opens (lon, lat): Shenzhen by default."""
     map_zoom: float = 11.0
+    dispatch_alert_s: Seconds = 10.0
+    """Every console warns while an alarm, a patrol answer or an operator's command has waited
+    longer than this for a dispatcher (see :mod:`gateway.console.backlog`)."""
+    dispatch_check_s: Seconds = 2.0
+    """How often a gateway process with consoles open checks that."""
     utc_offset_min: int | None = None
     """Local time of the report pages and exports as a fixed offset, minutes east of UTC
     (Shenzhen: 480); unset: the gateway's ``timezone`` setting."""

@@ -139,6 +139,7 @@ function connect() {
     S.units = new Map(p.units.map((u) => [u.id, u]));
     S.cameras = new Map(p.cameras.map((c) => [c.id, c]));
     S.audit = p.audit;
+    showDispatch(p.dispatch);
     for (const i of p.incidents) S.seen.set(i.id, 0);
     renderAll();
   });
@@ -169,11 +170,24 @@ function connect() {
   source.addEventListener("refused", (e) => { // the dispatcher refused an action sent from here
     for (const r of JSON.parse(e.data)) if (session && r.actor === session.login) notify(`#${r.incident}: ${machineText(r, "error")}`, "error");
   });
+  source.addEventListener("dispatch", (e) => showDispatch(JSON.parse(e.data)));
   source.addEventListener("cameras", (e) => {
     for (const c of JSON.parse(e.data)) S.cameras.set(c.id, { ...S.cameras.get(c.id), ...c, alarm: (S.cameras.get(c.id) || {}).alarm });
     if (S.view === "cameras") renderWall();
     map.redraw();
   });
+}
+
+// What waits for a dispatcher too long (gateway/console/backlog.py): one line on every console
+// until it is over. An empty list clears it.
+function showDispatch(waiting = []) {
+  const box = $("dispatch-alert");
+  box.hidden = !waiting.length;
+  if (!waiting.length) return;
+  const items = waiting.map((w) => t(`console.dispatch_waiting.${w.kind}`, {
+    count: w.exact ? w.count : `${w.count}+`, age: durationText(w.age_s),
+  }) + (w.zones.some(Boolean) ? t("console.dispatch_zones", { zones: w.zones.map(districtName).join(t("common.comma")) }) : ""));
+  box.textContent = t("console.dispatch_behind", { items: items.join(t("console.dispatch_join")) });
 }
 
 let pending = false;
