@@ -110,8 +110,9 @@ export function bearing(lon1, lat1, lon2, lat2) {
   return ((Math.atan2(y, x) * 180) / Math.PI + 360) % 360;
 }
 
-const COMPASS = ["N", "NE", "E", "SE", "S", "SW", "W", "NW"];
-export const compass = (deg) => COMPASS[Math.round(deg / 45) % 8];
+const COMPASS = ["n", "ne", "e", "se", "s", "sw", "w", "nw"];
+/** The compass point nearest ``deg`` in the page's language (``W`` / ``西``). */
+export const compass = (deg) => t(`compass.${COMPASS[Math.round(deg / 45) % 8]}`);
 
 export function distanceText(m) {
   if (m === null || m === undefined || !isFinite(m)) return "–";

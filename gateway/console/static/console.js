@@ -2,8 +2,8 @@
 // detail and actions, the call-taker panel, the camera wall and analytics. Data arrives once
 // as a "picture" and then as changes over one EventSource; nothing polls the whole state.
 
-import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, label, beep, playMjpeg, machineText, errorText } from "./common.js";
-import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, timeText, districtName, showGrid } from "./i18n.js";
+import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, beep, playMjpeg, machineText, errorText } from "./common.js";
+import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, actorName, capabilityName, timeText, districtName, showGrid } from "./i18n.js";
 import { callTaker } from "./calltaker.js";
 import { openEditor, clipPlayer } from "./cameras-editor.js";
 import { perform, notify, askCancel, askSplit, history } from "./workflow.js";
@@ -241,7 +241,7 @@ function renderUnits() {
   fill($("units"), units.slice(0, 400).map((u) => el("li.u", { dataset: { id: u.id, status: u.status } },
     el("span.id", { text: u.id }),
     el("span", {}, el(`span.chip.${u.status}`, { text: unitStatusName(u.status) })),
-    el("span.grid", { text: u.capabilities.join(", ") || "–" }),
+    el("span.grid", { text: u.capabilities.map(capabilityName).join(", ") || "–" }),
     el("span", {}, u.status === "unresponsive" ? el("button.ghost.restore", { text: tOr("unit.restore", "Restore"), title: tOr("unit.restore_title", "Back into the rotation (reached another way)"), onclick: () => restoreUnit(u) })
       : u.incident ? el("a.link", { href: "#", text: `#${u.incident}`, onclick: (e) => { e.preventDefault(); openIncident(u.incident); } }) : "–"),
     el("span.seen", { text: u.seen ? durationText(now - u.seen) : "–" }))));
@@ -262,7 +262,7 @@ function renderActivity() {
   fill($("activity"), S.audit.slice(-7).map((ev) => el("li", {},
     el("span.t", { text: timeText(ev.ts) }),
     el("b", { text: `#${ev.incident}` }), ` ${stateName(ev.event)}`,
-    ev.unit ? ` · ${ev.unit}` : "", ev.actor ? ` · ${t("console.activity_by", { actor: ev.actor })}` : "",
+    ev.unit ? ` · ${ev.unit}` : "", ev.actor ? ` · ${t("console.activity_by", { actor: actorName(ev.actor) })}` : "",
     ev.detail ? ` · ${machineText(ev)}` : "")));
 }
 
@@ -384,8 +384,9 @@ const incidentLayer = {
     ctx.font = "600 11px system-ui, sans-serif";
     ctx.textAlign = "left";
     named.reverse().sort((a, b) => (b[0].id === S.selected) - (a[0].id === S.selected));
+    const written = [];
     for (const [inc, x, y, r] of named) {
-      const text = `#${inc.id} ${label(inc.type)}`;
+      const text = `#${inc.id} ${typeName(inc.type)}`;
       const box = [x + r + 4, y - r - 11, ctx.measureText(text).width + 2, 14];
       if (inc.id !== S.selected && labels.some((b) => overlap(b, box))) continue;
       labels.push(box);
@@ -393,8 +394,11 @@ const incidentLayer = {
       ctx.fillRect(box[0] - 2, box[1], box[2] + 3, box[3]);
       ctx.fillStyle = "#e6edf5";
       ctx.fillText(text, x + r + 5, y - r);
+      written.push(text);
     }
     // What the map shows, readable by people with screen readers and by the browser tests.
+    const said = written.join("\n");
+    if (m.canvas.dataset.labels !== said) m.canvas.dataset.labels = said;
     const shown = drawn.sort().join(" ");
     if (m.canvas.dataset.incidents !== shown) {
       m.canvas.dataset.incidents = shown;
@@ -539,7 +543,7 @@ function renderDetail() {
     el("ol.timeline#timeline", {}, timeline.map((ev) => el(`li.${ev.event}`, {},
       el("span.t", { text: timeText(ev.ts) }),
       el("span", {}, el("b", { text: stateName(ev.event) }), ev.unit ? ` ${ev.unit}` : "",
-        ev.actor ? el("span.who", { text: ` · ${ev.actor}` }) : "", ev.detail ? el("span.who.detail", { text: ` · ${machineText(ev)}` }) : "",
+        ev.actor ? el("span.who", { text: ` · ${actorName(ev.actor)}` }) : "", ev.detail ? el("span.who.detail", { text: ` · ${machineText(ev)}` }) : "",
         ev.route === "road" && ev.eta_s != null ? el("span.who.road", { text: ` · ${roadText(ev.distance_m, ev.eta_s)}` }) : "")))),
     el("h3", { text: t("console.reports_n", { n: alarms.length }) }),
     el("ol.alarms#alarms", {}, alarms.map((a) => el("li", {},
@@ -636,7 +640,10 @@ function chart(title, groups, metric, name = (node, key) => { node.textContent =
   const rows = groups.filter((g) => g.metrics[metric].count > 0);
   const W = 440, row = 22, left = 120, top = 8, H = top + rows.length * row + 24;
   const max = Math.max(1, ...rows.map((g) => g.metrics[metric].p90 || 0));
-  const scale = (v) => ((W - left - 60) * (v || 0)) / max;
+  const values = rows.map((g) => `${durationText(g.metrics[metric].p50)} / ${durationText(g.metrics[metric].p90)}`);
+  // the longest value must fit right of the longest bar ("19秒 / 19秒" is wider than "19s / 19s")
+  const room = 12 + Math.max(0, ...values.map(textWidth));
+  const scale = (v) => ((W - left - room) * (v || 0)) / max;
   const body = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title },
     rows.map((g, i) => {
       const y = top + i * row, m = g.metrics[metric];
@@ -644,7 +651,7 @@ function chart(title, groups, metric, name = (node, key) => { node.textContent =
         named(svg("text", { x: left - 8, y: y + 14, "text-anchor": "end" }), g.key, name),
         svg("rect", { class: "bar90", x: left, y: y + 3, width: Math.max(1, scale(m.p90)), height: 15, rx: 2 }),
         svg("rect", { class: "bar50", x: left, y: y + 3, width: Math.max(1, scale(m.p50)), height: 15, rx: 2 }),
-        svg("text", { class: "v", x: left + scale(m.p90) + 6, y: y + 14 }, `${durationText(m.p50)} / ${durationText(m.p90)}`),
+        svg("text", { class: "v", x: left + scale(m.p90) + 6, y: y + 14 }, values[i]),
       ];
     }),
     svg("text", { x: left, y: H - 6 }, t("console.chart_legend")));
@@ -652,6 +659,9 @@ function chart(title, groups, metric, name = (node, key) => { node.textContent =
 }
 
 const named = (node, key, name) => { name(node, key); return node; };
+
+/** About how wide ``text`` is at the charts' 11px: Han characters are a full em, the rest less. */
+const textWidth = (text) => [...text].reduce((w, c) => w + (c.codePointAt(0) >= 0x2e80 ? 11.5 : 7), 0);
 
 // ---------------------------------------------------------------- views
 function show(view) {

@@ -50,6 +50,10 @@ const pretty = (s) => String(s ?? "").replaceAll("_", " ");
 export const stateName = (s) => tOr(`state.${s}`, pretty(s));
 export const unitStatusName = (s) => tOr(`unit.${s}`, pretty(s));
 export const typeName = (s) => tOr(`type.${s}`, pretty(s));
+/** Who did it: the dispatcher's own actions are named in the page's language, a login as typed. */
+export const actorName = (s) => (s === "dispatcher" ? tOr("actor.dispatcher", s) : s);
+/** A unit's kit (``patrol``, ``medic``): the catalogue's name where it has one, else as configured. */
+export const capabilityName = (s) => tOr(`capability.${s}`, s);
 /** A district as stored (``Futian``, ``Bao'an``) in the page's language (``福田区``). */
 export const districtName = (s) => (s ? tOr(`district.${String(s).toLowerCase().replace(/[^a-z0-9]/g, "")}`, s) : s);
 

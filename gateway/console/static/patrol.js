@@ -305,7 +305,7 @@ function answer(type, action) {
   P.sent[P.ref] = { incident: job.incident, action: type === "ack" ? "acknowledged" : type === "decline" ? "declined" : action, before: { ...job } };
   $("notice").hidden = true;
   if (type === "decline") { log(t("patrol.declined", { incident: job.incident })); P.job = null; }
-  else { job.phase = type === "ack" ? "acknowledged" : action; log(`${job.incident}: ${stateName(job.phase)}`); }
+  else { job.phase = type === "ack" ? "acknowledged" : action; log(t("patrol.answered", { incident: job.incident, state: stateName(job.phase) })); }
   if (job.phase === "resolved") P.job = null;
   saveJob();
   renderJob();
