@@ -54,7 +54,7 @@ def caller_position(query: Any) -> Fix | None:
         try:
             return parse_position(query["at"])
         except PositionError as exc:
-            raise HttpError(422, f"'at': {exc}") from None
+            raise HttpError(422, f"'at': {exc}", error_key="call.where_invalid") from None
     lon, lat = query.get("lon"), query.get("lat")
     near = parse_near(query.get("near") if lon is None and lat is None else f"{lon},{lat}")
     return None if near is None else Fix(lon=near[0], lat=near[1], source="coordinates")

@@ -4,7 +4,7 @@
 // them, is warned about loudly: the incident cannot be raised until the call-taker confirms
 // the place with the caller.
 
-import { el, fill, distanceText, label, beep } from "./common.js";
+import { el, fill, distanceText, label, beep, errorText } from "./common.js";
 import { t, tOr, typeName, districtName, showGrid } from "./i18n.js";
 
 const TYPES = ["call", "citizen_sos", "intrusion", "crowd", "loitering", "door_forced", "tamper"];
@@ -35,11 +35,15 @@ export function callTaker({ api, S, map, audio }) {
       if (err.status === 404 && body.candidates) {
         S.found = null;
         warn([]);
-        fill($("call-result"), el("p.muted", { text: t("console.no_pole", { code }) }),
-          el("ol.cands#candidates", {}, body.candidates.map((c) => candidate(c))));
+        fill($("call-result"), body.candidates.length
+          ? [el("p.muted", { text: t("console.no_pole", { code }) }),
+            el("ol.cands#candidates", {}, body.candidates.map((c) => candidate(c)))]
+          : el("p.error", { text: t("console.no_pole_none", { code }) }));
       } else {
         warn([]);
-        fill($("call-result"), el("p.error", { text: err.message }));
+        // a code the gateway cannot read names its pattern in English: say what a code is
+        const unreadable = (err.status === 400 || err.status === 422) && !(err.body || {}).error_key;
+        fill($("call-result"), el("p.error", { text: unreadable ? t("call.code_invalid", { code }) : errorText(err) }));
       }
     }
   }

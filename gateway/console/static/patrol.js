@@ -84,7 +84,7 @@ function connect() {
   };
   ws.onerror = async () => {
     // A refused upgrade (bad or expired token) shows only as an error: ask the REST side why.
-    try { await api.get("/api/console/config"); } catch (err) { if (err.status === 401 || err.status === 403) { ws.onclose = null; P.ws = null; signinView(err.message); } }
+    try { await api.get("/api/console/config"); } catch (err) { if (err.status === 401 || err.status === 403) { ws.onclose = null; P.ws = null; signinView(t("patrol.token_refused")); } }
   };
 }
 

@@ -1,0 +1,63 @@
+"""Errors that say what to do, in the reader's language: the call-taker told that nothing reads
+like the code heard (not "did the caller mean:" over an empty list), that a typed code is not a
+code (not the gateway's regular expression) and that the caller's position was not understood
+(not the API's English), an officer whose token is refused told to ask for a new one (not
+"invalid token"). Chromium in zh-CN and en-US against the real gateway."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp.test_utils import TestClient
+from browser import needs_chromium, signed_in
+from test_i18n_pages import POLE, browser, client  # noqa: F401
+
+from polewatch import i18n
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
+
+pytestmark = needs_chromium
+LANGUAGES = {"zh-CN": "zh-CN", "en-US": "en"}
+
+
+async def test_the_call_taker_is_told_what_to_do_next(
+    client: TestClient[Any, Any],  # noqa: F811
+    browser: Browser,  # noqa: F811
+) -> None:
+    from playwright.async_api import expect
+
+    gateway = str(client.make_url("/")).rstrip("/")
+    for locale, language in LANGUAGES.items():
+        page = await (await browser.new_context(locale=locale)).new_page()
+        await signed_in(page, gateway)
+        result = page.locator("#call-result")
+        for code, key in (("QQQ", "console.no_pole_none"), ("a<b>", "call.code_invalid")):
+            await page.fill("#call-code", code)
+            await page.click("#call-form button[type=submit]")
+            await expect(result).to_have_text(i18n.translate(key, language, code=code))
+        await page.fill("#call-where", "somewhere over there")
+        await page.fill("#call-code", POLE.code)
+        await page.click("#call-form button[type=submit]")
+        await expect(result).to_have_text(i18n.translate("call.where_invalid", language))
+        await page.fill("#call-where", "")  # and without it the pole is found
+        await page.click("#call-form button[type=submit]")
+        await expect(page.locator("#call-raise")).to_be_visible()
+        await page.context.close()
+
+
+async def test_a_refused_token_tells_the_officer_what_to_do(
+    client: TestClient[Any, Any],  # noqa: F811
+    browser: Browser,  # noqa: F811
+) -> None:
+    from playwright.async_api import expect
+
+    for locale, language in LANGUAGES.items():
+        context = await browser.new_context(locale=locale, viewport={"width": 390, "height": 844})
+        page = await context.new_page()
+        await page.goto(str(client.make_url("/patrol/?token=not.a-token")))
+        await expect(page.locator("#signin-error")).to_have_text(
+            i18n.translate("patrol.token_refused", language)
+        )
+        await expect(page.locator("#signin")).to_be_visible()
+        await context.close()
