@@ -90,10 +90,12 @@ def _minutes(seconds: float | None) -> float:
     return 0.0 if seconds is None else seconds / 60.0
 
 
-def _short(seconds: float | None) -> str:
+def _short(seconds: float | None, language: str) -> str:
     if seconds is None:
         return ""
-    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
+    if seconds < 60:
+        return i18n.translate("duration.s", language, n=f"{seconds:.1f}")
+    return i18n.translate("duration.min", language, n=f"{seconds / 60:.1f}")
 
 
 def _t(a: Assessment, key: str) -> str:
@@ -131,7 +133,7 @@ def draw_response(ax: Axes, a: Assessment) -> None:
         values = [_minutes(getattr(figures[m], name)) for m in metrics]
         drawn = ax.barh([y + offset for y in ys], values, 0.27, color=color, label=name)
         if name == "p90":
-            texts = [_short(getattr(figures[m], name)) for m in metrics]
+            texts = [_short(getattr(figures[m], name), a.language) for m in metrics]
             ax.bar_label(drawn, texts, padding=3, fontsize=8)
     ax.set_yticks(list(ys), [_t(a, f"metric.{m}") for m in metrics])
     ax.set_xlabel(_t(a, "chart.minutes"))

@@ -18,9 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from analytics.assessment import build_assessment
-from analytics.charts import _style
+from analytics.charts import _style, draw_response
 from analytics.periods import PeriodError, month, quarter
 from analytics.report import render_html, render_pdf
+from analytics.response_times import IncidentTimes
 from analytics.simulation import known_week, write_incidents, write_incidents_to
 from gateway.testing import bearer, gateway_client, operator_token
 from polewatch import districts
@@ -205,3 +206,18 @@ def test_any_district_text_names_one_district_or_none(text: str) -> None:
     name = districts.canonical(text)
     assert districts.canonical(name) == name  # idempotent
     assert found is None or (name == found.name and districts.same(text, found.chinese))
+
+
+def test_the_response_chart_writes_its_figures_in_the_reports_language() -> None:
+    from matplotlib.figure import Figure
+
+    start = datetime(2025, 10, 1, tzinfo=UTC).timestamp()
+    steps = {"new": 0.0, "dispatched": 2.5, "acknowledged": 9.0, "on_scene": 95.0}
+    done = IncidentTimes(id="1", type="citizen_sos", priority=1, state="on_scene",
+                         created=start, times={k: start + v for k, v in steps.items()})  # fmt: skip
+    for language, seconds, minutes in (("zh-CN", "2.5 秒", "1.6 分钟"), ("en", "2.5 s", "1.6 min")):
+        a = build_assessment([done], [], start, start + 86_400, language=language)
+        ax = Figure().add_subplot()
+        draw_response(ax, a)
+        labels = {text.get_text() for text in ax.texts}  # the p90 bars' figures
+        assert {seconds, minutes} <= labels, (language, labels)
