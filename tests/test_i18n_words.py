@@ -4,6 +4,8 @@ dispatcher's own actions, the unit board names a unit's kit, the officer's phone
 bearing's compass point and logs an answer by its incident number; the analytics bars leave
 room for their figures. Real dispatcher and gateway, Chromium in zh-CN and en-US.
 
+The unit board's column heads fit on one line in Chinese.
+
 ``POLEWATCH_SCREENSHOTS=docs/screenshots`` keeps ``console-incident-{zh,en}.png``,
 ``patrol-job-{zh,en}.png`` (phone size) and ``console-analytics-{zh,en}.png``."""
 
@@ -35,7 +37,7 @@ UNIT = {"lon": FUTIAN.lon + 0.003, "lat": FUTIAN.lat}
 """U1 and U2 stand east of the pole: the scene is due west of them."""
 UNITS = ("U1", "U2")
 READS = {
-    "zh-CN": {"type": "群众求助", "actor": "自动调度", "kit": "巡逻, 医疗救护", "west": "西",
+    "zh-CN": {"type": "群众求助", "actor": "自动调度", "kit": "巡逻，医疗救护", "west": "西",
               "acknowledged": "#{iid}：已接警", "en_route": "#{iid}：赶往现场"},
     "en-US": {"type": "citizen SOS", "actor": "dispatcher", "kit": "patrol, medic", "west": "W",
               "acknowledged": "#{iid}: acknowledged", "en_route": "#{iid}: en route"},
@@ -100,7 +102,14 @@ async def test_a_dispatch_reads_in_the_operators_and_the_officers_language(
     iid = await dispatched_to_both(client, aredis)
     for locale, reads in READS.items():
         page = await signed_in(browser, str(client.make_url("/console/")), locale)
-        await expect(page.locator("#units li.u[data-id='U1'] .grid")).to_have_text(reads["kit"])
+        kit = page.locator("#units li.u[data-id='U1'] .grid")
+        await expect(kit).to_have_text(reads["kit"])
+        await expect(kit).to_have_attribute("title", reads["kit"])  # whole, where the cell is not
+        # the board's column heads each on one line and whole ("最近上报" wrapped in two)
+        heads = await page.locator(".unit-head span").evaluate_all(
+            "(spans) => spans.map((s) => [s.offsetHeight, s.scrollWidth <= s.clientWidth])"
+        )
+        assert len({height for height, _ in heads}) == 1 and all(w for _, w in heads), heads
         await page.click(f"#queue li.q[data-id='{iid}']")
         await expect(page.locator("#timeline li.new")).to_contain_text(f" · {reads['actor']}")
         await expect(page.locator("#map")).to_have_attribute(

@@ -241,11 +241,14 @@ function renderUnits() {
   fill($("units"), units.slice(0, 400).map((u) => el("li.u", { dataset: { id: u.id, status: u.status } },
     el("span.id", { text: u.id }),
     el("span", {}, el(`span.chip.${u.status}`, { text: unitStatusName(u.status) })),
-    el("span.grid", { text: u.capabilities.map(capabilityName).join(", ") || "–" }),
+    el("span.grid", { text: kitText(u) || "–", title: kitText(u) }),
     el("span", {}, u.status === "unresponsive" ? el("button.ghost.restore", { text: tOr("unit.restore", "Restore"), title: tOr("unit.restore_title", "Back into the rotation (reached another way)"), onclick: () => restoreUnit(u) })
       : u.incident ? el("a.link", { href: "#", text: `#${u.incident}`, onclick: (e) => { e.preventDefault(); openIncident(u.incident); } }) : "–"),
     el("span.seen", { text: u.seen ? durationText(now - u.seen) : "–" }))));
 }
+
+/** A unit's kit in the page's language ("巡逻，医疗救护"); its cell shows the whole on hover. */
+const kitText = (u) => u.capabilities.map(capabilityName).join(t("common.comma"));
 
 // A unit that let dispatches time out is out of the rotation until it answers; an operator
 // who reached it another way puts it back (audited on the incident it last missed).
