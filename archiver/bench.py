@@ -5,7 +5,10 @@ a million rows), two measurements in one run:
 
 * ``archive``: simulated closed incidents (each with its alarm and six to seven audit events,
   as the dispatcher writes them) preloaded in Redis, one archiver drains the audit stream:
-  incidents and audit entries archived per second. ``needed_incidents_per_s`` is what the
+  incidents and audit entries archived per second (a resolution and its close 10 minutes
+  later mostly fall in one batch); ``archive_closed_later``: the same with every close two
+  days after its resolution, so each incident is archived at both, as in a city where the
+  operator closes hours after the patrol. ``needed_incidents_per_s`` is what the
   dispatcher produces at 10,000 alarms/s when every alarm that is not another report of a
   recent one (the dispatch bench's 20 %) opens an incident that later closes: the rate the
   archive must sustain to keep up; ``archive_2_consumers`` is the same with two archivers in
@@ -33,7 +36,7 @@ import psycopg
 import redis.asyncio as aioredis
 
 from analytics import archive
-from analytics.simulation import simulate_week, write_incidents
+from analytics.simulation import Step, simulate_week, write_incidents
 from archiver.service import Metrics, ZoneArchiver, fewer_collections, migrate
 from archiver.settings import ArchiverSettings
 from polewatch import keys
@@ -47,6 +50,8 @@ BATCH: Final = 5_000
 """Audit entries per archiver round (about 700 incidents per transaction)."""
 REPEAT_SHARE: Final = 0.2
 """As in ``dispatcher.bench``: the share of alarms merged into an existing incident."""
+CLOSE_LATER_S: Final = 2 * 86_400.0
+"""``archive_closed_later``: the operator's close this long after the patrol's resolution."""
 
 _GENERATE: Final = """
 INSERT INTO incident (id, state, priority, type, merge_group, created, alarm_ts, district,
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         n = 1_000 if quick else 20_000
         out["archive"] = asyncio.run(_archive(red.url, pg.url, n))
         out["archive_2_consumers"] = asyncio.run(_archive(red.url, pg.url, n, consumers=2))
+        out["archive_closed_later"] = asyncio.run(_archive(red.url, pg.url, n, close_later=True))
         out["archive_processes"] = {
             f"{k}_process{'es' if k > 1 else ''}": asyncio.run(
                 _archive(red.url, pg.url, n, processes=k)
@@ -103,7 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         out["assessment"] = asyncio.run(_assessment(pg.url, 20_000 if quick else 1_000_000))
     needed = ALARMS_PER_S * (1 - REPEAT_SHARE)
-    for name in ("archive", "archive_2_consumers"):
+    for name in ("archive", "archive_2_consumers", "archive_closed_later"):
         out[name]["needed_incidents_per_s"] = needed
         out[name]["keeps_up_ratio"] = round(out[name]["incidents_per_s"] / needed, 2)
     for measured in out["archive_processes"].values():  # start-up included, and after it
@@ -115,7 +121,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _archive(
-    redis_url: str, database_url: str, n: int, *, consumers: int = 1, processes: int = 0
+    redis_url: str,
+    database_url: str,
+    n: int,
+    *,
+    consumers: int = 1,
+    processes: int = 0,
+    close_later: bool = False,
 ) -> dict[str, Any]:
     await migrate(database_url)
     redis = aioredis.Redis.from_url(redis_url)
@@ -125,6 +137,10 @@ async def _archive(
             await conn.execute("TRUNCATE incident, incident_event, alarm, audit")
         per_day = max(1, n // 7)
         week = simulate_week(T0, seed=1, per_day=per_day)
+        if close_later:  # each close in a later batch than its resolution: archived twice
+            for inc in week:
+                inc.steps = [Step(s.event, s.after + CLOSE_LATER_S, s.unit)
+                             if s.event == "closed" else s for s in inc.steps]  # fmt: skip
         for start in range(0, len(week), 2_000):
             await write_incidents(redis, week[start : start + 2_000])
         entries = int(await redis.xlen(keys.AUDIT))
@@ -165,6 +181,7 @@ async def _archive(
         "audit_entries_per_s": round(entries / took, 1),
         "batch": BATCH,
         "consumers": consumers,
+        **({"closes_after_resolution_s": CLOSE_LATER_S} if close_later else {}),
     }
 
 

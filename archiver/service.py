@@ -3,10 +3,11 @@
 One task per zone reads the zone's audit stream in the ``archivers`` consumer group: first its
 own pending entries (a restart after a crash), then entries other archivers left pending too
 long, then new ones. Per batch: undecodable entries are dead-lettered with the reason; every
-incident closed, cancelled or merged in the batch, and every already-archived incident the
-batch touches (reopened, amended), is read from Redis and upserted with the batch's audit rows
-in one transaction; only after the commit do its keys get their retention time (EXPIRE; a
-reopened one's are made persistent again) and the entries get acknowledged. A crash anywhere
+incident resolved, closed, cancelled or merged in the batch, and every already-archived incident
+the batch touches (reopened, amended, closed after its resolution), is read from Redis and
+upserted with the batch's audit rows in one transaction; only after the commit do its keys get
+their retention time (EXPIRE; closed, cancelled, merged only: a resolved or reopened one's are
+made persistent) and the entries get acknowledged. A crash anywhere
 replays the batch: the upserts make that harmless. While the database is unreachable the
 batch is retried and nothing is acknowledged or expired.
 
@@ -37,7 +38,7 @@ import redis.asyncio as aioredis
 from archiver import schema, writer
 from archiver.metrics import Metrics
 from archiver.settings import ArchiverSettings
-from archiver.source import TERMINAL, grown, read_incidents, retain
+from archiver.source import ARCHIVING, grown, read_incidents, retain
 from archiver.stream import GROUP, READ, Bad, decode_batch, ensure_group, entries
 from polewatch import connection, deadletter, keys, wire
 from polewatch.connection import UNREACHABLE
@@ -59,6 +60,8 @@ class _Batch:
     """Incidents it touches without closing them: archived again if already archived."""
     tables: writer.Tables
     """Its rows, as written."""
+    resolved: list[str]
+    """Incidents it archives that a patrol resolved in an earlier batch: archived then."""
     last: Any
     """Its last entry's id."""
 
@@ -219,23 +222,29 @@ class ZoneArchiver:
 
     async def _prepare(self, entries: list[Any]) -> _Batch:
         """Decode a batch of ``(id, fields)`` audit entries and read from Redis the incidents
-        it closes (closed, cancelled, merged). Nothing here asks the archive: what the batch
-        touches that is archived already is found by :meth:`_commit`, after the batch before
-        it was committed."""
+        it ends (resolved, closed, cancelled, merged). Nothing here asks the archive: what the
+        batch touches that is archived already is found by :meth:`_commit`, after the batch
+        before it was committed."""
         rows, bad = decode_batch(self.zone.name, entries)
-        closing = {r.event.incident for r in rows if r.event.event in TERMINAL}
+        closing = {r.event.incident for r in rows if r.event.event in ARCHIVING}
         others = {r.event.incident for r in rows} - closing
         incidents = await self._incidents(sorted(closing), rows, bad)
         tables = writer.tables(incidents, rows)
-        return _Batch(rows, bad, incidents, sorted(others), tables, entries[-1][0])
+        here = {r.event.incident for r in rows if r.event.event == "resolved"}
+        resolved = [i.incident.id for i in incidents if "resolved" in i.incident.times
+                    and i.incident.id not in here]  # fmt: skip
+        return _Batch(rows, bad, incidents, sorted(others), tables, resolved, entries[-1][0])
 
     async def _commit(self, batch: _Batch) -> None:
-        """Archive a prepared batch, with the archived incidents it reopens or amends."""
-        again = await self._database(lambda c: writer.archived_ids(c, batch.others))
-        if again:
-            batch.incidents += await self._incidents(sorted(again), batch.rows, batch.bad)
+        """Archive a prepared batch, with the archived incidents it reopens or amends; of the
+        incidents the archive holds, only the timeline rows it lacks are written."""
+        ids = batch.others + batch.resolved
+        archived = await self._database(lambda c: writer.revisions(c, ids))
+        if again := [i for i in batch.others if i in archived]:
+            batch.incidents += await self._incidents(again, batch.rows, batch.bad)
             batch.tables = writer.tables(batch.incidents, batch.rows)
-        await self._write(batch.incidents, batch.rows, batch.bad, batch.tables)
+        tables = writer.new_events_only(batch.tables, archived) if archived else batch.tables
+        await self._write(batch.incidents, batch.rows, batch.bad, tables)
         await self._rewrite_grown(batch)
 
     async def _rewrite_grown(self, batch: _Batch) -> None:

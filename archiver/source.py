@@ -12,7 +12,12 @@ from archiver.writer import Archived
 from polewatch import keys, records, wire
 
 TERMINAL: Final = frozenset({"closed", "cancelled", "merged"})
-"""States after which an incident is archived (and the events that put it there)."""
+"""States after which an incident is archived for good: its keys get their retention time."""
+ARCHIVING: Final = TERMINAL | {"resolved"}
+"""Events that archive their incident as Redis holds it. A patrol's ``resolved`` too: the
+operator's close (with the evaluation) may come hours later or never, and until it does the
+record would live only in Redis. Its copy is kept whole in Redis (no retention) and replaced
+in the archive by the close's, a longer timeline (``revision``)."""
 
 # One script call per batch reads the incidents, and one sets their retention, instead of
 # three commands per incident: the client's per-command cost was most of the archiver's time.
@@ -159,8 +164,9 @@ def retain(
     retention_s: int,
     joined: Sequence[str] = (),
 ) -> None:
-    """Queue on ``pipe`` one call that gives the keys of archived closed incidents their
-    retention time and makes those of reopened ones persistent again, as well as the bodies
+    """Queue on ``pipe`` one call that gives the keys of archived closed (cancelled, merged)
+    incidents their retention time and makes those of the others (resolved and waiting for
+    the operator's close, reopened) persistent, as well as the bodies
     of the ``joined`` alarms (ones that opened or joined an incident not archived yet): the
     dispatcher stores bodies with a TTL, and a body must not leave before its incident is
     archived. The keys: the incident's hash,

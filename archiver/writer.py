@@ -4,7 +4,7 @@ batch twice (a replay after a crash) leaves the archive as writing it once."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -160,8 +160,9 @@ def _alarm_rows(a: Archived) -> list[tuple[Any, ...]]:
     return rows
 
 
-Tables = list[tuple[str, str, list[tuple[Any, ...]]]]
-"""Each staging table with its upsert and its rows (:func:`tables`, :func:`write_tables`)."""
+Tables = list[tuple[str, str, list[tuple[Any, ...]], bool]]
+"""Each staging table with its upsert, its rows and whether they are first COPied straight
+into their table (:func:`tables`, :func:`write_tables`)."""
 
 
 def tables(incidents: Sequence[Archived], audit: Sequence[AuditRow] = ()) -> Tables:
@@ -169,18 +170,36 @@ def tables(incidents: Sequence[Archived], audit: Sequence[AuditRow] = ()) -> Tab
     alarms) and the ``audit`` rows: built apart from the transaction, so the archiver builds a
     batch's while the batch before it is being written."""
     return [
-        ("stage_incident", _INCIDENT, [_incident_row(a) for a in incidents]),
+        ("stage_incident", _INCIDENT, [_incident_row(a) for a in incidents], False),
         ("stage_event", _EVENT, [
             (a.incident.id, seq, e.event, e.ts, e.unit, e.alarm, e.actor, e.detail,
              e.priority, e.reports)
             for a in incidents for seq, e in enumerate(a.timeline)
-        ]),
-        ("stage_alarm", _ALARM, [row for a in incidents for row in _alarm_rows(a)]),
+        ], True),
+        ("stage_alarm", _ALARM, [row for a in incidents for row in _alarm_rows(a)], False),
         ("stage_audit", _AUDIT, [
             (r.zone, r.entry_id, r.event.incident, r.event.event, r.event.ts, r.body)
             for r in audit
-        ]),
+        ], True),
     ]  # fmt: skip
+
+
+def new_events_only(tables: Tables, archived: Mapping[str, int]) -> Tables:
+    """``tables`` without the timeline rows the archive holds already: those of an incident
+    archived at revision ``archived[id]`` below that position (the timeline only grows, so
+    they are the same rows). The rest of those incidents' rows are upserted; the others' are
+    still COPied straight in. An incident resolved, then closed: its close writes one event,
+    and the batch's other events keep the direct COPY (without this, the conflict of one
+    incident's rows would send the whole batch's through the staging table)."""
+    out: Tables = []
+    for table, upsert, rows, direct in tables:
+        if table != "stage_event":
+            out.append((table, upsert, rows, direct))
+            continue
+        fresh = [r for r in rows if r[0] not in archived]
+        later = [r for r in rows if r[0] in archived and r[1] >= archived[r[0]]]
+        out += [(table, upsert, fresh, direct), (table, upsert, later, False)]
+    return out
 
 
 async def write(
@@ -199,10 +218,10 @@ async def write_tables(conn: psycopg.AsyncConnection[Any], tables: Tables) -> No
     async with conn.transaction(), conn.cursor() as cur:
         set_json_dumps(_json, context=cur)
         await cur.execute(_STAGE)
-        for table, upsert, rows in tables:
+        for table, upsert, rows, direct in tables:
             if not rows:
                 continue
-            if table in _DIRECT:
+            if direct:
                 # Rows written for the first time (all but a replay's or an amendment's) go
                 # straight into the table; a conflict undoes that and takes the upsert.
                 try:
@@ -228,9 +247,9 @@ def _json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-async def archived_ids(conn: psycopg.AsyncConnection[Any], ids: Sequence[str]) -> set[str]:
-    """Which of ``ids`` the archive already holds."""
+async def revisions(conn: psycopg.AsyncConnection[Any], ids: Sequence[str]) -> dict[str, int]:
+    """Which of ``ids`` the archive already holds, with the revision it holds."""
     if not ids:
-        return set()
-    cur = await conn.execute("SELECT id FROM incident WHERE id = ANY(%s)", (list(ids),))
-    return {row[0] for row in await cur.fetchall()}
+        return {}
+    cur = await conn.execute("SELECT id, revision FROM incident WHERE id = ANY(%s)", (list(ids),))
+    return {row[0]: row[1] for row in await cur.fetchall()}

@@ -18,6 +18,9 @@ def test_the_archive_bench_reports_throughput_and_the_assessment_time() -> None:
     assert archive["incidents"] > 900 and archive["incidents_per_s"] > 0
     assert archive["audit_entries"] > archive["incidents"]
     assert out["archive_2_consumers"]["consumers"] == 2
+    later = out["archive_closed_later"]  # each incident archived at its resolution and close
+    assert (later["incidents"], later["closes_after_resolution_s"]) == (
+        archive["incidents"], 2 * 86_400)  # fmt: skip
     processes = out["archive_processes"]  # polewatch archiver --burst, 1 and 2 side by side
     assert [processes[k]["processes"] for k in ("1_process", "2_processes")] == [1, 2]
     assert all(p["incidents"] == archive["incidents"] for p in processes.values())
