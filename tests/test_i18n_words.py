@@ -2,12 +2,14 @@
 labels an incident by its type's name (not the stored ``citizen_sos``), the timeline names the
 dispatcher's own actions, the unit board names a unit's kit, the officer's phone gives the
 bearing's compass point and logs an answer by its incident number; the analytics bars leave
-room for their figures. Real dispatcher and gateway, Chromium in zh-CN and en-US.
+room for their figures; an answer tapped without a connection says so where the officer looks.
+Real dispatcher and gateway, Chromium in zh-CN and en-US.
 
 The unit board's column heads fit on one line in Chinese.
 
 ``POLEWATCH_SCREENSHOTS=docs/screenshots`` keeps ``console-incident-{zh,en}.png``,
-``patrol-job-{zh,en}.png`` (phone size) and ``console-analytics-{zh,en}.png``."""
+``console-analytics-{zh,en}.png``, and at phone size ``patrol-job-{zh,en}.png`` and
+``patrol-not-sent-{zh,en}.png``."""
 
 from __future__ import annotations
 
@@ -17,25 +19,28 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 from browser import needs_chromium
+from playwright.async_api import expect
 from test_console_workflow import until
 from test_details_pages import FUTIAN, PASSWORD, client, incident_state  # noqa: F401
 from test_i18n_pages import browser  # noqa: F401
 
 from analytics.simulation import known_week, write_incidents
 from gateway.testing import bearer, unit_token
-from polewatch import keys
+from polewatch import i18n, keys
 
 if TYPE_CHECKING:
-    from playwright.async_api import Browser, Page
+    from playwright.async_api import Browser, Page, WebSocketRoute
 
 pytestmark = needs_chromium
 SHOTS = os.environ.get("POLEWATCH_SCREENSHOTS")
 UNIT = {"lon": FUTIAN.lon + 0.003, "lat": FUTIAN.lat}
 """U1 and U2 stand east of the pole: the scene is due west of them."""
 UNITS = ("U1", "U2")
+LANGUAGES = {"zh-CN": "zh-CN", "en-US": "en"}
 READS = {
     "zh-CN": {"type": "群众求助", "actor": "自动调度", "kit": "巡逻，医疗救护", "west": "西",
               "acknowledged": "#{iid}：已接警", "en_route": "#{iid}：赶往现场"},
@@ -44,9 +49,14 @@ READS = {
 }  # fmt: skip
 
 
-async def dispatched_to_both(gateway: TestClient[Any, Any], redis: aioredis.Redis) -> str:
+@pytest.fixture
+async def iid(client: TestClient[Any, Any], aredis: aioredis.Redis) -> str:  # noqa: F811
     """U1 and U2 (patrols with a medic's kit) on duty, then a citizen's alarm: a citizen in
     danger gets two units, so both are sent; the incident's id."""
+    return await dispatched_to_both(client, aredis)
+
+
+async def dispatched_to_both(gateway: TestClient[Any, Any], redis: aioredis.Redis) -> str:
     for unit in UNITS:
         resp = await gateway.post("/api/patrol/duty", headers=bearer(unit_token(unit)),
                                  json={"duty": "on_duty", "capabilities": ["patrol", "medic"],
@@ -87,6 +97,27 @@ async def signed_in(chromium: Browser, url: str, locale: str) -> Page:
     return page
 
 
+class Coverage:
+    """The phone's link to the gateway, through Playwright's WebSocket routing: up (through to
+    the real gateway) or down (every socket closed at once, as out of coverage)."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.sockets: list[WebSocketRoute] = []
+
+    async def route(self, ws: WebSocketRoute) -> None:
+        if self.down:
+            await ws.close(code=1001)
+        else:
+            ws.connect_to_server()
+            self.sockets.append(ws)
+
+    async def lost(self) -> None:
+        self.down = True
+        for ws in self.sockets:
+            await ws.close(code=1001)
+
+
 async def shot(page: Page, name: str, locale: str) -> None:
     if SHOTS:
         await page.screenshot(path=str(Path(SHOTS) / f"{name}-{locale[:2]}.png"))
@@ -95,11 +126,8 @@ async def shot(page: Page, name: str, locale: str) -> None:
 async def test_a_dispatch_reads_in_the_operators_and_the_officers_language(
     client: TestClient[Any, Any],  # noqa: F811
     browser: Browser,  # noqa: F811
-    aredis: aioredis.Redis,
+    iid: str,
 ) -> None:
-    from playwright.async_api import expect
-
-    iid = await dispatched_to_both(client, aredis)
     for locale, reads in READS.items():
         page = await signed_in(browser, str(client.make_url("/console/")), locale)
         kit = page.locator("#units li.u[data-id='U1'] .grid")
@@ -143,8 +171,6 @@ async def test_the_analytics_bars_leave_room_for_their_figures(
     browser: Browser,  # noqa: F811
     aredis: aioredis.Redis,
 ) -> None:
-    from playwright.async_api import expect
-
     await write_incidents(aredis, known_week(time.time() - 8 * 86_400))
     for locale in READS:
         page = await signed_in(browser, str(client.make_url("/console/")), locale)
@@ -160,3 +186,34 @@ async def test_the_analytics_bars_leave_room_for_their_figures(
         assert overflow == [], (locale, overflow)
         await shot(page, "console-analytics", locale)
         await page.context.close()
+
+
+async def test_an_answer_without_a_connection_says_it_was_not_sent(
+    client: TestClient[Any, Any],  # noqa: F811
+    browser: Browser,  # noqa: F811
+    iid: str,
+) -> None:
+    for (locale, language), unit in zip(LANGUAGES.items(), UNITS, strict=True):
+        context = await browser.new_context(locale=locale, viewport={"width": 390, "height": 844})
+        page = await context.new_page()
+        phone = Coverage()
+        await page.route_web_socket(re.compile(r"/api/patrol/ws"), phone.route)
+        await page.goto(str(client.make_url(f"/patrol/?token={unit_token(unit)}")))
+        await expect(page.locator("#accept")).to_be_visible()
+        await page.wait_for_selector("#link.up")
+        await phone.lost()
+        await expect(page.locator("#link")).to_have_text(i18n.translate("patrol.offline", language))
+        await page.click("#accept")
+        acknowledged = i18n.translate("state.acknowledged", language)
+        await expect(page.locator("#notice")).to_have_text(
+            i18n.translate("patrol.not_sent", language, incident=iid, action=acknowledged)
+        )
+        await expect(page.locator("#accept")).to_be_visible()  # nothing changed on the job
+        await shot(page, "patrol-not-sent", locale)
+        # back in coverage: the app reconnects by itself, and the answer goes through
+        phone.down = False
+        await page.wait_for_selector("#link.up", timeout=20_000)
+        await page.click("#accept")
+        await expect(page.locator("#notice")).to_be_hidden()
+        await expect(page.locator("#progress")).to_be_visible()
+        await context.close()

@@ -301,8 +301,13 @@ function answer(type, action) {
   const job = P.job;
   if (!job) return;
   const frame = type === "status" ? { type, incident: job.incident, action } : { type, incident: job.incident };
-  if (!send(frame)) return;
-  P.sent[P.ref] = { incident: job.incident, action: type === "ack" ? "acknowledged" : type === "decline" ? "declined" : action, before: { ...job } };
+  const said = type === "ack" ? "acknowledged" : type === "decline" ? "declined" : action;
+  if (!send(frame)) { // said where the officer looks, not only in the log below the map
+    $("notice").textContent = t("patrol.not_sent", { incident: job.incident, action: stateName(said) });
+    $("notice").hidden = false;
+    return;
+  }
+  P.sent[P.ref] = { incident: job.incident, action: said, before: { ...job } };
   $("notice").hidden = true;
   if (type === "decline") { log(t("patrol.declined", { incident: job.incident })); P.job = null; }
   else { job.phase = type === "ack" ? "acknowledged" : action; log(t("patrol.answered", { incident: job.incident, state: stateName(job.phase) })); }
