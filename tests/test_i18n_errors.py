@@ -2,7 +2,8 @@
 like the code heard (not "did the caller mean:" over an empty list), that a typed code is not a
 code (not the gateway's regular expression) and that the caller's position was not understood
 (not the API's English), an officer whose token is refused told to ask for a new one (not
-"invalid token"). Chromium in zh-CN and en-US against the real gateway."""
+"invalid token"), a citizen whose call for help did not go out told to press again or call 110
+(not the browser's "Failed to fetch"). Chromium in zh-CN and en-US against the real gateway."""
 
 from __future__ import annotations
 
@@ -60,4 +61,35 @@ async def test_a_refused_token_tells_the_officer_what_to_do(
             i18n.translate("patrol.token_refused", language)
         )
         await expect(page.locator("#signin")).to_be_visible()
+        await context.close()
+
+
+async def test_a_call_for_help_that_did_not_go_out_says_what_to_do(
+    client: TestClient[Any, Any],  # noqa: F811
+    browser: Browser,  # noqa: F811
+) -> None:
+    from playwright.async_api import Route, expect
+
+    async def refused(route: Route) -> None:  # the gateway's own refusal, in English
+        await route.fulfill(status=429, json={"error": "too many requests; retry in 30 s"})
+
+    for locale, language in LANGUAGES.items():
+        context = await browser.new_context(locale=locale, viewport={"width": 390, "height": 844})
+        page = await context.new_page()
+        said = i18n.translate("citizen.send_failed", language)
+        for failure in ("no network", "refused"):
+            await page.unroute("**/api/alarms")
+            if failure == "no network":
+                await page.route("**/api/alarms", lambda route: route.abort("internetdisconnected"))
+            else:
+                await page.route("**/api/alarms", refused)
+            await page.goto(str(client.make_url(f"/p/{POLE.code}")))
+            await expect(page.locator("#status")).to_have_text(
+                i18n.translate("citizen.prompt", language)
+            )
+            await page.click("#help")
+            await expect(page.locator("#status")).to_have_text(said)
+            text = await page.inner_text("#status")
+            assert "fetch" not in text and "too many" not in text, text
+            await expect(page.locator("#help")).to_be_enabled()  # pressed again, it tries again
         await context.close()
