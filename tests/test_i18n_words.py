@@ -1,9 +1,9 @@
 """What an operator and an officer read around a dispatch, in their language: the console's map
 labels an incident by its type's name (not the stored ``citizen_sos``), the timeline names the
-dispatcher's own actions, the unit board names a unit's kit, the officer's phone gives the
-bearing's compass point and logs an answer by its incident number; the analytics bars leave
-room for their figures; an answer tapped without a connection says so where the officer looks.
-Real dispatcher and gateway, Chromium in zh-CN and en-US.
+dispatcher's own actions and the alarms list who raised each, the unit board names a unit's
+kit, the officer's phone gives the bearing's compass point and logs an answer by its incident
+number; the analytics bars leave room for their figures; an answer tapped without a connection
+says so where the officer looks. Real dispatcher and gateway, Chromium in zh-CN and en-US.
 
 The unit board's column heads fit on one line in Chinese.
 
@@ -43,9 +43,11 @@ UNITS = ("U1", "U2")
 LANGUAGES = {"zh-CN": "zh-CN", "en-US": "en"}
 READS = {
     "zh-CN": {"type": "群众求助", "actor": "自动调度", "kit": "巡逻，医疗救护", "west": "西",
-              "acknowledged": "#{iid}：已接警", "en_route": "#{iid}：赶往现场"},
+              "acknowledged": "#{iid}：已接警", "en_route": "#{iid}：赶往现场",
+              "source": "市民扫码求助"},
     "en-US": {"type": "citizen SOS", "actor": "dispatcher", "kit": "patrol, medic", "west": "W",
-              "acknowledged": "#{iid}: acknowledged", "en_route": "#{iid}: en route"},
+              "acknowledged": "#{iid}: acknowledged", "en_route": "#{iid}: en route",
+              "source": "citizen (pole's help page)"},
 }  # fmt: skip
 
 
@@ -140,6 +142,8 @@ async def test_a_dispatch_reads_in_the_operators_and_the_officers_language(
         assert len({height for height, _ in heads}) == 1 and all(w for _, w in heads), heads
         await page.click(f"#queue li.q[data-id='{iid}']")
         await expect(page.locator("#timeline li.new")).to_contain_text(f" · {reads['actor']}")
+        # who raised the alarm, as people say it (not "gateway:citizen")
+        await expect(page.locator("#alarms li .src")).to_contain_text(f" · {reads['source']} · ")
         await expect(page.locator("#map")).to_have_attribute(
             "data-labels", re.compile(rf"(^|\n)#{iid} {reads['type']}($|\n)")
         )

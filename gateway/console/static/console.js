@@ -3,7 +3,7 @@
 // as a "picture" and then as changes over one EventSource; nothing polls the whole state.
 
 import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, beep, playMjpeg, machineText, errorText } from "./common.js";
-import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, actorName, capabilityName, timeText, districtName, showGrid } from "./i18n.js";
+import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, actorName, capabilityName, sourceName, timeText, districtName, showGrid } from "./i18n.js";
 import { callTaker } from "./calltaker.js";
 import { openEditor, clipPlayer } from "./cameras-editor.js";
 import { perform, notify, askCancel, askSplit, history } from "./workflow.js";
@@ -550,7 +550,7 @@ function renderDetail() {
         ev.route === "road" && ev.eta_s != null ? el("span.who.road", { text: ` · ${roadText(ev.distance_m, ev.eta_s)}` }) : "")))),
     el("h3", { text: t("console.reports_n", { n: alarms.length }) }),
     el("ol.alarms#alarms", {}, alarms.map((a) => el("li", {},
-      el("div", {}, el("b", { text: a.type ? typeName(a.type) : t("console.alarm") }), el("span.src", { text: ` · ${a.source || ""} · ${timeText(a.ts)}` })),
+      el("div", {}, el("b", { text: a.type ? typeName(a.type) : t("console.alarm") }), el("span.src", { text: ` · ${sourceName(a.source) || ""} · ${timeText(a.ts)}` })),
       a.text ? el("div.text", { text: a.text }) : null,
       a.phone ? el("div.src", { text: `☎ ${a.phone}` }) : null,
       a.expired ? el("div.src", { text: t("console.report_expired") }) : null,

@@ -54,6 +54,13 @@ export const typeName = (s) => tOr(`type.${s}`, pretty(s));
 export const actorName = (s) => (s === "dispatcher" ? tOr("actor.dispatcher", s) : s);
 /** A unit's kit (``patrol``, ``medic``): the catalogue's name where it has one, else as configured. */
 export const capabilityName = (s) => tOr(`capability.${s}`, s);
+/** Who raised an alarm (``camera:cam-3``, ``button:1234567``, ``operator:ada``) as people say
+ *  it ("摄像机 cam-3"); a source of a kind the catalogue does not know, as stored. */
+export function sourceName(s) {
+  if (s === "gateway:citizen") return tOr("source.citizen", s);
+  const [kind, ...rest] = String(s ?? "").split(":");
+  return rest.length ? tOr(`source.${kind}`, s, { id: rest.join(":") }) : s;
+}
 /** A district as stored (``Futian``, ``Bao'an``) in the page's language (``福田区``). */
 export const districtName = (s) => (s ? tOr(`district.${String(s).toLowerCase().replace(/[^a-z0-9]/g, "")}`, s) : s);
 
