@@ -41,7 +41,7 @@ import msgspec
 
 from gateway import bodies
 from gateway.errors import HttpError
-from polewatch import details, wire
+from polewatch import alarmtexts, details, wire
 
 
 class FrameError(ValueError):
@@ -133,6 +133,8 @@ def encode_inbox(entry_id: str, fields: dict[bytes, bytes]) -> str:
         message: Any = wire.to_builtins(decoded)
         if isinstance(decoded, wire.DispatchCancel):  # why it was withdrawn, in its language
             details.label(message, "reason")
+        elif isinstance(decoded, wire.Dispatch):  # what the camera or door said, likewise
+            alarmtexts.label(message)
     except wire.WireError as exc:
         message = {"k": "invalid", "error": exc.reason}
     return _encoder.encode({"type": "inbox", "id": entry_id, "message": message}).decode()

@@ -26,7 +26,7 @@ from gateway.maplinks import Fix, PositionError, parse_position
 from gateway.openapi import Query, api, path_value, read_body
 from gateway.state import GATEWAY, Gateway
 from gateway.writer import Overloaded
-from polewatch import details, geo, keys, records, wire
+from polewatch import alarmtexts, details, geo, keys, records, wire
 from polewatch.poles.codes import CodeError
 from polewatch.poles.index import FAR_M
 from polewatch.zones import unit_zone
@@ -258,7 +258,7 @@ async def get_incident(request: web.Request) -> web.Response:
     return json_response(
         {
             "archived": archived,
-            "incident": detail.incident,
+            "incident": alarmtexts.label(msgspec.to_builtins(detail.incident)),
             "timeline": [
                 {"k": "invalid", "error": e}
                 if isinstance(e, str)
@@ -277,7 +277,7 @@ def _alarm_view(alarm_id: str, alarm: wire.Alarm | str | None) -> dict[str, Any]
         return {"id": alarm_id, "expired": True}
     if isinstance(alarm, str):
         return {"id": alarm_id, "k": "invalid", "error": alarm}
-    return wire.to_builtins(alarm)
+    return alarmtexts.label(wire.to_builtins(alarm))
 
 
 @routes.get("/api/units")

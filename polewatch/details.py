@@ -37,6 +37,7 @@ class Parsed(NamedTuple):
 
 _KINDS: Final = {
     "id": r"[A-Za-z0-9_.:@#/-]+",
+    "word": r"\S+",
     "num": r"-?[0-9]+(?:\.[0-9]+)?",
     "state": r"[a-z_]+",
     "why": r".+",
@@ -123,38 +124,55 @@ def _index(forms: Mapping[str, str]) -> dict[str, list[_Form]]:
     return index
 
 
-_FORMS: Final = _index(FORMS)
-_WHYS: Final = {text: key for key, text in WHY_FORMS.items()}
-
-
 def _number(text: str) -> int | float:
     value = float(text)
     return int(value) if value.is_integer() and abs(value) < 2**53 else value
 
 
+class FormSet:
+    """Templates (``key -> template`` with ``{name:kind}`` slots) read back from the text they
+    wrote; ``whys`` the texts a ``why`` slot may hold (``key -> text``)."""
+
+    def __init__(self, forms: Mapping[str, str], whys: Mapping[str, str] | None = None) -> None:
+        self._forms = _index(forms)
+        self._whys = {text: key for key, text in (whys or {}).items()}
+
+    def parse(self, text: str | None) -> Parsed | None:
+        """The form of ``text`` with its parameters; ``None`` for anything else (free text,
+        ``None``, a form this version does not know). Never raises."""
+        if not text:
+            return None
+        candidates = self._forms.get(text.split(" ", 1)[0], [])
+        for form in (*candidates, *self._forms.get("", ())):
+            match = form.pattern.fullmatch(text)
+            if match is None:
+                continue
+            args: dict[str, Arg] = {}
+            for name, value in match.groupdict().items():
+                kind = form.kinds[name]
+                args[name] = (_number(value) if kind == "num"
+                              else self.reason(value) if kind == "why" else value)  # fmt: skip
+            return Parsed(form.key, args)
+        return None
+
+    def reason(self, text: str) -> dict[str, Any]:
+        """A nested reason: ``{"key": ..., "args": {}}`` when known, else ``{"text": text}``."""
+        key = self._whys.get(text)
+        return {"key": key, "args": {}} if key else {"text": text}
+
+
+_DETAILS: Final = FormSet(FORMS, WHY_FORMS)
+
+
 def parse(text: str | None) -> Parsed | None:
     """The form of a machine-written ``text`` with its parameters; ``None`` for anything else
     (free text, ``None``, a form this version does not know). Never raises."""
-    if not text:
-        return None
-    candidates = _FORMS.get(text.split(" ", 1)[0], [])
-    for form in (*candidates, *_FORMS.get("", ())):
-        match = form.pattern.fullmatch(text)
-        if match is None:
-            continue
-        args: dict[str, Arg] = {}
-        for name, value in match.groupdict().items():
-            kind = form.kinds[name]
-            args[name] = (_number(value) if kind == "num"
-                          else reason(value) if kind == "why" else value)  # fmt: skip
-        return Parsed(form.key, args)
-    return None
+    return _DETAILS.parse(text)
 
 
 def reason(text: str) -> dict[str, Any]:
     """A nested reason: ``{"key": ..., "args": {}}`` when known, else ``{"text": text}``."""
-    key = _WHYS.get(text)
-    return {"key": key, "args": {}} if key else {"text": text}
+    return _DETAILS.reason(text)
 
 
 def label(view: dict[str, Any], field: str = "detail") -> dict[str, Any]:

@@ -211,8 +211,8 @@ async def test_the_operators_workflow_in_the_console(desk: Desk) -> None:
             await expect(dialog.locator(".split-choice")).to_have_count(2)
             text = await dialog.inner_text()
             for seen in (
-                "gateway:citizen",
-                "operator:bo",
+                "citizen (pole's help page)",  # who raised each, as people say it
+                "call-taker bo",
                 "two men fighting",
                 "neighbour hears",
                 "13800000001",

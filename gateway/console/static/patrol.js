@@ -229,7 +229,7 @@ function renderJob() {
   prio.textContent = `P${job.priority}`;
   $("job-type").textContent = `${typeName(job.type)} #${job.incident}`;
   $("job-place").textContent = [job.pole && t("console.pole", { code: job.pole }), districtName(job.district)].filter(Boolean).join(" · ");
-  $("job-text").textContent = job.text || "";
+  $("job-text").textContent = machineText(job, "text") || "";
   $("answer").hidden = job.phase !== "dispatched";
   $("progress").hidden = job.phase === "dispatched";
   $("job-state").textContent = job.phase === "dispatched"

@@ -3,8 +3,8 @@
 // reports apart, and the history of finished incidents (search, then open any of them: a
 // resolved one can be closed with an evaluation from its detail).
 
-import { el, fill, distanceText, errorText } from "./common.js";
-import { t, stateName, typeName, timeText, dateTimeText, districtName } from "./i18n.js";
+import { el, fill, distanceText, errorText, machineText } from "./common.js";
+import { t, stateName, typeName, sourceName, timeText, dateTimeText, districtName } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -67,6 +67,8 @@ export function askCancel(inc) {
     });
 }
 
+const quoted = (text) => (text.length > 80 ? `${text.slice(0, 79)}…` : text);
+
 /** Choose the report to split out of an incident, each told apart by source, time and
  *  text; its alarm id, or null. */
 export function askSplit(inc, alarms) {
@@ -74,8 +76,8 @@ export function askSplit(inc, alarms) {
     el("input", { type: "radio", name: "split-alarm", value: a.id, checked: i === alarms.length - 1 }),
     el("span", {},
       el("b", { text: a.type ? typeName(a.type) : t("console.alarm") }),
-      el("span.src", { text: ` · ${a.source || "?"} · ${timeText(a.ts)}` }),
-      a.text ? el("span.text", { text: ` · “${a.text.length > 80 ? `${a.text.slice(0, 79)}…` : a.text}”` }) : null,
+      el("span.src", { text: ` · ${sourceName(a.source) || "?"} · ${timeText(a.ts)}` }),
+      a.text ? el("span.text", { text: ` · “${quoted(machineText(a, "text"))}”` }) : null,
       a.phone ? el("span.src", { text: ` · ☎ ${a.phone}` }) : null,
       a.extra && a.extra.caller_distance_m != null
         ? el("span.src", { text: ` · ${t("workflow.reporter_away", { distance: distanceText(a.extra.caller_distance_m) })}` }) : null,
