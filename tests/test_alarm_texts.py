@@ -2,11 +2,13 @@
 every text the camera, door and button agents can write is recognised (the camera's through its
 own ``to_alarm``, the door's read out of ``edge/door/rules.py``, so a new one without a form
 fails here), a person's words pass through, nothing raises, the gateway adds ``text_key`` to an
-incident, its alarms and a patrol's dispatch, and Chromium shows them in zh-CN and en-US."""
+incident, its alarms and a patrol's dispatch, and Chromium shows them in zh-CN and en-US
+(``POLEWATCH_SCREENSHOTS=docs/screenshots`` keeps ``console-camera-text-{zh,en}.png``)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -38,6 +40,7 @@ SAMPLES = {
 """A value for each expression the door rules put into their texts."""
 TEXT = re.compile(r'_raise\(\s*door, "(\w+)", \w+, (f?"[^"]*"|text)')
 ASSIGNED = re.compile(r'text = (f?"[^"]*")')
+SHOTS = os.environ.get("POLEWATCH_SCREENSHOTS")
 NAMES = st.from_regex(r"\A[A-Za-z0-9_-]{1,20}\Z")
 
 
@@ -143,6 +146,10 @@ async def test_the_console_and_the_phone_read_it_in_their_language(
         await signed_in(page, gateway)
         await page.click("#queue li.q[data-id='I7']")
         await expect(page.locator("#detail dd.user-text")).to_have_text(read)
+        if SHOTS:
+            await page.locator("#detail").screenshot(
+                path=f"{SHOTS}/console-camera-text-{locale[:2]}.png"
+            )
         await page.goto(f"{gateway}/patrol/?token={unit_token('U1')}")
         await expect(page.locator("#job-text")).to_have_text(read)
         await page.context.close()

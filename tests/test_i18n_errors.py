@@ -3,10 +3,13 @@ like the code heard (not "did the caller mean:" over an empty list), that a type
 code (not the gateway's regular expression) and that the caller's position was not understood
 (not the API's English), an officer whose token is refused told to ask for a new one (not
 "invalid token"), a citizen whose call for help did not go out told to press again or call 110
-(not the browser's "Failed to fetch"). Chromium in zh-CN and en-US against the real gateway."""
+(not the browser's "Failed to fetch"). Chromium in zh-CN and en-US against the real gateway.
+``POLEWATCH_SCREENSHOTS=docs/screenshots`` keeps ``console-call-error-{zh,en}.png`` and
+``citizen-not-sent-{zh,en}.png``."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from aiohttp.test_utils import TestClient
@@ -20,6 +23,7 @@ if TYPE_CHECKING:
 
 pytestmark = needs_chromium
 LANGUAGES = {"zh-CN": "zh-CN", "en-US": "en"}
+SHOTS = os.environ.get("POLEWATCH_SCREENSHOTS")
 
 
 async def test_the_call_taker_is_told_what_to_do_next(
@@ -41,6 +45,10 @@ async def test_the_call_taker_is_told_what_to_do_next(
         await page.fill("#call-code", POLE.code)
         await page.click("#call-form button[type=submit]")
         await expect(result).to_have_text(i18n.translate("call.where_invalid", language))
+        if SHOTS:
+            await page.locator("#call").screenshot(
+                path=f"{SHOTS}/console-call-error-{locale[:2]}.png"
+            )
         await page.fill("#call-where", "")  # and without it the pole is found
         await page.click("#call-form button[type=submit]")
         await expect(page.locator("#call-raise")).to_be_visible()
@@ -92,4 +100,6 @@ async def test_a_call_for_help_that_did_not_go_out_says_what_to_do(
             text = await page.inner_text("#status")
             assert "fetch" not in text and "too many" not in text, text
             await expect(page.locator("#help")).to_be_enabled()  # pressed again, it tries again
+        if SHOTS:
+            await page.screenshot(path=f"{SHOTS}/citizen-not-sent-{locale[:2]}.png")
         await context.close()
