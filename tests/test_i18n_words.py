@@ -58,6 +58,12 @@ async def iid(client: TestClient[Any, Any], aredis: aioredis.Redis) -> str:  # n
     return await dispatched_to_both(client, aredis)
 
 
+@pytest.fixture
+async def week(aredis: aioredis.Redis) -> None:
+    """The known week of incidents (analytics' fixture), ending a day ago."""
+    await write_incidents(aredis, known_week(time.time() - 8 * 86_400))
+
+
 async def dispatched_to_both(gateway: TestClient[Any, Any], redis: aioredis.Redis) -> str:
     for unit in UNITS:
         resp = await gateway.post("/api/patrol/duty", headers=bearer(unit_token(unit)),
@@ -170,12 +176,11 @@ async def test_a_dispatch_reads_in_the_operators_and_the_officers_language(
         await context.close()
 
 
+@pytest.mark.usefixtures("week")
 async def test_the_analytics_bars_leave_room_for_their_figures(
     client: TestClient[Any, Any],  # noqa: F811
     browser: Browser,  # noqa: F811
-    aredis: aioredis.Redis,
 ) -> None:
-    await write_incidents(aredis, known_week(time.time() - 8 * 86_400))
     for locale in READS:
         page = await signed_in(browser, str(client.make_url("/console/")), locale)
         await page.click("[data-view=analytics]")
@@ -221,3 +226,23 @@ async def test_an_answer_without_a_connection_says_it_was_not_sent(
         await expect(page.locator("#notice")).to_be_hidden()
         await expect(page.locator("#progress")).to_be_visible()
         await context.close()
+
+
+@pytest.mark.usefixtures("week")
+async def test_history_dates_what_is_not_today_and_names_its_poles(
+    client: TestClient[Any, Any],  # noqa: F811
+    browser: Browser,  # noqa: F811
+) -> None:
+    for locale, language in LANGUAGES.items():
+        page = await signed_in(browser, str(client.make_url("/console/")), locale)
+        await page.click("#history-form button[type=submit]")
+        row = page.locator("#history-list li.h[data-id='1']")  # closed a week ago
+        pole = i18n.translate("console.pole", language, code="1000001")
+        await expect(row.locator(".where")).to_contain_text(pole)
+        # its date, not a bare clock time that reads as today's
+        await expect(row.locator(".where")).to_contain_text(re.compile(r"20\d\d"))
+        await row.click()
+        await expect(page.locator("#detail .assigned li")).to_have_text(
+            i18n.translate("console.units_released", language)
+        )
+        await page.context.close()

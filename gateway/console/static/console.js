@@ -525,7 +525,8 @@ function renderDetail() {
       inc.text ? [el("dt", { text: t("console.text") }), el("dd.user-text", { text: machineText(inc, "text") })] : null,
       inc.evaluation ? [el("dt", { text: t("console.evaluation") }), el("dd", { text: `${inc.evaluation} ★` })] : null),
     el("h3", { text: t("console.units_n", { n: inc.units.length, wanted: inc.wanted }) }),
-    el("ol.assigned", {}, units.length ? units : el("li.muted", { text: t("console.none_assigned") })),
+    // a finished incident's units were released: its timeline says who was sent
+    el("ol.assigned", {}, units.length ? units : el("li.muted", { text: t(open ? "console.none_assigned" : "console.units_released") })),
     el("h3", { text: t("console.actions") }),
     el("div.actions", {}, unitChoice,
       el("button#do-reassign", { text: t("console.reassign"), disabled: !open, onclick: act("reassign", () => (unitChoice.value ? { unit: unitChoice.value } : {}), t("console.reassign_sent")) }),

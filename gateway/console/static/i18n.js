@@ -120,6 +120,12 @@ export const dateTimeText = (ts) => format(ts, {
   year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
 });
 
+/** When something happened: its clock time today, its date and time before (in the city). */
+export function whenText(ts) {
+  const day = (s) => format(s, { year: "numeric", month: "2-digit", day: "2-digit" });
+  return ts && day(ts) === day(Date.now() / 1000) ? timeText(ts) : dateTimeText(ts);
+}
+
 const gridNames = new Map();
 
 /** Show a responsibility grid in ``node`` by its human name (福田·片区07·23): the id at once,

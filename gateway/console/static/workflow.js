@@ -4,7 +4,7 @@
 // resolved one can be closed with an evaluation from its detail).
 
 import { el, fill, distanceText, errorText, machineText } from "./common.js";
-import { t, stateName, typeName, sourceName, timeText, dateTimeText, districtName } from "./i18n.js";
+import { t, stateName, typeName, sourceName, timeText, dateTimeText, whenText, districtName } from "./i18n.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -100,7 +100,7 @@ export function history(api, open) {
   el(`span.prio.p${inc.priority}`, { text: `P${inc.priority}` }),
   el("span.type", { text: `${typeName(inc.type)} #${inc.id}` }),
   el(`span.chip.${inc.state}`, { text: stateName(inc.state) }),
-  el("span.where", { text: [inc.pole, districtName(inc.district), timeText(inc.finished),
+  el("span.where", { text: [inc.pole && t("console.pole", { code: inc.pole }), districtName(inc.district), whenText(inc.finished),
     inc.reason, inc.archived ? t("workflow.archived") : null].filter(Boolean).join(" · ") }));
   async function search(event, more = false) {
     if (event) event.preventDefault();
