@@ -49,8 +49,11 @@ def test_plate_says_how_to_get_help_in_chinese_then_english() -> None:
     plate = layout("福田001路-003", BASE, city="shenzhen", language="zh-CN")
     lines = [s.text for s in plate.shapes if isinstance(s, Text) and len(s.text) > 3]
     assert lines[:2] == ["紧急求助：扫码或按报警按钮", "Emergency: scan or press the button"]
-    assert lines[2] == "SHENZHEN · 福田001路-003"
+    assert lines[2] == "深圳 · 福田001路-003"  # the city as its people write it
     document = svg(plate)
     assert "紧急求助" in document and "Noto Sans CJK SC" in document
-    english = [s.text for s in layout("1012047", BASE).shapes if isinstance(s, Text)]
+    english = [
+        s.text for s in layout("1012047", BASE, city="shenzhen").shapes if isinstance(s, Text)
+    ]
     assert "紧急求助：扫码或按报警按钮" not in english
+    assert "SHENZHEN · 1012047" in english

@@ -238,12 +238,21 @@ def layout(
     add(QR(qr_x, body_top, module, side, _runs(qr), url))
     own = i18n.translate("plate.instruction", language)
     lines = [*dict.fromkeys((own, EMERGENCY_LINE))]
-    lines.append(" · ".join(x for x in (city and city.upper(), code) if x))
+    lines.append(" · ".join(x for x in (city and city_name(city, language), code) if x))
     small = min(footer / (1.4 * len(lines) + 0.4), 0.045 * qr_w)
     for n, line in enumerate(lines):
         line_size = _fit(line, small, qr_w)
         add(Text(qr_left + qr_w / 2, body_top + side + (n + 1) * 1.4 * small, line_size, line))
     return plate
+
+
+def city_name(city: str, language: str) -> str:
+    """The city as its people write it on a plate in ``language`` (``深圳``; ``SHENZHEN`` in
+    English); a city the catalogue does not name, in capitals as the registry has it."""
+    name = i18n.messages(language).get(f"city.{city.lower()}")
+    if name is None:
+        return city.upper()
+    return name.upper() if i18n.normalise(language) == i18n.ENGLISH else name
 
 
 def _runs(qr: segno.QRCode) -> tuple[tuple[int, int, int], ...]:
