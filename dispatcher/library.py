@@ -84,6 +84,7 @@ _ZONED = {
     "UNITS_FREE_GEO": "units_free_geo",
     "INCIDENT_SEQ": "incident_seq",
     "INCIDENTS_OPEN": "incidents_open",
+    "RESOLVED": "resolved",
     "ESCALATED": "escalated",
     "ACK_DEADLINES": "ack_deadlines",
     "DISPATCH_TYPES": "dispatch_types",

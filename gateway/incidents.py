@@ -36,7 +36,10 @@ SCAN_PAGE: Final = 100
 SCAN_MAX: Final = 2000
 """Most incidents one list request reads to find those of a single state."""
 OPERATORS: Final = ("operator", "supervisor")
-STATE_FILTERS: Final = ("open", "escalated", *sorted(records.OPEN_STATES - {"escalated"}))
+STATE_FILTERS: Final = ("open", "escalated", *sorted(records.OPEN_STATES - {"escalated"}),
+                         "resolved")  # fmt: skip
+_INDEXED: Final = ("open", "escalated", "resolved")
+"""The filters one index answers exactly (``incidents_open``, ``escalated``, ``resolved``)."""
 
 routes = web.RouteTableDef()
 
@@ -133,14 +136,16 @@ async def post_incident(request: web.Request) -> web.Response:
     tag="operator",
     roles=OPERATORS,
     query=(
-        Query("state", "open (default), escalated, or one open state",
+        Query("state", "open (default), escalated, one open state, or resolved (waiting to "
+              "be closed by an operator)",
               {"type": "string", "enum": list(STATE_FILTERS)}),
         Query("limit", "At most this many", {"type": "integer", "minimum": 1, "maximum": MAX_LIST}),
     ),
     answers={422: "'state' or 'limit' out of range"},
 )  # fmt: skip
 async def list_incidents(request: web.Request) -> web.Response:
-    """Open incidents, newest first (``state``: open, escalated or one open state)."""
+    """Open incidents, newest first (``state``: open, escalated or one open state), or the
+    resolved ones no operator has closed yet (``resolved``, most recently resolved first)."""
     gw, _ = _operator(request)
     state = request.query.get("state", "open")
     if state not in STATE_FILTERS:
@@ -155,16 +160,17 @@ async def _newest(
 ) -> list[records.Incident]:
     """The newest ``limit`` incidents of ``zones`` in ``state``, newest first.
 
-    For ``open`` and ``escalated`` the index (``incidents_open``, ``escalated``) is exactly the
-    set wanted, so one page of ``limit`` ids (and one pipelined round trip of HGETALLs) is the
-    answer. A single state (``dispatched``, ...) can only be told from the hash, so the open
-    index is read in pages until ``limit`` match; :data:`SCAN_MAX` bounds what one request
-    reads. The order is the index' (creation time, or escalation time), merged across zones;
+    For ``open``, ``escalated`` and ``resolved`` the index (``incidents_open``, ``escalated``,
+    ``resolved``) is exactly the set wanted, so one page of ``limit`` ids (and one pipelined
+    round trip of HGETALLs) is the answer. A single state (``dispatched``, ...) can only be
+    told from the hash, so the open index is read in pages until ``limit`` match;
+    :data:`SCAN_MAX` bounds what one request reads. The order is the index' (creation,
+    escalation or resolution time), merged across zones;
     the console sorts by priority itself.
     """
-    whole = state in ("open", "escalated")
+    whole = state in _INDEXED
     page = limit if whole else max(limit, SCAN_PAGE)
-    indexes = [(z, z.escalated if state == "escalated" else z.incidents_open) for z in zones]
+    indexes = [(z, _index(z, state)) for z in zones]
     newest = Newest(redis, indexes, page)
     found: list[records.Incident] = []
     read = 0
@@ -183,6 +189,12 @@ async def _newest(
         read += page
         page = limit - len(found) if whole else page
     return found[:limit]
+
+
+def _index(zone: keys.Zone, state: str) -> str:
+    """The sorted set that lists the incidents of a filter (a single open state: the open
+    set, filtered by the hash)."""
+    return {"escalated": zone.escalated, "resolved": zone.resolved}.get(state, zone.incidents_open)
 
 
 class Newest:

@@ -33,7 +33,8 @@ class Zone:
 
     __slots__ = ("name", "prefix", "alarms", "patrol_events", "commands", "audit", "deadletter",
                  "units", "units_geo", "units_free_geo", "incident_seq", "incidents_open",
-                 "escalated", "ack_deadlines", "dispatch_types", "unit_changes")  # fmt: skip
+                 "resolved", "escalated", "ack_deadlines", "dispatch_types",
+                 "unit_changes")  # fmt: skip
 
     def __init__(self, name: str = "", *, prefix: str | None = None) -> None:
         self.name = name
@@ -62,6 +63,9 @@ class Zone:
         self.incident_seq = f"{p}:seq:incident"
         self.incidents_open = f"{p}:incidents:open"
         """Sorted set of open incidents, scored by creation time."""
+        self.resolved = f"{p}:incidents:resolved"
+        """Sorted set of incidents a unit resolved and no operator has closed yet (with an
+        evaluation), scored by the time they were resolved: the console's "to close" list."""
         self.escalated = f"{p}:incidents:escalated"
         """Sorted set of incidents waiting for a free unit, scored by escalation time."""
         self.ack_deadlines = f"{p}:ack-deadlines"
@@ -145,6 +149,7 @@ UNITS_GEO: Final = DEFAULT.units_geo
 UNITS_FREE_GEO: Final = DEFAULT.units_free_geo
 INCIDENT_SEQ: Final = DEFAULT.incident_seq
 INCIDENTS_OPEN: Final = DEFAULT.incidents_open
+RESOLVED: Final = DEFAULT.resolved
 ESCALATED: Final = DEFAULT.escalated
 ACK_DEADLINES: Final = DEFAULT.ack_deadlines
 DISPATCH_TYPES: Final = DEFAULT.dispatch_types

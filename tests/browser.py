@@ -22,6 +22,9 @@ ARGS = ("--no-sandbox", "--disable-gpu", "--disable-background-networking",
 WEBGL = ("--use-angle=swiftshader", "--enable-unsafe-swiftshader")
 """WebGL drawn on the CPU (SwiftShader): the street map needs it, no GPU is lent."""
 
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+"""Where page tests leave screenshots for people to look at."""
+
 needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium not installed")
 
 

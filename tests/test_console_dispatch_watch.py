@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from browser import launch, needs_chromium, signed_in
+from browser import ARTIFACTS, launch, needs_chromium, signed_in
 from test_console import dispatch_round, sse_event
 
 from gateway.console.backlog import Waiting, behind
@@ -22,7 +21,6 @@ from polewatch import keys, wire
 
 POLE = TEST_POLES[0]
 FUTIAN = keys.Zone("futian")
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 FAST = {"console": ConsoleSettings(dispatch_alert_s=0.3, dispatch_check_s=0.05)}
 """Warn after 0.3 s, checked every 50 ms: the tests wait for the warning, not for a clock."""
 

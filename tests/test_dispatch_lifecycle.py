@@ -42,7 +42,11 @@ async def test_full_lifecycle_is_recorded(redis_url: str, sync_redis: redis.Redi
             assert sync_redis.zcard(keys.ACK_DEADLINES) == 0
     assert unit(sync_redis, "near").status == "available"
     assert sync_redis.zscore(keys.UNITS_FREE_GEO, "near") is not None
+    # Resolved: no longer open, waiting for an operator to close it, since it was resolved.
+    assert sync_redis.zscore(keys.INCIDENTS_OPEN, "1") is None
+    assert sync_redis.zscore(keys.RESOLVED, "1") == incident(sync_redis).times["resolved"]
     await step(redis_url, sync_redis, sc.command("close", "1", evaluation=4, actor="op7"))
+    assert sync_redis.zcard(keys.RESOLVED) == 0
 
     inc = incident(sync_redis)
     states = ["new", "dispatched", "acknowledged", "en_route", "on_scene", "resolved", "closed"]

@@ -72,7 +72,8 @@ local function on_command(m)
     return
   end
   if op == 'close' then
-    if inc.state ~= 'resolved' then require_open(inc) end
+    if inc.state == 'resolved' then redis.call('ZREM', K.RESOLVED, inc.id)
+    else require_open(inc) end
     withdraw_all(inc, 'closed by ' .. m.actor)
     redis.call('HSET', key('incident', inc.id), 'evaluation', m.evaluation)
     transition(inc, 'closed', {actor = m.actor, detail = m.detail or

@@ -105,6 +105,7 @@ local function resolve(inc, by, detail)
     end
   end
   close_out(inc)
+  redis.call('ZADD', K.RESOLVED, now_s(), inc.id)  -- to be closed by an operator
 end
 
 local function on_status(m)

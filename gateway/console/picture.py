@@ -1,5 +1,6 @@
 """What a console gets once when it connects to the live feed (:mod:`gateway.console.live`):
-the open incidents, the units, the cameras and the latest audit entries; and the pipelined read
+the open incidents, the resolved ones waiting to be closed, the units, the cameras and the
+latest audit entries; and the pipelined read
 of incident and unit records that the feed's fan-outs share."""
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from polewatch.poles.index import PoleIndex
 
 RECENT_AUDIT: Final = 60
 MAX_OPEN: Final = 2000
+MAX_TO_CLOSE: Final = 500
+"""Resolved incidents sent with the picture, the most recently resolved (``Zone.resolved``)."""
 
 
 async def read_records(
@@ -43,8 +46,11 @@ async def picture(
 ) -> dict[str, Any]:
     """The whole current picture, sent once to a console when it connects."""
     open_ids = await Newest(redis, [(z, z.incidents_open) for z in zones], MAX_OPEN).take(MAX_OPEN)
+    to_close = await Newest(redis, [(z, z.resolved) for z in zones], MAX_TO_CLOSE).take(
+        MAX_TO_CLOSE
+    )
     incidents, units = await read_records(
-        redis, {i: z for z, i in open_ids}, await unit_ids(redis, zones)
+        redis, {i: z for z, i in [*open_ids, *to_close]}, await unit_ids(redis, zones)
     )
     async with redis.pipeline(transaction=False) as pipe:
         for zone in zones:
@@ -59,7 +65,8 @@ async def picture(
             message = wire.decode_entry(fields, wire.IncidentEvent)
             audit.append(details.event_view({"id": entry_id.decode(), **wire.to_builtins(message)}))
     return {
-        "incidents": incidents,
+        "incidents": [i for i in incidents if i.state != "resolved"],
+        "resolved": [i for i in incidents if i.state == "resolved"],
         "units": units,
         "cameras": await latest_cameras(redis, poles, zones),
         "audit": audit,

@@ -21,7 +21,7 @@ const CAMERA_COLOR = { online: "#5fd4e6", degraded: "#e3a13b" };
 let session = JSON.parse(sessionStorage.getItem(KEY) || "null");
 const api = new Api(() => session && session.token, () => signOut(t("console.session_ended")));
 const S = {
-  config: null, incidents: new Map(), units: new Map(), cameras: new Map(), audit: [],
+  config: null, incidents: new Map(), resolved: new Map(), units: new Map(), cameras: new Map(), audit: [],
   seen: new Map(), selected: null, detail: null, districts: null, grids: [], poles: [],
   found: null, view: "ops", source: null, audio: null,
 };
@@ -136,6 +136,7 @@ function connect() {
   source.addEventListener("picture", (e) => {
     const p = JSON.parse(e.data);
     S.incidents = new Map(p.incidents.map((i) => [i.id, i]));
+    S.resolved = new Map(p.resolved.map((i) => [i.id, i]));
     S.units = new Map(p.units.map((u) => [u.id, u]));
     S.cameras = new Map(p.cameras.map((c) => [c.id, c]));
     S.audit = p.audit;
@@ -152,6 +153,7 @@ function connect() {
       } else {
         S.incidents.delete(inc.id);
       }
+      if (inc.state === "resolved") S.resolved.set(inc.id, inc); else S.resolved.delete(inc.id);
       if (S.selected === inc.id) S.selectedState = inc;
     }
     if (alert) beep(S.audio, [[660, 0.08], [0, 0.05], [660, 0.08]]);
@@ -199,6 +201,7 @@ function schedule() {
 
 function renderAll() {
   renderQueue();
+  renderToClose();
   renderUnits();
   renderActivity();
   renderStats();
@@ -229,6 +232,20 @@ function renderQueue() {
       el("span.meta", {}, inc.caller_far_m ? el("span.chip.far", { text: t("incident.far_chip"), title: t("incident.far", { distance: distanceText(inc.caller_far_m) }) }) : null,
         el(`span.chip.${inc.state}`, { text: stateName(inc.state) })));
   }) : el("li.empty", { text: t("console.no_incidents") }));
+}
+
+// Resolved by a unit, waiting for an operator to close each with an evaluation (from its
+// detail): the longest waiting first.
+function renderToClose() {
+  const list = [...S.resolved.values()].sort((a, b) => (a.times.resolved || 0) - (b.times.resolved || 0));
+  $("to-close").hidden = !list.length;
+  $("to-close-count").textContent = String(list.length);
+  fill($("to-close-list"), list.map((inc) => el(`li.h${inc.id === S.selected ? ".selected" : ""}`,
+    { dataset: { id: inc.id }, onclick: () => openIncident(inc.id) },
+    el(`span.prio.p${inc.priority}`, { text: `P${inc.priority}` }),
+    el("span.type", { text: `${typeName(inc.type)} #${inc.id}` }),
+    el("span.age", { text: inc.times.resolved ? durationText(Date.now() / 1000 - inc.times.resolved) : "" }),
+    el("span.where", { text: [place(inc), inc.units.length ? inc.units.join(t("common.comma")) : null].filter(Boolean).join(" · ") }))));
 }
 
 function renderUnits() {
