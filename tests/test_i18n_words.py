@@ -9,7 +9,7 @@ The unit board's column heads fit on one line in Chinese.
 
 ``POLEWATCH_SCREENSHOTS=docs/screenshots`` keeps ``console-incident-{zh,en}.png``,
 ``console-analytics-{zh,en}.png``, and at phone size ``patrol-job-{zh,en}.png`` and
-``patrol-not-sent-{zh,en}.png``."""
+``patrol-not-sent-{zh,en}.png``, ``patrol-small-{zh,en}.png`` (360 px wide)."""
 
 from __future__ import annotations
 
@@ -246,3 +246,21 @@ async def test_history_dates_what_is_not_today_and_names_its_poles(
             i18n.translate("console.units_released", language)
         )
         await page.context.close()
+
+
+async def test_the_patrol_header_fits_a_small_phone(
+    client: TestClient[Any, Any],  # noqa: F811
+    browser: Browser,  # noqa: F811
+) -> None:
+    for locale, language in LANGUAGES.items():
+        context = await browser.new_context(locale=locale, viewport={"width": 360, "height": 640})
+        page = await context.new_page()
+        await page.goto(str(client.make_url(f"/patrol/?token={unit_token('PATROL-17')}")))
+        await expect(page.locator("#link")).to_have_text(i18n.translate("patrol.online", language))
+        # the unit's name on one line (it broke as "PATROL-" / "17"), every control on screen
+        assert len(await page.locator("#unit-id").evaluate("(b) => [...b.getClientRects()]")) == 1
+        for control in ("#unit-id", "#link", "#patrol select.lang-switch", "#duty"):
+            box = await page.locator(control).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 360, control
+        await shot(page, "patrol-small", locale)
+        await context.close()
