@@ -41,6 +41,8 @@ UNIT = {"lon": FUTIAN.lon + 0.003, "lat": FUTIAN.lat}
 """U1 and U2 stand east of the pole: the scene is due west of them."""
 UNITS = ("U1", "U2")
 LANGUAGES = {"zh-CN": "zh-CN", "en-US": "en"}
+LIVE_MS = 15_000
+"""How long a page may take to show what the live feed or the socket brings (a loaded CI)."""
 READS = {
     "zh-CN": {"type": "群众求助", "actor": "自动调度", "kit": "巡逻，医疗救护", "west": "西",
               "acknowledged": "#{iid}：已接警", "en_route": "#{iid}：赶往现场",
@@ -139,7 +141,7 @@ async def test_a_dispatch_reads_in_the_operators_and_the_officers_language(
     for locale, reads in READS.items():
         page = await signed_in(browser, str(client.make_url("/console/")), locale)
         kit = page.locator("#units li.u[data-id='U1'] .grid")
-        await expect(kit).to_have_text(reads["kit"])
+        await expect(kit).to_have_text(reads["kit"], timeout=LIVE_MS)
         await expect(kit).to_have_attribute("title", reads["kit"])  # whole, where the cell is not
         # the board's column heads each on one line and whole ("最近上报" wrapped in two)
         heads = await page.locator(".unit-head span").evaluate_all(
@@ -151,7 +153,7 @@ async def test_a_dispatch_reads_in_the_operators_and_the_officers_language(
         # who raised the alarm, as people say it (not "gateway:citizen")
         await expect(page.locator("#alarms li .src")).to_contain_text(f" · {reads['source']} · ")
         await expect(page.locator("#map")).to_have_attribute(
-            "data-labels", re.compile(rf"(^|\n)#{iid} {reads['type']}($|\n)")
+            "data-labels", re.compile(rf"(^|\n)#{iid} {reads['type']}($|\n)"), timeout=LIVE_MS
         )
         await shot(page, "console-incident", locale)
         await page.context.close()
@@ -164,7 +166,7 @@ async def test_a_dispatch_reads_in_the_operators_and_the_officers_language(
         page = await context.new_page()
         await page.goto(str(client.make_url(f"/patrol/?token={unit_token(unit)}")))
         await expect(page.locator("#job-bearing")).to_have_text(
-            re.compile(rf"^\d+° {reads['west']}$")
+            re.compile(rf"^\d+° {reads['west']}$"), timeout=LIVE_MS
         )
         await page.click("#accept")
         answer = reads["acknowledged"].format(iid=iid)
@@ -238,7 +240,7 @@ async def test_history_dates_what_is_not_today_and_names_its_poles(
         await page.click("#history-form button[type=submit]")
         row = page.locator("#history-list li.h[data-id='1']")  # closed a week ago
         pole = i18n.translate("console.pole", language, code="1000001")
-        await expect(row.locator(".where")).to_contain_text(pole)
+        await expect(row.locator(".where")).to_contain_text(pole, timeout=LIVE_MS)
         # its date, not a bare clock time that reads as today's
         await expect(row.locator(".where")).to_contain_text(re.compile(r"20\d\d"))
         await row.click()
