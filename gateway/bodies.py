@@ -129,6 +129,13 @@ class Cancel(Body, frozen=True):
     reason: Reason
 
 
+class Note(Body, frozen=True):
+    """What the operator adds to the incident (the caller called back, what the camera shows
+    now): kept in its timeline, sent to the phones of the units on it."""
+
+    text: Annotated[str, Meta(min_length=1, max_length=500, pattern=r"\S")]
+
+
 class Close(Body, frozen=True):
     evaluation: Annotated[int, Meta(ge=1, le=5)]
     detail: wire.Text | None = None

@@ -352,6 +352,7 @@ COMMANDS: Final[dict[str, tuple[wire.CommandOp, type[bodies.Body]]]] = {
     "close": ("close", bodies.Close),
     "merge": ("merge", bodies.Merge),
     "split": ("split", bodies.Split),
+    "note": ("note", bodies.Note),
 }
 """URL verb -> (command op, request body)."""
 
@@ -360,7 +361,7 @@ def command(op: wire.CommandOp, incident: str, actor: str, body: bodies.Body) ->
     """The :class:`wire.Command` an override request stands for."""
     fields = msgspec.structs.asdict(body)
     other = fields.get("other") or fields.get("alarm")
-    detail = fields.get("reason") or fields.get("detail")
+    detail = fields.get("reason") or fields.get("detail") or fields.get("text")
     return wire.Command(
         op=op, incident=incident, actor=actor, ts=time.time(), unit=fields.get("unit"),
         other=other, evaluation=fields.get("evaluation"), detail=detail,
@@ -406,6 +407,7 @@ OVERRIDES: Final = {
     "close": "close a resolved incident with an evaluation (1-5)",
     "merge": "merge another incident into this one",
     "split": "split an alarm out of this incident into a new one",
+    "note": "add a note to the timeline, sent to the phones of the units on the incident",
 }
 
 for _verb, (_op, _kind) in COMMANDS.items():

@@ -96,6 +96,7 @@ IncidentState = Literal[
     "reassigned",
     "unresponsive",
     "restored",
+    "note",
 ]
 
 
@@ -176,6 +177,18 @@ class DispatchCancel(Message, tag="cancel", frozen=True, kw_only=True):
     ts: Timestamp
 
 
+class DispatchNote(Message, tag="note", frozen=True, kw_only=True):
+    """What an operator added to an incident while the unit works it (the caller called back,
+    the suspect went north...), pushed to each of its units."""
+
+    incident: Ident
+    unit: Ident
+    text: Text
+    actor: Ident
+    """The operator's login."""
+    ts: Timestamp
+
+
 UnitDuty = Literal["on_duty", "off_duty"]
 UnitAction = Literal["acknowledged", "declined", "en_route", "on_scene", "resolved"]
 
@@ -211,7 +224,9 @@ class PatrolStatus(Message, tag="status", frozen=True, kw_only=True):
     detail: Text | None = None
 
 
-CommandOp = Literal["reassign", "add_unit", "cancel", "close", "merge", "split", "restore_unit"]
+CommandOp = Literal[
+    "reassign", "add_unit", "cancel", "close", "merge", "split", "restore_unit", "note"
+]
 
 
 class Command(Message, tag="cmd", frozen=True, kw_only=True):
@@ -256,7 +271,7 @@ AnyMessage: TypeAlias = (
     | Command
     | Heartbeat
 )
-UnitInbox: TypeAlias = Dispatch | DispatchCancel
+UnitInbox: TypeAlias = Dispatch | DispatchCancel | DispatchNote
 PatrolEvent: TypeAlias = PatrolPosition | PatrolDuty | PatrolStatus
 
 _encoder = msgspec.msgpack.Encoder()

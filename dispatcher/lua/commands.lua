@@ -81,6 +81,17 @@ local function on_command(m)
     close_out(inc)
     return
   end
+  if op == 'note' then  -- in the timeline; to the phones of the units on it
+    if inc.state ~= 'resolved' then require_open(inc) end
+    event(inc, 'note', {actor = m.actor, detail = m.detail})
+    if OPEN[inc.state] then
+      for _, u in ipairs(inc.units) do
+        notify_unit(u, {k = 'note', v = 1, incident = inc.id, unit = u, text = m.detail,
+                        actor = m.actor, ts = NOW})
+      end
+    end
+    return
+  end
   require_open(inc)
   if op == 'cancel' then
     withdraw_all(inc, 'cancelled by ' .. m.actor)

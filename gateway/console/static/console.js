@@ -517,6 +517,7 @@ function renderDetail() {
     free.map(([u, d]) => el("option", { value: u.id, text: `${u.id} · ${distanceText(d)}` })));
   const evaluation = el("select#evaluation", {}, [5, 4, 3, 2, 1].map((n) => el("option", { value: n, text: `${n} ★` })));
   const mergeWith = el("input#merge-other", { placeholder: t("console.incident_id"), size: 8 });
+  const note = el("input#note-text", { placeholder: t("console.note_placeholder"), maxLength: 500, autocomplete: "off" });
   const open = OPEN.has(inc.state);
   const units = inc.units.map((id) => {
     const u = S.units.get(id);
@@ -561,6 +562,9 @@ function renderDetail() {
       el("a.button#export-cap", { href: api.url(`/api/console/incidents/${encodeURIComponent(inc.id)}/export.cap`), text: "CAP XML", download: `${inc.id}.cap.xml` }),
       el("a.button#export-eido", { href: api.url(`/api/console/incidents/${encodeURIComponent(inc.id)}/export.eido`), text: "EIDO JSON", download: `${inc.id}.eido.json` })),
     el("h3", { text: t("console.timeline") }),
+    // a note for the timeline and the phones of the units on it (not once it is closed)
+    el("form.actions.note-form", { onsubmit: (e) => { e.preventDefault(); act("note", () => (note.value.trim() ? { text: note.value.trim() } : null), t("console.note_sent"))(); } },
+      note, el("button#do-note", { type: "submit", text: t("console.add_note"), disabled: !open && inc.state !== "resolved" })),
     el("ol.timeline#timeline", {}, timeline.map((ev) => el(`li.${ev.event}`, {},
       el("span.t", { text: timeText(ev.ts) }),
       el("span", {}, el("b", { text: stateName(ev.event) }), ev.unit ? ` ${ev.unit}` : "",

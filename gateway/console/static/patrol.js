@@ -162,6 +162,13 @@ function receive(frame) {
       if (navigator.vibrate) navigator.vibrate([300, 120, 300]);
       log(t("patrol.dispatch", { incident: m.incident, type: typeName(m.type) }));
       renderJob();
+    } else if (m.k === "note") { // the centre added to this job: shown under its text
+      if (P.job && P.job.incident === m.incident) {
+        P.job.notes = [...(P.job.notes || []), { text: m.text, ts: m.ts }];
+        saveJob();
+        beep(P.audio, [[880, 0.08]]);
+        renderJob();
+      }
     } else if (m.k === "cancel") {
       log(t("patrol.withdrawn", { incident: m.incident, reason: machineText(m, "reason") }));
       if (P.job && P.job.incident === m.incident) { P.job = null; saveJob(); renderJob(); }
@@ -230,6 +237,7 @@ function renderJob() {
   $("job-type").textContent = `${typeName(job.type)} #${job.incident}`;
   $("job-place").textContent = [job.pole && t("console.pole", { code: job.pole }), districtName(job.district)].filter(Boolean).join(" · ");
   $("job-text").textContent = machineText(job, "text") || "";
+  fill($("job-notes"), (job.notes || []).map((n) => el("li", { text: t("patrol.note", { time: timeText(n.ts), text: n.text }) })));
   $("answer").hidden = job.phase !== "dispatched";
   $("progress").hidden = job.phase === "dispatched";
   $("job-state").textContent = job.phase === "dispatched"
