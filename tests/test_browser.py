@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from browser import launch, needs_chromium
+from waiting import until_written
 
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
@@ -59,28 +60,6 @@ BACKGROUND = [
 
 BACKGROUND_DESK = bearer(operator_token("desk"))
 pytestmark = needs_chromium
-
-
-async def until(check: Callable[[], Awaitable[Any]], redis_url: str, within_s: float = 10.0) -> Any:
-    """The first truthy result of ``check``, looked at again each time the dispatcher writes
-    to the audit stream (every change of an incident does), within a deadline."""
-    deadline = time.monotonic() + within_s
-    audit = connect(redis_url, name="test-until")
-    try:
-        top: Any = await audit.xrevrange(keys.AUDIT, count=1)
-        last = top[0][0] if top else "0-0"  # taken before each check: nothing falls between
-        while True:
-            result = await check()
-            if result:
-                return result
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"condition not met within {within_s} s")
-            got: Any = await audit.xread({keys.AUDIT: last}, block=max(1, int(left * 1000)))
-            if got:
-                last = got[0][1][-1][0]
-    finally:
-        await audit.aclose()
 
 
 def city() -> tuple[list[Pole], Pole, list[Pole]]:
@@ -161,7 +140,13 @@ async def background_city(client: Any, redis_url: str, near: list[Pole]) -> tupl
         ok = reports == len(BACKGROUND) + 1 and all(i["state"] == "dispatched" for i in found)
         return found if ok else None
 
-    background = await until(all_dispatched, redis_url)
+    audit = connect(redis_url, name="test-until")
+    try:  # every change of an incident is an audit entry: look again after each one
+        background = await until_written(
+            audit, keys.AUDIT, all_dispatched, "the background alarms all dispatched", 10
+        )
+    finally:
+        await audit.aclose()
     for n, incident in enumerate(background):
         for unit in incident["units"]:
             steps = ["acknowledged", "en_route", "on_scene"][: 1 + n % 3]

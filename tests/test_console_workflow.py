@@ -7,13 +7,14 @@ a split dialog that tells the reports apart, and the call-taker's loud far-from-
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 from browser import launch, needs_chromium
+from waiting import until, until_written  # noqa: F401 (until: test_i18n_words imports it here)
 
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
@@ -21,6 +22,8 @@ from gateway.console.accounts import hash_password
 from gateway.console.settings import Account, ConsoleSettings
 from gateway.testing import TEST_POLES, bearer, gateway_client, operator_token, store_poles
 from gateway.testing import unit_token as token
+from polewatch import keys
+from polewatch.connection import connect
 
 PASSWORD = "late-shift-2026"
 CONSOLE = ConsoleSettings(
@@ -30,21 +33,22 @@ DESK = bearer(operator_token("desk"))
 KEYUAN, TAIL, FUTIAN = TEST_POLES[0], TEST_POLES[2], TEST_POLES[3]
 
 
-async def until(check: Callable[[], Awaitable[Any]], within_s: float = 15.0) -> Any:
-    """The first truthy result of ``check``, looked at every 50 ms, within a deadline."""
-    deadline = time.monotonic() + within_s
-    while not (result := await check()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {within_s} s")
-        await asyncio.sleep(0.05)
-    return result
-
-
 class Desk:
     """The system as the tests drive it: alarms, units' answers, incident reads."""
 
-    def __init__(self, client: TestClient[Any, Any]) -> None:
+    def __init__(
+        self, client: TestClient[Any, Any], audit: aioredis.Redis, dispatcher: asyncio.Task[None]
+    ) -> None:
         self.client = client
+        self.audit = audit
+        self.dispatcher = dispatcher
+
+    async def until(self, check: Callable[[], Awaitable[Any]], what: str) -> Any:
+        """The first true result of ``check``, looked at again after each audit entry (the
+        dispatcher writes one with every change of an incident)."""
+        return await until_written(
+            self.audit, keys.AUDIT, check, what, 15, alongside=self.dispatcher
+        )
 
     async def alarm(self, pole: Any, text: str, **extra: Any) -> str:
         body = {"pole": pole.code, "text": text, **extra}
@@ -57,7 +61,7 @@ class Desk:
             status = await (await self.client.get(f"/api/alarms/{alarm}")).json()
             return status.get("incident")
 
-        return await self.incident(await until(found))
+        return await self.incident(await self.until(found, f"alarm {alarm} in an incident"))
 
     async def incident(self, iid: str) -> dict[str, Any]:
         body: dict[str, Any] = await (
@@ -70,7 +74,7 @@ class Desk:
             detail = await self.incident(iid)
             return detail if detail["incident"]["state"] in states else None
 
-        detail: dict[str, Any] = await until(reached)
+        detail: dict[str, Any] = await self.until(reached, f"incident {iid} {'/'.join(states)}")
         return detail
 
     async def unit(self, unit: str, pole: Any) -> None:
@@ -101,7 +105,11 @@ async def desk(redis_url: str) -> AsyncIterator[Desk]:
     running = asyncio.create_task(dispatcher.run())
     try:
         async with gateway_client(redis_url, console=CONSOLE) as client:
-            yield Desk(client)
+            audit = connect(redis_url, name="test-audit")
+            try:
+                yield Desk(client, audit, running)
+            finally:
+                await audit.aclose()
     finally:
         dispatcher.stop()
         await asyncio.wait_for(running, 10)
@@ -178,7 +186,7 @@ async def test_the_operators_workflow_in_the_console(desk: Desk) -> None:
     async def two_reports() -> Any:
         return len((await desk.incident(merged))["alarms"]) == 2
 
-    await until(two_reports)
+    await desk.until(two_reports, "the call merged into the first report")
     base = str(desk.client.make_url("")).rstrip("/")
     async with async_playwright() as p:
         browser = await launch(p)
@@ -227,7 +235,7 @@ async def test_the_operators_workflow_in_the_console(desk: Desk) -> None:
             async def split_done() -> Any:
                 return len((await desk.incident(merged))["alarms"]) == 1
 
-            await until(split_done)
+            await desk.until(split_done, "the split leaving one report")
             await page.wait_for_selector("#timeline li.split, #timeline li:has-text('split')")
             await expect(notice).to_be_visible()  # the detail re-rendered; the notice stayed
             await notice.locator("button.dismiss").click()

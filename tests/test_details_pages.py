@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from browser import launch, needs_chromium
 from redis import Redis
-from test_console_workflow import until
+from waiting import until
 
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings

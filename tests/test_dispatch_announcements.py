@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 import redis
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
+from waiting import until, until_notified
 
 from dispatcher import scenario as sc
 from gateway.testing import gateway_client, store_poles, unit_token
@@ -70,9 +70,10 @@ async def test_a_batch_is_announced_once_per_channel(
 class Phone:
     """A unit's WebSocket: keeps every inbox frame it is pushed."""
 
-    def __init__(self, unit: str) -> None:
+    def __init__(self, unit: str, pushed: asyncio.Condition) -> None:
         self.unit = unit
         self.ids: list[str] = []
+        self.pushed = pushed
 
     async def run(self, client: TestClient[Any, Any], connected: asyncio.Event) -> None:
         async with client.ws_connect(f"/api/patrol/ws?token={unit_token(self.unit)}") as ws:
@@ -85,15 +86,8 @@ class Phone:
                 data = json.loads(frame.data)
                 if data["type"] == "inbox":
                     self.ids.append(data["id"])
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, within_s: float = 10.0) -> None:
-    """Wait for ``check``; well within the gateway's own periodic re-read of an inbox (15 s),
-    so a push that comes in time came from an announcement (or the reconnect)."""
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"not within {within_s} s: {what}"
-        await asyncio.sleep(0.02)
+                    async with self.pushed:
+                        self.pushed.notify_all()
 
 
 async def test_a_gateway_whose_subscription_was_cut_misses_no_dispatch(
@@ -101,16 +95,25 @@ async def test_a_gateway_whose_subscription_was_cut_misses_no_dispatch(
 ) -> None:
     await store_poles(redis_url)
     await sc.step(redis_url, sync_redis, *(sc.on_duty(u, *PLACES[u]) for u in UNITS))
-    phones = [Phone(u) for u in UNITS]
+    pushed = asyncio.Condition()
+    phones = [Phone(u, pushed) for u in UNITS]
 
-    async def inboxes_pushed() -> bool:
+    async def inboxes_pushed(what: str) -> None:
+        """Every phone was pushed its whole inbox (final: the burst dispatcher has drained), in
+        order; within 10 s, well within the gateway's own periodic re-read of an inbox (15 s),
+        so a push that comes in time came from an announcement (or the reconnect)."""
+        stored: dict[str, list[str]] = {}
         for phone in phones:
             entries: Any = await aredis.xrange(keys.unit_inbox(phone.unit))
-            stored = [entry_id.decode() for entry_id, _ in entries]
-            if phone.ids != stored:
-                assert phone.ids == stored[: len(phone.ids)], (phone.unit, phone.ids, stored)
-                return False
-        return True
+            stored[phone.unit] = [entry_id.decode() for entry_id, _ in entries]
+
+        def all_pushed() -> bool:
+            for phone in phones:
+                got, want = phone.ids, stored[phone.unit]
+                assert got == want[: len(got)], (phone.unit, got, want)
+            return all(phone.ids == stored[phone.unit] for phone in phones)
+
+        await until_notified(pushed, all_pushed, what, 10)
 
     async def subscribed() -> bool:
         numsub: Any = await aredis.pubsub_numsub(keys.UNIT_NOTIFY)
@@ -128,17 +131,17 @@ async def test_a_gateway_whose_subscription_was_cut_misses_no_dispatch(
             await asyncio.wait_for(asyncio.gather(*(c.wait() for c in connected)), 20)
             # Live: one announcement naming six units wakes all six sockets.
             await sc.step(redis_url, sync_redis, *alarms_at_every_unit())
-            await until(inboxes_pushed, "the first batch on every socket")
+            await inboxes_pushed("the first batch on every socket")
             # The gateway's subscription is cut; a batch is dispatched while it is down.
             await resolve_all()
             assert await aredis.client_kill_filter(_type="pubsub") >= 1
             await sc.step(redis_url, sync_redis, *alarms_at_every_unit())
-            await until(subscribed, "the gateway subscribed again")
-            await until(inboxes_pushed, "the batch dispatched while the subscription was cut")
+            await until(subscribed, "the gateway subscribed again", 10)
+            await inboxes_pushed("the batch dispatched while the subscription was cut")
             # And live again after the reconnect.
             await resolve_all()
             await sc.step(redis_url, sync_redis, *alarms_at_every_unit())
-            await until(inboxes_pushed, "the batch after the reconnect")
+            await inboxes_pushed("the batch after the reconnect")
         finally:
             for task in tasks:
                 task.cancel()

@@ -16,10 +16,10 @@ from aiohttp.test_utils import TestClient
 from browser import launch, needs_chromium
 from hypothesis import given
 from hypothesis import strategies as st
-from test_console_workflow import until
 from test_details_pages import SHOTS, client  # noqa: F401 (its fixture)
 from test_gateway_cluster import NANSHAN, Run, dispatch_round, zoned_gateway  # noqa: F401
 from test_patrol_api import receive, socket_url
+from waiting import until
 
 from gateway.refusals import refused_answer
 from gateway.testing import TEST_POLES, bearer, store_poles, unit_token
