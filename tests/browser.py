@@ -46,6 +46,14 @@ def launch_sync(playwright: SyncPlaywright, *extra: str, webgl: bool = False) ->
     )
 
 
+async def console_page(browser: Browser, gateway: str, locale: str) -> Any:
+    """A new desktop-sized page in ``locale`` on the command centre, signed in as ``ada``."""
+    context = await browser.new_context(locale=locale, viewport={"width": 1440, "height": 900})
+    page = await context.new_page()
+    await signed_in(page, gateway)
+    return page
+
+
 async def signed_in(page: Any, gateway: str) -> None:
     """The command centre, signed in with an operator's token (as the token login keeps it)."""
     session = {"login": "ada", "role": "operator", "token": operator_token("ada")}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from browser import ARTIFACTS, launch, needs_chromium, signed_in
+from browser import ARTIFACTS, console_page, launch, needs_chromium
 from test_console import dispatch_round, sse_event
 
 from gateway.console.backlog import Waiting, behind
@@ -127,11 +127,7 @@ async def test_the_console_shows_the_warning_in_its_language_until_dispatch_catc
     async with async_playwright() as p:
         browser = await launch(p)
         try:
-            context = await browser.new_context(
-                locale=locale, viewport={"width": 1440, "height": 900}
-            )
-            page = await context.new_page()
-            await signed_in(page, gateway)
+            page = await console_page(browser, gateway, locale)
             await page.wait_for_selector("#conn.live")
             banner = page.locator("#dispatch-alert")
             await expect(banner).to_be_hidden()

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis
-from browser import ARTIFACTS, launch, needs_chromium, signed_in
+from browser import ARTIFACTS, console_page, launch, needs_chromium
 from test_console import sse_event
 
 from dispatcher import scenario as sc
@@ -69,11 +69,7 @@ async def test_the_console_lists_it_until_the_operator_closes_it(
     async with async_playwright() as p:
         browser = await launch(p)
         try:
-            context = await browser.new_context(
-                locale=locale, viewport={"width": 1440, "height": 900}
-            )
-            page = await context.new_page()
-            await signed_in(page, gateway)
+            page = await console_page(browser, gateway, locale)
             panel = page.locator("#to-close")
             await expect(panel).to_be_visible()
             await expect(panel.locator("h2")).to_contain_text(heading)

@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 import redis
-from browser import ARTIFACTS, launch, needs_chromium, signed_in
+from browser import ARTIFACTS, console_page, launch, needs_chromium
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -124,8 +124,7 @@ async def test_the_console_writes_it_and_the_phone_shows_it_under_the_job(
         gateway = f"http://{host}:{port}"
         browser = await launch(p)
         try:
-            desk = await (await browser.new_context(locale=locale)).new_page()
-            await signed_in(desk, gateway)
+            desk = await console_page(browser, gateway, locale)
             await desk.locator("#queue li.q[data-id='1']").click()
             await desk.fill("#note-text", said)
             await desk.click("#do-note")
