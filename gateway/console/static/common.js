@@ -53,10 +53,18 @@ export function svg(tag, attrs = {}, ...children) {
 
 export class ApiError extends Error {
   constructor(status, body) {
-    super((body && body.error) || `HTTP ${status}`);
+    super(apiMessage(status, body));
     this.status = status;
     this.body = body;
   }
+}
+
+/** What a failed call says, in the reader's language where the gateway gave a key or none
+ *  at all (no connection: status 0; a proxy's or server's error page); else the gateway's. */
+function apiMessage(status, body) {
+  if (body && body.error_key) return machineText(body, "error");
+  if (body && body.error) return body.error;
+  return status ? t("common.http_error", { status }) : t("common.unreachable");
 }
 
 /** A JSON API client that sends a bearer token. */
@@ -71,10 +79,15 @@ export class Api {
     const token = this.token();
     if (token) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers["Content-Type"] = "application/json";
-    const response = await fetch(path, {
-      method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-      credentials: "same-origin", cache: "no-store",
-    });
+    let response;
+    try {
+      response = await fetch(path, {
+        method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "same-origin", cache: "no-store",
+      });
+    } catch { // offline, refused, reset: the browser's own words are English ("Failed to fetch")
+      throw new ApiError(0, null);
+    }
     let data = null;
     const type = response.headers.get("Content-Type") || "";
     if (type.includes("json")) data = await response.json();
