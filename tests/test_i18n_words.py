@@ -24,9 +24,9 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 from browser import needs_chromium
 from playwright.async_api import expect
-from test_console_workflow import until
 from test_details_pages import FUTIAN, PASSWORD, client, incident_state  # noqa: F401
 from test_i18n_pages import browser  # noqa: F401
+from waiting import until
 
 from analytics.simulation import known_week, write_incidents
 from gateway.testing import bearer, unit_token
