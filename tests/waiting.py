@@ -10,9 +10,12 @@ here, for every test module.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
+import os
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import redis
@@ -28,10 +31,35 @@ async def _value(check: Callable[[], Any]) -> Any:
 
 
 def _alive(alongside: asyncio.Future[Any] | None, what: str) -> None:
-    """A background task the wait depends on ended: fail now with its reason, not at the bound."""
+    """The work the wait depends on ended: fail now with its reason, not at the bound."""
     if alongside is not None and alongside.done():
-        reason = alongside.exception() if not alongside.cancelled() else "cancelled"
-        raise AssertionError(f"{what}: the task it waits on ended ({reason!r})")
+        if alongside.cancelled():
+            reason = "cancelled"
+        else:
+            reason = repr(alongside.exception() or alongside.result())
+        raise AssertionError(f"{what}: the work it waits on ended ({reason})")
+
+
+@contextlib.contextmanager
+def ending(proc: subprocess.Popen[bytes]) -> Iterator[asyncio.Future[int]]:
+    """A future that gets ``proc``'s exit status when it ends (its pidfd turns readable): the
+    ``alongside`` of a wait on that process's work."""
+    loop = asyncio.get_running_loop()
+    ended: asyncio.Future[int] = loop.create_future()
+    fd = os.pidfd_open(proc.pid)
+
+    def readable() -> None:
+        loop.remove_reader(fd)
+        if not ended.done():
+            ended.set_result(proc.wait())
+
+    loop.add_reader(fd, readable)
+    try:
+        yield ended
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
+        ended.cancel()
 
 
 async def until(
@@ -40,28 +68,31 @@ async def until(
     within_s: float = 15.0,
     *,
     alongside: asyncio.Future[Any] | None = None,
+    every_s: float = EVERY_S,
 ) -> Any:
-    """The first true result of ``check`` (plain or async), looked at every ``EVERY_S``.
+    """The first true result of ``check`` (plain or async), looked at every ``every_s``.
 
-    Fails naming ``what`` after ``within_s``, or at once when the task ``alongside`` (the work the
-    wait depends on) ends.
+    Fails naming ``what`` after ``within_s``, or at once when ``alongside`` (the task or process
+    whose work the wait depends on: :func:`ending`) ends.
     """
     try:
         async with asyncio.timeout(within_s):
             while not (result := await _value(check)):
                 _alive(alongside, what)
-                await asyncio.sleep(EVERY_S)  # nothing announces this condition: look again
+                await asyncio.sleep(every_s)  # nothing announces this condition: look again
     except TimeoutError:
         raise AssertionError(f"not within {within_s} s: {what}") from None
     return result
 
 
-def until_sync(check: Callable[[], T], what: str, within_s: float = 15.0) -> T:
+def until_sync(
+    check: Callable[[], T | None], what: str, within_s: float = 15.0, *, every_s: float = EVERY_S
+) -> T:
     """:func:`until` for a test without an event loop."""
     deadline = time.monotonic() + within_s
     while not (result := check()):
         assert time.monotonic() < deadline, f"not within {within_s} s: {what}"
-        time.sleep(EVERY_S)  # nothing announces this condition: look again
+        time.sleep(every_s)  # nothing announces this condition: look again
     return result
 
 
