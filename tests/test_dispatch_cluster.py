@@ -29,8 +29,8 @@ from test_faults import (  # noqa: F401
     freeze_holding_entries,
     processes,
     service,
-    wait_until,
 )
+from waiting import until_sync
 
 from dispatcher import scenario as sc
 from polewatch import keys, wire
@@ -158,7 +158,7 @@ def test_a_replica_sigkilled_under_load_on_the_cluster_loses_nothing(
     def free() -> int:
         return sum(int(cluster.zcard(z.units_free_geo)) for z in zones.all_keys())
 
-    wait_until(lambda: free() == 600, 30, "units on duty")
+    until_sync(lambda: free() == 600, "600 units on duty", 30)
     rng = random.Random(32)
     alarms: list[wire.Alarm] = []
 
@@ -196,8 +196,8 @@ def test_a_replica_sigkilled_under_load_on_the_cluster_loses_nothing(
             found = pipe.execute()
         return sum(found) == len(alarms)
 
-    wait_until(all_taken, 60, "every alarm in an incident")
-    wait_until(lambda: held() == 0, 30, "the dead replica's entries claimed")
+    until_sync(all_taken, "every alarm in an incident", 60)
+    until_sync(lambda: held() == 0, "the dead replica's entries claimed", 30)
     assert survivor.poll() is None
     states = check_invariants(cluster, alarms, zones)
     assert states["dispatched"] >= 400
@@ -222,8 +222,8 @@ def test_a_master_crashed_and_restarted_under_load_loses_nothing(
             dispatcher = service(cl.url, "d1", "dispatcher", "--consumer", "one", **env)
             processes.append(dispatcher)
             every = zones.all_keys()
-            wait_until(lambda: sum(int(client.zcard(z.units_free_geo)) for z in every) == 400,
-                       30, "units on duty")  # fmt: skip
+            until_sync(lambda: sum(int(client.zcard(z.units_free_geo)) for z in every) == 400,
+                       "400 units on duty", 30)  # fmt: skip
             rng = random.Random(42)
             alarms: list[wire.Alarm] = []
 
@@ -243,7 +243,7 @@ def test_a_master_crashed_and_restarted_under_load_loses_nothing(
                             pipe.exists(z.alarm(a.id))
                     return sum(pipe.execute()) == len(alarms)
 
-            wait_until(all_taken, 60, "every alarm in an incident after the restart")
+            until_sync(all_taken, "every alarm in an incident after the restart", 60)
             assert dispatcher.poll() is None, "the dispatcher died with the master"
             states = check_invariants(client, alarms, zones)
             assert states["dispatched"] >= 250

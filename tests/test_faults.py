@@ -36,6 +36,7 @@ import aiohttp
 import pytest
 import redis
 from test_dispatch_replicas import check_invariants
+from waiting import until, until_sync, until_written_sync
 
 from dispatcher import scenario as sc
 from dispatcher import trim
@@ -45,28 +46,6 @@ from polewatch.embedded import EmbeddedRedis, free_port
 BBOX = (113.85, 22.50, 114.15, 22.70)
 SECRET = "polewatch-test-secret-0123456789"
 CITY = "faultcity"
-
-
-def wait_until(check: Callable[[], Any], within_s: float, what: str) -> Any:
-    """Poll ``check`` until it returns something true; fail naming ``what`` after the deadline."""
-    deadline = time.monotonic() + within_s
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not within {within_s} s: {what}"
-        time.sleep(0.05)
-
-
-async def until_async(
-    check: Callable[[], Any], within_s: float, what: str, task: asyncio.Task[None]
-) -> None:
-    """:func:`wait_until` inside an event loop (``task`` does the work and must not end)."""
-    deadline = time.monotonic() + within_s
-    while not check():
-        assert not task.done(), task.exception() if task.done() else what
-        assert time.monotonic() < deadline, f"not within {within_s} s: {what}"
-        await asyncio.sleep(0.05)
 
 
 def service(url: str, name: str, *args: str, **env: str) -> subprocess.Popen[bytes]:
@@ -137,7 +116,7 @@ def freeze_holding_entries(
 
     frozen_by = time.monotonic() + 60
     while True:
-        wait_until(waiting, 60, f"the {consumer} replica waiting in XREADGROUP")
+        until_sync(waiting, f"the {consumer} replica waiting in XREADGROUP", 60)
         proc.send_signal(signal.SIGSTOP)
         feed()
         holding = held()
@@ -164,7 +143,7 @@ def test_a_replica_sigkilled_under_load_loses_nothing_and_doubles_nothing(
                      POLEWATCH_BLOCK_MS="60000")  # fmt: skip
     survivor = service(redis_url, "d2", "dispatcher", "--consumer", "survivor", **FAST_CLAIM)
     processes += [doomed, survivor]
-    wait_until(lambda: sync_redis.zcard(keys.UNITS_FREE_GEO) == 800, 30, "units on duty")
+    until_sync(lambda: sync_redis.zcard(keys.UNITS_FREE_GEO) == 800, "800 units on duty", 30)
     rng = random.Random(22)
     alarms: list[wire.Alarm] = []
 
@@ -173,7 +152,7 @@ def test_a_replica_sigkilled_under_load_loses_nothing_and_doubles_nothing(
             batch = alarms_at_random(50, rng)
             sc.write(sync_redis, batch)
             alarms.extend(batch)
-            time.sleep(0.01)
+            time.sleep(0.01)  # a steady stream of batches (load), not a synchronisation
 
     feed(600)
     # Frozen holding delivered, unprocessed entries, then killed.
@@ -184,8 +163,11 @@ def test_a_replica_sigkilled_under_load_loses_nothing_and_doubles_nothing(
     doomed.wait()
     feed(1200)  # the load goes on; the survivor does all of it and the dead one's share
     ids = [a.id for a in alarms]
-    wait_until(lambda: all_recorded(sync_redis, ids), 60, "every alarm in an incident")
-    wait_until(lambda: pending_of(sync_redis, "doomed") == 0, 30, "the dead one's entries claimed")
+    # An alarm's record is written in the same call as its incident's audit entry.
+    until_written_sync(sync_redis, keys.AUDIT, lambda: all_recorded(sync_redis, ids),
+                       "every alarm in an incident", 60)  # fmt: skip
+    # The claim's XACK follows the call: no entry announces it.
+    until_sync(lambda: pending_of(sync_redis, "doomed") == 0, "the dead one's entries claimed", 30)
     assert survivor.poll() is None
     states = check_invariants(sync_redis, alarms)  # one incident per alarm, one dispatch each
     assert states["dispatched"] >= 500
@@ -233,7 +215,7 @@ def gateway(url: str, processes: list[subprocess.Popen[bytes]], **env: str) -> s
         except OSError:
             return False
 
-    wait_until(up, 30, "the gateway answers")
+    until_sync(up, "the gateway answers", 30)
     return base
 
 
@@ -250,7 +232,7 @@ async def raise_alarms(
                 body = {"pole": rng.choice(codes)}
                 async with session.post(f"{base}/api/alarms", json=body) as resp:
                     answers.append((resp.status, await resp.json()))
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # a citizen presses again: load, not a synchronisation
 
         await asyncio.gather(*(citizen() for _ in range(8)))
 
@@ -274,15 +256,18 @@ def test_redis_crashed_under_load_keeps_every_acknowledged_alarm(
         load = asyncio.create_task(raise_alarms(base, [c for c, _, _ in poles], stop, answers))
         # Under load before the crash and again after the restart: counts, not durations, so a
         # slow machine takes longer instead of failing.
-        await until_async(lambda: accepted_count() > 20, 60, "load before the crash", load)
+        await until(lambda: accepted_count() > 20, "load before the crash", 60, alongside=load)
         before = len(answers)
         assert aof_redis.process is not None
         aof_redis.process.kill()  # a crash: no shutdown, no final AOF rewrite
         aof_redis.process.wait()
-        await asyncio.sleep(0.5)  # down for a while: presses meanwhile are refused (503)
+        # Time is the subject: down for a while. Presses meanwhile wait in the gateway's retries
+        # (about 7 s with redis_retries=8) and may be refused (503) when those run out.
+        await asyncio.sleep(0.5)
         aof_redis.start()  # same port, same data folder: the AOF is replayed
         after = accepted_count()
-        await until_async(lambda: accepted_count() > after + 20, 60, "load after the restart", load)
+        await until(lambda: accepted_count() > after + 20, "load after the restart", 60,
+                    alongside=load)  # fmt: skip
         stop.set()
         await load
         return before
@@ -293,7 +278,8 @@ def test_redis_crashed_under_load_keeps_every_acknowledged_alarm(
     assert before_crash > 20 and len(accepted) > before_crash + 20, "no load after the restart"
     # Refusals are 503s that say why (the client retries); never a 500, never silence.
     assert all(status == 503 and body.get("error") for status, body in refused), refused[:3]
-    wait_until(lambda: all_recorded(client, accepted), 60, "every accepted alarm dispatched")
+    until_written_sync(client, keys.AUDIT, lambda: all_recorded(client, accepted),
+                       "every accepted alarm dispatched", 60)  # fmt: skip
     assert all(proc.poll() is None for proc in processes), "a service died with Redis"
     client.close()
 
@@ -305,21 +291,26 @@ def test_a_stalled_dispatcher_keeps_its_entries_pending_and_untrimmed(
     stalled = service(redis_url, "dispatcher", "dispatcher", "--consumer", "stalled",
                       POLEWATCH_BATCH_SIZE="10", POLEWATCH_CLAIM_IDLE_MS="600000")  # fmt: skip
     processes.append(stalled)
-    wait_until(lambda: sync_redis.zcard(keys.UNITS_FREE_GEO) == 100, 30, "units on duty")
+    until_sync(lambda: sync_redis.zcard(keys.UNITS_FREE_GEO) == 100, "100 units on duty", 30)
     stalled.send_signal(signal.SIGSTOP)
     alarms = alarms_at_random(2000, random.Random(9))
     sc.write(sync_redis, alarms)
     # Delivered to the frozen consumer while it blocked: pending, not acknowledged, not lost.
-    held = wait_until(lambda: pending_of(sync_redis, "stalled"), 10, "entries delivered")
+    held = until_sync(lambda: pending_of(sync_redis, "stalled"), "entries delivered", 10)
     group = sync_redis.xinfo_groups(keys.ALARMS)[0]
     assert group["pending"] == held and group["lag"] == len(alarms) - held
     removed = asyncio.run(_trim_now(redis_url))
     assert removed.get(keys.ALARMS, 0) == 0, "the trimmer cut entries a group still needs"
     assert sync_redis.xlen(keys.ALARMS) == len(alarms)
-    time.sleep(0.5)  # a stall is a stall: nothing moves while the consumer is frozen
+    # Time is the subject (no event says that nothing happened): a stall is a stall, nothing
+    # moves while the consumer is frozen.
+    time.sleep(0.5)
     assert pending_of(sync_redis, "stalled") == held
     stalled.send_signal(signal.SIGCONT)
-    wait_until(lambda: all_recorded(sync_redis, [a.id for a in alarms]), 60, "all processed")
+    ids = [a.id for a in alarms]
+    until_written_sync(
+        sync_redis, keys.AUDIT, lambda: all_recorded(sync_redis, ids), "all processed", 60
+    )
     check_invariants(sync_redis, alarms)
     # Now the group is done with everything: the trimmer may cut it all.
     removed = asyncio.run(_trim_now(redis_url))

@@ -20,8 +20,8 @@ from test_faults import (
     processes,  # noqa: F401 (fixture)
     service,
     store_city,
-    wait_until,
 )
+from waiting import until, until_notified
 
 from dispatcher import scenario as sc
 from polewatch import keys, wire
@@ -33,7 +33,9 @@ UNITS = 5
 class Unit:
     """A patrol phone: holds the WebSocket, answers dispatches, resumes from its last id."""
 
-    def __init__(self, name: str, lon: float, lat: float, gateways: list[str]) -> None:
+    def __init__(
+        self, name: str, lon: float, lat: float, gateways: list[str], pushed: asyncio.Condition
+    ) -> None:
         from gateway.auth import mint
 
         self.name, self.lon, self.lat = name, lon, lat
@@ -43,6 +45,7 @@ class Unit:
         self.received: list[str] = []
         self.dispatches: list[str] = []
         self.connects: list[str] = []
+        self.pushed = pushed  # notified after each dispatch this phone is pushed
 
     async def run(self, session: aiohttp.ClientSession, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -60,7 +63,7 @@ class Unit:
                 pass
             if not stop.is_set():
                 self.gateways.append(self.gateways.pop(0))  # the next gateway
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # a phone's pause before it dials again, not a wait
 
     async def _frame(self, ws: aiohttp.ClientWebSocketResponse, frame: dict[str, Any]) -> None:
         if frame["type"] != "inbox":
@@ -70,6 +73,8 @@ class Unit:
         message = frame["message"]
         if message["k"] == "dispatch":
             self.dispatches.append(message["incident"])
+            async with self.pushed:
+                self.pushed.notify_all()
             for action in ("ack", "resolved"):
                 body = {"type": "ack"} if action == "ack" else {"type": "status",
                                                                  "action": "resolved"}  # fmt: skip
@@ -86,7 +91,10 @@ def test_units_resume_on_another_gateway_without_missing_a_dispatch(
     first, second = gateway(redis_url, processes), gateway(redis_url, processes)
     doomed = processes[-2]
     # Units 5 km apart: each alarm below has exactly one nearest unit.
-    units = [Unit(f"gw-u{i}", 113.90 + 0.05 * i, 22.55, [first, second]) for i in range(UNITS)]
+    pushed = asyncio.Condition()
+    units = [
+        Unit(f"gw-u{i}", 113.90 + 0.05 * i, 22.55, [first, second], pushed) for i in range(UNITS)
+    ]
 
     def alarms(offset: float) -> list[str]:
         batch = [sc.alarm(u.lon, u.lat + offset) for u in units]
@@ -103,13 +111,13 @@ def test_units_resume_on_another_gateway_without_missing_a_dispatch(
         stop = asyncio.Event()
         async with aiohttp.ClientSession() as session:
             tasks = [asyncio.create_task(u.run(session, stop)) for u in units]
-            await asyncio.to_thread(wait_until, all_free, 30, "units on duty")
+            await until(all_free, "units on duty", 30)
             await asyncio.to_thread(alarms, 0.0)
-            await asyncio.to_thread(wait_until, lambda: dispatched(1), 30, "first dispatches")
-            await asyncio.to_thread(wait_until, all_free, 30, "first incidents resolved")
+            await until_notified(pushed, lambda: dispatched(1), "first dispatches", 30)
+            await until(all_free, "first incidents resolved", 30)
             doomed.send_signal(signal.SIGKILL)  # no goodbye: the sockets just break
             await asyncio.to_thread(alarms, 0.005)  # while the units are reconnecting
-            await asyncio.to_thread(wait_until, lambda: dispatched(2), 30, "second dispatches")
+            await until_notified(pushed, lambda: dispatched(2), "second dispatches", 30)
             stop.set()
             for task in tasks:
                 task.cancel()
@@ -139,11 +147,14 @@ def test_a_gateway_with_a_stalled_redis_answers_503_once_its_queue_is_full(
                 async with session.post(f"{base}/api/alarms", json={"pole": code}) as resp:
                     answers.append((resp.status, await resp.json()))
 
+            def refused() -> bool:
+                return any(status != 202 for status, _ in answers)
+
             assert aof_redis.process is not None
             aof_redis.process.send_signal(signal.SIGSTOP)  # Redis stops answering
             try:
                 presses = [asyncio.create_task(press(code)) for code, _, _ in poles[:50] * 2]
-                await asyncio.sleep(1.0)
+                await until(refused, "a press refused once the queue was full", 30)
             finally:
                 aof_redis.process.send_signal(signal.SIGCONT)
             await asyncio.gather(*presses)

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from test_faults import SECRET, store_city, wait_until
+from test_faults import SECRET, store_city
+from waiting import until_sync
 
 from gateway.auth import mint
 from polewatch.embedded import EmbeddedRedis, free_port
@@ -57,7 +58,7 @@ def live_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             return False
 
     try:
-        wait_until(up, 30, "the gateway answers")
+        until_sync(up, "the gateway answers", 30)
         yield base
     finally:
         for proc in procs:
