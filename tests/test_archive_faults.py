@@ -5,7 +5,6 @@ in the archive exactly once)."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ import psycopg
 import pytest
 import redis
 import redis.asyncio as aioredis
+from waiting import until
 
 from analytics.simulation import simulate_week, write_incidents
 from archiver.service import Metrics, ZoneArchiver, migrate
@@ -38,17 +38,6 @@ async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedPostgres]:
     await migrate(server.url)
     yield server
     server.remove()
-
-
-async def until(check: Callable[[], Awaitable[bool] | bool], within_s: float = 30.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not await _result(check()):
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
-
-
-async def _result(value: Awaitable[bool] | bool) -> bool:
-    return await value if inspect.isawaitable(value) else value
 
 
 async def archived(url: str) -> tuple[int, int, int]:
@@ -86,24 +75,30 @@ async def test_an_unarchived_incident_is_never_expired_while_postgres_is_down(
     try:
         first = batch(1, "a", per_day=1)
         await write_incidents(aredis, first)
-        await until(lambda: _rows(own_postgres.url, len(first)))
+        await until(lambda: _rows(own_postgres.url, len(first)), "the first batch archived", 30)
         own_postgres.kill()
 
         second = batch(2, "b", per_day=1)
         await write_incidents(aredis, second)
-        await until(lambda: _value(metrics.db_errors) > 0 or task.done())
+        await until(
+            lambda: _value(metrics.db_errors) > 0, "a database error counted", 30, alongside=task
+        )
         assert not task.done(), task.exception()
-        held = time.monotonic() + 8.0
+        # Time is the subject: twice the retention (retention_s), through many retries
+        # (retry_s), the incidents PostgreSQL did not take keep no expiry.
+        held = time.monotonic() + 2 * settings.retention_s
         while time.monotonic() < held:
             for inc in second:
                 assert await aredis.ttl(keys.incident(inc.id)) == -1, inc.id
                 assert await aredis.ttl(keys.incident_timeline(inc.id)) == -1, inc.id
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(settings.retry_s)  # looked at after each retry
         # Meanwhile the archived ones left Redis on time.
         assert not await aredis.exists(*(keys.incident(i.id) for i in first))
 
         own_postgres.start()
-        await until(lambda: _rows(own_postgres.url, len(first) + len(second)))
+        await until(
+            lambda: _rows(own_postgres.url, len(first) + len(second)), "both batches archived", 30
+        )
         ttl = await aredis.ttl(keys.incident(second[0].id))
         assert 0 < ttl <= 2
     finally:
@@ -161,21 +156,21 @@ async def test_archiver_sigkilled_and_postgres_restarted_under_load_archive_each
             chunk = batch(n, "c")
             await write_incidents(aredis, chunk)
             written.extend(chunk)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.02)  # a steady trickle of incidents (load), not a wait
 
     producer = asyncio.create_task(load())
     try:
         first = archiver_process(url)
-        await until(lambda: _more_than(url, 40))
+        await until(lambda: _more_than(url, 40), "40 incidents archived", 30)
         first.send_signal(signal.SIGKILL)
         first.wait()
         seen = (await archived(url))[0]
         second = archiver_process(url)
-        await until(lambda: _more_than(url, seen + 40))
+        await until(lambda: _more_than(url, seen + 40), "40 more after the SIGKILL", 30)
         own_postgres.kill()
-        await until(lambda: _length_grew(aredis, 200))
+        await until(lambda: _length_grew(aredis, 200), "200 entries while PostgreSQL is down", 30)
         own_postgres.start()
-        await until(lambda: _more_than(url, seen + 80))
+        await until(lambda: _more_than(url, seen + 80), "40 more after the restart", 30)
         second.send_signal(signal.SIGKILL)
         second.wait()
     finally:
@@ -211,7 +206,7 @@ async def test_sigterm_finishes_the_batch_in_hand_and_stops(
     week = batch(1, "t")
     await write_incidents(aredis, week)
     proc = archiver_process(own_postgres.url)
-    await until(lambda: _rows(own_postgres.url, len(week)))
+    await until(lambda: _rows(own_postgres.url, len(week)), "the week archived", 30)
     proc.send_signal(signal.SIGTERM)
     assert await asyncio.to_thread(proc.wait, 15) == 0
     assert (await aredis.xpending(keys.AUDIT, "archivers"))["pending"] == 0
@@ -253,19 +248,21 @@ async def test_two_archiver_processes_share_the_stream_and_archive_each_incident
             return False
         return len(consumers) == 2
 
-    await until(both_waiting)
+    await until(both_waiting, "both archivers in the group", 30)
     weeks = [batch(n, "p", per_day=6) for n in range(1, 11)]
     for week in weeks:  # arriving over time, as from the dispatcher: both replicas get some
         await write_incidents(aredis, week)
     total = sum(len(w) for w in weeks)
     entries = int(await aredis.xlen(keys.AUDIT))
-    await until(lambda: _all_in(own_postgres.url, (total, entries, entries)), within_s=60)
+    await until(
+        lambda: _all_in(own_postgres.url, (total, entries, entries)), "every row archived", 60
+    )
 
     async def shares() -> list[float]:
         return [await asyncio.to_thread(_archived_entries, port) for port in ports]
 
     # each counts what it acknowledged (just after its commit)
-    await until(lambda: _summing(shares(), entries))
+    await until(lambda: _summing(shares(), entries), "the counters summing to the entries", 30)
     counted = await shares()
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
