@@ -244,6 +244,7 @@ async def test_history_dates_what_is_not_today_and_names_its_poles(
         # its date, not a bare clock time that reads as today's
         await expect(row.locator(".where")).to_contain_text(re.compile(r"20\d\d"))
         await row.click()
+        await expect(page.locator("#detail-raised")).to_contain_text(re.compile(r"20\d\d"))
         await expect(page.locator("#detail .assigned li")).to_have_text(
             i18n.translate("console.units_released", language)
         )

@@ -3,7 +3,7 @@
 // as a "picture" and then as changes over one EventSource; nothing polls the whole state.
 
 import { Api, el, fill, svg, haversine, distanceText, durationText, clockText, beep, playMjpeg, machineText, errorText } from "./common.js";
-import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, actorName, capabilityName, sourceName, timeText, districtName, showGrid } from "./i18n.js";
+import { loadLanguage, t, tOr, translatePage, languageSwitch, stateName, typeName, unitStatusName, actorName, capabilityName, sourceName, timeText, whenText, districtName, showGrid } from "./i18n.js";
 import { callTaker } from "./calltaker.js";
 import { openEditor, clipPlayer } from "./cameras-editor.js";
 import { perform, notify, askCancel, askSplit, history } from "./workflow.js";
@@ -538,7 +538,7 @@ function renderDetail() {
       el("dt", { text: t("console.place") }), el("dd", { text: place(inc) }),
       inc.caller_far_m ? el("dd.far-warning#detail-far", { role: "alert", text: t("incident.far", { distance: distanceText(inc.caller_far_m) }) }) : null,
       el("dt", { text: t("console.grid") }), showGrid(el("dd"), inc.grid),
-      el("dt", { text: t("console.raised") }), el("dd", { text: `${timeText(inc.alarm_ts || inc.created)} · ${t("console.ago", { t: durationText(Date.now() / 1000 - (inc.alarm_ts || inc.created)) })}` }),
+      el("dt", { text: t("console.raised") }), el("dd#detail-raised", { text: `${whenText(inc.alarm_ts || inc.created)} · ${t("console.ago", { t: durationText(Date.now() / 1000 - (inc.alarm_ts || inc.created)) })}` }),
       el("dt", { text: t("console.reports") }), el("dd", { text: String(inc.reports) }),
       inc.text ? [el("dt", { text: t("console.text") }), el("dd.user-text", { text: machineText(inc, "text") })] : null,
       inc.evaluation ? [el("dt", { text: t("console.evaluation") }), el("dd", { text: `${inc.evaluation} ★` })] : null),
