@@ -5,7 +5,6 @@ pole's own page sends the phone's position when the citizen allows it."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from browser import launch, needs_chromium
+from waiting import until_notified
 
 from gateway.testing import TEST_POLES, served_gateway, store_poles, stream_alarms
 from polewatch import keys
@@ -90,19 +90,26 @@ async def test_another_sites_page_cannot_raise_alarms(
     from playwright.async_api import async_playwright
 
     answered: list[tuple[str, int]] = []
+    more = asyncio.Condition()
+
+    async def on_response(response: Any) -> None:
+        if "/api/" in response.url:
+            answered.append((response.request.method, response.status))
+            async with more:
+                more.notify_all()
+
+    def posts_answered() -> bool:  # simple, cancel, form
+        return len([a for a in answered if a[0] == "POST"]) >= 3
+
     async with async_playwright() as p:
         browser = await launch(p)
         try:
             page = await browser.new_page()
-            page.on("response", lambda r: answered.append((r.request.method, r.status))
-                    if "/api/" in r.url else None)  # fmt: skip
+            page.on("response", on_response)
             await page.goto(evil_site)
             await page.wait_for_function("window.results && window.results.done")
             results = await page.evaluate("window.results")
-            deadline = time.monotonic() + 10
-            while len([a for a in answered if a[0] == "POST"]) < 3:  # simple, cancel, form
-                assert time.monotonic() < deadline, answered
-                await asyncio.sleep(0.05)
+            await until_notified(more, posts_answered, "three POSTs answered", 10)
         finally:
             await browser.close()
     assert results["json"] == "blocked"  # the preflight finds no CORS

@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 from browser import launch, needs_chromium
-from waiting import until, until_written  # noqa: F401 (until: test_i18n_words imports it here)
+from waiting import until_written
 
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings

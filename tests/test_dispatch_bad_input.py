@@ -4,14 +4,15 @@ and the good entries of the same batch are still dispatched."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import msgspec
 import pytest
 import redis
+import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from waiting import until_written
 
 from dispatcher import intake
 from dispatcher import scenario as sc
@@ -41,7 +42,7 @@ BAD = {
 
 
 async def test_bad_entries_are_dead_lettered_and_good_ones_dispatched(
-    redis_url: str, sync_redis: redis.Redis
+    redis_url: str, sync_redis: redis.Redis, aredis: aioredis.Redis
 ) -> None:
     sc.write(sync_redis, [sc.on_duty("u1", LON, LAT + 0.01), sc.on_duty("u2", LON, LAT - 0.01)])
     first = sc.alarm(LON, LAT, type="door_forced")
@@ -55,16 +56,14 @@ async def test_bad_entries_are_dead_lettered_and_good_ones_dispatched(
     dispatcher = Dispatcher(DispatcherSettings(redis_url=redis_url, consumer="live", block_ms=50))
     task = asyncio.create_task(dispatcher.run())
     try:
-        deadline = time.monotonic() + 10
-        while sync_redis.xlen(keys.DEADLETTER) < len(BAD) + 2:
-            assert time.monotonic() < deadline and not task.done()
-            await asyncio.sleep(0.02)
+        await until_written(aredis, keys.DEADLETTER, lambda: sync_redis.xlen(keys.DEADLETTER)
+                            >= len(BAD) + 2, "every bad entry dead-lettered", 10,
+                            alongside=task)  # fmt: skip
         # Still running: a good alarm written now is dispatched too.
         later = sc.alarm(LON - 0.05, LAT, type="crowd")
         sc.write(sync_redis, [later])
-        while not sync_redis.exists(keys.alarm(later.id)):
-            assert time.monotonic() < deadline and not task.done()
-            await asyncio.sleep(0.02)
+        await until_written(aredis, keys.AUDIT, lambda: sync_redis.exists(keys.alarm(later.id)),
+                            "the later alarm dispatched", 10, alongside=task)  # fmt: skip
     finally:
         dispatcher.stop()
         await asyncio.wait_for(task, 5)

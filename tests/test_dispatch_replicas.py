@@ -9,11 +9,12 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
+from waiting import ending, until_written
 
 from dispatcher import scenario as sc
 from polewatch import keys, records, wire
@@ -121,15 +122,21 @@ async def test_three_replica_processes(redis_url: str, sync_redis: redis.Redis) 
     assert len(consumers) == 3
 
 
-async def test_sigkilled_replica_loses_nothing(redis_url: str, sync_redis: redis.Redis) -> None:
+async def test_sigkilled_replica_loses_nothing(
+    redis_url: str, sync_redis: redis.Redis, aredis: aioredis.Redis
+) -> None:
     alarms = populate(sync_redis, seed=9, units=1500, alarms=4000)
     proc = replica(redis_url, "doomed", batch=25)
-    try:
-        deadline = time.monotonic() + 60
-        while int(sync_redis.get(keys.INCIDENT_SEQ) or 0) < 300:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "the replica made no progress"
-            await asyncio.sleep(0.01)
+
+    def progressed() -> bool:
+        assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+        return int(sync_redis.get(keys.INCIDENT_SEQ) or 0) >= 300
+
+    try:  # the incident numbers are taken in the call that writes the incidents' audit entries
+        with ending(proc) as ended:
+            await until_written(
+                aredis, keys.AUDIT, progressed, "300 incidents", 60, alongside=ended
+            )
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -173,18 +180,18 @@ async def test_an_entry_claimed_by_another_replica_is_done_once(
     assert sum(len(sc.inbox(sync_redis, u)) for u in ("u1", "u2")) == 1
 
 
-async def test_sigterm_stops_a_replica_cleanly(redis_url: str, sync_redis: redis.Redis) -> None:
+async def test_sigterm_stops_a_replica_cleanly(
+    redis_url: str, sync_redis: redis.Redis, aredis: aioredis.Redis
+) -> None:
     proc = replica(redis_url, "calm")
     try:
-        deadline = time.monotonic() + 30
-        while not sync_redis.xlen(keys.HEARTBEATS):
-            assert proc.poll() is None and time.monotonic() < deadline
-            await asyncio.sleep(0.02)
-        alarm = sc.alarm(114.0, 22.5)
-        sc.write(sync_redis, [alarm])
-        while not sync_redis.exists(keys.alarm(alarm.id)):
-            assert time.monotonic() < deadline
-            await asyncio.sleep(0.02)
+        with ending(proc) as ended:
+            await until_written(aredis, keys.HEARTBEATS, lambda: sync_redis.xlen(keys.HEARTBEATS),
+                                "a heartbeat", 30, alongside=ended)  # fmt: skip
+            alarm = sc.alarm(114.0, 22.5)
+            sc.write(sync_redis, [alarm])
+            await until_written(aredis, keys.AUDIT, lambda: sync_redis.exists(keys.alarm(alarm.id)),
+                                "the alarm taken", 30, alongside=ended)  # fmt: skip
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.to_thread(proc.communicate, timeout=10)
     finally:

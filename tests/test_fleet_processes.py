@@ -13,6 +13,7 @@ import time
 import aiohttp
 import psutil
 import redis.asyncio as aioredis
+from waiting import until
 
 from gateway.testing import TEST_CITY, TEST_SECRET, unit_token
 from polewatch import keys, wire
@@ -59,19 +60,21 @@ async def test_two_processes_share_the_port_and_each_pushes_to_its_units(
 
 
 async def _listening(group: asyncio.subprocess.Process, port: int, n: int) -> list[psutil.Process]:
-    """The group's children once ``n`` of them listen on ``port``."""
-    deadline = time.monotonic() + 60
-    while True:
+    """The group's children once ``n`` of them listen on ``port`` (nothing announces a listen)."""
+
+    def listening() -> list[psutil.Process] | None:
         assert group.returncode is None, "the gateway group exited"
-        assert time.monotonic() < deadline, "the gateway processes did not start"
-        listening = [
+        found = [
             child for child in psutil.Process(group.pid).children()
             if any(c.laddr.port == port and c.status == "LISTEN"
                    for c in child.net_connections("tcp"))
         ]  # fmt: skip
-        if len(listening) == n:
-            return listening
-        await asyncio.sleep(0.1)
+        return found if len(found) == n else None
+
+    found: list[psutil.Process] = await until(
+        listening, f"{n} gateway processes listening", 60, every_s=0.1
+    )
+    return found
 
 
 async def _connect(
