@@ -75,6 +75,7 @@ async def wait_expired(url: str, **kw: Any) -> Any:
         seconds, micros = client.time()
     finally:
         client.close()
+    # Time is the subject: the ack deadline (ack_timeout_s) passing, by the server's clock.
     await asyncio.sleep(max(0.0, deadline - (seconds + micros / 1e6)) + 0.01)
     totals = await sc.drain(url, **kw)
     assert totals["expired"], "the ack deadline had passed but nothing expired"

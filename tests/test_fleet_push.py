@@ -165,7 +165,7 @@ async def test_an_unannounced_entry_is_found_while_other_announcements_keep_comi
         async def busy() -> None:  # the rest of the fleet keeps the reader awake
             while not stop.is_set():
                 await aredis.publish(keys.UNIT_NOTIFY, "S2 S3")
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # a steady trickle of announcements (load), not a wait
 
         chatter = asyncio.ensure_future(busy())
         try:
@@ -180,6 +180,8 @@ async def test_an_unannounced_entry_is_found_while_other_announcements_keep_comi
 async def test_the_heap_is_frozen_while_the_gateway_runs_and_unfrozen_after() -> None:
     assert gc.get_freeze_count() == 0
     async with running(keep_young_small(0.01, 0.02)):
-        await asyncio.sleep(0)  # the task starts: what start-up built is frozen at once
+        # One turn of the loop, not time: the task's first step (gc.freeze) runs before its
+        # first await, so it has run when this one resumes.
+        await asyncio.sleep(0)
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0

@@ -231,7 +231,7 @@ async def test_concurrent_alarms_are_written_in_pipelined_batches(
     assert [wire.decode_entry(e[1], wire.Alarm).id for e in stored] == [a.id for a in alarms]
 
     pending = [asyncio.ensure_future(writer.add(keys.ALARMS, wire.entry(alarms[0])))]
-    await asyncio.sleep(0)  # queued, not yet written
+    await asyncio.sleep(0)  # one turn of the loop, not time: queued, not yet written
     task.cancel()
     await writer.drain()  # shutdown still writes what was queued ...
     assert await pending[0] and await aredis.xlen(keys.ALARMS) == 151

@@ -77,7 +77,9 @@ async def test_the_lock_passes_and_a_success_clears_the_account(redis_url: str) 
         assert [(await attempt(c, "ada", "x"))[0] for _ in range(3)] == [401, 401, 401]
         status, (_, retry_after) = await attempt(c, "ada", PASSWORD)
         assert status == 429  # locked for 0.2 s, announced as whole seconds
-        await asyncio.sleep(float(retry_after))  # the deadline the gateway named
+        # Time is the subject: the lock passing. A client waits the Retry-After the gateway
+        # named (whole seconds: 1 for the 0.2 s backoff_s), so the test does too.
+        await asyncio.sleep(float(retry_after))
         assert (await attempt(c, "ada", PASSWORD))[0] == 200
         # cleared: the free attempts are back
         assert [(await attempt(c, "ada", "x"))[0] for _ in range(2)] == [401, 401]

@@ -33,7 +33,7 @@ async def start_mjpeg_server(port: int = 0) -> tuple[web.AppRunner, int]:
             )
             await response.write(head.encode() + data + b"\r\n")
             i += 1
-            await asyncio.sleep(0.04)  # a 25 fps camera
+            await asyncio.sleep(0.04)  # time is the subject: a 25 fps camera's frame interval
 
     app = web.Application()
     app.router.add_get("/video.mjpg", stream)
