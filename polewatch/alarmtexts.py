@@ -28,8 +28,9 @@ CAMERA_RULES: Final = {
     "motion": "motion",
     "no_parking": "no_parking",
 }
-"""A camera rule's kind (the first word of its alarm's text) -> the alarm type it raises
-(``edge.video.agent.ALARM_TYPES``)."""
+"""A camera rule's kind (the first word of its alarm's text) -> the alarm type it raises (the
+video agent raises these: ``edge.video.agent.to_alarm``; the dispatcher's priority table
+knows them)."""
 
 DOOR: Final = "door {door:id}: "
 """What a door agent writes before each of its texts."""

@@ -73,7 +73,7 @@ def test_every_door_text_has_a_form() -> None:
         assert i18n.translate(found.key, "zh-CN") != found.key
 
 
-@given(rule=st.sampled_from(sorted(agent.ALARM_TYPES)), name=NAMES,
+@given(rule=st.sampled_from(sorted(alarmtexts.CAMERA_RULES)), name=NAMES,
        track=st.none() | st.integers(0, 10**6))  # fmt: skip
 def test_every_camera_text_has_a_form(rule: str, name: str, track: int | None) -> None:
     camera = cfg.parse({"id": "cam-1", "source": "0", "pole": "9999999"})
@@ -84,10 +84,6 @@ def test_every_camera_text_has_a_form(rule: str, name: str, track: int | None) -
     assert found.key == f"alarm.{rule}" + ("_track" if track is not None else "")
     assert found.args["name"] == name
     assert found.args.get("track") == track
-
-
-def test_the_camera_rules_are_the_agents() -> None:
-    assert alarmtexts.CAMERA_RULES == agent.ALARM_TYPES
 
 
 @given(text=st.text(max_size=80), kind=st.sampled_from(["call", "intrusion", "door_held", ""]))

@@ -139,8 +139,8 @@ def test_any_motion_rule_table_is_accepted_or_a_config_error(rule: dict[str, Any
 def test_every_rule_type_has_an_alarm_type_on_the_wire() -> None:
     from typing import get_args
 
-    from edge.video.agent import ALARM_TYPES
+    from polewatch.alarmtexts import CAMERA_RULES
 
     tags = {rule.__struct_config__.tag for rule in get_args(cfg.RuleConfig)}
     assert {"motion", "no_parking"} <= tags
-    assert tags <= set(ALARM_TYPES)
+    assert tags <= set(CAMERA_RULES)

@@ -35,21 +35,10 @@ from edge.video.motion import Frame
 from edge.video.scene import Event
 from edge.video.snapshot import annotate, jpeg
 from polewatch import connection, settings, wire
+from polewatch.alarmtexts import CAMERA_RULES
 from polewatch.poles.registry import PoleRegistry
 
 log = logging.getLogger(__name__)
-
-ALARM_TYPES = {
-    "zone": "intrusion",
-    "tripwire": "tripwire",
-    "loitering": "loitering",
-    "crowd": "crowd",
-    "tamper": "tamper",
-    "offline": "camera_offline",
-    "motion": "motion",
-    "no_parking": "no_parking",
-}
-"""Rule type -> alarm type of the dispatcher's priority table."""
 
 
 class VideoSettings(settings.Settings, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -125,7 +114,7 @@ def to_alarm(config: cfg.CameraConfig, place: Place, event: Event) -> wire.Alarm
     extra["frame"] = event.frame
     return wire.Alarm(
         id=f"cam-{config.id}-{event.name}-{int(event.ts * 1000)}{track}",
-        type=ALARM_TYPES[event.rule],
+        type=CAMERA_RULES[event.rule],
         source=f"camera:{config.id}",
         ts=event.ts,
         lon=place.lon,
