@@ -4,7 +4,6 @@ site's page acting through a visitor's browser, and the reporter's position chec
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from waiting import until_written
 
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
@@ -177,12 +177,12 @@ async def test_a_report_far_from_its_pole_is_flagged_on_the_incident(
             "/api/alarms", json={"pole": beside.code, "lon": beside.lon, "lat": beside.lat}
         )
         assert plain.status == 202
-        deadline = time.monotonic() + 15
-        last = "0-0"
-        while len(await aredis.keys(keys.incident("*"))) < 2:  # woken by each audit entry
-            assert time.monotonic() < deadline, "the dispatcher made no incidents"
-            for _, entries in await aredis.xread({keys.AUDIT: last}, block=1000) or []:
-                last = entries[-1][0]
+
+        async def both_in_incidents() -> bool:
+            return len(await aredis.keys(keys.incident("*"))) >= 2
+
+        await until_written(aredis, keys.AUDIT, both_in_incidents, "two incidents", 15,
+                            alongside=running)  # fmt: skip
     finally:
         dispatcher.stop()
         await asyncio.wait_for(running, 10)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aioredis
+from waiting import until_written
 
 from dispatcher import scenario as sc
 from dispatcher.service import Dispatcher
@@ -19,17 +19,13 @@ from polewatch import keys, records
 from polewatch.embedded import EmbeddedRedis
 
 
-async def wait_for(condition: Callable[[], object], url: str, task: asyncio.Task[None]) -> None:
-    """Wait until ``condition()`` holds, woken by each audit entry the dispatcher writes
-    (XREAD BLOCK on a fresh connection: the server may have been restarted empty)."""
-    deadline = time.monotonic() + 20
-    last = "0-0"
+async def wait_for(
+    condition: Callable[[], object], what: str, url: str, task: asyncio.Task[None]
+) -> None:
+    """Wait until ``condition()`` holds, woken by each audit entry the dispatcher writes (on a
+    fresh connection: the server may have been restarted empty)."""
     async with aioredis.Redis.from_url(url) as reader:
-        while not condition():
-            assert not task.done(), task.exception() if task.done() else ""
-            assert time.monotonic() < deadline, "condition not met in time"
-            for _, entries in await reader.xread({keys.AUDIT: last}, block=500) or []:
-                last = entries[-1][0]
+        await until_written(reader, keys.AUDIT, condition, what, 20, alongside=task)
 
 
 async def test_replica_survives_a_redis_that_lost_everything(
@@ -44,12 +40,14 @@ async def test_replica_survives_a_redis_that_lost_everything(
         sc.write(client, [sc.on_duty("u1", 114.0, 22.55)])
         first = sc.alarm(114.0, 22.5)
         sc.write(client, [first])
-        await wait_for(lambda: client.exists(keys.alarm(first.id)), server.url, task)
+        await wait_for(lambda: client.exists(keys.alarm(first.id)), "the first alarm taken",
+                       server.url, task)  # fmt: skip
         server.stop()
         server.start()  # same port, empty: no functions, no groups, no data
         second = sc.alarm(114.1, 22.6)
         sc.write(client, [sc.on_duty("u2", 114.1, 22.61), second])
-        await wait_for(lambda: client.exists(keys.alarm(second.id)), server.url, task)
+        await wait_for(lambda: client.exists(keys.alarm(second.id)), "the alarm after the restart",
+                       server.url, task)  # fmt: skip
         assert sc.incident(
             client, str(records.alarm_incident(client.get(keys.alarm(second.id))))
         ).units == ["u2"]

@@ -5,12 +5,13 @@ fills the demo's incident archive."""
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 from hypothesis import given
 from hypothesis import strategies as st
+from waiting import until_written
 
 from dispatcher import scenario as sc
 from gateway.testing import operator_token, served_gateway
@@ -20,19 +21,22 @@ from simulators.supervisors import EventStream, Frame, Supervisor, resolved_inci
 LON, LAT = 114.05, 22.55
 
 
-async def _close_commands(client: redis.Redis, count: int, within_s: float) -> list[wire.Command]:
-    deadline = time.monotonic() + within_s
-    while True:
-        entries: Any = client.xrange(keys.COMMANDS)
-        found = [wire.decode_entry(f, wire.Command) for _, f in entries]
-        if len(found) >= count:
-            return found
-        assert time.monotonic() < deadline, found
-        await asyncio.to_thread(client.xread, {keys.COMMANDS: "$"}, block=200)
+async def _close_commands(
+    client: aioredis.Redis, count: int, within_s: float
+) -> list[wire.Command]:
+    async def found() -> list[wire.Command] | None:
+        entries: Any = await client.xrange(keys.COMMANDS)
+        commands = [wire.decode_entry(f, wire.Command) for _, f in entries]
+        return commands if len(commands) >= count else None
+
+    commands: list[wire.Command] = await until_written(
+        client, keys.COMMANDS, found, f"{count} commands from the supervisor", within_s
+    )
+    return commands
 
 
 async def test_the_supervisor_closes_resolved_incidents_with_an_evaluation(
-    redis_url: str, sync_redis: redis.Redis
+    redis_url: str, sync_redis: redis.Redis, aredis: aioredis.Redis
 ) -> None:
     sc.units_east(sync_redis, LON, LAT, {"near": 200, "next": 600})
     async with served_gateway(redis_url) as (host, port):
@@ -46,7 +50,7 @@ async def test_the_supervisor_closes_resolved_incidents_with_an_evaluation(
             await sc.step(redis_url, sync_redis, sc.alarm(LON, LAT), sc.alarm(*far))
             await sc.step(redis_url, sync_redis, sc.status("near", "1", "acknowledged"),
                           sc.status("near", "1", "resolved"))  # fmt: skip
-            [close] = await _close_commands(sync_redis, 1, 30)
+            [close] = await _close_commands(aredis, 1, 30)
         finally:
             stop.set()
             await asyncio.wait_for(task, 30)
