@@ -36,7 +36,7 @@ import aiohttp
 import pytest
 import redis
 from test_dispatch_replicas import check_invariants
-from waiting import until, until_sync, until_written_sync
+from waiting import until, until_announced_sync, until_sync, until_written_sync
 
 from dispatcher import scenario as sc
 from dispatcher import trim
@@ -83,6 +83,15 @@ FAST_CLAIM = {"POLEWATCH_CLAIM_IDLE_MS": "500", "POLEWATCH_CLAIM_EVERY_S": "0.2"
 def units_on_duty(client: redis.Redis, count: int, seed: int) -> None:
     points = sc.random_points(count, random.Random(seed), BBOX)
     sc.write(client, [sc.on_duty(f"u{i}", lon, lat) for i, (lon, lat) in enumerate(points)])
+
+
+def until_on_duty(client: redis.Redis, count: int) -> None:
+    """Wait for ``count`` free units, looked at again after each announcement of changed units."""
+
+    def free() -> bool:
+        return bool(client.zcard(keys.UNITS_FREE_GEO) == count)
+
+    until_announced_sync(client, keys.DEFAULT.unit_changes, free, f"{count} units on duty", 30)
 
 
 def alarms_at_random(count: int, rng: random.Random) -> list[wire.Alarm]:
@@ -143,7 +152,7 @@ def test_a_replica_sigkilled_under_load_loses_nothing_and_doubles_nothing(
                      POLEWATCH_BLOCK_MS="60000")  # fmt: skip
     survivor = service(redis_url, "d2", "dispatcher", "--consumer", "survivor", **FAST_CLAIM)
     processes += [doomed, survivor]
-    until_sync(lambda: sync_redis.zcard(keys.UNITS_FREE_GEO) == 800, "800 units on duty", 30)
+    until_on_duty(sync_redis, 800)
     rng = random.Random(22)
     alarms: list[wire.Alarm] = []
 
@@ -291,7 +300,7 @@ def test_a_stalled_dispatcher_keeps_its_entries_pending_and_untrimmed(
     stalled = service(redis_url, "dispatcher", "dispatcher", "--consumer", "stalled",
                       POLEWATCH_BATCH_SIZE="10", POLEWATCH_CLAIM_IDLE_MS="600000")  # fmt: skip
     processes.append(stalled)
-    until_sync(lambda: sync_redis.zcard(keys.UNITS_FREE_GEO) == 100, "100 units on duty", 30)
+    until_on_duty(sync_redis, 100)
     stalled.send_signal(signal.SIGSTOP)
     alarms = alarms_at_random(2000, random.Random(9))
     sc.write(sync_redis, alarms)

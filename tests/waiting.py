@@ -160,3 +160,24 @@ def until_written_sync(
         if got:
             last = got[0][1][-1][0]
     return result
+
+
+def until_announced_sync(
+    client: redis.Redis, channel: str, check: Callable[[], T | None], what: str, within_s: float
+) -> T:
+    """The first true result of ``check``, looked at again after each message on ``channel`` (the
+    dispatcher's announcements, published once a call's writes are done). Subscribed, and the
+    subscription confirmed, before the first look: nothing announced after it is missed."""
+    deadline = time.monotonic() + within_s
+    pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+    try:
+        pubsub.subscribe(channel)
+        while not pubsub.get_message(timeout=max(0.0, deadline - time.monotonic())):
+            assert time.monotonic() < deadline, f"not subscribed to {channel}"
+        while not (result := check()):
+            left = deadline - time.monotonic()
+            assert left > 0, f"not within {within_s} s: {what}"
+            pubsub.get_message(timeout=left)
+    finally:
+        pubsub.close()
+    return result
