@@ -6,10 +6,19 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 
 import pytest
+import redis
 import redis.asyncio as aioredis
-from waiting import ending, until, until_notified, until_sync, until_written
+from waiting import (
+    ending,
+    until,
+    until_announced_sync,
+    until_notified,
+    until_sync,
+    until_written,
+)
 
 from polewatch import keys
 
@@ -40,6 +49,25 @@ async def test_a_stream_wait_wakes_on_the_entry_that_makes_it_true(aredis: aiore
     await writer
     with pytest.raises(AssertionError, match=r"not within 0.2 s: a second entry"):
         await until_written(aredis, keys.AUDIT, lambda: False, "a second entry", 0.2)
+
+
+def test_an_announced_wait_wakes_on_the_announcement(sync_redis: redis.Redis) -> None:
+    channel = keys.DEFAULT.unit_changes
+    told: list[str] = []
+
+    def dispatcher() -> None:  # announces once the wait is subscribed: only that can wake it
+        until_sync(lambda: sync_redis.pubsub_numsub(channel)[0][1], "the wait subscribed", 30)
+        told.append("u1")
+        sync_redis.publish(channel, "u1")
+
+    thread = threading.Thread(target=dispatcher)
+    thread.start()
+    try:
+        assert until_announced_sync(sync_redis, channel, lambda: told, "an announcement", 30)
+    finally:
+        thread.join()
+    with pytest.raises(AssertionError, match=r"not within 0.2 s: another announcement"):
+        until_announced_sync(sync_redis, channel, lambda: None, "another announcement", 0.2)
 
 
 async def test_a_notified_wait_looks_again_after_each_notify() -> None:

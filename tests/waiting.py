@@ -1,10 +1,11 @@
 """Waiting in tests for what a test means, within a bound that names what did not happen.
 
-Prefer a wait on an event the system announces (a stream growing: :func:`until_written`; a
-process ending: ``Popen.wait``; a page: Playwright's ``expect``). :func:`until` and
-:func:`until_sync` look again at a condition every few tens of milliseconds, for the conditions
-that nothing announces (another process's database, a socket that opens); they are written once,
-here, for every test module.
+Prefer a wait on an event the system announces: a stream growing (:func:`until_written`), the
+dispatcher's announcements (:func:`until_announced_sync`), the test's own reader receiving
+something (:func:`until_notified`), a process ending (:func:`ending`), a page (Playwright's
+``expect``). :func:`until` and :func:`until_sync` look again at a condition every few tens of
+milliseconds, for the conditions that nothing announces (another process's database, a socket
+that opens). docs/waiting.md says which fits where.
 """
 
 from __future__ import annotations
