@@ -39,9 +39,10 @@ from archiver import schema, writer
 from archiver.metrics import Metrics
 from archiver.settings import ArchiverSettings
 from archiver.source import ARCHIVING, grown, read_incidents, retain
-from archiver.stream import GROUP, READ, Bad, decode_batch, ensure_group, entries
+from archiver.stream import GROUP, Bad, decode_batch, ensure_group, forget_gone, read
 from polewatch import connection, deadletter, keys, wire
 from polewatch.connection import UNREACHABLE
+from polewatch.settings import consumer_name
 
 __all__ = [
     "GROUP", "Metrics", "ZoneArchiver", "decode_batch", "fewer_collections", "migrate", "serve",
@@ -77,6 +78,7 @@ class ZoneArchiver:
         self.zone = zone
         self.metrics = metrics
         self.stream = zone.audit
+        self.consumer = consumer_name(settings.consumer)
         self._pg: psycopg.AsyncConnection[Any] | None = None
         self._own = True
         """Whether this consumer's own pending entries may remain to be read (a restart)."""
@@ -174,6 +176,7 @@ class ZoneArchiver:
             self._own = bool(entries)
         if not entries and time.monotonic() >= self._claimed + self.settings.claim_idle_ms / 2e3:
             entries = await self._claim()
+            await self._forget()
         if not entries:
             entries = await self._read(">", block=None) or await self._claim()
         if not entries and block:
@@ -187,27 +190,25 @@ class ZoneArchiver:
             self._pg = None
 
     async def _read(self, cursor: str, *, block: int | None) -> list[Any]:
-        if block is None:  # a script reads the batch: one flat reply, no per-entry dicts
-            flat = await self.redis.eval(
-                READ, 1, self.stream, GROUP, self.settings.consumer, self.settings.batch,
-                cursor, wire.FIELD,
-            )  # fmt: skip
-            return entries(flat)
-        reply: Any = await self.redis.xreadgroup(
-            GROUP, self.settings.consumer, {self.stream: cursor},
-            count=self.settings.batch, block=block,
-        )  # fmt: skip
-        return list(reply[0][1]) if reply else []
+        return await read(self.redis, self.stream, self.consumer, cursor, self.settings.batch,
+                          block=block)  # fmt: skip
 
     async def _claim(self) -> list[Any]:
         # Not every round: XAUTOCLAIM walks the pending list, which holds the batches in hand
         # (about 1 us of Redis per entry). Each half idle time, and whenever nothing is new.
         self._claimed = time.monotonic()
         reply = await self.redis.xautoclaim(
-            self.stream, GROUP, self.settings.consumer, self.settings.claim_idle_ms,
+            self.stream, GROUP, self.consumer, self.settings.claim_idle_ms,
             start_id="0-0", count=self.settings.batch,
         )  # fmt: skip
         return [e for e in reply[1] if e[1]]
+
+    async def _forget(self) -> None:
+        """Delete the group's consumers that hold nothing and were idle ``forget_idle_ms``."""
+        idle = self.settings.forget_idle_ms
+        if gone := await forget_gone(self.redis, self.stream, self.consumer, idle):
+            log.info("%s: consumers gone (nothing pending, idle %d ms): %s", self.stream, idle,
+                     ", ".join(gone))  # fmt: skip
 
     async def _lag(self) -> None:
         for group in await self.redis.xinfo_groups(self.stream):
@@ -271,7 +272,7 @@ class ZoneArchiver:
             retain(pipe, self.zone, incidents, self.settings.retention_s, joined)
             for entry_id, fields, reason in bad:
                 deadletter.add(pipe, self.stream, GROUP, entry_id, fields, reason,
-                               self.settings.consumer, to=self.zone.deadletter)  # fmt: skip
+                               self.consumer, to=self.zone.deadletter)  # fmt: skip
             if rows:
                 pipe.xack(self.stream, GROUP, *(r.entry_id for r in rows))
             await pipe.execute()

@@ -20,13 +20,18 @@ class ArchiverSettings(Settings, frozen=True, kw_only=True):
     retention_s: Positive = 7 * 86_400
     """How long an archived closed incident, its timeline, alarm list and alarm bodies stay in
     Redis after the archive confirmed them."""
-    consumer: str = "archiver-1"
-    """Consumer name in the ``archivers`` group (unique per replica)."""
+    consumer: str = ""
+    """Consumer name in the ``archivers`` group, unique per replica; empty: ``<hostname>-<pid>``
+    (:func:`polewatch.settings.consumer_name`)."""
     batch: Positive = 2000
     """Audit entries read per round and written in one transaction."""
     block_ms: Positive = 1000
     claim_idle_ms: Positive = 30_000
     """Entries another archiver left pending this long are taken over (it crashed)."""
+    forget_idle_ms: Positive = 3_600_000
+    """A consumer of the group that holds no pending entries and was idle this long (a replica
+    stopped, or restarted under a new name) is deleted from the group (looked for with the
+    takeovers). A replica alive reads every ``block_ms`` and comes back if deleted."""
     metrics_addr: str = "127.0.0.1"
     """Address of the Prometheus endpoint (``metrics_port``): loopback unless told."""
     drain_s: float = 10.0

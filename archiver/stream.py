@@ -36,6 +36,49 @@ return out
 """
 
 
+# One script, so a consumer cannot read entries between the look and the deletion (XGROUP
+# DELCONSUMER drops the pending entries of the consumer it deletes: they would be lost).
+FORGET: Final = """
+local gone = {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  if info.pending == 0 and info.idle >= tonumber(ARGV[2]) and info.name ~= ARGV[3] then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info.name)
+    gone[#gone + 1] = info.name
+  end
+end
+return gone
+"""
+
+
+async def forget_gone(redis: aioredis.Redis, stream: str, consumer: str, idle_ms: int) -> list[str]:
+    """Delete from the ``archivers`` group of ``stream`` every consumer but ``consumer`` that
+    holds no pending entries and has been idle ``idle_ms`` or longer; their names."""
+    gone: Any = await redis.eval(FORGET, 1, stream, GROUP, idle_ms, consumer)
+    return [_text(name) for name in gone]
+
+
+async def read(
+    redis: aioredis.Redis,
+    stream: str,
+    consumer: str,
+    cursor: str,
+    count: int,
+    *,
+    block: int | None,
+) -> list[Any]:
+    """Up to ``count`` ``(id, fields)`` entries for ``consumer`` from ``cursor`` (``>``: new
+    ones; an id: its own pending ones after it), through :data:`READ`; with ``block``, plain
+    ``XREADGROUP`` waiting that long for new ones (a script cannot block)."""
+    if block is None:
+        return entries(await redis.eval(READ, 1, stream, GROUP, consumer, count, cursor,
+                                         wire.FIELD))  # fmt: skip
+    reply: Any = await redis.xreadgroup(GROUP, consumer, {stream: cursor}, count=count,
+                                        block=block)  # fmt: skip
+    return list(reply[0][1]) if reply else []
+
+
 def entries(flat: list[Any]) -> list[tuple[Any, dict[bytes, bytes]]]:
     """``(id, fields)`` entries out of the :data:`READ` script's flat reply."""
     out: list[tuple[Any, dict[bytes, bytes]]] = []

@@ -19,8 +19,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
-import socket
 import threading
 import time
 from collections import Counter
@@ -37,6 +35,7 @@ from dispatcher.routing import Route, Router
 from dispatcher.settings import DispatcherSettings
 from polewatch import deadletter, keys, wire
 from polewatch.connection import connect, wait_ready
+from polewatch.settings import consumer_name
 
 log = logging.getLogger("polewatch.dispatcher")
 
@@ -57,7 +56,7 @@ class Dispatcher:
     ) -> None:
         self.settings = settings
         self.burst = burst
-        self.consumer = settings.consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.consumer = consumer_name(settings.consumer)
         self.table = PriorityTable(settings.alarm_types())
         self.metrics = metrics or Metrics()
         self.totals: Counter[str] = Counter()

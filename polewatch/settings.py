@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import socket
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
@@ -109,6 +110,13 @@ def check_database_url(url: str) -> None:
         raise ValueError(
             f"database_url: {url!r} is not a PostgreSQL URL (postgresql://user@host:port/db)"
         )
+
+
+def consumer_name(configured: str = "") -> str:
+    """A replica's name in its stream consumer group: ``configured``, else
+    ``<hostname>-<pid>``, so replicas started without one never share a name (their pending
+    entries would mix, and a restart of one would take the other's work in flight)."""
+    return configured or f"{socket.gethostname()}-{os.getpid()}"
 
 
 S = TypeVar("S", bound=Settings)
