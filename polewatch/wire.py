@@ -12,6 +12,7 @@ A stream entry holds one message under the field ``m`` (see :func:`entry`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal, TypeAlias
 
 import msgspec
@@ -306,7 +307,7 @@ def entry(message: Message) -> dict[bytes, bytes]:
     return {FIELD: _encoder.encode(message)}
 
 
-def decode_entry(fields: dict[bytes, bytes], kind: Any = AnyMessage) -> Any:
+def decode_entry(fields: Mapping[Any, Any], kind: Any = AnyMessage) -> Any:
     """Decode the message of a stream entry; a missing field is a :class:`WireError` too."""
     data = fields.get(FIELD)
     if data is None:
