@@ -99,11 +99,19 @@ async def test_an_unarchived_incident_is_never_expired_while_postgres_is_down(
         await until(
             lambda: _rows(own_postgres.url, len(first) + len(second)), "both batches archived", 30
         )
-        ttl = await aredis.ttl(keys.incident(second[0].id))
+        # and their retention starts once their commit is done (the EXPIRE follows it)
+        ttl = await until(
+            lambda: _ttl(aredis, second[0].id), "the retention of the second batch", 30
+        )
         assert 0 < ttl <= 2
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def _ttl(redis: aioredis.Redis, incident: str) -> int | None:
+    ttl = int(await redis.ttl(keys.incident(incident)))
+    return ttl if ttl > 0 else None
 
 
 async def _rows(url: str, expected: int) -> bool:
