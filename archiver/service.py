@@ -67,12 +67,6 @@ class _Batch:
     """Its last entry's id."""
 
 
-def _cancelling() -> bool:
-    """Whether the running task has a cancel requested that it has not seen as one."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
-
-
 class ZoneArchiver:
     """Archives one zone's audit stream."""
 
@@ -103,7 +97,7 @@ class ZoneArchiver:
         batch: _Batch | None = None
         try:
             while not self.stop.is_set():
-                if _cancelling():  # a cancel a read swallowed (3.11's wait_for): still a cancel
+                if connection.stopping():  # a cancel a read swallowed: still a cancel
                     raise asyncio.CancelledError
                 try:
                     if batch is None:
@@ -117,10 +111,8 @@ class ZoneArchiver:
                     await self._lag()
                 except UNREACHABLE as exc:
                     # Redis (or a cluster node) failed mid-batch: what was read stays pending
-                    # and is read again from the start of this consumer's pending list. A
-                    # cancel that met a read's timeout comes as a TimeoutError on Python 3.11:
-                    # still a cancel (the task says it is being cancelled), so not retried.
-                    if connection.stopping() or _cancelling():
+                    # and is read again from the start of this consumer's pending list.
+                    if connection.stopping():
                         raise
                     log.warning("Redis error (%s); reading the pending entries again", exc)
                     await self._settle()

@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatcher import intake
-from polewatch import keys
+from polewatch import connection, keys
 
 log = logging.getLogger("polewatch.dispatcher")
 
@@ -85,6 +85,8 @@ async def resiliently(
             log.exception("zone %r: unexpected error; its loop starts again", zone)
         if stopping.is_set():
             return
+        if connection.stopping():  # cancelled, the cancel surfacing as a Redis error
+            raise asyncio.CancelledError
         await asyncio.sleep(delay)
         delay = min(delay * 2, 5.0)
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
