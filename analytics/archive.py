@@ -2,7 +2,8 @@
 and :class:`~analytics.incidents.IncidentRecord` as the Redis readers, read from PostgreSQL
 (``archiver/`` writes it).
 
-Closed, cancelled and merged incidents live here for years; open ones only in Redis.
+Resolved (until their close replaces them), closed, cancelled and merged incidents live here
+for years; open ones only in Redis.
 :class:`Incidents` of a period therefore returns the archived incidents of the period and,
 given a Redis client, the not-yet-archived ones Redis still has (an incident in both counts
 once, as archived). The figures equal the Redis readers' on the same incidents: times are

@@ -55,7 +55,7 @@ def _finished(inc: SimulatedIncident) -> float | None:
 
 def _week(per_day: int) -> list[SimulatedIncident]:
     """``7 * per_day`` incidents: a Chinese and an English description, three still resolved
-    (Redis alone: the archive takes closed ones), one still open, the rest closed or
+    (not yet closed), one still open, the rest closed or
     cancelled."""
     week = simulate_week(WEEK, seed=31, per_day=per_day)
     week[2].text = "电动车被盗 at the gate"
