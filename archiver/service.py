@@ -39,9 +39,10 @@ from archiver import schema, writer
 from archiver.metrics import Metrics
 from archiver.settings import ArchiverSettings
 from archiver.source import ARCHIVING, grown, read_incidents, retain
-from archiver.stream import GROUP, Bad, decode_batch, ensure_group, forget_gone, read
+from archiver.stream import GROUP, Bad, decode_batch, ensure_group, read
 from polewatch import connection, deadletter, keys, wire
 from polewatch.connection import UNREACHABLE
+from polewatch.groups import forget_gone
 from polewatch.settings import consumer_name
 
 __all__ = [
@@ -208,7 +209,7 @@ class ZoneArchiver:
     async def _forget(self) -> None:
         """Delete the group's consumers that hold nothing and were idle ``forget_idle_ms``."""
         idle = self.settings.forget_idle_ms
-        if gone := await forget_gone(self.redis, self.stream, self.consumer, idle):
+        if gone := await forget_gone(self.redis, self.stream, GROUP, self.consumer, idle):
             log.info("%s: consumers gone (nothing pending, idle %d ms): %s", self.stream, idle,
                      ", ".join(gone))  # fmt: skip
 

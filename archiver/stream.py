@@ -36,29 +36,6 @@ return out
 """
 
 
-# One script, so a consumer cannot read entries between the look and the deletion (XGROUP
-# DELCONSUMER drops the pending entries of the consumer it deletes: they would be lost).
-FORGET: Final = """
-local gone = {}
-for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
-  local info = {}
-  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
-  if info.pending == 0 and info.idle >= tonumber(ARGV[2]) and info.name ~= ARGV[3] then
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info.name)
-    gone[#gone + 1] = info.name
-  end
-end
-return gone
-"""
-
-
-async def forget_gone(redis: aioredis.Redis, stream: str, consumer: str, idle_ms: int) -> list[str]:
-    """Delete from the ``archivers`` group of ``stream`` every consumer but ``consumer`` that
-    holds no pending entries and has been idle ``idle_ms`` or longer; their names."""
-    gone: Any = await redis.eval(FORGET, 1, stream, GROUP, idle_ms, consumer)
-    return [_text(name) for name in gone]
-
-
 async def read(
     redis: aioredis.Redis,
     stream: str,

@@ -25,7 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from dispatcher import intake
-from polewatch import connection, keys
+from polewatch import connection, groups, keys
 
 log = logging.getLogger("polewatch.dispatcher")
 
@@ -50,6 +50,15 @@ async def idle_entries(
             if nxt in (b"0-0", "0-0"):
                 break
             start = nxt
+
+
+async def forget_gone(client: aioredis.Redis, zone: keys.Zone, consumer: str, idle_ms: int) -> None:
+    """Delete from the zone's streams' ``dispatchers`` group the consumers that are gone (a
+    replica stopped, or restarted under a new name) and hold nothing: idle ``idle_ms``."""
+    for stream in zone.streams:
+        if gone := await groups.forget_gone(client, stream, keys.DISPATCH_GROUP, consumer, idle_ms):
+            log.info("%s: consumers gone (nothing pending, idle %d ms): %s", stream, idle_ms,
+                     ", ".join(gone))  # fmt: skip
 
 
 async def resiliently(

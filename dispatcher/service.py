@@ -57,6 +57,8 @@ class Dispatcher:
         self.settings = settings
         self.burst = burst
         self.consumer = consumer_name(settings.consumer)
+        self._forget_at: dict[str, float] = {}
+        """Per zone: when its gone consumers are looked for next (``claim``)."""
         self.table = PriorityTable(settings.alarm_types())
         self.metrics = metrics or Metrics()
         self.totals: Counter[str] = Counter()
@@ -200,7 +202,8 @@ class Dispatcher:
             await self.process(entries, zone, replay=True)
 
     async def claim(self, zone: keys.Zone = keys.DEFAULT) -> int:
-        """Take over and process entries idle too long in other (dead) consumers."""
+        """Take over and process entries idle too long in other (dead) consumers; every
+        ``forget_every_s``, delete the consumers that are gone and hold nothing."""
         done = 0
         idle_ms, count = self.settings.claim_idle_ms, self.settings.batch_size
         taken = recovery.idle_entries(self.client, zone, self.consumer, idle_ms, count)
@@ -208,6 +211,11 @@ class Dispatcher:
             async for entries in taken:
                 await self.process(entries, zone, replay=True)
                 done += len(entries)
+        if time.monotonic() >= self._forget_at.get(zone.name, 0.0):
+            self._forget_at[zone.name] = time.monotonic() + self.settings.forget_every_s
+            await recovery.forget_gone(
+                self.client, zone, self.consumer, self.settings.forget_idle_ms
+            )
         return done
 
     async def process(

@@ -27,6 +27,11 @@ class DispatcherSettings(Settings, frozen=True, kw_only=True, forbid_unknown_fie
     claim_idle_ms: Annotated[int, Meta(ge=1)] = 10_000
     """Entries pending this long in another consumer (a dead replica) are claimed."""
     claim_every_s: Positive = 2.0
+    forget_idle_ms: Annotated[int, Meta(ge=1)] = 3_600_000
+    """A consumer of the group that holds no pending entries and was idle this long (a replica
+    stopped, or restarted under a new name) is deleted from the group (looked for with the
+    claims, every ``forget_every_s``); a replica alive comes back with its next read."""
+    forget_every_s: Positive = 60.0
     ack_timeout_s: Positive = 30.0
     stale_after_s: Positive = 120.0
     """A unit whose last position is older than this is not sent anywhere."""

@@ -16,10 +16,11 @@ import redis.asyncio as aioredis
 from analytics.simulation import simulate_week, write_incidents
 from archiver.service import GROUP, Metrics, ZoneArchiver
 from archiver.settings import ArchiverSettings
-from archiver.stream import ensure_group, forget_gone
+from archiver.stream import ensure_group
 from dispatcher.service import Dispatcher
 from dispatcher.settings import DispatcherSettings
 from polewatch import keys
+from polewatch.groups import forget_gone
 
 WEEK = 1_767_225_600.0
 AN_HOUR_MS = 3_600_000
@@ -89,8 +90,8 @@ async def test_only_consumers_holding_nothing_and_idle_long_enough_are_forgotten
         await aredis.xgroup_createconsumer(keys.AUDIT, GROUP, name)
 
     # none has been idle an hour
-    assert await forget_gone(aredis, keys.AUDIT, "me", AN_HOUR_MS) == []
+    assert await forget_gone(aredis, keys.AUDIT, GROUP, "me", AN_HOUR_MS) == []
     # any idle time: the one holding an entry stays (deleting it would drop the entry), and
     # so does the caller
-    assert await forget_gone(aredis, keys.AUDIT, "me", 0) == ["empty"]
+    assert await forget_gone(aredis, keys.AUDIT, GROUP, "me", 0) == ["empty"]
     assert await _consumers(aredis) == {"holding": 1, "me": 0}
