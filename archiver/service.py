@@ -179,7 +179,10 @@ class ZoneArchiver:
             self._own = bool(entries)
         if not entries and time.monotonic() >= self._claimed + self.settings.claim_idle_ms / 2e3:
             entries = await self._claim()
-            await self._forget()
+            # consumers that hold nothing and were idle forget_idle_ms leave the group
+            await forget_gone(
+                self.redis, self.stream, GROUP, self.consumer, self.settings.forget_idle_ms
+            )
         if not entries:
             entries = await self._read(">", block=None) or await self._claim()
         if not entries and block:
@@ -205,13 +208,6 @@ class ZoneArchiver:
             start_id="0-0", count=self.settings.batch,
         )  # fmt: skip
         return [e for e in reply[1] if e[1]]
-
-    async def _forget(self) -> None:
-        """Delete the group's consumers that hold nothing and were idle ``forget_idle_ms``."""
-        idle = self.settings.forget_idle_ms
-        if gone := await forget_gone(self.redis, self.stream, GROUP, self.consumer, idle):
-            log.info("%s: consumers gone (nothing pending, idle %d ms): %s", self.stream, idle,
-                     ", ".join(gone))  # fmt: skip
 
     async def _lag(self) -> None:
         for group in await self.redis.xinfo_groups(self.stream):

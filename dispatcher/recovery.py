@@ -56,9 +56,7 @@ async def forget_gone(client: aioredis.Redis, zone: keys.Zone, consumer: str, id
     """Delete from the zone's streams' ``dispatchers`` group the consumers that are gone (a
     replica stopped, or restarted under a new name) and hold nothing: idle ``idle_ms``."""
     for stream in zone.streams:
-        if gone := await groups.forget_gone(client, stream, keys.DISPATCH_GROUP, consumer, idle_ms):
-            log.info("%s: consumers gone (nothing pending, idle %d ms): %s", stream, idle_ms,
-                     ", ".join(gone))  # fmt: skip
+        await groups.forget_gone(client, stream, keys.DISPATCH_GROUP, consumer, idle_ms)
 
 
 async def resiliently(

@@ -9,9 +9,12 @@ live replicas (``XAUTOCLAIM`` after the claim idle time); the consumer itself st
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final
 
 import redis.asyncio as aioredis
+
+log = logging.getLogger(__name__)
 
 # One script, so a consumer cannot read entries between the look and the deletion (XGROUP
 # DELCONSUMER drops the pending entries of the consumer it deletes: they would be lost).
@@ -33,7 +36,12 @@ async def forget_gone(
     redis: aioredis.Redis, stream: str, group: str, consumer: str, idle_ms: int
 ) -> list[str]:
     """Delete from ``group`` of ``stream`` every consumer but ``consumer`` that holds no pending
-    entries and has been idle ``idle_ms`` or longer; their names. A replica alive that is
-    deleted (a quiet stream) comes back with its next read, holding nothing it could lose."""
-    gone: Any = await redis.eval(FORGET, 1, stream, group, idle_ms, consumer)
-    return [name.decode() if isinstance(name, bytes) else str(name) for name in gone]
+    entries and has been idle ``idle_ms`` or longer; their names (logged). A replica alive
+    that is deleted (a quiet stream) comes back with its next read, holding nothing it could
+    lose."""
+    found: Any = await redis.eval(FORGET, 1, stream, group, idle_ms, consumer)
+    gone = [name.decode() if isinstance(name, bytes) else str(name) for name in found]
+    if gone:
+        log.info("%s: consumers gone from %s (nothing pending, idle %d ms): %s", stream, group,
+                 idle_ms, ", ".join(gone))  # fmt: skip
+    return gone

@@ -77,7 +77,9 @@ async def test_a_restarted_replica_takes_over_its_old_entries_and_forgets_the_ol
     assert (await aredis.xpending(keys.AUDIT, GROUP))["pending"] == 0
     # the old names are gone, the new process's own (<hostname>-<pid>) is the group's only one
     assert await _consumers(aredis) == {f"{socket.gethostname()}-{proc.pid}": 0}
-    assert "consumers gone (nothing pending, idle 1 ms): archiver-1, archiver-2" in err.decode()
+    assert "consumers gone from archivers (nothing pending, idle 1 ms): archiver-1, archiver-2" in (
+        err.decode()
+    )
 
 
 async def test_only_consumers_holding_nothing_and_idle_long_enough_are_forgotten(
