@@ -131,6 +131,8 @@ async def test_the_console_writes_it_and_the_phone_shows_it_under_the_job(
             await expect(desk.locator("#notices li.ok")).to_contain_text("#1")  # sent
             await step(redis_url, sync_redis)  # the dispatcher adds it
             await expect(desk.locator("#timeline li.note")).to_contain_text(said)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            await desk.screenshot(path=str(ARTIFACTS / f"console-note-{locale}.png"))
 
             phone = await (await browser.new_context(
                 locale=locale, viewport={"width": 390, "height": 844})).new_page()  # fmt: skip
